@@ -1,0 +1,132 @@
+"""The one exception tree of auditkit.
+
+Every error auditkit raises on purpose derives from :class:`AuditkitError`, so a script can
+catch them all with one ``except`` and let real bugs through::
+
+    AuditkitError
+    ├── ConfigError            bad audit.yaml, unknown preset, bad parameter value
+    ├── InputError             a client file cannot be used
+    │   ├── UnknownFormatError     no loader recognises the file
+    │   ├── NothingParsedError     a loader recognised it but produced no events
+    │   └── SchemaError            a frame does not match its canonical schema
+    ├── CollectorError         a live collector could not read a server (read-only, never writes)
+    └── RunError               a notebook or batch run failed
+        └── NotebookError          one notebook raised; the executed notebook was still written
+
+Exceptions carry context as attributes (``path``, ``line``, ``expected``, ``hint``) rather than
+only in the message, so callers never parse strings. ``str(exc)`` is one line a user can act on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "AuditkitError",
+    "CollectorError",
+    "ConfigError",
+    "InputError",
+    "NotebookError",
+    "NothingParsedError",
+    "RunError",
+    "SchemaError",
+    "UnknownFormatError",
+]
+
+
+class AuditkitError(Exception):
+    """Root of every error auditkit raises on purpose.
+
+    ``hint`` says what to do next; it is appended to the message.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+class ConfigError(AuditkitError):
+    """A setting, preset, parameter or ``audit.yaml`` entry is invalid."""
+
+
+class InputError(AuditkitError):
+    """A client file cannot be used. ``path`` names it; ``line`` points into it when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        where = ""
+        if self.path:
+            where = f"{self.path}:{line}: " if line else f"{self.path}: "
+        super().__init__(f"{where}{message}", hint=hint)
+
+
+class UnknownFormatError(InputError):
+    """No loader recognises the file. ``candidates`` lists the formats that were tried."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        candidates: tuple[str, ...] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.candidates = candidates
+        super().__init__(message, path=path, hint=hint)
+
+
+class NothingParsedError(InputError):
+    """A loader read the file but produced nothing.
+
+    ``expected`` says what the loader looked for, ``report`` is the parse report (so the caller
+    can still show what was skipped and why), and ``hint`` names the likely cause.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        expected: str = "",
+        report: object | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.expected = expected
+        self.report = report
+        text = f"{message}; expected {expected}" if expected else message
+        super().__init__(text, path=path, hint=hint)
+
+
+class SchemaError(InputError):
+    """A frame does not match its canonical schema (missing column, wrong type)."""
+
+
+class CollectorError(AuditkitError):
+    """A live, read-only collector could not read a server."""
+
+
+class RunError(AuditkitError):
+    """A notebook run or a batch failed."""
+
+
+class NotebookError(RunError):
+    """One notebook raised. ``output_path`` is the executed notebook, written before raising."""
+
+    def __init__(
+        self, message: str, *, notebook: str, output_path: str | None = None, hint: str | None = None
+    ) -> None:
+        self.notebook = notebook
+        self.output_path = output_path
+        super().__init__(f"{notebook}: {message}", hint=hint)

@@ -1,0 +1,142 @@
+"""Where work runs: this process, local worker processes, or a Dask cluster — one interface.
+
+Block parsing (:mod:`auditkit.loaders.base`) and batch audits (:mod:`auditkit.runner`) both
+hand pure functions to an executor's :meth:`Executor.map`, which yields results *in input
+order* while keeping only a bounded number of tasks in flight, so memory stays bounded
+however long the input is. Executors live in a small registry: :func:`get_executor` answers
+an unknown name with one clear error.
+
+Example::
+
+    >>> ex = get_executor("serial")
+    >>> list(ex.map(abs, [-1, 2]))
+    [1, 2]
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+from auditkit.errors import ConfigError
+
+__all__ = [
+    "DaskExecutor",
+    "Executor",
+    "ProcessExecutor",
+    "SerialExecutor",
+    "get_executor",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Executor(Protocol):
+    """Runs ``fn(*args)`` for each args tuple and yields results in order."""
+
+    workers: int
+
+    def map(self, fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]]) -> Iterator[R]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialExecutor:
+    """Everything in this process (the default, and what tests use)."""
+
+    workers = 1
+
+    def map(self, fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]]) -> Iterator[R]:
+        for args in argsets:
+            yield fn(*args)
+
+    def close(self) -> None:
+        pass
+
+
+def _ordered(submit: Callable[..., Any], fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]], window: int) -> Iterator[R]:
+    queue: deque[Any] = deque()
+    for args in argsets:
+        queue.append(submit(fn, *args))
+        if len(queue) >= window:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()
+
+
+class ProcessExecutor:
+    """Local worker processes (``--workers N``); at most ``2 × workers`` tasks in flight."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def map(self, fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]]) -> Iterator[R]:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+        yield from _ordered(self._pool.submit, fn, argsets, 2 * self.workers)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor:
+    """A Dask distributed cluster (``--scheduler ADDRESS``), or a local one for tests."""
+
+    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        from distributed import Client, LocalCluster
+
+        if address:
+            self._cluster = None
+            self._client = Client(address)
+        else:
+            self._cluster = LocalCluster(
+                n_workers=workers or 1, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            self._client = Client(self._cluster)
+        info = self._client.scheduler_info()
+        self.workers = max(1, len(info.get("workers", {})))
+
+    def map(self, fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]]) -> Iterator[R]:
+        def submit(f: Callable[..., R], *args: Any) -> Future[R]:
+            return self._client.submit(f, *args, pure=False)  # type: ignore[no-any-return]
+
+        yield from _ordered(submit, fn, argsets, 2 * self.workers)
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+_REGISTRY: dict[str, Callable[..., Executor]] = {
+    "serial": lambda **_: SerialExecutor(),
+    "process": lambda workers=None, **_: ProcessExecutor(workers),
+    "dask": lambda address=None, workers=None, **_: DaskExecutor(address, workers),
+}
+
+
+def get_executor(name: str = "serial", **options: Any) -> Executor:
+    """The executor called ``name`` ('serial', 'process', 'dask'), built with ``options``."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown executor {name!r}", hint=f"use one of: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+    return factory(**options)
+
+
+def executor_for(workers: int = 1, scheduler: str | None = None) -> Executor:
+    """The executor the command line asks for: Dask if a scheduler, processes if workers > 1."""
+    if scheduler:
+        return get_executor("dask", address=scheduler)
+    if workers and workers > 1:
+        return get_executor("process", workers=workers)
+    return get_executor("serial")

@@ -1,0 +1,198 @@
+"""The loader contract.
+
+A loader knows one file format and nothing about checks. It answers two questions:
+
+* :meth:`Loader.sniff` — how sure am I (0–1) that this file is mine, from its first bytes?
+* :meth:`Loader.load` — the file as canonical frames plus a parse report.
+
+Line-oriented logs that may be large subclass :class:`BlockLoader`: they only say how to
+recognise the start of a record and how to parse one block of whole records (a pure function
+on a :class:`BlockParser`, which must pickle). The base class streams the file in blocks,
+parses them in order — here, on local worker processes, or on a Dask cluster, through
+:mod:`auditkit.executors` — and merges the partial results. State that spans blocks (a
+statement logged apart from its duration, a timestamp inherited by later entries) is handed
+back as ``pending`` records and resolved once, in order, by :meth:`BlockParser.finish`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from auditkit.errors import NothingParsedError
+from auditkit.loaders.result import LoadResult, ParseReport
+from auditkit.loaders.stream import DEFAULT_BLOCK_SIZE, Block, iter_blocks, read_head
+from auditkit.schemas import FRAMES, QUERY_EVENTS, conform, empty
+from auditkit.sql.fingerprint import Dialect, fingerprint_many
+
+__all__ = ["BlockLoader", "BlockParser", "BlockResult", "Loader", "add_fingerprints", "finalise"]
+
+
+class Loader:
+    """One file format. Subclasses set the class attributes and implement sniff and load."""
+
+    #: stable format name, used in reports, audit.yaml and ``--format``
+    name: ClassVar[str] = ""
+    #: the canonical frame this loader mainly produces
+    frame: ClassVar[str] = "query_events"
+    #: one line for humans
+    description: ClassVar[str] = ""
+    #: what a file of this format looks like (for 'nothing parsed' errors)
+    expected: ClassVar[str] = ""
+    #: SQL dialect of statements in this format (for fingerprints)
+    dialect: ClassVar[Dialect] = "postgres"
+
+    def sniff(self, head: str, path: Path) -> float:
+        """Confidence in [0, 1] that ``path`` (whose decoded start is ``head``) is this format."""
+        raise NotImplementedError
+
+    def load(self, path: str | Path, **options: Any) -> LoadResult:
+        """Read ``path`` into canonical frames and a parse report."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<loader {self.name}>"
+
+
+@dataclass
+class BlockResult:
+    """What parsing one block (or finishing a file) produced."""
+
+    frames: dict[str, pd.DataFrame]
+    report: ParseReport
+    pending: list[Any] = field(default_factory=list)
+
+
+class BlockParser:
+    """Parses blocks of one file. Holds only settings detected up front (prefix, timezone…).
+
+    Must be picklable: it travels to worker processes.
+    """
+
+    #: bytes regex matching at the start of a line that begins a record; None = every line
+    boundary: re.Pattern[bytes] | None = None
+
+    def parse(self, block: Block) -> BlockResult:
+        raise NotImplementedError
+
+    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
+        """Resolve records left pending at block edges (default: nothing to resolve)."""
+        return {}
+
+
+def add_fingerprints(df: pd.DataFrame, dialect: Dialect = "postgres") -> pd.DataFrame:
+    """Fill ``fingerprint`` and ``fingerprint_id`` of a query-events frame (vectorised)."""
+    if len(df) == 0 or "sql" not in df:
+        return df
+    fps, ids = fingerprint_many(df["sql"], dialect)
+    df = df.copy()
+    df["fingerprint"] = fps.to_numpy()
+    df["fingerprint_id"] = ids.to_numpy()
+    return df
+
+
+def finalise(
+    frames: dict[str, list[pd.DataFrame]], loader: Loader, report: ParseReport
+) -> dict[str, pd.DataFrame]:
+    """Concatenate per-block frames, conform them to their schemas, count events."""
+    out: dict[str, pd.DataFrame] = {}
+    for name, parts in frames.items():
+        parts = [p for p in parts if len(p)]
+        schema = FRAMES[name]
+        df = conform(pd.concat(parts, ignore_index=True), schema) if parts else empty(schema)
+        if name == QUERY_EVENTS.name and len(df) and df["fingerprint"].isna().all():
+            df = add_fingerprints(df, loader.dialect)
+        out[name] = df
+        report.events[name] = len(df)
+    if loader.frame not in out:
+        out[loader.frame] = empty(FRAMES[loader.frame])
+        report.events[loader.frame] = 0
+    return out
+
+
+def _parse_block(parser: BlockParser, block: Block) -> BlockResult:
+    return parser.parse(block)
+
+
+class BlockLoader(Loader):
+    """A loader for large line-oriented logs: streamed in blocks, parsed in parallel."""
+
+    block_size: ClassVar[int] = DEFAULT_BLOCK_SIZE
+
+    def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
+        """Detect what the whole file needs (prefix, timezone…) and return a block parser."""
+        raise NotImplementedError
+
+    def make_parser(self, path: str | Path, **options: Any) -> BlockParser:
+        head = read_head(path).decode("utf-8", errors="replace")
+        return self.parser(Path(path), head, **options)
+
+    def blocks(self, path: str | Path, parser: BlockParser) -> Iterator[Block]:
+        return iter_blocks(path, parser.boundary, self.block_size)
+
+    def run(
+        self, path: str | Path, executor: Any = None, **options: Any
+    ) -> Iterable[BlockResult]:
+        """Parse every block, in file order, on ``executor`` (default: this process)."""
+        from auditkit.executors import get_executor
+
+        parser = self.make_parser(path, **options)
+        ex = executor or get_executor("serial")
+        results = ex.map(_parse_block, ((parser, b) for b in self.blocks(path, parser)))
+        return _with_finish(parser, results, self, path)
+
+    def load(self, path: str | Path, executor: Any = None, **options: Any) -> LoadResult:
+        start = time.perf_counter()
+        report = ParseReport(str(path), self.name)
+        collected: dict[str, list[pd.DataFrame]] = {}
+        for res in self.run(path, executor, **options):
+            report.merge(res.report)
+            for name, df in res.frames.items():
+                collected.setdefault(name, []).append(df)
+        frames = finalise(collected, self, report)
+        report.elapsed_s = time.perf_counter() - start
+        report.check()
+        if report.parsed == 0:
+            raise nothing_parsed(self, path, report)
+        return LoadResult(self.name, frames, report, primary=self.frame)
+
+
+def _with_finish(
+    parser: BlockParser, results: Iterable[BlockResult], loader: Loader, path: str | Path
+) -> Iterator[BlockResult]:
+    pending: list[Any] = []
+    for res in results:
+        pending.extend(res.pending)
+        res.pending = []
+        yield res
+    tail = ParseReport(str(path), loader.name)
+    frames = parser.finish(pending, tail)
+    yield BlockResult(frames, tail)
+
+
+def nothing_parsed(loader: Loader, path: str | Path, report: ParseReport) -> NothingParsedError:
+    """The error for a file that yielded nothing, naming the likely cause from the report."""
+    if report.read == 0:
+        hint = "the file is empty"
+    elif report.warnings:
+        hint = "; ".join(report.warnings)
+    elif report.skipped:
+        reason, count = report.skipped.most_common(1)[0]
+        first = report.skip_lines(reason)[:1]
+        at = f" (first at line {first[0]})" if first else ""
+        hint = f"all {report.read} records were skipped, mostly '{reason}' ×{count}{at}: is this the right format?"
+    else:
+        hint = "is this the right format?"
+    return NothingParsedError(
+        f"no usable records in this {loader.name} file",
+        path=path,
+        expected=loader.expected or loader.description,
+        report=report,
+        hint=hint,
+    )

@@ -1,0 +1,180 @@
+"""Reading client files: transparent decompression, bounded-memory blocks, safe decoding.
+
+Compression is recognised by magic bytes, not by the file name: gzip, bzip2, xz and
+Zstandard. Large text logs are read in blocks of ``block_size`` bytes cut at a *record*
+boundary (a line where a new log entry starts, given by the loader as a regular expression),
+so a multi-line entry never straddles two blocks and each block can be parsed on its own —
+by this process, a local worker or a Dask worker — and the partial results merged.
+
+Decoding never raises: a block is decoded as UTF-8; lines that are not valid UTF-8 are decoded
+with U+FFFD replacement characters and reported by line number, so a statement with one bad
+byte in a literal is kept rather than lost.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "Block",
+    "compression_of",
+    "decode_block",
+    "iter_blocks",
+    "open_binary",
+    "read_head",
+    "read_text",
+]
+
+DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
+#: a record longer than this is cut at a line boundary anyway (bounded memory)
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+)
+
+
+def compression_of(path: str | Path) -> str | None:
+    """'gzip', 'bzip2', 'xz', 'zstd' or None, from the file's first bytes."""
+    with open(path, "rb") as fh:
+        start = fh.read(6)
+    for magic, name in _MAGIC:
+        if start.startswith(magic):
+            return name
+    return None
+
+
+def open_binary(path: str | Path) -> BinaryIO:
+    """Open ``path`` for reading bytes, decompressing transparently."""
+    kind = compression_of(path)
+    if kind == "gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if kind == "bzip2":
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if kind == "xz":
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    if kind == "zstd":
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
+        return zstandard.ZstdDecompressor().stream_reader(fh, closefd=True)  # type: ignore[return-value]
+    return open(path, "rb")  # noqa: SIM115
+
+
+def read_head(path: str | Path, size: int = 65536) -> bytes:
+    """The first ``size`` decompressed bytes of ``path`` (for sniffing). Never raises on junk."""
+    try:
+        with open_binary(path) as fh:
+            return fh.read(size)
+    except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError):
+        return b""
+
+
+def read_text(path: str | Path, limit: int | None = None) -> tuple[str, list[int]]:
+    """The whole (decompressed) file as text, and the line numbers that were not valid UTF-8.
+
+    For small structured files (JSON, CSV, plans). ``limit`` caps the bytes read.
+    """
+    with open_binary(path) as fh:
+        raw = fh.read() if limit is None else fh.read(limit)
+    return decode_block(raw, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A run of whole records from a file: raw bytes and the line number of its first line."""
+
+    data: bytes
+    first_line: int
+    source: str
+
+    def text(self) -> tuple[str, list[int]]:
+        """Decoded text and the line numbers that held invalid UTF-8."""
+        return decode_block(self.data, self.first_line)
+
+
+def decode_block(raw: bytes, first_line: int) -> tuple[str, list[int]]:
+    """Decode ``raw`` as UTF-8; invalid lines get U+FFFD and their numbers are returned.
+
+    A UTF-8 byte-order mark at the very start is dropped; CRLF line ends become LF.
+    """
+    if first_line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if b"\r" in raw:
+        raw = raw.replace(b"\r\n", b"\n")
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError:
+        pass
+    bad: list[int] = []
+    parts = []
+    for i, line in enumerate(raw.split(b"\n")):
+        try:
+            parts.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            parts.append(line.decode("utf-8", errors="replace"))
+            bad.append(first_line + i)
+    return "\n".join(parts), bad
+
+
+def iter_blocks(
+    path: str | Path,
+    boundary: re.Pattern[bytes] | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> Iterator[Block]:
+    """Yield the file in blocks of about ``block_size`` bytes, each ending at a record boundary.
+
+    ``boundary`` matches at the start of a line that begins a new record (for example a log
+    line prefix); without it every line is a record. Memory stays bounded by ``block_size``
+    (plus the longest record, capped at :data:`MAX_RECORD_BYTES`).
+    """
+    source = str(path)
+    line = 1
+    carry = b""
+    with open_binary(path) as fh:
+        reader = io.BufferedReader(fh, buffer_size=1 << 20) if not isinstance(fh, io.BufferedReader) else fh  # type: ignore[arg-type]
+        while True:
+            chunk = reader.read(block_size)
+            if not chunk:
+                break
+            data = carry + chunk
+            cut = _cut_point(data, boundary)
+            if cut <= 0:
+                if len(data) < MAX_RECORD_BYTES:
+                    carry = data
+                    continue
+                cut = data.rfind(b"\n") + 1 or len(data)
+            block, carry = data[:cut], data[cut:]
+            yield Block(block, line, source)
+            line += block.count(b"\n")
+        if carry:
+            yield Block(carry, line, source)
+
+
+def _cut_point(data: bytes, boundary: re.Pattern[bytes] | None) -> int:
+    """Offset just after the last newline that is followed by a record start (0 if none)."""
+    pos = len(data)
+    while True:
+        nl = data.rfind(b"\n", 0, pos)
+        if nl < 0:
+            return 0
+        start = nl + 1
+        if start == len(data):
+            # the block ends exactly at a newline: we cannot see the next line yet
+            pos = nl
+            continue
+        if boundary is None or boundary.match(data, start):
+            return start
+        pos = nl

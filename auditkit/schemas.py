@@ -1,0 +1,455 @@
+"""The canonical frames: every loader ends in one of these, every check starts from them.
+
+Each frame is a :class:`FrameSchema`: an ordered tuple of :class:`Column`, each with a pandas
+dtype, a unit (carried in the column name too: ``duration_ms``, ``size_bytes``) and a
+description. Timestamps are UTC. Rows keep where they came from (``source_file``,
+``source_line``) so a finding can cite its evidence.
+
+:func:`conform` is the loader boundary: it adds missing optional columns, casts every column to
+its canonical dtype, puts canonical columns first (format-specific extras follow) and raises
+:class:`~auditkit.errors.SchemaError` when a required column is missing. Documentation of every
+frame is generated from these definitions (``docs/frames.md``) and a test keeps them in step.
+
+Example::
+
+    >>> from auditkit.schemas import QUERY_EVENTS
+    >>> QUERY_EVENTS.column("duration_ms").unit
+    'ms'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from auditkit.errors import SchemaError
+
+__all__ = [
+    "CACHE_EVENTS",
+    "CACHE_STATS",
+    "FRAMES",
+    "LOAD_SAMPLES",
+    "PLAN_NODES",
+    "QUERY_EVENTS",
+    "REQUESTS",
+    "SCHEMA_COLUMNS",
+    "SCHEMA_INDEXES",
+    "SCHEMA_TABLES",
+    "SERVER_EVENTS",
+    "STATEMENT_STATS",
+    "Column",
+    "FrameSchema",
+    "conform",
+    "empty",
+    "frames_markdown",
+]
+
+TEXT = "string"
+FLOAT = "float64"
+INT = "Int64"
+BOOL = "boolean"
+TS = "datetime64[ns, UTC]"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of a canonical frame."""
+
+    name: str
+    dtype: str
+    description: str
+    unit: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FrameSchema:
+    """A canonical frame: its name, what one row is, and its columns in order."""
+
+    name: str
+    row: str
+    columns: tuple[Column, ...]
+    _by_name: Mapping[str, Column] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
+
+    @property
+    def names(self) -> list[str]:
+        """Column names in canonical order."""
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        """The column called ``name``; ``KeyError`` if the frame has none."""
+        return self._by_name[name]
+
+    def dtypes(self) -> dict[str, str]:
+        """``{column: dtype}`` for use with ``DataFrame.astype``."""
+        return {c.name: c.dtype for c in self.columns}
+
+
+def _cols(*specs: tuple[str, str, str] | tuple[str, str, str, str]) -> tuple[Column, ...]:
+    out = []
+    for spec in specs:
+        name, dtype, desc = spec[0], spec[1], spec[2]
+        flags = spec[3] if len(spec) == 4 else ""
+        unit = ""
+        for suffix, u in (("_ms", "ms"), ("_bytes", "bytes"), ("_per_s", "1/s"), ("_kb", "kB")):
+            if name.endswith(suffix):
+                unit = u
+        out.append(Column(name, dtype, desc, unit=unit, required="required" in flags))
+    return tuple(out)
+
+
+_PROVENANCE = (
+    ("source_file", TEXT, "File the row was read from (path relative to the client folder when known)."),
+    ("source_line", INT, "1-based line (or record) number in source_file where the row starts."),
+)
+
+QUERY_EVENTS = FrameSchema(
+    "query_events",
+    "one executed statement",
+    _cols(
+        ("ts", TS, "When the statement finished (or was logged), UTC."),
+        ("duration_ms", FLOAT, "Execution time in milliseconds; NaN when the source does not time it.", "required"),
+        ("sql", TEXT, "The statement as logged, literals included (reports redact them by default).", "required"),
+        ("fingerprint", TEXT, "Normalised statement: literals, numbers and bind parameters as ?; IN/VALUES lists collapsed."),
+        ("fingerprint_id", TEXT, "Stable 16-hex-digit id of the fingerprint."),
+        ("params", TEXT, "Bound parameters as logged (Django args, PostgreSQL DETAIL parameters)."),
+        ("database", TEXT, "Database name (or Django connection alias when the source has no database)."),
+        ("user", TEXT, "Database user."),
+        ("application", TEXT, "Client application name."),
+        ("client", TEXT, "Client host or address."),
+        ("pid", INT, "Server backend process id, or the client process id for client-side logs."),
+        ("thread", TEXT, "Client thread name or id, when the source logs it."),
+        ("session_id", TEXT, "Server session identifier (PostgreSQL %c) when present."),
+        ("query_id", TEXT, "Server query identifier (PostgreSQL queryid, %Q) when logged."),
+        ("request_id", TEXT, "Id of the HTTP request that issued the statement."),
+        ("trace_id", TEXT, "Trace id (hex) of the request that issued the statement."),
+        ("span_id", TEXT, "Span id (hex) of the statement, from traces."),
+        ("endpoint", TEXT, "Endpoint (route or view) that issued the statement."),
+        ("rows", INT, "Rows returned or affected, when the source reports them."),
+        ("lock_ms", FLOAT, "Time spent waiting for locks, milliseconds (MySQL Lock_time)."),
+        ("rows_examined", INT, "Rows examined (MySQL Rows_examined)."),
+        ("source_format", TEXT, "Format the row came from (django_log, postgres_stderr, mysql_slow, …)."),
+        *_PROVENANCE,
+    ),
+)
+
+STATEMENT_STATS = FrameSchema(
+    "statement_stats",
+    "one normalised statement, aggregated (the query profile)",
+    _cols(
+        ("rank", INT, "1 for the statement with the largest total time."),
+        ("fingerprint_id", TEXT, "Stable id of the fingerprint.", "required"),
+        ("fingerprint", TEXT, "Normalised statement.", "required"),
+        ("calls", INT, "Number of executions.", "required"),
+        ("total_ms", FLOAT, "Total execution time, milliseconds.", "required"),
+        ("share", FLOAT, "Fraction of the total time of all statements (0–1)."),
+        ("mean_ms", FLOAT, "Mean execution time, milliseconds."),
+        ("min_ms", FLOAT, "Fastest execution, milliseconds."),
+        ("max_ms", FLOAT, "Slowest execution, milliseconds."),
+        ("stddev_ms", FLOAT, "Population standard deviation of execution time, milliseconds."),
+        ("p50_ms", FLOAT, "Median execution time, milliseconds."),
+        ("p95_ms", FLOAT, "95th percentile execution time, milliseconds."),
+        ("p99_ms", FLOAT, "99th percentile execution time, milliseconds."),
+        ("percentiles_exact", BOOL, "True when percentiles come from every sample, False when from a sketch (±1 %)."),
+        ("rows", INT, "Rows returned or affected, summed."),
+        ("shared_blks_hit", INT, "Shared buffer hits (pg_stat_statements)."),
+        ("shared_blks_read", INT, "Shared blocks read (pg_stat_statements)."),
+        ("first_seen", TS, "First execution seen, UTC."),
+        ("last_seen", TS, "Last execution seen, UTC."),
+        ("sample_sql", TEXT, "The slowest execution's statement text."),
+        ("query_id", TEXT, "pg_stat_statements queryid, when the source has it."),
+        ("database", TEXT, "Database (the most frequent one when several)."),
+        ("user", TEXT, "User (the most frequent one when several)."),
+        ("sources", TEXT, "Files the statement was seen in, comma separated."),
+    ),
+)
+
+SERVER_EVENTS = FrameSchema(
+    "server_events",
+    "one database server event that is not a timed statement",
+    _cols(
+        ("ts", TS, "When the event was logged, UTC."),
+        ("kind", TEXT, "error, lock_wait, deadlock, temp_file, checkpoint, autovacuum, autoanalyze, connection, disconnection, statement, other.", "required"),
+        ("severity", TEXT, "Server severity (LOG, ERROR, FATAL, PANIC, WARNING, …)."),
+        ("sqlstate", TEXT, "SQLSTATE error code when logged."),
+        ("message", TEXT, "The server message.", "required"),
+        ("detail", TEXT, "DETAIL / HINT / CONTEXT lines joined."),
+        ("statement", TEXT, "STATEMENT logged with the event."),
+        ("database", TEXT, "Database name."),
+        ("user", TEXT, "Database user."),
+        ("pid", INT, "Server process id."),
+        ("duration_ms", FLOAT, "Duration carried by the event (lock wait, session time, checkpoint), milliseconds."),
+        ("size_bytes", INT, "Size carried by the event (temporary file), bytes."),
+        ("relation", TEXT, "Table the event concerns (autovacuum, lock wait)."),
+        ("source_format", TEXT, "Format the row came from."),
+        *_PROVENANCE,
+    ),
+)
+
+PLAN_NODES = FrameSchema(
+    "plan_nodes",
+    "one node of one query plan",
+    _cols(
+        ("plan_id", TEXT, "Identifies the plan within the load (file name and ordinal).", "required"),
+        ("node_id", INT, "Node number within the plan, 0 for the root, depth first.", "required"),
+        ("parent_id", INT, "node_id of the parent, <NA> for the root."),
+        ("depth", INT, "Depth in the tree, 0 for the root."),
+        ("node_type", TEXT, "Node type (Seq Scan, Index Scan, Hash Join, …).", "required"),
+        ("relation", TEXT, "Table scanned, when the node scans one."),
+        ("alias", TEXT, "Alias of the scanned relation."),
+        ("index_name", TEXT, "Index used, when the node uses one."),
+        ("join_type", TEXT, "Join type (Inner, Left, Semi, Anti, …)."),
+        ("startup_cost", FLOAT, "Planner startup cost."),
+        ("total_cost", FLOAT, "Planner total cost."),
+        ("plan_rows", FLOAT, "Rows the planner expected per loop."),
+        ("plan_width", INT, "Average row width the planner expected, bytes."),
+        ("actual_startup_ms", FLOAT, "Measured time to first row, per loop, milliseconds."),
+        ("actual_total_ms", FLOAT, "Measured time to last row, per loop, milliseconds."),
+        ("actual_rows", FLOAT, "Rows produced per loop (fractional from PostgreSQL 18)."),
+        ("loops", FLOAT, "Number of times the node ran."),
+        ("exclusive_ms", FLOAT, "Time spent in this node alone, all loops, children subtracted, milliseconds."),
+        ("rows_removed_by_filter", FLOAT, "Rows removed by the node's filter, per loop."),
+        ("rows_removed_by_index_recheck", FLOAT, "Rows removed by index recheck, per loop."),
+        ("filter", TEXT, "Filter condition."),
+        ("index_cond", TEXT, "Index condition."),
+        ("join_filter", TEXT, "Join filter / hash / merge condition."),
+        ("sort_key", TEXT, "Sort key."),
+        ("sort_method", TEXT, "Sort method (quicksort, external merge, top-N heapsort)."),
+        ("sort_space_kb", FLOAT, "Sort memory or disk used, kB."),
+        ("hash_batches", INT, "Hash batches used."),
+        ("heap_fetches", FLOAT, "Heap fetches of an index-only scan."),
+        ("shared_hit_blocks", FLOAT, "Shared buffers hit."),
+        ("shared_read_blocks", FLOAT, "Shared blocks read."),
+        ("temp_written_blocks", FLOAT, "Temporary blocks written."),
+        ("never_executed", BOOL, "True when the node was never executed."),
+        ("statement", TEXT, "Statement the plan belongs to, when known."),
+        ("dialect", TEXT, "postgres, mysql, mariadb or sqlite."),
+        *_PROVENANCE,
+    ),
+)
+
+REQUESTS = FrameSchema(
+    "requests",
+    "one HTTP request, transaction or root span",
+    _cols(
+        ("ts", TS, "When the request started, UTC."),
+        ("request_id", TEXT, "Request id (or trace id when the source has none).", "required"),
+        ("trace_id", TEXT, "Trace id, hex."),
+        ("endpoint", TEXT, "Route or view name."),
+        ("method", TEXT, "HTTP method."),
+        ("status", INT, "HTTP status code."),
+        ("duration_ms", FLOAT, "Wall-clock duration, milliseconds."),
+        ("db_ms", FLOAT, "Time in database calls, milliseconds."),
+        ("db_calls", INT, "Number of database calls."),
+        ("cache_hits", INT, "Cache hits during the request."),
+        ("cache_misses", INT, "Cache misses during the request."),
+        ("service", TEXT, "Service or application name."),
+        ("inferred", BOOL, "True when the request was reconstructed by heuristic, not read."),
+        ("source_format", TEXT, "Format the row came from."),
+        *_PROVENANCE,
+    ),
+)
+
+CACHE_EVENTS = FrameSchema(
+    "cache_events",
+    "one cache operation",
+    _cols(
+        ("ts", TS, "When the operation ran, UTC."),
+        ("op", TEXT, "get, set, delete, get_many, …", "required"),
+        ("key", TEXT, "Cache key (may be redacted in reports)."),
+        ("key_prefix", TEXT, "Key with variable parts replaced, to group similar keys."),
+        ("hit", BOOL, "True on a hit, False on a miss, <NA> for writes."),
+        ("duration_ms", FLOAT, "Operation time, milliseconds."),
+        ("endpoint", TEXT, "Endpoint that issued the operation."),
+        ("request_id", TEXT, "Request that issued the operation."),
+        *_PROVENANCE,
+    ),
+)
+
+CACHE_STATS = FrameSchema(
+    "cache_stats",
+    "one metric of one cache server at one time",
+    _cols(
+        ("ts", TS, "When the statistics were taken, UTC (NaT when unknown)."),
+        ("server", TEXT, "Server name or address.", "required"),
+        ("engine", TEXT, "redis, valkey, memcached, …"),
+        ("section", TEXT, "INFO section or stats group."),
+        ("metric", TEXT, "Metric name as the server names it.", "required"),
+        ("value", FLOAT, "Numeric value; cumulative counters are kept raw, rates are derived.", "required"),
+        ("text", TEXT, "The raw value when it is not numeric."),
+        *_PROVENANCE,
+    ),
+)
+
+LOAD_SAMPLES = FrameSchema(
+    "load_samples",
+    "one load-test interval (or one endpoint's aggregate)",
+    _cols(
+        ("ts", TS, "Interval timestamp, UTC."),
+        ("users", FLOAT, "Concurrent users."),
+        ("rps", FLOAT, "Requests per second."),
+        ("failures_per_s", FLOAT, "Failures per second."),
+        ("p50_ms", FLOAT, "Median response time, milliseconds."),
+        ("p95_ms", FLOAT, "95th percentile response time, milliseconds."),
+        ("p99_ms", FLOAT, "99th percentile response time, milliseconds."),
+        ("endpoint", TEXT, "Endpoint name, or Aggregated."),
+        ("method", TEXT, "HTTP method."),
+        ("requests", INT, "Requests in the interval (cumulative in Locust history)."),
+        ("failures", INT, "Failures in the interval (cumulative in Locust history)."),
+        *_PROVENANCE,
+    ),
+)
+
+SCHEMA_TABLES = FrameSchema(
+    "schema_tables",
+    "one table with its size and access statistics",
+    _cols(
+        ("schema", TEXT, "Schema (namespace)."),
+        ("table", TEXT, "Table name.", "required"),
+        ("rows_estimate", FLOAT, "Estimated live rows."),
+        ("size_bytes", INT, "Heap size, bytes."),
+        ("total_size_bytes", INT, "Heap, indexes and TOAST, bytes."),
+        ("seq_scan", INT, "Sequential scans since the statistics reset."),
+        ("seq_tup_read", INT, "Rows read by sequential scans."),
+        ("idx_scan", INT, "Index scans since the statistics reset."),
+        ("n_tup_ins", INT, "Rows inserted."),
+        ("n_tup_upd", INT, "Rows updated."),
+        ("n_tup_del", INT, "Rows deleted."),
+        ("n_dead_tup", INT, "Dead rows."),
+        ("model", TEXT, "Django model (app_label.Model) mapped to the table, when known."),
+        *_PROVENANCE,
+    ),
+)
+
+SCHEMA_INDEXES = FrameSchema(
+    "schema_indexes",
+    "one index",
+    _cols(
+        ("schema", TEXT, "Schema (namespace)."),
+        ("table", TEXT, "Table the index belongs to.", "required"),
+        ("index", TEXT, "Index name.", "required"),
+        ("columns", TEXT, "Indexed columns or expressions, comma separated, in order."),
+        ("definition", TEXT, "CREATE INDEX statement (pg_indexes.indexdef)."),
+        ("method", TEXT, "Access method (btree, hash, gin, gist, brin)."),
+        ("unique", BOOL, "Unique index."),
+        ("primary", BOOL, "Primary key."),
+        ("predicate", TEXT, "WHERE clause of a partial index."),
+        ("size_bytes", INT, "Index size, bytes."),
+        ("idx_scan", INT, "Scans since the statistics reset."),
+        *_PROVENANCE,
+    ),
+)
+
+SCHEMA_COLUMNS = FrameSchema(
+    "schema_columns",
+    "one Django model field (or table column) with its relations",
+    _cols(
+        ("app_label", TEXT, "Django app label."),
+        ("model", TEXT, "Django model name."),
+        ("table", TEXT, "Database table.", "required"),
+        ("field", TEXT, "Model field name."),
+        ("column", TEXT, "Database column."),
+        ("field_type", TEXT, "Django field class."),
+        ("fk_to", TEXT, "Related table for foreign keys, one-to-one and many-to-many fields."),
+        ("related_name", TEXT, "Accessor name on the related model (reverse relation)."),
+        ("through", TEXT, "Through table of a many-to-many field."),
+        ("db_index", BOOL, "Field declares an index (db_index, unique or FK)."),
+        ("inferred", BOOL, "True when guessed from Django naming conventions, not read from a model dump."),
+        *_PROVENANCE,
+    ),
+)
+
+FRAMES: dict[str, FrameSchema] = {
+    f.name: f
+    for f in (
+        QUERY_EVENTS,
+        STATEMENT_STATS,
+        SERVER_EVENTS,
+        PLAN_NODES,
+        REQUESTS,
+        CACHE_EVENTS,
+        CACHE_STATS,
+        LOAD_SAMPLES,
+        SCHEMA_TABLES,
+        SCHEMA_INDEXES,
+        SCHEMA_COLUMNS,
+    )
+}
+
+
+def empty(schema: FrameSchema) -> pd.DataFrame:
+    """An empty frame with every canonical column at its dtype."""
+    return pd.DataFrame({c.name: pd.Series(dtype=c.dtype) for c in schema.columns})
+
+
+def _cast(series: pd.Series, dtype: str) -> pd.Series:
+    if str(series.dtype) == dtype:
+        return series
+    if dtype == TS:
+        return pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
+    if dtype in (FLOAT, INT):
+        num = pd.to_numeric(series, errors="coerce")
+        return num.astype(dtype) if dtype == FLOAT else num.round().astype(INT)
+    if dtype == BOOL:
+        return series.astype(BOOL)
+    if dtype == TEXT:
+        return series.astype(TEXT)
+    return series.astype(dtype)
+
+
+def _null_column(dtype: str, n: int) -> pd.Series:
+    if dtype == FLOAT:
+        return pd.Series([float("nan")] * n, dtype=FLOAT)
+    if dtype == TS:
+        return pd.Series([pd.NaT] * n, dtype=TS)
+    return pd.Series([pd.NA] * n, dtype=dtype)
+
+
+def conform(df: pd.DataFrame | Mapping[str, Iterable[object]], schema: FrameSchema) -> pd.DataFrame:
+    """Return ``df`` in the canonical shape of ``schema``.
+
+    Missing optional columns are added as nulls, columns are cast to their canonical dtype,
+    canonical columns come first in order and any extra columns follow unchanged.
+    Raises :class:`SchemaError` naming the missing required columns.
+    """
+    frame = df if isinstance(df, pd.DataFrame) else pd.DataFrame(dict(df))
+    missing = [c.name for c in schema.columns if c.required and c.name not in frame.columns]
+    if missing and len(frame):
+        raise SchemaError(
+            f"{schema.name} frame lacks required column(s) {', '.join(missing)}",
+            hint=f"a {schema.name} row is {schema.row}; see docs/frames.md",
+        )
+    n = len(frame)
+    out: dict[str, pd.Series] = {}
+    for col in schema.columns:
+        if col.name in frame.columns:
+            out[col.name] = _cast(frame[col.name], col.dtype).reset_index(drop=True)
+        else:
+            out[col.name] = _null_column(col.dtype, n)
+    for extra in frame.columns:
+        if extra not in out:
+            out[str(extra)] = frame[extra].reset_index(drop=True)
+    return pd.DataFrame(out)
+
+
+def frames_markdown() -> str:
+    """Markdown documentation of every canonical frame (written to ``docs/frames.md``)."""
+    lines = [
+        "# Canonical frames",
+        "",
+        "Generated from `auditkit/schemas.py` by `auditkit.schemas.frames_markdown()`; a test keeps",
+        "this file in step with the code. Units are in column names; timestamps are UTC.",
+        "",
+    ]
+    for schema in FRAMES.values():
+        lines += [f"## `{schema.name}`", "", f"One row is {schema.row}.", ""]
+        lines += ["| column | dtype | required | description |", "|---|---|---|---|"]
+        for c in schema.columns:
+            lines.append(f"| `{c.name}` | {c.dtype} | {'yes' if c.required else ''} | {c.description} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,160 @@
+"""Statement fingerprints: group executions of "the same query" the way pg_stat_statements does.
+
+A fingerprint is the statement with every literal, number, boolean and bind parameter
+(``%s``, ``%(name)s``, ``$1``, ``?``) replaced by ``?``; ``IN (…)`` lists of any length become
+``in (...)``; multi-row ``VALUES (…), (…)`` collapse to their first row; comments are dropped,
+whitespace is folded, keywords are lower-cased and quoted identifiers stay exactly as written.
+Django's generated savepoint names (``SAVEPOINT "s140_x3"``) become ``?`` so every savepoint
+falls in one group.
+
+Two deliberate differences from pg_stat_statements (PostgreSQL 15): ``IN`` lists of every
+length fall into one group (PostgreSQL 18 squashes them too), and savepoint names are merged
+(pgBadger keeps one group per name). A pg_stat_statements query text (with ``$n``) gets the
+same fingerprint as the logged statements it counts, so the two sources join.
+
+Speed: the rules below are regular expressions written in the common subset of Python's
+``re`` and RE2. :func:`fingerprint_many` runs them over a whole column at once with Arrow's
+RE2 kernels (compiled code, no Python loop per statement) on the distinct texts only; the
+final case folding and hashing run once per distinct normalised text. :func:`fingerprint`
+runs the same rules with ``re`` for one statement; a test holds both paths to the same output.
+
+Example::
+
+    >>> fingerprint('SELECT "a"."id" FROM "a" WHERE "a"."id" IN (1, 2, 3) AND name = \\'x\\'')
+    'select "a"."id" from "a" where "a"."id" in (...) and name = ?'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["Dialect", "fingerprint", "fingerprint_id", "fingerprint_many"]
+
+Dialect = Literal["postgres", "mysql"]
+
+# Markers never present in the input (control characters are blanked first).
+_M = "\x01"  # "a literal stood here"
+
+_NUMBER = r"(?:0[xX][0-9A-Fa-f]+|[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_COMMENT = r"--[^\n]*|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|#[^\n]*"
+_PLACEHOLDER = r"%\([A-Za-z0-9_]+\)s|%s|\$[0-9]+"
+
+# Per dialect: quoted identifier, string literal forms.
+_IDENT = {"postgres": r'"(?:[^"]|"")*"', "mysql": r"`(?:[^`]|``)*`"}
+_STRING = {
+    # standard_conforming_strings: backslash is literal in '…', an escape in E'…'.
+    "postgres": r"[EeUu]&?'(?:[^'\\]|''|\\.)*'|[BbXxNn]?'(?:[^']|'')*'|\$\$(?:[^$]|\$[^$])*\$\$",
+    # MySQL: backslash escapes by default, and "…" is a string unless ANSI_QUOTES.
+    "mysql": r"(?:_[A-Za-z0-9]+)?[BbXxNn]?'(?:[^'\\]|''|\\.)*'|\"(?:[^\"\\]|\"\"|\\.)*\"",
+}
+
+
+def _rules(dialect: Dialect) -> tuple[tuple[str, str], ...]:
+    ident, string = _IDENT[dialect], _STRING[dialect]
+    comment = _COMMENT if dialect == "mysql" else _COMMENT.replace("|#[^\\n]*", "")
+    return (
+        # 0. blank control characters (keeps the marker characters unambiguous)
+        (r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " "),
+        # 1. one left-to-right scan: identifiers are kept (and marked), comments kept (and
+        #    marked), strings, placeholders and numbers become a marker. The number branch
+        #    consumes the character before the number (RE2 has no look-behind) and writes it
+        #    back, so digits inside words (table1, s140_x3) are untouched.
+        (
+            rf"({ident})|({comment})|{string}|{_PLACEHOLDER}|(?i:\b(?:true|false)\b)"
+            rf"|([^A-Za-z0-9_$.\"`?]){_NUMBER}",
+            rf"\1\2\3{_M}",
+        ),
+        # 2. drop the marker after identifiers, and comments with their marker
+        (rf"({ident}){_M}|(?:--[^\n{_M}]*|#[^\n{_M}]*|/\*[^{_M}]*\*/){_M}", r"\1"),
+        # 3. what is left of the markers are literals
+        (_M, "?"),
+        # 4. unary minus folds into the constant (pgss: "+ -4426" -> "+ $1")
+        (r"([-+*/%=<>(,]\s*|(?i:\b(?:select|and|or|then|else|when|by|return)\s+))-\s*\?", r"\1?"),
+        # 5. IN lists of any length, VALUES rows of any count
+        (r"(?i:\b(in)\s*\(\s*\?(?:\s*,\s*\?)*\s*\))", r"\1 (...)"),
+        (r"(?i:\b(values)\s*(\([^()]*\))(?:\s*,\s*\([^()]*\))+)", r"\1 \2"),
+        # 6. Django savepoint names
+        (r"(?i:\b((?:release|rollback\s+to)\s+savepoint|savepoint)\s+(?:\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|[A-Za-z0-9_]+))", r"\1 ?"),
+        # 7. whitespace: fold, tidy around brackets and commas, trim, drop the final ;
+        (r"\s+", " "),
+        (r"\( ", "("),
+        (r" \)", ")"),
+        (r" ,", ","),
+        (r",([^ ])", r", \1"),
+        (r"^ +|[ ;]+$", ""),
+    )
+
+
+@lru_cache(maxsize=4)
+def _compiled(dialect: Dialect) -> tuple[tuple[re.Pattern[str], str], ...]:
+    return tuple((re.compile(p, re.ASCII), r) for p, r in _rules(dialect))
+
+
+_CASE_SPLIT = re.compile(r'"(?:[^"]|"")*"|`(?:[^`]|``)*`|[^"`]+|["`]')
+
+
+def _fold_case(text: str) -> str:
+    """Lower-case everything but quoted identifiers (run once per distinct text)."""
+    if '"' not in text and "`" not in text:
+        return text.lower()
+    return "".join(
+        part if part[0] in '"`' and len(part) > 1 else part.lower()
+        for part in _CASE_SPLIT.findall(text)
+    )
+
+
+def fingerprint_id(fp: str) -> str:
+    """Stable 16-hex-digit id of a fingerprint (BLAKE2b, 64 bits)."""
+    return hashlib.blake2b(fp.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def fingerprint(sql: str, dialect: Dialect = "postgres") -> str:
+    """The fingerprint of one statement. See the module docstring for the rules."""
+    text = sql
+    for pattern, repl in _compiled(dialect):
+        text = pattern.sub(repl, text)
+    return _fold_case(text)
+
+
+def _normalise_array(arr: pa.Array, dialect: Dialect) -> pa.Array:
+    for pattern, repl in _rules(dialect):
+        arr = pc.replace_substring_regex(arr, pattern=pattern, replacement=repl)
+    return arr
+
+
+def fingerprint_many(
+    sql: pd.Series | Sequence[str] | Iterable[str], dialect: Dialect = "postgres"
+) -> tuple[pd.Series, pd.Series]:
+    """Fingerprints and fingerprint ids of many statements at once (the hot path).
+
+    Returns two string Series aligned with the input. Nulls stay null.
+    """
+    series = sql if isinstance(sql, pd.Series) else pd.Series(list(sql), dtype="string")
+    index = series.index
+    if len(series) == 0:
+        empty = pd.Series([], dtype="string", index=index)
+        return empty, empty.copy()
+    arr = pa.array(series.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
+    encoded = arr.dictionary_encode()
+    normalised = _normalise_array(encoded.dictionary, dialect)
+    # distinct normalised texts -> final fingerprint and id, computed once each
+    uniq = pc.unique(normalised)
+    finals = [_fold_case(t) if t is not None else None for t in uniq.to_pylist()]
+    ids = [fingerprint_id(t) if t is not None else None for t in finals]
+    pos = pc.index_in(normalised, value_set=uniq)
+    fp_dict = pc.take(pa.array(finals, type=pa.string()), pos)
+    id_dict = pc.take(pa.array(ids, type=pa.string()), pos)
+    codes = encoded.indices
+    fps = pc.take(fp_dict, codes).to_pandas().astype("string")
+    fids = pc.take(id_dict, codes).to_pandas().astype("string")
+    fps.index = index
+    fids.index = index
+    return fps, fids

@@ -1,0 +1,70 @@
+"""Shared fixtures: where the peer corpus is, and the local services.
+
+Features that talk to a service are tested against the real one on its standard local port.
+Locally and in CI (``CI=true`` or ``AUDITKIT_REQUIRE_SERVICES=1``) a missing service is a
+failure; for anyone else those tests skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+PEER_DATA = ROOT.parent / "shared" / "peer-data"
+
+REQUIRE_SERVICES = os.environ.get("CI") == "true" or os.environ.get("AUDITKIT_REQUIRE_SERVICES") == "1"
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    """Skip (or fail, where services are required) unless ``host:port`` answers."""
+    if _port_open(host, port):
+        return
+    message = f"{name} is not running on {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " (required in CI)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def peer_data() -> Path:
+    """The shared peer-data corpus next to the repository; tests skip when it is absent."""
+    if not PEER_DATA.is_dir():
+        pytest.skip("peer-data corpus not found beside the repository")
+    return PEER_DATA
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of the local PostgreSQL server (database 'postgres')."""
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    return os.environ.get("AUDITKIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def mysql_params() -> dict[str, object]:
+    need_service("MariaDB/MySQL", "127.0.0.1", 3306)
+    return {"host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "test"}
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    need_service("Redis", "127.0.0.1", 6379)
+    return os.environ.get("AUDITKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
