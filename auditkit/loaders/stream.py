@@ -70,7 +70,7 @@ def open_binary(path: str | Path) -> BinaryIO:
     if kind == "zstd":
         fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
         return zstandard.ZstdDecompressor().stream_reader(fh, closefd=True)  # type: ignore[return-value]
-    return open(path, "rb")  # noqa: SIM115
+    return open(path, "rb")
 
 
 def read_head(path: str | Path, size: int = 65536) -> bytes:

@@ -1,0 +1,274 @@
+"""A client folder: whatever the client sent, detected, loaded and combined into frames.
+
+:func:`load_client` walks a folder in any layout of subfolders, compressed or not, detects the
+format of every file (audit.yaml ``formats`` entries help where detection needs it), loads it,
+and concatenates the frames of all files per canonical frame name. Unrelated files are listed
+as ``unrecognised`` and files that fail are listed with their error — never fatal: the
+data-quality section of the report shows them. Parsed inputs are cached by content hash, so a
+re-run does not parse gigabytes again.
+
+Several files may describe the same statements (a Django query log *and* the PostgreSQL log
+of the same hours). Summing them would double every count, so :meth:`ClientData.query_events`
+picks one source family for a purpose; ``frame("query_events")`` keeps everything, with
+``source_format`` to tell them apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from auditkit.config import AuditConfig, load_config
+from auditkit.errors import AuditkitError, UnknownFormatError
+from auditkit.loaders.detect import detect
+from auditkit.loaders.registry import get_loader
+from auditkit.loaders.result import LoadResult, ParseReport
+from auditkit.schemas import FRAMES, conform, empty
+
+__all__ = ["ClientData", "InputFile", "load_client"]
+
+#: files that document a folder rather than hold data
+_DOC_SUFFIXES = {".md", ".rst", ".txt.md", ".pdf", ".png", ".jpg", ".jpeg", ".html"}
+_CONFIG_NAMES = {"audit.yaml", "audit.yml"}
+
+#: which query-event sources to prefer, by purpose (first present wins)
+SOURCE_PRIORITY: dict[str, tuple[tuple[str, ...], ...]] = {
+    # the whole workload as the server saw it
+    "profile": (
+        ("postgres_stderr", "postgres_csvlog", "postgres_jsonlog", "postgres_syslog"),
+        ("mysql_slow",),
+        ("jsonl_queries",),
+        ("django_log",),
+        ("otlp_json", "jaeger_json", "datadog_json", "newrelic_json", "newrelic_csv"),
+    ),
+    # statements tied to the request that issued them
+    "requests": (
+        ("jsonl_queries",),
+        ("otlp_json", "jaeger_json", "datadog_json"),
+        ("django_log",),
+        ("postgres_stderr", "postgres_csvlog", "postgres_jsonlog", "postgres_syslog", "mysql_slow"),
+    ),
+}
+
+
+@dataclass
+class InputFile:
+    """One file of the client folder and what became of it."""
+
+    path: str
+    size_bytes: int
+    sha256: str
+    format: str | None = None
+    status: str = "pending"  # loaded | unrecognised | error | ignored | documentation
+    report: ParseReport | None = None
+    error: str | None = None
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "format": self.format,
+            "status": self.status,
+            "error": self.error,
+            "cached": self.cached,
+            "report": self.report.to_dict() if self.report else None,
+        }
+
+
+@dataclass
+class ClientData:
+    """Everything loaded from one client folder."""
+
+    name: str
+    root: Path
+    config: AuditConfig
+    files: list[InputFile] = field(default_factory=list)
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    results: dict[str, LoadResult] = field(default_factory=dict)
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """The combined frame ``name`` of every file (an empty canonical frame if none)."""
+        if name in self.frames:
+            return self.frames[name]
+        return empty(FRAMES[name])
+
+    def has(self, name: str) -> bool:
+        """True when at least one file produced rows of frame ``name``."""
+        return name in self.frames and len(self.frames[name]) > 0
+
+    def query_events(self, purpose: str = "profile") -> pd.DataFrame:
+        """Query events from one source family chosen for ``purpose`` ('profile' or 'requests').
+
+        See :data:`SOURCE_PRIORITY`. For 'requests', only events carrying a request or trace id
+        count as a source unless nothing carries one.
+        """
+        events = self.frame("query_events")
+        if len(events) == 0:
+            return events
+        fmt = events["source_format"].astype("string")
+        for family in SOURCE_PRIORITY[purpose]:
+            chosen = events[fmt.isin(family)]
+            if purpose == "requests":
+                ided = chosen[chosen["request_id"].notna() | chosen["trace_id"].notna()]
+                if len(ided):
+                    return ided.reset_index(drop=True)
+                continue
+            if len(chosen):
+                return chosen.reset_index(drop=True)
+        if purpose == "requests":
+            for family in SOURCE_PRIORITY[purpose]:
+                chosen = events[fmt.isin(family)]
+                if len(chosen):
+                    return chosen.reset_index(drop=True)
+        return events
+
+    def sources(self, frame: str) -> list[str]:
+        """Formats that contributed rows to ``frame``."""
+        df = self.frames.get(frame)
+        if df is None or "source_format" not in df:
+            return []
+        return sorted(df["source_format"].dropna().astype(str).unique())
+
+    def inventory(self) -> pd.DataFrame:
+        """One row per file: path, format, status, read/parsed/skipped, events, error."""
+        rows = []
+        for f in self.files:
+            r = f.report
+            rows.append({
+                "file": f.path,
+                "format": f.format,
+                "status": f.status,
+                "size_bytes": f.size_bytes,
+                "read": r.read if r else None,
+                "parsed": r.parsed if r else None,
+                "skipped": r.skipped_total if r else None,
+                "events": sum(r.events.values()) if r else None,
+                "note": f.error or ("; ".join(r.warnings[:2]) if r and r.warnings else None),
+            })
+        return pd.DataFrame(rows, columns=["file", "format", "status", "size_bytes", "read", "parsed", "skipped", "events", "note"])
+
+    def _repr_html_(self) -> str:
+        return f"<b>{self.name}</b>: {len(self.files)} files<br>" + self.inventory()._repr_html_()  # type: ignore[operator]
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts):
+            yield p
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cache_key(sha: str, fmt: str, options: dict[str, Any]) -> str:
+    from auditkit import __version__
+
+    raw = f"auditkit-{__version__}|{sha}|{fmt}|{sorted(options.items())}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def load_client(
+    data_dir: str | Path,
+    config: AuditConfig | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    name: str | None = None,
+) -> ClientData:
+    """Detect and load every file of a client folder. Never raises for a bad file.
+
+    ``cache_dir`` keeps parsed results keyed by file content hash, format and options.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise AuditkitError(f"{root}: not a folder", hint="give the folder holding the client's files")
+    cfg = config or load_config(root)
+    client = ClientData(name or cfg.client or root.name, root, cfg)
+    collected: dict[str, list[pd.DataFrame]] = {}
+    cache = Path(cache_dir) if cache_dir else None
+    for path in _walk(root):
+        rel = path.relative_to(root).as_posix()
+        info = InputFile(rel, path.stat().st_size, _sha256(path))
+        client.files.append(info)
+        if path.name in _CONFIG_NAMES:
+            info.status, info.format = "ignored", "audit.yaml"
+            continue
+        if cfg.ignored(rel):
+            info.status = "ignored"
+            continue
+        if path.suffix.lower() in _DOC_SUFFIXES:
+            info.status = "documentation"
+            continue
+        hint = cfg.format_for(rel)
+        options = dict(hint.options) if hint else {}
+        try:
+            fmt = hint.format if hint else detect(path).format
+        except UnknownFormatError as exc:
+            info.status, info.error = "unrecognised", str(exc).replace(str(path), rel)
+            continue
+        info.format = fmt
+        result = _cached(cache, info, fmt, options)
+        if result is None:
+            try:
+                start = time.perf_counter()
+                result = get_loader(fmt).load(path, **options)
+                result.report.elapsed_s = time.perf_counter() - start
+            except AuditkitError as exc:
+                info.status, info.error = "error", str(exc).replace(str(path), rel)
+                report = getattr(exc, "report", None)
+                info.report = report if isinstance(report, ParseReport) else None
+                continue
+            except Exception as exc:  # a loader bug must not sink the whole audit
+                info.status, info.error = "error", f"{type(exc).__name__}: {exc}"
+                continue
+            _store(cache, info, fmt, options, result)
+        result.report.path = rel
+        info.status, info.report = "loaded", result.report
+        client.results[rel] = result
+        for frame_name, df in result.frames.items():
+            if len(df):
+                df = df.copy()
+                if "source_file" in df:
+                    df["source_file"] = rel
+                collected.setdefault(frame_name, []).append(df)
+    for frame_name, parts in collected.items():
+        client.frames[frame_name] = conform(pd.concat(parts, ignore_index=True), FRAMES[frame_name]) if frame_name in FRAMES else pd.concat(parts, ignore_index=True)
+    return client
+
+
+def _cached(cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any]) -> LoadResult | None:
+    if cache is None:
+        return None
+    f = cache / f"{_cache_key(info.sha256, fmt, options)}.pickle"
+    if not f.is_file():
+        return None
+    try:
+        with open(f, "rb") as fh:
+            result = pickle.load(fh)
+    except Exception:
+        return None
+    info.cached = True
+    return result if isinstance(result, LoadResult) else None
+
+
+def _store(cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any], result: LoadResult) -> None:
+    if cache is None:
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / f".{info.sha256[:16]}.tmp"
+    with open(tmp, "wb") as fh:
+        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(cache / f"{_cache_key(info.sha256, fmt, options)}.pickle")

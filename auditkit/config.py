@@ -1,0 +1,208 @@
+"""Thresholds, presets and per-client settings, in one place.
+
+Checks never hold numbers of their own: they ask :meth:`AuditConfig.thresholds` for a
+*family* (``"slow_query"``, ``"n_plus_one"``, ``"index"``, …) and get a mapping of named values.
+Where established tools disagree, their values are offered as named presets of the family
+(``n_plus_one: sentry``, ``index: dexter``); the ``default`` preset is auditkit's own choice
+and is stated in reports. A client's ``audit.yaml`` may pick presets and override single
+values; unknown families, presets or keys are errors that say what exists.
+
+``audit.yaml`` (every key optional)::
+
+    client: Acme Ltd
+    formats:                      # help detection where it needs it
+      - match: "logs/postgresql-*.log"
+        format: postgres_stderr
+        options: {prefix: "%m [%p] %q%u@%d "}
+    deployment:                   # facts the scaling chapter uses
+      web_workers: 8
+      threads_per_worker: 4
+      max_connections: 100
+    presets: {n_plus_one: sentry, index: dexter}
+    thresholds:
+      slow_query: {min_mean_ms: 50}
+    ignore: ["*.tmp", "notes/**"]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditkit.errors import ConfigError
+
+__all__ = ["PRESETS", "AuditConfig", "FormatHint", "load_config"]
+
+#: family → preset name → values. "default" holds every key; other presets override some.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "slow_query": {
+        # pgHero flags statements averaging ≥ 20 ms with ≥ 100 calls; pgBadger ranks by total time
+        "default": {"min_mean_ms": 100.0, "min_share": 0.05, "min_calls": 1, "top": 20,
+                    "high_mean_ms": 1000.0, "high_share": 0.2},
+        "pghero": {"min_mean_ms": 20.0, "min_calls": 100, "min_share": 0.0},
+    },
+    "n_plus_one": {
+        # auditkit: 5 repeats of one fingerprint in a request (Sentry's count), no time floor
+        "default": {"min_repeats": 5, "min_total_ms": 0.0, "duplicate_min_repeats": 2},
+        # Sentry's N+1 DB detector: ≥ 5 repeated spans totalling ≥ 100 ms (sentry/issue_detection)
+        "sentry": {"min_repeats": 5, "min_total_ms": 100.0},
+        # Scout APM: N+1 insight when the repeated calls total ≥ 150 ms
+        "scout": {"min_repeats": 2, "min_total_ms": 150.0},
+        # django-zeal: raises on the 2nd repeat by default (ZEAL_NPLUSONE_THRESHOLD = 2)
+        "django_zeal": {"min_repeats": 2, "min_total_ms": 0.0},
+        # django-debug-toolbar: "similar" queries ≥ 2, "duplicated" ≥ 2
+        "debug_toolbar": {"min_repeats": 2, "min_total_ms": 0.0, "duplicate_min_repeats": 2},
+    },
+    "requests": {
+        # a plain query log has no request ids: statements of one pid/thread closer than this
+        # are taken as one request
+        "default": {"gap_ms": 250.0},
+    },
+    "plan": {
+        # bands from PEV2 / explain.depesz.com: (medium, high, critical)
+        "default": {
+            "time_share": (0.1, 0.4, 0.9),
+            "misestimate": (10.0, 100.0, 1000.0),
+            "rows_removed": (0.5, 0.9),
+            "nested_loop_loops": 1000,
+            "seq_scan_rows": 10000,
+            "min_node_ms": 1.0,
+        },
+    },
+    "index": {
+        # Dexter: a hypothetical index must cut the statement's cost by ≥ 50 %; it looks at
+        # statements with ≥ 100 calls
+        "default": {"min_calls": 1, "min_total_ms": 0.0, "min_cost_reduction": 0.5,
+                    "unused_max_scans": 0, "min_table_rows": 1000, "write_heavy_ratio": 1.0},
+        "dexter": {"min_calls": 100, "min_cost_reduction": 0.5},
+        # pgHero: unused = fewer than 50 scans; suggests indexes for ≥ 100 calls
+        "pghero": {"min_calls": 100, "unused_max_scans": 50, "min_cost_reduction": 0.5},
+        # PoWA / pg_qualstats: ≥ 50 % of rows filtered, tuned for larger workloads
+        "powa": {"min_calls": 10, "min_cost_reduction": 0.3},
+    },
+    "cache": {
+        # Redis keyspace hit ratio below which caching is not pulling its weight; PostgreSQL
+        # shared buffer hit ratio below which memory is short (pgHero: 99 %)
+        "default": {"min_hit_ratio": 0.8, "pg_buffer_min_hit_ratio": 0.99,
+                    "candidate_min_calls": 100, "candidate_min_repeat_ratio": 0.5},
+    },
+    "capacity": {
+        # latency rises past the knee when p95 grows by this factor over the baseline step
+        "default": {"p95_degradation": 2.0, "max_failure_rate": 0.01, "headroom": 0.7},
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FormatHint:
+    """From audit.yaml: files matching ``match`` (glob, relative to the client folder)."""
+
+    match: str
+    format: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def applies_to(self, relpath: str) -> bool:
+        return fnmatch.fnmatch(relpath, self.match) or fnmatch.fnmatch(Path(relpath).name, self.match)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Settings of one audit: presets, overrides, format hints, deployment facts."""
+
+    client: str | None = None
+    presets: Mapping[str, str] = field(default_factory=dict)
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    formats: tuple[FormatHint, ...] = ()
+    deployment: Mapping[str, Any] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for family, preset in self.presets.items():
+            _family(family)
+            if preset not in PRESETS[family]:
+                raise ConfigError(
+                    f"unknown {family} preset {preset!r}",
+                    hint=f"{family} presets: {', '.join(PRESETS[family])}",
+                )
+        for family, values in self.overrides.items():
+            known = PRESETS[_family(family)]["default"]
+            for key in values:
+                if key not in known:
+                    raise ConfigError(
+                        f"unknown {family} threshold {key!r}", hint=f"{family} thresholds: {', '.join(known)}"
+                    )
+
+    def thresholds(self, family: str) -> dict[str, Any]:
+        """The values in force for ``family``: default, then the chosen preset, then overrides."""
+        presets = PRESETS[_family(family)]
+        values = dict(presets["default"])
+        chosen = self.presets.get(family, "default")
+        values.update(presets[chosen])
+        values.update(self.overrides.get(family, {}))
+        return values
+
+    def preset(self, family: str) -> str:
+        """The preset name in force for ``family`` (for the report's 'thresholds used' note)."""
+        return self.presets.get(family, "default")
+
+    def with_presets(self, **presets: str) -> AuditConfig:
+        """A copy with other presets chosen (notebook parameters use this)."""
+        merged = {**self.presets, **{k: v for k, v in presets.items() if v}}
+        return AuditConfig(self.client, merged, self.overrides, self.formats, self.deployment, self.ignore)
+
+    def format_for(self, relpath: str) -> FormatHint | None:
+        """The audit.yaml format hint for a file, if any."""
+        return next((h for h in self.formats if h.applies_to(relpath)), None)
+
+    def ignored(self, relpath: str) -> bool:
+        return any(fnmatch.fnmatch(relpath, pat) for pat in self.ignore)
+
+
+def _family(name: str) -> str:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown threshold family {name!r}", hint=f"families: {', '.join(PRESETS)}")
+    return name
+
+
+def load_config(folder_or_file: str | Path | None) -> AuditConfig:
+    """Read ``audit.yaml`` from a client folder (or a path to the file). Missing → defaults."""
+    if folder_or_file is None:
+        return AuditConfig()
+    path = Path(folder_or_file)
+    if path.is_dir():
+        for name in ("audit.yaml", "audit.yml"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            return AuditConfig()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read audit.yaml ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: audit.yaml must be a mapping of settings")
+    known = {"client", "formats", "deployment", "presets", "thresholds", "ignore"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}", hint=f"known: {', '.join(sorted(known))}")
+    try:
+        hints = tuple(
+            FormatHint(str(h["match"]), str(h["format"]), dict(h.get("options") or {}))
+            for h in data.get("formats") or []
+        )
+    except (KeyError, TypeError):
+        raise ConfigError(f"{path}: each formats entry needs 'match' and 'format'") from None
+    return AuditConfig(
+        client=data.get("client"),
+        presets=dict(data.get("presets") or {}),
+        overrides={k: dict(v) for k, v in (data.get("thresholds") or {}).items()},
+        formats=hints,
+        deployment=dict(data.get("deployment") or {}),
+        ignore=tuple(data.get("ignore") or ()),
+    )

@@ -1,0 +1,125 @@
+"""Digest: the query profile of log files, streamed, in bounded memory.
+
+``auditkit digest FILE…`` and :func:`digest` parse each file block by block and turn every
+block into a :class:`~auditkit.profile.ProfilePartial` *where it was parsed* (this process, a
+local worker, or a Dask worker), so only small partial aggregates travel and no file is ever
+held whole in memory. Files whose format has no block parser (pg_stat_statements exports,
+JSON traces) are loaded whole and profiled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from auditkit.executors import Executor, get_executor
+from auditkit.loaders.base import BlockLoader, BlockParser, nothing_parsed
+from auditkit.loaders.detect import detect
+from auditkit.loaders.registry import get_loader
+from auditkit.loaders.result import ParseReport
+from auditkit.loaders.stream import Block
+from auditkit.profile import ProfilePartial
+
+__all__ = ["Digest", "digest"]
+
+
+@dataclass
+class Digest:
+    """The profile of some files and the parse report of each."""
+
+    profile: pd.DataFrame
+    reports: list[ParseReport] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.reports)
+
+    @property
+    def lines(self) -> int:
+        return sum(r.lines for r in self.reports)
+
+
+def _profile_block(parser: BlockParser, block: Block, dialect: str) -> tuple[ProfilePartial, ParseReport, list[Any]]:
+    res = parser.parse(block)
+    events = res.frames.get("query_events")
+    part = ProfilePartial.from_events(_executions(events), dialect) if events is not None else ProfilePartial()
+    if events is not None:
+        res.report.events["query_events"] += len(events)
+    for name, df in res.frames.items():
+        if name != "query_events":
+            res.report.events[name] += len(df)
+    return part, res.report, res.pending
+
+
+def _executions(events: pd.DataFrame) -> pd.DataFrame:
+    """Leave out extended-protocol parse/bind phases (see auditkit.profile.query_profile)."""
+    if "phase" in events and events["phase"].notna().any():
+        return events[events["phase"].isna() | events["phase"].isin(("statement", "execute"))]
+    return events
+
+
+def _digest_file(path: Path, executor: Executor, fmt: str | None, options: dict[str, Any]) -> tuple[ProfilePartial, ParseReport]:
+    start = time.perf_counter()
+    loader = get_loader(fmt or detect(path).format)
+    if not isinstance(loader, BlockLoader):
+        result = loader.load(path, **options)
+        events = result.frames.get("query_events")
+        if events is None:
+            result.report.warn("no statement events in this file (statistics only): read it with auditkit.load()")
+        part = ProfilePartial.from_events(_executions(events), loader.dialect) if events is not None else ProfilePartial()
+        return part, result.report
+    parser = loader.make_parser(path, **options)
+    report = ParseReport(str(path), loader.name)
+    total = ProfilePartial()
+    pending: list[Any] = []
+    tasks = ((parser, block, loader.dialect) for block in loader.blocks(path, parser))
+    for part, rep, pend in executor.map(_profile_block, tasks):
+        total.merge(part)
+        report.merge(rep)
+        pending.extend(pend)
+    tail = ParseReport(str(path), loader.name)
+    frames = parser.finish(pending, tail)
+    report.merge(tail)
+    if "query_events" in frames:
+        total.merge(ProfilePartial.from_events(_executions(frames["query_events"]), loader.dialect))
+        report.events["query_events"] += len(frames["query_events"])
+    report.elapsed_s = time.perf_counter() - start
+    report.check()
+    if report.parsed == 0:
+        raise nothing_parsed(loader, path, report)
+    return total, report
+
+
+def digest(
+    paths: Iterable[str | Path],
+    *,
+    workers: int = 1,
+    executor: Executor | None = None,
+    format: str | None = None,
+    top: int | None = None,
+    **options: Any,
+) -> Digest:
+    """The query profile of ``paths`` (formats detected unless ``format`` is given).
+
+    ``workers > 1`` parses blocks on local processes; pass ``executor`` for Dask.
+    """
+    start = time.perf_counter()
+    own = executor is None
+    ex = executor or get_executor("process", workers=workers) if workers > 1 else executor or get_executor("serial")
+    try:
+        total = ProfilePartial()
+        reports = []
+        for p in paths:
+            part, report = _digest_file(Path(p), ex, format, options)
+            total.merge(part)
+            reports.append(report)
+    finally:
+        if own:
+            ex.close()
+    return Digest(total.frame(top), reports, time.perf_counter() - start)

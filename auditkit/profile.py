@@ -1,0 +1,279 @@
+"""The query profile: statement statistics per fingerprint, built from query events.
+
+This is pt-query-digest's and pgBadger's ranked report as a DataFrame (the
+``statement_stats`` frame): rank, fingerprint, calls, total and share of time, mean, min, max,
+standard deviation, p50/p95/p99, rows, first and last seen, the slowest sample, and the files
+the statement came from.
+
+It is built from :class:`ProfilePartial` objects — one per block of a log, computed where the
+block was parsed — that merge exactly: counts, sums and sums of squares add; minima, maxima and
+first/last timestamps combine; percentiles come from the kept durations while a fingerprint has
+at most :data:`EXACT_SAMPLES` executions (exact), else from a mergeable logarithmic sketch with
+±1 % relative accuracy (``percentiles_exact`` says which). So a 1 GB log never has to be held in
+memory as events, and the same code runs in one process, on local workers or on Dask.
+
+Statements without a duration (DDL from Django's schema editor, ``statement:`` lines without
+``duration:``) count as calls but not in the time statistics.
+
+Example::
+
+    >>> import pandas as pd
+    >>> events = pd.DataFrame({"sql": ["SELECT 1", "SELECT 2"], "duration_ms": [1.0, 3.0]})
+    >>> query_profile(events)[["fingerprint", "calls", "total_ms"]].to_dict("records")
+    [{'fingerprint': 'select ?', 'calls': 2, 'total_ms': 4.0}]
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditkit.schemas import STATEMENT_STATS, conform
+from auditkit.sql.fingerprint import fingerprint_many
+
+__all__ = ["EXACT_SAMPLES", "SKETCH_ACCURACY", "ProfilePartial", "query_profile"]
+
+#: per fingerprint, durations kept for exact percentiles (beyond: the sketch)
+EXACT_SAMPLES = 200_000
+#: relative accuracy of the percentile sketch
+SKETCH_ACCURACY = 0.01
+_GAMMA = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY)
+_LOG_GAMMA = math.log(_GAMMA)
+_MIN_MS = 1e-6
+
+
+def _buckets(values: np.ndarray) -> np.ndarray:
+    return np.ceil(np.log(np.maximum(values, _MIN_MS)) / _LOG_GAMMA).astype(np.int32)
+
+
+def _sketch_quantiles(buckets: dict[int, int], qs: tuple[float, ...]) -> list[float]:
+    keys = np.array(sorted(buckets), dtype=np.int64)
+    counts = np.array([buckets[k] for k in keys], dtype=np.int64)
+    cum = np.cumsum(counts)
+    total = cum[-1]
+    out = []
+    for q in qs:
+        rank = q * (total - 1)
+        i = int(np.searchsorted(cum, rank + 1, side="left"))
+        i = min(i, len(keys) - 1)
+        out.append(float(2 * _GAMMA ** keys[i] / (_GAMMA + 1)))
+    return out
+
+
+@dataclass
+class _Acc:
+    fingerprint: str
+    calls: int = 0
+    timed: int = 0
+    total: float = 0.0
+    sumsq: float = 0.0
+    min: float = math.inf
+    max: float = -math.inf
+    rows: int = 0
+    rows_seen: bool = False
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+    sample_sql: str | None = None
+    sample_ms: float = -math.inf
+    databases: Counter[str] = field(default_factory=Counter)
+    users: Counter[str] = field(default_factory=Counter)
+    sources: set[str] = field(default_factory=set)
+    query_id: str | None = None
+    exact: list[np.ndarray] = field(default_factory=list)
+    exact_n: int = 0
+    overflow: bool = False
+    sketch: Counter[int] = field(default_factory=Counter)
+
+    def merge(self, o: _Acc) -> None:
+        self.calls += o.calls
+        self.timed += o.timed
+        self.total += o.total
+        self.sumsq += o.sumsq
+        self.min = min(self.min, o.min)
+        self.max = max(self.max, o.max)
+        self.rows += o.rows
+        self.rows_seen |= o.rows_seen
+        if o.first is not None and (self.first is None or o.first < self.first):
+            self.first = o.first
+        if o.last is not None and (self.last is None or o.last > self.last):
+            self.last = o.last
+        if o.sample_ms > self.sample_ms or self.sample_sql is None:
+            self.sample_sql, self.sample_ms = o.sample_sql, o.sample_ms
+        self.databases.update(o.databases)
+        self.users.update(o.users)
+        self.sources |= o.sources
+        self.query_id = self.query_id or o.query_id
+        self.sketch.update(o.sketch)
+        if not self.overflow:
+            self.exact.extend(o.exact)
+            self.exact_n += o.exact_n
+            if o.overflow or self.exact_n > EXACT_SAMPLES:
+                self.overflow, self.exact, self.exact_n = True, [], 0
+
+
+@dataclass
+class ProfilePartial:
+    """Mergeable statistics of the statements of one block (or of a whole load)."""
+
+    accs: dict[str, _Acc] = field(default_factory=dict)
+    events: int = 0
+
+    @classmethod
+    def from_events(cls, events: pd.DataFrame, dialect: str = "postgres") -> ProfilePartial:
+        """Aggregate a query-events frame (fingerprints are computed when missing)."""
+        part = cls()
+        if len(events) == 0:
+            return part
+        df = events
+        if "fingerprint_id" not in df or df["fingerprint_id"].isna().any():
+            fps, ids = fingerprint_many(df["sql"], dialect)  # type: ignore[arg-type]
+            df = df.assign(fingerprint=fps.to_numpy(), fingerprint_id=ids.to_numpy())
+        part.events = len(df)
+        dur = pd.to_numeric(df["duration_ms"], errors="coerce") if "duration_ms" in df else pd.Series(np.nan, index=df.index)
+        df = df.assign(_d=dur.to_numpy(), _d2=(dur * dur).to_numpy())
+        timed = dur.notna()
+        g = df.groupby("fingerprint_id", sort=False)
+        calls = g.size()
+        agg = g.agg(fingerprint=("fingerprint", "first"), total=("_d", "sum"), sumsq=("_d2", "sum"),
+                    mn=("_d", "min"), mx=("_d", "max"))
+        timed_n = timed.groupby(df["fingerprint_id"]).sum()
+        has_rows = "rows" in df and df["rows"].notna().any()
+        rows = pd.to_numeric(df["rows"], errors="coerce").groupby(df["fingerprint_id"]).sum() if has_rows else None
+        ts = df.get("ts")
+        if ts is not None and ts.notna().any():
+            first = ts.groupby(df["fingerprint_id"]).min()
+            last = ts.groupby(df["fingerprint_id"]).max()
+        else:
+            first = last = None
+        # the slowest execution of each fingerprint is its sample
+        if timed.any():
+            slow_idx = df.loc[timed].groupby("fingerprint_id", sort=False)["_d"].idxmax()
+        else:
+            slow_idx = pd.Series(dtype="int64")
+        first_idx = g.head(1).set_index("fingerprint_id").index
+        first_rows = df.groupby("fingerprint_id", sort=False).head(1).set_index("fingerprint_id")
+        dbs = _counts(df, "database")
+        users = _counts(df, "user")
+        srcs = _counts(df, "source_file")
+        qids = df.dropna(subset=["query_id"]).groupby("fingerprint_id")["query_id"].first() if "query_id" in df else None
+        dur_groups = {k: v for k, v in df.loc[timed, ["fingerprint_id", "_d"]].groupby("fingerprint_id")["_d"]}
+        for fid in first_idx:
+            a = agg.loc[fid]
+            acc = _Acc(str(a["fingerprint"]))
+            acc.calls = int(calls.loc[fid])
+            acc.timed = int(timed_n.get(fid, 0))
+            acc.total = float(a["total"]) if acc.timed else 0.0
+            acc.sumsq = float(a["sumsq"]) if acc.timed else 0.0
+            if acc.timed:
+                acc.min, acc.max = float(a["mn"]), float(a["mx"])
+                i = slow_idx.get(fid)
+                acc.sample_sql, acc.sample_ms = str(df.at[i, "sql"]), float(df.at[i, "_d"])
+                values = dur_groups[fid].to_numpy(dtype=np.float64)
+                acc.exact, acc.exact_n = [values], len(values)
+                b, c = np.unique(_buckets(values), return_counts=True)
+                acc.sketch = Counter(dict(zip(b.tolist(), c.tolist(), strict=True)))
+                if acc.exact_n > EXACT_SAMPLES:
+                    acc.overflow, acc.exact, acc.exact_n = True, [], 0
+            else:
+                acc.sample_sql = str(first_rows.at[fid, "sql"])
+            if rows is not None:
+                acc.rows, acc.rows_seen = int(rows.get(fid, 0)), True
+            if first is not None and last is not None:
+                f, lt = first.get(fid), last.get(fid)
+                acc.first = None if pd.isna(f) else f
+                acc.last = None if pd.isna(lt) else lt
+            acc.databases = dbs.get(fid, Counter())
+            acc.users = users.get(fid, Counter())
+            acc.sources = set(srcs.get(fid, Counter()))
+            if qids is not None and fid in qids.index:
+                acc.query_id = str(qids.loc[fid])
+            part.accs[str(fid)] = acc
+        return part
+
+    def merge(self, other: ProfilePartial) -> ProfilePartial:
+        """Fold ``other`` into this partial and return it."""
+        self.events += other.events
+        for fid, acc in other.accs.items():
+            mine = self.accs.get(fid)
+            if mine is None:
+                self.accs[fid] = acc
+            else:
+                mine.merge(acc)
+        return self
+
+    def frame(self, top: int | None = None) -> pd.DataFrame:
+        """The statement_stats frame, ranked by total time (then calls)."""
+        rows: list[dict[str, Any]] = []
+        for fid, a in self.accs.items():
+            mean = a.total / a.timed if a.timed else math.nan
+            var = max(a.sumsq / a.timed - mean * mean, 0.0) if a.timed else math.nan
+            if a.timed and not a.overflow:
+                values = np.concatenate(a.exact)
+                p50, p95, p99 = (float(x) for x in np.percentile(values, [50, 95, 99]))
+                exact: bool | None = True
+            elif a.timed:
+                p50, p95, p99 = _sketch_quantiles(dict(a.sketch), (0.5, 0.95, 0.99))
+                exact = False
+            else:
+                p50 = p95 = p99 = math.nan
+                exact = None
+            rows.append({
+                "fingerprint_id": fid,
+                "fingerprint": a.fingerprint,
+                "calls": a.calls,
+                "total_ms": a.total,
+                "mean_ms": mean,
+                "min_ms": a.min if a.timed else math.nan,
+                "max_ms": a.max if a.timed else math.nan,
+                "stddev_ms": math.sqrt(var) if a.timed else math.nan,
+                "p50_ms": p50,
+                "p95_ms": p95,
+                "p99_ms": p99,
+                "percentiles_exact": exact,
+                "rows": a.rows if a.rows_seen else None,
+                "first_seen": a.first,
+                "last_seen": a.last,
+                "sample_sql": a.sample_sql,
+                "query_id": a.query_id,
+                "database": a.databases.most_common(1)[0][0] if a.databases else None,
+                "user": a.users.most_common(1)[0][0] if a.users else None,
+                "sources": ", ".join(sorted(a.sources)),
+            })
+        df = pd.DataFrame(rows)
+        if len(df) == 0:
+            return conform(pd.DataFrame(columns=STATEMENT_STATS.names), STATEMENT_STATS)
+        df = df.sort_values(["total_ms", "calls"], ascending=[False, False], kind="stable").reset_index(drop=True)
+        grand = df["total_ms"].sum()
+        df["share"] = df["total_ms"] / grand if grand > 0 else math.nan
+        df["rank"] = np.arange(1, len(df) + 1)
+        if top:
+            df = df.head(top)
+        return conform(df, STATEMENT_STATS)
+
+
+def _counts(df: pd.DataFrame, column: str) -> dict[str, Counter[str]]:
+    if column not in df or df[column].isna().all():
+        return {}
+    vc = df.dropna(subset=[column]).groupby(["fingerprint_id", column]).size()
+    out: dict[str, Counter[str]] = {}
+    for (fid, value), n in vc.items():  # type: ignore[misc]
+        out.setdefault(str(fid), Counter())[str(value)] = int(n)
+    return out
+
+
+def query_profile(events: pd.DataFrame, top: int | None = None, *, phases: tuple[str, ...] = ("statement", "execute")) -> pd.DataFrame:
+    """The query profile (statement_stats frame) of a query-events frame.
+
+    Events of an extended-protocol ``parse``/``bind`` phase (an extra ``phase`` column written by
+    the PostgreSQL log loader) are left out: their time is not execution time, and counting
+    them would triple the calls of every prepared statement.
+    """
+    if "phase" in events and events["phase"].notna().any():
+        events = events[events["phase"].isna() | events["phase"].isin(phases)]
+    return ProfilePartial.from_events(events).frame(top)
+
