@@ -47,9 +47,9 @@ from auditkit.sql.fingerprint import fingerprint, fingerprint_id, fingerprint_ma
 __version__ = "0.1.0"
 
 __all__ = [
-    "CHECKS",
     "AuditConfig",
     "AuditkitError",
+    "CHECKS",
     "ClientData",
     "CollectorError",
     "ConfigError",

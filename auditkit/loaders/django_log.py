@@ -34,10 +34,13 @@ from auditkit.loaders.stream import Block
 
 __all__ = ["DjangoLogLoader"]
 
-# "(0.002) " — the duration Django writes first in the message
-_TIMED = re.compile(r"\((\d+(?:\.\d+)?)\) ")
-_TIMED_LINE = re.compile(r"^(?P<prefix>.{0,300}?)\((?P<dur>\d+(?:\.\d+)?)\) (?=\S|$)", re.M)
+# "(0.002) " — the duration Django writes first in the message (always "%.3f", so dotted)
+_TIMED_LINE = re.compile(r"^(?P<prefix>.{0,300}?)\((?P<dur>\d+\.\d+)\) (?=\S|$)", re.M)
 _SCHEMA_TAIL = re.compile(r"; \(params (?P<params>.*)\)\s*$", re.S)
+_SQL_START = re.compile(
+    r"\b(?:CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|SELECT|WITH|TRUNCATE|COMMENT|SET|GRANT|REVOKE"
+    r"|BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|DECLARE|CLOSE|FETCH|VACUUM|ANALYZE|LOCK)\b"
+)
 _ARGS = "; args="
 _ALIAS = "; alias="
 
@@ -50,47 +53,71 @@ _REQID = re.compile(
     r"(?i)(?:\b(?:request[_-]?id|req[_-]?id|rid)[=: ]\s*([\w.:-]+))"
     r"|\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"
 )
-_RUN = re.compile(r"\d+|[A-Za-z]+|\s+|.")
+_RUN = re.compile(r"\w+|\s+|.")
 
 
-def prefix_shape(prefix: str) -> str:
-    """A regex for prefixes like ``prefix``: digit runs, letter runs, spaces generalised.
-
-    ``[2024-04-04 17:46:19,115] DEBUG: `` → ``\\[\\d+-\\d+-\\d+\\s+\\d+:…\\]\\s+[A-Za-z]+:\\s+``
-    """
+def prefix_tokens(prefix: str) -> list[str]:
+    """Regex tokens for a prefix: word runs become ``\\w+``, spaces ``\\s+``, the rest literal."""
     out = []
     for tok in _RUN.findall(prefix):
-        if tok.isdigit():
-            out.append(r"\d+")
-        elif tok.isalpha():
-            out.append(r"[A-Za-z]+")
-        elif tok.isspace():
+        if tok.isspace():
             out.append(r"\s+")
+        elif tok[0].isalnum() or tok[0] == "_":
+            out.append(r"\w+")
         else:
             out.append(re.escape(tok))
-    return "".join(out)
+    return out
+
+
+def boundary_shape(prefixes: list[str]) -> str:
+    """The start of a log record, learnt from the prefixes of timed lines.
+
+    The shared leading tokens of every prefix, cut after the second field (the third when the
+    first two hold no punctuation): a timestamp or ``LEVEL date`` is what tells a new record
+    from a continuation line of multi-line SQL, while later fields (logger names, thread
+    names) vary from record to record.
+    """
+    token_lists = [prefix_tokens(p) for p in prefixes if p]
+    if not token_lists:
+        return ""
+    common: list[str] = []
+    for column in zip(*token_lists, strict=False):
+        if any(t != column[0] for t in column):
+            break
+        common.append(column[0])
+    shape: list[str] = []
+    fields = 0
+    for tok in common:
+        if tok == r"\s+":
+            fields += 1
+            punctuated = any(t not in (r"\w+", r"\s+") for t in shape)
+            if fields >= 3 or (fields >= 2 and punctuated):
+                break
+        shape.append(tok)
+    while shape and shape[-1] == r"\s+":
+        shape.pop()
+    return "".join(shape)
 
 
 class DjangoLogParser(BlockParser):
-    """Parses blocks of a Django query log whose prefix shapes were learnt from the head."""
+    """Parses blocks of a Django query log whose record start (``shape``) was learnt up front.
 
-    def __init__(self, shapes: list[str], tz: str | None) -> None:
-        self.shapes = shapes
+    ``shape`` is a regex for the start of a record's prefix (see :func:`boundary_shape`); an
+    empty shape means bare messages, where a record starts with ``(0.002) ``.
+    """
+
+    def __init__(self, shape: str, tz: str | None) -> None:
+        self.shape = shape
         self.tz = tz
-        alternatives = "|".join(f"(?:{s})" for s in shapes) if shapes else ""
-        if alternatives and "" not in shapes:
-            start = f"(?:{alternatives})"
-        else:
-            # bare messages: a record starts with "(0.002) " or is a schema-editor line
-            start = r"(?:\(\d+(?:\.\d+)?\) )" + (f"|{alternatives}" if alternatives else "")
+        start = shape if shape else r"\(\d+\.\d+\) "
         self._start = re.compile(f"^(?:{start})", re.M)
         self.boundary = re.compile(f"(?:{start})".encode())
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"shapes": self.shapes, "tz": self.tz}
+        return {"shape": self.shape, "tz": self.tz}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["shapes"], state["tz"])  # type: ignore[misc]
+        self.__init__(state["shape"], state["tz"])  # type: ignore[misc]
 
     def parse(self, block: Block) -> BlockResult:
         text, bad = block.text()
@@ -135,39 +162,32 @@ class DjangoLogParser(BlockParser):
         return BlockResult({"query_events": add_fingerprints(frame)}, report)
 
     def _parse_record(self, record: str) -> dict[str, Any] | str | None:
-        m = _TIMED_LINE.match(record)
-        prefix = ""
-        if m and (not self.shapes or _matches_shape(m.group("prefix"), self.shapes)):
+        first_line = record.split("\n", 1)[0]
+        m = _TIMED_LINE.match(first_line)
+        if m and not _SCHEMA_TAIL.search(record[m.end() :].split(_ARGS, 1)[0]):
             prefix = m.group("prefix")
             body = record[m.end() :]
-            duration_ms: float | None = float(m.group("dur")) * 1000.0
-        else:
-            prefix = self._prefix_of(record)
-            body = record[len(prefix) :]
-            duration_ms = None
-            schema = _SCHEMA_TAIL.search(body)
-            if not schema:
-                return None
-            sql = body[: schema.start()]
-            return self._fields(prefix, sql, schema.group("params"), None, None, None)
-        alias = None
-        a = body.rfind(_ALIAS)
-        if a >= 0 and "\n" not in body[a + len(_ALIAS) :].strip():
-            alias = body[a + len(_ALIAS) :].strip()
-            body = body[:a]
-        g = body.rfind(_ARGS)
-        if g < 0:
-            return "truncated"
-        sql, params = body[:g], body[g + len(_ARGS) :].strip()
-        rows = _executemany_count(params)
-        return self._fields(prefix, sql, params, duration_ms, alias, rows)
-
-    def _prefix_of(self, record: str) -> str:
-        for shape in self.shapes:
-            m = re.match(shape, record)
-            if m:
-                return m.group(0)
-        return ""
+            duration_ms = float(m.group("dur")) * 1000.0
+            alias = None
+            a = body.rfind(_ALIAS)
+            if a >= 0 and "\n" not in body[a + len(_ALIAS) :].strip():
+                alias = body[a + len(_ALIAS) :].strip()
+                body = body[:a]
+            g = _args_split(body)
+            if g < 0:
+                return "truncated"
+            sql, params = body[:g], body[g + len(_ARGS) :].strip()
+            return self._fields(prefix, sql, params, duration_ms, alias, _executemany_count(params))
+        # the schema editor: "<DDL>; (params None)", untimed
+        schema = _SCHEMA_TAIL.search(record)
+        if not schema:
+            return None
+        head = record[: schema.start()]
+        skip = re.match(self.shape, head).end() if self.shape and re.match(self.shape, head) else 0
+        sql_at = _SQL_START.search(head, skip)
+        if not sql_at:
+            return None
+        return self._fields(head[: sql_at.start()], head[sql_at.start() :], schema.group("params"), None, None, None)
 
     @staticmethod
     def _fields(
@@ -201,8 +221,18 @@ class DjangoLogParser(BlockParser):
         return df
 
 
-def _matches_shape(prefix: str, shapes: list[str]) -> bool:
-    return any(re.fullmatch(s, prefix) for s in shapes)
+def _args_split(body: str) -> int:
+    """Offset of the ``; args=`` that ends the SQL: the first one outside a string literal.
+
+    Literals may contain ``; args=`` themselves (and the params repr repeats them), so the
+    split is the first occurrence where the SQL before it has balanced single quotes.
+    """
+    pos = body.find(_ARGS)
+    while pos >= 0:
+        if body.count("'", 0, pos) % 2 == 0:
+            return pos
+        pos = body.find(_ARGS, pos + 1)
+    return -1
 
 
 def _executemany_count(params: str) -> int | None:
@@ -256,13 +286,11 @@ class DjangoLogLoader(BlockLoader):
         return min(1.0, 0.6 + 0.1 * min(with_args, 4))
 
     def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
-        shapes: Counter[str] = Counter()
-        for m in _TIMED_LINE.finditer(head):
-            tail = head[m.end() : m.end() + 4000]
-            if _ARGS in tail.split("\n(", 1)[0] or _ARGS in tail:
-                shapes[prefix_shape(m.group("prefix"))] += 1
-        # keep shapes seen more than once (or the only one); a stray match inside SQL is noise
-        common = [s for s, n in shapes.most_common(8) if n > 1 or len(shapes) == 1]
-        # a shape that extends another one is that prefix followed by SQL ("(255) " in DDL)
-        common = [s for s in common if not any(o != s and s.startswith(o) for o in common)]
-        return DjangoLogParser(common, options.get("tz"))
+        prefixes = [m.group("prefix") for m in _TIMED_LINE.finditer(head)]
+        # a timed match inside multi-line SQL would be noise: keep the most common shapes
+        counts = Counter("".join(prefix_tokens(p)[:3]) for p in prefixes)
+        if counts:
+            top = counts.most_common(1)[0][0]
+            prefixes = [p for p in prefixes if "".join(prefix_tokens(p)[:3]) == top]
+        shape = options.get("prefix_regex") or boundary_shape(prefixes)
+        return DjangoLogParser(shape, options.get("tz"))

@@ -1,0 +1,198 @@
+"""The ``auditkit`` command line: thin over the library.
+
+Exit codes scripts can rely on:
+
+* 0 — success;
+* 1 — the work ran but something failed (a batch with a failed client, a benchmark bar missed);
+* 2 — usage error (bad option, unknown format or preset);
+* 3 — input error (a file that cannot be read or yields nothing).
+
+Errors print as one line on stderr; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from auditkit.errors import AuditkitError, ConfigError, InputError
+
+__all__ = ["main"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+
+
+class _Group(click.Group):
+    """Turns auditkit errors into one clear line and a meaningful exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AuditkitError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"auditkit: error: {exc}", err=True)
+            code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_INPUT if isinstance(exc, InputError) else EXIT_FAILED
+            ctx.exit(code)
+        except (OSError, ValueError) as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"auditkit: error: {exc}", err=True)
+            ctx.exit(EXIT_INPUT)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(package_name="auditkit")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """auditkit: Django performance audits from logs, statistics, plans and traces."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def _fmt_ms(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return "-"
+    v = float(v)
+    if v >= 1000:
+        return f"{v / 1000:.2f}s"
+    return f"{v:.2f}ms" if v < 10 else f"{v:.1f}ms"
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--top", default=20, show_default=True, help="How many statements to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile rows as JSON (for scripts).")
+@click.option("--format", "fmt", default=None, help="Format of the files (detected when omitted).")
+@click.option("--prefix", default=None, help="PostgreSQL log_line_prefix, when detection needs help.")
+@click.option("--workers", default=1, show_default=True, help="Local worker processes for parsing.")
+@click.option("--scheduler", default=None, help="Dask scheduler address: parse on a cluster.")
+@click.option("--show-literals", is_flag=True, help="Show sample statements with their literal values.")
+def digest(files: tuple[Path, ...], top: int, as_json: bool, fmt: str | None, prefix: str | None,
+           workers: int, scheduler: str | None, show_literals: bool) -> None:
+    """The query profile of query logs: statements ranked by total time.
+
+    Like pt-query-digest and pgBadger: calls, total and share of time, mean, p50/p95/p99,
+    rows and a sample per normalised statement, from Django, PostgreSQL or MySQL logs.
+    """
+    from auditkit.digest import digest as run_digest
+    from auditkit.executors import executor_for
+
+    options: dict[str, Any] = {"prefix": prefix} if prefix else {}
+    executor = executor_for(workers, scheduler) if (workers > 1 or scheduler) else None
+    try:
+        result = run_digest(files, executor=executor, format=fmt, **options)
+    finally:
+        if executor is not None:
+            executor.close()
+    prof = result.profile.head(top)
+    if not show_literals:
+        prof = prof.assign(sample_sql=prof["fingerprint"])
+    if as_json:
+        cols = ["rank", "fingerprint_id", "fingerprint", "calls", "total_ms", "share", "mean_ms", "p50_ms",
+                "p95_ms", "p99_ms", "percentiles_exact", "max_ms", "rows", "first_seen", "last_seen", "sample_sql"]
+        out = json.loads(prof[cols].to_json(orient="records", date_format="iso"))
+        click.echo(json.dumps({"statements": out, "groups": len(result.profile),
+                               "files": [r.to_dict() for r in result.reports],
+                               "elapsed_s": round(result.elapsed_s, 3)}, indent=1))
+        return
+    _print_profile(prof, result)
+
+
+def _print_profile(prof: pd.DataFrame, result: Any) -> None:
+    full = result.profile
+    click.echo(f"{int(full['calls'].sum())} executions in {len(full)} statement groups, "
+               f"{_fmt_ms(full['total_ms'].sum())} in total; top {len(prof)} shown; parsed in {result.elapsed_s:.2f}s")
+    for r in result.reports:
+        click.echo(f"  {r}")
+    click.echo("")
+    header = f"{'#':>3} {'calls':>8} {'total':>9} {'share':>6} {'mean':>8} {'p95':>8} {'p99':>8}  statement"
+    click.echo(header)
+    click.echo("-" * min(120, len(header) + 40))
+    for row in prof.itertuples():
+        approx = "" if row.percentiles_exact is not False else "~"
+        fp = str(row.fingerprint).replace("\n", " ")
+        click.echo(
+            f"{row.rank:>3} {row.calls:>8} {_fmt_ms(row.total_ms):>9} {row.share * 100 if row.share == row.share else 0:>5.1f}% "
+            f"{_fmt_ms(row.mean_ms):>8} {approx + _fmt_ms(row.p95_ms):>8} {approx + _fmt_ms(row.p99_ms):>8}  "
+            f"{fp[:110] + ('…' if len(fp) > 110 else '')}"
+        )
+    if (prof["percentiles_exact"] == False).any():  # noqa: E712 - nullable boolean
+        click.echo("\n~ percentile from the ±1 % sketch (more executions than kept samples)")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the inventory as JSON.")
+def inspect(folder: Path, as_json: bool) -> None:
+    """List every file of a client folder with its detected format and parse report."""
+    from auditkit.client import load_client
+
+    client = load_client(folder)
+    if as_json:
+        click.echo(json.dumps({"client": client.name, "files": [f.to_dict() for f in client.files]}, indent=1, default=str))
+        return
+    click.echo(f"{client.name}: {len(client.files)} files in {folder}")
+    for f in client.files:
+        status = f.status if f.status != "loaded" else (f.format or "")
+        line = f"  {f.path:<50} {status:<18}"
+        if f.report:
+            line += f" {f.report.summary()}"
+        elif f.error:
+            line += f" {f.error}"
+        click.echo(line)
+        if f.report:
+            for w in f.report.warnings[:3]:
+                click.echo(f"  {'':<50} {'':<18} warning: {w}")
+
+
+@cli.command()
+def formats() -> None:
+    """List the file formats auditkit reads."""
+    from auditkit.loaders.registry import all_loaders
+
+    for name, loader in all_loaders().items():
+        click.echo(f"{name:<22} {loader.frame:<16} {loader.description}")
+
+
+@cli.command()
+@click.argument("sql", required=False)
+def fingerprint(sql: str | None) -> None:
+    """Print the fingerprint and id of a statement (read from stdin when omitted)."""
+    from auditkit.sql.fingerprint import fingerprint as fp
+    from auditkit.sql.fingerprint import fingerprint_id
+
+    text = sql if sql is not None else sys.stdin.read()
+    f = fp(text)
+    click.echo(f"{fingerprint_id(f)}  {f}")
+
+
+def _attach_optional_commands() -> None:
+    """Commands living in their own modules (kept out of this file to keep it thin)."""
+    try:
+        from auditkit.cli_run import run  # the audit run: notebooks, batches, HTML
+
+        cli.add_command(run)
+    except ImportError:  # pragma: no cover - only while the run command is absent
+        pass
+
+
+_attach_optional_commands()
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="auditkit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
