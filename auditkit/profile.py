@@ -129,7 +129,7 @@ class ProfilePartial:
         part = cls()
         if len(events) == 0:
             return part
-        df = events
+        df = events.reset_index(drop=True)
         if "fingerprint_id" not in df or df["fingerprint_id"].isna().any():
             fps, ids = fingerprint_many(df["sql"], dialect)  # type: ignore[arg-type]
             df = df.assign(fingerprint=fps.to_numpy(), fingerprint_id=ids.to_numpy())

@@ -1,0 +1,61 @@
+"""The command line: help everywhere, one-line errors, exit codes scripts can trust."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from auditkit.cli import cli
+
+
+def test_help_on_every_command() -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--help"]).exit_code == 0
+    for name in cli.commands:
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert "Usage" in result.output
+
+
+def test_digest_table_and_json(fixtures: Path) -> None:
+    runner = CliRunner()
+    log = str(fixtures / "django/bare.log")
+    table = runner.invoke(cli, ["digest", log, "--top", "2"])
+    assert table.exit_code == 0, table.output
+    assert "4 executions in 4 statement groups" in table.output
+    data = json.loads(runner.invoke(cli, ["digest", log, "--json"]).output)
+    row = data["statements"][0]
+    assert {"fingerprint", "fingerprint_id", "calls", "total_ms", "mean_ms", "p95_ms"} <= set(row)
+    assert row["total_ms"] == 12.0 and data["files"][0]["read"] == 4
+    # literals are redacted unless asked for
+    assert all("'x; args=(y)'" not in s["sample_sql"] for s in data["statements"])
+    shown = json.loads(runner.invoke(cli, ["digest", log, "--json", "--show-literals"]).output)
+    assert any("'x; args=(y)'" in s["sample_sql"] for s in shown["statements"])
+
+
+def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
+    runner = CliRunner()
+    junk = tmp_path / "junk.txt"
+    junk.write_text("nothing here\n")
+    result = runner.invoke(cli, ["digest", str(junk)])
+    assert result.exit_code == 3
+    assert result.output.count("\n") == 1 and "junk.txt" in result.output
+    assert "Traceback" not in result.output
+    bad_format = runner.invoke(cli, ["digest", "--format", "nope", str(junk)])
+    assert bad_format.exit_code == 2 and "known formats" in bad_format.output
+    debug = runner.invoke(cli, ["--debug", "digest", str(junk)])
+    assert debug.exception is not None  # the traceback is there for --debug
+
+
+def test_inspect_json(fixtures: Path, tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs/q.log").write_bytes((fixtures / "django/prefixed.log").read_bytes())
+    (tmp_path / "notes.bin").write_bytes(b"\x00" * 100)
+    result = CliRunner().invoke(cli, ["inspect", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    files = {f["path"]: f for f in json.loads(result.output)["files"]}
+    assert files["logs/q.log"]["format"] == "django_log"
+    assert files["logs/q.log"]["report"]["skipped"] == {"other message": 1, "truncated entry": 1}
+    assert files["notes.bin"]["status"] == "unrecognised"

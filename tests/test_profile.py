@@ -1,0 +1,92 @@
+"""The query profile: exact statistics, mergeable partials, the sketch, digest over workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import auditkit
+from auditkit import profile as profile_mod
+from auditkit.profile import ProfilePartial, query_profile
+
+
+def _events(durations: list[float], sql: str = "SELECT * FROM t WHERE id = {i}") -> pd.DataFrame:
+    return pd.DataFrame({
+        "sql": [sql.format(i=i) for i in range(len(durations))],
+        "duration_ms": durations,
+        "ts": pd.date_range("2024-01-01", periods=len(durations), freq="s", tz="UTC"),
+        "source_file": "a.log",
+    })
+
+
+def test_statistics_are_exact() -> None:
+    d = [1.0, 2.0, 3.0, 4.0, 100.0]
+    prof = query_profile(_events(d))
+    row = prof.iloc[0]
+    assert row["calls"] == 5 and row["total_ms"] == pytest.approx(110.0)
+    assert row["mean_ms"] == pytest.approx(22.0)
+    assert row["stddev_ms"] == pytest.approx(np.std(d))
+    assert row["p50_ms"] == pytest.approx(3.0) and row["max_ms"] == 100.0
+    assert row["percentiles_exact"] == True  # noqa: E712
+    assert row["sample_sql"] == "SELECT * FROM t WHERE id = 4"  # the slowest execution
+    assert row["first_seen"] == pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def test_ranking_and_share() -> None:
+    events = pd.concat([_events([1.0] * 10, "SELECT a FROM x WHERE b = {i}"), _events([50.0], "UPDATE y SET c = {i}")])
+    prof = query_profile(events)
+    assert prof["fingerprint"].tolist() == ["update y set c = ?", "select a from x where b = ?"]
+    assert prof["rank"].tolist() == [1, 2]
+    assert prof["share"].sum() == pytest.approx(1.0)
+
+
+def test_partials_merge_to_the_whole() -> None:
+    rng = np.random.default_rng(7)
+    d = rng.lognormal(1, 1, 1000).tolist()
+    events = _events(d)
+    whole = ProfilePartial.from_events(events).frame()
+    parts = ProfilePartial()
+    for chunk in np.array_split(np.arange(len(events)), 7):
+        parts.merge(ProfilePartial.from_events(events.iloc[chunk]))
+    merged = parts.frame()
+    for col in ("calls", "total_ms", "mean_ms", "stddev_ms", "p95_ms", "min_ms", "max_ms"):
+        assert merged.loc[0, col] == pytest.approx(whole.loc[0, col]), col
+
+
+def test_sketch_beyond_kept_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(profile_mod, "EXACT_SAMPLES", 100)
+    rng = np.random.default_rng(1)
+    d = rng.lognormal(2, 0.8, 5000)
+    prof = query_profile(_events(d.tolist()))
+    assert prof.loc[0, "percentiles_exact"] == False  # noqa: E712
+    for q, col in ((50, "p50_ms"), (95, "p95_ms"), (99, "p99_ms")):
+        assert prof.loc[0, col] == pytest.approx(np.percentile(d, q), rel=0.03)
+
+
+def test_untimed_statements_count_as_calls_only() -> None:
+    events = _events([2.0, float("nan"), 4.0])
+    row = query_profile(events).iloc[0]
+    assert row["calls"] == 3 and row["total_ms"] == 6.0 and row["mean_ms"] == 3.0
+
+
+def test_digest_with_workers_equals_serial(fixtures: Path, peer_data: Path) -> None:
+    files = [peer_data / "linea-it-target/logs/sql.log", fixtures / "django/bare.log"]
+    serial = auditkit.digest(files)
+    parallel = auditkit.digest(files, workers=2)
+    cols = ["fingerprint_id", "calls", "total_ms", "p95_ms"]
+    pd.testing.assert_frame_equal(serial.profile[cols], parallel.profile[cols])
+    assert [r.read for r in serial.reports] == [5448, 4]
+
+
+def test_digest_on_dask(fixtures: Path) -> None:
+    from auditkit.executors import get_executor
+
+    ex = get_executor("dask", workers=1)
+    try:
+        result = auditkit.digest([fixtures / "django/bare.log"], executor=ex)
+    finally:
+        ex.close()
+    assert int(result.profile["calls"].sum()) == 4
