@@ -1,0 +1,400 @@
+"""OpenTelemetry traces as OTLP JSON: one export document, or JSON Lines of them.
+
+An ``ExportTraceServiceRequest`` in JSON nests spans as ``resourceSpans[].scopeSpans[].spans[]``
+(older SDKs, Grafana Tempo and Jaeger call the levels ``batches`` and
+``instrumentationLibrarySpans``). Two JSON mappings exist in the wild and both are read:
+
+* OTLP/JSON proper (the OpenTelemetry specification): ids as hex strings, ``kind`` as an
+  integer;
+* protobuf-canonical JSON (``MessageToJson``, the collector's debug output, some converters):
+  ids as **base64** of their 16/8 bytes, ``kind`` as an enum name (``SPAN_KIND_SERVER``).
+
+Ids are normalised to lowercase hex; a trace id must be 32 hex digits or base64 of 16 bytes,
+a span id 16 hex digits or base64 of 8 bytes — anything else skips the span with the reason
+(never a crash). Timestamps are int64 nanoseconds, as strings or numbers. An unknown span
+kind is read as ``unspecified`` and reported as a warning: the kind decides nothing here.
+
+Attribute names of both generations of the semantic conventions are read: ``db.statement`` /
+``db.query.text``, ``db.name`` / ``db.namespace``, ``http.method`` / ``http.request.method``,
+``http.status_code`` / ``http.response.status_code``, ``http.target`` / ``http.url`` /
+``url.path`` / ``url.full``, and ``http.route``. How spans become requests and statements is
+:func:`auditkit.requests.frames_from_spans`: one request per root span (no parent, or a
+parent outside the file), one statement per span carrying SQL.
+
+The collector's file exporter writes JSON Lines: one document per line; a line that is not
+valid JSON is skipped (a file cut mid-write keeps every whole line). A *record* in the parse
+report is one span, or one line that could not be read as a document. ``source_line`` is the
+line of a JSON Lines document, or the span's ordinal in a single JSON document.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from auditkit.loaders.base import Loader, nothing_parsed
+from auditkit.loaders.registry import register
+from auditkit.loaders.result import LoadResult, ParseReport
+from auditkit.loaders.stream import read_text
+from auditkit.requests import Span, frames_from_spans, path_of
+
+__all__ = ["OtlpJsonLoader", "hex_id", "read_json_documents", "semconv_fields", "spans_result"]
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2}")
+
+_KINDS_BY_NUMBER = ("unspecified", "internal", "server", "client", "producer", "consumer")
+_KINDS = {k: k for k in _KINDS_BY_NUMBER}
+
+#: db.system values whose "statements" are not SQL (cache and document stores)
+NON_SQL_SYSTEMS = frozenset(
+    {
+        "redis", "memcached", "mongodb", "elasticsearch", "opensearch", "dynamodb", "couchbase",
+        "couchdb", "cosmosdb", "hbase", "neo4j", "geode", "coherence", "aerospike", "cassandra",
+        "etcd", "valkey",
+    }
+)
+
+
+def hex_id(value: object, nbytes: int) -> str:
+    """An OTLP id as lowercase hex, from hex or base64; ``ValueError`` saying why not.
+
+    >>> hex_id("5B8EFFF798038103D269B633813FC60C", 16)
+    '5b8efff798038103d269b633813fc60c'
+    >>> hex_id("3lYkOenBuCM=", 8)
+    'de562439e9c1b823'
+    """
+    if not isinstance(value, str) or not value:
+        raise ValueError("missing")
+    if len(value) == 2 * nbytes and _HEX.fullmatch(value):
+        out = value.lower()
+    else:
+        raw = None
+        if len(value) % 4 == 0 and _B64.fullmatch(value):
+            try:
+                raw = base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+            except (binascii.Error, ValueError):
+                raw = None
+        if raw is None or len(raw) != nbytes:
+            raise ValueError(f"neither {2 * nbytes} hex digits nor base64 of {nbytes} bytes")
+        out = raw.hex()
+    if set(out) == {"0"}:
+        raise ValueError("all zeros (an invalid id)")
+    return out
+
+
+def _any_value(v: Any) -> Any:
+    """The Python value of an OTLP ``AnyValue`` (``{"stringValue": …}``, ``{"intValue": "5"}``…)."""
+    if not isinstance(v, Mapping):
+        return v
+    for key in ("stringValue", "boolValue", "doubleValue", "bytesValue"):
+        if key in v:
+            return v[key]
+    if "intValue" in v:
+        try:
+            return int(v["intValue"])
+        except (TypeError, ValueError):
+            return v["intValue"]
+    if "arrayValue" in v:
+        return [_any_value(x) for x in (v["arrayValue"] or {}).get("values") or []]
+    if "kvlistValue" in v:
+        return attributes((v["kvlistValue"] or {}).get("values"))
+    return None
+
+
+def attributes(items: Any) -> dict[str, Any]:
+    """``[{"key": k, "value": AnyValue}, …]`` → ``{k: value}``; malformed entries are ignored."""
+    if not isinstance(items, list):
+        return {}
+    return {a["key"]: _any_value(a.get("value")) for a in items if isinstance(a, Mapping) and "key" in a}
+
+
+def _first(attrs: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if isinstance(value, list):  # http.request.header.* values are arrays
+            value = value[0] if value else None
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def semconv_fields(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """HTTP and database fields of a :class:`~auditkit.requests.Span` from attributes or tags.
+
+    Reads the OpenTelemetry semantic conventions (old and current names) and the OpenTracing
+    tags Jaeger uses (``db.instance``, ``db.type``). Statements of non-SQL stores (Redis,
+    MongoDB…, see :data:`NON_SQL_SYSTEMS`) are not SQL and are left out.
+    """
+    system = _str(_first(attrs, "db.system.name", "db.system", "db.type"))
+    sql = _str(_first(attrs, "db.query.text", "db.statement", "sql.query"))
+    if system and system.lower() in NON_SQL_SYSTEMS:
+        sql = None
+    path = path_of(_str(_first(attrs, "url.path", "http.target"))) or path_of(
+        _str(_first(attrs, "url.full", "http.url"))
+    )
+    return {
+        "route": _str(_first(attrs, "http.route")),
+        "path": path,
+        "method": _str(_first(attrs, "http.request.method", "http.method")),
+        "status": _int(_first(attrs, "http.response.status_code", "http.status_code")),
+        "request_id": _str(
+            _first(
+                attrs,
+                "http.request.header.x-request-id",
+                "http.request.header.x_request_id",
+                "guid:x-request-id",
+                "http.request_id",
+                "request_id",
+            )
+        ),
+        "sql": sql.strip() if sql and sql.strip() else None,
+        "database": _str(_first(attrs, "db.namespace", "db.name", "db.instance")),
+        "db_user": _str(_first(attrs, "db.user")),
+        "db_system": system,
+        "rows": _int(_first(attrs, "db.response.returned_rows", "db.row_count", "db.rows_affected")),
+    }
+
+
+def _nanos(value: Any) -> int | None:
+    """int64 nanoseconds given as a string or a number; None when absent or zero."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        try:
+            n = int(float(value))
+        except (TypeError, ValueError):
+            return None
+    return n or None
+
+
+def read_json_documents(path: str | Path, report: ParseReport) -> tuple[list[tuple[int, Any]], bool]:
+    """The documents of a JSON file or a JSON Lines file: ``([(line, document)…], is_jsonl)``.
+
+    A whole-file parse is tried first; when it stops at "extra data" after a first complete
+    document the file is JSON Lines, read line by line, and lines that are not valid JSON are
+    skipped as records (``invalid JSON line``). A file that is neither is one skipped record
+    whose excerpt quotes the parser. Updates ``report.lines``/``bytes`` and warns about
+    invalid UTF-8.
+    """
+    text, bad = read_text(path)
+    report.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    report.bytes = len(text.encode("utf-8", errors="replace"))
+    for line in bad:
+        report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
+    if not text.strip():
+        return [], False
+    try:
+        return [(1, json.loads(text))], False
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":
+            report.skip(exc.lineno, "invalid JSON", f"{exc.msg} at line {exc.lineno} column {exc.colno}")
+            return [], False
+    docs: list[tuple[int, Any]] = []
+    for i, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            docs.append((i, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            report.skip(i, "invalid JSON line", f"{exc.msg}: {line}")
+    return docs, True
+
+
+def spans_result(
+    loader: Loader, path: str | Path, report: ParseReport, spans: list[Span], started: float
+) -> LoadResult:
+    """The :class:`LoadResult` of a trace loader: requests and statements from ``spans``."""
+    requests, queries, warnings = frames_from_spans(
+        spans, source_format=loader.name, source_file=str(path)
+    )
+    for w in warnings:
+        report.warn(w)
+    report.events["requests"] = len(requests)
+    report.events["query_events"] = len(queries)
+    report.elapsed_s = time.perf_counter() - started
+    report.check()
+    if report.parsed == 0:
+        raise nothing_parsed(loader, path, report)
+    return LoadResult(loader.name, {"requests": requests, "query_events": queries}, report, primary="requests")
+
+
+def excerpt(obj: Any) -> str:
+    """A short JSON rendering of a skipped record, for the report."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, default=str)[:160]
+    except (TypeError, ValueError):
+        return repr(obj)[:160]
+
+
+class _Dedup:
+    """Drops spans seen before (same trace, span, start and name): repeated exports."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, str, int | None, str]] = set()
+
+    def __call__(self, span: Span) -> bool:
+        key = (span.trace_id, span.span_id, span.start_ns, span.name)
+        if key in self.seen:
+            return True
+        self.seen.add(key)
+        return False
+
+
+@register
+class OtlpJsonLoader(Loader):
+    """OpenTelemetry OTLP JSON traces (hex or base64 ids), single document or JSON Lines."""
+
+    name = "otlp_json"
+    frame = "requests"
+    description = "OpenTelemetry OTLP JSON traces (ExportTraceServiceRequest, or JSON Lines of them)"
+    expected = (
+        'a JSON object {"resourceSpans": [{"resource": …, "scopeSpans": [{"spans": [{"traceId", '
+        '"spanId", "parentSpanId", "name", "startTimeUnixNano", "endTimeUnixNano", "attributes"}]}]}]}'
+        ", or one such object per line"
+    )
+
+    def sniff(self, head: str, path: Path) -> float:
+        start = head.lstrip()[:1]
+        if start not in ("{", "["):
+            return 0.0
+        if '"resourceSpans"' in head:
+            return 0.95
+        if '"batches"' in head and ('"scopeSpans"' in head or '"instrumentationLibrarySpans"' in head):
+            return 0.9
+        return 0.0
+
+    def load(self, path: str | Path, **options: Any) -> LoadResult:
+        started = time.perf_counter()
+        report = ParseReport(str(path), self.name)
+        spans: list[Span] = []
+        dedup = _Dedup()
+        ordinal = 0
+        unknown_kinds: set[str] = set()
+        untimed = 0
+        documents, jsonl = read_json_documents(path, report)
+        for line, doc in documents:
+            docs = doc if isinstance(doc, list) else [doc]
+            for d in docs:
+                resource_spans = d.get("resourceSpans", d.get("batches")) if isinstance(d, dict) else None
+                if not isinstance(resource_spans, list):
+                    report.skip(line, "not an OTLP trace document", excerpt(d))
+                    continue
+                for sp, service in _iter_spans(resource_spans):
+                    ordinal += 1
+                    at = line if jsonl else ordinal
+                    span = self._span(sp, service, at, report, unknown_kinds)
+                    if span is None:
+                        continue
+                    if dedup(span):
+                        report.skip(at, "duplicate span", excerpt(sp))
+                        continue
+                    if span.duration_ns is None:
+                        untimed += 1
+                    report.ok()
+                    spans.append(span)
+        for kind in sorted(unknown_kinds):
+            report.warn(f"unknown span kind {kind!r} read as unspecified")
+        if untimed:
+            report.warn(f"{untimed} span(s) without valid start/end times kept without timing")
+        return spans_result(self, path, report, spans, started)
+
+    @staticmethod
+    def _span(
+        sp: Any, service: str | None, at: int, report: ParseReport, unknown_kinds: set[str]
+    ) -> Span | None:
+        if not isinstance(sp, Mapping):
+            report.skip(at, "span is not an object", excerpt(sp))
+            return None
+        try:
+            trace_id = hex_id(sp.get("traceId"), 16)
+        except ValueError as exc:
+            report.skip(at, "invalid trace id", f"traceId {sp.get('traceId')!r}: {exc}")
+            return None
+        try:
+            span_id = hex_id(sp.get("spanId"), 8)
+        except ValueError as exc:
+            report.skip(at, "invalid span id", f"spanId {sp.get('spanId')!r}: {exc}")
+            return None
+        raw_parent = sp.get("parentSpanId")
+        parent: str | None = None
+        if raw_parent not in (None, ""):
+            try:
+                parent = hex_id(raw_parent, 8)
+            except ValueError as exc:
+                report.skip(at, "invalid parent span id", f"parentSpanId {raw_parent!r}: {exc}")
+                return None
+        start = _nanos(sp.get("startTimeUnixNano"))
+        end = _nanos(sp.get("endTimeUnixNano"))
+        duration = end - start if start is not None and end is not None and end >= start else None
+        kind = _kind(sp.get("kind"))
+        if kind is None:
+            unknown_kinds.add(str(sp.get("kind")))
+            kind = "unspecified"
+        status = sp.get("status") if isinstance(sp.get("status"), Mapping) else {}
+        code = status.get("code")
+        attrs = attributes(sp.get("attributes"))
+        name = str(sp.get("name") or "")
+        return Span(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_id=parent,
+            name=name,
+            start_ns=start,
+            duration_ns=duration,
+            line=at,
+            service=service,
+            kind=kind,
+            error=code in (2, "2", "STATUS_CODE_ERROR"),
+            label=name or None,
+            **semconv_fields(attrs),
+        )
+
+
+def _iter_spans(resource_spans: list[Any]) -> Iterator[tuple[Any, str | None]]:
+    """Every span of a document with its resource's ``service.name``."""
+    for rs in resource_spans:
+        if not isinstance(rs, Mapping):
+            continue
+        resource = rs.get("resource") if isinstance(rs.get("resource"), Mapping) else {}
+        service = _str(attributes(resource.get("attributes")).get("service.name"))
+        scopes = rs.get("scopeSpans", rs.get("instrumentationLibrarySpans")) or []
+        for ss in scopes if isinstance(scopes, list) else []:
+            if not isinstance(ss, Mapping):
+                continue
+            spans = ss.get("spans") or []
+            for sp in spans if isinstance(spans, list) else [spans]:
+                yield sp, service
+
+
+def _kind(value: Any) -> str | None:
+    """Span kind from an integer, an enum name or a plain word; None when unknown."""
+    if value is None or value == "":
+        return "unspecified"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _KINDS_BY_NUMBER[value] if 0 <= value < len(_KINDS_BY_NUMBER) else None
+    text = str(value).strip().lower()
+    if text.isdigit():
+        return _kind(int(text))
+    return _KINDS.get(text.removeprefix("span_kind_"))
