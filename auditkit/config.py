@@ -48,7 +48,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "n_plus_one": {
         # auditkit: 5 repeats of one fingerprint in a request (Sentry's count), no time floor
-        "default": {"min_repeats": 5, "min_total_ms": 0.0, "duplicate_min_repeats": 2},
+        "default": {"min_repeats": 5, "min_total_ms": 0.0, "duplicate_min_repeats": 2,
+                    # severity bands on the time wasted per request and the repeats per request
+                    "high_wasted_ms": 100.0, "medium_wasted_ms": 20.0, "high_repeats": 50, "medium_repeats": 10},
         # Sentry's N+1 DB detector: ≥ 5 repeated spans totalling ≥ 100 ms (sentry/issue_detection)
         "sentry": {"min_repeats": 5, "min_total_ms": 100.0},
         # Scout APM: N+1 insight when the repeated calls total ≥ 150 ms
