@@ -1,0 +1,48 @@
+"""Slow statements and server events: thresholds from presets, literal-free findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+import auditkit
+from auditkit.checks.server_events import server_errors, temp_files
+from auditkit.checks.slow_queries import slow_queries
+from auditkit.config import AuditConfig
+
+
+def _stats() -> pd.DataFrame:
+    events = pd.DataFrame({
+        "sql": ["SELECT * FROM big WHERE email = 'sentinel@example.org'"] * 3 + [f"SELECT {i}" for i in range(100)],
+        "duration_ms": [900.0, 1100.0, 1000.0] + [0.5] * 100,
+        "ts": pd.date_range("2024-01-01", periods=103, freq="min", tz="UTC"),
+    })
+    return auditkit.query_profile(events)
+
+
+def test_slow_statement_found_without_literals() -> None:
+    findings = slow_queries(_stats())
+    assert len(findings) == 1
+    f = findings[0]
+    assert f.check == "slow_query" and f.severity == auditkit.Severity.HIGH
+    assert f.metrics["calls"] == 3 and f.metrics["mean_ms"] == 1000.0
+    assert "sentinel@example.org" not in str(f.to_dict())
+    assert f.impact_ms is not None and f.impact_ms > 0
+
+
+def test_presets_apply() -> None:
+    pghero = AuditConfig(presets={"slow_query": "pghero"})  # ≥ 20 ms over ≥ 100 calls
+    assert slow_queries(_stats(), pghero) == []
+
+
+def test_server_events_from_a_real_log(peer_data: Path) -> None:
+    loader = auditkit.all_loaders().get("postgres_stderr")
+    if loader is None:  # pragma: no cover - while the PostgreSQL loader is absent
+        return
+    result = auditkit.load(peer_data / "pgbadger/t/fixtures/tempfile_only.log.gz")
+    events = result.frames["server_events"]
+    tf = temp_files(events)
+    assert sum(int(f.metrics["files"]) for f in tf) == 5
+    errors = server_errors(auditkit.load(peer_data / "pgbadger/t/fixtures/queryid.log.gz").frames["server_events"])
+    assert sum(int(f.metrics["count"]) for f in errors) == 3
