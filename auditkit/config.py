@@ -44,7 +44,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # pgHero flags statements averaging ≥ 20 ms with ≥ 100 calls; pgBadger ranks by total time
         "default": {"min_mean_ms": 100.0, "min_share": 0.05, "min_calls": 1, "top": 20,
                     "high_mean_ms": 1000.0, "high_share": 0.2},
-        "pghero": {"min_mean_ms": 20.0, "min_calls": 100, "min_share": 0.0},
+        # (min_share None: the share criterion is off)
+        "pghero": {"min_mean_ms": 20.0, "min_calls": 100, "min_share": None},
     },
     "n_plus_one": {
         # auditkit: 5 repeats of one fingerprint in a request (Sentry's count), no time floor

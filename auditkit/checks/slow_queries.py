@@ -4,7 +4,7 @@ Works on any ``statement_stats`` frame — a profile built from logs
 (:func:`auditkit.query_profile`) or a ``pg_stat_statements`` export. Thresholds come from the
 ``slow_query`` family of :mod:`auditkit.config` (``default``; ``pghero``: ≥ 20 ms mean over
 ≥ 100 calls). A statement is reported when its mean reaches ``min_mean_ms`` or its share of
-all statement time reaches ``minshare_of_total`` (and it ran at least ``min_calls`` times); at most
+all statement time reaches ``min_share`` (and it ran at least ``min_calls`` times); at most
 ``top`` are reported, by total time. Findings carry fingerprints, never literal values.
 """
 
@@ -45,7 +45,8 @@ def slow_queries(
     share = df["share"] if "share" in df and df["share"].notna().any() else df["total_ms"] / grand if grand else 0.0
     df = df.assign(share_of_total=share)
     mean = pd.to_numeric(df["mean_ms"], errors="coerce")
-    picked = df[((mean >= t["min_mean_ms"]) | (df["share_of_total"] >= t["minshare_of_total"])) & (df["calls"] >= t["min_calls"])]
+    min_share = math.inf if t["min_share"] is None else t["min_share"]
+    picked = df[((mean >= t["min_mean_ms"]) | (df["share_of_total"] >= min_share)) & (df["calls"] >= t["min_calls"])]
     picked = picked.sort_values("total_ms", ascending=False).head(int(t["top"]))
     hours = _window_hours(df)
     strength = EvidenceStrength.STATISTICS if source == "pg_stat_statements" else EvidenceStrength.PATTERN
@@ -53,8 +54,8 @@ def slow_queries(
     for row in picked.itertuples(index=False):
         r = row._asdict()
         m, sh = float(r["mean_ms"]), float(r["share_of_total"])
-        high = m >= t["high_mean_ms"] or sh >= t["highshare_of_total"]
-        severity = Severity.HIGH if high else Severity.MEDIUM if (m >= t["min_mean_ms"] and sh >= t["minshare_of_total"]) else Severity.LOW
+        high = m >= t["high_mean_ms"] or sh >= t["high_share"]
+        severity = Severity.HIGH if high else Severity.MEDIUM if (m >= t["min_mean_ms"] and sh >= min_share) else Severity.LOW
         where = []
         if endpoints is not None and len(endpoints):
             e = endpoints[endpoints["fingerprint_id"] == r["fingerprint_id"]].head(3)
@@ -62,7 +63,7 @@ def slow_queries(
         why = []
         if m >= t["min_mean_ms"]:
             why.append(f"{m:.1f} ms per call on average")
-        if sh >= t["minshare_of_total"]:
+        if sh >= min_share:
             why.append(f"{sh:.0%} of all statement time")
         metrics = {
             "calls": int(r["calls"]),
