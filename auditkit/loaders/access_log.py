@@ -1,0 +1,252 @@
+"""Web server access logs — nginx and gunicorn, common and combined formats — as requests.
+
+The shared shape (NCSA common, and combined with referer and user agent)::
+
+    203.0.113.9 - - [01/May/2024:10:00:00 +0000] "GET /products/?page=2 HTTP/1.1" 200 5120
+    203.0.113.9 - - [01/May/2024:10:00:00 +0000] "GET /products/ HTTP/1.1" 200 5120 "-" "Mozilla/5.0"
+
+followed, in the formats an audit wants, by the request time and perhaps a request id:
+
+* nginx ``$request_time`` — seconds with a millisecond fraction (``0.123``), often followed by
+  ``$upstream_response_time`` (ignored) and ``$request_id`` (32 hex digits);
+* gunicorn ``%(L)s`` — seconds with a microsecond fraction (``0.012345``), or ``%(D)s`` —
+  whole microseconds (``12345``), or ``%(M)s`` — whole milliseconds (say ``request_time_unit="ms"``);
+* ``key=value`` fields: ``rt=``/``request_time=`` (seconds), ``rid=``/``request_id=``.
+
+Which trailing field is the request time is decided once per file from its first lines
+(:meth:`AccessLogLoader.parser`): the first field that is always a decimal number (seconds),
+else the whole-number field with the most distinct values (a worker pid repeats, a duration
+does not), read as microseconds unless ``request_time_unit`` says otherwise. A request id is
+a 32-hex-digit or UUID field, or a ``rid=`` / ``request_id=`` value.
+
+Rows: ``endpoint`` is the path without query string, ``method`` and ``status`` come from the
+request line, ``duration_ms`` from the request time. nginx and gunicorn write the log line
+when the response is complete, so ``ts`` (the request's start, UTC) is the logged time minus
+the request time; pass ``logged_at="start"`` for servers that log the start (Apache ``%t``).
+Logs without a request id get ``<file name>:<line>`` ids. Extra columns: ``client``,
+``size_bytes``, ``user_agent``. Lines that are not requests (``"-" 400``, TLS handshakes sent
+to a plain port) are skipped as ``malformed request line``; other lines as ``not an access
+log line``. Blank lines are not records. Streamed in blocks: access logs are large.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from auditkit.errors import ConfigError
+from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult
+from auditkit.loaders.registry import register
+from auditkit.loaders.result import ParseReport
+from auditkit.loaders.stream import Block
+from auditkit.requests import path_of
+
+__all__ = ["AccessLogLoader", "AccessLogParser"]
+
+
+def _quoted(name: str) -> str:
+    return rf'"(?P<{name}>(?:[^"\\]|\\.)*)"'
+
+
+_LINE = re.compile(
+    r"(?:(?P<client>\S+) (?P<ident>\S+) (?P<user>\S+) )?"
+    r"\[(?P<time>\d{2}/[A-Za-z]{3}/\d{4}[: ]\d{2}:\d{2}:\d{2}(?: [+-]\d{4})?"
+    r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\] "
+    + _quoted("request")
+    + r" (?P<status>\d{3}) (?P<size>\d+|-)"
+    + rf"(?: {_quoted('referer')} {_quoted('agent')})?"
+    + r"(?P<rest>.*)$"
+)
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
+_KV = re.compile(r"([A-Za-z_][\w.-]*)=(.*)")
+_FLOAT = re.compile(r"\d+\.\d+")
+_INT = re.compile(r"\d+")
+_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_METHOD = re.compile(r"[A-Z][A-Z_-]{1,15}")
+_TIME_KEYS = frozenset({"rt", "request_time", "reqtime", "rtime", "request_duration", "duration"})
+_ID_KEYS = frozenset({"rid", "request_id", "req_id", "requestid", "x_request_id", "x-request-id"})
+_UNITS = {"s": 1000.0, "ms": 1.0, "us": 0.001}
+
+
+def _trailing(rest: str) -> tuple[list[str], dict[str, str]]:
+    """Positional fields and key=value fields after the common/combined part."""
+    plain: list[str] = []
+    kv: dict[str, str] = {}
+    for tok in _TOKEN.findall(rest):
+        m = _KV.fullmatch(tok)
+        if m and not tok.startswith('"'):
+            kv[m.group(1).lower()] = m.group(2).strip('"')
+        else:
+            plain.append(tok.strip('"'))
+    return plain, kv
+
+
+class AccessLogParser(BlockParser):
+    """Parses blocks of one access log whose request-time field was found up front."""
+
+    def __init__(self, time_pos: int | None, int_unit: str, logged_at: str, tz: str | None) -> None:
+        self.time_pos = time_pos
+        self.int_unit = int_unit
+        self.logged_at = logged_at
+        self.tz = tz
+        self.boundary = None
+
+    def parse(self, block: Block) -> BlockResult:
+        text, bad = block.text()
+        report = ParseReport(block.source, AccessLogLoader.name)
+        report.lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+        report.bytes = len(block.data)
+        for line in bad:
+            report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
+        cols: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "time", "request_id", "endpoint", "method", "status", "duration_ms",
+                "client", "size_bytes", "user_agent", "source_line",
+            )
+        }
+        name = Path(block.source).name
+        for offset, raw in enumerate(text.split("\n")):
+            if not raw.strip():
+                continue
+            line_no = block.first_line + offset
+            m = _LINE.search(raw)
+            if not m:
+                report.skip(line_no, "not an access log line", raw)
+                continue
+            request = m.group("request")
+            parts = request.split(" ")
+            if len(parts) < 2 or not _METHOD.fullmatch(parts[0]):
+                report.skip(line_no, "malformed request line", raw)
+                continue
+            target = " ".join(parts[1:-1]) if len(parts) > 2 and parts[-1].startswith("HTTP/") else " ".join(parts[1:])
+            plain, kv = _trailing(m.group("rest"))
+            duration = self._duration(plain, kv)
+            rid = next((kv[k] for k in _ID_KEYS if kv.get(k) not in (None, "", "-")), None)
+            if rid is None:
+                rid = next((t for t in plain if _ID.fullmatch(t)), None)
+            report.ok()
+            cols["time"].append(m.group("time"))
+            cols["request_id"].append(rid or f"{name}:{line_no}")
+            cols["endpoint"].append(path_of(target) if target.startswith(("/", "http")) else target or None)
+            cols["method"].append(parts[0])
+            cols["status"].append(int(m.group("status")))
+            cols["duration_ms"].append(duration)
+            cols["client"].append(m.group("client"))
+            size = m.group("size")
+            cols["size_bytes"].append(int(size) if size.isdigit() else None)
+            agent = m.group("agent")
+            cols["user_agent"].append(agent if agent not in (None, "-") else None)
+            cols["source_line"].append(line_no)
+        return BlockResult({"requests": self._frame(cols, block.source)}, report)
+
+    def _duration(self, plain: list[str], kv: dict[str, str]) -> float | None:
+        for key in _TIME_KEYS:
+            value = kv.get(key)
+            if value and (_FLOAT.fullmatch(value) or _INT.fullmatch(value)):
+                return float(value) * 1000.0  # key=value request times are seconds
+        if self.time_pos is None or self.time_pos >= len(plain):
+            return None
+        tok = plain[self.time_pos]
+        if _FLOAT.fullmatch(tok):
+            return float(tok) * 1000.0
+        if _INT.fullmatch(tok):
+            return float(tok) * _UNITS[self.int_unit]
+        return None
+
+    def _frame(self, cols: dict[str, list[Any]], source: str) -> pd.DataFrame:
+        times = pd.Series(cols.pop("time"), dtype="object")
+        df = pd.DataFrame(cols)
+        logged = _parse_times(times, self.tz)
+        duration = pd.to_numeric(df["duration_ms"], errors="coerce")
+        if self.logged_at == "end":
+            df["ts"] = logged - pd.to_timedelta(duration.fillna(0.0), unit="ms")
+        else:
+            df["ts"] = logged
+        df["status"] = df["status"].astype("Int64")
+        df["size_bytes"] = pd.array(df["size_bytes"], dtype="Int64")
+        for col in ("client", "user_agent"):
+            df[col] = df[col].astype("string")
+        df["db_ms"] = float("nan")
+        df["inferred"] = False
+        df["source_format"] = AccessLogLoader.name
+        df["source_file"] = source
+        return df
+
+
+def _parse_times(times: pd.Series, tz: str | None) -> pd.Series:
+    """``10/Oct/2023:13:55:36 +0000`` (nginx, gunicorn), ISO 8601, or Django's naive form."""
+    if not len(times):
+        return pd.Series([], dtype="datetime64[ns, UTC]")
+    out = pd.to_datetime(times, format="%d/%b/%Y:%H:%M:%S %z", errors="coerce", utc=True)
+    todo = out.isna()
+    if todo.any():
+        iso = pd.to_datetime(times[todo], format="ISO8601", errors="coerce", utc=True)
+        out[todo] = iso
+        todo = out.isna()
+    if todo.any():
+        naive = pd.to_datetime(times[todo], format="%d/%b/%Y %H:%M:%S", errors="coerce")
+        local = naive.dt.tz_localize(tz or "UTC", ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        out[todo] = local
+    return out
+
+
+@register
+class AccessLogLoader(BlockLoader):
+    """nginx / gunicorn access logs (common, combined, plus request time and request id)."""
+
+    name = "access_log"
+    frame = "requests"
+    description = "nginx or gunicorn access log (common/combined, optionally with request time and id)"
+    expected = (
+        'lines like 203.0.113.9 - - [01/May/2024:10:00:00 +0000] "GET /path HTTP/1.1" 200 5120 '
+        '"-" "agent" 0.123'
+    )
+
+    def sniff(self, head: str, path: Path) -> float:
+        lines = [ln for ln in head.split("\n")[:50] if ln.strip()]
+        if len(lines) > 1 and not head.endswith("\n"):
+            lines = lines[:-1]  # the last line may be cut by the head
+        if not lines:
+            return 0.0
+        hits = sum(1 for ln in lines if _LINE.search(ln))
+        share = hits / len(lines)
+        return 0.9 if share >= 0.6 else 0.3 if hits else 0.0
+
+    def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
+        unit = options.get("request_time_unit")
+        if unit is not None and unit not in _UNITS:
+            raise ConfigError(
+                f"request_time_unit={unit!r} is not a unit", hint=f"use one of {', '.join(_UNITS)}"
+            )
+        logged_at = options.get("logged_at", "end")
+        if logged_at not in ("end", "start"):
+            raise ConfigError(f"logged_at={logged_at!r}", hint="use 'end' (nginx, gunicorn) or 'start' (Apache)")
+        return AccessLogParser(_time_position(head), unit or "us", logged_at, options.get("tz"))
+
+
+def _time_position(head: str) -> int | None:
+    """Which positional trailing field holds the request time, from the file's first lines."""
+    columns: dict[int, list[str]] = {}
+    for raw in head.split("\n")[:500]:
+        m = _LINE.search(raw)
+        if not m:
+            continue
+        plain, _ = _trailing(m.group("rest"))
+        for i, tok in enumerate(plain):
+            if tok != "-":
+                columns.setdefault(i, []).append(tok)
+    floats = [i for i, vals in sorted(columns.items()) if vals and sum(bool(_FLOAT.fullmatch(v)) for v in vals) >= 0.8 * len(vals)]
+    if floats:
+        return floats[0]
+    ints = [
+        (len(set(vals)), i)
+        for i, vals in sorted(columns.items())
+        if vals and sum(bool(_INT.fullmatch(v)) for v in vals) >= 0.8 * len(vals)
+    ]
+    if not ints:
+        return None
+    return max(ints, key=lambda t: (t[0], -t[1]))[1]
