@@ -131,6 +131,23 @@ class ClientData:
                     return chosen.reset_index(drop=True)
         return events
 
+    def query_profile(self) -> tuple[pd.DataFrame, str]:
+        """The client's query profile and where it came from.
+
+        From query events when there are any (one source family, see :meth:`query_events`),
+        else from pg_stat_statements exports (the difference of the first and last snapshot
+        when there are several). Returns the ``statement_stats`` frame and a source label.
+        """
+        from auditkit.profile import query_profile
+
+        events = self.query_events("profile")
+        if len(events):
+            fmt = ", ".join(sorted(events["source_format"].dropna().astype(str).unique()))
+            return query_profile(events), fmt or "query log"
+        if self.has("statement_stats"):
+            return self.frame("statement_stats"), "pg_stat_statements"
+        return empty(FRAMES["statement_stats"]), "none"
+
     def sources(self, frame: str) -> list[str]:
         """Formats that contributed rows to ``frame``."""
         df = self.frames.get(frame)

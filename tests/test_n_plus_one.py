@@ -57,7 +57,7 @@ def test_plain_django_log(project_logs: Path) -> None:
         assert f.metrics["queries_per_request"] == 12  # one per book
         assert f.metrics["wasted_queries_per_request"] == 11
         assert f.metrics["requests_affected"] == 3
-        assert f.metrics["total_saved_ms"] > 0
+        assert f.metrics["total_saved_ms"] >= 0  # Django logs whole milliseconds: fast queries read 0.000
 
 
 def test_jsonl_log_with_request_ids_and_models(project_logs: Path) -> None:
@@ -72,6 +72,7 @@ def test_jsonl_log_with_request_ids_and_models(project_logs: Path) -> None:
     assert endpoints == {"/books/authors/", "/books/reviews/", "/books/tags/"}  # not /books/good/
     found = _by_relation(findings)
     assert found["reverse_fk"].recommendation.django == 'Book.objects.prefetch_related("reviews")'
+    assert all(float(f.metrics["total_saved_ms"]) > 0 for f in findings)  # microsecond timings here
     assert found["forward_fk"].evidence.strength == auditkit.EvidenceStrength.PATTERN
     table = endpoint_db_time(events)
     good = table[table["endpoint"] == "/books/good/"].iloc[0]

@@ -23,6 +23,9 @@ import importlib.util
 from collections.abc import Callable
 
 from auditkit.checks.data_quality import data_quality
+from auditkit.checks.n_plus_one import check_n_plus_one
+from auditkit.checks.server_events import check_server_events
+from auditkit.checks.slow_queries import check_slow_queries
 from auditkit.client import ClientData
 from auditkit.config import AuditConfig
 from auditkit.errors import ConfigError
@@ -36,7 +39,7 @@ Check = Callable[[ClientData, AuditConfig], list[Finding]]
 #: chapter → its checks, in the order they run
 CHAPTERS: dict[str, tuple[Check, ...]] = {
     "overview": (data_quality,),
-    "queries": (),
+    "queries": (check_slow_queries, check_n_plus_one, check_server_events),
     "indexing": (),
     "caching": (),
     "scaling": (),

@@ -133,7 +133,8 @@ def n_plus_one(
         findings.append(Finding(
             check="n_plus_one",
             severity=_severity(wasted_ms_req, repeats, t),
-            title=f"N+1 on {endpoint}: {fix.model + '.' + fix.field if fix.model and fix.field else 'repeated query'} ({what})",
+            title=(f"N+1 on {endpoint}: {fix.model}.{fix.field} ({what})" if fix.model and fix.field
+                   else f"N+1 on {endpoint}: a query on {_table_of(fp) or 'a table'} repeated per row"),
             summary=(f"{endpoint} runs this query {repeats:.0f} times per request on average "
                      f"({n_req} of {endpoint_requests.get(endpoint, n_req)} requests); {fix.explanation}"),
             subject=Subject(endpoint=str(endpoint), fingerprint=fp, fingerprint_id=str(fid),
@@ -169,42 +170,58 @@ def n_plus_one(
 
 
 def duplicate_queries(events: pd.DataFrame, config: AuditConfig | None = None) -> list[Finding]:
-    """Statements repeated with identical parameters within one request."""
+    """Reads repeated with identical parameters within one request: one finding per endpoint.
+
+    Transaction control, savepoints, DDL and writes are left out (they repeat by nature or
+    are another question); the finding lists the most duplicated statements of the endpoint.
+    """
     cfg = config or AuditConfig()
     t = cfg.thresholds("n_plus_one")
     df, inferred = requests_of(events, cfg)
     if len(df) == 0:
         return []
     df = df.assign(_ms=pd.to_numeric(df["duration_ms"], errors="coerce").fillna(0.0))
+    df = df[df["fingerprint"].str.match(r"^\(?\s*(select|with)\b", na=False)]
     per = df.groupby(["request_key", "fingerprint_id", "variant"], sort=False).agg(
         n=("variant", "size"), ms=("_ms", "sum"), endpoint=("endpoint", "first"), fingerprint=("fingerprint", "first"),
     ).reset_index()
-    hits = per[per["n"] >= t["duplicate_min_repeats"]]
-    # transaction control and savepoints repeat by nature
-    hits = hits[~hits["fingerprint"].str.match(r"^(begin|commit|rollback|savepoint|release|set )", na=False)]
+    hits = per[per["n"] >= t["duplicate_min_repeats"]].copy()
+    if len(hits) == 0:
+        return []
+    hits["wasted"] = hits["n"] - 1
+    hits["wasted_ms"] = hits["ms"] * (hits["n"] - 1) / hits["n"]
     window = _window_s(df)
+    endpoint_requests = df.groupby("endpoint")["request_key"].nunique()
     out = []
-    for (endpoint, fid), group in hits.groupby(["endpoint", "fingerprint_id"], sort=False):
-        per_req = group.groupby("request_key").agg(n=("n", "sum"), ms=("ms", "sum"), dup=("n", lambda s: int((s - 1).sum())))
-        wasted_ms_total = float((group["ms"] * (group["n"] - 1) / group["n"]).sum())
-        n_req = len(per_req)
-        fp = str(group["fingerprint"].iloc[0])
+    for endpoint, group in hits.groupby("endpoint", sort=False):
+        n_req = group["request_key"].nunique()
+        per_req = group.groupby("request_key")["wasted"].sum()
+        wasted_ms_total = float(group["wasted_ms"].sum())
+        top = (group.groupby(["fingerprint_id", "fingerprint"])[["wasted", "wasted_ms"]].sum()
+               .sort_values("wasted", ascending=False).head(5).reset_index())
         out.append(Finding(
             check="duplicate_query",
-            severity=Severity.MEDIUM if per_req["dup"].mean() >= t["medium_repeats"] else Severity.LOW,
-            title=f"Duplicate query on {endpoint}",
-            summary=(f"The same statement with the same parameters runs {per_req['n'].mean():.1f} times per request "
-                     f"in {n_req} request(s) of {endpoint}: the result could be reused."),
-            subject=Subject(endpoint=str(endpoint), fingerprint=fp, fingerprint_id=str(fid), table=_table_of(fp)),
-            metrics={"requests_affected": n_req, "duplicates_per_request": round(float(per_req["dup"].mean()), 2),
+            severity=Severity.MEDIUM if per_req.mean() >= t["medium_repeats"] else Severity.LOW,
+            title=f"Duplicate queries on {endpoint}: {per_req.mean():.0f} per request",
+            summary=(f"{len(top)} statement(s) run again with the same parameters in {n_req} of "
+                     f"{int(endpoint_requests.get(endpoint, n_req))} request(s) of {endpoint}, "
+                     f"{per_req.mean():.1f} repeats per request: the first result could be reused."),
+            subject=Subject(endpoint=str(endpoint), fingerprint=str(top["fingerprint"].iloc[0]),
+                            fingerprint_id=str(top["fingerprint_id"].iloc[0]), table=_table_of(str(top["fingerprint"].iloc[0]))),
+            metrics={"requests_affected": int(n_req), "duplicates_per_request": round(float(per_req.mean()), 2),
+                     "statements_duplicated": int(group["fingerprint_id"].nunique()),
                      "total_saved_ms": round(wasted_ms_total, 3)},
             recommendation=Recommendation(
                 summary="Keep the first result (a variable, functools.cached_property, or select_related on the queryset that "
                         "already holds the row) instead of querying again.",
-                django="@cached_property\ndef author(self):\n    return Author.objects.get(pk=self.author_id)",
+                django="from functools import cached_property\n\n@cached_property\ndef author(self):\n    return Author.objects.get(pk=self.author_id)",
             ),
-            evidence=Evidence(strength=EvidenceStrength.INFERRED if inferred else EvidenceStrength.PATTERN,
-                              items=tuple({"request_id": str(k)} for k in per_req.index[:5])),
+            evidence=Evidence(
+                strength=EvidenceStrength.INFERRED if inferred else EvidenceStrength.PATTERN,
+                items=tuple({"fingerprint_id": str(r.fingerprint_id), "fingerprint": str(r.fingerprint), "repeats": int(r.wasted)}
+                            for r in top.itertuples()),
+                note="requests were reconstructed from process/thread and time gaps" if inferred else None,
+            ),
             impact_ms=wasted_ms_total / (window / 3600.0) if window == window else None,
             chapter="queries",
         ))
@@ -254,3 +271,12 @@ def _int(v: Any) -> int | None:
         return None if v is None or pd.isna(v) else int(v)
     except (TypeError, ValueError):
         return None
+
+
+def check_n_plus_one(client: Any, config: AuditConfig) -> list[Finding]:
+    """The queries-chapter check: N+1 and duplicate queries of a client's request-tied events."""
+    events = client.query_events("requests")
+    if len(events) == 0:
+        return []
+    models = client.frame("schema_columns") if client.has("schema_columns") else None
+    return n_plus_one(events, config, models) + duplicate_queries(events, config)

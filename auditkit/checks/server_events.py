@@ -11,6 +11,7 @@ rewriting it.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pandas as pd
 
@@ -98,3 +99,11 @@ def temp_files(events: pd.DataFrame) -> list[Finding]:
             chapter="queries",
         ))
     return out
+
+
+def check_server_events(client: Any, config: Any) -> list[Finding]:
+    """The queries-chapter check: errors, lock waits, deadlocks and temp files from server logs."""
+    if not client.has("server_events"):
+        return []
+    events = client.frame("server_events")
+    return server_errors(events) + temp_files(events)

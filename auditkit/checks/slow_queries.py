@@ -11,6 +11,7 @@ all statement time reaches ``min_share`` (and it ran at least ``min_calls`` time
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
@@ -93,3 +94,15 @@ def slow_queries(
             chapter="queries",
         ))
     return out
+
+
+def check_slow_queries(client: Any, config: AuditConfig) -> list[Finding]:
+    """The queries-chapter check: slow statements of the client's query profile."""
+    from auditkit.checks.n_plus_one import statement_endpoints
+
+    profile, source = client.query_profile()
+    if len(profile) == 0:
+        return []
+    tied = client.query_events("requests")
+    endpoints = statement_endpoints(tied) if len(tied) and tied["endpoint"].notna().any() else None
+    return slow_queries(profile, config, endpoints, source=source)

@@ -48,6 +48,10 @@ class StatementShape:
 @lru_cache(maxsize=20_000)
 def statement_shape(fingerprint: str, dialect: str = "postgres") -> StatementShape | None:
     """The shape of a fingerprint, or None when sqlglot cannot parse it."""
+    head = fingerprint.lstrip("( ").split(" ", 1)[0].lower()
+    if head not in ("select", "with"):
+        kind = head if head in ("insert", "update", "delete") else "other"
+        return StatementShape(kind, None, (), (), (), (), ())
     text = fingerprint.replace("(...)", "(?)")
     try:
         tree = sqlglot.parse_one(text, read=dialect)
