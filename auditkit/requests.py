@@ -422,9 +422,10 @@ def _aggregate(ev: pd.DataFrame, key: pd.Series, *, inferred: bool) -> pd.DataFr
             agg[col] = g[col].first()
     df = pd.DataFrame({k: v for k, v in agg.items() if v is not None})
     df["duration_ms"] = (df.pop("_end") - df["ts"]).dt.total_seconds() * 1000.0
+    df["ts"] = df["ts"].dt.as_unit("ns")
     if inferred:
-        stream = [df[c].astype(str) if c in df else "" for c in ("pid", "thread")]
-        seed = stream[0] + "|" + stream[1] + "|" + df["ts"].astype(str)
+        stream = [df[c].astype(object).map(str) if c in df else "" for c in ("pid", "thread")]
+        seed = stream[0] + "|" + stream[1] + "|" + df["ts"].astype(object).map(str)
         df["request_id"] = [
             "inf-" + hashlib.sha1(s.encode()).hexdigest()[:12] for s in seed
         ]

@@ -181,7 +181,7 @@ def _parse_times(times: pd.Series, tz: str | None) -> pd.Series:
     """``10/Oct/2023:13:55:36 +0000`` (nginx, gunicorn), ISO 8601, or Django's naive form."""
     if not len(times):
         return pd.Series([], dtype="datetime64[ns, UTC]")
-    out = pd.to_datetime(times, format="%d/%b/%Y:%H:%M:%S %z", errors="coerce", utc=True)
+    out = pd.to_datetime(times, format="%d/%b/%Y:%H:%M:%S %z", errors="coerce", utc=True).dt.as_unit("ns")
     todo = out.isna()
     if todo.any():
         iso = pd.to_datetime(times[todo], format="ISO8601", errors="coerce", utc=True)
@@ -191,7 +191,7 @@ def _parse_times(times: pd.Series, tz: str | None) -> pd.Series:
         naive = pd.to_datetime(times[todo], format="%d/%b/%Y %H:%M:%S", errors="coerce")
         local = naive.dt.tz_localize(tz or "UTC", ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
         out[todo] = local
-    return out
+    return out.dt.as_unit("ns")
 
 
 @register
