@@ -29,7 +29,9 @@ from auditkit.errors import SchemaError
 __all__ = [
     "CACHE_EVENTS",
     "CACHE_STATS",
+    "COLUMN_STATS",
     "FRAMES",
+    "LOAD_FAILURES",
     "LOAD_SAMPLES",
     "PLAN_NODES",
     "QUERY_EVENTS",
@@ -305,6 +307,18 @@ LOAD_SAMPLES = FrameSchema(
     ),
 )
 
+LOAD_FAILURES = FrameSchema(
+    "load_failures",
+    "one kind of failure seen by a load test, with its count",
+    _cols(
+        ("endpoint", TEXT, "Endpoint name.", "required"),
+        ("method", TEXT, "HTTP method (or request type)."),
+        ("error", TEXT, "The error as the load tool reports it.", "required"),
+        ("occurrences", INT, "How many times it happened."),
+        *_PROVENANCE,
+    ),
+)
+
 SCHEMA_TABLES = FrameSchema(
     "schema_tables",
     "one table with its size and access statistics",
@@ -364,6 +378,28 @@ SCHEMA_COLUMNS = FrameSchema(
     ),
 )
 
+# --- indexing: per-column planner statistics (pg_stats) ------------------------------------
+# Added for the index advisor (issue 4): the selectivity of a column orders the equality
+# columns of a composite index and sizes a candidate. Kept apart from schema_columns, which
+# describes Django fields, because one row here is one *table column* as the planner sees it.
+
+COLUMN_STATS = FrameSchema(
+    "column_stats",
+    "one table column with the planner's statistics for it (pg_stats)",
+    _cols(
+        ("schema", TEXT, "Schema (namespace)."),
+        ("table", TEXT, "Table name.", "required"),
+        ("column", TEXT, "Column name.", "required"),
+        ("inherited", BOOL, "True for statistics that include inheritance children."),
+        ("null_frac", FLOAT, "Fraction of rows whose value is NULL (0–1)."),
+        ("avg_width", INT, "Average stored width of the column's values, bytes."),
+        ("n_distinct", FLOAT, "Distinct values: positive = a count, negative = minus the fraction of rows."),
+        ("correlation", FLOAT, "Correlation between physical row order and the column's order (-1–1)."),
+        ("most_common_freqs", TEXT, "Frequencies of the most common values, as exported (values themselves are not kept)."),
+        *_PROVENANCE,
+    ),
+)
+
 FRAMES: dict[str, FrameSchema] = {
     f.name: f
     for f in (
@@ -375,9 +411,11 @@ FRAMES: dict[str, FrameSchema] = {
         CACHE_EVENTS,
         CACHE_STATS,
         LOAD_SAMPLES,
+        LOAD_FAILURES,
         SCHEMA_TABLES,
         SCHEMA_INDEXES,
         SCHEMA_COLUMNS,
+        COLUMN_STATS,
     )
 }
 
