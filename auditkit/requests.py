@@ -170,7 +170,7 @@ def frames_from_spans(
       ``status`` and ``service`` its own; ``endpoint`` its route, else the route of the
       earliest span below it that has one (a proxy's root over a Django server span), else
       its URL path, else its label (Datadog resource or span name) unless the root is itself
-      a statement; ``request_id`` the HTTP request id the root carries, else the trace id
+      a statement or the label is only the HTTP method; ``request_id`` the HTTP request id the root carries, else the trace id
       (``trace:span`` when a trace has several roots); ``db_ms``/``db_calls`` the sum and
       count of the statement spans below it.
     * one statement per span with SQL text: ``ts`` its end, ``duration_ms`` its duration and
@@ -237,7 +237,9 @@ def frames_from_spans(
         if not endpoint:
             endpoint = s.path
         if not endpoint and not s.sql:
-            endpoint = s.label or s.name or None
+            label = s.label or s.name or None
+            # an HTTP server span named only by its method ("GET") names no endpoint
+            endpoint = None if label and s.method and label.upper() == s.method.upper() else label
         endpoint_of[r] = endpoint
         stmts = [spans[i] for i in mine if is_stmt[i]]
         durations = [x.duration_ns for x in stmts if x.duration_ns is not None]
