@@ -96,7 +96,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "capacity": {
         # latency rises past the knee when p95 grows by this factor over the baseline step
-        "default": {"p95_degradation": 2.0, "max_failure_rate": 0.01, "headroom": 0.7},
+        "default": {"p95_degradation": 2.0, "max_failure_rate": 0.01, "headroom": 0.7,
+                    # background-task candidates: slow at p95, little of it in the database
+                    "background_min_p95_ms": 1000.0, "background_max_db_share": 0.3},
     },
 }
 

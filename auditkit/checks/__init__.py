@@ -22,6 +22,8 @@ import dataclasses
 import importlib.util
 from collections.abc import Callable
 
+from auditkit.checks.caching import check_caching
+from auditkit.checks.capacity import check_scaling
 from auditkit.checks.data_quality import data_quality
 from auditkit.checks.n_plus_one import check_n_plus_one
 from auditkit.checks.server_events import check_server_events
@@ -41,8 +43,8 @@ CHAPTERS: dict[str, tuple[Check, ...]] = {
     "overview": (data_quality,),
     "queries": (check_slow_queries, check_n_plus_one, check_server_events),
     "indexing": (),
-    "caching": (),
-    "scaling": (),
+    "caching": (check_caching,),
+    "scaling": (check_scaling,),
 }
 
 

@@ -1,0 +1,95 @@
+"""Cache-hit analysis and capacity checks over canonical frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import auditkit
+from auditkit.checks.caching import cache_candidates, cache_hit_ratios, low_cache_hit_ratio
+from auditkit.checks.capacity import (
+    background_task_candidates,
+    capacity_limit,
+    connection_budget,
+    load_steps,
+)
+from auditkit.config import AuditConfig
+
+
+def _info(tmp_path: Path, name: str, hits: int, misses: int, at: int = 0) -> Path:
+    p = tmp_path / name
+    usec = 1_700_000_000_000_000 + at * 1_000_000
+    p.write_text(f"# Server\nredis_version:7.0.15\nrun_id:abc123\nserver_time_usec:{usec}\n"
+                 f"# Stats\nkeyspace_hits:{hits}\nkeyspace_misses:{misses}\n")
+    return p
+
+
+def test_hit_ratio_between_two_snapshots(tmp_path: Path) -> None:
+    before = auditkit.load(_info(tmp_path, "info_before.txt", 1000, 100)).frame
+    after = auditkit.load(_info(tmp_path, "info_after.txt", 1100, 500, at=60)).frame
+    ratios = cache_hit_ratios(pd.concat([before, after]))
+    r = ratios.iloc[0]
+    assert (r["hits"], r["misses"], r["window"]) == (100, 400, "between snapshots")
+    findings = low_cache_hit_ratio(pd.concat([before, after]))
+    assert len(findings) == 1 and findings[0].metrics["hit_ratio"] == 0.2
+    assert low_cache_hit_ratio(before) == []  # 91 % since start is fine
+
+
+def test_restart_between_snapshots(tmp_path: Path) -> None:
+    before = auditkit.load(_info(tmp_path, "a.txt", 5000, 10)).frame
+    after = auditkit.load(_info(tmp_path, "b.txt", 10, 90, at=60)).frame
+    r = cache_hit_ratios(pd.concat([before, after])).iloc[0]
+    assert r["window"] == "since the restart" and r["hits"] == 10
+
+
+def test_cache_candidates() -> None:
+    sql = ['SELECT "b"."id" FROM "b" ORDER BY "b"."sold" DESC LIMIT 10'] * 150 + [f'SELECT "a"."id" FROM "a" WHERE "a"."id" = {i}' for i in range(150)]
+    events = pd.DataFrame({"sql": sql, "duration_ms": [5.0] * 300, "endpoint": ["/top/"] * 150 + ["/a/"] * 150})
+    fps = auditkit.fingerprint_many(events["sql"])
+    events = events.assign(fingerprint=fps[0].to_numpy(), fingerprint_id=fps[1].to_numpy(), params=None)
+    found = cache_candidates(events)
+    assert len(found) == 1 and found[0].subject.endpoint == "/top/"
+    assert found[0].metrics["distinct"] == 1
+
+
+def _ramp() -> pd.DataFrame:
+    rows = []
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    for step, (users, rps, p95, fail) in enumerate([(10, 20, 50, 0), (20, 40, 55, 0), (40, 70, 80, 0), (80, 72, 400, 3)]):
+        for s in range(10):
+            rows.append({"ts": t0 + pd.Timedelta(seconds=step * 10 + s), "users": users, "rps": rps, "p95_ms": p95,
+                         "p50_ms": p95 / 2, "failures_per_s": fail, "endpoint": "Aggregated"})
+    return pd.DataFrame(rows)
+
+
+def test_capacity_limit_on_a_ramp() -> None:
+    steps = load_steps(_ramp())
+    assert steps["users"].tolist() == [10, 20, 40, 80]
+    (f,) = capacity_limit(_ramp())
+    assert f.metrics["limit_users"] == 80 and f.metrics["healthy_users"] == 40
+    assert f.severity == auditkit.Severity.HIGH  # 4 % failing
+    assert f.metrics["safe_rps"] == round(72 * 0.7, 3)
+
+
+def test_capacity_on_real_locust_history(peer_data: Path) -> None:
+    history = auditkit.load(peer_data / "load-testing-hub/locust_stats_history.csv").frame
+    steps = load_steps(history)
+    assert len(steps) >= 1 and steps["rps"].gt(0).all()
+
+
+def test_connection_budget() -> None:
+    (f,) = connection_budget({"instances": 3, "web_workers": 8, "threads_per_worker": 4, "max_connections": 100})
+    assert f.metrics["needed"] == 96 and f.severity == auditkit.Severity.MEDIUM
+    (g,) = connection_budget({"instances": 4, "web_workers": 8, "threads_per_worker": 4, "max_connections": 100})
+    assert g.severity == auditkit.Severity.HIGH
+    assert connection_budget({}) == []
+
+
+def test_background_candidates() -> None:
+    req = pd.DataFrame({"endpoint": ["/report/"] * 20 + ["/list/"] * 20,
+                        "duration_ms": np.r_[np.full(20, 2500.0), np.full(20, 1500.0)],
+                        "db_ms": np.r_[np.full(20, 100.0), np.full(20, 1400.0)]})
+    found = background_task_candidates(req, AuditConfig())
+    assert [f.subject.endpoint for f in found] == ["/report/"]
