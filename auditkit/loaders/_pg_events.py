@@ -1,0 +1,874 @@
+"""PostgreSQL server-log semantics shared by the stderr, csvlog, jsonlog and syslog loaders.
+
+Every format ends, per block, in the same columnar :class:`Entries` (one item per log entry:
+timestamp, process, user, database, severity, message, DETAIL…). :func:`build_frames` turns
+them into the two canonical frames:
+
+* ``query_events`` — one row per statement the server logged: ``duration: X ms  statement: …``,
+  ``duration: X ms  execute <name>: …`` and the ``parse`` / ``bind`` steps of the extended
+  protocol, each kept as its own row and marked in the extra column ``phase``
+  (``parse``, ``bind``, ``execute``, ``statement``). **A query profile must count only
+  ``execute`` and ``statement`` rows**, or one execution of a prepared statement counts three
+  times. ``DETAIL:  parameters: $1 = …`` is bound into ``sql`` (literals in place, for the
+  sample), while ``sql_template`` keeps the ``$n`` form the fingerprint is computed from; the
+  raw list is in ``params``. Statements logged without a duration (``log_statement``) are rows
+  with NaN ``duration_ms``; when ``log_duration`` writes the duration on a later line of the
+  same process, the two are paired — across block boundaries too, through ``pending`` and
+  :func:`finish_pending`. A statement that never receives a duration keeps NaN.
+* ``server_events`` — everything else, never dropped: errors (with SQLSTATE), deadlocks, lock
+  waits, temporary files, checkpoints, autovacuum / autoanalyze (with the relation),
+  connections and disconnections (with the session time), and ``other``. The extra column
+  ``event`` refines ``kind`` (``lock_waiting`` / ``lock_acquired``, ``checkpoint_complete``,
+  ``connection_authorized`` …).
+
+Messages from a server running with a non-English ``lc_messages`` (``ERREUR:``, ``FEHLER:``,
+``LOG:  Dauer:``, ``СООБЩЕНИЕ:``) cannot be interpreted; they are skipped with a reason and a
+warning names the cause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
+from auditkit.loaders.result import ParseReport
+from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS
+from auditkit.sql.fingerprint import fingerprint_many
+
+__all__ = [
+    "MESSAGE",
+    "QUERY_EXTRAS",
+    "SERVER_EXTRAS",
+    "Entries",
+    "Stats",
+    "attach_secondaries",
+    "bind_parameters",
+    "build_frames",
+    "finish_pending",
+    "to_utc",
+]
+
+#: phases of a query event; the query profile counts only the last two
+PHASES = ("parse", "bind", "execute", "statement")
+PROFILE_PHASES = ("execute", "statement")
+QUERY_EXTRAS = ("phase", "sql_template", "statement_name")
+SERVER_EXTRAS = ("event", "application", "client", "session_id")
+
+#: the statement part of a message: an optional duration, an optional protocol step
+MESSAGE = re.compile(
+    r"(?:duration: (?P<dur>\d+(?:\.\d+)?) ms(?: {1,2}|$))?"
+    r"(?:(?P<kind>statement|execute|parse|bind)(?: (?P<name>\S+?))?(?:: |:$))?"
+)
+#: the same, as a regex fragment for the one-pass stderr pattern (groups dur, kind, name)
+MESSAGE_FRAGMENT = MESSAGE.pattern
+
+_PARAMS = re.compile(r"\$(\d+) = (NULL|'(?:[^']|'')*'|[^,]*)")
+_BIND = re.compile(r"'(?:[^']|'')*'|\$(\d+)")
+
+_LOCK = re.compile(
+    r"process \d+ (?P<what>still waiting for|acquired|detected deadlock while waiting for) "
+    r"(?P<mode>\w+) on (?P<obj>.+?) after (?P<ms>\d+(?:\.\d+)?) ms"
+)
+_TEMP = re.compile(r'temporary file: path "(?P<path>[^"]*)", size (?P<size>\d+)')
+_CKPT = re.compile(r"(?P<what>checkpoint|restartpoint) (?P<step>starting|complete)\b")
+_CKPT_TOTAL = re.compile(r"total=(?P<s>\d+(?:\.\d+)?) s")
+_AUTOVAC = re.compile(
+    r'automatic (?:aggressive )?(?P<op>vacuum|analyze)(?: to prevent wraparound)? of table "(?P<rel>[^"]+)"'
+)
+_ELAPSED = re.compile(r"elapsed:? (?P<s>\d+(?:\.\d+)?) s")
+_CONN = re.compile(r"(?:replication )?connection (?P<what>received|authenticated|authorized)\b")
+_DISCONN = re.compile(r"disconnection: session time: (?P<h>\d+):(?P<m>\d\d):(?P<s>\d+(?:\.\d+)?)")
+_REL_CONTEXT = re.compile(r'relation "(?P<rel>[^"]+)"')
+_REL_OID = re.compile(r"relation (?P<oid>\d+)")
+_QUERY_TEXT = re.compile(r"Query Text: (?P<q>.*?)(?:\n(?:[A-Z][a-z]+ )*[A-Z][a-z]+.*\(cost=|\Z)", re.S)
+#: a duration or statement keyword of a translated server (German, French, Spanish, …)
+LOCALISED_MESSAGE = re.compile(
+    r"^(?:Dauer|durée|duración|durata|duração|duur|czas trwania|doba trvání|süre|"
+    r"продолжительность|тривалість|持续时间|実行時間|소요 시간|"
+    r"Anweisung|instruction|sentencia|istruzione|instrução|оператор|polecenie)\s?:",
+    re.IGNORECASE,
+)
+
+# time zone abbreviations PostgreSQL prints with %t / %m, in minutes east of UTC. CST and IST
+# are ambiguous; the common reading is used (US Central, India) and tz= overrides.
+TZ_OFFSETS: dict[str, int] = {
+    "UTC": 0, "GMT": 0, "UT": 0, "Z": 0, "WET": 0, "WEST": 60, "BST": 60,
+    "CET": 60, "CEST": 120, "MET": 60, "MEST": 120, "EET": 120, "EEST": 180,
+    "MSK": 180, "MSD": 240, "IST": 330, "PKT": 300, "ICT": 420, "WIB": 420,
+    "HKT": 480, "SGT": 480, "PHT": 480, "AWST": 480, "JST": 540, "KST": 540,
+    "ACST": 570, "ACDT": 630, "AEST": 600, "AEDT": 660, "NZST": 720, "NZDT": 780,
+    "SAST": 120, "CAT": 120, "EAT": 180, "WAT": 60, "IDT": 180,
+    "NST": -210, "NDT": -150, "AST": -240, "ADT": -180, "BRT": -180, "ART": -180,
+    "EST": -300, "EDT": -240, "CST": -360, "CDT": -300, "MST": -420, "MDT": -360,
+    "PST": -480, "PDT": -420, "AKST": -540, "AKDT": -480, "HST": -600,
+}  # fmt: skip
+_NUMERIC_TZ = re.compile(r"^(?P<sign>[+-])(?P<h>\d\d):?(?P<m>\d\d)?$")
+
+
+@dataclass
+class Stats:
+    """Per-block facts that become one warning per file in :func:`finish_pending`."""
+
+    bad_utf8: list[int] = field(default_factory=list)
+    unknown_tz: set[str] = field(default_factory=set)
+    localised: int = 0
+    localised_words: set[str] = field(default_factory=set)
+    unprefixed: int = 0
+    entries: int = 0
+
+
+@dataclass
+class Entries:
+    """Log entries of one block, column by column (``''`` stands for "not logged").
+
+    ``dur``/``kind``/``name``/``msg`` are the message split by :data:`MESSAGE` (the stderr
+    parser does it in its one-pass regex; others call :meth:`split_messages`). ``ts`` holds
+    UTC nanoseconds as ``datetime64[ns]`` (NaT when unknown).
+    """
+
+    line: np.ndarray
+    ts: np.ndarray
+    sev: Sequence[str]
+    msg: Sequence[str]
+    pid: Sequence[str] | None = None
+    user: Sequence[str] | None = None
+    db: Sequence[str] | None = None
+    app: Sequence[str] | None = None
+    client: Sequence[str] | None = None
+    session: Sequence[str] | None = None
+    query_id: Sequence[str] | None = None
+    sqlstate: Sequence[str] | None = None
+    dur: Sequence[str] | None = None
+    kind: Sequence[str] | None = None
+    name: Sequence[str] | None = None
+    detail: Sequence[str] | None = None
+    hint: Sequence[str] | None = None
+    context: Sequence[str] | None = None
+    statement: Sequence[str] | None = None
+    iquery: Sequence[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sev)
+
+    def split_messages(self) -> None:
+        """Fill ``dur``, ``kind``, ``name`` from ``msg`` (for formats with a message field)."""
+        durs, kinds, names, bodies = [], [], [], []
+        match = MESSAGE.match
+        for text in self.msg:
+            m = match(text)
+            g = m.groups() if m else (None, None, None)
+            durs.append(g[0] or "")
+            kinds.append(g[1] or "")
+            names.append(g[2] or "")
+            bodies.append(text[m.end() :] if m else text)
+        self.dur, self.kind, self.name, self.msg = durs, kinds, names, bodies
+
+    def take(self, idx: Sequence[int]) -> Entries:
+        """The entries at positions ``idx``, in that order."""
+        out = Entries(self.line[np.asarray(idx, dtype=np.int64)], self.ts[np.asarray(idx, dtype=np.int64)], [], [])
+        for name in _TEXT_FIELDS:
+            col = getattr(self, name)
+            setattr(out, name, None if col is None else [col[i] for i in idx])
+        return out
+
+
+_TEXT_FIELDS = (
+    "sev", "msg", "pid", "user", "db", "app", "client", "session", "query_id", "sqlstate",
+    "dur", "kind", "name", "detail", "hint", "context", "statement", "iquery",
+)  # fmt: skip
+
+
+# -- timestamps --------------------------------------------------------------------------------
+
+
+def tz_offset_minutes(text: str) -> int | None:
+    """Minutes east of UTC for a time zone abbreviation or numeric offset (None if unknown)."""
+    if not text:
+        return None
+    off = TZ_OFFSETS.get(text.upper())
+    if off is not None:
+        return off
+    m = _NUMERIC_TZ.match(text)
+    if m:
+        minutes = int(m.group("h")) * 60 + int(m.group("m") or 0)
+        return minutes if m.group("sign") == "+" else -minutes
+    return None
+
+
+def to_utc(
+    ts: Sequence[str],
+    tz: Sequence[str] | None,
+    default_tz: str | None,
+    stats: Stats | None = None,
+) -> np.ndarray:
+    """UTC ``datetime64[ns]`` from server timestamps and their zone texts, vectorised.
+
+    ``ts`` is ``YYYY-MM-DD HH:MM:SS[.fff]``; ``tz`` the abbreviation or offset printed after it
+    (``CET``, ``+03``). Unknown or missing zones use ``default_tz`` (an IANA name) or, failing
+    that, UTC — unknown abbreviations are recorded in ``stats`` for a warning.
+    """
+    n = len(ts)
+    if n == 0:
+        return np.empty(0, dtype="datetime64[ns]")
+    arr = pa.array(ts, pa.string())
+    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    try:
+        naive = pc.cast(arr, pa.timestamp("ns")).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        naive = pd.to_datetime(pd.Series(list(ts), dtype=object), errors="coerce", format="mixed").to_numpy(
+            dtype="datetime64[ns]"
+        )
+    naive = naive.astype("datetime64[ns]", copy=False)
+    unresolved = np.ones(n, dtype=bool)
+    if tz is not None:
+        enc = pa.array(tz, pa.string()).dictionary_encode()
+        texts = enc.dictionary.to_pylist()
+        offsets = np.array(
+            [np.nan if (o := tz_offset_minutes(t or "")) is None else o for t in texts], dtype=np.float64
+        )
+        per_row = offsets[enc.indices.to_numpy(zero_copy_only=False)]
+        known = ~np.isnan(per_row)
+        if known.any():
+            naive = naive.copy()
+            shift = (per_row[known] * 60e9).astype(np.int64).astype("timedelta64[ns]")
+            naive[known] = naive[known] - shift
+        unresolved = ~known
+        if stats is not None:
+            stats.unknown_tz.update(t for t, o in zip(texts, offsets, strict=True) if t and np.isnan(o))
+    if default_tz and unresolved.any():
+        local = pd.DatetimeIndex(naive[unresolved]).tz_localize(
+            default_tz, ambiguous="NaT", nonexistent="shift_forward"
+        )
+        naive = naive.copy()
+        naive[unresolved] = local.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    return naive
+
+
+# -- secondary lines ----------------------------------------------------------------------------
+
+
+def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
+    """Fold DETAIL / HINT / CONTEXT / STATEMENT / QUERY entries into the entry they follow.
+
+    The server writes them right after their primary line, with the same process id; a
+    secondary line with no primary before it in the block is skipped (reported). Attached
+    lines are counted as parsed here; primaries are counted by :func:`build_frames`.
+    """
+    sev = e.sev
+    n = len(sev)
+    pid = e.pid
+    details: dict[int, dict[str, list[str]]] = {}
+    keep: list[int] = []
+    last = -1
+    attached = 0
+    for i in range(n):
+        s = sev[i]
+        if s in SECONDARY_SEVERITIES:
+            if last >= 0 and (pid is None or pid[i] == pid[last]):
+                details.setdefault(last, {}).setdefault(s, []).append(_full(e, i))
+                attached += 1
+            else:
+                report.skip(int(e.line[i]), f"{s} line without the entry it belongs to", _full(e, i))
+            continue
+        keep.append(i)
+        last = i
+    out = e.take(keep)
+    if details:
+        pos = {orig: k for k, orig in enumerate(keep)}
+        cols = {name: [""] * len(keep) for name in ("detail", "hint", "context", "statement", "iquery")}
+        for orig, parts in details.items():
+            k = pos[orig]
+            for sev_name, texts in parts.items():
+                target = _SECONDARY_TARGET.get(sev_name, "context")
+                text = "\n".join(texts)
+                if target == "context" and sev_name != "CONTEXT":
+                    text = f"{sev_name}: {text}"
+                cols[target][k] = f"{cols[target][k]}\n{text}" if cols[target][k] else text
+        for name, values in cols.items():
+            setattr(out, name, values)
+    report.ok(attached)
+    return out
+
+
+def _full(e: Entries, i: int) -> str:
+    """The whole message of entry ``i`` (its statement keyword split off by the parser)."""
+    head = ""
+    if e.dur and e.dur[i]:
+        head += f"duration: {e.dur[i]} ms  "
+    if e.kind and e.kind[i]:
+        head += f"{e.kind[i]}{' ' + e.name[i] if e.name and e.name[i] else ''}: "
+    return head + e.msg[i]
+
+
+_SECONDARY_TARGET = {
+    "DETAIL": "detail",
+    "HINT": "hint",
+    "CONTEXT": "context",
+    "STATEMENT": "statement",
+    "QUERY": "iquery",
+    "LOCATION": "context",
+    "BACKTRACE": "context",
+}
+
+
+# -- parameters ---------------------------------------------------------------------------------
+
+
+def parse_parameters(text: str) -> dict[str, str]:
+    """``$1 = 'a', $2 = NULL`` → ``{'1': "'a'", '2': 'NULL'}``."""
+    return {m.group(1): m.group(2) for m in _PARAMS.finditer(text)}
+
+
+def bind_parameters(template: str, params: str) -> str:
+    """The statement with each ``$n`` replaced by its logged value (quoted strings untouched)."""
+    values = parse_parameters(params)
+    if not values:
+        return template
+
+    def repl(m: re.Match[str]) -> str:
+        num = m.group(1)
+        if num is None:
+            return m.group(0)
+        return values.get(num, m.group(0))
+
+    return _BIND.sub(repl, template)
+
+
+# -- frames -------------------------------------------------------------------------------------
+
+
+def _strings(values: Sequence[str | None]) -> pd.arrays.ArrowStringArray:
+    """An Arrow-backed ``string`` column; empty strings become <NA>."""
+    arr = pa.array(values if isinstance(values, (list, tuple)) else list(values), pa.string())
+    if len(arr):
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    return pd.arrays.ArrowStringArray(arr)
+
+
+def _strings_keep(values: Sequence[str | None]) -> pd.arrays.ArrowStringArray:
+    """An Arrow-backed ``string`` column, empty strings kept (SQL may be empty)."""
+    return pd.arrays.ArrowStringArray(pa.array(values if isinstance(values, (list, tuple)) else list(values), pa.string()))
+
+
+def _null_strings(n: int) -> pd.arrays.ArrowStringArray:
+    return pd.arrays.ArrowStringArray(pa.nulls(n, pa.string()))
+
+
+def _repeat(value: str, n: int) -> pd.arrays.ArrowStringArray:
+    return pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(value, pa.string()), n))
+
+
+def _ints(values: Sequence[Any] | None, n: int) -> pd.arrays.IntegerArray:
+    if values is None:
+        return pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
+    if isinstance(values, np.ndarray) and values.dtype.kind == "i":
+        return pd.arrays.IntegerArray(values.astype(np.int64, copy=False), np.zeros(n, dtype=bool))
+    arr = pa.array(values if isinstance(values, (list, tuple)) else list(values))
+    if pa.types.is_string(arr.type):
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    try:
+        arr = pc.cast(arr, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        arr = pa.array(pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce"), pa.float64())
+        arr = pc.cast(pc.floor(arr), pa.int64(), safe=False)
+    mask = arr.is_null().to_numpy(zero_copy_only=False)
+    data = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return pd.arrays.IntegerArray(data, mask)
+
+
+def _floats(values: Sequence[Any] | None, n: int) -> np.ndarray:
+    if values is None:
+        return np.full(n, np.nan)
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values
+    arr = pa.array(values if isinstance(values, (list, tuple)) else list(values))
+    if pa.types.is_string(arr.type):
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    arr = pc.cast(arr, pa.float64())
+    return arr.fill_null(np.nan).to_numpy(zero_copy_only=False)
+
+
+def _times(ts: np.ndarray) -> pd.arrays.DatetimeArray:
+    return pd.DatetimeIndex(ts.astype("datetime64[ns]", copy=False)).tz_localize("UTC").array
+
+
+def query_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
+    """A query-events frame in canonical dtypes (plus extras) from columns of plain values.
+
+    ``c`` keys: ts (datetime64[ns] UTC), duration_ms, sql, sql_template, params, database,
+    user, application, client, pid, session_id, query_id, phase, statement_name, source_line.
+    Fingerprints are computed here from ``sql_template``.
+    """
+    n = len(c["sql"])
+    template = c.get("sql_template")
+    fps, ids = fingerprint_many(template if template is not None else c["sql"])
+    cols: dict[str, Any] = {}
+    for col in QUERY_EVENTS.columns:
+        name = col.name
+        if name == "ts":
+            cols[name] = _times(c["ts"])
+        elif name == "duration_ms":
+            cols[name] = _floats(c.get("duration_ms"), n)
+        elif name == "sql":
+            cols[name] = _strings_keep(c["sql"])
+        elif name == "fingerprint":
+            cols[name] = fps.array
+        elif name == "fingerprint_id":
+            cols[name] = ids.array
+        elif name in ("pid", "source_line"):
+            cols[name] = _ints(c.get(name), n)
+        elif name == "source_file":
+            cols[name] = _repeat(source, n)
+        elif name == "source_format":
+            cols[name] = _repeat(fmt, n)
+        elif col.dtype == "float64":
+            cols[name] = _floats(c.get(name), n)
+        elif col.dtype == "Int64":
+            cols[name] = _ints(c.get(name), n)
+        else:
+            values = c.get(name)
+            cols[name] = _null_strings(n) if values is None else _strings(values)
+    cols["phase"] = _strings(c["phase"])
+    cols["sql_template"] = _strings_keep(template if template is not None else c["sql"])
+    values = c.get("statement_name")
+    cols["statement_name"] = _null_strings(n) if values is None else _strings(values)
+    return pd.DataFrame(cols)
+
+
+def server_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
+    """A server-events frame in canonical dtypes (plus extras) from columns of plain values."""
+    n = len(c["message"])
+    cols: dict[str, Any] = {}
+    for col in SERVER_EVENTS.columns:
+        name = col.name
+        if name == "ts":
+            cols[name] = _times(c["ts"])
+        elif name == "source_file":
+            cols[name] = _repeat(source, n)
+        elif name == "source_format":
+            cols[name] = _repeat(fmt, n)
+        elif col.dtype == "float64":
+            cols[name] = _floats(c.get(name), n)
+        elif col.dtype == "Int64":
+            cols[name] = _ints(c.get(name), n)
+        elif name == "message":
+            cols[name] = _strings_keep(c[name])
+        else:
+            values = c.get(name)
+            cols[name] = _null_strings(n) if values is None else _strings(values)
+    for name in SERVER_EXTRAS:
+        values = c.get(name)
+        cols[name] = _null_strings(n) if values is None else _strings(values)
+    return pd.DataFrame(cols)
+
+
+_QUERY_KEYS = (
+    "ts", "duration_ms", "sql", "sql_template", "params", "database", "user", "application",
+    "client", "pid", "session_id", "query_id", "phase", "statement_name", "source_line",
+)  # fmt: skip
+_SERVER_KEYS = (
+    "ts", "kind", "severity", "sqlstate", "message", "detail", "statement", "database", "user",
+    "pid", "duration_ms", "size_bytes", "relation", "source_line", "event", "application",
+    "client", "session_id",
+)  # fmt: skip
+
+
+def _rows_to_columns(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
+    cols: dict[str, Any] = {k: [r.get(k) for r in rows] for k in keys}
+    cols["ts"] = np.array([r["ts"] for r in rows], dtype="datetime64[ns]")
+    for k in ("duration_ms",):
+        cols[k] = np.array([np.nan if r.get(k) is None else r[k] for r in rows], dtype=np.float64)
+    for k in keys:
+        if k not in ("ts", "duration_ms", "size_bytes", "pid", "source_line"):
+            cols[k] = ["" if v is None else v for v in cols[k]]
+    return cols
+
+
+# -- classification -----------------------------------------------------------------------------
+
+
+def _col(values: Sequence[str] | None, idx: Sequence[int] | None) -> Sequence[str] | None:
+    if values is None:
+        return None
+    if idx is None:
+        return values
+    return [values[i] for i in idx]
+
+
+def build_frames(
+    e: Entries, source: str, fmt: str, report: ParseReport, stats: Stats
+) -> tuple[dict[str, pd.DataFrame], list[Any]]:
+    """Query and server events of one block of entries, and what must wait for later blocks.
+
+    Every entry is counted in ``report``: parsed (it made or completed an event) or skipped
+    (non-English message). Returns the frames and the ``pending`` records for
+    :func:`finish_pending`.
+    """
+    n = len(e)
+    if e.kind is None or e.dur is None or e.name is None:
+        e.split_messages()
+    assert e.kind is not None and e.dur is not None and e.name is not None
+    sev, kind, dur, msg = e.sev, e.kind, e.dur, e.msg
+
+    # non-English severities cannot be interpreted
+    skip: set[int] = set()
+    sevset = set(sev)
+    foreign = sevset - ENGLISH_SEVERITIES
+    if foreign:
+        for i in range(n):
+            if sev[i] in foreign:
+                skip.add(i)
+                stats.localised_words.add(sev[i])
+        stats.localised += len(skip)
+
+    kinds = set(kind)
+    all_queries = "" not in kinds and not skip
+    if all_queries:
+        qidx: list[int] | None = None
+        sidx: list[int] = []
+        bare: list[int] = []
+    else:
+        qidx, sidx, bare = [], [], []
+        for i in range(n):
+            if i in skip:
+                continue
+            if kind[i]:
+                qidx.append(i)
+            elif dur[i] and not msg[i].strip():
+                bare.append(i)
+            else:
+                sidx.append(i)
+    pending: list[Any] = []
+    # translated duration / statement messages under an English severity ("LOG:  Dauer: …")
+    if sidx:
+        localised = [i for i in sidx if LOCALISED_MESSAGE.match(msg[i])]
+        if localised:
+            for i in localised:
+                skip.add(i)
+                stats.localised_words.add(msg[i].split(":", 1)[0].strip())
+            stats.localised += len(localised)
+            sidx = [i for i in sidx if i not in skip]
+    for i in sorted(skip):
+        report.skip(int(e.line[i]), "non-English server message (lc_messages is not English)", f"{sev[i]}: {msg[i]}")
+
+    # pairing of statements logged apart from their duration (log_statement + log_duration)
+    dur_values: list[str] | Sequence[str] = dur
+    ts = e.ts
+    dropped: set[int] = set()
+    withheld: list[int] = []
+    orphan_server: list[int] = []
+    untimed_any = bare or (qidx is not None and any(not dur[i] for i in qidx))
+    if untimed_any:
+        assert qidx is not None
+        dur_values = list(dur)
+        ts = ts.copy()
+        pid = e.pid or [""] * n
+        order = sorted([*qidx, *bare])
+        is_bare = set(bare)
+        open_: dict[str, int] = {}
+        active: set[str] = set()
+        for i in order:
+            p = pid[i]
+            if i in is_bare:
+                j = open_.pop(p, None)
+                if j is not None:
+                    dur_values[j] = dur[i]
+                    ts[j] = e.ts[i]
+                elif p not in active:
+                    pending.append(("dur", p, float(dur[i]), e.ts[i], int(e.line[i]), _server_row(e, i, stats)))
+                else:
+                    orphan_server.append(i)
+                active.add(p)
+                continue
+            j = open_.pop(p, None)
+            if dur[i]:
+                if j is not None and _same_statement(e, j, i):
+                    dropped.add(j)  # log_statement line repeated by log_min_duration_statement
+            else:
+                open_[p] = i
+            active.add(p)
+        withheld = sorted(open_.values())
+        consumed = [i for i in bare if i not in orphan_server]
+        del consumed
+    report.ok(n - len(skip))
+
+    frames: dict[str, pd.DataFrame] = {}
+    # query events
+    if qidx is None:
+        q = e
+        qsel: list[int] | None = None
+    else:
+        exclude = dropped | set(withheld)
+        qsel = [i for i in qidx if i not in exclude] if exclude else qidx
+        q = None
+    qcols = _query_columns(e, qsel, dur_values, ts)
+    if withheld:
+        wcols = _query_columns(e, withheld, dur_values, ts)
+        for k, j in enumerate(withheld):
+            pid_text = (e.pid or [""] * n)[j]
+            pending.append(("open", pid_text, {key: _item(wcols[key], k) for key in _QUERY_KEYS}))
+    del q
+    frames["query_events"] = query_frame(qcols, source, fmt)
+
+    # server events
+    srows = sorted([*sidx, *orphan_server])
+    frames["server_events"] = server_frame(_server_columns(e, srows, stats), source, fmt)
+    return frames, pending
+
+
+def _item(col: Any, k: int) -> Any:
+    if col is None:
+        return None
+    value = col[k]
+    if isinstance(value, np.generic):
+        return value.item() if not isinstance(value, np.datetime64) else value
+    return value
+
+
+def _same_statement(e: Entries, j: int, i: int) -> bool:
+    return e.msg[j].strip() == e.msg[i].strip()
+
+
+def _query_columns(
+    e: Entries, idx: list[int] | None, dur: Sequence[str], ts: np.ndarray
+) -> dict[str, Any]:
+    """Columns of the query events at entry positions ``idx`` (None: every entry)."""
+    assert e.kind is not None
+    body = _col(e.msg, idx)
+    assert body is not None
+    detail = _col(e.detail, idx)
+    sql: Sequence[str]
+    params: list[str] | None = None
+    if detail is not None and any(detail):
+        params = [d[12:] if d.startswith("parameters: ") else "" for d in detail]
+        sql = [
+            bind_parameters(b, p) if p else b for b, p in zip(body, params, strict=True)
+        ]
+    else:
+        sql = body
+    if any("\n" in s or s.endswith((" ", "\t")) for s in body):
+        body = [s.rstrip() for s in body]
+        sql = [s.rstrip() for s in sql]
+    line = e.line if idx is None else e.line[np.asarray(idx, dtype=np.int64)]
+    tsel = ts if idx is None else ts[np.asarray(idx, dtype=np.int64)]
+    query_id = _col(e.query_id, idx)
+    if query_id is not None:
+        query_id = ["" if v == "0" else v for v in query_id]
+    return {
+        "ts": tsel,
+        "duration_ms": _floats(_col(dur, idx), len(body)),
+        "sql": sql,
+        "sql_template": body,
+        "params": params,
+        "database": _col(e.db, idx),
+        "user": _col(e.user, idx),
+        "application": _col(e.app, idx),
+        "client": _col(e.client, idx),
+        "pid": _col(e.pid, idx),
+        "session_id": _col(e.session, idx),
+        "query_id": query_id,
+        "phase": _col(e.kind, idx),
+        "statement_name": _col(e.name, idx),
+        "source_line": line,
+    }
+
+
+def _server_row(e: Entries, i: int, stats: Stats) -> dict[str, Any]:
+    cols = _server_columns(e, [i], stats)
+    return {k: _item(cols[k], 0) for k in _SERVER_KEYS}
+
+
+def _server_columns(e: Entries, idx: list[int], stats: Stats) -> dict[str, Any]:
+    """Columns of the server events at entry positions ``idx``, classified by message."""
+    out: dict[str, list[Any]] = {k: [] for k in _SERVER_KEYS if k not in ("ts", "source_line")}
+    pid = e.pid
+    for i in idx:
+        sev = e.sev[i]
+        message = _full(e, i).rstrip()
+        detail = _join_detail(e, i)
+        context = (e.context[i] if e.context else "") or ""
+        statement = (e.statement[i] if e.statement else "") or ""
+        kind, event, duration, size, relation = _classify(sev, message, context, e.sqlstate[i] if e.sqlstate else "")
+        if event == "auto_explain" and not statement:
+            m = _QUERY_TEXT.search(message)
+            statement = m.group("q").strip() if m else ""
+        out["kind"].append(kind)
+        out["event"].append(event)
+        out["severity"].append(sev)
+        out["sqlstate"].append(e.sqlstate[i] if e.sqlstate else "")
+        out["message"].append(message)
+        out["detail"].append(detail)
+        out["statement"].append(statement)
+        out["database"].append(e.db[i] if e.db else "")
+        out["user"].append(e.user[i] if e.user else "")
+        out["pid"].append(pid[i] if pid else "")
+        out["duration_ms"].append(duration)
+        out["size_bytes"].append(size)
+        out["relation"].append(relation)
+        out["application"].append(e.app[i] if e.app else "")
+        out["client"].append(e.client[i] if e.client else "")
+        out["session_id"].append(e.session[i] if e.session else "")
+    cols: dict[str, Any] = dict(out)
+    sel = np.asarray(idx, dtype=np.int64)
+    cols["ts"] = e.ts[sel]
+    cols["source_line"] = e.line[sel]
+    cols["duration_ms"] = np.array([np.nan if d is None else d for d in out["duration_ms"]], dtype=np.float64)
+    cols["size_bytes"] = [None if s is None else s for s in out["size_bytes"]]
+    return cols
+
+
+def _join_detail(e: Entries, i: int) -> str:
+    parts = []
+    if e.detail and e.detail[i]:
+        parts.append(e.detail[i])
+    if e.hint and e.hint[i]:
+        parts.append(f"HINT: {e.hint[i]}")
+    if e.context and e.context[i]:
+        parts.append(f"CONTEXT: {e.context[i]}")
+    if e.iquery and e.iquery[i]:
+        parts.append(f"QUERY: {e.iquery[i]}")
+    return "\n".join(parts)
+
+
+def _classify(
+    sev: str, message: str, context: str, sqlstate: str
+) -> tuple[str, str, float | None, int | None, str]:
+    """(kind, event, duration_ms, size_bytes, relation) of a server message."""
+    if message.startswith("duration: "):
+        m = MESSAGE.match(message)
+        ms = float(m.group("dur")) if m and m.group("dur") else None
+        rest = message[m.end() :] if m else message
+        if rest.startswith("plan:"):
+            return "other", "auto_explain", ms, None, ""
+        return "other", "duration_without_statement", ms, None, ""
+    m = _LOCK.match(message)
+    if m:
+        rel = _relation(m.group("obj"), context)
+        what = m.group("what")
+        if what.startswith("detected deadlock"):
+            return "deadlock", "deadlock_waiting", float(m.group("ms")), None, rel
+        event = "lock_waiting" if what.startswith("still") else "lock_acquired"
+        return "lock_wait", event, float(m.group("ms")), None, rel
+    if sqlstate == "40P01" or message.startswith("deadlock detected"):
+        return "deadlock", "deadlock", None, None, _relation("", context)
+    if sev in ("ERROR", "FATAL", "PANIC"):
+        return "error", sev.lower(), None, None, ""
+    m = _TEMP.match(message)
+    if m:
+        return "temp_file", "temp_file", None, int(m.group("size")), ""
+    m = _CKPT.match(message)
+    if m:
+        duration = None
+        if m.group("step") == "complete":
+            t = _CKPT_TOTAL.search(message)
+            duration = float(t.group("s")) * 1000.0 if t else None
+        return "checkpoint", f"{m.group('what')}_{m.group('step')}", duration, None, ""
+    m = _AUTOVAC.match(message)
+    if m:
+        t = _ELAPSED.search(message)
+        duration = float(t.group("s")) * 1000.0 if t else None
+        op = m.group("op")
+        return ("autovacuum" if op == "vacuum" else "autoanalyze"), f"auto{op}", duration, None, m.group("rel")
+    m = _CONN.match(message)
+    if m:
+        return "connection", f"connection_{m.group('what')}", None, None, ""
+    m = _DISCONN.match(message)
+    if m:
+        seconds = int(m.group("h")) * 3600 + int(m.group("m")) * 60 + float(m.group("s"))
+        return "disconnection", "disconnection", seconds * 1000.0, None, ""
+    return "other", sev.lower(), None, None, ""
+
+
+def _relation(obj: str, context: str) -> str:
+    m = _REL_CONTEXT.search(context)
+    if m:
+        return m.group("rel")
+    m = _REL_OID.match(obj)
+    return m.group("oid") if m else ""
+
+
+# -- finishing ----------------------------------------------------------------------------------
+
+
+def finish_pending(
+    pending: list[Any], source: str, fmt: str, report: ParseReport
+) -> dict[str, pd.DataFrame]:
+    """Pair statements and durations that met across block boundaries; emit the rest.
+
+    ``pending`` holds, in file order, ``("open", pid, row)`` for a statement still waiting for
+    its duration at the end of a block, ``("dur", pid, ms, ts, line, server_row)`` for a bare
+    duration at the start of a block, and ``("stats", Stats)`` for warnings.
+    """
+    queries: list[dict[str, Any]] = []
+    servers: list[dict[str, Any]] = []
+    open_: dict[str, dict[str, Any]] = {}
+    total = Stats()
+    for item in pending:
+        tag = item[0]
+        if tag == "stats":
+            s: Stats = item[1]
+            total.bad_utf8.extend(s.bad_utf8)
+            total.unknown_tz |= s.unknown_tz
+            total.localised += s.localised
+            total.localised_words |= s.localised_words
+            total.unprefixed += s.unprefixed
+            total.entries += s.entries
+        elif tag == "open":
+            _, pid, row = item
+            previous = open_.pop(pid, None)
+            if previous is not None:
+                queries.append(previous)
+            open_[pid] = row
+        elif tag == "dur":
+            _, pid, ms, ts, _line, server_row = item
+            row = open_.pop(pid, None)
+            if row is not None:
+                row["duration_ms"] = ms
+                row["ts"] = ts
+                queries.append(row)
+            else:
+                servers.append(server_row)
+    queries.extend(open_.values())
+    _warn(total, report)
+    frames: dict[str, pd.DataFrame] = {}
+    if queries:
+        queries.sort(key=lambda r: r["source_line"])
+        frames["query_events"] = query_frame(_rows_to_columns(queries, _QUERY_KEYS), source, fmt)
+    if servers:
+        frames["server_events"] = server_frame(_rows_to_columns(servers, _SERVER_KEYS), source, fmt)
+    return frames
+
+
+def _warn(s: Stats, report: ParseReport) -> None:
+    if s.localised:
+        words = ", ".join(sorted(s.localised_words)[:6])
+        report.warn(
+            f"non-English server messages: {s.localised} entries ({words}) were skipped — "
+            "the server runs with a translated lc_messages; set lc_messages = 'C' (or 'en_US') "
+            "so durations and errors can be read"
+        )
+    if s.bad_utf8:
+        lines = ", ".join(str(x) for x in s.bad_utf8[:10])
+        more = f" and {len(s.bad_utf8) - 10} more" if len(s.bad_utf8) > 10 else ""
+        report.warn(
+            f"invalid UTF-8 on {len(s.bad_utf8)} lines (lines {lines}{more}): bytes replaced by "
+            "U+FFFD; the file may be in another encoding (server_encoding / client_encoding)"
+        )
+    if s.unknown_tz:
+        report.warn(
+            f"unknown time zone abbreviation(s) {', '.join(sorted(s.unknown_tz))} taken as UTC; "
+            "pass tz='Area/City' (the server's log_timezone)"
+        )
+    if s.unprefixed and s.entries and s.unprefixed * 2 > s.entries:
+        report.warn(
+            f"{s.unprefixed} of {s.unprefixed + s.entries} lines do not match the log_line_prefix; "
+            "is the prefix right? pass prefix= with the server's log_line_prefix"
+        )

@@ -1,0 +1,901 @@
+"""PostgreSQL server logs: stderr (any ``log_line_prefix``), csvlog, jsonlog and syslog.
+
+Four formats, one loader each, all producing the same two frames (``query_events`` and
+``server_events``, see :mod:`auditkit.loaders._pg_events` for what goes where):
+
+``postgres_stderr``
+    The plain log, with any ``log_line_prefix``: give it as ``prefix="%m [%p] %q%u@%d "`` or
+    let the loader work it out from the file (common defaults first — Debian, pgBadger's,
+    Amazon RDS's ``%t:%r:%u@%d:[%p]:`` — then inferred from the text in front of ``LOG:``).
+    Multi-line messages continue on TAB-indented lines. Time zone abbreviations printed by
+    ``%t``/``%m`` are honoured; ``tz=`` names the zone of timestamps without one.
+``postgres_csvlog``
+    ``log_destination = csvlog``: every column layout from 8.4 to 18 (22 to 26 columns),
+    quoted fields with embedded newlines and doubled quotes.
+``postgres_jsonlog``
+    ``log_destination = jsonlog`` (PostgreSQL 15+), and two JSON-wrapped cloud flavours:
+    Google Cloud SQL exports (the stderr line in ``textPayload``, its prefix detected as for
+    stderr, continuation lines as separate objects) and CloudNativePG (csvlog fields in a
+    ``record`` object; operator lines are skipped and counted).
+``postgres_syslog``
+    Via syslog, with or without ``syslog_sequence_numbers`` (``[12-1]``, continued by
+    ``[12-2]``…, TABs escaped as ``#011``), RFC 3164 or ISO timestamps; and Heroku Postgres
+    through logplex (``app[postgres.1234]: [GREEN] [15-1]  sql_error_code = 00000 LOG: …``,
+    where ``[GREEN]`` names the database). Classic syslog timestamps have no year: it comes
+    from ``year=`` or the file's modification time, and the report says which.
+
+Speed: the stderr parser — the one used on gigabyte logs — runs one compiled regular
+expression over each block that splits every entry (prefix fields, severity, duration,
+statement kind, message and its continuation lines) at once; columns are built from the
+matches without per-line Python work, timestamps are parsed by Arrow, fingerprints by
+:func:`~auditkit.sql.fingerprint.fingerprint_many`. The other formats are rarely large and
+favour simplicity.
+
+Example::
+
+    >>> from auditkit.loaders.registry import get_loader
+    >>> result = get_loader("postgres_stderr").load("postgresql.log", prefix="%m [%p] %q%u@%d ")
+    >>> result.frame[["ts", "duration_ms", "fingerprint", "phase"]]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import io
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from auditkit.errors import NothingParsedError
+from auditkit.loaders._pg_events import (
+    MESSAGE_FRAGMENT,
+    Entries,
+    Stats,
+    attach_secondaries,
+    build_frames,
+    finish_pending,
+    to_utc,
+)
+from auditkit.loaders._pg_prefix import (
+    SECONDARY_SEVERITIES,
+    SEVERITY,
+    PrefixDetection,
+    detect_prefix,
+    prefix_pattern,
+    severity_lines,
+)
+from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult
+from auditkit.loaders.registry import register
+from auditkit.loaders.result import ParseReport
+from auditkit.loaders.stream import Block, read_head
+
+__all__ = [
+    "PostgresCsvLoader",
+    "PostgresJsonLoader",
+    "PostgresStderrLoader",
+    "PostgresSyslogLoader",
+]
+
+#: prefix fields the loaders keep (others are matched but not captured)
+_CAPTURE = ("ts", "tz", "epoch", "pid", "user", "db", "app", "client", "session", "query_id", "sqlstate")
+_SECONDARY_ALT = "|".join(sorted(SECONDARY_SEVERITIES))
+#: a severity word as bytes, for block boundaries (localised words are non-ASCII bytes)
+_SEVERITY_BYTES = rb"(?:[A-Z]{2,}[1-5]?|[\x80-\xff][^\s:]*)"
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a block allocates its many small tuples."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _junk_reason(text: str, last_unterminated: bool) -> str:
+    if "\x00" in text or len(_CONTROL.findall(text[:200])) > 2:
+        return "binary data"
+    if "\ufffd" in text:
+        return "invalid UTF-8"
+    if last_unterminated:
+        return "truncated entry (file ends mid-line)"
+    if text[:1] in ("\t", " "):
+        return "continuation line without an entry"
+    return "line does not match the log_line_prefix"
+
+
+def _epoch_to_ns(values: Sequence[str]) -> np.ndarray:
+    nums = pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    out = np.full(len(nums), np.datetime64("NaT"), dtype="datetime64[ns]")
+    ok = ~np.isnan(nums)
+    out[ok] = (nums[ok] * 1e9).astype(np.int64).astype("datetime64[ns]")
+    return out
+
+
+def _report(block: Block, fmt: str, text: str) -> ParseReport:
+    report = ParseReport(block.source, fmt)
+    report.bytes = len(block.data)
+    report.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    return report
+
+
+# ============================================================================ stderr
+
+
+class StderrParser(BlockParser):
+    """Parses blocks of a stderr log written with one known ``log_line_prefix``."""
+
+    def __init__(
+        self, prefix: str, tz: str | None, source: str, fmt: str = "postgres_stderr", notes: Sequence[str] = ()
+    ) -> None:
+        self.prefix = prefix
+        self.tz = tz
+        self.source = source
+        self.fmt = fmt
+        self.notes = list(notes)
+        pfx = prefix_pattern(prefix, capture=_CAPTURE)
+        self._rx = re.compile(
+            rf"^(?:(?:{pfx})(?P<sev>{SEVERITY}): {{1,2}}{MESSAGE_FRAGMENT}(?P<msg>[^\n]*)|(?P<junk>[^\n]+))"
+            r"(?P<cont>(?:\n(?:[\t ][^\n]*)?)*)",
+            re.M,
+        )
+        self._groups = {name: idx - 1 for name, idx in self._rx.groupindex.items()}
+        bare = prefix_pattern(prefix, capture=())
+        self.boundary = re.compile(
+            b"(?:" + bare.encode() + rb")(?!(?:" + _SECONDARY_ALT.encode() + rb"):)" + _SEVERITY_BYTES + rb":"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"prefix": self.prefix, "tz": self.tz, "source": self.source, "fmt": self.fmt, "notes": self.notes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["prefix"], state["tz"], state["source"], state["fmt"], state["notes"])  # type: ignore[misc]
+
+    def parse(self, block: Block) -> BlockResult:
+        with _no_gc():
+            return self._parse(block)
+
+    def _parse(self, block: Block) -> BlockResult:
+        text, bad = block.text()
+        report = _report(block, self.fmt, text)
+        stats = Stats(bad_utf8=list(bad))
+        body = text.lstrip("\n")
+        first = block.first_line + (len(text) - len(body))
+        unterminated = bool(body) and not body.endswith("\n")
+        rows = self._rx.findall(body)
+        g = self._groups
+        n = len(rows)
+        cols: list[Sequence[str]] = list(zip(*rows, strict=True)) if n else [()] * len(g)
+        cont = cols[g["cont"]]
+        newlines = cont.count("\n")
+        simple = newlines == n or (unterminated and newlines == n - 1 and cont[-1] == "")
+        if simple:
+            lines = np.arange(first, first + n, dtype=np.int64)
+        else:
+            counts = np.fromiter((c.count("\n") for c in cont), dtype=np.int64, count=n)
+            lines = first + np.concatenate(([0], np.cumsum(counts[:-1]))).astype(np.int64)
+        keep: list[int] | None = None
+        junk = cols[g["junk"]]
+        if any(junk):
+            keep = []
+            for i, j in enumerate(junk):
+                if j:
+                    reason = _junk_reason(j, unterminated and i == n - 1)
+                    report.skip(int(lines[i]), reason, j)
+                    stats.unprefixed += 1
+                else:
+                    keep.append(i)
+        if "\x00" in body:
+            msg_col = cols[g["msg"]]
+            base = keep if keep is not None else range(n)
+            kept = []
+            for i in base:
+                if "\x00" in msg_col[i] or "\x00" in cont[i]:
+                    report.skip(int(lines[i]), "binary data", msg_col[i])
+                else:
+                    kept.append(i)
+            keep = kept
+        if unterminated and n and not junk[-1] and (keep is None or (keep and keep[-1] == n - 1)):
+            report.warn(
+                f"the file does not end with a newline: its last entry (line {int(lines[-1])}) may be truncated"
+            )
+
+        def col(name: str) -> Sequence[str] | None:
+            idx = g.get(name)
+            if idx is None:
+                return None
+            values = cols[idx]
+            return values if keep is None else [values[i] for i in keep]
+
+        msg = col("msg")
+        assert msg is not None
+        if not simple:
+            conts = col("cont")
+            assert conts is not None
+            msg = [m + _continuation(c) if len(c) > 1 else m for m, c in zip(msg, conts, strict=True)]
+        sel_lines = lines if keep is None else lines[np.asarray(keep, dtype=np.int64)]
+        sev = col("sev")
+        assert sev is not None
+        stats.entries = len(sev)
+        ts_text, epoch = col("ts"), col("epoch")
+        if ts_text is not None:
+            ts = to_utc(ts_text, col("tz"), self.tz, stats)
+        elif epoch is not None:
+            ts = _epoch_to_ns(epoch)
+        else:
+            ts = np.full(len(sev), np.datetime64("NaT"), dtype="datetime64[ns]")
+        entries = Entries(
+            line=sel_lines, ts=ts, sev=sev, msg=msg, pid=col("pid"), user=col("user"), db=col("db"),
+            app=col("app"), client=col("client"), session=col("session"), query_id=col("query_id"),
+            sqlstate=col("sqlstate"), dur=col("dur"), kind=col("kind"), name=col("name"),
+        )  # fmt: skip
+        if set(sev) & SECONDARY_SEVERITIES:
+            entries = attach_secondaries(entries, report)
+        frames, pending = build_frames(entries, block.source, self.fmt, report, stats)
+        pending.append(("stats", stats))
+        return BlockResult(frames, report, pending)
+
+    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
+        for note in self.notes:
+            report.warn(note)
+        return finish_pending(pending, self.source, self.fmt, report)
+
+
+def _continuation(cont: str) -> str:
+    """Continuation lines as message text: the TAB the server adds after each newline removed."""
+    text = cont.rstrip("\n")
+    return text.replace("\n\t", "\n") if text else ""
+
+
+def _detection_notes(det: PrefixDetection, given: bool) -> list[str]:
+    notes = []
+    if not given and det.prefix is not None and det.inferred:
+        notes.append(
+            f"log_line_prefix inferred as {det.prefix!r} from {det.matched} of {det.total} lines; "
+            "pass prefix= to set it"
+        )
+    missing = det.missing()
+    if missing:
+        notes.append(
+            f"log_line_prefix {det.prefix!r} has no {', '.join(missing)}: those columns stay empty"
+            + ("; statements logged apart from their duration cannot be paired" if "the process id (%p)" in missing else "")
+        )
+    return notes
+
+
+def _prefix_error(loader: BlockLoader, path: Path, det: PrefixDetection) -> NothingParsedError:
+    return NothingParsedError(
+        "could not work out the log_line_prefix",
+        path=path,
+        expected=loader.expected,
+        hint=det.describe_failure()
+        + "; pass prefix= with the server's log_line_prefix (SHOW log_line_prefix)",
+    )
+
+
+def _detect_in(path: Path, head: str, lines_of: Any = None) -> PrefixDetection:
+    """Detect the prefix from the head; read further (up to 4 MiB) when the head is not enough."""
+    split = lines_of or (lambda text: text.splitlines())
+    det = detect_prefix(split(head))
+    if det.prefix is None and len(head) >= 60000:
+        more = read_head(path, 4 << 20).decode("utf-8", errors="replace")
+        det = detect_prefix(split(more))
+    return det
+
+
+class _PostgresLoader(BlockLoader):
+    frame: ClassVar[str] = "query_events"
+    dialect = "postgres"
+
+
+@register
+class PostgresStderrLoader(_PostgresLoader):
+    """PostgreSQL stderr log with any ``log_line_prefix`` (plain, Debian, RDS, …)."""
+
+    name = "postgres_stderr"
+    description = "PostgreSQL server log (stderr / logging collector), any log_line_prefix"
+    expected = (
+        "lines like '2024-05-01 10:00:00.123 UTC [4242] app@shop LOG:  duration: 1.2 ms  "
+        "statement: SELECT …' (log_line_prefix, then severity, then message)"
+    )
+
+    def sniff(self, head: str, path: Path) -> float:
+        lines = head.splitlines()[:400]
+        starts = [line for line in lines if line and line[0] not in "\t "]
+        if not starts or starts[0].lstrip().startswith("{"):
+            return 0.0
+        if sum(1 for line in starts if _SYSLOG.match(line)) * 2 > len(starts):
+            return 0.2  # a syslog file: the syslog loader is more specific
+        found, _ = severity_lines(lines, limit=400)
+        if not found:
+            return 0.0
+        det = detect_prefix(lines)
+        if det.prefix is None:
+            return 0.3
+        share = det.matched / len(starts)
+        return min(0.95, 0.55 + 0.4 * share)
+
+    def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
+        prefix = options.get("prefix")
+        tz = options.get("tz")
+        if prefix is None:
+            det = _detect_in(path, head)
+            if det.prefix is None:
+                raise _prefix_error(self, path, det)
+            return StderrParser(det.prefix, tz, str(path), self.name, _detection_notes(det, False))
+        det = PrefixDetection(prefix)
+        return StderrParser(prefix, tz, str(path), self.name, _detection_notes(det, True))
+
+
+# ============================================================================ csvlog
+
+#: csvlog columns, in order; PostgreSQL 8.4 wrote the first 22, 9.0 added application_name,
+#: 13 backend_type, 14 leader_pid and query_id
+CSV_COLUMNS = (
+    "log_time", "user_name", "database_name", "process_id", "connection_from", "session_id",
+    "session_line_num", "command_tag", "session_start_time", "virtual_transaction_id",
+    "transaction_id", "error_severity", "sql_state_code", "message", "detail", "hint",
+    "internal_query", "internal_query_pos", "context", "query", "query_pos", "location",
+    "application_name", "backend_type", "leader_pid", "query_id",
+)  # fmt: skip
+_CSV_START = re.compile(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
+_CSV_SNIFF = re.compile(
+    r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Za-z0-9+:-]+)?"?,.*,"?(?:LOG|ERROR|WARNING|FATAL|PANIC|NOTICE|INFO|DEBUG[1-5]?|DETAIL|STATEMENT|[^\x00-\x7f,]+)"?,[0-9A-Z]{5},'
+)
+_TS_SPLIT = re.compile(
+    r"^(?P<d>\d{4}-\d\d-\d\d)[T ](?P<t>\d\d:\d\d:\d\d(?:\.\d+)?)\s?(?P<z>Z|[+-]\d\d(?::?\d\d)?|[A-Za-z][A-Za-z0-9_/+-]*)?$"
+)
+
+
+def _split_ts(text: str) -> tuple[str, str]:
+    """``'2024-06-27 00:00:07.369 CEST'`` → ``('2024-06-27 00:00:07.369', 'CEST')``; ISO too."""
+    m = _TS_SPLIT.match(text.strip()) if text else None
+    if not m:
+        return "", ""
+    z = m.group("z") or ""
+    return f"{m.group('d')} {m.group('t')}", ("UTC" if z == "Z" else z)
+
+
+class _FieldEntries:
+    """Collects entries field by field (for the csv and json parsers)."""
+
+    FIELDS = (
+        "ts", "tz", "sev", "msg", "pid", "user", "db", "app", "client", "session", "query_id",
+        "sqlstate", "detail", "hint", "context", "statement", "iquery",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[str]] = {k: [] for k in self.FIELDS}
+        self.lines: list[int] = []
+
+    def add(self, line: int, values: dict[str, str]) -> None:
+        for key, col in self.cols.items():
+            col.append(values.get(key) or "")
+        self.lines.append(line)
+
+    def entries(self, tz: str | None, stats: Stats) -> Entries:
+        c = self.cols
+        ts = to_utc(c["ts"], c["tz"], tz, stats)
+        return Entries(
+            line=np.asarray(self.lines, dtype=np.int64), ts=ts, sev=c["sev"], msg=c["msg"],
+            pid=c["pid"], user=c["user"], db=c["db"], app=c["app"], client=c["client"],
+            session=c["session"], query_id=c["query_id"], sqlstate=c["sqlstate"],
+            detail=c["detail"], hint=c["hint"], context=c["context"], statement=c["statement"],
+            iquery=c["iquery"],
+        )  # fmt: skip
+
+
+def _csv_values(row: Sequence[str]) -> dict[str, str]:
+    rec = dict(zip(CSV_COLUMNS, row, strict=False))
+    return _record_values(rec)
+
+
+def _record_values(rec: dict[str, Any]) -> dict[str, str]:
+    """csvlog-named fields (csvlog rows, CloudNativePG records) → entry fields."""
+    ts, tz = _split_ts(str(rec.get("log_time") or ""))
+    conn = str(rec.get("connection_from") or "")
+    client = conn.rsplit(":", 1)[0] if conn and not conn.startswith("[") and ":" in conn else conn
+    return {
+        "ts": ts, "tz": tz, "sev": str(rec.get("error_severity") or ""),
+        "msg": str(rec.get("message") or ""), "pid": str(rec.get("process_id") or ""),
+        "user": str(rec.get("user_name") or ""), "db": str(rec.get("database_name") or ""),
+        "app": str(rec.get("application_name") or ""), "client": client,
+        "session": str(rec.get("session_id") or ""), "query_id": str(rec.get("query_id") or ""),
+        "sqlstate": str(rec.get("sql_state_code") or ""), "detail": str(rec.get("detail") or ""),
+        "hint": str(rec.get("hint") or ""), "context": str(rec.get("context") or ""),
+        "statement": str(rec.get("query") or ""), "iquery": str(rec.get("internal_query") or ""),
+    }  # fmt: skip
+
+
+class CsvParser(BlockParser):
+    """Parses blocks of a csvlog file with the csv module (quoted newlines and quotes)."""
+
+    boundary = re.compile(rb'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
+
+    def __init__(self, tz: str | None, source: str, fmt: str = "postgres_csvlog") -> None:
+        self.tz = tz
+        self.source = source
+        self.fmt = fmt
+
+    def parse(self, block: Block) -> BlockResult:
+        text, bad = block.text()
+        report = _report(block, self.fmt, text)
+        stats = Stats(bad_utf8=list(bad))
+        acc = _FieldEntries()
+        reader = csv.reader(io.StringIO(text, newline=""))
+        consumed = 0
+        while True:
+            start = block.first_line + consumed
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                report.skip(start, f"malformed CSV ({exc})", text.splitlines()[consumed] if consumed < text.count("\n") else "")
+                break
+            consumed = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            joined = ",".join(row)
+            if "\x00" in joined:
+                report.skip(start, "binary data", joined)
+                continue
+            if not 22 <= len(row) <= 26 or not _CSV_START.match(row[0]):
+                end_of_block = consumed >= text.count("\n") and not text.endswith("\n")
+                reason = "truncated entry (file ends mid-record)" if end_of_block else f"malformed csvlog record ({len(row)} fields)"
+                if "\ufffd" in joined and not end_of_block:
+                    reason = "invalid UTF-8"
+                report.skip(start, reason, joined)
+                continue
+            acc.add(start, _csv_values(row))
+        entries = acc.entries(self.tz, stats)
+        stats.entries = len(entries)
+        frames, pending = build_frames(entries, block.source, self.fmt, report, stats)
+        pending.append(("stats", stats))
+        return BlockResult(frames, report, pending)
+
+    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
+        return finish_pending(pending, self.source, self.fmt, report)
+
+
+@register
+class PostgresCsvLoader(_PostgresLoader):
+    """PostgreSQL csvlog (``log_destination = csvlog``), every layout from 8.4 to 18."""
+
+    name = "postgres_csvlog"
+    description = "PostgreSQL csvlog (log_destination = csvlog)"
+    expected = (
+        "CSV records like '2024-05-01 10:00:00.123 UTC,\"app\",\"shop\",4242,…,LOG,00000,"
+        "\"duration: 1.2 ms  statement: SELECT …\",…' with 22 to 26 columns"
+    )
+
+    def sniff(self, head: str, path: Path) -> float:
+        lines = [line for line in head.splitlines()[:400] if line.strip()]
+        starts = [line for line in lines if _CSV_START.match(line)]
+        if not starts:
+            return 0.0
+        good = sum(1 for line in starts if _CSV_SNIFF.match(line))
+        if not good:
+            return 0.0
+        return min(0.95, 0.6 + 0.35 * good / len(starts))
+
+    def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
+        return CsvParser(options.get("tz"), str(path), self.name)
+
+
+# ============================================================================ jsonlog
+
+_CLOUDSQL_CONT = re.compile(r'"textPayload":\s?"\\t')
+
+
+class JsonParser(BlockParser):
+    """Parses blocks of JSON lines: native jsonlog, Cloud SQL exports, CloudNativePG."""
+
+    #: every line starts a record, except a Cloud SQL continuation line (textPayload "\t…")
+    boundary = re.compile(rb'(?![^\n]*"textPayload":\s?"\\t)')
+
+    def __init__(self, prefix: str | None, tz: str | None, source: str, fmt: str = "postgres_jsonlog", notes: Sequence[str] = ()) -> None:
+        self.prefix = prefix
+        self.tz = tz
+        self.source = source
+        self.fmt = fmt
+        self.notes = list(notes)
+        self._payload: re.Pattern[str] | None = None
+        if prefix is not None:
+            self._payload = re.compile(
+                rf"(?:{prefix_pattern(prefix, capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)", re.S
+            )
+        self._stderr = re.compile(
+            rf"(?:{prefix_pattern('%m [%p] ', capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)", re.S
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"prefix": self.prefix, "tz": self.tz, "source": self.source, "fmt": self.fmt, "notes": self.notes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["prefix"], state["tz"], state["source"], state["fmt"], state["notes"])  # type: ignore[misc]
+
+    def parse(self, block: Block) -> BlockResult:
+        text, bad = block.text()
+        report = _report(block, self.fmt, text)
+        stats = Stats(bad_utf8=list(bad))
+        acc = _FieldEntries()
+        last = -1  # index in acc of the last Cloud SQL entry (for continuation objects)
+        lines = text.split("\n")
+        unterminated = bool(text) and not text.endswith("\n")
+        for k, raw in enumerate(lines):
+            line_no = block.first_line + k
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                if "\x00" in raw or len(_CONTROL.findall(raw[:200])) > 2:
+                    reason = "binary data"
+                elif unterminated and k == len(lines) - 1:
+                    reason = "truncated entry (file ends mid-record)"
+                elif "\ufffd" in raw:
+                    reason = "invalid UTF-8"
+                else:
+                    reason = "malformed JSON"
+                report.skip(line_no, reason, raw)
+                continue
+            if not isinstance(obj, dict):
+                report.skip(line_no, "JSON value is not an object", raw)
+                continue
+            if "error_severity" in obj and "message" in obj:
+                ts, tz = _split_ts(str(obj.get("timestamp") or ""))
+                acc.add(line_no, {
+                    "ts": ts, "tz": tz, "sev": str(obj.get("error_severity") or ""),
+                    "msg": str(obj.get("message") or ""), "pid": str(obj.get("pid") or ""),
+                    "user": str(obj.get("user") or ""), "db": str(obj.get("dbname") or ""),
+                    "app": str(obj.get("application_name") or ""),
+                    "client": str(obj.get("remote_host") or ""),
+                    "session": str(obj.get("session_id") or ""),
+                    "query_id": str(obj.get("query_id") or ""),
+                    "sqlstate": str(obj.get("state_code") or ""),
+                    "detail": str(obj.get("detail") or ""), "hint": str(obj.get("hint") or ""),
+                    "context": str(obj.get("context") or ""),
+                    "statement": str(obj.get("statement") or ""),
+                    "iquery": str(obj.get("internal_query") or ""),
+                })  # fmt: skip
+                report.ok()
+                last = -1
+            elif isinstance(obj.get("record"), dict):
+                acc.add(line_no, _record_values(obj["record"]))
+                report.ok()
+                last = -1
+            elif "textPayload" in obj:
+                payload = str(obj.get("textPayload") or "")
+                if payload.startswith("\t"):
+                    if last >= 0:
+                        acc.cols["msg"][last] += "\n" + payload[1:]
+                        report.ok()
+                    else:
+                        report.skip(line_no, "continuation line without an entry", payload)
+                    continue
+                m = self._payload.match(payload) if self._payload else None
+                if not m:
+                    report.skip(line_no, "textPayload does not match the log_line_prefix", payload)
+                    continue
+                values = {k2: v for k2, v in m.groupdict().items() if v}
+                values["ts"], values["tz"] = _split_ts(str(obj.get("timestamp") or ""))
+                acc.add(line_no, values)
+                report.ok()
+                last = len(acc.lines) - 1
+            elif "logger" in obj and "logging_pod" in obj:
+                message = str(obj.get("msg") or "")
+                m = self._stderr.match(message) if obj.get("logger") == "postgres" else None
+                if m:
+                    values = {k2: v for k2, v in m.groupdict().items() if v}
+                    acc.add(line_no, values)
+                    report.ok()
+                else:
+                    report.skip(line_no, f"CloudNativePG operator message (logger {obj.get('logger') or 'none'})", raw)
+                last = -1
+            else:
+                report.skip(line_no, "JSON object is not a PostgreSQL log record", raw)
+        # counted above per JSON object; build_frames counts entries again, so undo that
+        entries = acc.entries(self.tz, stats)
+        stats.entries = len(entries)
+        counted = ParseReport(block.source, self.fmt)
+        frames, pending = build_frames(entries, block.source, self.fmt, counted, stats)
+        # entries skipped by build_frames (non-English) move from parsed to skipped
+        for reason, count in counted.skipped.items():
+            report.parsed -= count
+            report.read -= count
+        report.merge(_only_skips(counted))
+        report.warnings.extend(w for w in counted.warnings if w not in report.warnings)
+        pending.append(("stats", stats))
+        return BlockResult(frames, report, pending)
+
+    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
+        for note in self.notes:
+            report.warn(note)
+        return finish_pending(pending, self.source, self.fmt, report)
+
+
+def _only_skips(report: ParseReport) -> ParseReport:
+    out = ParseReport(report.path, report.format)
+    out.read = report.skipped_total
+    out.skipped = report.skipped.copy()
+    out.samples = list(report.samples)
+    return out
+
+
+def _json_objects(head: str, limit: int = 50) -> list[dict[str, Any]]:
+    out = []
+    for line in head.splitlines()[:limit]:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+@register
+class PostgresJsonLoader(_PostgresLoader):
+    """PostgreSQL jsonlog (15+), Google Cloud SQL exports and CloudNativePG JSON lines."""
+
+    name = "postgres_jsonlog"
+    description = "PostgreSQL jsonlog, Cloud SQL (textPayload) or CloudNativePG JSON lines"
+    expected = (
+        "one JSON object per line: PostgreSQL jsonlog ({\"timestamp\", \"error_severity\", "
+        "\"message\", …}), a Cloud Logging export with the log line in textPayload, or "
+        "CloudNativePG lines with a csvlog 'record'"
+    )
+
+    def sniff(self, head: str, path: Path) -> float:
+        first = head.lstrip()[:1]
+        if first != "{":
+            return 0.0
+        objs = _json_objects(head)
+        if not objs:
+            return 0.0
+        score = 0
+        for obj in objs:
+            if "error_severity" in obj and "message" in obj and "timestamp" in obj:
+                score += 1
+            elif isinstance(obj.get("record"), dict) and "error_severity" in obj["record"]:
+                score += 1
+            elif "logging_pod" in obj and "logger" in obj:
+                score += 1
+            elif "textPayload" in obj and (
+                "cloudsql" in str(obj.get("logName", "")) or severity_lines([str(obj["textPayload"])])[0]
+            ):
+                score += 1
+        if not score:
+            return 0.0
+        return min(0.95, 0.6 + 0.35 * score / len(objs))
+
+    def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
+        prefix = options.get("prefix")
+        notes: list[str] = []
+        payloads = [str(o["textPayload"]) for o in _json_objects(head, 2000) if "textPayload" in o]
+        if payloads and prefix is None:
+            det = detect_prefix(payloads)
+            if det.prefix is None:
+                raise _prefix_error(self, path, det)
+            prefix = det.prefix
+            notes = _detection_notes(det, False)
+            notes = [n for n in notes if "no a timestamp" not in n]
+        return JsonParser(prefix, options.get("tz"), str(path), self.name, notes)
+
+
+# ============================================================================ syslog
+
+_SYSLOG = re.compile(
+    r"^(?P<sts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
+    r"(?: (?P<host>\S+))?? (?P<ident>[^\s\[\]:]+)\[(?P<spid>[^\]\s]+)\]:? "
+    r"(?:\[(?P<color>[A-Z][A-Z0-9_]*)\] )?(?:\[(?P<seq>\d+)-(?P<part>\d+)\] ?)?(?P<rest>.*)$"
+)
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+def _is_postgres(ident: str, spid: str, idents: Sequence[str]) -> bool:
+    return ident in idents or "postgres" in ident.lower() or spid.startswith("postgres.")
+
+
+class SyslogParser(BlockParser):
+    """Parses blocks of PostgreSQL syslog lines (RFC 3164 / ISO stamps, Heroku logplex)."""
+
+    def __init__(
+        self, prefix: str, year: int, tz: str | None, idents: Sequence[str], source: str,
+        fmt: str = "postgres_syslog", notes: Sequence[str] = (), cut_month: int = 12,
+    ) -> None:  # fmt: skip
+        self.prefix = prefix
+        self.year = year
+        self.tz = tz
+        self.idents = list(idents)
+        self.source = source
+        self.fmt = fmt
+        self.notes = list(notes)
+        self.cut_month = cut_month
+        self._rx = re.compile(
+            rf"(?:{prefix_pattern(prefix, capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}{MESSAGE_FRAGMENT}(?P<msg>.*)"
+        )
+        self.boundary = re.compile(
+            rb"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT)"
+            rb"(?![^\n]*?\] (?:\[\d+-(?!1\])\d+\]|#011|\t))"
+            rb"(?![^\n]*? (?:" + _SECONDARY_ALT.encode() + rb"):  )"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("prefix", "year", "tz", "idents", "source", "fmt", "notes", "cut_month")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def parse(self, block: Block) -> BlockResult:
+        text, bad = block.text()
+        report = _report(block, self.fmt, text)
+        stats = Stats(bad_utf8=list(bad))
+        fields = ("sts", "color", *_CAPTURE, "sev", "dur", "kind", "name", "msg")
+        cols: dict[str, list[str]] = {k: [] for k in fields}
+        lines_out: list[int] = []
+        parts: dict[int, list[str]] = {}
+        by_seq: dict[tuple[str, str], int] = {}
+        last_of_pid: dict[str, int] = {}
+        raw_lines = text.split("\n")
+        unterminated = bool(text) and not text.endswith("\n")
+        for k, line in enumerate(raw_lines):
+            if not line.strip():
+                continue
+            line_no = block.first_line + k
+            m = _SYSLOG.match(line)
+            if not m:
+                report.skip(line_no, _junk_reason(line, unterminated and k == len(raw_lines) - 1).replace(
+                    "line does not match the log_line_prefix", "not a syslog line"), line)
+                continue
+            ident, spid = m.group("ident"), m.group("spid")
+            if not _is_postgres(ident, spid, self.idents):
+                report.skip(line_no, f"not a PostgreSQL message ({ident})", line)
+                continue
+            pid = spid.rsplit(".", 1)[-1] if "." in spid else spid
+            rest = m.group("rest")
+            seq, part = m.group("seq"), m.group("part")
+            e = self._rx.match(rest)
+            # a later part is a raw continuation line, unless it carries its own prefix and
+            # severity (Heroku numbers the DETAIL / STATEMENT lines of a report as parts)
+            is_cont = e is None and (
+                (part is not None and part != "1") or (seq is None and rest.startswith(("#011", "\t", " ")))
+            )
+            if is_cont:
+                target = by_seq.get((pid, seq or "")) if seq is not None else last_of_pid.get(pid)
+                if target is None:
+                    report.skip(line_no, "continuation line without an entry", line)
+                    continue
+                piece = rest.replace("#011", "\t")
+                parts.setdefault(target, []).append(piece[1:] if piece.startswith("\t") else piece)
+                continue
+            if not e:
+                report.skip(line_no, "line does not match the log_line_prefix", line)
+                stats.unprefixed += 1
+                continue
+            idx = len(lines_out)
+            lines_out.append(line_no)
+            gd = e.groupdict()
+            cols["sts"].append(m.group("sts"))
+            cols["color"].append(m.group("color") or "")
+            for key in fields[2:]:
+                if key == "pid":
+                    cols[key].append(gd.get("pid") or pid)
+                else:
+                    cols[key].append(gd.get(key) or "")
+            by_seq[(pid, seq or "")] = idx
+            last_of_pid[pid] = idx
+        msg = cols["msg"]
+        for idx, pieces in parts.items():
+            msg[idx] = msg[idx] + "\n" + "\n".join(pieces)
+        stats.entries = len(lines_out)
+        if any(cols["ts"]):
+            ts = to_utc(cols["ts"], cols["tz"], self.tz, stats)
+        else:
+            ts = self._syslog_times(cols["sts"], stats)
+        db = cols["db"] if any(cols["db"]) else cols["color"]
+        entries = Entries(
+            line=np.asarray(lines_out, dtype=np.int64), ts=ts, sev=cols["sev"], msg=msg,
+            pid=cols["pid"], user=cols["user"], db=db, app=cols["app"], client=cols["client"],
+            session=cols["session"], query_id=cols["query_id"], sqlstate=cols["sqlstate"],
+            dur=cols["dur"], kind=cols["kind"], name=cols["name"],
+        )  # fmt: skip
+        if set(cols["sev"]) & SECONDARY_SEVERITIES:
+            entries = attach_secondaries(entries, report)
+        frames, pending = build_frames(entries, block.source, self.fmt, report, stats)
+        pending.append(("stats", stats))
+        return BlockResult(frames, report, pending)
+
+    def _syslog_times(self, stamps: list[str], stats: Stats) -> np.ndarray:
+        if not stamps:
+            return np.empty(0, dtype="datetime64[ns]")
+        if stamps[0][:1].isdigit():  # ISO 8601 with an offset (rsyslog high precision, logplex)
+            parsed = pd.to_datetime(pd.Series(stamps), utc=True, errors="coerce", format="ISO8601")
+            return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        texts = []
+        for s in stamps:
+            month = _MONTHS.get(s[:3], 1)
+            year = self.year - 1 if month > self.cut_month else self.year
+            texts.append(f"{year:04d}-{month:02d}-{int(s[4:6]):02d} {s[7:15]}")
+        return to_utc(texts, None, self.tz, stats)
+
+    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
+        for note in self.notes:
+            report.warn(note)
+        return finish_pending(pending, self.source, self.fmt, report)
+
+
+@register
+class PostgresSyslogLoader(_PostgresLoader):
+    """PostgreSQL through syslog (with or without sequence numbers) and Heroku logplex."""
+
+    name = "postgres_syslog"
+    description = "PostgreSQL server log via syslog, or Heroku Postgres via logplex"
+    expected = (
+        "syslog lines like 'Feb 11 13:15:39 host postgres[10808]: [1-1] db=shop,user=app LOG:  "
+        "duration: 1.2 ms  statement: …' or logplex lines 'app[postgres.4882]: [GREEN] [15-1] …'"
+    )
+
+    def sniff(self, head: str, path: Path) -> float:
+        lines = [line for line in head.splitlines()[:400] if line.strip()]
+        if not lines:
+            return 0.0
+        ours = 0
+        with_sev = 0
+        for line in lines:
+            m = _SYSLOG.match(line)
+            if m and _is_postgres(m.group("ident"), m.group("spid"), ()):
+                ours += 1
+                rest = m.group("rest")
+                if m.group("seq") or severity_lines([rest], indented=True)[0]:
+                    with_sev += 1
+        if not ours or not with_sev:
+            return 0.0
+        return min(0.97, 0.55 + 0.42 * ours / len(lines))
+
+    def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
+        notes: list[str] = []
+        rests = []
+        for line in head.splitlines():
+            m = _SYSLOG.match(line)
+            if m and m.group("part") in (None, "1"):
+                rests.append(m.group("rest"))
+        prefix = options.get("prefix")
+        if prefix is None:
+            det = detect_prefix(rests, indented=True)
+            if det.prefix is None:
+                raise _prefix_error(self, path, det)
+            prefix = det.prefix
+            notes += [n for n in _detection_notes(det, False) if "timestamp" not in n]
+        year = options.get("year")
+        cut_month = 12
+        if year is None:
+            mtime = datetime.fromtimestamp(os.path.getmtime(path), tz=timezone.utc)
+            year, cut_month = mtime.year, mtime.month
+            classic = any(re.match(r"^[A-Z][a-z]{2} ", r) for r in head.splitlines()[:50])
+            if classic:
+                notes.append(
+                    f"syslog timestamps carry no year: assumed {year} from the file's modification "
+                    f"time (months after {mtime.strftime('%B')} taken as {year - 1}); pass year= to set it"
+                )
+        idents = options.get("ident") or ()
+        if isinstance(idents, str):
+            idents = (idents,)
+        return SyslogParser(prefix, int(year), options.get("tz"), tuple(idents), str(path), self.name, notes, cut_month)
