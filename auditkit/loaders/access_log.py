@@ -51,8 +51,9 @@ def _quoted(name: str) -> str:
     return rf'"(?P<{name}>(?:[^"\\]|\\.)*)"'
 
 
-_LINE = re.compile(
-    r"(?:(?P<client>\S+) (?P<ident>\S+) (?P<user>\S+) )?"
+#: where the bracketed time starts: found first, in linear time, then matched from there
+_TIME_OPEN = re.compile(r"\[(?:\d{2}/[A-Za-z]{3}/\d{4}[: ]|\d{4}-\d{2}-\d{2}T)")
+_FROM_TIME = re.compile(
     r"\[(?P<time>\d{2}/[A-Za-z]{3}/\d{4}[: ]\d{2}:\d{2}:\d{2}(?: [+-]\d{4})?"
     r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\] "
     + _quoted("request")
@@ -60,6 +61,32 @@ _LINE = re.compile(
     + rf"(?: {_quoted('referer')} {_quoted('agent')})?"
     + r"(?P<rest>.*)$"
 )
+
+
+def _match(line: str) -> dict[str, str | None] | None:
+    """The fields of one access-log line, or None.
+
+    ``host ident user [time] "request" status size ["referer" "agent"] rest``; anything may
+    precede the host (a syslog prefix), and host/ident/user may be absent altogether (Django's
+    runserver log starts at the time).
+    """
+    start = _TIME_OPEN.search(line)
+    if start is None:
+        return None
+    m = _FROM_TIME.match(line, start.start())
+    if m is None:
+        return None
+    fields: dict[str, str | None] = m.groupdict()
+    prefix = line[: start.start()]
+    fields["client"] = None
+    if prefix.strip():
+        tokens = prefix.split()
+        if not prefix.endswith(" ") or len(tokens) < 3:
+            return None
+        fields["client"] = tokens[-3]
+    return fields
+
+
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
 _KV = re.compile(r"([A-Za-z_][\w.-]*)=(.*)")
 _FLOAT = re.compile(r"\d+\.\d+")
@@ -113,32 +140,32 @@ class AccessLogParser(BlockParser):
             if not raw.strip():
                 continue
             line_no = block.first_line + offset
-            m = _LINE.search(raw)
-            if not m:
+            m = _match(raw)
+            if m is None:
                 report.skip(line_no, "not an access log line", raw)
                 continue
-            request = m.group("request")
+            request = m["request"] or ""
             parts = request.split(" ")
             if len(parts) < 2 or not _METHOD.fullmatch(parts[0]):
                 report.skip(line_no, "malformed request line", raw)
                 continue
             target = " ".join(parts[1:-1]) if len(parts) > 2 and parts[-1].startswith("HTTP/") else " ".join(parts[1:])
-            plain, kv = _trailing(m.group("rest"))
+            plain, kv = _trailing(m["rest"] or "")
             duration = self._duration(plain, kv)
             rid = next((kv[k] for k in _ID_KEYS if kv.get(k) not in (None, "", "-")), None)
             if rid is None:
                 rid = next((t for t in plain if _ID.fullmatch(t)), None)
             report.ok()
-            cols["time"].append(m.group("time"))
+            cols["time"].append(m["time"])
             cols["request_id"].append(rid or f"{name}:{line_no}")
             cols["endpoint"].append(path_of(target) if target.startswith(("/", "http")) else target or None)
             cols["method"].append(parts[0])
-            cols["status"].append(int(m.group("status")))
+            cols["status"].append(int(m["status"] or 0))
             cols["duration_ms"].append(duration)
-            cols["client"].append(m.group("client"))
-            size = m.group("size")
+            cols["client"].append(m["client"])
+            size = m["size"] or "-"
             cols["size_bytes"].append(int(size) if size.isdigit() else None)
-            agent = m.group("agent")
+            agent = m["agent"]
             cols["user_agent"].append(agent if agent not in (None, "-") else None)
             cols["source_line"].append(line_no)
         return BlockResult({"requests": self._frame(cols, block.source)}, report)
@@ -212,7 +239,7 @@ class AccessLogLoader(BlockLoader):
             lines = lines[:-1]  # the last line may be cut by the head
         if not lines:
             return 0.0
-        hits = sum(1 for ln in lines if _LINE.search(ln))
+        hits = sum(1 for ln in lines if _match(ln) is not None)
         share = hits / len(lines)
         return 0.9 if share >= 0.6 else 0.3 if hits else 0.0
 
@@ -232,10 +259,10 @@ def _time_position(head: str) -> int | None:
     """Which positional trailing field holds the request time, from the file's first lines."""
     columns: dict[int, list[str]] = {}
     for raw in head.split("\n")[:500]:
-        m = _LINE.search(raw)
-        if not m:
+        m = _match(raw)
+        if m is None:
             continue
-        plain, _ = _trailing(m.group("rest"))
+        plain, _ = _trailing(m["rest"] or "")
         for i, tok in enumerate(plain):
             if tok != "-":
                 columns.setdefault(i, []).append(tok)
