@@ -346,9 +346,9 @@ def _frame(
 def _start_end(events: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Start and end of each statement: ``ts`` is when it finished."""
     end = events["ts"]
-    dur = pd.to_numeric(events.get("duration_ms"), errors="coerce") if "duration_ms" in events else None
-    if dur is None:
+    if "duration_ms" not in events:
         return end, end
+    dur = pd.to_numeric(events["duration_ms"], errors="coerce")
     start = end - pd.to_timedelta(dur.fillna(0.0), unit="ms")
     return start, end
 
@@ -482,9 +482,12 @@ def attach_requests(
         keys = [k for k in _stream_keys(ev[todo]) if k in req.columns and req[k].notna().any()]
         tol = pd.Timedelta(milliseconds=float(tolerance_ms))
         r_start = req["ts"] - tol
-        r_end = req["ts"] + pd.to_timedelta(
-            pd.to_numeric(req.get("duration_ms"), errors="coerce").fillna(0.0), unit="ms"
-        ) + tol
+        length = (
+            pd.to_numeric(req["duration_ms"], errors="coerce").fillna(0.0)
+            if "duration_ms" in req
+            else pd.Series(0.0, index=req.index)
+        )
+        r_end = req["ts"] + pd.to_timedelta(length, unit="ms") + tol
         match = _match_intervals(
             start,
             ev.loc[todo, keys] if keys else None,

@@ -194,7 +194,7 @@ class AccessLogParser(BlockParser):
         else:
             df["ts"] = logged
         df["status"] = df["status"].astype("Int64")
-        df["size_bytes"] = pd.array(df["size_bytes"], dtype="Int64")
+        df["size_bytes"] = df["size_bytes"].astype("Int64")
         for col in ("client", "user_agent"):
             df[col] = df[col].astype("string")
         df["db_ms"] = float("nan")

@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.loaders.base import Loader
-from auditkit.loaders.otlp import NON_SQL_SYSTEMS, excerpt, read_json_documents, spans_result
+from auditkit.loaders.otlp import (
+    NON_SQL_SYSTEMS,
+    excerpt,
+    mapping,
+    read_json_documents,
+    spans_result,
+)
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.requests import Span, path_of
@@ -154,8 +160,8 @@ class DatadogJsonLoader(Loader):
         except ValueError as exc:
             report.skip(at, "invalid id", f"{exc}: {excerpt(sp)}")
             return None
-        meta = sp.get("meta") if isinstance(sp.get("meta"), Mapping) else {}
-        metrics = sp.get("metrics") if isinstance(sp.get("metrics"), Mapping) else {}
+        meta = mapping(sp.get("meta"))
+        metrics = mapping(sp.get("metrics"))
         name = str(sp.get("name") or "")
         resource = str(sp.get("resource") or "") or None
         span_type = str(sp.get("type") or "").lower()

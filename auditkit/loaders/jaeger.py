@@ -32,7 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.loaders.base import Loader
-from auditkit.loaders.otlp import excerpt, read_json_documents, semconv_fields, spans_result
+from auditkit.loaders.otlp import (
+    excerpt,
+    mapping,
+    read_json_documents,
+    semconv_fields,
+    spans_result,
+)
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.requests import Span
@@ -123,7 +129,7 @@ class JaegerJsonLoader(Loader):
                 if not isinstance(raw_spans, list):
                     report.skip(line, "not a Jaeger trace", excerpt(trace))
                     continue
-                processes = trace.get("processes") if isinstance(trace.get("processes"), Mapping) else {}
+                processes = mapping(trace.get("processes"))
                 for sp in raw_spans:
                     ordinal += 1
                     span = self._span(sp, processes, ordinal, report)

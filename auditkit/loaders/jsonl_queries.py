@@ -160,7 +160,7 @@ class JsonlQueriesParser(BlockParser):
         df["ts"] = _utc(df["ts"])
         df["duration_ms"] = pd.to_numeric(df["duration_ms"], errors="coerce").astype("float64")
         for col in ("pid", "rows", "source_line"):
-            df[col] = pd.array(df[col], dtype="Int64")
+            df[col] = df[col].astype("Int64")
         for col in ("alias", "method", "stack", "db_system"):
             df[col] = df[col].astype("string")
         df["source_format"] = JsonlQueriesLoader.name
@@ -199,7 +199,7 @@ class JsonlQueriesParser(BlockParser):
                     "status": _int(rec.get("status")),
                     "duration_ms": _float(rec.get("duration_ms")),
                     "db_ms": db_ms if db_ms is not None else (agg["db_ms"] if agg is not None else None),
-                    "db_calls": db_calls if db_calls is not None else (int(agg["db_calls"]) if agg is not None else None),
+                    "db_calls": db_calls if db_calls is not None else (_int(agg["db_calls"]) if agg is not None else None),
                     "cache_hits": _int(rec.get("cache_hits")),
                     "cache_misses": _int(rec.get("cache_misses")),
                     "pid": _int(rec.get("pid")),
@@ -223,7 +223,7 @@ class JsonlQueriesParser(BlockParser):
         frame["inferred"] = False
         frame["source_format"] = JsonlQueriesLoader.name
         frame["source_file"] = report.path
-        frame["pid"] = pd.array(pd.to_numeric(frame["pid"], errors="coerce"), dtype="Int64")
+        frame["pid"] = pd.to_numeric(frame["pid"], errors="coerce").astype("Int64")
         frame["thread"] = frame["thread"].astype("string")
         frame = frame.sort_values(["ts", "source_line"], kind="stable", na_position="last")
         return {"requests": conform(frame.reset_index(drop=True), REQUESTS)}

@@ -44,7 +44,17 @@ from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import read_text
 from auditkit.requests import Span, frames_from_spans, path_of
 
-__all__ = ["OtlpJsonLoader", "hex_id", "read_json_documents", "semconv_fields", "spans_result"]
+__all__ = [
+    "NON_SQL_SYSTEMS",
+    "OtlpJsonLoader",
+    "attributes",
+    "excerpt",
+    "hex_id",
+    "mapping",
+    "read_json_documents",
+    "semconv_fields",
+    "spans_result",
+]
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2}")
@@ -87,6 +97,11 @@ def hex_id(value: object, nbytes: int) -> str:
     if set(out) == {"0"}:
         raise ValueError("all zeros (an invalid id)")
     return out
+
+
+def mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (malformed input never raises)."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def _any_value(v: Any) -> Any:
@@ -201,8 +216,8 @@ def read_json_documents(path: str | Path, report: ParseReport) -> tuple[list[tup
     text, bad = read_text(path)
     report.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     report.bytes = len(text.encode("utf-8", errors="replace"))
-    for line in bad:
-        report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
+    for bad_line in bad:
+        report.warn(f"invalid UTF-8 replaced with U+FFFD on line {bad_line}")
     if not text.strip():
         return [], False
     try:
@@ -352,7 +367,7 @@ class OtlpJsonLoader(Loader):
         if kind is None:
             unknown_kinds.add(str(sp.get("kind")))
             kind = "unspecified"
-        status = sp.get("status") if isinstance(sp.get("status"), Mapping) else {}
+        status = mapping(sp.get("status"))
         code = status.get("code")
         attrs = attributes(sp.get("attributes"))
         name = str(sp.get("name") or "")
@@ -377,7 +392,7 @@ def _iter_spans(resource_spans: list[Any]) -> Iterator[tuple[Any, str | None]]:
     for rs in resource_spans:
         if not isinstance(rs, Mapping):
             continue
-        resource = rs.get("resource") if isinstance(rs.get("resource"), Mapping) else {}
+        resource = mapping(rs.get("resource"))
         service = _str(attributes(resource.get("attributes")).get("service.name"))
         scopes = rs.get("scopeSpans", rs.get("instrumentationLibrarySpans")) or []
         for ss in scopes if isinstance(scopes, list) else []:
