@@ -220,7 +220,9 @@ def frames_from_spans(
             p = by_id.get((ps.trace_id, ps.parent_id)) if ps.parent_id else None
             hops += 1
     if nested:
-        warnings.append(f"{nested} statement span(s) nested in a span with the same SQL counted once")
+        warnings.append(
+            f"{nested} statement span(s) nested in a span with the same SQL counted once"
+        )
 
     req_rows: list[dict[str, Any]] = []
     endpoint_of: dict[int, str | None] = {}
@@ -232,7 +234,9 @@ def frames_from_spans(
         if not endpoint:
             with_route = [spans[i] for i in mine if spans[i].route]
             if with_route:
-                route_span = min(with_route, key=lambda x: x.start_ns if x.start_ns is not None else 1 << 62)
+                route_span = min(
+                    with_route, key=lambda x: x.start_ns if x.start_ns is not None else 1 << 62
+                )
                 endpoint = route_span.route
         if not endpoint:
             endpoint = s.path
@@ -305,7 +309,11 @@ def _fingerprint(queries: pd.DataFrame) -> pd.DataFrame:
     if not len(queries):
         return queries
     system = queries["db_system"].str.lower() if "db_system" in queries else None
-    mysql = system.isin(_MYSQL_SYSTEMS).fillna(False).to_numpy(dtype=bool) if system is not None else None
+    mysql = (
+        system.isin(_MYSQL_SYSTEMS).fillna(False).to_numpy(dtype=bool)
+        if system is not None
+        else None
+    )
     for dialect, mask in (("postgres", ~mysql if mysql is not None else None), ("mysql", mysql)):
         if mask is None:
             if dialect == "mysql":
@@ -357,9 +365,7 @@ def _stream_keys(events: pd.DataFrame) -> list[str]:
     return [c for c in ("pid", "thread") if c in events.columns and events[c].notna().any()]
 
 
-def infer_requests(
-    query_events: pd.DataFrame, gap_ms: float = REQUEST_GAP_MS
-) -> pd.DataFrame:
+def infer_requests(query_events: pd.DataFrame, gap_ms: float = REQUEST_GAP_MS) -> pd.DataFrame:
     """The requests frame implied by a query-events frame.
 
     Statements with a ``request_id`` are grouped by it: those requests are real
@@ -428,9 +434,7 @@ def _aggregate(ev: pd.DataFrame, key: pd.Series, *, inferred: bool) -> pd.DataFr
     if inferred:
         stream = [df[c].astype(object).map(str) if c in df else "" for c in ("pid", "thread")]
         seed = stream[0] + "|" + stream[1] + "|" + df["ts"].astype(object).map(str)
-        df["request_id"] = [
-            "inf-" + hashlib.sha1(s.encode()).hexdigest()[:12] for s in seed
-        ]
+        df["request_id"] = ["inf-" + hashlib.sha1(s.encode()).hexdigest()[:12] for s in seed]
     else:
         df["request_id"] = df.index.astype(str)
     df["inferred"] = inferred

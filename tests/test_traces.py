@@ -23,25 +23,117 @@ from auditkit.loaders.result import LoadResult
 from auditkit.schemas import QUERY_EVENTS, REQUESTS
 
 TRACES = Path(__file__).parent / "fixtures" / "traces"
-MY_FORMATS = ("otlp_json", "jaeger_json", "datadog_json", "newrelic_csv", "newrelic_json", "access_log", "jsonl_queries")
+MY_FORMATS = (
+    "otlp_json",
+    "jaeger_json",
+    "datadog_json",
+    "newrelic_csv",
+    "newrelic_json",
+    "access_log",
+    "jsonl_queries",
+)
 HEX = re.compile(r"[0-9a-f]+")
 
 # fixture copy, peer-data path, format, spans (records) read, requests, statements
 CASES = [
-    ("opentelemetry-proto/trace.json", "opentelemetry-proto/examples/trace.json", "otlp_json", 1, 1, 0),
+    (
+        "opentelemetry-proto/trace.json",
+        "opentelemetry-proto/examples/trace.json",
+        "otlp_json",
+        1,
+        1,
+        0,
+    ),
     ("otlp2parquet/trace.json", "otlp2parquet/testdata/trace.json", "otlp_json", 2, 1, 0),
     ("otlp2parquet/traces.jsonl", "otlp2parquet/testdata/traces.jsonl", "otlp_json", 19, 19, 0),
-    ("otlp2parquet/invalid/trace_invalid_kind.json", "otlp2parquet/testdata/invalid/trace_invalid_kind.json", "otlp_json", 1, 1, 0),
-    ("jaeger/example_trace.json", "jaeger/internal/storage/integration/fixtures/traces/example_trace.json", "otlp_json", 5, 5, 0),
-    ("jaeger/link_attributes_trace.json", "jaeger/internal/storage/integration/fixtures/traces/link_attributes_trace.json", "otlp_json", 1, 1, 0),
-    ("jaeger/scope_attributes_trace.json", "jaeger/internal/storage/integration/fixtures/traces/scope_attributes_trace.json", "otlp_json", 1, 1, 0),
-    ("jaeger/ui_01.json", "jaeger/internal/uimodel/converter/v1/json/fixtures/ui_01.json", "jaeger_json", 5, 2, 0),
-    ("dd-trace-py/tests.contrib.aiomysql.test_aiomysql.test_queries.json", "dd-trace-py/tests/snapshots/tests.contrib.aiomysql.test_aiomysql.test_queries.json", "datadog_json", 2, 2, 2),
-    ("dd-trace-py/tests.contrib.asyncpg.test_asyncpg.test_bad_query.json", "dd-trace-py/tests/snapshots/tests.contrib.asyncpg.test_asyncpg.test_bad_query.json", "datadog_json", 2, 2, 1),
-    ("dd-trace-py/tests.contrib.django.test_django_snapshots.test_404_exceptions.json", "dd-trace-py/tests/snapshots/tests.contrib.django.test_django_snapshots.test_404_exceptions.json", "datadog_json", 30, 1, 0),
-    ("dd-trace-py/tests.contrib.django.test_django_snapshots.test_psycopg2_query_default.json", "dd-trace-py/tests/snapshots/tests.contrib.django.test_django_snapshots.test_psycopg2_query_default.json", "datadog_json", 2, 2, 2),
-    ("dd-trace-py/tests.contrib.redis.test_redis.test_pipeline_immediate.json", "dd-trace-py/tests/snapshots/tests.contrib.redis.test_redis.test_pipeline_immediate.json", "datadog_json", 2, 2, 0),
-    ("dd-trace-py/tests.contrib.redis.test_redis_asyncio.test_decoding_non_utf8_args.json", "dd-trace-py/tests/snapshots/tests.contrib.redis.test_redis_asyncio.test_decoding_non_utf8_args.json", "datadog_json", 2, 2, 0),
+    (
+        "otlp2parquet/invalid/trace_invalid_kind.json",
+        "otlp2parquet/testdata/invalid/trace_invalid_kind.json",
+        "otlp_json",
+        1,
+        1,
+        0,
+    ),
+    (
+        "jaeger/example_trace.json",
+        "jaeger/internal/storage/integration/fixtures/traces/example_trace.json",
+        "otlp_json",
+        5,
+        5,
+        0,
+    ),
+    (
+        "jaeger/link_attributes_trace.json",
+        "jaeger/internal/storage/integration/fixtures/traces/link_attributes_trace.json",
+        "otlp_json",
+        1,
+        1,
+        0,
+    ),
+    (
+        "jaeger/scope_attributes_trace.json",
+        "jaeger/internal/storage/integration/fixtures/traces/scope_attributes_trace.json",
+        "otlp_json",
+        1,
+        1,
+        0,
+    ),
+    (
+        "jaeger/ui_01.json",
+        "jaeger/internal/uimodel/converter/v1/json/fixtures/ui_01.json",
+        "jaeger_json",
+        5,
+        2,
+        0,
+    ),
+    (
+        "dd-trace-py/tests.contrib.aiomysql.test_aiomysql.test_queries.json",
+        "dd-trace-py/tests/snapshots/tests.contrib.aiomysql.test_aiomysql.test_queries.json",
+        "datadog_json",
+        2,
+        2,
+        2,
+    ),
+    (
+        "dd-trace-py/tests.contrib.asyncpg.test_asyncpg.test_bad_query.json",
+        "dd-trace-py/tests/snapshots/tests.contrib.asyncpg.test_asyncpg.test_bad_query.json",
+        "datadog_json",
+        2,
+        2,
+        1,
+    ),
+    (
+        "dd-trace-py/tests.contrib.django.test_django_snapshots.test_404_exceptions.json",
+        "dd-trace-py/tests/snapshots/tests.contrib.django.test_django_snapshots.test_404_exceptions.json",
+        "datadog_json",
+        30,
+        1,
+        0,
+    ),
+    (
+        "dd-trace-py/tests.contrib.django.test_django_snapshots.test_psycopg2_query_default.json",
+        "dd-trace-py/tests/snapshots/tests.contrib.django.test_django_snapshots.test_psycopg2_query_default.json",
+        "datadog_json",
+        2,
+        2,
+        2,
+    ),
+    (
+        "dd-trace-py/tests.contrib.redis.test_redis.test_pipeline_immediate.json",
+        "dd-trace-py/tests/snapshots/tests.contrib.redis.test_redis.test_pipeline_immediate.json",
+        "datadog_json",
+        2,
+        2,
+        0,
+    ),
+    (
+        "dd-trace-py/tests.contrib.redis.test_redis_asyncio.test_decoding_non_utf8_args.json",
+        "dd-trace-py/tests/snapshots/tests.contrib.redis.test_redis_asyncio.test_decoding_non_utf8_args.json",
+        "datadog_json",
+        2,
+        2,
+        0,
+    ),
     ("otel-python/django_sqlite_old_semconv.pb.json", None, "otlp_json", 11, 4, 7),
     ("otel-python/django_sqlite_old_semconv.jsonl", None, "otlp_json", 11, 4, 7),
     ("otel-python/django_sqlite_new_semconv.pb.json", None, "otlp_json", 11, 4, 7),
@@ -105,10 +197,18 @@ def test_fixture_samples(
     ("fixture", "peer", "fmt", "spans", "n_requests", "n_statements"), [c for c in CASES if c[1]]
 )
 def test_peer_samples(
-    peer_data: Path, fixture: str, peer: str, fmt: str, spans: int, n_requests: int, n_statements: int
+    peer_data: Path,
+    fixture: str,
+    peer: str,
+    fmt: str,
+    spans: int,
+    n_requests: int,
+    n_statements: int,
 ) -> None:
     path = peer_data / peer
-    assert path.read_bytes() == (TRACES / fixture).read_bytes(), "fixture copy differs from the corpus"
+    assert path.read_bytes() == (TRACES / fixture).read_bytes(), (
+        "fixture copy differs from the corpus"
+    )
     _check_case(path, fmt, spans, n_requests, n_statements)
 
 
@@ -133,7 +233,9 @@ def test_invalid_peer_samples_never_crash(peer_data: Path, name: str) -> None:
     except NothingParsedError as exc:
         assert exc.report is not None and exc.report.skipped_total == 1
     else:
-        assert result.report.warnings == ["unknown span kind 'SPAN_KIND_INVALID_TYPE' read as unspecified"]
+        assert result.report.warnings == [
+            "unknown span kind 'SPAN_KIND_INVALID_TYPE' read as unspecified"
+        ]
 
 
 # -- OTLP ------------------------------------------------------------------------------------
@@ -153,13 +255,33 @@ def test_hex_id_reads_hex_and_base64() -> None:
 def test_base64_and_hex_encodings_agree(semconv: str) -> None:
     b64 = load(TRACES / "otel-python" / f"django_sqlite_{semconv}_semconv.pb.json")
     hexa = load(TRACES / "otel-python" / f"django_sqlite_{semconv}_semconv.jsonl")
-    cols = ["ts", "request_id", "trace_id", "span_id", "endpoint", "method", "status", "duration_ms", "db_ms", "db_calls"]
+    cols = [
+        "ts",
+        "request_id",
+        "trace_id",
+        "span_id",
+        "endpoint",
+        "method",
+        "status",
+        "duration_ms",
+        "db_ms",
+        "db_calls",
+    ]
     key = ["trace_id"]
     pd.testing.assert_frame_equal(
         b64.frames["requests"][cols].sort_values(key).reset_index(drop=True),
         hexa.frames["requests"][cols].sort_values(key).reset_index(drop=True),
     )
-    qcols = ["ts", "duration_ms", "sql", "fingerprint_id", "trace_id", "span_id", "request_id", "endpoint"]
+    qcols = [
+        "ts",
+        "duration_ms",
+        "sql",
+        "fingerprint_id",
+        "trace_id",
+        "span_id",
+        "request_id",
+        "endpoint",
+    ]
     pd.testing.assert_frame_equal(
         b64.frames["query_events"][qcols].sort_values("span_id").reset_index(drop=True),
         hexa.frames["query_events"][qcols].sort_values("span_id").reset_index(drop=True),
@@ -171,11 +293,15 @@ def test_old_and_new_semantic_conventions_agree() -> None:
     new = load(TRACES / "otel-python" / "django_sqlite_new_semconv.jsonl")
     cols = ["endpoint", "method", "status", "db_calls"]
     routed = old.frames["requests"]["status"] != 404
-    assert old.frames["requests"][routed][cols].values.tolist() == new.frames["requests"][routed][cols].values.tolist() == [
-        ["products/", "GET", 200, 4],
-        ["products/<int:pk>/", "GET", 200, 2],
-        ["checkout/", "POST", 201, 1],
-    ]
+    assert (
+        old.frames["requests"][routed][cols].values.tolist()
+        == new.frames["requests"][routed][cols].values.tolist()
+        == [
+            ["products/", "GET", 200, 4],
+            ["products/<int:pk>/", "GET", 200, 2],
+            ["checkout/", "POST", 201, 1],
+        ]
+    )
     # the 404 has no route: the old conventions give the URL path, the new ones only the method
     assert old.frames["requests"]["endpoint"].tolist()[-1] == "/missing/"
     assert pd.isna(new.frames["requests"]["endpoint"].tolist()[-1])
@@ -207,7 +333,11 @@ def test_otlp_proxy_root_with_request_id() -> None:
     assert row["request_id"] == "4fb197b8-8116-9929-a374-8b4813c60ad2"  # envoy's x-request-id
     assert row["trace_id"] == base64.b64decode("nXmxo38xgBzRGmcG+0DWvQ==").hex()
     assert row["span_id"] == base64.b64decode("V1JoRpA7sT4=").hex()
-    assert (row["endpoint"], row["method"], row["status"]) == ("/api/products/66VCHSJNUP", "GET", 200)
+    assert (row["endpoint"], row["method"], row["status"]) == (
+        "/api/products/66VCHSJNUP",
+        "GET",
+        200,
+    )
     assert row["duration_ms"] == pytest.approx(4.328)
     assert row["spans"] == 2 and row["service"] == "frontend-proxy"
 
@@ -272,9 +402,18 @@ def test_jaeger_export_with_sql() -> None:
 
 
 def test_datadog_django_request() -> None:
-    result = load(TRACES / "dd-trace-py" / "tests.contrib.django.test_django_snapshots.test_404_exceptions.json")
+    result = load(
+        TRACES
+        / "dd-trace-py"
+        / "tests.contrib.django.test_django_snapshots.test_404_exceptions.json"
+    )
     row = result.frames["requests"].iloc[0]
-    assert (row["endpoint"], row["method"], row["status"], row["spans"]) == ("^404-view/$", "GET", 404, 30)
+    assert (row["endpoint"], row["method"], row["status"], row["spans"]) == (
+        "^404-view/$",
+        "GET",
+        404,
+        30,
+    )
     assert row["duration_ms"] == pytest.approx(13.373958)
     assert row["trace_id"] == "69f240ae00000000" + "0" * 16  # _dd.p.tid + 64-bit id
     assert row["db_calls"] == 0 and row["db_ms"] == 0.0
@@ -283,7 +422,9 @@ def test_datadog_django_request() -> None:
 def test_datadog_statements() -> None:
     bad = load(TRACES / "dd-trace-py" / "tests.contrib.asyncpg.test_asyncpg.test_bad_query.json")
     queries = bad.frames["query_events"]
-    assert queries["sql"].tolist() == ["malformed; query;dfaskjfd"]  # postgres.connect is not a statement
+    assert queries["sql"].tolist() == [
+        "malformed; query;dfaskjfd"
+    ]  # postgres.connect is not a statement
     assert queries["error"].tolist() == [True]
     assert queries["pid"].tolist() == [16387]
     mysql = load(TRACES / "dd-trace-py" / "tests.contrib.aiomysql.test_aiomysql.test_queries.json")
@@ -300,7 +441,10 @@ def test_datadog_request_with_sql_children() -> None:
     assert (row["db_calls"], row["db_ms"]) == (2, pytest.approx(2.76))
     queries = result.frames["query_events"]
     assert queries["endpoint"].unique().tolist() == ["shop/products/<int:pk>/"]
-    assert queries["span_id"].tolist() == [f"{2310574220183044121:016x}", f"{8812074220183044199:016x}"]
+    assert queries["span_id"].tolist() == [
+        f"{2310574220183044121:016x}",
+        f"{8812074220183044199:016x}",
+    ]
     # a statement's ts is when it finished
     assert queries["ts"].iloc[0] == pd.Timestamp(1714557600102370000 + 1840000, unit="ns", tz="UTC")
 
@@ -316,15 +460,23 @@ def test_newrelic_csv_zero_omission() -> None:
     assert health["db_calls"] == 0 and health["db_ms"] == 0.0
     assert health["external_calls"] == 0 and health["external_ms"] == 0.0
     detail = df.loc["e3b0c44298fc1c14"]
-    assert (detail["db_calls"], detail["db_ms"], detail["duration_ms"]) == (104, pytest.approx(612.0), pytest.approx(940.2))
+    assert (detail["db_calls"], detail["db_ms"], detail["duration_ms"]) == (
+        104,
+        pytest.approx(612.0),
+        pytest.approx(940.2),
+    )
     assert detail["endpoint"] == "shop.views:product_detail"
     assert detail["ts"] == pd.Timestamp("2024-05-01 10:00:01.002", tz="UTC")
     assert detail["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
-    assert df.loc["8c1f2e4b9a7d3f10", "trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"  # lower-cased
+    assert (
+        df.loc["8c1f2e4b9a7d3f10", "trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    )  # lower-cased
     assert df.loc["9f86d081884c7d65", ["status", "error"]].tolist() == [500, True]
     celery = df.loc["4e07408562bedb8b"]
     assert (celery["endpoint"], celery["transaction_type"], celery["service"]) == (
-        "shop.tasks.send_order_confirmation", "Other", "shop-worker (production)",
+        "shop.tasks.send_order_confirmation",
+        "Other",
+        "shop-worker (production)",
     )
     assert pd.isna(celery["status"]) and pd.isna(celery["method"])
     assert result.report.warnings == []
@@ -345,7 +497,9 @@ def test_newrelic_json_shapes() -> None:
     csv = load(TRACES / "newrelic" / "transactions.csv").frame.set_index("request_id")
     cols = ["ts", "endpoint", "method", "status", "duration_ms", "db_ms", "db_calls", "trace_id"]
     pd.testing.assert_frame_equal(
-        api.frame.set_index("request_id")[cols], csv.loc[api.frame["request_id"], cols], check_names=False
+        api.frame.set_index("request_id")[cols],
+        csv.loc[api.frame["request_id"], cols],
+        check_names=False,
     )
 
 
@@ -406,7 +560,12 @@ def _manifest_kinds(peer: Path) -> dict[str, str]:
     kinds = {}
     for line in (peer / "MANIFEST.md").read_text().splitlines():
         cells = [c.strip() for c in line.split("|")]
-        if len(cells) > 7 and cells[1].startswith("`") and "/" in cells[1] and cells[3].startswith("`"):
+        if (
+            len(cells) > 7
+            and cells[1].startswith("`")
+            and "/" in cells[1]
+            and cells[3].startswith("`")
+        ):
             kinds[cells[1].strip("`")] = cells[6]
     return kinds
 

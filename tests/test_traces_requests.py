@@ -46,7 +46,9 @@ ACCESS_CASES = [
 
 
 @pytest.mark.parametrize(("name", "read", "parsed", "first_ms", "rid"), ACCESS_CASES)
-def test_access_log_flavours(name: str, read: int, parsed: int, first_ms: float | None, rid: str) -> None:
+def test_access_log_flavours(
+    name: str, read: int, parsed: int, first_ms: float | None, rid: str
+) -> None:
     path = ACCESS / name
     assert detect(path).format == "access_log"
     result = load(path)
@@ -60,7 +62,13 @@ def test_access_log_flavours(name: str, read: int, parsed: int, first_ms: float 
     # query strings are not part of the endpoint
     assert (first["endpoint"], first["method"], first["status"]) == ("/products/", "GET", 200)
     assert df["endpoint"].tolist()[:7] == [
-        "/products/", "/products/42/", "/healthz", "/checkout/", "/missing/", "/products/", "/products/7/",
+        "/products/",
+        "/products/42/",
+        "/healthz",
+        "/checkout/",
+        "/missing/",
+        "/products/",
+        "/products/7/",
     ]
     assert df["status"].tolist()[3:5] == [302, 404]
     assert str(df["ts"].dtype) == "datetime64[ns, UTC]"
@@ -146,7 +154,9 @@ def test_jsonl_queries_fixture() -> None:
     report = result.report
     assert (report.read, report.parsed) == (12, 9)
     assert dict(report.skipped) == {
-        "unknown record type": 1, "query record without sql": 1, "invalid JSON line": 1,
+        "unknown record type": 1,
+        "query record without sql": 1,
+        "invalid JSON line": 1,
     }
     queries, requests = result.frames["query_events"], result.frames["requests"]
     assert result.frame is queries
@@ -158,11 +168,20 @@ def test_jsonl_queries_fixture() -> None:
     assert queries["params"].iloc[0] == "[42]"
     detail, checkout = requests.iloc[0], requests.iloc[1]
     # a request record: its own numbers
-    assert (detail["status"], detail["db_calls"], detail["db_ms"], detail["cache_hits"]) == (200, 4, 3.55, 2)
+    assert (detail["status"], detail["db_calls"], detail["db_ms"], detail["cache_hits"]) == (
+        200,
+        4,
+        3.55,
+        2,
+    )
     assert detail["ts"] == pd.Timestamp("2024-05-01 10:00:00.100002", tz="UTC")
     # no request record: derived from its statements, real id, not inferred
     assert checkout["request_id"] == "7d865e959b2466918c9863afca942d0f"
-    assert (checkout["db_calls"], checkout["db_ms"], checkout["inferred"]) == (2, pytest.approx(3.7), False)
+    assert (checkout["db_calls"], checkout["db_ms"], checkout["inferred"]) == (
+        2,
+        pytest.approx(3.7),
+        False,
+    )
     assert pd.isna(checkout["status"])
     assert checkout["ts"] == pd.Timestamp("2024-05-01 10:00:00.209245", tz="UTC")  # first start
     assert checkout["duration_ms"] == pytest.approx(5.756)
@@ -267,7 +286,9 @@ def test_infer_requests_heuristic() -> None:
     assert reqs["pid"].tolist() == [1, 2, 1]
     assert reqs["db_ms"].tolist() == pytest.approx([15.0, 5.0, 5.0])
     first = reqs.iloc[0]
-    assert first["ts"] == pd.Timestamp("2024-05-01 10:00:00.005", tz="UTC")  # first statement's start
+    assert first["ts"] == pd.Timestamp(
+        "2024-05-01 10:00:00.005", tz="UTC"
+    )  # first statement's start
     assert first["duration_ms"] == pytest.approx(25.0)  # to the last statement's end
     assert reqs["request_id"].str.fullmatch(r"inf-[0-9a-f]{12}").all()
     assert reqs["request_id"].tolist() == infer_requests(ev)["request_id"].tolist()  # stable
@@ -279,11 +300,15 @@ def test_infer_requests_heuristic() -> None:
     groups = attached.groupby("request_id")["source_line"].apply(list).to_dict()
     by_id = dict(zip(reqs["request_id"], reqs["pid"], strict=True))
     assert sorted(groups.values()) == [[1, 3], [2, 4], [5, 6]]
-    assert all(by_id[rid] == attached.loc[attached["request_id"] == rid, "pid"].iloc[0] for rid in groups)
+    assert all(
+        by_id[rid] == attached.loc[attached["request_id"] == rid, "pid"].iloc[0] for rid in groups
+    )
 
 
 def test_infer_requests_without_pid_or_thread() -> None:
-    ev = _events([("0.010", 1.0, None, None), ("0.020", 1.0, None, None), ("1.000", 1.0, None, None)])
+    ev = _events(
+        [("0.010", 1.0, None, None), ("0.020", 1.0, None, None), ("1.000", 1.0, None, None)]
+    )
     reqs = infer_requests(ev)
     assert reqs["db_calls"].tolist() == [2, 1]
     assert attach_requests(ev, reqs)["request_id"].nunique() == 2
@@ -301,13 +326,21 @@ def test_infer_requests_keeps_real_ids() -> None:
 
 
 def test_attach_requests_by_id_and_by_time() -> None:
-    ev = _events([("0.010", 1.0, None, None), ("0.500", 1.0, None, None), ("0.900", 1.0, None, None)])
+    ev = _events(
+        [("0.010", 1.0, None, None), ("0.500", 1.0, None, None), ("0.900", 1.0, None, None)]
+    )
     ev["request_id"] = pd.array(["a", None, None], dtype="string")
     requests = pd.DataFrame(
         {
             "ts": pd.to_datetime(
-                ["2024-05-01 10:00:00", "2024-05-01 10:00:00.400", "2024-05-01 10:00:00.850",
-                 "2024-05-01 10:00:00.860"], utc=True, format="ISO8601"
+                [
+                    "2024-05-01 10:00:00",
+                    "2024-05-01 10:00:00.400",
+                    "2024-05-01 10:00:00.850",
+                    "2024-05-01 10:00:00.860",
+                ],
+                utc=True,
+                format="ISO8601",
             ),
             "request_id": ["a", "b", "c", "d"],
             "endpoint": ["/a/", "/b/", "/c/", "/d/"],
@@ -332,7 +365,9 @@ def test_attach_by_time_needs_an_unambiguous_request() -> None:
     requests = load(JSONL).frames["requests"]
     ev = pd.DataFrame(
         {
-            "ts": pd.to_datetime(["2024-05-01T10:00:00.105Z", "2024-05-01T10:00:00.105Z"], utc=True),
+            "ts": pd.to_datetime(
+                ["2024-05-01T10:00:00.105Z", "2024-05-01T10:00:00.105Z"], utc=True
+            ),
             "duration_ms": [1.0, 1.0],
             "sql": ["SELECT 1", "SELECT 2"],
             "pid": pd.array([4121, 4122], dtype="Int64"),

@@ -91,7 +91,9 @@ _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
 _KV = re.compile(r"([A-Za-z_][\w.-]*)=(.*)")
 _FLOAT = re.compile(r"\d+\.\d+")
 _INT = re.compile(r"\d+")
-_ID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_ID = re.compile(
+    r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _METHOD = re.compile(r"[A-Z][A-Z_-]{1,15}")
 _TIME_KEYS = frozenset({"rt", "request_time", "reqtime", "rtime", "request_duration", "duration"})
 _ID_KEYS = frozenset({"rid", "request_id", "req_id", "requestid", "x_request_id", "x-request-id"})
@@ -131,8 +133,16 @@ class AccessLogParser(BlockParser):
         cols: dict[str, list[Any]] = {
             k: []
             for k in (
-                "time", "request_id", "endpoint", "method", "status", "duration_ms",
-                "client", "size_bytes", "user_agent", "source_line",
+                "time",
+                "request_id",
+                "endpoint",
+                "method",
+                "status",
+                "duration_ms",
+                "client",
+                "size_bytes",
+                "user_agent",
+                "source_line",
             )
         }
         name = Path(block.source).name
@@ -149,7 +159,11 @@ class AccessLogParser(BlockParser):
             if len(parts) < 2 or not _METHOD.fullmatch(parts[0]):
                 report.skip(line_no, "malformed request line", raw)
                 continue
-            target = " ".join(parts[1:-1]) if len(parts) > 2 and parts[-1].startswith("HTTP/") else " ".join(parts[1:])
+            target = (
+                " ".join(parts[1:-1])
+                if len(parts) > 2 and parts[-1].startswith("HTTP/")
+                else " ".join(parts[1:])
+            )
             plain, kv = _trailing(m["rest"] or "")
             duration = self._duration(plain, kv)
             rid = next((kv[k] for k in _ID_KEYS if kv.get(k) not in (None, "", "-")), None)
@@ -158,7 +172,9 @@ class AccessLogParser(BlockParser):
             report.ok()
             cols["time"].append(m["time"])
             cols["request_id"].append(rid or f"{name}:{line_no}")
-            cols["endpoint"].append(path_of(target) if target.startswith(("/", "http")) else target or None)
+            cols["endpoint"].append(
+                path_of(target) if target.startswith(("/", "http")) else target or None
+            )
             cols["method"].append(parts[0])
             cols["status"].append(int(m["status"] or 0))
             cols["duration_ms"].append(duration)
@@ -208,7 +224,9 @@ def _parse_times(times: pd.Series, tz: str | None) -> pd.Series:
     """``10/Oct/2023:13:55:36 +0000`` (nginx, gunicorn), ISO 8601, or Django's naive form."""
     if not len(times):
         return pd.Series([], dtype="datetime64[ns, UTC]")
-    out = pd.to_datetime(times, format="%d/%b/%Y:%H:%M:%S %z", errors="coerce", utc=True).dt.as_unit("ns")
+    out = pd.to_datetime(
+        times, format="%d/%b/%Y:%H:%M:%S %z", errors="coerce", utc=True
+    ).dt.as_unit("ns")
     todo = out.isna()
     if todo.any():
         iso = pd.to_datetime(times[todo], format="ISO8601", errors="coerce", utc=True)
@@ -216,7 +234,9 @@ def _parse_times(times: pd.Series, tz: str | None) -> pd.Series:
         todo = out.isna()
     if todo.any():
         naive = pd.to_datetime(times[todo], format="%d/%b/%Y %H:%M:%S", errors="coerce")
-        local = naive.dt.tz_localize(tz or "UTC", ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        local = naive.dt.tz_localize(tz or "UTC", ambiguous="NaT", nonexistent="NaT").dt.tz_convert(
+            "UTC"
+        )
         out[todo] = local
     return out.dt.as_unit("ns")
 
@@ -227,7 +247,9 @@ class AccessLogLoader(BlockLoader):
 
     name = "access_log"
     frame = "requests"
-    description = "nginx or gunicorn access log (common/combined, optionally with request time and id)"
+    description = (
+        "nginx or gunicorn access log (common/combined, optionally with request time and id)"
+    )
     expected = (
         'lines like 203.0.113.9 - - [01/May/2024:10:00:00 +0000] "GET /path HTTP/1.1" 200 5120 '
         '"-" "agent" 0.123'
@@ -251,7 +273,9 @@ class AccessLogLoader(BlockLoader):
             )
         logged_at = options.get("logged_at", "end")
         if logged_at not in ("end", "start"):
-            raise ConfigError(f"logged_at={logged_at!r}", hint="use 'end' (nginx, gunicorn) or 'start' (Apache)")
+            raise ConfigError(
+                f"logged_at={logged_at!r}", hint="use 'end' (nginx, gunicorn) or 'start' (Apache)"
+            )
         return AccessLogParser(_time_position(head), unit or "us", logged_at, options.get("tz"))
 
 
@@ -266,7 +290,11 @@ def _time_position(head: str) -> int | None:
         for i, tok in enumerate(plain):
             if tok != "-":
                 columns.setdefault(i, []).append(tok)
-    floats = [i for i, vals in sorted(columns.items()) if vals and sum(bool(_FLOAT.fullmatch(v)) for v in vals) >= 0.8 * len(vals)]
+    floats = [
+        i
+        for i, vals in sorted(columns.items())
+        if vals and sum(bool(_FLOAT.fullmatch(v)) for v in vals) >= 0.8 * len(vals)
+    ]
     if floats:
         return floats[0]
     ints = [

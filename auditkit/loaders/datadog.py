@@ -165,7 +165,9 @@ class DatadogJsonLoader(Loader):
         name = str(sp.get("name") or "")
         resource = str(sp.get("resource") or "") or None
         span_type = str(sp.get("type") or "").lower()
-        system = meta.get("db.system") or (span_type if span_type not in ("", "web", "http") else None)
+        system = meta.get("db.system") or (
+            span_type if span_type not in ("", "web", "http") else None
+        )
         sql = meta.get("sql.query") or meta.get("db.statement")
         if not sql and span_type in _SQL_TYPES and resource and resource != name:
             sql = resource

@@ -162,7 +162,10 @@ class JaegerJsonLoader(Loader):
         start_us = _micros(sp.get("startTime"))
         dur_us = _micros(sp.get("duration"))
         kind = str(tags.get("span.kind") or "unspecified").lower()
-        error = tags.get("error") in (True, "true", "True", 1) or str(tags.get("otel.status_code", "")).upper() == "ERROR"
+        error = (
+            tags.get("error") in (True, "true", "True", 1)
+            or str(tags.get("otel.status_code", "")).upper() == "ERROR"
+        )
         name = str(sp.get("operationName") or "")
         return Span(
             trace_id=trace_id,

@@ -32,8 +32,22 @@ FORMAT_VERSION = 1
 
 _MYSQL_VENDORS = frozenset({"mysql", "mariadb"})
 _QUERY_FIELDS = (
-    "ts", "duration_ms", "sql", "params", "database", "alias", "request_id", "endpoint",
-    "method", "pid", "thread", "stack", "db_system", "rows", "trace_id", "source_line",
+    "ts",
+    "duration_ms",
+    "sql",
+    "params",
+    "database",
+    "alias",
+    "request_id",
+    "endpoint",
+    "method",
+    "pid",
+    "thread",
+    "stack",
+    "db_system",
+    "rows",
+    "trace_id",
+    "source_line",
 )
 
 
@@ -198,8 +212,12 @@ class JsonlQueriesParser(BlockParser):
                     "method": _text(rec.get("method")),
                     "status": _int(rec.get("status")),
                     "duration_ms": _float(rec.get("duration_ms")),
-                    "db_ms": db_ms if db_ms is not None else (agg["db_ms"] if agg is not None else None),
-                    "db_calls": db_calls if db_calls is not None else (_int(agg["db_calls"]) if agg is not None else None),
+                    "db_ms": db_ms
+                    if db_ms is not None
+                    else (agg["db_ms"] if agg is not None else None),
+                    "db_calls": db_calls
+                    if db_calls is not None
+                    else (_int(agg["db_calls"]) if agg is not None else None),
                     "cache_hits": _int(rec.get("cache_hits")),
                     "cache_misses": _int(rec.get("cache_misses")),
                     "pid": _int(rec.get("pid")),
@@ -214,7 +232,9 @@ class JsonlQueriesParser(BlockParser):
         if derived is not None:
             extra = derived[~derived.index.isin(list(recorded))].reset_index(names="request_id")
             if len(extra):
-                extra["ts"] = pd.to_datetime(extra.pop("start_ns").astype("Int64"), unit="ns", utc=True)
+                extra["ts"] = pd.to_datetime(
+                    extra.pop("start_ns").astype("Int64"), unit="ns", utc=True
+                )
                 end = pd.to_datetime(extra.pop("end_ns").astype("Int64"), unit="ns", utc=True)
                 extra["duration_ms"] = (end - extra["ts"]).dt.total_seconds() * 1000.0
                 frame = pd.concat([frame, extra], ignore_index=True) if len(frame) else extra
@@ -315,10 +335,11 @@ class JsonlQueriesLoader(BlockLoader):
                 return 0.0
             if obj.get("type") == "meta" and obj.get("format") == "auditkit.queries":
                 return 1.0
-            if ("sql" in obj and "duration_ms" in obj and "ts" in obj) or (obj.get("type") == "request" and "request_id" in obj and "duration_ms" in obj):
+            if ("sql" in obj and "duration_ms" in obj and "ts" in obj) or (
+                obj.get("type") == "request" and "request_id" in obj and "duration_ms" in obj
+            ):
                 hits += 1
         return 0.95 if hits else 0.0
 
     def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
         return JsonlQueriesParser()
-

@@ -75,8 +75,19 @@ _MARKERS = (
     "appname",
     "appid",
 )
-_STATUS = ("http.statusCode", "httpResponseCode", "response.status", "response.statusCode", "statusCode")
-_TXN_ROOTS = ("WebTransaction", "OtherTransaction", "WebTransactionTotalTime", "OtherTransactionTotalTime")
+_STATUS = (
+    "http.statusCode",
+    "httpResponseCode",
+    "response.status",
+    "response.statusCode",
+    "statusCode",
+)
+_TXN_ROOTS = (
+    "WebTransaction",
+    "OtherTransaction",
+    "WebTransactionTotalTime",
+    "OtherTransactionTotalTime",
+)
 
 
 def transaction_endpoint(name: str | None) -> str | None:
@@ -155,7 +166,9 @@ def _timestamp(value: Any, tz: str | None) -> pd.Timestamp | None:
 class _Events:
     """Turns Transaction events into requests rows, with the report's accounting."""
 
-    def __init__(self, loader: Loader, path: str | Path, report: ParseReport, tz: str | None) -> None:
+    def __init__(
+        self, loader: Loader, path: str | Path, report: ParseReport, tz: str | None
+    ) -> None:
         self.loader = loader
         self.path = str(path)
         self.report = report
@@ -188,7 +201,9 @@ class _Events:
         self.rows.append(
             {
                 "ts": _timestamp(_get(event, "timestamp"), self.tz),
-                "request_id": str(request_id) if request_id is not None else f"{Path(self.path).name}:{line}",
+                "request_id": str(request_id)
+                if request_id is not None
+                else f"{Path(self.path).name}:{line}",
                 "trace_id": str(trace_id).lower() if trace_id is not None else None,
                 "endpoint": transaction_endpoint(name),
                 "method": _get(event, "request.method", "http.method"),
@@ -213,7 +228,9 @@ class _Events:
 
     def result(self, started: float) -> LoadResult:
         report = self.report
-        missing = [k for k in ("databaseDuration", "databaseCallCount") if k not in self.seen_zero_fields]
+        missing = [
+            k for k in ("databaseDuration", "databaseCallCount") if k not in self.seen_zero_fields
+        ]
         if self.rows and missing:
             report.warn(
                 f"no event has {' or '.join(missing)}: read as zero (New Relic omits them when "
@@ -317,7 +334,9 @@ class NewRelicJsonLoader(Loader):
 
     name = "newrelic_json"
     frame = "requests"
-    description = "New Relic Transaction events as NRQL JSON (results[0].events, NerdGraph, or a list)"
+    description = (
+        "New Relic Transaction events as NRQL JSON (results[0].events, NerdGraph, or a list)"
+    )
     expected = '{"results": [{"events": [{"timestamp", "name", "duration", "appName", …}]}]} or a list of events'
 
     def sniff(self, head: str, path: Path) -> float:
@@ -343,4 +362,3 @@ class NewRelicJsonLoader(Loader):
                 ordinal += 1
                 events.add(line if jsonl else ordinal, event)
         return events.result(started)
-

@@ -65,9 +65,23 @@ _KINDS = {k: k for k in _KINDS_BY_NUMBER}
 #: db.system values whose "statements" are not SQL (cache and document stores)
 NON_SQL_SYSTEMS = frozenset(
     {
-        "redis", "memcached", "mongodb", "elasticsearch", "opensearch", "dynamodb", "couchbase",
-        "couchdb", "cosmosdb", "hbase", "neo4j", "geode", "coherence", "aerospike", "cassandra",
-        "etcd", "valkey",
+        "redis",
+        "memcached",
+        "mongodb",
+        "elasticsearch",
+        "opensearch",
+        "dynamodb",
+        "couchbase",
+        "couchdb",
+        "cosmosdb",
+        "hbase",
+        "neo4j",
+        "geode",
+        "coherence",
+        "aerospike",
+        "cassandra",
+        "etcd",
+        "valkey",
     }
 )
 
@@ -127,7 +141,9 @@ def attributes(items: Any) -> dict[str, Any]:
     """``[{"key": k, "value": AnyValue}, …]`` → ``{k: value}``; malformed entries are ignored."""
     if not isinstance(items, list):
         return {}
-    return {a["key"]: _any_value(a.get("value")) for a in items if isinstance(a, Mapping) and "key" in a}
+    return {
+        a["key"]: _any_value(a.get("value")) for a in items if isinstance(a, Mapping) and "key" in a
+    }
 
 
 def _first(attrs: Mapping[str, Any], *keys: str) -> Any:
@@ -186,7 +202,9 @@ def semconv_fields(attrs: Mapping[str, Any]) -> dict[str, Any]:
         "database": _str(_first(attrs, "db.namespace", "db.name", "db.instance")),
         "db_user": _str(_first(attrs, "db.user")),
         "db_system": system,
-        "rows": _int(_first(attrs, "db.response.returned_rows", "db.row_count", "db.rows_affected")),
+        "rows": _int(
+            _first(attrs, "db.response.returned_rows", "db.row_count", "db.rows_affected")
+        ),
     }
 
 
@@ -204,7 +222,9 @@ def _nanos(value: Any) -> int | None:
     return n or None
 
 
-def read_json_documents(path: str | Path, report: ParseReport) -> tuple[list[tuple[int, Any]], bool]:
+def read_json_documents(
+    path: str | Path, report: ParseReport
+) -> tuple[list[tuple[int, Any]], bool]:
     """The documents of a JSON file or a JSON Lines file: ``([(line, document)…], is_jsonl)``.
 
     A whole-file parse is tried first; when it stops at "extra data" after a first complete
@@ -224,7 +244,9 @@ def read_json_documents(path: str | Path, report: ParseReport) -> tuple[list[tup
         return [(1, json.loads(text))], False
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
-            report.skip(exc.lineno, "invalid JSON", f"{exc.msg} at line {exc.lineno} column {exc.colno}")
+            report.skip(
+                exc.lineno, "invalid JSON", f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+            )
             return [], False
     docs: list[tuple[int, Any]] = []
     for i, line in enumerate(text.split("\n"), 1):
@@ -252,7 +274,9 @@ def spans_result(
     report.check()
     if report.parsed == 0:
         raise nothing_parsed(loader, path, report)
-    return LoadResult(loader.name, {"requests": requests, "query_events": queries}, report, primary="requests")
+    return LoadResult(
+        loader.name, {"requests": requests, "query_events": queries}, report, primary="requests"
+    )
 
 
 def excerpt(obj: Any) -> str:
@@ -283,7 +307,9 @@ class OtlpJsonLoader(Loader):
 
     name = "otlp_json"
     frame = "requests"
-    description = "OpenTelemetry OTLP JSON traces (ExportTraceServiceRequest, or JSON Lines of them)"
+    description = (
+        "OpenTelemetry OTLP JSON traces (ExportTraceServiceRequest, or JSON Lines of them)"
+    )
     expected = (
         'a JSON object {"resourceSpans": [{"resource": …, "scopeSpans": [{"spans": [{"traceId", '
         '"spanId", "parentSpanId", "name", "startTimeUnixNano", "endTimeUnixNano", "attributes"}]}]}]}'
@@ -296,7 +322,9 @@ class OtlpJsonLoader(Loader):
             return 0.0
         if '"resourceSpans"' in head:
             return 0.95
-        if '"batches"' in head and ('"scopeSpans"' in head or '"instrumentationLibrarySpans"' in head):
+        if '"batches"' in head and (
+            '"scopeSpans"' in head or '"instrumentationLibrarySpans"' in head
+        ):
             return 0.9
         return 0.0
 
@@ -312,7 +340,9 @@ class OtlpJsonLoader(Loader):
         for line, doc in documents:
             docs = doc if isinstance(doc, list) else [doc]
             for d in docs:
-                resource_spans = d.get("resourceSpans", d.get("batches")) if isinstance(d, dict) else None
+                resource_spans = (
+                    d.get("resourceSpans", d.get("batches")) if isinstance(d, dict) else None
+                )
                 if not isinstance(resource_spans, list):
                     report.skip(line, "not an OTLP trace document", excerpt(d))
                     continue
