@@ -385,6 +385,12 @@ def test_jaeger_ui_fixture() -> None:
     assert requests["duration_ms"].tolist() == [0.005, 0.005]
 
 
+def test_jaeger_v2_otlp_files_named_jaeger_json() -> None:
+    result = load(TRACES / "jaeger" / "example_trace.json", "jaeger_json")
+    assert result.format == "otlp_json" and len(result.frames["requests"]) == 5
+    assert "read as otlp_json" in result.report.warnings[0]
+
+
 def test_jaeger_export_with_sql() -> None:
     result = load(TRACES / "synthetic" / "jaeger_ui_export_sql.json")
     requests, queries = result.frames["requests"], result.frames["query_events"]

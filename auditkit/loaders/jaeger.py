@@ -17,8 +17,10 @@ trace: ``FOLLOWS_FROM``); a deprecated ``parentSpanID`` field is honoured too. T
 with the OpenTelemetry and OpenTracing names (:func:`~auditkit.loaders.otlp.semconv_fields`);
 ``error=true`` or ``otel.status_code=ERROR`` mark an error.
 
-Jaeger's storage-integration fixtures (``internal/storage/integration/fixtures/traces``) are
-OTLP JSON since Jaeger v2 and are read by the ``otlp_json`` loader. A *record* is one span;
+Jaeger's storage-integration fixtures (``internal/storage/integration/fixtures/traces``) and
+its API v3 answers are OTLP JSON since Jaeger v2: sniffing sends them to ``otlp_json``, and
+a file named ``jaeger_json`` that turns out to be OTLP is handed to that loader (the result
+says ``otlp_json`` and the report warns). A *record* is one span;
 ``source_line`` is the span's ordinal in the file.
 """
 
@@ -33,6 +35,7 @@ from typing import Any
 
 from auditkit.loaders.base import Loader
 from auditkit.loaders.otlp import (
+    OtlpJsonLoader,
     excerpt,
     mapping,
     read_json_documents,
@@ -123,6 +126,11 @@ class JaegerJsonLoader(Loader):
         spans: list[Span] = []
         ordinal = 0
         documents, _ = read_json_documents(path, report)
+        if any(isinstance(doc, Mapping) and "resourceSpans" in doc for _, doc in documents):
+            # Jaeger v2 stores and serves (API v3) OTLP JSON: read it as such
+            result = OtlpJsonLoader().load(path, **options)
+            result.report.warn("OTLP JSON (Jaeger v2 storage / API v3 format): read as otlp_json")
+            return result
         for line, doc in documents:
             for trace in _traces(doc):
                 raw_spans = trace.get("spans") if isinstance(trace, Mapping) else None
