@@ -429,7 +429,8 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
     if str(series.dtype) == dtype:
         return series
     if dtype == TS:
-        return pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
+        # one resolution everywhere (pandas may parse to µs): frames concatenate and compare
+        return pd.to_datetime(series, utc=True, errors="coerce", format="mixed").astype(TS)
     if dtype in (FLOAT, INT):
         num = pd.to_numeric(series, errors="coerce")
         return num.astype(dtype) if dtype == FLOAT else num.round().astype(INT)

@@ -41,14 +41,20 @@ __all__ = [
 _NO_ENDPOINT = "(unknown endpoint)"
 
 
-def requests_of(events: pd.DataFrame, config: AuditConfig | None = None) -> tuple[pd.DataFrame, bool]:
+def requests_of(
+    events: pd.DataFrame, config: AuditConfig | None = None
+) -> tuple[pd.DataFrame, bool]:
     """Events with a ``request_key`` column (request id, else trace id, else inferred).
 
     Returns the frame and whether the grouping was inferred by heuristic.
     """
     cfg = config or AuditConfig()
     df = events.copy()
-    key = df["request_id"].astype("string") if "request_id" in df else pd.Series(pd.NA, index=df.index, dtype="string")
+    key = (
+        df["request_id"].astype("string")
+        if "request_id" in df
+        else pd.Series(pd.NA, index=df.index, dtype="string")
+    )
     if "trace_id" in df:
         key = key.fillna(df["trace_id"].astype("string"))
     inferred = False
@@ -60,10 +66,18 @@ def requests_of(events: pd.DataFrame, config: AuditConfig | None = None) -> tupl
         key = df["request_id"].astype("string")
         inferred = True
     df["request_key"] = key
-    df["endpoint"] = (df["endpoint"].astype("string") if "endpoint" in df else pd.Series(pd.NA, index=df.index, dtype="string")).fillna(_NO_ENDPOINT)
+    df["endpoint"] = (
+        df["endpoint"].astype("string")
+        if "endpoint" in df
+        else pd.Series(pd.NA, index=df.index, dtype="string")
+    ).fillna(_NO_ENDPOINT)
     order = [c for c in ("request_key", "ts", "source_line") if c in df]
     df = df[df["request_key"].notna()].sort_values(order, kind="stable").reset_index(drop=True)
-    df["variant"] = df["sql"].astype("string").fillna("") + "\x00" + (df["params"].astype("string").fillna("") if "params" in df else "")
+    df["variant"] = (
+        df["sql"].astype("string").fillna("")
+        + "\x00"
+        + (df["params"].astype("string").fillna("") if "params" in df else "")
+    )
     return df, inferred
 
 
@@ -95,13 +109,25 @@ def n_plus_one(
         return []
     dur = pd.to_numeric(df["duration_ms"], errors="coerce").fillna(0.0)
     df = df.assign(_ms=dur)
-    per = df.groupby(["request_key", "fingerprint_id"], sort=False).agg(
-        n=("variant", "size"), variants=("variant", "nunique"), ms=("_ms", "sum"),
-        endpoint=("endpoint", "first"), fingerprint=("fingerprint", "first"),
-    ).reset_index()
+    per = (
+        df.groupby(["request_key", "fingerprint_id"], sort=False)
+        .agg(
+            n=("variant", "size"),
+            variants=("variant", "nunique"),
+            ms=("_ms", "sum"),
+            endpoint=("endpoint", "first"),
+            fingerprint=("fingerprint", "first"),
+        )
+        .reset_index()
+    )
     # reads only: a loop of INSERTs is a bulk_create question, not a relation walked row by row
     reads = per["fingerprint"].str.match(r"^\(?\s*(select|with)\b", na=False)
-    hits = per[reads & (per["n"] >= t["min_repeats"]) & (per["variants"] >= 2) & (per["ms"] >= t["min_total_ms"])]
+    hits = per[
+        reads
+        & (per["n"] >= t["min_repeats"])
+        & (per["variants"] >= 2)
+        & (per["ms"] >= t["min_total_ms"])
+    ]
     if len(hits) == 0:
         return []
     window = _window_s(df)
@@ -112,7 +138,9 @@ def n_plus_one(
         sample_key = group.sort_values("n", ascending=False)["request_key"].iloc[0]
         req = df[df["request_key"] == sample_key]
         first_pos = int((req["fingerprint_id"] == fid).to_numpy().argmax())
-        earlier = list(dict.fromkeys(req["fingerprint"].iloc[:first_pos].astype(str).tolist()[::-1]))
+        earlier = list(
+            dict.fromkeys(req["fingerprint"].iloc[:first_pos].astype(str).tolist()[::-1])
+        )
         fix = orm_fix(fp, earlier, models)
         n_req = len(group)
         repeats = float(group["n"].mean())
@@ -122,50 +150,79 @@ def n_plus_one(
         rps = endpoint_requests.get(endpoint, n_req) / window if window == window else math.nan
         impact = wasted_ms_total / (window / 3600.0) if window == window else None
         first_row = req.iloc[first_pos]
-        strength = EvidenceStrength.INFERRED if (inferred or fix.inferred) else EvidenceStrength.PATTERN
+        strength = (
+            EvidenceStrength.INFERRED if (inferred or fix.inferred) else EvidenceStrength.PATTERN
+        )
         note = []
         if inferred:
-            note.append("requests were reconstructed from process/thread and time gaps (no request ids in the source)")
+            note.append(
+                "requests were reconstructed from process/thread and time gaps (no request ids in the source)"
+            )
         if fix.inferred:
-            note.append("model and field names follow Django's naming conventions (no model dump given)")
-        what = {"forward_fk": "a foreign key followed in a loop", "reverse_fk": "a reverse relation read in a loop",
-                "many_to_many": "a many-to-many relation read in a loop", "deferred_field": "a deferred field loaded row by row"}.get(fix.relation, "a query repeated in a loop")
-        findings.append(Finding(
-            check="n_plus_one",
-            severity=_severity(wasted_ms_req, repeats, t),
-            title=(f"N+1 on {endpoint}: {fix.model}.{fix.field} ({what})" if fix.model and fix.field
-                   else f"N+1 on {endpoint}: a query on {_table_of(fp) or 'a table'} repeated per row"),
-            summary=(f"{endpoint} runs this query {repeats:.0f} times per request on average "
-                     f"({n_req} of {endpoint_requests.get(endpoint, n_req)} requests); {fix.explanation}"),
-            subject=Subject(endpoint=str(endpoint), fingerprint=fp, fingerprint_id=str(fid),
-                            table=_table_of(fp)),
-            metrics={
-                "requests_affected": n_req,
-                "requests_total": int(endpoint_requests.get(endpoint, n_req)),
-                "queries_per_request": round(repeats, 2),
-                "wasted_queries_per_request": round(wasted_q, 2),
-                "wasted_ms_per_request": round(wasted_ms_req, 3),
-                "requests_per_s": None if rps != rps else round(float(rps), 4),
-                "total_saved_ms": round(wasted_ms_total, 3),
-                "relation": fix.relation,
-            },
-            recommendation=Recommendation(
-                summary=f"Load the related rows with the list query instead of once per row: {fix.code}" if fix.code else
-                "Load the related rows together with the list query (select_related / prefetch_related).",
-                django=fix.code or None,
-            ),
-            evidence=Evidence(
-                strength=strength,
-                items=(
-                    *({"request_id": str(k), "executions": int(n)}
-                      for k, n in zip(group["request_key"].head(5), group["n"].head(5), strict=True)),
-                    {"source_file": str(first_row.get("source_file")), "source_line": _int(first_row.get("source_line"))},
+            note.append(
+                "model and field names follow Django's naming conventions (no model dump given)"
+            )
+        what = {
+            "forward_fk": "a foreign key followed in a loop",
+            "reverse_fk": "a reverse relation read in a loop",
+            "many_to_many": "a many-to-many relation read in a loop",
+            "deferred_field": "a deferred field loaded row by row",
+        }.get(fix.relation, "a query repeated in a loop")
+        findings.append(
+            Finding(
+                check="n_plus_one",
+                severity=_severity(wasted_ms_req, repeats, t),
+                title=(
+                    f"N+1 on {endpoint}: {fix.model}.{fix.field} ({what})"
+                    if fix.model and fix.field
+                    else f"N+1 on {endpoint}: a query on {_table_of(fp) or 'a table'} repeated per row"
                 ),
-                note="; ".join(note) or None,
-            ),
-            impact_ms=impact,
-            chapter="queries",
-        ))
+                summary=(
+                    f"{endpoint} runs this query {repeats:.0f} times per request on average "
+                    f"({n_req} of {endpoint_requests.get(endpoint, n_req)} requests); {fix.explanation}"
+                ),
+                subject=Subject(
+                    endpoint=str(endpoint),
+                    fingerprint=fp,
+                    fingerprint_id=str(fid),
+                    table=_table_of(fp),
+                ),
+                metrics={
+                    "requests_affected": n_req,
+                    "requests_total": int(endpoint_requests.get(endpoint, n_req)),
+                    "queries_per_request": round(repeats, 2),
+                    "wasted_queries_per_request": round(wasted_q, 2),
+                    "wasted_ms_per_request": round(wasted_ms_req, 3),
+                    "requests_per_s": None if rps != rps else round(float(rps), 4),
+                    "total_saved_ms": round(wasted_ms_total, 3),
+                    "relation": fix.relation,
+                },
+                recommendation=Recommendation(
+                    summary=f"Load the related rows with the list query instead of once per row: {fix.code}"
+                    if fix.code
+                    else "Load the related rows together with the list query (select_related / prefetch_related).",
+                    django=fix.code or None,
+                ),
+                evidence=Evidence(
+                    strength=strength,
+                    items=(
+                        *(
+                            {"request_id": str(k), "executions": int(n)}
+                            for k, n in zip(
+                                group["request_key"].head(5), group["n"].head(5), strict=True
+                            )
+                        ),
+                        {
+                            "source_file": str(first_row.get("source_file")),
+                            "source_line": _int(first_row.get("source_line")),
+                        },
+                    ),
+                    note="; ".join(note) or None,
+                ),
+                impact_ms=impact,
+                chapter="queries",
+            )
+        )
     return sorted(findings, key=lambda f: -(f.metrics.get("total_saved_ms") or 0))  # type: ignore[operator]
 
 
@@ -182,9 +239,16 @@ def duplicate_queries(events: pd.DataFrame, config: AuditConfig | None = None) -
         return []
     df = df.assign(_ms=pd.to_numeric(df["duration_ms"], errors="coerce").fillna(0.0))
     df = df[df["fingerprint"].str.match(r"^\(?\s*(select|with)\b", na=False)]
-    per = df.groupby(["request_key", "fingerprint_id", "variant"], sort=False).agg(
-        n=("variant", "size"), ms=("_ms", "sum"), endpoint=("endpoint", "first"), fingerprint=("fingerprint", "first"),
-    ).reset_index()
+    per = (
+        df.groupby(["request_key", "fingerprint_id", "variant"], sort=False)
+        .agg(
+            n=("variant", "size"),
+            ms=("_ms", "sum"),
+            endpoint=("endpoint", "first"),
+            fingerprint=("fingerprint", "first"),
+        )
+        .reset_index()
+    )
     hits = per[per["n"] >= t["duplicate_min_repeats"]].copy()
     if len(hits) == 0:
         return []
@@ -197,54 +261,98 @@ def duplicate_queries(events: pd.DataFrame, config: AuditConfig | None = None) -
         n_req = group["request_key"].nunique()
         per_req = group.groupby("request_key")["wasted"].sum()
         wasted_ms_total = float(group["wasted_ms"].sum())
-        top = (group.groupby(["fingerprint_id", "fingerprint"])[["wasted", "wasted_ms"]].sum()
-               .sort_values("wasted", ascending=False).head(5).reset_index())
-        out.append(Finding(
-            check="duplicate_query",
-            severity=Severity.MEDIUM if per_req.mean() >= t["medium_repeats"] else Severity.LOW,
-            title=f"Duplicate queries on {endpoint}: {per_req.mean():.0f} per request",
-            summary=(f"{len(top)} statement(s) run again with the same parameters in {n_req} of "
-                     f"{int(endpoint_requests.get(endpoint, n_req))} request(s) of {endpoint}, "
-                     f"{per_req.mean():.1f} repeats per request: the first result could be reused."),
-            subject=Subject(endpoint=str(endpoint), fingerprint=str(top["fingerprint"].iloc[0]),
-                            fingerprint_id=str(top["fingerprint_id"].iloc[0]), table=_table_of(str(top["fingerprint"].iloc[0]))),
-            metrics={"requests_affected": int(n_req), "duplicates_per_request": round(float(per_req.mean()), 2),
-                     "statements_duplicated": int(group["fingerprint_id"].nunique()),
-                     "total_saved_ms": round(wasted_ms_total, 3)},
-            recommendation=Recommendation(
-                summary="Keep the first result (a variable, functools.cached_property, or select_related on the queryset that "
-                        "already holds the row) instead of querying again.",
-                django="from functools import cached_property\n\n@cached_property\ndef author(self):\n    return Author.objects.get(pk=self.author_id)",
-            ),
-            evidence=Evidence(
-                strength=EvidenceStrength.INFERRED if inferred else EvidenceStrength.PATTERN,
-                items=tuple({"fingerprint_id": str(r.fingerprint_id), "fingerprint": str(r.fingerprint), "repeats": int(r.wasted)}
-                            for r in top.itertuples()),
-                note="requests were reconstructed from process/thread and time gaps" if inferred else None,
-            ),
-            impact_ms=wasted_ms_total / (window / 3600.0) if window == window else None,
-            chapter="queries",
-        ))
+        top = (
+            group.groupby(["fingerprint_id", "fingerprint"])[["wasted", "wasted_ms"]]
+            .sum()
+            .sort_values("wasted", ascending=False)
+            .head(5)
+            .reset_index()
+        )
+        out.append(
+            Finding(
+                check="duplicate_query",
+                severity=Severity.MEDIUM if per_req.mean() >= t["medium_repeats"] else Severity.LOW,
+                title=f"Duplicate queries on {endpoint}: {per_req.mean():.0f} per request",
+                summary=(
+                    f"{len(top)} statement(s) run again with the same parameters in {n_req} of "
+                    f"{int(endpoint_requests.get(endpoint, n_req))} request(s) of {endpoint}, "
+                    f"{per_req.mean():.1f} repeats per request: the first result could be reused."
+                ),
+                subject=Subject(
+                    endpoint=str(endpoint),
+                    fingerprint=str(top["fingerprint"].iloc[0]),
+                    fingerprint_id=str(top["fingerprint_id"].iloc[0]),
+                    table=_table_of(str(top["fingerprint"].iloc[0])),
+                ),
+                metrics={
+                    "requests_affected": int(n_req),
+                    "duplicates_per_request": round(float(per_req.mean()), 2),
+                    "statements_duplicated": int(group["fingerprint_id"].nunique()),
+                    "total_saved_ms": round(wasted_ms_total, 3),
+                },
+                recommendation=Recommendation(
+                    summary="Keep the first result (a variable, functools.cached_property, or select_related on the queryset that "
+                    "already holds the row) instead of querying again.",
+                    django="from functools import cached_property\n\n@cached_property\ndef author(self):\n    return Author.objects.get(pk=self.author_id)",
+                ),
+                evidence=Evidence(
+                    strength=EvidenceStrength.INFERRED if inferred else EvidenceStrength.PATTERN,
+                    items=tuple(
+                        {
+                            "fingerprint_id": str(r.fingerprint_id),
+                            "fingerprint": str(r.fingerprint),
+                            "repeats": int(r.wasted),
+                        }
+                        for r in top.itertuples()
+                    ),
+                    note="requests were reconstructed from process/thread and time gaps"
+                    if inferred
+                    else None,
+                ),
+                impact_ms=wasted_ms_total / (window / 3600.0) if window == window else None,
+                chapter="queries",
+            )
+        )
     return out
 
 
-def endpoint_db_time(events: pd.DataFrame, config: AuditConfig | None = None, top_statements: int = 3) -> pd.DataFrame:
+def endpoint_db_time(
+    events: pd.DataFrame, config: AuditConfig | None = None, top_statements: int = 3
+) -> pd.DataFrame:
     """Per endpoint: requests, statements and DB time per request, and the costliest fingerprints."""
     df, inferred = requests_of(events, config)
-    cols = ["endpoint", "requests", "statements", "db_ms", "statements_per_request", "db_ms_per_request", "top_fingerprints", "inferred"]
+    cols = [
+        "endpoint",
+        "requests",
+        "statements",
+        "db_ms",
+        "statements_per_request",
+        "db_ms_per_request",
+        "top_fingerprints",
+        "inferred",
+    ]
     if len(df) == 0:
         return pd.DataFrame(columns=cols)
     df = df.assign(_ms=pd.to_numeric(df["duration_ms"], errors="coerce").fillna(0.0))
     g = df.groupby("endpoint")
-    out = pd.DataFrame({
-        "requests": g["request_key"].nunique(),
-        "statements": g.size(),
-        "db_ms": g["_ms"].sum(),
-    })
+    out = pd.DataFrame(
+        {
+            "requests": g["request_key"].nunique(),
+            "statements": g.size(),
+            "db_ms": g["_ms"].sum(),
+        }
+    )
     out["statements_per_request"] = out["statements"] / out["requests"]
     out["db_ms_per_request"] = out["db_ms"] / out["requests"]
-    tops = df.groupby(["endpoint", "fingerprint"])["_ms"].sum().reset_index().sort_values("_ms", ascending=False)
-    out["top_fingerprints"] = tops.groupby("endpoint")["fingerprint"].apply(lambda s: list(s.head(top_statements)))
+    tops = (
+        df.groupby(["endpoint", "fingerprint"])["_ms"]
+        .sum()
+        .reset_index()
+        .sort_values("_ms", ascending=False)
+    )
+    out["top_fingerprints"] = tops.groupby("endpoint")["fingerprint"].apply(
+        lambda s: list(s.head(top_statements))
+    )
     out["inferred"] = inferred
     return out.sort_values("db_ms", ascending=False).reset_index()[cols]
 
@@ -252,10 +360,18 @@ def endpoint_db_time(events: pd.DataFrame, config: AuditConfig | None = None, to
 def statement_endpoints(events: pd.DataFrame) -> pd.DataFrame:
     """Per fingerprint, the endpoints that issue it with their calls and time (attribution)."""
     if len(events) == 0 or "endpoint" not in events:
-        return pd.DataFrame(columns=["fingerprint_id", "fingerprint", "endpoint", "calls", "total_ms"])
-    df = events.assign(endpoint=events["endpoint"].astype("string").fillna(_NO_ENDPOINT),
-                       _ms=pd.to_numeric(events["duration_ms"], errors="coerce").fillna(0.0))
-    out = df.groupby(["fingerprint_id", "fingerprint", "endpoint"]).agg(calls=("_ms", "size"), total_ms=("_ms", "sum")).reset_index()
+        return pd.DataFrame(
+            columns=["fingerprint_id", "fingerprint", "endpoint", "calls", "total_ms"]
+        )
+    df = events.assign(
+        endpoint=events["endpoint"].astype("string").fillna(_NO_ENDPOINT),
+        _ms=pd.to_numeric(events["duration_ms"], errors="coerce").fillna(0.0),
+    )
+    out = (
+        df.groupby(["fingerprint_id", "fingerprint", "endpoint"])
+        .agg(calls=("_ms", "size"), total_ms=("_ms", "sum"))
+        .reset_index()
+    )
     return out.sort_values(["total_ms"], ascending=False).reset_index(drop=True)
 
 

@@ -36,35 +36,60 @@ def server_errors(events: pd.DataFrame) -> list[Finding]:
         return []
     df["shape"] = df["message"].astype(str).map(_shape)
     out = []
-    for (kind, sqlstate, shape), g in df.groupby(["kind", df["sqlstate"].fillna(""), "shape"], sort=False):
+    for (kind, sqlstate, shape), g in df.groupby(
+        ["kind", df["sqlstate"].fillna(""), "shape"], sort=False
+    ):
         n = len(g)
         sev = g["severity"].astype(str).str.upper()
-        severity = Severity.HIGH if kind == "deadlock" or sev.isin(["PANIC"]).any() else (
-            Severity.MEDIUM if kind == "lock_wait" or n >= 100 or sev.isin(["FATAL"]).any() else Severity.LOW)
+        severity = (
+            Severity.HIGH
+            if kind == "deadlock" or sev.isin(["PANIC"]).any()
+            else (
+                Severity.MEDIUM
+                if kind == "lock_wait" or n >= 100 or sev.isin(["FATAL"]).any()
+                else Severity.LOW
+            )
+        )
         waited = pd.to_numeric(g["duration_ms"], errors="coerce")
         what = {"deadlock": "Deadlocks", "lock_wait": "Lock waits"}.get(str(kind), "Server errors")
         advice = {
             "deadlock": "Take row locks in a consistent order (e.g. select_for_update() ordered by primary key) and keep "
-                        "transactions short.",
+            "transactions short.",
             "lock_wait": "Find the blocking transaction (pg_stat_activity, pg_locks): long transactions or "
-                         "select_for_update() held across slow work; keep transactions short, move work out of atomic().",
-        }.get(str(kind), "Fix the cause in the application; errors abort the transaction and are often retried.")
-        out.append(Finding(
-            check="server_errors",
-            severity=severity,
-            title=f"{what}: {shape[:90]}",
-            summary=f"{n} × {kind} (SQLSTATE {sqlstate or 'n/a'}) logged by the server"
-                    + (f", {waited.sum() / 1000:.1f} s waited in total" if waited.notna().any() else "") + ".",
-            subject=Subject(expression=shape[:200], file=str(g["source_file"].iloc[0]) if "source_file" in g else None),
-            metrics={"count": n, "sqlstate": sqlstate or None, "waited_ms": float(waited.sum()) if waited.notna().any() else None},
-            recommendation=Recommendation(summary=advice),
-            evidence=Evidence(
-                strength=EvidenceStrength.PATTERN,
-                items=tuple({"source_file": str(r.source_file), "source_line": int(r.source_line)}
-                            for r in g.head(5).itertuples() if pd.notna(r.source_line)),
-            ),
-            chapter="queries",
-        ))
+            "select_for_update() held across slow work; keep transactions short, move work out of atomic().",
+        }.get(
+            str(kind),
+            "Fix the cause in the application; errors abort the transaction and are often retried.",
+        )
+        out.append(
+            Finding(
+                check="server_errors",
+                severity=severity,
+                title=f"{what}: {shape[:90]}",
+                summary=f"{n} × {kind} (SQLSTATE {sqlstate or 'n/a'}) logged by the server"
+                + (f", {waited.sum() / 1000:.1f} s waited in total" if waited.notna().any() else "")
+                + ".",
+                subject=Subject(
+                    expression=shape[:200],
+                    file=str(g["source_file"].iloc[0]) if "source_file" in g else None,
+                ),
+                metrics={
+                    "count": n,
+                    "sqlstate": sqlstate or None,
+                    "waited_ms": float(waited.sum()) if waited.notna().any() else None,
+                },
+                recommendation=Recommendation(summary=advice),
+                evidence=Evidence(
+                    strength=EvidenceStrength.PATTERN,
+                    items=tuple(
+                        {"source_file": str(r.source_file), "source_line": int(r.source_line)}
+                        for r in g.head(5).itertuples()
+                        if pd.notna(r.source_line)
+                    ),
+                ),
+                chapter="queries",
+            )
+        )
     return out
 
 
@@ -81,23 +106,34 @@ def temp_files(events: pd.DataFrame) -> list[Finding]:
     for fp, g in df.groupby("fingerprint", sort=False):
         size = pd.to_numeric(g["size_bytes"], errors="coerce")
         total_mb = float(size.sum()) / 1e6
-        out.append(Finding(
-            check="temp_files",
-            severity=Severity.MEDIUM if total_mb >= 100 else Severity.LOW,
-            title=f"Temporary files: {total_mb:.1f} MB written by one statement",
-            summary=f"{len(g)} temporary file(s), up to {float(size.max()) / 1e6:.1f} MB each: the sort or hash did not fit in work_mem.",
-            subject=Subject(fingerprint=str(fp)),
-            metrics={"files": len(g), "total_bytes": int(size.sum()), "max_bytes": int(size.max())},
-            recommendation=Recommendation(
-                summary="Give the statement more memory for its session (SET work_mem) or make it sort/hash less "
-                        "(an index that provides the order, fewer columns, a narrower filter).",
-                sql=f"SET LOCAL work_mem = '{max(4, int(float(size.max()) / 1e6 * 2))}MB';  -- inside the transaction that runs it",
-            ),
-            evidence=Evidence(strength=EvidenceStrength.STATISTICS,
-                              items=tuple({"source_file": str(r.source_file), "source_line": int(r.source_line)}
-                                          for r in g.head(5).itertuples() if pd.notna(r.source_line))),
-            chapter="queries",
-        ))
+        out.append(
+            Finding(
+                check="temp_files",
+                severity=Severity.MEDIUM if total_mb >= 100 else Severity.LOW,
+                title=f"Temporary files: {total_mb:.1f} MB written by one statement",
+                summary=f"{len(g)} temporary file(s), up to {float(size.max()) / 1e6:.1f} MB each: the sort or hash did not fit in work_mem.",
+                subject=Subject(fingerprint=str(fp)),
+                metrics={
+                    "files": len(g),
+                    "total_bytes": int(size.sum()),
+                    "max_bytes": int(size.max()),
+                },
+                recommendation=Recommendation(
+                    summary="Give the statement more memory for its session (SET work_mem) or make it sort/hash less "
+                    "(an index that provides the order, fewer columns, a narrower filter).",
+                    sql=f"SET LOCAL work_mem = '{max(4, int(float(size.max()) / 1e6 * 2))}MB';  -- inside the transaction that runs it",
+                ),
+                evidence=Evidence(
+                    strength=EvidenceStrength.STATISTICS,
+                    items=tuple(
+                        {"source_file": str(r.source_file), "source_line": int(r.source_line)}
+                        for r in g.head(5).itertuples()
+                        if pd.notna(r.source_line)
+                    ),
+                ),
+                chapter="queries",
+            )
+        )
     return out
 
 

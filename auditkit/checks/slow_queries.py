@@ -43,20 +43,37 @@ def slow_queries(
         return []
     df = stats.copy()
     grand = float(df["total_ms"].sum())
-    share = df["share"] if "share" in df and df["share"].notna().any() else df["total_ms"] / grand if grand else 0.0
+    share = (
+        df["share"]
+        if "share" in df and df["share"].notna().any()
+        else df["total_ms"] / grand
+        if grand
+        else 0.0
+    )
     df = df.assign(share_of_total=share)
     mean = pd.to_numeric(df["mean_ms"], errors="coerce")
     min_share = math.inf if t["min_share"] is None else t["min_share"]
-    picked = df[((mean >= t["min_mean_ms"]) | (df["share_of_total"] >= min_share)) & (df["calls"] >= t["min_calls"])]
+    picked = df[
+        ((mean >= t["min_mean_ms"]) | (df["share_of_total"] >= min_share))
+        & (df["calls"] >= t["min_calls"])
+    ]
     picked = picked.sort_values("total_ms", ascending=False).head(int(t["top"]))
     hours = _window_hours(df)
-    strength = EvidenceStrength.STATISTICS if source == "pg_stat_statements" else EvidenceStrength.PATTERN
+    strength = (
+        EvidenceStrength.STATISTICS if source == "pg_stat_statements" else EvidenceStrength.PATTERN
+    )
     out = []
     for row in picked.itertuples(index=False):
         r = row._asdict()
         m, sh = float(r["mean_ms"]), float(r["share_of_total"])
         high = m >= t["high_mean_ms"] or sh >= t["high_share"]
-        severity = Severity.HIGH if high else Severity.MEDIUM if (m >= t["min_mean_ms"] and sh >= min_share) else Severity.LOW
+        severity = (
+            Severity.HIGH
+            if high
+            else Severity.MEDIUM
+            if (m >= t["min_mean_ms"] and sh >= min_share)
+            else Severity.LOW
+        )
         where = []
         if endpoints is not None and len(endpoints):
             e = endpoints[endpoints["fingerprint_id"] == r["fingerprint_id"]].head(3)
@@ -75,24 +92,36 @@ def slow_queries(
             "max_ms": None if pd.isna(r.get("max_ms")) else round(float(r["max_ms"]), 3),
             "rows": None if pd.isna(r.get("rows")) else int(r["rows"]),
         }
-        out.append(Finding(
-            check="slow_query",
-            severity=severity,
-            title=f"Slow statement #{int(r['rank']) if pd.notna(r.get('rank')) else ''}: {why[0] if why else ''}".strip(),
-            summary=(f"Ran {int(r['calls'])} times, {float(r['total_ms']) / 1000:.2f} s in total: " + " and ".join(why)
-                     + (f". Issued by {', '.join(where)}." if where else ".")),
-            subject=Subject(fingerprint=str(r["fingerprint"]), fingerprint_id=str(r["fingerprint_id"])),
-            metrics=metrics,
-            recommendation=Recommendation(
-                summary=("Read its plan (EXPLAIN (ANALYZE, BUFFERS)) for sequential scans, misestimates and sorts on "
-                         "disk; see the indexing chapter for an index that serves its predicates. When it runs once per "
-                         "row of a list, it is an N+1 (queries chapter); when its result rarely changes, cache it."),
-                sql=f"EXPLAIN (ANALYZE, BUFFERS)\n{r['fingerprint']};",
-            ),
-            evidence=Evidence(strength=strength, items=({"fingerprint_id": str(r["fingerprint_id"]), "source": source},)),
-            impact_ms=float(r["total_ms"]) / hours if hours == hours else float(r["total_ms"]),
-            chapter="queries",
-        ))
+        out.append(
+            Finding(
+                check="slow_query",
+                severity=severity,
+                title=f"Slow statement #{int(r['rank']) if pd.notna(r.get('rank')) else ''}: {why[0] if why else ''}".strip(),
+                summary=(
+                    f"Ran {int(r['calls'])} times, {float(r['total_ms']) / 1000:.2f} s in total: "
+                    + " and ".join(why)
+                    + (f". Issued by {', '.join(where)}." if where else ".")
+                ),
+                subject=Subject(
+                    fingerprint=str(r["fingerprint"]), fingerprint_id=str(r["fingerprint_id"])
+                ),
+                metrics=metrics,
+                recommendation=Recommendation(
+                    summary=(
+                        "Read its plan (EXPLAIN (ANALYZE, BUFFERS)) for sequential scans, misestimates and sorts on "
+                        "disk; see the indexing chapter for an index that serves its predicates. When it runs once per "
+                        "row of a list, it is an N+1 (queries chapter); when its result rarely changes, cache it."
+                    ),
+                    sql=f"EXPLAIN (ANALYZE, BUFFERS)\n{r['fingerprint']};",
+                ),
+                evidence=Evidence(
+                    strength=strength,
+                    items=({"fingerprint_id": str(r["fingerprint_id"]), "source": source},),
+                ),
+                impact_ms=float(r["total_ms"]) / hours if hours == hours else float(r["total_ms"]),
+                chapter="queries",
+            )
+        )
     return out
 
 
