@@ -1,11 +1,14 @@
 """Statement fingerprints: group executions of "the same query" the way pg_stat_statements does.
 
-A fingerprint is the statement with every literal, number, boolean and bind parameter
-(``%s``, ``%(name)s``, ``$1``, ``?``) replaced by ``?``; ``IN (…)`` lists of any length become
-``in (...)``; multi-row ``VALUES (…), (…)`` collapse to their first row; comments are dropped,
-whitespace is folded, keywords are lower-cased and quoted identifiers stay exactly as written.
-Django's generated savepoint names (``SAVEPOINT "s140_x3"``) become ``?`` so every savepoint
-falls in one group.
+A fingerprint is the statement with every literal (``'…'``, ``E'…'``, ``$$…$$``, ``$tag$…$tag$``,
+``X'…'``), number (a unary minus included), boolean, ``NULL`` used as a value, and bind
+parameter (``%s``, ``%(name)s``, ``$1``, ``?``) replaced by ``?``; ``IN (…)`` lists of any
+length become ``in (...)``; multi-row ``VALUES (…), (…)`` collapse to their first row; comments
+are dropped, whitespace is folded, keywords are lower-cased and quoted identifiers stay exactly
+as written. ``IS [NOT] NULL|TRUE|FALSE`` and ``NOT NULL`` are syntax and stay, so a
+Django ``UPDATE … SET "x" = NULL`` (psycopg2 inlines ``None``) and ``SET "x" = 'a'`` are one
+statement, as they are for pg_stat_statements. Django's generated savepoint names
+(``SAVEPOINT "s140_x3"``) become ``?`` so every savepoint falls in one group.
 
 Two deliberate differences from pg_stat_statements (PostgreSQL 15): ``IN`` lists of every
 length fall into one group (PostgreSQL 18 squashes them too), and savepoint names are merged
@@ -45,44 +48,66 @@ _M = "\x01"  # "a literal stood here"
 
 _NUMBER = r"(?:0[xX][0-9A-Fa-f]+|[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _COMMENT = r"--[^\n]*|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|#[^\n]*"
+# IS [NOT] NULL/TRUE/FALSE and the NOT NULL constraint: syntax, not values (pgss keeps them)
+_KEPT = r"is\s+(?:not\s+)?(?:null|true|false)|not\s+null"
+_ROW = r"\((?:[^()]|\([^()]*\))*\)"  # a bracketed VALUES row, one nested level allowed
 _PLACEHOLDER = r"%\([A-Za-z0-9_]+\)s|%s|\$[0-9]+"
 
 # Per dialect: quoted identifier, string literal forms.
 _IDENT = {"postgres": r'"(?:[^"]|"")*"', "mysql": r"`(?:[^`]|``)*`"}
 _STRING = {
-    # standard_conforming_strings: backslash is literal in '…', an escape in E'…'.
-    "postgres": r"[EeUu]&?'(?:[^'\\]|''|\\.)*'|[BbXxNn]?'(?:[^']|'')*'|\$\$(?:[^$]|\$[^$])*\$\$",
+    # standard_conforming_strings: backslash is literal in '…' and U&'…', an escape in E'…';
+    # dollar quotes with or without a tag (RE2 has no back-references, so a tagged body ends
+    # at the first tag-shaped delimiter: nested bodies must use different tags, as they do)
+    "postgres": r"[Ee]'(?:[^'\\]|''|\\.)*'|(?:[Uu]&|[BbXxNn])?'(?:[^']|'')*'|\$\$(?:[^$]|\$[^$])*\$\$"
+    r"|\$[A-Za-z_][A-Za-z0-9_]*\$(?s:.)*?\$[A-Za-z_][A-Za-z0-9_]*\$",
     # MySQL: backslash escapes by default, and "…" is a string unless ANSI_QUOTES.
     "mysql": r"(?:_[A-Za-z0-9]+)?[BbXxNn]?'(?:[^'\\]|''|\\.)*'|\"(?:[^\"\\]|\"\"|\\.)*\"",
 }
+# A plain '…' string (no prefix), per dialect: for a word written right against a string.
+_PLAIN = {"postgres": r"'(?:[^']|'')*'", "mysql": r"'(?:[^'\\]|''|\\.)*'"}
 
 
 def _rules(dialect: Dialect) -> tuple[tuple[str, str], ...]:
-    ident, string = _IDENT[dialect], _STRING[dialect]
+    ident, string, plain = _IDENT[dialect], _STRING[dialect], _PLAIN[dialect]
     comment = _COMMENT if dialect == "mysql" else _COMMENT.replace("|#[^\\n]*", "")
     return (
         # 0. blank control characters (keeps the marker characters unambiguous)
         (r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " "),
         # 1. one left-to-right scan: identifiers are kept (and marked), comments kept (and
-        #    marked), strings, placeholders and numbers become a marker. The number branch
-        #    consumes the character before the number (RE2 has no look-behind) and writes it
-        #    back, so digits inside words (table1, s140_x3) are untouched.
+        #    marked), strings, placeholders, booleans, NULL values and numbers become a marker.
+        #    RE2 has no look-behind, so branches that must not start inside a word consume the
+        #    word themselves and write it back: a word written against a string (LIKE'x%',
+        #    THEN'y') keeps its last letter rather than lending it as an E/N/X/B prefix, and the
+        #    number branch keeps the character before the number, so digits inside words
+        #    (table1, s140_x3) are untouched. NULL, TRUE and FALSE are values (pgss replaces
+        #    them) except after IS [NOT] and in the NOT NULL constraint: kept (and marked).
         (
             rf"({ident})|({comment})|{string}|{_PLACEHOLDER}|(?i:\b(?:true|false)\b)"
-            rf"|([^A-Za-z0-9_$.\"`?]){_NUMBER}",
-            rf"\1\2\3{_M}",
+            rf"|(?i:\b({_KEPT})\b)|(?i:\bnull\b)"
+            rf"|\b([A-Za-z_][A-Za-z0-9_$]+){plain}|([^A-Za-z0-9_$.\"`?]){_NUMBER}",
+            rf"\1\2\3\4\5{_M}",
         ),
-        # 2. drop the marker after identifiers, and comments with their marker
-        (rf"({ident}){_M}|(?:--[^\n{_M}]*|#[^\n{_M}]*|/\*[^{_M}]*\*/){_M}", r"\1"),
+        # 2. drop the marker after identifiers and IS [NOT] NULL/TRUE/FALSE; drop comments
+        #    with their marker
+        (
+            rf"({ident}){_M}|(?i:\b({_KEPT})){_M}"
+            rf"|(?:--[^\n{_M}]*|#[^\n{_M}]*|/\*[^{_M}]*\*/){_M}",
+            r"\1\2",
+        ),
         # 3. what is left of the markers are literals
         (_M, "?"),
         # 4. unary minus folds into the constant (pgss: "+ -4426" -> "+ $1")
         (r"([-+*/%=<>(,]\s*|(?i:\b(?:select|and|or|then|else|when|by|return)\s+))-\s*\?", r"\1?"),
         # 5. IN lists of any length, VALUES rows of any count
         (r"(?i:\b(in)\s*\(\s*\?(?:\s*,\s*\?)*\s*\))", r"\1 (...)"),
-        (r"(?i:\b(values)\s*(\([^()]*\))(?:\s*,\s*\([^()]*\))+)", r"\1 \2"),
+        #    (a row may hold one level of brackets: now(), coalesce(?, ?), ?::numeric(8, 2))
+        (rf"(?i:\b(values)\s*({_ROW})(?:\s*,\s*{_ROW})+)", r"\1 \2"),
         # 6. Django savepoint names
-        (r"(?i:\b((?:release|rollback\s+to)\s+savepoint|savepoint)\s+(?:\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|[A-Za-z0-9_]+))", r"\1 ?"),
+        (
+            r"(?i:\b((?:release|rollback\s+to)\s+savepoint|savepoint)\s+(?:\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|[A-Za-z0-9_]+))",
+            r"\1 ?",
+        ),
         # 7. whitespace: fold, tidy around brackets and commas, trim, drop the final ;
         (r"\s+", " "),
         (r"\( ", "("),
