@@ -67,25 +67,46 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "default": {"gap_ms": 250.0},
     },
     "plan": {
-        # bands from PEV2 / explain.depesz.com: (medium, high, critical)
+        # severity bands from PEV2 / explain.depesz.com: a node's share of the plan's time, the
+        # factor between estimated and actual rows (three bands: low, medium, high severity), the
+        # fraction of rows a filter removes (two bands: low, medium)
         "default": {
             "time_share": (0.1, 0.4, 0.9),
             "misestimate": (10.0, 100.0, 1000.0),
             "rows_removed": (0.5, 0.9),
-            "nested_loop_loops": 1000,
-            "seq_scan_rows": 10000,
+            # hash joins that spilled into more than this many batches
+            "hash_batches": 1,
+            # index-only scans: heap fetches above this many and this fraction of the rows returned
+            "heap_fetches": 1000,
+            "heap_fetches_ratio": 0.1,
+            # nested loops whose inner side ran this many times (medium, high)
+            "nested_loop_loops": (1000, 100000),
+            # sequential scans reading at least this many rows (medium, high)
+            "seq_scan_rows": (10000, 1000000),
+            # nodes faster than this (exclusive, all loops) are not worth a finding
             "min_node_ms": 1.0,
+            # with no timing (EXPLAIN without ANALYZE), costs stand in for time
+            "use_cost_without_timing": True,
         },
+        # explain.depesz.com colours a node's exclusive time from 10 %, 50 %, 90 %
+        "depesz": {"time_share": (0.1, 0.5, 0.9)},
     },
     "index": {
-        # Dexter: a hypothetical index must cut the statement's cost by ≥ 50 %; it looks at
-        # statements with ≥ 100 calls
+        # statements considered (calls, total ms), cost cut a hypothetical index must bring
+        # (Dexter: 50 %), scans below which an index is unused (pgHero: 50), tables too small to
+        # matter, write/read ratio above which a table is write-heavy, share of statement time
+        # for medium/high severity, rows per equality value below which sorting is cheap (no sort
+        # key added), keys per index at most, and the saving assumed before validation
         "default": {"min_calls": 1, "min_total_ms": 0.0, "min_cost_reduction": 0.5,
-                    "unused_max_scans": 0, "min_table_rows": 1000, "write_heavy_ratio": 1.0},
-        "dexter": {"min_calls": 100, "min_cost_reduction": 0.5},
-        # pgHero: unused = fewer than 50 scans; suggests indexes for ≥ 100 calls
+                    "unused_max_scans": 0, "min_table_rows": 1000, "write_heavy_ratio": 1.0,
+                    "medium_share": 0.02, "high_share": 0.1, "sort_skip_rows": 100,
+                    "max_columns": 3, "assumed_saving": 0.5,
+                    "unused_medium_bytes": 100 * 1024**2, "unused_high_bytes": 1024**3},
+        # Dexter: statements with >= 100 calls; a hypothetical index must cut cost >= 50 %
+        "dexter": {"min_calls": 100, "min_cost_reduction": 0.5, "max_columns": 2},
+        # pgHero: unused = fewer than 50 scans; suggests indexes for >= 100 calls
         "pghero": {"min_calls": 100, "unused_max_scans": 50, "min_cost_reduction": 0.5},
-        # PoWA / pg_qualstats: ≥ 50 % of rows filtered, tuned for larger workloads
+        # PoWA / pg_qualstats: smaller samples, accept a 30 % cost cut
         "powa": {"min_calls": 10, "min_cost_reduction": 0.3},
     },
     "cache": {

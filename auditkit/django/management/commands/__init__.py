@@ -1,0 +1,1 @@
+"""``manage.py auditkit_*`` commands."""

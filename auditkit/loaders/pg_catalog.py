@@ -1,0 +1,646 @@
+"""Database catalog and statistics exports: PostgreSQL ``pg_*`` views and MySQL index listings.
+
+A consultant is handed these as CSV (``\\copy (SELECT …) TO 'x.csv' CSV HEADER``, a GUI's
+"export as CSV", ``mysql -B`` tab-separated output) or JSON (an array of row objects, or one
+object per line, e.g. ``SELECT json_agg(t) FROM pg_indexes t``). Every format here is
+recognised by its *header*: the column names of the view it exports, so a sniffer never claims
+another CSV file.
+
+=================== ========================================== ===================================
+format              required columns                           frame
+=================== ========================================== ===================================
+pg_indexes          tablename, indexname, indexdef             schema_indexes (columns, method,
+                                                               unique, predicate from indexdef)
+pg_stat_tables      relname, seq_scan, n_tup_ins (no           schema_tables
+                    indexrelname)
+pg_stat_indexes     relname, indexrelname, idx_scan            schema_indexes (idx_scan)
+pg_relation_sizes   relname + a size column (see below)        schema_tables / schema_indexes
+pg_stats            tablename, attname, null_frac, n_distinct  column_stats
+mysql_indexes       SHOW INDEX (Key_name, Seq_in_index,        schema_indexes (one row per index)
+                    Column_name) or information_schema
+                    .STATISTICS (INDEX_NAME, SEQ_IN_INDEX,
+                    COLUMN_NAME)
+=================== ========================================== ===================================
+
+``pg_stat_user_tables`` and ``pg_stat_all_tables`` share a format (system schemas are skipped,
+counted); so do the ``…_indexes`` views. Extra columns written by auditkit's collector
+(:mod:`auditkit.collect.postgres`) are understood when present: ``indisprimary``,
+``indisunique``, ``indisvalid`` and ``constraint_type`` on pg_indexes (otherwise a primary key is
+recognised by PostgreSQL's ``_pkey`` naming), ``reltuples`` on pg_stat_user_tables (row count
+surviving a statistics reset), and ``stats_reset``/``collected_at`` on the
+statistics views (kept as extra columns: the statistics window of the unused-index check).
+
+Sizes (``pg_relation_sizes``): one row per relation, with ``relname`` and any of
+``size_bytes``/``pg_relation_size``/``relation_size`` and ``total_size_bytes``/
+``pg_total_relation_size``/``total_relation_size``; ``relkind`` (``r``, ``p``, ``m`` tables,
+``i``, ``I`` indexes) or ``kind`` (``table``/``index``) tells tables from indexes (tables when
+absent), and ``table_name`` names an index's table. PostgreSQL pretty sizes (``16 kB``) are
+read too. The collector writes::
+
+    SELECT n.nspname AS schemaname, c.relname, c.relkind, t.relname AS table_name,
+           pg_relation_size(c.oid) AS size_bytes, pg_total_relation_size(c.oid) AS total_size_bytes
+    FROM pg_class c JOIN pg_namespace n ON … LEFT JOIN pg_index i ON i.indexrelid = c.oid
+    LEFT JOIN pg_class t ON t.oid = i.indrelid WHERE c.relkind IN ('r','p','m','i','I') …
+
+Several exports describe the same table or index (pg_indexes gives its definition,
+pg_stat_user_indexes its scans, the sizes export its size): each loader fills the columns it
+knows and leaves the others null; the index checks combine the rows per relation.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from auditkit.loaders.base import Loader, nothing_parsed
+from auditkit.loaders.registry import register
+from auditkit.loaders.result import LoadResult, ParseReport
+from auditkit.loaders.stream import read_text
+from auditkit.schemas import FRAMES, conform, empty
+from auditkit.sql.analyze import parse_index_definition
+
+__all__ = [
+    "MySQLIndexesLoader",
+    "PgIndexesLoader",
+    "PgRelationSizesLoader",
+    "PgStatIndexesLoader",
+    "PgStatTablesLoader",
+    "PgStatsLoader",
+    "read_records",
+]
+
+_SYSTEM_SCHEMAS = {
+    "pg_catalog",
+    "information_schema",
+    "pg_toast",
+    "mysql",
+    "performance_schema",
+    "sys",
+}
+_NULLS = {"", "null", "\\n", "<null>", "none", "nan"}
+_DELIMITERS = ",\t;|"
+_JSON_KEY = re.compile(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
+
+
+# --------------------------------------------------------------------------------------------
+# reading CSV / JSON records
+# --------------------------------------------------------------------------------------------
+def _header_keys(head: str) -> set[str]:
+    """Lower-cased column names of a CSV header line or of the first JSON record in ``head``."""
+    text = head.lstrip("\ufeff").lstrip()
+    if text.startswith("[") or text.startswith("{"):
+        first = text[: text.find("}") + 1] if "}" in text else text
+        return {k.lower() for k in _JSON_KEY.findall(first)}
+    line = text.split("\n", 1)[0]
+    delim = max(_DELIMITERS, key=line.count)
+    if line.count(delim) == 0:
+        return set()
+    return {c.strip().strip('"').strip().lower() for c in next(csv.reader([line], delimiter=delim))}
+
+
+def read_records(path: str | Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+    """The column names and the records (line number, lower-cased name → value) of an export.
+
+    CSV with a header (delimiter , TAB ; or |, quoted fields may span lines), a JSON array of
+    objects, a JSON object holding one such array, or JSON lines. Values are strings from CSV
+    (nulls as None), JSON values as they are.
+    """
+    text, _bad = read_text(path)
+    text = text.lstrip("\ufeff")
+    stripped = text.lstrip()
+    if stripped.startswith("[") or stripped.startswith("{"):
+        return _json_records(text)
+    return _csv_records(text)
+
+
+def _csv_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+    first = text.split("\n", 1)[0]
+    delim = max(_DELIMITERS, key=first.count)
+    reader = csv.reader(io.StringIO(text), delimiter=delim)
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:
+        return [], iter(())
+
+    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+        line = reader.line_num + 1
+        for values in reader:
+            start, line = line, reader.line_num + 1
+            if not values or all(not v.strip() for v in values):
+                continue
+            if len(values) == 1 and re.fullmatch(r"\(\d+ rows?\)", values[0].strip()):
+                continue  # psql footer
+            rec = {
+                h: (None if v.strip().lower() in _NULLS else v)
+                for h, v in zip(header, values, strict=False)
+            }
+            if len(values) != len(header):
+                rec["__width__"] = len(values)
+            yield start, rec
+
+    return header, rows()
+
+
+def _json_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+    stripped = text.strip()
+    records: list[tuple[int, Any]] = []
+    try:
+        data = json.loads(stripped)
+        if isinstance(data, dict):
+            arrays = [v for v in data.values() if isinstance(v, list)]
+            data = arrays[0] if len(arrays) == 1 else [data]
+        records = [(i + 1, r) for i, r in enumerate(data if isinstance(data, list) else [data])]
+    except json.JSONDecodeError:
+        for i, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append((i, json.loads(line)))
+                except json.JSONDecodeError:
+                    records.append((i, line))
+    header: list[str] = []
+    for _, r in records:
+        if isinstance(r, dict):
+            header = [str(k).lower() for k in r]
+            break
+
+    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+        for line, r in records:
+            if isinstance(r, dict):
+                yield line, {str(k).lower(): v for k, v in r.items()}
+            else:
+                yield line, {"__invalid__": str(r)[:160]}
+
+    return header, rows()
+
+
+# --------------------------------------------------------------------------------------------
+# values
+# --------------------------------------------------------------------------------------------
+def _first(rec: Mapping[str, Any], *names: str) -> Any:
+    for n in names:
+        v = rec.get(n)
+        if v is not None and not (isinstance(v, str) and v.strip().lower() in _NULLS):
+            return v
+    return None
+
+
+def _bool(v: Any) -> bool | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("t", "true", "1", "yes", "y", "on"):
+        return True
+    if s in ("f", "false", "0", "no", "n", "off"):
+        return False
+    return None
+
+
+_SIZE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(bytes|b|kb|mb|gb|tb)?\s*$", re.I)
+_UNITS = {"b": 1, "bytes": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+
+
+def _size(v: Any) -> int | None:
+    """Bytes from a number or a pg_size_pretty text ('16 kB', '8192 bytes')."""
+    if v is None:
+        return None
+    if isinstance(v, int | float):
+        return int(v)
+    m = _SIZE.match(str(v))
+    if not m:
+        return None
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "b").lower()])
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# the loaders
+# --------------------------------------------------------------------------------------------
+class _CatalogLoader(Loader):
+    """A CSV/JSON export of one catalog view: recognised by its header, read row by row."""
+
+    #: header names (lower case) that must all be present — any one set of the tuple
+    required: ClassVar[tuple[frozenset[str], ...]] = ()
+    #: header names whose presence means a sibling view, not this one
+    forbidden: ClassVar[frozenset[str]] = frozenset()
+
+    def sniff(self, head: str, path: Path) -> float:
+        keys = _header_keys(head)
+        if not keys or keys & self.forbidden:
+            return 0.0
+        return 0.95 if any(req <= keys for req in self.required) else 0.0
+
+    def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
+        """Canonical rows (frame name → row) for one record, or a skip reason."""
+        raise NotImplementedError
+
+    def load(self, path: str | Path, **options: Any) -> LoadResult:
+        start = time.perf_counter()
+        report = ParseReport(str(path), self.name)
+        header, records = read_records(path)
+        if header and not any(req <= set(header) for req in self.required):
+            wanted = " + ".join(sorted(self.required[0]))
+            report.warn(f"header lacks {wanted}: is this a {self.name} export?")
+        rows: dict[str, list[dict[str, Any]]] = {}
+        last = 0
+        for line, rec in records:
+            last = line
+            if "__invalid__" in rec:
+                report.skip(line, "not a JSON object", rec["__invalid__"])
+                continue
+            if rec.get("__width__") is not None:
+                report.skip(
+                    line,
+                    "wrong number of fields",
+                    ",".join(str(v) for v in rec.values() if v is not None),
+                )
+                continue
+            out = self.row(rec)
+            if isinstance(out, str):
+                report.skip(line, out, ",".join(str(v) for v in rec.values() if v is not None))
+                continue
+            report.ok()
+            for frame_name, values in out.items():
+                values.setdefault("source_file", str(path))
+                values.setdefault("source_line", line)
+                rows.setdefault(frame_name, []).append(values)
+        report.lines = last
+        frames = self.frames_from(rows, report)
+        report.elapsed_s = time.perf_counter() - start
+        report.check()
+        if report.parsed == 0:
+            raise nothing_parsed(self, path, report)
+        return LoadResult(self.name, frames, report, primary=self.frame)
+
+    def frames_from(
+        self, rows: dict[str, list[dict[str, Any]]], report: ParseReport
+    ) -> dict[str, pd.DataFrame]:
+        frames: dict[str, pd.DataFrame] = {}
+        for name, recs in rows.items():
+            frames[name] = conform(pd.DataFrame(recs), FRAMES[name])
+            report.events[name] = len(frames[name])
+        if self.frame not in frames:
+            frames[self.frame] = empty(FRAMES[self.frame])
+            report.events[self.frame] = 0
+        return frames
+
+
+def _schema_of(rec: Mapping[str, Any]) -> str | None:
+    value = _first(rec, "schemaname", "schema", "table_schema", "nspname")
+    return None if value is None else str(value)
+
+
+@register
+class PgIndexesLoader(_CatalogLoader):
+    """PostgreSQL ``pg_indexes`` (schemaname, tablename, indexname, tablespace, indexdef)."""
+
+    name = "pg_indexes"
+    frame = "schema_indexes"
+    description = "PostgreSQL pg_indexes export (CSV or JSON)"
+    expected = "a CSV/JSON export of pg_indexes with columns tablename, indexname, indexdef"
+    required = (frozenset({"tablename", "indexname", "indexdef"}),)
+
+    def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
+        schema = _schema_of(rec)
+        if schema in _SYSTEM_SCHEMAS:
+            return "system schema"
+        indexdef = _first(rec, "indexdef")
+        table, index = _first(rec, "tablename"), _first(rec, "indexname")
+        if table is None or index is None:
+            return "no table or index name"
+        parsed = parse_index_definition(str(indexdef)) if indexdef else None
+        if indexdef and parsed is None:
+            return "indexdef is not a CREATE INDEX statement"
+        primary = _bool(_first(rec, "indisprimary", "primary"))
+        constraint = _first(rec, "constraint_type", "contype")
+        if primary is None:
+            primary = constraint == "p" if constraint is not None else str(index).endswith("_pkey")
+        unique = _bool(_first(rec, "indisunique", "unique"))
+        values: dict[str, Any] = {
+            "schema": schema,
+            "table": str(table),
+            "index": str(index),
+            "columns": parsed.columns if parsed else None,
+            "definition": str(indexdef) if indexdef else None,
+            "method": parsed.method if parsed else None,
+            "unique": unique if unique is not None else (parsed.unique if parsed else None),
+            "primary": primary,
+            "predicate": parsed.predicate if parsed else None,
+        }
+        if parsed and any(k.opclass for k in parsed.keys):
+            values["opclasses"] = ", ".join(k.opclass or "" for k in parsed.keys)
+        if parsed and parsed.include:
+            values["include"] = ", ".join(parsed.include)
+        valid = _bool(_first(rec, "indisvalid", "valid"))
+        if valid is not None:
+            values["valid"] = valid
+        if constraint is not None:
+            values["constraint_type"] = str(constraint)
+        size = _size(_first(rec, "size_bytes", "index_size_bytes"))
+        if size is not None:
+            values["size_bytes"] = size
+        return {"schema_indexes": values}
+
+
+def _rows(rec: Mapping[str, Any]) -> float | None:
+    """Live rows: n_live_tup, or pg_class.reltuples when exported and larger (n_live_tup is
+    zeroed by a statistics reset; reltuples is -1 for a table never analysed)."""
+    live, rel = _num(_first(rec, "n_live_tup")), _num(_first(rec, "reltuples"))
+    values = [v for v in (live, rel) if v is not None and v >= 0]
+    return max(values) if values else None
+
+
+def _stats_extras(rec: Mapping[str, Any], values: dict[str, Any]) -> None:
+    for extra in ("stats_reset", "collected_at"):
+        v = _first(rec, extra)
+        if v is not None:
+            values[extra] = str(v)
+
+
+@register
+class PgStatTablesLoader(_CatalogLoader):
+    """``pg_stat_user_tables`` / ``pg_stat_all_tables``: scans, writes, live and dead rows."""
+
+    name = "pg_stat_tables"
+    frame = "schema_tables"
+    description = "PostgreSQL pg_stat_user_tables / pg_stat_all_tables export (CSV or JSON)"
+    expected = "a CSV/JSON export of pg_stat_user_tables with columns relname, seq_scan, n_tup_ins"
+    required = (frozenset({"relname", "seq_scan", "n_tup_ins"}),)
+    forbidden = frozenset({"indexrelname", "indexrelid"})
+
+    def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
+        schema = _schema_of(rec)
+        if schema in _SYSTEM_SCHEMAS:
+            return "system schema"
+        table = _first(rec, "relname")
+        if table is None:
+            return "no relname"
+        values: dict[str, Any] = {
+            "schema": schema,
+            "table": str(table),
+            "rows_estimate": _rows(rec),
+            "seq_scan": _num(_first(rec, "seq_scan")),
+            "seq_tup_read": _num(_first(rec, "seq_tup_read")),
+            "idx_scan": _num(_first(rec, "idx_scan")),
+            "n_tup_ins": _num(_first(rec, "n_tup_ins")),
+            "n_tup_upd": _num(_first(rec, "n_tup_upd")),
+            "n_tup_del": _num(_first(rec, "n_tup_del")),
+            "n_dead_tup": _num(_first(rec, "n_dead_tup")),
+        }
+        hot = _num(_first(rec, "n_tup_hot_upd"))
+        if hot is not None:
+            values["n_tup_hot_upd"] = hot
+        for extra in ("last_analyze", "last_autoanalyze", "last_vacuum", "last_autovacuum"):
+            v = _first(rec, extra)
+            if v is not None:
+                values[extra] = str(v)
+        _stats_extras(rec, values)
+        return {"schema_tables": values}
+
+
+@register
+class PgStatIndexesLoader(_CatalogLoader):
+    """``pg_stat_user_indexes`` / ``pg_stat_all_indexes``: scans per index."""
+
+    name = "pg_stat_indexes"
+    frame = "schema_indexes"
+    description = "PostgreSQL pg_stat_user_indexes / pg_stat_all_indexes export (CSV or JSON)"
+    expected = (
+        "a CSV/JSON export of pg_stat_user_indexes with columns relname, indexrelname, idx_scan"
+    )
+    required = (frozenset({"relname", "indexrelname", "idx_scan"}),)
+
+    def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
+        schema = _schema_of(rec)
+        if schema in _SYSTEM_SCHEMAS:
+            return "system schema"
+        table, index = _first(rec, "relname"), _first(rec, "indexrelname")
+        if table is None or index is None:
+            return "no table or index name"
+        values: dict[str, Any] = {
+            "schema": schema,
+            "table": str(table),
+            "index": str(index),
+            "idx_scan": _num(_first(rec, "idx_scan")),
+        }
+        for extra in ("idx_tup_read", "idx_tup_fetch"):
+            v = _num(_first(rec, extra))
+            if v is not None:
+                values[extra] = v
+        last = _first(rec, "last_idx_scan")
+        if last is not None:
+            values["last_idx_scan"] = str(last)
+        size = _size(_first(rec, "size_bytes", "index_size_bytes", "pg_relation_size"))
+        if size is not None:
+            values["size_bytes"] = size
+        _stats_extras(rec, values)
+        return {"schema_indexes": values}
+
+
+_SIZE_NAMES = ("size_bytes", "pg_relation_size", "relation_size", "relation_size_bytes")
+_TOTAL_NAMES = (
+    "total_size_bytes",
+    "pg_total_relation_size",
+    "total_relation_size",
+    "total_relation_size_bytes",
+)
+
+
+@register
+class PgRelationSizesLoader(_CatalogLoader):
+    """Table and index sizes: ``pg_relation_size`` / ``pg_total_relation_size`` per relation."""
+
+    name = "pg_relation_sizes"
+    frame = "schema_tables"
+    description = (
+        "PostgreSQL relation sizes (pg_relation_size / pg_total_relation_size per relation)"
+    )
+    expected = "a CSV/JSON export with relname and size_bytes (or pg_relation_size), optionally relkind and table_name"
+    required = tuple(frozenset({"relname", s}) for s in _SIZE_NAMES + _TOTAL_NAMES)
+    forbidden = frozenset({"seq_scan", "idx_scan", "indexrelname", "indexdef"})
+
+    def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
+        schema = _schema_of(rec)
+        if schema in _SYSTEM_SCHEMAS:
+            return "system schema"
+        name = _first(rec, "relname")
+        if name is None:
+            return "no relname"
+        kind = str(_first(rec, "relkind", "kind") or "r").strip().lower()
+        size = _size(_first(rec, *_SIZE_NAMES))
+        total = _size(_first(rec, *_TOTAL_NAMES))
+        if kind in ("i", "index"):
+            table = _first(rec, "table_name", "tablename", "indrelname")
+            return {
+                "schema_indexes": {
+                    "schema": schema,
+                    "table": None if table is None else str(table),
+                    "index": str(name),
+                    "size_bytes": size if size is not None else total,
+                }
+            }
+        if kind in ("r", "p", "m", "table", "partitioned table", "materialized view"):
+            return {
+                "schema_tables": {
+                    "schema": schema,
+                    "table": str(name),
+                    "size_bytes": size,
+                    "total_size_bytes": total,
+                }
+            }
+        return f"relkind {kind!r} is neither a table nor an index"
+
+
+@register
+class PgStatsLoader(_CatalogLoader):
+    """``pg_stats``: the planner's per-column statistics (null fraction, width, distinct values).
+
+    Most-common values and histogram bounds are real data (possibly personal data): they are
+    not kept; their frequencies are.
+    """
+
+    name = "pg_stats"
+    frame = "column_stats"
+    description = "PostgreSQL pg_stats export (CSV or JSON)"
+    expected = (
+        "a CSV/JSON export of pg_stats with columns tablename, attname, null_frac, n_distinct"
+    )
+    required = (frozenset({"tablename", "attname", "null_frac", "n_distinct"}),)
+
+    def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
+        schema = _schema_of(rec)
+        if schema in _SYSTEM_SCHEMAS:
+            return "system schema"
+        table, column = _first(rec, "tablename"), _first(rec, "attname")
+        if table is None or column is None:
+            return "no table or column name"
+        freqs = _first(rec, "most_common_freqs")
+        return {
+            "column_stats": {
+                "schema": schema,
+                "table": str(table),
+                "column": str(column),
+                "inherited": _bool(_first(rec, "inherited")),
+                "null_frac": _num(_first(rec, "null_frac")),
+                "avg_width": _num(_first(rec, "avg_width")),
+                "n_distinct": _num(_first(rec, "n_distinct")),
+                "correlation": _num(_first(rec, "correlation")),
+                "most_common_freqs": None
+                if freqs is None
+                else (json.dumps(freqs) if isinstance(freqs, list) else str(freqs)),
+            }
+        }
+
+
+@register
+class MySQLIndexesLoader(_CatalogLoader):
+    """MySQL/MariaDB ``SHOW INDEX`` or ``information_schema.STATISTICS``: one row per index column.
+
+    Rows are grouped into one ``schema_indexes`` row per index (columns in ``Seq_in_index``
+    order; functional key parts from ``Expression``; a ``Sub_part`` prefix length is kept as
+    ``col(10)``). ``PRIMARY`` is the primary key; ``Non_unique = 0`` a unique index;
+    ``Cardinality`` is kept as an extra column.
+    """
+
+    name = "mysql_indexes"
+    frame = "schema_indexes"
+    dialect = "mysql"
+    description = (
+        "MySQL/MariaDB SHOW INDEX or information_schema.STATISTICS export (CSV, TSV or JSON)"
+    )
+    expected = "SHOW INDEX output (Table, Non_unique, Key_name, Seq_in_index, Column_name, …) as CSV/TSV/JSON"
+    required = (
+        frozenset({"table", "key_name", "seq_in_index", "column_name"}),
+        frozenset({"table_name", "index_name", "seq_in_index", "column_name"}),
+    )
+
+    def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
+        table = _first(rec, "table", "table_name")
+        index = _first(rec, "key_name", "index_name")
+        seq = _num(_first(rec, "seq_in_index"))
+        if table is None or index is None or seq is None:
+            return "no table, index or position"
+        schema = _first(rec, "table_schema", "index_schema")
+        if schema in _SYSTEM_SCHEMAS:
+            return "system schema"
+        column = _first(rec, "column_name")
+        expression = _first(rec, "expression")
+        if column is None and expression is None:
+            return "no column or expression"
+        sub = _num(_first(rec, "sub_part"))
+        key = (
+            f"({expression})"
+            if column is None
+            else (f"{column}({int(sub)})" if sub else str(column))
+        )
+        non_unique = _bool(_first(rec, "non_unique"))
+        return {
+            "schema_indexes": {
+                "schema": None if schema is None else str(schema),
+                "table": str(table),
+                "index": str(index),
+                "_seq": int(seq),
+                "_key": key,
+                "_desc": str(_first(rec, "collation") or "A").upper() == "D",
+                "method": str(_first(rec, "index_type") or "BTREE").lower(),
+                "unique": None if non_unique is None else not non_unique,
+                "primary": str(index).upper() == "PRIMARY",
+                "cardinality": _num(_first(rec, "cardinality")),
+            }
+        }
+
+    def frames_from(
+        self, rows: dict[str, list[dict[str, Any]]], report: ParseReport
+    ) -> dict[str, pd.DataFrame]:
+        parts = pd.DataFrame(rows.get("schema_indexes", []))
+        if len(parts):
+            parts = parts.sort_values(["table", "index", "_seq"], kind="stable")
+            out = []
+            for (_, _), g in parts.groupby(["table", "index"], sort=False, dropna=False):
+                first = g.iloc[0]
+                keys = [
+                    k + (" DESC" if d else "") for k, d in zip(g["_key"], g["_desc"], strict=True)
+                ]
+                out.append(
+                    {
+                        "schema": first["schema"],
+                        "table": first["table"],
+                        "index": first["index"],
+                        "columns": ", ".join(keys),
+                        "definition": _mysql_definition(first, keys),
+                        "method": first["method"],
+                        "unique": first["unique"],
+                        "primary": first["primary"],
+                        "cardinality": g["cardinality"].max(),
+                        "source_file": first["source_file"],
+                        "source_line": int(g["source_line"].min()),
+                    }
+                )
+            rows = {"schema_indexes": out}
+        return super().frames_from(rows, report)
+
+
+def _mysql_definition(first: pd.Series, keys: list[str]) -> str:
+    cols = ", ".join(k if k.startswith("(") else f"`{k}`" if "(" not in k else k for k in keys)
+    if first["primary"]:
+        return f"ALTER TABLE `{first['table']}` ADD PRIMARY KEY ({cols})"
+    unique = "UNIQUE " if first["unique"] else ""
+    using = f" USING {str(first['method']).upper()}" if first["method"] in ("btree", "hash") else ""
+    return f"CREATE {unique}INDEX `{first['index']}` ON `{first['table']}` ({cols}){using}"

@@ -1,0 +1,1 @@
+"""A shop with planted indexing problems (see models.py)."""
