@@ -1,0 +1,373 @@
+"""Finding PostgreSQL plans in what people paste: psql output, transcripts, bare plans.
+
+A plan reaches a consultant in many wrappers. :func:`scan_postgres` cuts a file into
+:class:`Chunk` s — one per psql result set or bare plan — and removes the wrapper, keeping
+every content line's number in the file:
+
+* psql aligned output (``\\pset border 0/1/2``, ASCII or Unicode line style) with its column
+  header (``QUERY PLAN`` for EXPLAIN, the function name for pg_regress filters), dashes and
+  ``(N rows)`` footer in any language (``(37 lignes)``); the ``+`` and ``↵`` continuation
+  marks of multi-line cells; psql ``unaligned`` output; DBeaver's ``… |`` copies;
+* whole psql transcripts and pg_regress ``.out`` files: the SQL before each result set is kept
+  as the plan's statement (``EXPLAIN (…)`` stripped), result sets that are not plans (``count``,
+  ``?column?``, multi-column tables) are passed over, command tags (``SET``, ``INSERT 0 1``)
+  ignored;
+* bare plans in text, JSON, XML or YAML, possibly after a preamble (comments, SQL), possibly
+  hard-wrapped, possibly quoted line by line (pgAdmin).
+
+Each chunk says which format it holds; the format readers do the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from auditkit.loaders._explain_pg_text import closes_first, looks_like_node_line, paren_balance
+
+__all__ = ["Chunk", "find_json_end", "scan_postgres", "statement_from", "strip_explain"]
+
+_DASHES = re.compile(r"^[-─━═]+(?:[+┼╪┿][-─━═]+)*[+|]?\s*$")
+_ASCII_BORDER = re.compile(r"^\+[-+]+\+\s*$")
+_UNI_TOP = re.compile(r"^[╔┌┏][═─━╤┬┳]+[╗┐┓]\s*$")
+_UNI_SEP = re.compile(r"^[╠├╞╟┣][═─━╪┼╋]+[╣┤╡╢┫]\s*$")
+_UNI_BOTTOM = re.compile(r"^[╚└┗][═─━╧┴┻]+[╝┘┛]\s*$")
+_UNI_ROW = re.compile(r"^[║│┃](?P<inner>.*)[║│┃]\s*$")
+_ASCII_ROW = re.compile(r"^\|(?P<inner>.*)\|\s*$")
+_FOOTER = re.compile(r"^\s*\((?P<n>\d+)\s+[^\W\d_]+\)\s*$")
+_PROMPT = re.compile(r"^[\w.-]*[=\-(!'\"$*][#>]\s?")
+_MYSQL_PROMPT = re.compile(r"^(?:mysql|MariaDB \[[^\]]*\])>\s?|^\s*->\s(?=\S)")
+_EXPLAIN_PREFIX = re.compile(
+    r"^\s*EXPLAIN\b\s*(?:\((?:[^()]|\([^()]*\))*\)\s*|(?:ANALY[SZ]E|VERBOSE|EXTENDED|PARTITIONS|FORMAT\s*=\s*\w+|FORMAT\s*=\s*'\w+')\s+)*",
+    re.I,
+)
+_SQL_VERB = re.compile(
+    r"\s*(?:EXPLAIN|SELECT|WITH|INSERT|UPDATE|DELETE|MERGE|VALUES|TABLE|EXECUTE|DECLARE|CREATE|ANALYZE|DESCRIBE|DESC|REPLACE)\b",
+    re.I,
+)
+_TOP_KEYS = re.compile(
+    r"^\s*(?:Planning(?:\s+Time)?:|Execution\s+Time:|Total\s+runtime:|JIT:|Trigger\s.*:\s+time=|Query\s+Identifier:"
+    r"|Settings:|Serialization:|Memory:)",
+    re.I,
+)
+
+
+@dataclass
+class Chunk:
+    """One plan candidate: its format, content lines with their numbers, and where it came from.
+
+    ``kind`` is ``text``, ``json``, ``xml`` or ``yaml``, or ``""`` for a result set that holds
+    no plan. ``header`` is the psql column name (None for a bare plan), ``rows`` the psql
+    footer's row count when there was one.
+    """
+
+    kind: str
+    lines: list[tuple[int, str]]
+    header: str | None = None
+    statement: str | None = None
+    rows: int | None = None
+    line: int = 0
+    physical: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def strip_explain(sql: str) -> str:
+    """``EXPLAIN (ANALYZE, BUFFERS) SELECT …`` → ``SELECT …`` (other statements unchanged)."""
+    return _EXPLAIN_PREFIX.sub("", sql, count=1).strip() if re.match(r"\s*EXPLAIN\b", sql, re.I) else sql.strip()
+
+
+def statement_from(preamble: list[str]) -> str | None:
+    """The last complete SQL statement in ``preamble`` (a transcript's lines before a result).
+
+    Statements end with ``;`` or ``\\G``; prompts (``db=#``, ``mysql>``) and comment lines are
+    dropped; lines after the last statement (command tags such as ``SET``) are ignored.
+    """
+    cleaned: list[str] = []
+    for line in preamble:
+        text = _PROMPT.sub("", line, count=1)
+        text = _MYSQL_PROMPT.sub("", text, count=1)
+        if text.strip().startswith(("--", "#")):
+            cleaned.append("")
+            continue
+        cleaned.append(text.rstrip())
+    end = None
+    for i in range(len(cleaned) - 1, -1, -1):
+        s = cleaned[i].rstrip()
+        if s.endswith(";") or s.endswith("\\G") or s.endswith("\\g"):
+            end = i
+            break
+    if end is None:
+        return None
+    start = end
+    while start > 0:
+        prev = cleaned[start - 1].rstrip()
+        if not prev.strip() or prev.endswith(";") or prev.endswith("\\G") or _DASHES.match(prev):
+            break
+        start -= 1
+    # output lines (warnings, command tags) may precede the statement without a blank line:
+    # start at the last EXPLAIN line, else at the first line that begins with an SQL verb
+    block = list(range(start, end + 1))
+    explain = [k for k in block if re.match(r"\s*EXPLAIN\b", cleaned[k], re.I)]
+    verbs = [k for k in block if _SQL_VERB.match(cleaned[k])]
+    if explain:
+        start = explain[-1]
+    elif verbs:
+        start = verbs[0]
+    text = "\n".join(cleaned[start : end + 1]).strip()
+    text = re.sub(r"(?:;|\\[Gg])\s*$", "", text).strip()
+    if not text or not re.match(r"[A-Za-z(]", text):
+        return None
+    return strip_explain(text)
+
+
+def find_json_end(lines: list[str], start: int) -> int | None:
+    """Index of the line where the JSON value opening on ``lines[start]`` closes (string aware)."""
+    depth = 0
+    in_string = False
+    escape = False
+    began = False
+    for i in range(start, len(lines)):
+        for ch in lines[i]:
+            if in_string:
+                if escape:
+                    escape = False
+                elif ch == "\\":
+                    escape = True
+                elif ch == '"':
+                    in_string = False
+                continue
+            if ch == '"':
+                in_string = True
+            elif ch in "[{":
+                depth += 1
+                began = True
+            elif ch in "]}":
+                depth -= 1
+                if began and depth == 0:
+                    return i
+        if in_string:  # a string never spans lines in a plan; resynchronise
+            in_string = False
+    return None
+
+
+def _strip_markers(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Drop psql's ``+`` and ``↵`` continuation marks at the end of cell lines."""
+    out = []
+    for n, line in lines:
+        s = line.rstrip()
+        if s.endswith("↵") or s.endswith("+"):
+            s = s[:-1].rstrip()
+        out.append((n, s))
+    return out
+
+
+def _classify(lines: list[tuple[int, str]], header: str | None) -> str:
+    first = next((s.strip() for _, s in lines if s.strip()), "")
+    if first.startswith(("[", "{")):
+        return "json"
+    if first.startswith(("<explain", "<?xml")):
+        return "xml"
+    if first.startswith(("- Plan:", "Plan:")):
+        return "yaml"
+    if looks_like_node_line(first, costs_off=True) or first.lower().startswith("query text:"):
+        return "text"
+    if header is not None and header.strip().upper() == "QUERY PLAN":
+        return "text"
+    return ""
+
+
+def _header_at(lines: list[str], i: int) -> tuple[str, int, str] | None:
+    """A psql result-set header starting at line ``i``: (style, body start index, header text)."""
+    line = lines[i]
+    n = len(lines)
+    if _ASCII_BORDER.match(line) and i + 2 < n and _ASCII_ROW.match(lines[i + 1]) and _ASCII_BORDER.match(lines[i + 2]):
+        return "ascii2", i + 3, _ASCII_ROW.match(lines[i + 1]).group("inner").strip()  # type: ignore[union-attr]
+    if _UNI_TOP.match(line) and i + 2 < n and _UNI_ROW.match(lines[i + 1]) and _UNI_SEP.match(lines[i + 2]):
+        return "uni2", i + 3, _UNI_ROW.match(lines[i + 1]).group("inner").strip()  # type: ignore[union-attr]
+    if not line.strip() or _DASHES.match(line) or _FOOTER.match(line):
+        return None
+    j = i + 1
+    title = line.strip().rstrip("|").strip()
+    if title.upper() == "QUERY PLAN":
+        while j < n and not lines[j].strip():
+            j += 1
+    if j < n and _DASHES.match(lines[j]) and len(lines[j].strip()) >= max(3, min(len(title), 20)):
+        while j < n and _DASHES.match(lines[j]):
+            j += 1
+        style = "dbeaver" if line.rstrip().endswith("|") and lines[i + 1].rstrip().endswith("+") else "aligned"
+        return style, j, title
+    if title == "QUERY PLAN":
+        return "unaligned", i + 1, title
+    return None
+
+
+def scan_postgres(text: str) -> list[Chunk]:
+    """Cut ``text`` into plan chunks (and non-plan result sets, ``kind == ""``), in file order."""
+    lines = text.split("\n")
+    chunks: list[Chunk] = []
+    preamble: list[tuple[int, str]] = []
+    i = 0
+    n = len(lines)
+    while i < n:
+        found = _header_at(lines, i)
+        if found is None:
+            preamble.append((i + 1, lines[i]))
+            i += 1
+            continue
+        style, body_start, header = found
+        statement = statement_from([s for _, s in preamble])
+        chunks.extend(_bare(preamble))
+        preamble = []
+        body, i, rows = _body(lines, body_start, style)
+        multi = "|" in header or "│" in header or "║" in header
+        if style == "aligned" and body_start > 0 and re.search(r"[+┼╪]", lines[body_start - 1].rstrip()[:-1] or ""):
+            multi = True
+        kind = "" if multi else _classify(body, header)
+        chunk = Chunk(kind, body, header, statement, rows, body[0][0] if body else body_start + 1, len(body))
+        chunks.append(chunk)
+    chunks.extend(_bare(preamble))
+    return chunks
+
+
+def _body(lines: list[str], start: int, style: str) -> tuple[list[tuple[int, str]], int, int | None]:
+    """The content lines of a result set starting at ``start``; returns (lines, next index, footer rows)."""
+    out: list[tuple[int, str]] = []
+    i = start
+    n = len(lines)
+    rows = None
+    while i < n:
+        line = lines[i]
+        if style == "ascii2":
+            if _ASCII_BORDER.match(line):
+                i += 1
+                break
+            m = _ASCII_ROW.match(line)
+            inner = m.group("inner") if m else line
+            out.append((i + 1, inner[1:] if inner.startswith(" ") else inner))
+        elif style == "uni2":
+            if _UNI_BOTTOM.match(line):
+                i += 1
+                break
+            m = _UNI_ROW.match(line)
+            inner = m.group("inner") if m else line
+            out.append((i + 1, inner[1:] if inner.startswith(" ") else inner))
+        else:
+            if _FOOTER.match(line) or not line.strip():
+                break
+            if style == "dbeaver" and line.rstrip().endswith("|"):
+                line = line.rstrip()[:-1]
+            out.append((i + 1, line))
+        i += 1
+    # the footer may follow a framed table or end an aligned one
+    while i < n and not lines[i].strip() and style in ("ascii2", "uni2"):
+        i += 1
+    if i < n and (m := _FOOTER.match(lines[i])):
+        rows = int(m.group("n"))
+        i += 1
+    return _strip_markers(out), i, rows
+
+
+def _unquote_lines(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """pgAdmin copies each plan line in double quotes; remove them when every line has them."""
+    body = [s for _, s in lines if s.strip()]
+    if body and all(len(s.strip()) >= 2 and s.strip()[0] == s.strip()[-1] == '"' for s in body):
+        return [(n, s.strip()[1:-1] if s.strip() else s) for n, s in lines]
+    return lines
+
+
+def _bare(region: list[tuple[int, str]]) -> list[Chunk]:
+    """Plans written without a psql header in a run of lines (a whole bare file, or a preamble)."""
+    if not any(s.strip() for _, s in region):
+        return []
+    region = _unquote_lines(region)
+    if sum(1 for _, s in region if s.rstrip().endswith("+")) >= 2:
+        region = _strip_markers(region)
+    texts = [s for _, s in region]
+    out: list[Chunk] = []
+    i = 0
+    n = len(region)
+    while i < n:
+        raw = texts[i]
+        s = raw.strip()
+        if not s or _DASHES.match(raw) or _FOOTER.match(raw):
+            i += 1
+            continue
+        if s.startswith(("[", "{")):
+            end = find_json_end(texts, i)
+            stop = (end if end is not None else n - 1) + 1
+            out.append(Chunk("json", region[i:stop], None, statement_from(texts[:i]), None, region[i][0], stop - i))
+            i = stop
+            continue
+        if s.startswith(("<explain", "<?xml")):
+            stop = next((j + 1 for j in range(i, n) if "</explain>" in texts[j]), n)
+            out.append(Chunk("xml", region[i:stop], None, statement_from(texts[:i]), None, region[i][0], stop - i))
+            i = stop
+            continue
+        if s.startswith("- Plan:"):
+            indent = len(raw) - len(raw.lstrip())
+            j = i + 1
+            while j < n and (not texts[j].strip() or len(texts[j]) - len(texts[j].lstrip()) > indent or texts[j].strip().startswith("- ")):
+                if _FOOTER.match(texts[j]):
+                    break
+                j += 1
+            out.append(Chunk("yaml", region[i:j], None, statement_from(texts[:i]), None, region[i][0], j - i))
+            i = j
+            continue
+        starts_text = s.lower().startswith("query text:") or (
+            looks_like_node_line(raw) and not s.startswith("->")
+        )
+        if starts_text:
+            j = _text_extent(texts, i)
+            out.append(Chunk("text", region[i:j], None, statement_from(texts[:i]), None, region[i][0], j - i))
+            i = j
+            continue
+        i += 1
+    return out
+
+
+def _text_extent(texts: list[str], start: int) -> int:
+    """Index just past the bare text plan that starts at ``start``."""
+    n = len(texts)
+    first = texts[start]
+    j = start
+    if first.strip().lower().startswith("query text:"):
+        j += 1
+        while j < n and not looks_like_node_line(texts[j]):
+            j += 1
+        if j >= n:
+            return n
+        first = texts[j]
+    root_indent = len(first) - len(first.lstrip())
+    j += 1
+    while j < n:
+        line = texts[j]
+        s = line.strip()
+        if _FOOTER.match(line):
+            return j + 1
+        prev = texts[j - 1]
+        if s and prev.strip() and (paren_balance(prev) > 0 or (closes_first(s) and not s.startswith("->"))):
+            j += 1
+            continue
+        if not s:
+            # a blank line ends the plan unless the plan clearly goes on after it
+            k = j + 1
+            while k < n and not texts[k].strip():
+                k += 1
+            if k < n and _continues(texts[k], root_indent):
+                j = k
+                continue
+            return j
+        if not _continues(line, root_indent):
+            return j
+        j += 1
+    return n
+
+
+def _continues(line: str, root_indent: int) -> bool:
+    s = line.strip()
+    indent = len(line) - len(line.lstrip())
+    if s.startswith("->") or indent > root_indent or indent < root_indent:
+        return True
+    if _TOP_KEYS.match(s):
+        return True
+    return looks_like_node_line(line)
