@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,11 +48,13 @@ __all__ = [
     "MESSAGE",
     "QUERY_EXTRAS",
     "SERVER_EXTRAS",
+    "PHASE_DTYPE",
     "Entries",
     "Stats",
     "attach_secondaries",
     "bind_parameters",
     "build_frames",
+    "complete",
     "finish_pending",
     "to_utc",
 ]
@@ -173,11 +176,19 @@ class Entries:
 
     def take(self, idx: Sequence[int]) -> Entries:
         """The entries at positions ``idx``, in that order."""
-        out = Entries(self.line[np.asarray(idx, dtype=np.int64)], self.ts[np.asarray(idx, dtype=np.int64)], [], [])
+        sel = np.asarray(idx, dtype=np.int64)
+        out = Entries(self.line[sel], self.ts[sel], [], [])
         for name in _TEXT_FIELDS:
             col = getattr(self, name)
-            setattr(out, name, None if col is None else [col[i] for i in idx])
+            setattr(out, name, None if col is None else pick(col, idx))
         return out
+
+
+def pick(values: Sequence[Any], idx: Sequence[int]) -> Sequence[Any]:
+    """``[values[i] for i in idx]``, at C speed (``operator.itemgetter``)."""
+    if len(idx) > 1:
+        return itemgetter(*idx)(values)  # type: ignore[no-any-return]
+    return [values[i] for i in idx]
 
 
 _TEXT_FIELDS = (
@@ -265,21 +276,25 @@ def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
     sev = e.sev
     n = len(sev)
     pid = e.pid
+    secondary = SECONDARY_SEVERITIES
+    sec = [i for i, s in enumerate(sev) if s in secondary]
+    is_sec = np.zeros(n, dtype=bool)
+    is_sec[sec] = True
+    keep = np.flatnonzero(~is_sec).tolist()
     details: dict[int, dict[str, list[str]]] = {}
-    keep: list[int] = []
-    last = -1
+    owner_of: dict[int, int] = {}
     attached = 0
-    for i in range(n):
+    for i in sec:
+        j = i - 1
+        last = owner_of.get(j, j) if j >= 0 and is_sec[j] else j
         s = sev[i]
-        if s in SECONDARY_SEVERITIES:
-            if last >= 0 and (pid is None or pid[i] == pid[last]):
-                details.setdefault(last, {}).setdefault(s, []).append(_full(e, i))
-                attached += 1
-            else:
-                report.skip(int(e.line[i]), f"{s} line without the entry it belongs to", _full(e, i))
-            continue
-        keep.append(i)
-        last = i
+        if last >= 0 and not is_sec[last] and (pid is None or pid[i] == pid[last]):
+            details.setdefault(last, {}).setdefault(s, []).append(_full(e, i))
+            owner_of[i] = last
+            attached += 1
+        else:
+            owner_of[i] = -1
+            report.skip(int(e.line[i]), f"{s} line without the entry it belongs to", _full(e, i))
     out = e.take(keep)
     if details:
         pos = {orig: k for k, orig in enumerate(keep)}
@@ -345,25 +360,32 @@ def bind_parameters(template: str, params: str) -> str:
 # -- frames -------------------------------------------------------------------------------------
 
 
-def _strings(values: Sequence[str | None]) -> pd.arrays.ArrowStringArray:
+def _arrow(values: Any) -> pa.Array:
+    """A pyarrow string array from an Arrow array or a sequence of str/None."""
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    return pa.array(values if isinstance(values, (list, tuple)) else list(values), pa.large_string())
+
+
+def _strings(values: Any) -> pd.arrays.ArrowStringArray:
     """An Arrow-backed ``string`` column; empty strings become <NA>."""
-    arr = pa.array(values if isinstance(values, (list, tuple)) else list(values), pa.string())
+    arr = _arrow(values)
     if len(arr):
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.large_string()), arr)
     return pd.arrays.ArrowStringArray(arr)
 
 
-def _strings_keep(values: Sequence[str | None]) -> pd.arrays.ArrowStringArray:
+def _strings_keep(values: Any) -> pd.arrays.ArrowStringArray:
     """An Arrow-backed ``string`` column, empty strings kept (SQL may be empty)."""
-    return pd.arrays.ArrowStringArray(pa.array(values if isinstance(values, (list, tuple)) else list(values), pa.string()))
+    return pd.arrays.ArrowStringArray(_arrow(values))
 
 
 def _null_strings(n: int) -> pd.arrays.ArrowStringArray:
-    return pd.arrays.ArrowStringArray(pa.nulls(n, pa.string()))
+    return pd.arrays.ArrowStringArray(pa.nulls(n, pa.large_string()))
 
 
 def _repeat(value: str, n: int) -> pd.arrays.ArrowStringArray:
-    return pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(value, pa.string()), n))
+    return pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(value, pa.large_string()), n))
 
 
 def _ints(values: Sequence[Any] | None, n: int) -> pd.arrays.IntegerArray:
@@ -400,61 +422,78 @@ def _times(ts: np.ndarray) -> pd.arrays.DatetimeArray:
     return pd.DatetimeIndex(ts.astype("datetime64[ns]", copy=False)).tz_localize("UTC").array
 
 
+#: dtype of the ``phase`` extra column (fixed categories, so blocks concatenate cheaply)
+PHASE_DTYPE = pd.CategoricalDtype(list(PHASES))
+
+
+def _fingerprints(texts: pa.Array) -> tuple[pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:
+    """Fingerprints and ids of ``texts``: computed once per distinct text, spread by Arrow."""
+    enc = texts.dictionary_encode()
+    fps, ids = fingerprint_many(pd.Series(pd.arrays.ArrowStringArray(enc.dictionary)))
+    fp_dict = pa.array(fps.to_numpy(dtype=object, na_value=None), pa.large_string())
+    id_dict = pa.array(ids.to_numpy(dtype=object, na_value=None), pa.large_string())
+    return (
+        pd.arrays.ArrowStringArray(pc.take(fp_dict, enc.indices)),
+        pd.arrays.ArrowStringArray(pc.take(id_dict, enc.indices)),
+    )
+
+
 def query_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
-    """A query-events frame in canonical dtypes (plus extras) from columns of plain values.
+    """A compact query-events frame from columns of plain values (see :func:`complete`).
 
     ``c`` keys: ts (datetime64[ns] UTC), duration_ms, sql, sql_template, params, database,
     user, application, client, pid, session_id, query_id, phase, statement_name, source_line.
-    Fingerprints are computed here from ``sql_template``.
+    ``sql`` and ``sql_template`` may be Arrow arrays. Fingerprints are computed here from
+    the template form (``sql_template`` where set, else ``sql``). Columns that would be all
+    null, and the constant ``source_file`` / ``source_format``, are left out: they are cheap
+    to add after blocks are merged and costly to ship back from worker processes.
     """
-    n = len(c["sql"])
+    sql = pc.utf8_rtrim_whitespace(_arrow(c["sql"]))
+    n = len(sql)
     template = c.get("sql_template")
-    fps, ids = fingerprint_many(template if template is not None else c["sql"])
-    cols: dict[str, Any] = {}
-    for col in QUERY_EVENTS.columns:
-        name = col.name
-        if name == "ts":
-            cols[name] = _times(c["ts"])
-        elif name == "duration_ms":
-            cols[name] = _floats(c.get("duration_ms"), n)
-        elif name == "sql":
-            cols[name] = _strings_keep(c["sql"])
-        elif name == "fingerprint":
-            cols[name] = fps.array
-        elif name == "fingerprint_id":
-            cols[name] = ids.array
-        elif name in ("pid", "source_line"):
-            cols[name] = _ints(c.get(name), n)
-        elif name == "source_file":
-            cols[name] = _repeat(source, n)
-        elif name == "source_format":
-            cols[name] = _repeat(fmt, n)
-        elif col.dtype == "float64":
-            cols[name] = _floats(c.get(name), n)
-        elif col.dtype == "Int64":
-            cols[name] = _ints(c.get(name), n)
-        else:
-            values = c.get(name)
-            cols[name] = _null_strings(n) if values is None else _strings(values)
-    cols["phase"] = _strings(c["phase"])
-    cols["sql_template"] = _strings_keep(template if template is not None else c["sql"])
-    values = c.get("statement_name")
-    cols["statement_name"] = _null_strings(n) if values is None else _strings(values)
+    if template is not None:
+        template = pc.utf8_rtrim_whitespace(_arrow(template))
+        template = pc.if_else(pc.equal(template, ""), pa.scalar(None, pa.large_string()), template)
+        source_text = pc.coalesce(template, sql)
+    else:
+        source_text = sql
+    fps, ids = _fingerprints(source_text)
+    cols: dict[str, Any] = {
+        "ts": _times(c["ts"]),
+        "duration_ms": _floats(c.get("duration_ms"), n),
+        "sql": pd.arrays.ArrowStringArray(sql),
+        "fingerprint": fps,
+        "fingerprint_id": ids,
+    }
+    for name in ("params", "database", "user", "application", "client", "session_id", "query_id"):
+        values = c.get(name)
+        if values is not None:
+            cols[name] = _strings(values)
+    if c.get("pid") is not None:
+        cols["pid"] = _ints(c["pid"], n)
+    cols["source_line"] = _ints(c["source_line"], n)
+    cols["phase"] = pd.Categorical(_list(c["phase"]), dtype=PHASE_DTYPE)
+    if template is not None:
+        cols["sql_template"] = pd.arrays.ArrowStringArray(template)
+    if c.get("statement_name") is not None:
+        cols["statement_name"] = _strings(c["statement_name"])
     return pd.DataFrame(cols)
 
 
+def _list(values: Any) -> list[Any]:
+    return values if isinstance(values, list) else list(values)
+
+
 def server_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
-    """A server-events frame in canonical dtypes (plus extras) from columns of plain values."""
+    """A compact server-events frame from columns of plain values (see :func:`complete`)."""
     n = len(c["message"])
     cols: dict[str, Any] = {}
     for col in SERVER_EVENTS.columns:
         name = col.name
+        if name in ("source_file", "source_format"):
+            continue
         if name == "ts":
             cols[name] = _times(c["ts"])
-        elif name == "source_file":
-            cols[name] = _repeat(source, n)
-        elif name == "source_format":
-            cols[name] = _repeat(fmt, n)
         elif col.dtype == "float64":
             cols[name] = _floats(c.get(name), n)
         elif col.dtype == "Int64":
@@ -468,6 +507,43 @@ def server_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
         values = c.get(name)
         cols[name] = _null_strings(n) if values is None else _strings(values)
     return pd.DataFrame(cols)
+
+
+def complete(df: pd.DataFrame, frame: str, source: str, fmt: str) -> pd.DataFrame:
+    """Add the columns :func:`query_frame` / :func:`server_frame` left out, as typed nulls.
+
+    Run on the merged frame (in the calling process), so :func:`~auditkit.schemas.conform`
+    finds every canonical column at its dtype. Arrow-backed nulls cost next to nothing.
+    """
+    schema = QUERY_EVENTS if frame == QUERY_EVENTS.name else SERVER_EVENTS
+    n = len(df)
+    extras = QUERY_EXTRAS if schema is QUERY_EVENTS else SERVER_EXTRAS
+    out: dict[str, Any] = {}
+    for col in schema.columns:
+        name = col.name
+        if name in df.columns:
+            out[name] = df[name].array
+        elif name == "source_file":
+            out[name] = _repeat(source, n)
+        elif name == "source_format":
+            out[name] = _repeat(fmt, n)
+        elif col.dtype == "float64":
+            out[name] = np.full(n, np.nan)
+        elif col.dtype == "Int64":
+            out[name] = pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
+        else:
+            out[name] = _null_strings(n)
+    for name in extras:
+        if name in df.columns:
+            out[name] = df[name].array
+        elif name == "phase":
+            out[name] = pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8), dtype=PHASE_DTYPE)
+        else:
+            out[name] = _null_strings(n)
+    for name in df.columns:
+        if name not in out:
+            out[str(name)] = df[name].array
+    return pd.DataFrame(out)
 
 
 _QUERY_KEYS = (
@@ -500,7 +576,7 @@ def _col(values: Sequence[str] | None, idx: Sequence[int] | None) -> Sequence[st
         return None
     if idx is None:
         return values
-    return [values[i] for i in idx]
+    return pick(values, idx)
 
 
 def build_frames(
@@ -529,23 +605,22 @@ def build_frames(
                 stats.localised_words.add(sev[i])
         stats.localised += len(skip)
 
-    kinds = set(kind)
-    all_queries = "" not in kinds and not skip
+    all_queries = "" not in set(kind) and not skip
+    qidx: list[int] | None
+    sidx: list[int] = []
+    bare: list[int] = []
     if all_queries:
-        qidx: list[int] | None = None
-        sidx: list[int] = []
-        bare: list[int] = []
+        qidx = None
+        untimed_any = "" in dur
     else:
-        qidx, sidx, bare = [], [], []
-        for i in range(n):
-            if i in skip:
-                continue
-            if kind[i]:
-                qidx.append(i)
-            elif dur[i] and not msg[i].strip():
-                bare.append(i)
-            else:
-                sidx.append(i)
+        qidx = [i for i, k in enumerate(kind) if k]
+        rest = [i for i, k in enumerate(kind) if not k]
+        if skip:
+            qidx = [i for i in qidx if i not in skip]
+            rest = [i for i in rest if i not in skip]
+        bare = [i for i in rest if dur[i] and not msg[i].strip()]
+        sidx = [i for i in rest if not dur[i] or msg[i].strip()]
+        untimed_any = bool(bare) or "" in pick(dur, qidx)
     pending: list[Any] = []
     # translated duration / statement messages under an English severity ("LOG:  Dauer: …")
     if sidx:
@@ -565,9 +640,9 @@ def build_frames(
     dropped: set[int] = set()
     withheld: list[int] = []
     orphan_server: list[int] = []
-    untimed_any = bare or (qidx is not None and any(not dur[i] for i in qidx))
     if untimed_any:
-        assert qidx is not None
+        if qidx is None:
+            qidx = list(range(n))
         dur_values = list(dur)
         ts = ts.copy()
         pid = e.pid or [""] * n
@@ -596,26 +671,20 @@ def build_frames(
                 open_[p] = i
             active.add(p)
         withheld = sorted(open_.values())
-        consumed = [i for i in bare if i not in orphan_server]
-        del consumed
     report.ok(n - len(skip))
 
     frames: dict[str, pd.DataFrame] = {}
     # query events
-    if qidx is None:
-        q = e
-        qsel: list[int] | None = None
-    else:
+    qsel: list[int] | None = None
+    if qidx is not None:
         exclude = dropped | set(withheld)
         qsel = [i for i in qidx if i not in exclude] if exclude else qidx
-        q = None
     qcols = _query_columns(e, qsel, dur_values, ts)
     if withheld:
         wcols = _query_columns(e, withheld, dur_values, ts)
+        pids = e.pid or [""] * n
         for k, j in enumerate(withheld):
-            pid_text = (e.pid or [""] * n)[j]
-            pending.append(("open", pid_text, {key: _item(wcols[key], k) for key in _QUERY_KEYS}))
-    del q
+            pending.append(("open", pids[j], {key: _item(wcols[key], k) for key in _QUERY_KEYS}))
     frames["query_events"] = query_frame(qcols, source, fmt)
 
     # server events
@@ -640,33 +709,32 @@ def _same_statement(e: Entries, j: int, i: int) -> bool:
 def _query_columns(
     e: Entries, idx: list[int] | None, dur: Sequence[str], ts: np.ndarray
 ) -> dict[str, Any]:
-    """Columns of the query events at entry positions ``idx`` (None: every entry)."""
+    """Columns of the query events at entry positions ``idx`` (None: every entry).
+
+    ``sql`` has the DETAIL parameters bound in; ``sql_template`` keeps the ``$n`` form, and
+    is set only where parameters were bound (elsewhere ``sql`` is the template).
+    """
     assert e.kind is not None
     body = _col(e.msg, idx)
     assert body is not None
     detail = _col(e.detail, idx)
-    sql: Sequence[str]
+    sql: Any = body
+    template: Any = None
     params: list[str] | None = None
     if detail is not None and any(detail):
         params = [d[12:] if d.startswith("parameters: ") else "" for d in detail]
-        sql = [
-            bind_parameters(b, p) if p else b for b, p in zip(body, params, strict=True)
-        ]
-    else:
-        sql = body
-    if any("\n" in s or s.endswith((" ", "\t")) for s in body):
-        body = [s.rstrip() for s in body]
-        sql = [s.rstrip() for s in sql]
-    line = e.line if idx is None else e.line[np.asarray(idx, dtype=np.int64)]
-    tsel = ts if idx is None else ts[np.asarray(idx, dtype=np.int64)]
+        if any(params):
+            sql = [bind_parameters(b, p) if p else b for b, p in zip(body, params, strict=True)]
+            template = [b if p else "" for b, p in zip(body, params, strict=True)]
+    sel = None if idx is None else np.asarray(idx, dtype=np.int64)
     query_id = _col(e.query_id, idx)
     if query_id is not None:
         query_id = ["" if v == "0" else v for v in query_id]
     return {
-        "ts": tsel,
+        "ts": ts if sel is None else ts[sel],
         "duration_ms": _floats(_col(dur, idx), len(body)),
         "sql": sql,
-        "sql_template": body,
+        "sql_template": template,
         "params": params,
         "database": _col(e.db, idx),
         "user": _col(e.user, idx),
@@ -677,7 +745,7 @@ def _query_columns(
         "query_id": query_id,
         "phase": _col(e.kind, idx),
         "statement_name": _col(e.name, idx),
-        "source_line": line,
+        "source_line": e.line if sel is None else e.line[sel],
     }
 
 

@@ -46,6 +46,7 @@ import io
 import json
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -62,6 +63,7 @@ from auditkit.loaders._pg_events import (
     Stats,
     attach_secondaries,
     build_frames,
+    complete,
     finish_pending,
     to_utc,
 )
@@ -73,9 +75,9 @@ from auditkit.loaders._pg_prefix import (
     prefix_pattern,
     severity_lines,
 )
-from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult
+from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult, finalise, nothing_parsed
 from auditkit.loaders.registry import register
-from auditkit.loaders.result import ParseReport
+from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import Block, read_head
 
 __all__ = [
@@ -146,13 +148,16 @@ class StderrParser(BlockParser):
         self.source = source
         self.fmt = fmt
         self.notes = list(notes)
-        pfx = prefix_pattern(prefix, capture=_CAPTURE)
-        self._rx = re.compile(
-            rf"^(?:(?:{pfx})(?P<sev>{SEVERITY}): {{1,2}}{MESSAGE_FRAGMENT}(?P<msg>[^\n]*)|(?P<junk>[^\n]+))"
-            r"(?P<cont>(?:\n(?:[\t ][^\n]*)?)*)",
-            re.M,
+        # two forms of the one-pass pattern: the fast one, and the lazy (robust) one for
+        # blocks where the fast one leaves lines unmatched (see prefix_pattern's greedy)
+        entry = (
+            rf"(?P<sev>{SEVERITY}): {{1,2}}{MESSAGE_FRAGMENT}(?P<msg>[^\n]*)|(?P<junk>[^\n]+))"
         )
-        self._groups = {name: idx - 1 for name, idx in self._rx.groupindex.items()}
+        cont = r"(?P<cont>(?:\n(?:[\t ][^\n]*)?)*)"
+        fast = prefix_pattern(prefix, capture=_CAPTURE, greedy=True)
+        lazy = prefix_pattern(prefix, capture=_CAPTURE)
+        self._rx_multi = re.compile(rf"^(?:(?:{fast}){entry}{cont}", re.M)
+        self._rx_robust = re.compile(rf"^(?:(?:{lazy}){entry}{cont}", re.M)
         bare = prefix_pattern(prefix, capture=())
         self.boundary = re.compile(
             b"(?:" + bare.encode() + rb")(?!(?:" + _SECONDARY_ALT.encode() + rb"):)" + _SEVERITY_BYTES + rb":"
@@ -175,10 +180,18 @@ class StderrParser(BlockParser):
         body = text.lstrip("\n")
         first = block.first_line + (len(text) - len(body))
         unterminated = bool(body) and not body.endswith("\n")
-        rows = self._rx.findall(body)
-        g = self._groups
+        rx = self._rx_multi
+        rows = rx.findall(body)
+        g = {name: idx - 1 for name, idx in rx.groupindex.items()}
         n = len(rows)
-        cols: list[Sequence[str]] = list(zip(*rows, strict=True)) if n else [()] * len(g)
+        cols: list[Sequence[str]] = list(zip(*rows, strict=True)) if n else [()] * rx.groups
+        if n and any(cols[g["junk"]]) and rx is not self._rx_robust:
+            # some line does not fit the fast pattern: use the lazy one for this block
+            rx = self._rx_robust
+            rows = rx.findall(body)
+            g = {name: idx - 1 for name, idx in rx.groupindex.items()}
+            n = len(rows)
+            cols = list(zip(*rows, strict=True)) if n else [()] * rx.groups
         cont = cols[g["cont"]]
         newlines = cont.count("\n")
         simple = newlines == n or (unterminated and newlines == n - 1 and cont[-1] == "")
@@ -297,8 +310,38 @@ def _detect_in(path: Path, head: str, lines_of: Any = None) -> PrefixDetection:
 
 
 class _PostgresLoader(BlockLoader):
+    """What the four PostgreSQL loaders share: the frames, and a merge that stays cheap."""
+
     frame: ClassVar[str] = "query_events"
     dialect = "postgres"
+
+    def load(self, path: str | Path, executor: Any = None, **options: Any) -> LoadResult:
+        """Read ``path`` into ``query_events`` and ``server_events`` plus a parse report.
+
+        Options: ``prefix`` (stderr, syslog, Cloud SQL: the server's log_line_prefix),
+        ``tz`` (IANA zone for timestamps without one), ``year`` and ``ident`` (syslog).
+        ``executor`` parses blocks on worker processes or a Dask cluster.
+
+        As :meth:`BlockLoader.load`, except that block frames arrive without their all-null
+        and constant columns (less to ship from workers) and are completed here.
+        """
+        start = time.perf_counter()
+        source = str(path)
+        report = ParseReport(source, self.name)
+        collected: dict[str, list[pd.DataFrame]] = {}
+        for res in self.run(path, executor, **options):
+            report.merge(res.report)
+            for name, df in res.frames.items():
+                if len(df):
+                    collected.setdefault(name, []).append(complete(df, name, source, self.name))
+        for name in ("query_events", "server_events"):
+            collected.setdefault(name, [])
+        frames = finalise(collected, self, report)
+        report.elapsed_s = time.perf_counter() - start
+        report.check()
+        if report.parsed == 0:
+            raise nothing_parsed(self, path, report)
+        return LoadResult(self.name, frames, report, primary=self.frame)
 
 
 @register
