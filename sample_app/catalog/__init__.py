@@ -1,0 +1,1 @@
+"""The catalogue app: authors, books, tags, reviews and their pages."""

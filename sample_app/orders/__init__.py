@@ -1,0 +1,1 @@
+"""The orders app: customers, orders, the fulfilment queue, sales statistics."""

@@ -1,0 +1,24 @@
+"""Admin pages of the orders app."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from orders.models import Customer, Order, OrderLine
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    raw_id_fields = ("book",)
+    extra = 0
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("id", "customer", "status", "created_at", "total")
+    list_select_related = ("customer",)
+    raw_id_fields = ("customer",)
+    inlines = (OrderLineInline,)
+
+
+admin.site.register(Customer, search_fields=["email", "name"])

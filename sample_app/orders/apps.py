@@ -1,0 +1,11 @@
+"""App configuration of the orders app."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class OrdersConfig(AppConfig):
+    """Customers, orders and order lines."""
+
+    name = "orders"
