@@ -237,7 +237,8 @@ def _unaligned(lines: list[str], i: int, text_column: str) -> tuple[PsqlTable, i
     def flush() -> None:
         cells = _split("\n".join(buffer), ncols, text_at) if buffer else None
         if cells is not None:
-            table.rows.append(cells)
+            row: list[str | None] = list(cells)
+            table.rows.append(row)
             table.lines.append(start + 1)
             for j, cell in enumerate(cells):
                 if j != text_at:

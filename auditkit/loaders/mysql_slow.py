@@ -75,6 +75,9 @@ __all__ = ["MySQLSlowLoader", "MySQLSlowParser", "SlowLogBlock"]
 # Header keys that can open an event (the first header line of an event carries one of them).
 _START_KEYS = "Time|User@Host|User|Client|Thread_id|Schema|Query_time"
 _KEY_LINE = re.compile(rf"^# ({_START_KEYS}):", re.M)
+#: a run of header lines that starts with a key line, found from the newline before it: a
+#: literal first character lets the regex engine skip ahead instead of testing ``^`` everywhere
+_HEADER_RUN = re.compile(rf"\n# (?:{_START_KEYS}):[^\n]*(?:\n#[^\n]*)*")
 #: a cut point: an event-opening header line right after a line ending in ';'
 _BOUNDARY = re.compile(rb"(?:(?<=;\n)|(?<=;\r\n))# (?:" + _START_KEYS.encode() + rb"):")
 
@@ -235,20 +238,43 @@ def _event_starts(text: str) -> list[int]:
     statement, a banner, the start), when the current event already had its
     ``# Query_time:`` line, or when it is a second ``# Time:``. Two ``# User@Host:`` lines in a
     row (seen in Percona logs) stay one event.
+
+    Header lines come in runs (one run per event, usually): a run whose keys end with its only
+    ``# Query_time:`` and start with its only ``# Time:`` is decided at once; other runs (an
+    administrator command followed by the next header, a truncated event) line by line.
     """
     starts: list[int] = []
     has_qt = has_time = False
-    for m in _KEY_LINE.finditer(text):
-        pos, key = m.start(), m.group(1)
-        prev_is_header = pos > 0 and text[text.rfind("\n", 0, pos - 1) + 1] == "#"
-        if not starts or has_qt or not prev_is_header or (key == "Time" and has_time):
-            starts.append(pos)
-            has_qt = has_time = False
-        if key == "Query_time":
-            has_qt = True
-        elif key == "Time":
-            has_time = True
+    scan = "\n" + text  # scan[i + 1] is text[i]: a match at scan[j] is a line at text[j]
+    for run in _HEADER_RUN.finditer(scan):
+        pos, end = run.start(), run.end() - 1
+        keys = _KEY_LINE.findall(text, pos, end)
+        simple = keys.count("Query_time") <= 1 and keys.count("Time") <= 1
+        simple = simple and ("Query_time" not in keys or keys[-1] == "Query_time")
+        simple = simple and ("Time" not in keys or keys[0] == "Time")
+        if not simple:
+            for m in _KEY_LINE.finditer(text, pos, end):
+                has_qt, has_time = _walk(text, m.start(), m.group(1), starts, has_qt, has_time)
+            continue
+        has_qt, has_time = _walk(text, pos, keys[0], starts, has_qt, has_time)
+        has_qt = has_qt or "Query_time" in keys
+        has_time = has_time or "Time" in keys
     return starts
+
+
+def _walk(
+    text: str, pos: int, key: str, starts: list[int], has_qt: bool, has_time: bool
+) -> tuple[bool, bool]:
+    """Apply the rule of :func:`_event_starts` to the key line at ``pos``."""
+    prev_is_header = pos > 0 and text[text.rfind("\n", 0, pos - 1) + 1] == "#"
+    if not starts or has_qt or not prev_is_header or (key == "Time" and has_time):
+        starts.append(pos)
+        has_qt = has_time = False
+    if key == "Query_time":
+        has_qt = True
+    elif key == "Time":
+        has_time = True
+    return has_qt, has_time
 
 
 def _fields(header: str) -> dict[str, str]:
