@@ -360,11 +360,13 @@ class PgIndexesLoader(_CatalogLoader):
 
 
 def _rows(rec: Mapping[str, Any]) -> float | None:
-    """Live rows: n_live_tup, or pg_class.reltuples when exported and larger (n_live_tup is
-    zeroed by a statistics reset; reltuples is -1 for a table never analysed)."""
-    live, rel = _num(_first(rec, "n_live_tup")), _num(_first(rec, "reltuples"))
-    values = [v for v in (live, rel) if v is not None and v >= 0]
-    return max(values) if values else None
+    """Live rows: pg_class.reltuples when exported and known (the planner's own figure; -1 for
+    a table never analysed), else n_live_tup (zeroed by a statistics reset, and briefly double
+    counted after an ANALYZE in the inserting session)."""
+    rel = _num(_first(rec, "reltuples"))
+    if rel is not None and rel >= 0:
+        return rel
+    return _num(_first(rec, "n_live_tup"))
 
 
 def _stats_extras(rec: Mapping[str, Any], values: dict[str, Any]) -> None:

@@ -888,11 +888,30 @@ _CREATE = re.compile(
     r"(?:USING\s+(?P<method>\w+)\s*)?\(",
     re.I | re.S,
 )
-_KEY_TAIL = re.compile(
-    r"(?:\s+COLLATE\s+(?P<collation>\"[^\"]+\"|\S+))?(?:\s+(?P<opclass>[a-z_][\w.]*))?"
-    r"(?:\s+(?P<order>ASC|DESC))?(?:\s+NULLS\s+(?:FIRST|LAST))?\s*$",
-    re.I,
-)
+_TAIL_TOKEN = re.compile(r'"(?:[^"]|"")+"|\S+')
+
+
+def _key_tail(tail: str) -> tuple[str | None, str | None, bool]:
+    """(collation, operator class, descending) from what follows a key: ``COLLATE "C"``,
+    ``varchar_pattern_ops``, ``DESC``, ``NULLS LAST`` in PostgreSQL's order."""
+    tokens = _TAIL_TOKEN.findall(tail)
+    collation = opclass = None
+    desc = False
+    i = 0
+    while i < len(tokens):
+        word = tokens[i].upper()
+        if word == "COLLATE" and i + 1 < len(tokens):
+            collation = tokens[i + 1]
+            i += 2
+            continue
+        if word in ("ASC", "DESC"):
+            desc = word == "DESC"
+        elif word == "NULLS":
+            i += 1  # FIRST / LAST
+        elif opclass is None and re.fullmatch(r"[a-z_][\w.]*", tokens[i], re.I):
+            opclass = tokens[i]
+        i += 1
+    return collation, opclass, desc
 
 
 def _unquote(name: str) -> str:
@@ -960,35 +979,16 @@ def split_top_level(text: str, sep: str = ",") -> list[str]:
     return parts
 
 
-_OPCLASS_WORDS = {"asc", "desc", "nulls", "first", "last", "collate"}
-
-
 def _parse_key(text: str) -> IndexKey:
     text = text.strip()
     if text.startswith("("):
         end = _matching_paren(text, 0)
-        expr, tail = text[1:end].strip(), text[end + 1 :]
-        m = _KEY_TAIL.match(tail)
-        return IndexKey(
-            None,
-            expr,
-            (m.group("opclass") if m else None),
-            bool(m and (m.group("order") or "").upper() == "DESC"),
-            m.group("collation") if m else None,
-        )
+        collation, opclass, desc = _key_tail(text[end + 1 :])
+        return IndexKey(None, text[1:end].strip(), opclass, desc, collation)
     m = re.match(r'^(?P<col>"(?:[^"]|"")+"|[\w$]+)(?P<tail>.*)$', text, re.S)
     if m and "(" not in m.group("tail"):
-        t = _KEY_TAIL.match(m.group("tail"))
-        opclass = t.group("opclass") if t else None
-        if opclass and opclass.lower() in _OPCLASS_WORDS:
-            opclass = None
-        return IndexKey(
-            _unquote(m.group("col")),
-            None,
-            opclass,
-            bool(t and (t.group("order") or "").upper() == "DESC"),
-            t.group("collation") if t else None,
-        )
+        collation, opclass, desc = _key_tail(m.group("tail"))
+        return IndexKey(_unquote(m.group("col")), None, opclass, desc, collation)
     # a function call without extra parentheses (gin: to_tsvector(...), MySQL functional keys)
     return IndexKey(None, text)
 
