@@ -1,19 +1,25 @@
 """Statement fingerprints: group executions of "the same query" the way pg_stat_statements does.
 
-A fingerprint is the statement with every literal (``'…'``, ``E'…'``, ``$$…$$``, ``$tag$…$tag$``,
-``X'…'``), number (a unary minus included), boolean, ``NULL`` used as a value, and bind
-parameter (``%s``, ``%(name)s``, ``$1``, ``?``) replaced by ``?``; ``IN (…)`` lists of any
-length become ``in (...)``; multi-row ``VALUES (…), (…)`` collapse to their first row; comments
-are dropped, whitespace is folded, keywords are lower-cased and quoted identifiers stay exactly
-as written. ``IS [NOT] NULL|TRUE|FALSE`` and ``NOT NULL`` are syntax and stay, so a
-Django ``UPDATE … SET "x" = NULL`` (psycopg2 inlines ``None``) and ``SET "x" = 'a'`` are one
-statement, as they are for pg_stat_statements. Django's generated savepoint names
+A fingerprint is the statement with every literal (``'…'``, ``E'…'``, ``$$…$$``,
+``$tag$…$tag$``, ``X'…'``, with any ``::type`` cast written on it), number (a unary minus
+included), boolean, ``NULL`` used as a value, and bind parameter (``%s``, ``%(name)s``, ``$1``,
+``?``) replaced by ``?``; ``IN (…)`` lists of any length become ``in (...)``; multi-row
+``VALUES (…), (…)`` collapse to their first row; comments are dropped, whitespace is folded,
+keywords are lower-cased and quoted identifiers stay exactly as written. ``IS [NOT]
+NULL|TRUE|FALSE`` and ``NOT NULL`` are syntax and stay. Django's generated savepoint names
 (``SAVEPOINT "s140_x3"``) become ``?`` so every savepoint falls in one group.
 
-Two deliberate differences from pg_stat_statements (PostgreSQL 15): ``IN`` lists of every
-length fall into one group (PostgreSQL 18 squashes them too), and savepoint names are merged
-(pgBadger keeps one group per name). A pg_stat_statements query text (with ``$n``) gets the
-same fingerprint as the logged statements it counts, so the two sources join.
+How this relates to pg_stat_statements (pgss) is tested against a real server
+(``tests/test_fingerprint_pgss.py``): a pgss query text (with ``$n``) gets the fingerprint of
+the logged statements it counts, so the two sources join, and each pgss entry is exactly one
+group. Where pgss keys by parse tree it merges what we merge: ``NULL`` and ``'…'::timestamptz``
+are constants like any other (psycopg2 inlines ``None`` and datetimes that way; server-side
+binding sends ``$1``), comments and whitespace do not count. Where it splits, we merge
+deliberately — several pgss entries, one group, calls adding up: ``IN`` lists of each length
+(PostgreSQL 18 squashes them too), ``VALUES`` of each row count, the literal and the ``$n``
+form of one statement, and each savepoint name (utility statements are not normalised;
+pgBadger also keeps one group per name). pgss merges two things we keep apart, neither of which
+Django produces: column aliases, and quoted vs unquoted spellings of one identifier.
 
 Speed: the rules below are regular expressions written in the common subset of Python's
 ``re`` and RE2. :func:`fingerprint_many` runs them over a whole column at once with Arrow's
@@ -50,6 +56,13 @@ _NUMBER = r"(?:0[xX][0-9A-Fa-f]+|[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+
 _COMMENT = r"--[^\n]*|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|#[^\n]*"
 # IS [NOT] NULL/TRUE/FALSE and the NOT NULL constraint: syntax, not values (pgss keeps them)
 _KEPT = r"is\s+(?:not\s+)?(?:null|true|false)|not\s+null"
+# a type name after ::, as drivers and people write it
+_TYPE = (
+    r"(?:(?i:(?:timestamp|time)(?:\s*\([0-9?]+\))?\s+with(?:out)?\s+time\s+zone|double\s+precision"
+    r"|character\s+varying|bit\s+varying)"
+    r'|"(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_$]*(?:\.[A-Za-z_][A-Za-z0-9_$]*)?)'
+    r"(?:\s*\(\s*[0-9?]+(?:\s*,\s*[0-9?]+)*\s*\))?(?:\s*\[\s*\])*"
+)
 _ROW = r"\((?:[^()]|\([^()]*\))*\)"  # a bracketed VALUES row, one nested level allowed
 _PLACEHOLDER = r"%\([A-Za-z0-9_]+\)s|%s|\$[0-9]+"
 
@@ -99,6 +112,10 @@ def _rules(dialect: Dialect) -> tuple[tuple[str, str], ...]:
         (_M, "?"),
         # 4. unary minus folds into the constant (pgss: "+ -4426" -> "+ $1")
         (r"([-+*/%=<>(,]\s*|(?i:\b(?:select|and|or|then|else|when|by|return)\s+))-\s*\?", r"\1?"),
+        #    and a cast written on a constant is part of it: psycopg2 sends datetimes as
+        #    '…'::timestamptz and None as NULL, server-side binding sends $1; pgss counts all
+        #    three as one statement ("'…'::timestamptz" is parsed into one constant)
+        (rf"\?(?:\s*::\s*{_TYPE})+", "?"),
         # 5. IN lists of any length, VALUES rows of any count
         (r"(?i:\b(in)\s*\(\s*\?(?:\s*,\s*\?)*\s*\))", r"\1 (...)"),
         #    (a row may hold one level of brackets: now(), coalesce(?, ?), ?::numeric(8, 2))
@@ -167,7 +184,9 @@ def fingerprint_many(
     if len(series) == 0:
         empty = pd.Series([], dtype="string", index=index)
         return empty, empty.copy()
-    arr = pa.array(series.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
+    arr = pa.array(series.astype("string"), type=pa.string(), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):  # pyarrow-backed strings come chunked
+        arr = arr.combine_chunks()
     encoded = arr.dictionary_encode()
     normalised = _normalise_array(encoded.dictionary, dialect)
     # distinct normalised texts -> final fingerprint and id, computed once each
