@@ -28,10 +28,13 @@ Timestamps. ``SET timestamp=N`` is epoch seconds, so it is authoritative where t
 ``# Time: YYMMDD HH:MM:SS`` header is in the server's unknown local zone: ``ts`` is N plus the
 query time (the statement's end, like the header) when N is plausible — after 1995, not in
 the future and within 14 h (the widest zone offset) of the header. A 5.7+ ISO header with a
-zone is exact to the microsecond and wins when present. Naive headers are read in ``tz=``
-(default UTC, with a warning). Servers write ``# Time:`` only when the second changes, so an
-event without one inherits the previous; an empty ``# Time:`` is treated as missing; an
-unparseable one gives NaT and a warning. Implausible ``SET timestamp`` values are reported.
+zone is exact to the microsecond and wins when present. Naive headers are read in ``tz=``;
+without it, at the UTC offset between the headers and the ``SET timestamp`` values of the
+file's first events (:func:`learn_offset`), else as UTC — with a warning saying which, so
+events with and without ``SET timestamp`` land on one clock. Servers write ``# Time:`` only
+when the second changes, so an event without one inherits the previous; an empty ``# Time:``
+is treated as missing; an unparseable one gives NaT and a warning. Implausible
+``SET timestamp`` values are reported.
 
 Blocks and state. A block is cut only before a header line that directly follows a line
 ending in ``;`` — the server ends every statement (and administrator command) with ``;\\n``,
