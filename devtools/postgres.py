@@ -8,11 +8,13 @@ of them starts a private cluster in a temporary directory, uses it and throws it
 
 The API (everything else is private)::
 
-    from devtools.postgres import ThrowawayPostgres, available
+    from devtools.postgres import ThrowawayPostgres, available, find_bindir
 
     reason = available()                # None, or why no cluster can be started here
+    find_bindir()                       # the server's bin folder (pgbench, psql live there too)
     with ThrowawayPostgres({"log_min_duration_statement": 0}, tcp=False) as pg:
         pg.dsn                          # libpq URI over the Unix socket in the cluster's dir
+        pg.socket_dir, pg.port          # for command-line clients: -h socket_dir -p port
         pg.tcp_dsn                      # same over 127.0.0.1:<free port> when tcp=True, else None
         pg.execute("SELECT 1")          # -> [(1,)]; autocommit, one connection per call
         marker = pg.sync_log()          # wait until everything so far is in the log file
@@ -24,8 +26,8 @@ The API (everything else is private)::
   ``pg_stat_statements`` preloaded with ``track = all``, the logging collector writing
   ``postgresql.log`` with ``log_min_duration_statement = 0`` and
   ``log_line_prefix = '%m [%p] %q%u@%d '``, English messages, and durability off (it is a
-  throwaway cluster). When ``pg_stat_statements`` is preloaded the extension is created in
-  database ``postgres`` at start, so its view can be queried at once.
+  throwaway cluster). When ``pg_stat_statements`` is preloaded the extension is created in the
+  cluster's database at start, so its view can be queried at once.
 * **Network**: the server listens on a Unix socket in its own directory only
   (``listen_addresses = ''``), so it never collides with or exposes anything; ``tcp=True``
   adds a free port on 127.0.0.1 (for tools that only speak TCP).
@@ -63,7 +65,14 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["DEFAULT_SETTINGS", "SYNC_SQL", "DevPostgresError", "ThrowawayPostgres", "available"]
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "SYNC_SQL",
+    "DevPostgresError",
+    "ThrowawayPostgres",
+    "available",
+    "find_bindir",
+]
 
 #: A setting value as written to postgresql.conf (bool → on/off, numbers as they are).
 Setting = str | int | float | bool
