@@ -35,7 +35,8 @@ _NUMBER = re.compile(r"^[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$")
 _SECTION = re.compile(r"^#\s*([A-Za-z][^:]*?)\s*$")
 _KV = re.compile(r"^([A-Za-z_][\w.|:-]*):(.*)$")
 _PIKA_KEYSPACE = re.compile(r"^(db\d+)\s+(.*)$")
-_REDIS_MARKERS = ("redis_version:", "redis_mode:", "connected_clients:", "keyspace_hits:", "used_memory:", "pika_version:")
+_REDIS_MARKERS = ("redis_version:", "redis_mode:", "connected_clients:", "keyspace_hits:", "used_memory:", "pika_version:",
+                  "maxmemory:", "maxmemory-policy:")
 
 
 def _number(text: str) -> float | None:
@@ -74,7 +75,7 @@ class RedisInfoLoader(Loader):
 
     def sniff(self, head: str, path: Path) -> float:
         hits = sum(1 for m in _REDIS_MARKERS if m in head)
-        sections = len(re.findall(r"(?m)^# (?:Server|Clients|Memory|Stats|Keyspace|Persistence|Replication)\s*$", head))
+        sections = len(re.findall(r"(?m)^# (?:Server|Clients|Memory|Stats|Keyspace|Persistence|Replication|Config)\s*$", head))
         return min(1.0, 0.25 * hits + 0.2 * sections) if hits else 0.0
 
     def load(self, path: str | Path, **options: Any) -> LoadResult:

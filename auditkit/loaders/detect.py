@@ -46,13 +46,8 @@ def detect(path: str | Path) -> Detection:
     raw = read_head(p)
     loaders = all_loaders()
     if not raw:
-        raise UnknownFormatError("the file is empty (or could not be decompressed)", path=p, candidates=tuple(loaders))
-    if looks_binary(raw):
         raise UnknownFormatError(
-            "the file is binary, not a text log or export",
-            path=p,
-            candidates=tuple(loaders),
-            hint="decompress it or export it as text (CSV, JSON or the server's log format)",
+            "the file is empty (or could not be decompressed)", path=p, candidates=tuple(loaders)
         )
     head = raw.decode("utf-8", errors="replace")
     scores = []
@@ -65,6 +60,15 @@ def detect(path: str | Path) -> Detection:
     scores.sort(key=lambda kv: kv[1], reverse=True)
     best, confidence = scores[0] if scores else ("", 0.0)
     if confidence < MIN_CONFIDENCE:
+        # binary is the explanation of a failure, not a gate: a log with a few control bytes
+        # in a literal is still a log when a loader recognises it
+        if looks_binary(raw):
+            raise UnknownFormatError(
+                "the file is binary, not a text log or export",
+                path=p,
+                candidates=tuple(loaders),
+                hint="decompress it or export it as text (CSV, JSON or the server's log format)",
+            )
         raise UnknownFormatError(
             "no loader recognises this file",
             path=p,
