@@ -1,0 +1,313 @@
+"""Offline HTML pages from executed notebooks (nbconvert), and the plotly set-up they rely on.
+
+A page is self-contained: it opens from a file or an e-mail attachment with no network.
+
+* **Code hidden, no gaps.** Cells are exported with nbconvert's ``basic`` template and
+  ``exclude_input`` / ``exclude_input_prompt`` / ``exclude_output_prompt``; before export, the
+  parameter cells and every code cell left without visible output are removed, so hidden
+  code leaves no empty box behind. stderr streams (library warnings) are dropped.
+* **plotly.js once, offline.** In the kernel, :func:`use_report_renderer` makes every figure
+  display as the plotly mimetype (interactive in JupyterLab) *plus* an HTML ``<div>`` and
+  script that call ``Plotly.newPlot`` without any plotly.js of their own. The page shell then
+  inlines the plotly.js bundled with the plotly package once, in ``<head>``, when — and only
+  when — the page has a chart. (plotly's ``notebook_connected`` renderer loads plotly.js from
+  a CDN and ``notebook`` relies on require.js from a CDN: neither works offline.)
+* **No external requests.** The page shell is ours, not JupyterLab's template (which loads
+  require.js, MathJax and mermaid from CDNs): inline CSS (``report.css``), inline plotly.js,
+  nothing else. A browser test intercepts every request and fails on any that is not file:.
+* **A table of contents** from the page's headings, and a navigation bar across chapters.
+
+Size budget: :data:`PAGE_BUDGET_BYTES` (6 MiB) per page. plotly.js (plotly 6/7) is about
+4.8 MB of it; a chapter's own content stays far below the rest (tens to hundreds of kB),
+and a page without charts carries no plotly.js at all. A test holds every page of a run to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from html.parser import HTMLParser
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+
+from auditkit.report.redact import scrub_secrets
+
+__all__ = [
+    "PAGE_BUDGET_BYTES",
+    "auditkit_version",
+    "PLOTLY_RENDERER",
+    "Page",
+    "error_page",
+    "export_notebook",
+    "page_html",
+    "plotly_js",
+    "report_css",
+    "use_report_renderer",
+]
+
+#: every page of a report stays under this size (plotly.js included)
+PAGE_BUDGET_BYTES = 6 * 1024 * 1024
+#: the plotly renderer the notebooks use (see the module docstring)
+PLOTLY_RENDERER = "plotly_mimetype+auditkit_html"
+#: cells with these tags never reach a page
+HIDDEN_TAGS = frozenset({"parameters", "injected-parameters", "remove-cell", "remove_cell"})
+_PLOT_DIV = 'class="plotly-graph-div"'
+
+
+@dataclass(frozen=True)
+class Page:
+    """A written page: where, how big, how many charts, whether plotly.js is inlined."""
+
+    path: Path
+    size_bytes: int
+    charts: int
+    plotly_js: bool
+
+
+# -- kernel side ---------------------------------------------------------------------------------
+def use_report_renderer() -> None:
+    """Make figures display as the plotly mimetype plus an HTML div without plotly.js.
+
+    Called by :func:`auditkit.report.notebook.chapter`; idempotent.
+    """
+    import plotly.io as pio
+    from plotly.io.base_renderers import MimetypeRenderer
+
+    class ReportHtmlRenderer(MimetypeRenderer):  # type: ignore[misc]
+        """``text/html`` of a figure that expects ``window.Plotly`` from the page."""
+
+        def to_mimebundle(self, fig_dict: Any) -> dict[str, str]:
+            html = pio.to_html(
+                fig_dict,
+                include_plotlyjs=False,
+                include_mathjax=False,
+                full_html=False,
+                config={"displaylogo": False, "responsive": True},
+                validate=False,
+            )
+            return {"text/html": html}
+
+    if "auditkit_html" not in pio.renderers:
+        pio.renderers["auditkit_html"] = ReportHtmlRenderer()
+    pio.renderers.default = PLOTLY_RENDERER
+
+
+def auditkit_version() -> str:
+    """The running auditkit's version (also when imported from a stale editable install)."""
+    try:
+        from auditkit import __version__
+
+        return str(__version__)
+    except ImportError:
+        from importlib.metadata import version
+
+        return version("auditkit")
+
+
+# -- page assets ---------------------------------------------------------------------------------
+def report_css() -> str:
+    """The report stylesheet (``auditkit/report/report.css``)."""
+    return resources.files("auditkit.report").joinpath("report.css").read_text(encoding="utf-8")
+
+
+def plotly_js() -> str:
+    """The plotly.js bundled with the installed plotly package (no network)."""
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
+
+
+# -- notebook → body -----------------------------------------------------------------------------
+def _visible_outputs(cell: NotebookNode) -> list[NotebookNode]:
+    out = []
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "stream" and o.get("name") == "stderr":
+            continue
+        if o.get("output_type") in ("display_data", "execute_result"):
+            data = o.get("data", {})
+            if not data or (
+                set(data) == {"text/plain"} and data["text/plain"].strip() in ("", "None")
+            ):
+                continue
+        out.append(o)
+    return out
+
+
+def prepare(nb: NotebookNode) -> NotebookNode:
+    """A copy of ``nb`` with parameter cells, empty code cells and stderr streams removed."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & HIDDEN_TAGS:
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = _visible_outputs(cell)
+            if not cell.outputs:
+                continue
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def notebook_body(nb: NotebookNode) -> str:
+    """The cells of an executed notebook as HTML, code and prompts excluded."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    body, _ = exporter.from_notebook_node(prepare(nb))
+    return str(body)
+
+
+class _Headings(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[int, str, str]] = []
+        self._current: tuple[int, str] | None = None
+        self._text: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("h1", "h2", "h3"):
+            ident = dict(attrs).get("id")
+            if ident:
+                self._current, self._text = (int(tag[1]), ident), []
+        elif tag == "a" and self._current and "anchor-link" in (dict(attrs).get("class") or ""):
+            self._skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._skip:
+            self._skip -= 1
+        elif tag in ("h1", "h2", "h3") and self._current:
+            level, ident = self._current
+            self.found.append((level, ident, "".join(self._text).strip()))
+            self._current = None
+
+    def handle_data(self, data: str) -> None:
+        if self._current and not self._skip:
+            self._text.append(data)
+
+
+def toc_html(body: str, levels: tuple[int, ...] = (2, 3)) -> str:
+    """A table of contents of the ``levels`` headings of ``body`` (empty when none)."""
+    parser = _Headings()
+    parser.feed(body)
+    items = [
+        f'<li class="ak-toc-{level}"><a href="#{escape(ident, quote=True)}">{escape(text)}</a></li>'
+        for level, ident, text in parser.found
+        if level in levels and text
+    ]
+    return f'<nav class="ak-toc"><b>Contents</b><ul>{"".join(items)}</ul></nav>' if items else ""
+
+
+def _nav(nav: Sequence[tuple[str, str]], current: str | None) -> str:
+    current_attr = ' class="ak-current"'
+    links = "".join(
+        f'<a href="{escape(href, quote=True)}"{current_attr if href == current else ""}>{escape(label)}</a>'
+        for label, href in nav
+    )
+    return f'<div class="ak-nav">{links}</div>' if links else ""
+
+
+def page_html(
+    title: str,
+    body: str,
+    *,
+    nav: Sequence[tuple[str, str]] = (),
+    current: str | None = None,
+    toc: bool = True,
+    footer: str = "",
+) -> str:
+    """The page shell around ``body`` (trusted HTML): CSS, plotly.js if needed, nav, TOC."""
+    charts = body.count(_PLOT_DIV)
+    head_js = f'<script type="text/javascript">{plotly_js()}</script>' if charts else ""
+    contents = toc_html(body) if toc else ""
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(title)}</title>\n<style>{report_css()}</style>\n{head_js}\n</head>\n<body>\n"
+        f"{_nav(nav, current)}\n"
+        f'<div class="ak-layout">{contents}<main class="ak-main">\n{body}\n'
+        f'<div class="ak-footer">{escape(footer)} Generated {generated} by auditkit {escape(auditkit_version())}.</div>'
+        "</main></div>\n</body>\n</html>\n"
+    )
+
+
+def _write(path: Path, html: str, secrets: Iterable[str]) -> Page:
+    html = scrub_secrets(html, secrets) if secrets else html
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    charts = html.count(_PLOT_DIV)
+    return Page(path, path.stat().st_size, charts, charts > 0)
+
+
+def export_notebook(
+    notebook: NotebookNode | str | Path,
+    out_path: str | Path,
+    *,
+    title: str,
+    nav: Sequence[tuple[str, str]] = (),
+    current: str | None = None,
+    footer: str = "",
+    secrets: Iterable[str] = (),
+) -> Page:
+    """Render an executed notebook to an offline page at ``out_path``.
+
+    ``secrets`` are exact values scrubbed from the page as a last line of defence (the
+    notebooks never display them in the first place).
+    """
+    nb = (
+        notebook
+        if isinstance(notebook, NotebookNode)
+        else nbformat.read(str(notebook), as_version=4)
+    )
+    body = notebook_body(nb)
+    return _write(
+        Path(out_path), page_html(title, body, nav=nav, current=current, footer=footer), secrets
+    )
+
+
+def error_page(
+    out_path: str | Path,
+    *,
+    title: str,
+    message: str,
+    details: str = "",
+    links: Sequence[tuple[str, str]] = (),
+    nav: Sequence[tuple[str, str]] = (),
+    current: str | None = None,
+    secrets: Iterable[str] = (),
+) -> Page:
+    """A page saying what failed (all text escaped), with links to what can still be read."""
+    items = "".join(
+        f'<li><a href="{escape(h, quote=True)}">{escape(label)}</a></li>' for label, h in links
+    )
+    body = (
+        f"<h1>{escape(title)}</h1>"
+        f'<div class="ak-error"><p><b>This part of the audit could not be produced.</b></p><p>{escape(message)}</p>'
+        + (f"<pre>{escape(details)}</pre>" if details else "")
+        + "</div>"
+        + (f'<h2 id="see-also">See also</h2><ul>{items}</ul>' if items else "")
+    )
+    return _write(
+        Path(out_path), page_html(title, body, nav=nav, current=current, toc=False), secrets
+    )
+
+
+def strip_ansi(text: str) -> str:
+    """Text without terminal colour codes (tracebacks from the kernel carry them)."""
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
