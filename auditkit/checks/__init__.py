@@ -25,7 +25,9 @@ from collections.abc import Callable
 from auditkit.checks.caching import check_caching
 from auditkit.checks.capacity import check_scaling
 from auditkit.checks.data_quality import data_quality
+from auditkit.checks.indexes import check_indexing
 from auditkit.checks.n_plus_one import check_n_plus_one
+from auditkit.checks.plans import check_plans
 from auditkit.checks.server_events import check_server_events
 from auditkit.checks.slow_queries import check_slow_queries
 from auditkit.client import ClientData
@@ -42,7 +44,7 @@ Check = Callable[[ClientData, AuditConfig], list[Finding]]
 CHAPTERS: dict[str, tuple[Check, ...]] = {
     "overview": (data_quality,),
     "queries": (check_slow_queries, check_n_plus_one, check_server_events),
-    "indexing": (),
+    "indexing": (check_indexing, check_plans),
     "caching": (check_caching,),
     "scaling": (check_scaling,),
 }

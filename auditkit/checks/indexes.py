@@ -45,7 +45,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.config import AuditConfig
-from auditkit.django.naming import meta_index_name
+from auditkit.django.naming import is_auto_index_name, meta_index_name
 from auditkit.findings import Evidence, EvidenceStrength, Finding, Recommendation, Severity, Subject
 from auditkit.sql.analyze import (
     IndexDefinition,
@@ -372,6 +372,7 @@ class _Django:
     fields: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, column) → field
     types: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, column) → field type
     latest: dict[str, str] = field(default_factory=dict)  # app → latest migration
+    fk: dict[tuple[str, str], str] = field(default_factory=dict)  # (table, column) → target table
     auto_created: set[str] = field(default_factory=set)
 
     @classmethod
@@ -423,6 +424,9 @@ class _Django:
                 ftype = _text(rec.get("field_type"))
                 if ftype:
                     d.types[(table, column)] = ftype
+            target = _text(rec.get("fk_to"))
+            if column and target and _text(rec.get("through")) is None:
+                d.fk[(table, column)] = target
         for t in tables.values():
             if t.model and t.app_label:
                 d.tables[t.table] = (t.app_label, t.model, False)
@@ -468,6 +472,34 @@ def _column_stats(
             distinct = nd if nd > 0 else (-nd * rows if rows else None)
         out[(table, col)] = _ColStats(distinct, _num(rec.get("avg_width")))
     return out
+
+
+def _infer_distinct(
+    cstats: dict[tuple[str, str], _ColStats],
+    tables: Mapping[str, _TableInfo],
+    indexes: Sequence[IndexInfo],
+    django: _Django,
+) -> None:
+    """Distinct counts pg_stats did not give: a unique column has one value per row, a foreign
+    key at most one per row of the table it points to."""
+    for ix in indexes:
+        if ix.unique and len(ix.keys) == 1 and ix.keys[0].column and not ix.predicate:
+            key = (ix.table, ix.keys[0].column)
+            rows = tables[ix.table].rows if ix.table in tables else None
+            if rows and (key not in cstats or cstats[key].distinct is None):
+                cstats[key] = _ColStats(rows, cstats[key].width if key in cstats else None)
+    for (table, column), target in django.fk.items():
+        key = (table, column)
+        rows, target_rows = (tables[t].rows if t in tables else None for t in (table, target))
+        if target_rows and (key not in cstats or cstats[key].distinct is None):
+            distinct = min(target_rows, rows) if rows else target_rows
+            cstats[key] = _ColStats(distinct, cstats[key].width if key in cstats else None)
+
+
+#: relations of the system catalogs: never given an index recommendation
+_SYSTEM = re.compile(
+    r"^(?:pg_|sql_|sqlite_)|^(?:information_schema|performance_schema|mysql|sys)$", re.I
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -598,6 +630,7 @@ def _needs_of_scope(
     stats: Mapping[tuple[str, str], _ColStats],
     tables: Mapping[str, _TableInfo],
     t: Mapping[str, Any],
+    pks: Mapping[str, set[str]],
 ) -> list[_Need]:
     needs: list[_Need] = []
     limit = bool(scope_uses["limit"].iloc[0])
@@ -662,6 +695,16 @@ def _needs_of_scope(
                 )
         elif groups and rng is None and seek and not orders:
             sort = groups
+        if (
+            len(sort) >= 2
+            and sort[-1].column in pks.get(table, {"id"})
+            and sort[-1].role == "order"
+        ):
+            dropped.append(
+                f"ORDER BY … {sort[-1].label()} (a tie-breaker on the primary key: an Incremental Sort "
+                f"orders the few rows sharing a {sort[-2].label()} value)"
+            )
+            sort = sort[:-1]
         rows_left = _rows_after(table, seek, stats, tables)
         if sort and seek and rows_left is not None and rows_left <= t["sort_skip_rows"]:
             dropped.append(
@@ -676,8 +719,11 @@ def _needs_of_scope(
             needs.append(
                 _Need(table, keys, [_describe(k, limit) for k in keys], fid, dropped=dropped)
             )
+        # a join key needs an index on the side that is looked up: a table reached only through
+        # the join (no predicate or sort of its own); the driving table is filtered, not probed
+        own = bool(eq or like or ranges or orders)
         for j in joins:
-            if j.column == "id":
+            if own or j.column in pks.get(table, {"id"}):
                 continue
             jkeys = _dedupe([*eq, j])[: int(t["max_columns"])]
             needs.append(_Need(table, jkeys, [_describe(k, limit) for k in jkeys], fid))
@@ -744,8 +790,10 @@ def _coverage(
     keys = need.keys
     ik = index.keys
     n_eq = sum(1 for k in keys if k.role in _EQ_ROLES or k.role == "join")
-    if n_eq > len(ik):
+    if n_eq > len(ik) and not index.unique:
         return None
+    if index.unique and ik and all(any(_matches(k, i, seek=True) for k in keys[:n_eq]) for i in ik):
+        return "full"  # a unique index on some of the equality keys: at most one row
     lead = ik[:n_eq]
     eq_keys = keys[:n_eq]
     if not all(any(_matches(k, i, seek=True) for i in lead) for k in eq_keys):
@@ -842,12 +890,16 @@ def index_candidates(
     )
     django = _Django.build(schema_columns, tables, indexes, seen)
     cstats = _column_stats(column_stats, tables)
+    _infer_distinct(cstats, tables, indexes, django)
+    pks = {i.table: {k.column for k in i.keys if k.column} for i in indexes if i.primary}
 
     candidates: dict[tuple[str, tuple[Any, ...]], _Candidate] = {}
     covered: dict[str, list[str]] = {}
     if len(uses):
         for (fid, _scope), scope_uses in uses.groupby(["fingerprint_id", "scope"], sort=False):
-            for need in _needs_of_scope(str(fid), scope_uses, django, cstats, tables, t):
+            for need in _needs_of_scope(str(fid), scope_uses, django, cstats, tables, t, pks):
+                if _SYSTEM.match(need.table):
+                    continue
                 info = tables.get(need.table)
                 if info is not None and info.rows is not None and info.rows < t["min_table_rows"]:
                     continue
@@ -890,7 +942,8 @@ def _known_columns(schema_columns: pd.DataFrame) -> dict[str, set[str]]:
 
 
 def _merge_prefixes(cands: list[_Candidate]) -> list[_Candidate]:
-    """A candidate whose keys are a prefix of another's on the same table is served by it."""
+    """A candidate whose keys (with operator classes and directions) are a leading prefix of
+    another's on the same table is served by that one: a btree serves any prefix of its keys."""
     cands = sorted(cands, key=lambda c: -len(c.keys))
     kept: list[_Candidate] = []
     for c in cands:
@@ -901,7 +954,6 @@ def _merge_prefixes(cands: list[_Candidate]) -> list[_Candidate]:
                 if k.table == c.table
                 and len(k.keys) > len(c.keys)
                 and k.ident[: len(c.keys)] == c.ident
-                and all(x.role in (*_EQ_ROLES, "join") for x in c.keys)
             ),
             None,
         )
@@ -1820,7 +1872,7 @@ def unused_indexes(
 
     Primary keys, unique indexes and constraint-backing indexes are excluded (they enforce
     something), as are indexes of tables smaller than ``min_table_rows`` and indexes with an
-    identical twin that *is* used (:func:`duplicate_indexes` reports those). The statistics
+    identical twin that is the one to keep (:func:`duplicate_indexes` reports those). The statistics
     window is stated; an invalid index (a failed ``CREATE INDEX CONCURRENTLY``) is always
     reported.
     """
@@ -1852,13 +1904,15 @@ def unused_indexes(
                 and (ix.size_bytes or 0) < t["unused_medium_bytes"]
             ):
                 continue
+            # an identical twin that is kept: duplicate_indexes reports this one
             twin = [
                 o
                 for o in indexes
                 if o is not ix
                 and o.table == ix.table
+                and o.valid
                 and _signature(o) == _signature(ix)
-                and (o.idx_scan or 0) > t["unused_max_scans"]
+                and _keep_rank(o) < _keep_rank(ix)
             ]
             if twin:
                 continue
@@ -1886,6 +1940,24 @@ def unused_indexes(
         why = (
             f"Drop {ix.name}: unused {window}; it costs {_size_text(ix.size_bytes)} and write time."
         )
+        recommendation = _drop_recommendation(ix, django, dialect, why)
+        if ix.valid and _is_like_twin(ix):
+            # Django's automatic varchar_pattern_ops twin: informational, not a drop
+            title = (
+                f"Unused LIKE index {ix.name} on {ix.table} (Django's automatic pattern-ops twin)"
+            )
+            summary += (
+                " Django creates this index for every indexed or unique CharField/TextField on "
+                "PostgreSQL; only LIKE 'prefix%' lookups (__startswith) use it."
+            )
+            sev = Severity.INFO
+            recommendation = Recommendation(
+                summary=(
+                    "Nothing to drop by hand: removing it means changing the field (no db_index, or a "
+                    "field type Django gives no LIKE index); a later AlterField would recreate a dropped one."
+                ),
+                django=f"Only if no __startswith/__contains lookup needs it: change the field behind {ix.name}.",
+            )
         out.append(
             Finding(
                 check="unused_index",
@@ -1903,7 +1975,7 @@ def unused_indexes(
                     "declared_by": ix.declared_by,
                     "valid": ix.valid,
                 },
-                recommendation=_drop_recommendation(ix, django, dialect, why),
+                recommendation=recommendation,
                 evidence=Evidence(
                     EvidenceStrength.STATISTICS,
                     ({"index": ix.name, "definition": ix.definition, "idx_scan": ix.idx_scan},),
@@ -1914,6 +1986,18 @@ def unused_indexes(
             )
         )
     return sorted(out, key=lambda f: (-int(f.severity), -(f.metrics.get("size_bytes") or 0)))
+
+
+def _is_like_twin(ix: IndexInfo) -> bool:
+    """Django's automatic ``…_like`` (varchar/text_pattern_ops) index of a CharField/TextField."""
+    if ix.declared_by and "LIKE twin" in ix.declared_by:
+        return True
+    cols = [k.column for k in ix.keys if k.column]
+    return (
+        len(cols) == 1
+        and all(k.pattern_ops for k in ix.keys)
+        and is_auto_index_name(ix.name, ix.table, cols) == "_like"
+    )
 
 
 def _signature(ix: IndexInfo) -> tuple[Any, ...]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -219,6 +219,21 @@ def _where(node: Mapping[str, Any]) -> str:
     return text
 
 
+def _under_limit(plan: _Plan) -> set[int]:
+    """Ids of Limit nodes and of every node below one."""
+    out: set[int] = set()
+
+    def mark(node_id: int) -> None:
+        out.add(node_id)
+        for child in plan.children.get(node_id, []):
+            mark(int(child["node_id"]))
+
+    for n in plan.nodes:
+        if (_s(n.get("node_type")) or "") == "Limit":
+            mark(int(n["node_id"]))
+    return out
+
+
 def _fast(plan: _Plan, node: Mapping[str, Any], t: Mapping[str, Any]) -> bool:
     """True for a timed node below ``min_node_ms`` (not worth a time-based finding)."""
     if not plan.timed:
@@ -231,47 +246,60 @@ def _fast(plan: _Plan, node: Mapping[str, Any], t: Mapping[str, Any]) -> bool:
 # the checks, one per flag
 # --------------------------------------------------------------------------------------------
 def plan_time_share(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
-    """Nodes whose exclusive time (or cost) is a large share of the plan's."""
-    if not plan.total or (not plan.timed and not t["use_cost_without_timing"]):
+    """The node that takes the largest share of the plan's time (or cost): where to look first.
+
+    One finding per plan, for its heaviest node, when that node reaches the first band; the
+    runner-up nodes are named in the summary.
+    """
+    if (
+        not plan.total
+        or len(plan.nodes) < 2
+        or (not plan.timed and not t["use_cost_without_timing"])
+    ):
         return []
-    out = []
+    weighed = [
+        (w, n) for n in plan.nodes if (w := plan.weight(n)) is not None and not _fast(plan, n, t)
+    ]
+    if not weighed:
+        return []
+    weighed.sort(key=lambda wn: -wn[0])
+    w, node = weighed[0]
+    share = w / plan.total
+    sev = _band(share, _as_tuple(t["time_share"]), _LMH)
+    if sev is None:
+        return []
     unit = "ms" if plan.timed else "cost units"
-    for node in plan.nodes:
-        w = plan.weight(node)
-        if w is None or _fast(plan, node, t):
-            continue
-        share = w / plan.total
-        sev = _band(share, _as_tuple(t["time_share"]), _LMH)
-        if sev is None or len(plan.nodes) == 1:
-            continue
-        out.append(
-            _finding(
-                "plan_time_share",
-                plan,
-                node,
-                sev,
-                f"{_where(node)} takes {share:.0%} of the plan",
-                f"{_where(node)} accounts for {w:,.1f} {unit} of {plan.total:,.1f} ({share:.0%}) in plan {plan.plan_id}: "
-                "this is where to look first.",
-                {
-                    "share": round(share, 4),
-                    "exclusive": round(w, 3),
-                    "plan_total": round(plan.total, 3),
-                    "timed": plan.timed,
-                },
-                Recommendation(
-                    "Work on this node first: the other flags on it (scans, estimates, spills) say how."
-                ),
-                impact=w if plan.timed else None,
-            )
+    others = ", ".join(
+        f"{_where(n)} {v / plan.total:.0%}" for v, n in weighed[1:3] if v / plan.total >= 0.05
+    )
+    return [
+        _finding(
+            "plan_time_share",
+            plan,
+            node,
+            sev,
+            f"{_where(node)} takes {share:.0%} of the plan",
+            f"{_where(node)} accounts for {w:,.1f} {unit} of {plan.total:,.1f} ({share:.0%}) in plan {plan.plan_id}: "
+            "this is where to look first." + (f" Next: {others}." if others else ""),
+            {
+                "share": round(share, 4),
+                "exclusive": round(w, 3),
+                "plan_total": round(plan.total, 3),
+                "timed": plan.timed,
+            },
+            Recommendation(
+                "Work on this node first: the other flags on it (scans, estimates, spills) say how."
+            ),
+            impact=w if plan.timed else None,
         )
-    return out
+    ]
 
 
 def plan_misestimate(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
     """Nodes whose actual rows (per loop) differ from the planner's estimate by a band factor."""
     if not plan.timed:
         return []
+    limited = _under_limit(plan)
     out = []
     for node in plan.nodes:
         if node.get("never_executed") is True:
@@ -281,6 +309,8 @@ def plan_misestimate(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
             continue
         factor = max(act, 1.0) / max(est, 1.0)
         under = factor >= 1
+        if not under and int(node["node_id"]) in limited:
+            continue  # a LIMIT stopped the node early: fewer rows than planned is expected
         factor = factor if under else 1 / factor
         sev = _band(factor, _as_tuple(t["misestimate"]), _LMH)
         if sev is None:
@@ -581,6 +611,30 @@ PLAN_CHECKS: tuple[Callable[[_Plan, Mapping[str, Any]], list[Finding]], ...] = (
 )
 
 
+def _shape(plan: _Plan) -> tuple[Any, ...]:
+    """What makes two captures the same plan: the statement and the nodes, without timings."""
+    return (
+        plan.fingerprint,
+        tuple(
+            (
+                _s(n.get("node_type")),
+                _s(n.get("relation")),
+                _s(n.get("index_name")),
+                _f(n.get("plan_rows")),
+            )
+            for n in plan.nodes
+        ),
+    )
+
+
+def _with_twins(f: Finding, twins: list[str]) -> Finding:
+    if not twins:
+        return f
+    note = f"the same plan was also captured as {', '.join(twins[:5])}"
+    ev = replace(f.evidence, note=f"{f.evidence.note}; {note}" if f.evidence.note else note)
+    return replace(f, evidence=ev, metrics={**f.metrics, "plans_alike": 1 + len(twins)})
+
+
 def plan_checks(
     plan_nodes: pd.DataFrame,
     config: AuditConfig | None = None,
@@ -591,9 +645,18 @@ def plan_checks(
     cfg = config or AuditConfig()
     t = cfg.thresholds("plan")
     out: list[Finding] = []
+    alike: dict[tuple[Any, ...], list[str]] = {}
     for plan in _plans(plan_nodes):
+        # the same plan captured twice (two formats, two runs) is judged once
+        shape = _shape(plan)
+        alike.setdefault(shape, []).append(plan.plan_id)
+        if len(alike[shape]) > 1:
+            continue
         for check in checks:
             out += check(plan, t)
+    twins = {ids[0]: ids[1:] for ids in alike.values() if len(ids) > 1}
+    if twins:
+        out = [_with_twins(f, twins.get(str(f.metrics.get("plan_id")), [])) for f in out]
     return sorted(out, key=lambda f: (-int(f.severity), -(f.impact_ms or 0.0), f.check, f.title))
 
 
