@@ -634,43 +634,57 @@ def build_frames(
     for i in sorted(skip):
         report.skip(int(e.line[i]), "non-English server message (lc_messages is not English)", f"{sev[i]}: {msg[i]}")
 
-    # pairing of statements logged apart from their duration (log_statement + log_duration)
+    # pairing of statements logged apart from their duration (log_statement + log_duration).
+    # Per process, a statement without duration waits for the next "duration: X ms" line;
+    # the first statement-related entry of each process in this block, and the statements
+    # still waiting at its end, go to ``pending`` so that finish_pending can pair across
+    # block boundaries.
     dur_values: list[str] | Sequence[str] = dur
     ts = e.ts
     dropped: set[int] = set()
     withheld: list[int] = []
     orphan_server: list[int] = []
+    firsts: dict[str, tuple[Any, ...]] = {}
+    pid = e.pid or [""] * n
     if untimed_any:
         if qidx is None:
             qidx = list(range(n))
         dur_values = list(dur)
         ts = ts.copy()
-        pid = e.pid or [""] * n
         order = sorted([*qidx, *bare])
         is_bare = set(bare)
         open_: dict[str, int] = {}
-        active: set[str] = set()
         for i in order:
             p = pid[i]
+            first = p not in firsts
             if i in is_bare:
                 j = open_.pop(p, None)
                 if j is not None:
                     dur_values[j] = dur[i]
                     ts[j] = e.ts[i]
-                elif p not in active:
-                    pending.append(("dur", p, float(dur[i]), e.ts[i], int(e.line[i]), _server_row(e, i, stats)))
+                    firsts.setdefault(p, ("untimed",))
+                elif first:
+                    firsts[p] = ("bare", float(dur[i]), e.ts[i], _server_row(e, i, stats))
+                    dropped.add(i)
                 else:
                     orphan_server.append(i)
-                active.add(p)
                 continue
             j = open_.pop(p, None)
             if dur[i]:
+                if first:
+                    firsts[p] = ("timed", msg[i].strip())
                 if j is not None and _same_statement(e, j, i):
                     dropped.add(j)  # log_statement line repeated by log_min_duration_statement
             else:
+                firsts.setdefault(p, ("untimed",))
                 open_[p] = i
-            active.add(p)
         withheld = sorted(open_.values())
+    else:
+        # every statement is timed: the first of each process is all finish_pending needs
+        sel = range(n) if qidx is None else qidx
+        pids = pid if qidx is None else pick(pid, qidx)
+        for p, i in dict(zip(reversed(pids), reversed(sel), strict=True)).items():
+            firsts[p] = ("timed", msg[i].strip())
     report.ok(n - len(skip))
 
     frames: dict[str, pd.DataFrame] = {}
@@ -680,11 +694,12 @@ def build_frames(
         exclude = dropped | set(withheld)
         qsel = [i for i in qidx if i not in exclude] if exclude else qidx
     qcols = _query_columns(e, qsel, dur_values, ts)
+    opens: list[tuple[str, dict[str, Any]]] = []
     if withheld:
         wcols = _query_columns(e, withheld, dur_values, ts)
-        pids = e.pid or [""] * n
         for k, j in enumerate(withheld):
-            pending.append(("open", pids[j], {key: _item(wcols[key], k) for key in _QUERY_KEYS}))
+            opens.append((pid[j], {key: _item(wcols[key], k) for key in _QUERY_KEYS}))
+    pending.append(("block", firsts, opens))
     frames["query_events"] = query_frame(qcols, source, fmt)
 
     # server events
@@ -871,17 +886,21 @@ def finish_pending(
 ) -> dict[str, pd.DataFrame]:
     """Pair statements and durations that met across block boundaries; emit the rest.
 
-    ``pending`` holds, in file order, ``("open", pid, row)`` for a statement still waiting for
-    its duration at the end of a block, ``("dur", pid, ms, ts, line, server_row)`` for a bare
-    duration at the start of a block, and ``("stats", Stats)`` for warnings.
+    ``pending`` holds, per block and in file order, ``("block", firsts, opens)`` — the first
+    statement-related entry of each process in the block (``("bare", ms, ts, server_row)``
+    for a duration line with nothing before it, ``("timed", text)``, ``("untimed",)``) and
+    the statements still waiting for a duration at its end — and ``("stats", Stats)`` for
+    warnings. A waiting statement takes the duration of its process's next block when that
+    block starts with a bare duration; it is dropped when the next block starts with the
+    same statement timed (log_statement and log_min_duration_statement both on); otherwise
+    it keeps no duration.
     """
     queries: list[dict[str, Any]] = []
     servers: list[dict[str, Any]] = []
     open_: dict[str, dict[str, Any]] = {}
     total = Stats()
     for item in pending:
-        tag = item[0]
-        if tag == "stats":
+        if item[0] == "stats":
             s: Stats = item[1]
             total.bad_utf8.extend(s.bad_utf8)
             total.unknown_tz |= s.unknown_tz
@@ -889,21 +908,23 @@ def finish_pending(
             total.localised_words |= s.localised_words
             total.unprefixed += s.unprefixed
             total.entries += s.entries
-        elif tag == "open":
-            _, pid, row = item
+            continue
+        _, firsts, opens = item
+        for pid, first in firsts.items():
+            row = open_.pop(pid, None)
+            if first[0] == "bare":
+                if row is None:
+                    servers.append(first[3])
+                else:
+                    row["duration_ms"], row["ts"] = first[1], first[2]
+                    queries.append(row)
+            elif row is not None and not (first[0] == "timed" and first[1] == str(row["sql_template"] or row["sql"]).strip()):
+                queries.append(row)
+        for pid, row in opens:
             previous = open_.pop(pid, None)
             if previous is not None:
                 queries.append(previous)
             open_[pid] = row
-        elif tag == "dur":
-            _, pid, ms, ts, _line, server_row = item
-            row = open_.pop(pid, None)
-            if row is not None:
-                row["duration_ms"] = ms
-                row["ts"] = ts
-                queries.append(row)
-            else:
-                servers.append(server_row)
     queries.extend(open_.values())
     _warn(total, report)
     frames: dict[str, pd.DataFrame] = {}
