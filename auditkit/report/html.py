@@ -197,11 +197,13 @@ def summary_html(
     links: Mapping[str, str] | None = None,
     chapter_titles: Mapping[str, str] | None = None,
     redactor: Redactor | None = None,
+    collapse_below: Severity = Severity.MEDIUM,
 ) -> str:
     """The executive summary: counts per severity and a ranked table linking into chapters.
 
     ``links`` maps a chapter to the page its findings are on (``10_queries.html``); each row
-    links to the finding's anchor there.
+    links to the finding's anchor there. Findings below ``collapse_below`` are listed in a
+    collapsed section after the others.
     """
     red = redactor or Redactor()
     ranked = [red.finding(f) for f in rank(findings)]
@@ -209,22 +211,36 @@ def summary_html(
         return note_html("No findings: nothing in the data provided calls for action.")
     counts = Counter(f.severity for f in ranked)
     badges = " ".join(f"{severity_badge(s)} {counts[s]}" for s in sorted(counts, reverse=True))
-    rows = []
-    for f in ranked:
+
+    def row(f: Finding) -> str:
         page = (links or {}).get(f.chapter or "", "")
         href = f"{page}#{finding_anchor(f)}"
         chapter = (chapter_titles or {}).get(f.chapter or "", f.chapter or "")
-        rows.append(
+        return (
             f"<tr><td>{severity_badge(f.severity)}</td>"
             f'<td><a href="{_e(href)}">{_e(f.title)}</a></td>'
             f"<td>{_e(_short(f.subject.label(), 120))}</td>"
             f"<td>{_e(chapter)}</td>"
-            f"<td><code>{_e(f.check)}</code></td></tr>"
+            f'<td><code style="white-space:nowrap">{_e(f.check)}</code></td></tr>'
         )
-    return (
-        f'<div class="ak-summary-counts">{badges}</div>'
+
+    head = (
         '<table class="ak-summary-table"><thead><tr><th>severity</th><th>finding</th>'
         "<th>subject</th><th>chapter</th><th>check</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table>"
     )
+    major = [f for f in ranked if f.severity >= collapse_below]
+    minor = [f for f in ranked if f.severity < collapse_below]
+    html = f'<div class="ak-summary-counts">{badges}</div>'
+    if major:
+        html += head + "".join(row(f) for f in major) + "</tbody></table>"
+    if minor:
+        what = ", ".join(
+            f"{counts[s]} {s}" for s in sorted({f.severity for f in minor}, reverse=True)
+        )
+        html += (
+            f'<details class="ak-minor"{"" if major else " open"}><summary>{_e(what)} findings</summary>'
+            + head
+            + "".join(row(f) for f in minor)
+            + "</tbody></table></details>"
+        )
+    return html

@@ -1,0 +1,157 @@
+"""``auditkit run``: full audits of client folders into offline HTML reports.
+
+Attach to the main command group with ``cli.add_command(run)`` (see :mod:`auditkit.cli`)::
+
+    auditkit run data/acme                       # → reports/acme/index.html
+    auditkit run data/* --workers 2              # a batch on two local processes
+    auditkit run data/* --scheduler tcp://10.0.0.5:8786   # the same batch on a Dask cluster
+    auditkit run data/acme --preset n_plus_one=sentry --preset index=dexter
+
+Exit status: 0 when every audit succeeded, 1 when any client or chapter failed (its report
+shows the error; the others are complete), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from auditkit.errors import AuditkitError
+
+__all__ = ["run"]
+
+
+def _presets(values: tuple[str, ...]) -> dict[str, str]:
+    from auditkit.config import AuditConfig
+
+    out: dict[str, str] = {}
+    for value in values:
+        family, sep, name = value.partition("=")
+        if not sep or not family or not name:
+            raise click.BadParameter(
+                f"{value!r}: use FAMILY=NAME, e.g. n_plus_one=sentry", param_hint="--preset"
+            )
+        out[family.strip()] = name.strip()
+    try:
+        AuditConfig(presets=out)  # unknown families or presets: one clear message
+    except AuditkitError as exc:
+        raise click.BadParameter(str(exc), param_hint="--preset") from None
+    return out
+
+
+@click.command("run")
+@click.argument(
+    "data_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder the reports go to: one sub-folder per client.",
+)
+@click.option(
+    "--workers",
+    "-w",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Clients audited in parallel on local processes.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="Run the batch on this Dask scheduler instead of local processes.",
+)
+@click.option(
+    "--show-literals",
+    is_flag=True,
+    help="Keep literal values (e-mails, names, ids) in SQL; secrets are removed regardless.",
+)
+@click.option(
+    "--preset",
+    "presets",
+    multiple=True,
+    metavar="FAMILY=NAME",
+    help="Threshold preset of a family, e.g. n_plus_one=sentry (repeatable).",
+)
+@click.option(
+    "--dsn-env",
+    default="AUDITKIT_DSN",
+    show_default=True,
+    metavar="VAR",
+    help="Name of the environment variable holding a live database DSN (the DSN itself is never a parameter).",
+)
+@click.option(
+    "--notebooks",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Folder of audit notebooks (default: the bundled ones).",
+)
+@click.option(
+    "--timeout",
+    default=600.0,
+    show_default=True,
+    type=float,
+    help="Seconds one notebook cell may run.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the summary.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    data_dirs: tuple[Path, ...],
+    out_dir: Path,
+    workers: int,
+    scheduler: str | None,
+    show_literals: bool,
+    presets: tuple[str, ...],
+    dsn_env: str,
+    notebooks: Path | None,
+    timeout: float,
+    quiet: bool,
+) -> None:
+    """Audit each client folder DATA_DIR… into OUT/<client>/ (index.html, one page per chapter,
+    findings.json, manifest.json, the executed notebooks)."""
+    from tqdm import tqdm
+
+    from auditkit.runner import RunResult, run_batch
+
+    chosen = _presets(presets)
+    bar = tqdm(total=len(data_dirs), unit="client", desc="auditing", disable=quiet, leave=False)
+
+    def progress(result: RunResult) -> None:
+        bar.update(1)
+        bar.write(("✓ " if result.ok else "✗ ") + result.summary())
+
+    try:
+        batch = run_batch(
+            list(data_dirs),
+            out_dir,
+            workers=workers,
+            scheduler=scheduler,
+            on_result=progress,
+            show_literals=show_literals,
+            presets=chosen,
+            dsn_env=dsn_env or None,
+            notebooks=notebooks,
+            timeout=timeout,
+        )
+    except AuditkitError as exc:
+        bar.close()
+        raise click.UsageError(str(exc)) from None
+    bar.close()
+    failed = batch.failed
+    click.echo(
+        f"{len(batch.results) - len(failed)} of {len(batch.results)} audits succeeded in {batch.seconds:.1f} s."
+    )
+    for r in batch.results:
+        click.echo(
+            f"  {'ok    ' if r.ok else 'FAILED'} {r.client}: {r.index}"
+            + (f"  ({r.error})" if r.error else "")
+        )
+    if len(batch.results) == 1 and batch.ok:
+        click.echo(f"Open {batch.results[0].index} in a browser.")
+    ctx.exit(batch.exit_code)
