@@ -47,6 +47,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ sys.path.insert(0, str(ROOT))
 from devtools.postgres import ThrowawayPostgres  # noqa: E402
 
 CLIENT = "Sample Bookshop"
+#: the size budget of the output folder
+MAX_BYTES = 5 * 1024 * 1024
 DATABASE = "bookshop"
 REDIS_DB = 15
 
@@ -408,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sub in ("django", "postgres/explain", "redis", "load"):
         (staging / sub).mkdir(parents=True)
     try:
-        generate(options, work, staging)
+        generate(Job(options, work, staging))
     finally:
         if options.keep_temp:
             log(f"working folder kept: {work}")
@@ -417,256 +420,219 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def generate(options: argparse.Namespace, work: Path, staging: Path) -> dict[str, Any]:
-    """Everything between the temporary folder and the finished output folder."""
-    started = dt.datetime.now(dt.UTC)
-    steps = [int(s) for s in options.steps.split(",")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOKSHOP_", "DJANGO_"))}
-    env.update({"DJANGO_SETTINGS_MODULE": "bookshop.settings", "TZ": "UTC", "PYTHONHASHSEED": "0"})
+@dataclass
+class Job:
+    """One regeneration: options, folders, and the environment every child process gets."""
 
-    redis_cm: contextlib.AbstractContextManager[str]
-    redis_cm = (
+    options: argparse.Namespace
+    work: Path
+    staging: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def write(self, relpath: str, text: str) -> None:
+        """Write ``text`` to ``staging/relpath`` exactly (no newline translation)."""
+        (self.staging / relpath).write_text(text, encoding="utf-8", newline="")
+
+    def manage(self, *args: str, env: Mapping[str, str] | None = None, what: str = "") -> str:
+        """``manage.py args…`` of the sample app; its standard output."""
+        return run([sys.executable, "manage.py", *args], env or self.env, what or args[0])
+
+
+def generate(job: Job) -> None:
+    """Everything between the empty working folder and the finished output folder."""
+    options = job.options
+    started = dt.datetime.now(dt.UTC)
+    job.env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOKSHOP_", "DJANGO_"))}
+    job.env.update(
+        {"DJANGO_SETTINGS_MODULE": "bookshop.settings", "TZ": "UTC", "PYTHONHASHSEED": "0"}
+    )
+    redis_cm: contextlib.AbstractContextManager[str] = (
         contextlib.nullcontext(options.redis_url)
         if options.redis_url
-        else private_redis(work / "redis")
+        else private_redis(job.work / "redis")
     )
     with ThrowawayPostgres(PG_SETTINGS, database=DATABASE) as pg, redis_cm as redis_url:
-        dsn = pg.dsn
-        pg_root = str(pg.socket_dir)
+        server_version = str(pg.execute("SHOW server_version")[0][0])
         log(
-            f"PostgreSQL cluster up ({pg.execute('SHOW server_version')[0][0]}); Redis at db {redis_url.rsplit('/', 1)[-1]}"
+            f"PostgreSQL {server_version} cluster up; Redis database {redis_url.rsplit('/', 1)[-1]}"
         )
-        env.update({"BOOKSHOP_DATABASE_URL": dsn, "BOOKSHOP_REDIS_URL": redis_url})
-
-        run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], env, "migrate")
-        log("migrated")
-        # what a client runs for the consultant: the model dump (no rows, no settings)
-        dump_env = {
-            **env,
-            "BOOKSHOP_AUDITKIT_APP": "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-        }
-        run(
-            [
-                sys.executable,
-                "manage.py",
-                "auditkit_dump_models",
-                "-o",
-                str(staging / "django/models.json"),
-            ],
-            dump_env,
-            "model dump",
-        )
-        summary = json.loads(
-            run(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "seed_bookshop",
-                    "--seed",
-                    str(options.seed),
-                    "--scale",
-                    str(options.scale),
-                ],
-                env,
-                "seeding",
-            )
-            .strip()
-            .splitlines()[-1]
-        )
-        log(
-            f"seeded: {summary['books']} books, {summary['reviews']} reviews, {summary['customers']} customers, "
-            f"{summary['orders']} orders, {summary['order_lines']} order lines"
-        )
-        # counters from here on describe the traffic only; ANALYZE after the reset refills n_live_tup
-        pg.execute("SELECT pg_stat_reset()")
-        pg.execute("VACUUM ANALYZE")
-        pg.execute("SELECT pg_stat_statements_reset()")
-        client = redis.Redis.from_url(redis_url)
-        client.flushdb()  # only our database, never FLUSHALL
-        client.close()
-        # the server log kept starts here, where the statistics start (as if rotated now)
-        pg.sync_log()
-        time.sleep(0.3)  # let the marker session's disconnection line land before the cut
+        job.env.update({"BOOKSHOP_DATABASE_URL": pg.dsn, "BOOKSHOP_REDIS_URL": redis_url})
+        summary = build_database(job, pg, redis_url)
         log_start = pg.log_path.stat().st_size
-        client.close()
-
-        port = free_port()
-        query_log = work / "queries.log"
-        access_log = work / "access.log"
-        web_env = {
-            **env,
-            "BOOKSHOP_BIND": f"127.0.0.1:{port}",
-            "BOOKSHOP_WEB_WORKERS": str(options.workers),
-            "BOOKSHOP_WEB_THREADS": str(options.threads),
-            "BOOKSHOP_QUERY_LOG": str(query_log),
-            "BOOKSHOP_ACCESS_LOG": str(access_log),
-            "BOOKSHOP_ERROR_LOG": str(work / "gunicorn-error.log"),
-        }
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "gunicorn.conf.py",
-                "--no-control-socket",
-                "bookshop.wsgi:application",
-            ],
-            cwd=APP,
-            env=web_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(port, web, "gunicorn")
-            base = f"http://127.0.0.1:{port}"
+        with serve(job) as base:
             smoke(base)
             log(
                 f"gunicorn up ({options.workers} workers x {options.threads} threads), every endpoint answers"
             )
-
-            (staging / "postgres/pg_stat_statements_before.csv").write_text(
-                copy_csv(dsn, PG_QUERIES["pg_stat_statements"])
+            job.write(
+                "postgres/pg_stat_statements_before.csv",
+                copy_csv(pg.dsn, PG_QUERIES["pg_stat_statements"]),
             )
-            (staging / "redis/info_before.txt").write_text(redis_info(redis_url), newline="")
-            load_env = {
-                **env,
-                "BOOKSHOP_BOOKS": str(summary["books"]),
-                "BOOKSHOP_CUSTOMERS": str(summary["customers"]),
-                "BOOKSHOP_ORDERS": str(summary["orders"]),
-                "BOOKSHOP_TAGS": ",".join(summary["tags"]),
-                "BOOKSHOP_STEPS": options.steps,
-                "BOOKSHOP_STEP_S": str(options.step_seconds),
-            }
-            run_time = len(steps) * options.step_seconds
-            log(f"load: {steps} users, {options.step_seconds}s per step ({run_time}s)")
-            locust = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "locust",
-                    "-f",
-                    "locustfile.py",
-                    "--headless",
-                    "--host",
-                    base,
-                    "--csv",
-                    str(staging / "load/locust"),
-                    "--csv-full-history",
-                    "--run-time",
-                    f"{run_time + 10}s",
-                    "--only-summary",
-                    "--loglevel",
-                    "WARNING",
-                ],
-                cwd=APP,
-                env=load_env,
-                capture_output=True,
-                text=True,
-                timeout=run_time + 120,
-                check=False,
-            )
-            if not (staging / "load/locust_stats.csv").exists():
-                raise SystemExit(
-                    f"locust wrote no statistics ({locust.returncode}):\n{locust.stderr[-3000:]}"
-                )
-            load = summarise_load(staging / "load/locust_stats.csv")
-            log(
-                f"load done: {load['requests']} requests, {load['failures']} failures, p95 {load['p95_ms']:.0f} ms"
-            )
-
-            (staging / "postgres/pg_stat_statements.csv").write_text(
-                copy_csv(dsn, PG_QUERIES["pg_stat_statements"])
-            )
-            (staging / "redis/info_after.txt").write_text(redis_info(redis_url), newline="")
-            for name in (
-                "pg_stat_user_tables",
-                "pg_stat_user_indexes",
-                "pg_indexes",
-                "relation_sizes",
-                "pg_settings",
-            ):
-                (staging / f"postgres/{name}.csv").write_text(copy_csv(dsn, PG_QUERIES[name]))
-            max_connections = int(pg.execute("SHOW max_connections")[0][0])
-            server_version = str(pg.execute("SHOW server_version")[0][0])
-            log_line_prefix = str(pg.execute("SHOW log_line_prefix")[0][0])
-        finally:
-            stop_process(web)
-        server_log = traffic_log(pg.log_path, log_start, pg.sync_log())
-        (work / "postgresql.log").write_bytes(server_log)
-        log("statistics and logs collected; explaining the planted statements")
-        run(
-            [
-                sys.executable,
-                "manage.py",
-                "explain_planted",
-                "--out",
-                str(staging / "postgres/explain"),
-            ],
-            env,
-            "explain",
+            job.write("redis/info_before.txt", redis_info(redis_url))
+            load = drive_load(job, base, summary)
+            for name in PG_QUERIES:
+                job.write(f"postgres/{name}.csv", copy_csv(pg.dsn, PG_QUERIES[name]))
+            job.write("redis/info_after.txt", redis_info(redis_url))
+        (job.work / "postgresql.log").write_bytes(
+            traffic_log(pg.log_path, log_start, pg.sync_log())
         )
-        redis_version = redis.Redis.from_url(redis_url).info("server")["redis_version"]
-
-    # --- post-processing: scrub, compress, describe ---------------------------------------
-    scrub = Scrubber(
-        {
-            pg_root: "<pg-socket-dir>",
-            str(work): "<workdir>",
-            str(ROOT): "<repo>",
-            str(Path.home()): "<home>",
-            sys.prefix: "<venv>",
+        log("statistics and logs collected; explaining the planted statements")
+        job.manage("explain_planted", "--out", str(job.staging / "postgres/explain"))
+        facts = {
+            "max_connections": int(pg.execute("SHOW max_connections")[0][0]),
+            "log_line_prefix": str(pg.execute("SHOW log_line_prefix")[0][0]),
+            "server_version": server_version,
+            "redis_version": redis.Redis.from_url(redis_url).info("server")["redis_version"],
+            "socket_dir": str(pg.socket_dir),
         }
+    facts.update(
+        started=started.isoformat(timespec="seconds"),
+        elapsed_s=round(time.monotonic() - _T0),
+        summary=summary,
+        load=load,
+        steps=[int(s) for s in options.steps.split(",")],
+        step_seconds=options.step_seconds,
+        workers=options.workers,
+        threads=options.threads,
+        seed=options.seed,
+        scale=options.scale,
+        private_redis=not options.redis_url,
     )
+    finish(job, facts)
+
+
+def build_database(job: Job, pg: ThrowawayPostgres, redis_url: str) -> dict[str, Any]:
+    """Migrate, dump the models, seed; then reset statistics and cache so both start with the traffic.
+
+    Returns the seeding summary (row counts, tag slugs). The server log is synced at the end:
+    its size is where the kept log starts (as if rotated at the statistics reset).
+    """
+    job.manage("migrate", "--no-input", "-v", "0")
+    # what a client runs for the consultant: the model dump (models and fields, no rows)
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), job.env.get("PYTHONPATH")]))
+    job.manage(
+        "auditkit_dump_models",
+        "-o",
+        str(job.staging / "django/models.json"),
+        env={**job.env, "BOOKSHOP_AUDITKIT_APP": "1", "PYTHONPATH": pythonpath},
+    )
+    log("migrated, models dumped")
+    out = job.manage(
+        "seed_bookshop", "--seed", str(job.options.seed), "--scale", str(job.options.scale)
+    )
+    summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    log(
+        f"seeded: {summary['books']} books, {summary['reviews']} reviews, {summary['customers']} "
+        f"customers, {summary['orders']} orders, {summary['order_lines']} order lines"
+    )
+    # ANALYZE after the reset refills n_live_tup; pg_stat_statements forgets the seeding
+    pg.execute("SELECT pg_stat_reset()")
+    pg.execute("VACUUM ANALYZE")
+    pg.execute("SELECT pg_stat_statements_reset()")
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()  # only our database, never FLUSHALL
+    client.close()
+    pg.sync_log()
+    time.sleep(0.3)  # let the marker session's disconnection line land before the cut
+    return summary
+
+
+@contextlib.contextmanager
+def serve(job: Job) -> Iterator[str]:
+    """gunicorn serving the app on a free port, with the access and query logs in ``work``."""
+    port = free_port()
+    env = {
+        **job.env,
+        "BOOKSHOP_BIND": f"127.0.0.1:{port}",
+        "BOOKSHOP_WEB_WORKERS": str(job.options.workers),
+        "BOOKSHOP_WEB_THREADS": str(job.options.threads),
+        "BOOKSHOP_QUERY_LOG": str(job.work / "queries.log"),
+        "BOOKSHOP_ACCESS_LOG": str(job.work / "access.log"),
+        "BOOKSHOP_ERROR_LOG": str(job.work / "gunicorn-error.log"),
+    }
+    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket"]
+    web = subprocess.Popen(
+        [*args, "bookshop.wsgi:application"],
+        cwd=APP,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, web, "gunicorn")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(web)  # graceful: in-flight requests finish, the logs are flushed
+
+
+def drive_load(job: Job, base: str, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Locust, headless, with the stepped shape of ``locustfile.py``; CSVs into ``load/``."""
+    options = job.options
+    env = {
+        **job.env,
+        "BOOKSHOP_BOOKS": str(summary["books"]),
+        "BOOKSHOP_CUSTOMERS": str(summary["customers"]),
+        "BOOKSHOP_ORDERS": str(summary["orders"]),
+        "BOOKSHOP_TAGS": ",".join(summary["tags"]),
+        "BOOKSHOP_STEPS": options.steps,
+        "BOOKSHOP_STEP_S": str(options.step_seconds),
+    }
+    run_time = len(options.steps.split(",")) * options.step_seconds
+    log(f"load: {options.steps} users, {options.step_seconds}s per step ({run_time}s)")
+    args = [sys.executable, "-m", "locust", "-f", "locustfile.py", "--headless", "--host", base]
+    args += ["--csv", str(job.staging / "load/locust"), "--csv-full-history"]
+    args += ["--run-time", f"{run_time + 10}s", "--only-summary", "--loglevel", "WARNING"]
+    # exit status 1 only says some requests failed: under saturation that is a result, not an error
+    proc = subprocess.run(
+        args, cwd=APP, env=env, capture_output=True, text=True, timeout=run_time + 120, check=False
+    )
+    stats = job.staging / "load/locust_stats.csv"
+    if not stats.exists():
+        raise SystemExit(f"locust wrote no statistics ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    load = summarise_load(stats)
+    log(
+        f"load done: {load['requests']} requests, {load['failures']} failures, p95 {load['p95_ms']:.0f} ms"
+    )
+    return load
+
+
+def finish(job: Job, facts: Mapping[str, Any]) -> None:
+    """Scrub, compress, describe, verify, and put the folder in place."""
+    replacements = {
+        facts["socket_dir"]: "<pg-socket-dir>",
+        str(job.work): "<workdir>",
+        str(ROOT): "<repo>",
+        str(Path.home()): "<home>",
+    }
+    if sys.prefix != sys.base_prefix:  # a virtual environment (never replace /usr)
+        replacements[sys.prefix] = "<venv>"
+    scrub = Scrubber(replacements)
     for name, dest in (
         ("queries.log", "django/queries.log.gz"),
         ("postgresql.log", "postgres/postgresql.log.gz"),
     ):
-        src = work / name
+        src = job.work / name
         src.write_text(scrub(src.read_text(encoding="utf-8")), encoding="utf-8")
-        gzip_file(src, staging / dest)
-    (staging / "access.log").write_text(
-        scrub(access_log.read_text(encoding="utf-8")), encoding="utf-8"
-    )
-    for path in staging.rglob("*"):
+        gzip_file(src, job.staging / dest)
+    job.write("access.log", scrub((job.work / "access.log").read_text(encoding="utf-8")))
+    for path in job.staging.rglob("*"):
         if path.is_file() and path.suffix in {".csv", ".txt", ".json", ".md"}:
             text = path.read_text(encoding="utf-8")
             if scrub(text) != text:
                 path.write_text(scrub(text), encoding="utf-8", newline="")
-
-    elapsed = time.monotonic() - _T0
-    facts = {
-        "started": started.isoformat(timespec="seconds"),
-        "elapsed_s": round(elapsed),
-        "summary": summary,
-        "load": load,
-        "steps": steps,
-        "step_seconds": options.step_seconds,
-        "workers": options.workers,
-        "threads": options.threads,
-        "max_connections": max_connections,
-        "server_version": server_version,
-        "redis_version": redis_version,
-        "log_line_prefix": log_line_prefix,
-        "seed": options.seed,
-        "scale": options.scale,
-        "private_redis": not options.redis_url,
-    }
-    write_audit_yaml(staging, facts)
-    write_readme(staging, facts)
-    missing = [f for f in EXPECTED_FILES if not (staging / f).is_file()]
+    write_audit_yaml(job.staging, facts)
+    write_readme(job.staging, facts)
+    missing = [f for f in EXPECTED_FILES if not (job.staging / f).is_file()]
     if missing:
         raise SystemExit(f"missing output files: {missing}")
-    scrub.check(staging)
-    size = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
-    if size > 5 * 1024 * 1024:
+    scrub.check(job.staging)
+    size = sum(p.stat().st_size for p in job.staging.rglob("*") if p.is_file())
+    if size > MAX_BYTES:
         raise SystemExit(
-            f"the sample is {size / 1e6:.1f} MB, over the 5 MB budget: shorten the load"
+            f"the sample is {size / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.0f} MB budget: shorten the load"
         )
-    replace_output(staging, options.out)
-    log(f"wrote {options.out} ({size / 1e6:.2f} MB) in {elapsed:.0f}s")
-    return facts
+    replace_output(job.staging, job.options.out)
+    log(f"wrote {job.options.out} ({size / 1e6:.2f} MB) in {time.monotonic() - _T0:.0f}s")
 
 
 def write_audit_yaml(folder: Path, facts: Mapping[str, Any]) -> None:
@@ -707,6 +673,12 @@ def write_readme(folder: Path, facts: Mapping[str, Any]) -> None:
     endpoint_rows = "\n".join(
         f"| {method} | `{name}` | {n} |" for method, name, n in load["endpoints"]
     )
+    redis_what = (
+        f"A private Redis {facts['redis_version']} server (database {REDIS_DB})"
+        if facts["private_redis"]
+        else f"Redis {facts['redis_version']} (one database of a shared server, flushed first)"
+    )
+    minutes = -(-facts["elapsed_s"] // 60)  # rounded up
     statuses = ", ".join(f"{k} {v}" for k, v in s["orders_by_status"].items())
     text = f"""# data/sample — the Sample Bookshop
 
@@ -716,7 +688,7 @@ The embedded default client of auditkit: **real** output of a real small Django 
 auditkit should find and the expected fix. Nothing here is hand-written: every file was written
 by the software named below, then only scrubbed of local paths and gzip-compressed.
 
-Regenerate it (about {facts["elapsed_s"] // 60 + 1} minutes; needs PostgreSQL server binaries with
+Regenerate it (about {minutes} minute{"s" if minutes > 1 else ""}; needs PostgreSQL server binaries with
 contrib, `redis-server`, and gunicorn + Locust in the environment):
 
 ```sh
@@ -732,7 +704,7 @@ scale {facts["scale"]}, load steps {facts["steps"]} users × {facts["step_second
    `pg_stat_statements` preloaded (`track = all`), `log_min_duration_statement = 0`,
    `log_line_prefix = '{facts["log_line_prefix"]}'`, `log_connections`/`log_disconnections` on,
    `track_io_timing` on, `lc_messages = C`, UTC; `max_connections = {facts["max_connections"]}`.
-   A private Redis {facts["redis_version"]} server (database {REDIS_DB}) for Django's cache.
+   {redis_what} for Django's cache.
 2. `manage.py migrate`, then `manage.py seed_bookshop --seed {facts["seed"]}` (COPY, deterministic):
    {s["authors"]} authors, {s["books"]} books, {s["book_tags"]} book–tag links, {s["reviews"]} reviews,
    {s["customers"]} customers, {s["orders"]} orders ({statuses}), {s["order_lines"]} order lines.
