@@ -102,8 +102,12 @@ def _plans(plan_nodes: pd.DataFrame) -> list[_Plan]:
     out: list[_Plan] = []
     if len(plan_nodes) == 0:
         return out
-    for plan_id, df in plan_nodes.groupby("plan_id", sort=False):
-        nodes = df.sort_values("node_id", kind="stable").to_dict("records")
+    # one conversion of the whole frame: per-plan to_dict is slow on wide frames
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for rec in plan_nodes.to_dict("records"):
+        grouped.setdefault(str(rec["plan_id"]), []).append(rec)
+    for plan_id, recs in grouped.items():
+        nodes = sorted(recs, key=lambda r: int(r["node_id"]))
         children: dict[int, list[dict[str, Any]]] = {}
         for n in nodes:
             parent = n.get("parent_id")
