@@ -8,6 +8,8 @@ from orders.models import Customer, Order, OrderLine
 
 
 class OrderLineInline(admin.TabularInline):
+    """An order's lines, edited inline."""
+
     model = OrderLine
     raw_id_fields = ("book",)
     extra = 0
@@ -15,6 +17,8 @@ class OrderLineInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
+    """Orders with their customers joined, lines inline."""
+
     list_display = ("id", "customer", "status", "created_at", "total")
     list_select_related = ("customer",)
     raw_id_fields = ("customer",)
