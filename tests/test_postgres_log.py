@@ -64,7 +64,13 @@ def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
         (
             "%m [%p] %q%u@%d ",
             "2024-01-02 03:04:05.678 CET [42] app@shop ",
-            {"ts": "2024-01-02 03:04:05.678", "tz": "CET", "pid": "42", "user": "app", "db": "shop"},
+            {
+                "ts": "2024-01-02 03:04:05.678",
+                "tz": "CET",
+                "pid": "42",
+                "user": "app",
+                "db": "shop",
+            },
         ),
         ("%m [%p] %q%u@%d ", "2024-01-02 03:04:05.678 UTC [42] ", {"pid": "42", "user": None}),
         (
@@ -72,18 +78,39 @@ def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
             "2020-03-11 20:40:50 CET:192.168.1.201(50906):gilles@pgbench:[12795]:",
             {"client": "192.168.1.201", "port": "50906", "user": "gilles", "db": "pgbench"},
         ),
-        ("%t:%r:%u@%d:[%p]:", "2020-03-11 20:40:43 CET::@:[12760]:", {"client": "", "user": "", "pid": "12760"}),
+        (
+            "%t:%r:%u@%d:[%p]:",
+            "2020-03-11 20:40:43 CET::@:[12760]:",
+            {"client": "", "user": "", "pid": "12760"},
+        ),
         (
             "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
             "2017-09-06 08:41:41 UTC [36]: [121-1] user=postgres,db=postgres,app=PostgreSQL JDBC Driver,client=172.23.0.1 ",
             {"line": "121", "app": "PostgreSQL JDBC Driver", "client": "172.23.0.1"},
         ),
-        ("%n [%p] %e %c %v %x %Q ", "1700000000.123 [7] 40P01 6383b33a.258 3/0 1234 -42 ", {"epoch": "1700000000.123", "sqlstate": "40P01", "session": "6383b33a.258", "vxid": "3/0", "xid": "1234", "query_id": "-42"}),
+        (
+            "%n [%p] %e %c %v %x %Q ",
+            "1700000000.123 [7] 40P01 6383b33a.258 3/0 1234 -42 ",
+            {
+                "epoch": "1700000000.123",
+                "sqlstate": "40P01",
+                "session": "6383b33a.258",
+                "vxid": "3/0",
+                "xid": "1234",
+                "query_id": "-42",
+            },
+        ),
         ("%%%p%% %-8u| ", "%99% bob     | ", {"pid": "99", "user": "bob"}),
-        ("%t %b [%i] ", "2024-01-02 03:04:05 UTC client backend [idle in transaction] ", {"btype": "client backend", "tag": "idle in transaction"}),
+        (
+            "%t %b [%i] ",
+            "2024-01-02 03:04:05 UTC client backend [idle in transaction] ",
+            {"btype": "client backend", "tag": "idle in transaction"},
+        ),
     ],
 )
-def test_prefix_pattern_captures_every_escape(prefix: str, line: str, expected: dict[str, str | None]) -> None:
+def test_prefix_pattern_captures_every_escape(
+    prefix: str, line: str, expected: dict[str, str | None]
+) -> None:
     import re
 
     for greedy in (False, True):
@@ -109,7 +136,8 @@ def test_prefix_pattern_captures_every_escape(prefix: str, line: str, expected: 
 )
 def test_detect_prefix_of_real_logs(name: str, prefix: str) -> None:
     path = PG / name
-    text = (gzip.open(path, "rt") if name.endswith(".gz") else path.open()).read()
+    raw = path.read_bytes()
+    text = (gzip.decompress(raw) if name.endswith(".gz") else raw).decode("utf-8")
     det = detect_prefix(text.splitlines())
     assert det.prefix == prefix
     assert det.matched == det.total > 0
@@ -152,7 +180,13 @@ def test_multiline_parameters_phases_and_binding() -> None:
     assert result.format == "postgres_stderr"
     q = queries(result)
     assert len(q) == 8 and q.duration_ms.notna().all()
-    assert q.phase.astype(str).tolist() == ["statement"] * 3 + ["parse", "bind", "execute", "bind", "execute"]
+    assert q.phase.astype(str).tolist() == ["statement"] * 3 + [
+        "parse",
+        "bind",
+        "execute",
+        "bind",
+        "execute",
+    ]
     assert q.source_line.tolist() == [1, 2, 3, 4, 5, 8, 11, 14]
     bound = q[q.params.notna()]
     assert len(bound) == 4
@@ -197,7 +231,10 @@ def test_queryid_log_multiline_errors_tempfiles_locks() -> None:
     assert "Valid units for this parameter" in errors.detail.iloc[1]
     temp = s[s.kind == "temp_file"]
     assert temp.size_bytes.tolist() == [24576, 72903, 72903]
-    assert temp.statement.iloc[0] == "explain (analyze) select * from generate_series(1,1000) order by 1;"
+    assert (
+        temp.statement.iloc[0]
+        == "explain (analyze) select * from generate_series(1,1000) order by 1;"
+    )
     locks = s[s.kind == "lock_wait"]
     assert locks.event.tolist() == ["lock_waiting", "lock_acquired"]
     assert locks.duration_ms.tolist() == [1000.153, 13555.814]
@@ -227,7 +264,9 @@ def test_tempfiles_checkpoints_autovacuum() -> None:
     assert len(done) == 39 and done.duration_ms.iloc[0] == pytest.approx(6618.0)
     assert (s.kind == "autovacuum").sum() == 4 and (s.kind == "autoanalyze").sum() == 17
     vac = s[s.kind == "autovacuum"].iloc[0]
-    assert vac.relation == "bss_fwc14.public.grid_states" and vac.duration_ms == pytest.approx(140.0)
+    assert vac.relation == "bss_fwc14.public.grid_states" and vac.duration_ms == pytest.approx(
+        140.0
+    )
 
 
 def test_non_ascii_literals_and_timezones() -> None:
@@ -249,7 +288,10 @@ def test_beats_stderr_logs() -> None:
     assert (s.severity == "FATAL").sum() == 2
     assert s.message.str.contains("incomplete startup packet").sum() == 1
     q = queries(load(PG / "postgresql-query-steps-slowlog.log"))
-    assert q.phase.astype(str).tolist() == ["parse", "execute"] and q.duration_ms.tolist() == [12.437, 12.437]
+    assert q.phase.astype(str).tolist() == ["parse", "execute"] and q.duration_ms.tolist() == [
+        12.437,
+        12.437,
+    ]
 
 
 # ============================================================================ fixtures: csvlog
@@ -318,7 +360,11 @@ def test_cloudsql_export() -> None:
     assert result.format == "postgres_jsonlog"
     s = events(result)
     assert result.report.read == 150 and result.report.skipped_total == 0
-    auth = s[(s.event == "connection_authorized") & (s.user == "cloudsqladmin") & (s.database == "cloudsqladmin")]
+    auth = s[
+        (s.event == "connection_authorized")
+        & (s.user == "cloudsqladmin")
+        & (s.database == "cloudsqladmin")
+    ]
     assert len(auth) == 17
     vac = s[s.kind == "autovacuum"]
     assert len(vac) == 2 and vac.message.str.contains("\ntuples: ").all()  # continuation objects
@@ -390,6 +436,89 @@ def test_detection_of_fixtures(name: str, fmt: str) -> None:
 # ============================================================================ written here
 
 
+def csv_row(n: int, message: str, detail: str = "", **extra: str) -> str:
+    """A csvlog record with ``n`` columns (22 for 8.4, 23 for 9.0–12, 24 for 13, 26 for 14+)."""
+    cols = [
+        "2024-05-01 10:00:00.250 UTC", '"app"', '"shop"', "4242", '"10.0.0.7:51234"',
+        "6630f8a0.1092", "3", '"SELECT"', "2024-05-01 09:59:00 UTC", "3/17", "0", "LOG", "00000",
+        '"' + message.replace('"', '""') + '"', '"' + detail + '"' if detail else "",
+        "", "", "", "", "", "", "",
+    ]  # fmt: skip
+    if n >= 23:
+        cols.append('"psql"')
+    if n >= 24:
+        cols.append('"client backend"')
+    if n >= 26:
+        cols += ["", extra.get("query_id", "-6612378405134521203")]
+    assert len(cols) == n
+    return ",".join(cols) + "\n"
+
+
+@pytest.mark.parametrize("columns", [22, 23, 24, 26])
+def test_csvlog_every_column_layout(tmp_path: Path, columns: int) -> None:
+    text = csv_row(
+        columns, "duration: 1.500 ms  execute S_1: SELECT $1", "parameters: $1 = 'it''s'"
+    )
+    text += csv_row(columns, 'statement: SELECT "x"\nFROM t')
+    result = load(write(tmp_path, f"pg{columns}.csv", text))
+    assert result.format == "postgres_csvlog"
+    q = queries(result)
+    assert q.sql.tolist() == ["SELECT 'it''s'", 'SELECT "x"\nFROM t']
+    assert q.duration_ms.fillna(-1).tolist() == [1.5, -1]
+    assert q.client.tolist() == ["10.0.0.7"] * 2 and q.session_id.iloc[0] == "6630f8a0.1092"
+    assert q.application.isna().all() if columns == 22 else (q.application == "psql").all()
+    if columns == 26:
+        assert q.query_id.iloc[0] == "-6612378405134521203"
+    else:
+        assert q.query_id.isna().all()
+
+
+def test_syslog_without_sequence_numbers_and_iso_stamps(tmp_path: Path) -> None:
+    text = (
+        "2024-05-01T10:00:00.123456+02:00 db1 postgres[501]: [app@shop] LOG:  duration: 2.000 ms  statement: SELECT a,\n"
+        "2024-05-01T10:00:00.123456+02:00 db1 postgres[501]: #011b FROM t\n"
+        "2024-05-01T10:00:01.000000+02:00 db1 postgres[502]: [app@shop] ERROR:  division by zero\n"
+        "2024-05-01T10:00:01.000000+02:00 db1 postgres[502]: [app@shop] STATEMENT:  SELECT 1/0\n"
+        "2024-05-01T10:00:02.000000+02:00 db1 sshd[77]: Accepted publickey for root\n"
+    )
+    result = load(write(tmp_path, "messages", text))
+    assert result.format == "postgres_syslog"
+    q, s = queries(result), events(result)
+    assert q.sql.tolist() == ["SELECT a,\nb FROM t"] and q.pid.tolist() == [501]
+    assert str(q.ts.iloc[0]) == "2024-05-01 08:00:00.123456+00:00"
+    assert (s.statement.iloc[0], s.user.iloc[0]) == ("SELECT 1/0", "app")
+    assert result.report.skipped["not a PostgreSQL message (sshd)"] == 1
+    assert not any("carry no year" in w for w in result.report.warnings)
+
+
+def test_jsonlog_statement_and_duration_lines(tmp_path: Path) -> None:
+    import json
+
+    def rec(ts: str, pid: int, message: str) -> str:
+        return json.dumps(
+            {
+                "timestamp": ts,
+                "pid": pid,
+                "error_severity": "LOG",
+                "message": message,
+                "dbname": "shop",
+            }
+        )
+
+    text = "\n".join([
+        rec("2024-05-01 10:00:00.000 UTC", 1, "statement: SELECT 1"),
+        rec("2024-05-01 10:00:00.500 UTC", 1, "duration: 0.400 ms"),
+        rec("2024-05-01 10:00:01.000 UTC", 2, "statement: SELECT 2"),
+    ]) + "\n"  # fmt: skip
+    result = load(write(tmp_path, "pg.json", text))
+    q = queries(result)
+    assert q.duration_ms.fillna(-1).tolist() == [0.4, -1] and q.sql.tolist() == [
+        "SELECT 1",
+        "SELECT 2",
+    ]
+    assert str(q.ts.iloc[0]) == "2024-05-01 10:00:00.500000+00:00"  # when the duration was logged
+
+
 STMT = "2024-05-01 10:00:{s:02d}.000 UTC [{pid}] app@shop LOG:  {msg}\n"
 
 
@@ -417,7 +546,9 @@ def test_separate_statement_and_duration_lines_are_paired(tmp_path: Path) -> Non
     assert q.duration_ms.fillna(-1).tolist() == [1.5, 2.5, -1, 4.0]
     assert q.phase.astype(str).tolist() == ["statement", "statement", "statement", "execute"]
     orphan = events(result)
-    assert orphan.event.tolist() == ["duration_without_statement"] and orphan.duration_ms.tolist() == [9.0]
+    assert orphan.event.tolist() == [
+        "duration_without_statement"
+    ] and orphan.duration_ms.tolist() == [9.0]
     assert result.report.parsed == 9
 
 
@@ -449,7 +580,9 @@ def test_log_statement_line_repeated_by_min_duration_is_merged(tmp_path: Path) -
     assert result.report.parsed == 2
 
 
-def test_process_workers_give_the_serial_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_process_workers_give_the_serial_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from auditkit.executors import get_executor
 
     path = PG / "queryid.log.gz"
@@ -469,7 +602,10 @@ def test_process_workers_give_the_serial_result(tmp_path: Path, monkeypatch: pyt
 
 def test_truncated_files(tmp_path: Path) -> None:
     raw = (PG / "multiline_param.log").read_bytes()
-    cut = raw[: raw.index(b"2021-12-03 07:14:48.595 UTC [4913] user=user1,db=mydb LOG:  duration: 0.131") + 21]
+    cut = raw[
+        : raw.index(b"2021-12-03 07:14:48.595 UTC [4913] user=user1,db=mydb LOG:  duration: 0.131")
+        + 21
+    ]
     result = load(write(tmp_path, "cut.log", cut), "postgres_stderr")
     assert result.report.skipped["truncated entry (file ends mid-line)"] == 1
     assert result.report.skip_lines("truncated entry (file ends mid-line)") == [14]
@@ -493,9 +629,15 @@ def test_binary_files_and_binary_lines(tmp_path: Path) -> None:
         detect(junk)
     with pytest.raises(NothingParsedError):
         get_loader("postgres_stderr").load(junk)
-    text = stderr_lines((1, "duration: 1.0 ms  statement: SELECT 1"), (2, "duration: 2.0 ms  statement: SELECT 2"))
+    text = stderr_lines(
+        (1, "duration: 1.0 ms  statement: SELECT 1"), (2, "duration: 2.0 ms  statement: SELECT 2")
+    )
     first, second = text.splitlines(keepends=True)
-    path = write(tmp_path, "mixed.log", first.encode() + b"\x00\x01\x02\xff\xfe binary\x00junk\n" + second.encode())
+    path = write(
+        tmp_path,
+        "mixed.log",
+        first.encode() + b"\x00\x01\x02\xff\xfe binary\x00junk\n" + second.encode(),
+    )
     result = load(path, "postgres_stderr")
     assert result.report.skip_lines("binary data") == [2]
     assert queries(result).sql.tolist() == ["SELECT 1", "SELECT 2"]
@@ -540,7 +682,7 @@ def test_non_english_server_messages(tmp_path: Path) -> None:
 def test_explicit_prefix_option(tmp_path: Path) -> None:
     text = (
         "1714557600.125|4242|app|shop|my app|00000| LOG:  duration: 1.250 ms  statement: SELECT 1\n"
-        "1714557601.500|4243|app|shop|my app|42P01| ERROR:  relation \"t\" does not exist\n"
+        '1714557601.500|4243|app|shop|my app|42P01| ERROR:  relation "t" does not exist\n'
         "1714557601.500|4243|app|shop|my app|42P01| STATEMENT:  SELECT * FROM t\n"
     )
     path = write(tmp_path, "custom.log", text)
@@ -561,7 +703,10 @@ def test_undetectable_prefix_error_names_what_it_saw(tmp_path: Path) -> None:
 
 
 def test_missing_escapes_are_reported(tmp_path: Path) -> None:
-    text = "".join(f"2024-05-01 10:00:0{i}.000 UTC LOG:  duration: {i}.0 ms  statement: SELECT {i}\n" for i in range(5))
+    text = "".join(
+        f"2024-05-01 10:00:0{i}.000 UTC LOG:  duration: {i}.0 ms  statement: SELECT {i}\n"
+        for i in range(5)
+    )
     result = load(write(tmp_path, "nopid.log", text))
     assert any("(%p)" in w and "cannot be paired" in w for w in result.report.warnings)
 
@@ -570,7 +715,10 @@ def test_other_formats_are_not_claimed(tmp_path: Path) -> None:
     django = write(
         tmp_path,
         "django.log",
-        "".join(f"(0.00{i}) SELECT \"a\".\"id\" FROM \"a\" WHERE \"a\".\"id\" = {i}; args=({i},); alias=default\n" for i in range(9)),
+        "".join(
+            f'(0.00{i}) SELECT "a"."id" FROM "a" WHERE "a"."id" = {i}; args=({i},); alias=default\n'
+            for i in range(9)
+        ),
     )
     mysql = write(
         tmp_path,
@@ -709,14 +857,22 @@ def test_peer_csvlog_counts(peer: dict[str, LoadResult]) -> None:
     assert timed(peer[base + "postgresql-11-parse-bind.csv.log"]) == 3
     assert count(peer[base + "postgresql-11-autovacuum.csv.log"], kind="autovacuum") == 1
     r = peer[base + "postgresql-13-error-code.csv.log"]
-    assert len(queries(r)) == 2 and count(r, sqlstate="25P03") == 1 and count(r, kind="disconnection") == 1
+    assert (
+        len(queries(r)) == 2
+        and count(r, sqlstate="25P03") == 1
+        and count(r, kind="disconnection") == 1
+    )
 
 
 def test_peer_jsonlog_counts(peer: dict[str, LoadResult]) -> None:
     r = peer["pgbadger/t/fixtures/cloudsql.log.gz"]
     assert r.report.read == 1343 and r.report.skipped_total == 0
     s = events(r)
-    auth = s[(s.event == "connection_authorized") & (s.user == "cloudsqladmin") & (s.database == "cloudsqladmin")]
+    auth = s[
+        (s.event == "connection_authorized")
+        & (s.user == "cloudsqladmin")
+        & (s.database == "cloudsqladmin")
+    ]
     assert len(auth) == 151
     assert count(r, event="checkpoint_complete") == 12
     assert count(r, kind="autovacuum") == 15 and count(r, kind="autoanalyze") == 19
@@ -724,7 +880,10 @@ def test_peer_jsonlog_counts(peer: dict[str, LoadResult]) -> None:
     r = peer["pgbadger/t/fixtures/cnpg.log.gz"]
     assert r.report.read == 2022 and r.report.parsed == 1979
     s = events(r)
-    assert s.message.str.startswith("connection authorized: user=postgres database=postgres").sum() == 378
+    assert (
+        s.message.str.startswith("connection authorized: user=postgres database=postgres").sum()
+        == 378
+    )
     assert timed(r) == 400
     assert count(r, event="checkpoint_complete") == 2
     assert count(r, kind="autoanalyze") == 11 and count(r, kind="temp_file") == 1
@@ -733,7 +892,9 @@ def test_peer_jsonlog_counts(peer: dict[str, LoadResult]) -> None:
     b = events(peer["pgbadger/t/fixtures/pg_vacuums.log.gz"])
     assert len(a) == len(b) == 3544
     for frame in (a, b):
-        assert (frame.kind == "autovacuum").sum() == 2094 and (frame.kind == "autoanalyze").sum() == 1450
+        assert (frame.kind == "autovacuum").sum() == 2094 and (
+            frame.kind == "autoanalyze"
+        ).sum() == 1450
     for col in ("kind", "relation", "pid", "duration_ms"):
         assert a[col].tolist() == b[col].tolist(), col
     local = a.ts.dt.tz_convert("Europe/Paris")

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from operator import itemgetter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -91,7 +91,9 @@ _CONN = re.compile(r"(?:replication )?connection (?P<what>received|authenticated
 _DISCONN = re.compile(r"disconnection: session time: (?P<h>\d+):(?P<m>\d\d):(?P<s>\d+(?:\.\d+)?)")
 _REL_CONTEXT = re.compile(r'relation "(?P<rel>[^"]+)"')
 _REL_OID = re.compile(r"relation (?P<oid>\d+)")
-_QUERY_TEXT = re.compile(r"Query Text: (?P<q>.*?)(?:\n(?:[A-Z][a-z]+ )*[A-Z][a-z]+.*\(cost=|\Z)", re.S)
+_QUERY_TEXT = re.compile(
+    r"Query Text: (?P<q>.*?)(?:\n(?:[A-Z][a-z]+ )*[A-Z][a-z]+.*\(cost=|\Z)", re.S
+)
 #: a duration or statement keyword of a translated server (German, French, Spanish, …)
 LOCALISED_MESSAGE = re.compile(
     r"^(?:Dauer|durée|duración|durata|duração|duur|czas trwania|doba trvání|süre|"
@@ -234,16 +236,17 @@ def to_utc(
     try:
         naive = pc.cast(arr, pa.timestamp("ns")).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        naive = pd.to_datetime(pd.Series(list(ts), dtype=object), errors="coerce", format="mixed").to_numpy(
-            dtype="datetime64[ns]"
-        )
+        naive = pd.to_datetime(
+            pd.Series(list(ts), dtype=object), errors="coerce", format="mixed"
+        ).to_numpy(dtype="datetime64[ns]")
     naive = naive.astype("datetime64[ns]", copy=False)
     unresolved = np.ones(n, dtype=bool)
     if tz is not None:
         enc = pa.array(tz, pa.string()).dictionary_encode()
         texts = enc.dictionary.to_pylist()
         offsets = np.array(
-            [np.nan if (o := tz_offset_minutes(t or "")) is None else o for t in texts], dtype=np.float64
+            [np.nan if (o := tz_offset_minutes(t or "")) is None else o for t in texts],
+            dtype=np.float64,
         )
         per_row = offsets[enc.indices.to_numpy(zero_copy_only=False)]
         known = ~np.isnan(per_row)
@@ -253,13 +256,17 @@ def to_utc(
             naive[known] = naive[known] - shift
         unresolved = ~known
         if stats is not None:
-            stats.unknown_tz.update(t for t, o in zip(texts, offsets, strict=True) if t and np.isnan(o))
+            stats.unknown_tz.update(
+                t for t, o in zip(texts, offsets, strict=True) if t and np.isnan(o)
+            )
     if default_tz and unresolved.any():
         local = pd.DatetimeIndex(naive[unresolved]).tz_localize(
             default_tz, ambiguous="NaT", nonexistent="shift_forward"
         )
         naive = naive.copy()
-        naive[unresolved] = local.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        naive[unresolved] = (
+            local.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        )
     return naive
 
 
@@ -298,7 +305,9 @@ def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
     out = e.take(keep)
     if details:
         pos = {orig: k for k, orig in enumerate(keep)}
-        cols = {name: [""] * len(keep) for name in ("detail", "hint", "context", "statement", "iquery")}
+        cols = {
+            name: [""] * len(keep) for name in ("detail", "hint", "context", "statement", "iquery")
+        }
         for orig, parts in details.items():
             k = pos[orig]
             for sev_name, texts in parts.items():
@@ -364,7 +373,9 @@ def _arrow(values: Any) -> pa.Array:
     """A pyarrow string array from an Arrow array or a sequence of str/None."""
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
-    return pa.array(values if isinstance(values, (list, tuple)) else list(values), pa.large_string())
+    return pa.array(
+        values if isinstance(values, (list, tuple)) else list(values), pa.large_string()
+    )
 
 
 def _strings(values: Any) -> pd.arrays.ArrowStringArray:
@@ -399,7 +410,9 @@ def _ints(values: Sequence[Any] | None, n: int) -> pd.arrays.IntegerArray:
     try:
         arr = pc.cast(arr, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        arr = pa.array(pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce"), pa.float64())
+        arr = pa.array(
+            pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce"), pa.float64()
+        )
         arr = pc.cast(pc.floor(arr), pa.int64(), safe=False)
     mask = arr.is_null().to_numpy(zero_copy_only=False)
     data = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
@@ -430,8 +443,8 @@ def _fingerprints(texts: pa.Array) -> tuple[pd.arrays.ArrowStringArray, pd.array
     """Fingerprints and ids of ``texts``: computed once per distinct text, spread by Arrow."""
     enc = texts.dictionary_encode()
     fps, ids = fingerprint_many(pd.Series(pd.arrays.ArrowStringArray(enc.dictionary)))
-    fp_dict = pa.array(fps.to_numpy(dtype=object, na_value=None), pa.large_string())
-    id_dict = pa.array(ids.to_numpy(dtype=object, na_value=None), pa.large_string())
+    fp_dict = pa.array(fps.array, pa.large_string())
+    id_dict = pa.array(ids.array, pa.large_string())
     return (
         pd.arrays.ArrowStringArray(pc.take(fp_dict, enc.indices)),
         pd.arrays.ArrowStringArray(pc.take(id_dict, enc.indices)),
@@ -632,7 +645,11 @@ def build_frames(
             stats.localised += len(localised)
             sidx = [i for i in sidx if i not in skip]
     for i in sorted(skip):
-        report.skip(int(e.line[i]), "non-English server message (lc_messages is not English)", f"{sev[i]}: {msg[i]}")
+        report.skip(
+            int(e.line[i]),
+            "non-English server message (lc_messages is not English)",
+            f"{sev[i]}: {msg[i]}",
+        )
 
     # pairing of statements logged apart from their duration (log_statement + log_duration).
     # Per process, a statement without duration waits for the next "duration: X ms" line;
@@ -779,7 +796,9 @@ def _server_columns(e: Entries, idx: list[int], stats: Stats) -> dict[str, Any]:
         detail = _join_detail(e, i)
         context = (e.context[i] if e.context else "") or ""
         statement = (e.statement[i] if e.statement else "") or ""
-        kind, event, duration, size, relation = _classify(sev, message, context, e.sqlstate[i] if e.sqlstate else "")
+        kind, event, duration, size, relation = _classify(
+            sev, message, context, e.sqlstate[i] if e.sqlstate else ""
+        )
         if event == "auto_explain" and not statement:
             m = _QUERY_TEXT.search(message)
             statement = m.group("q").strip() if m else ""
@@ -803,7 +822,9 @@ def _server_columns(e: Entries, idx: list[int], stats: Stats) -> dict[str, Any]:
     sel = np.asarray(idx, dtype=np.int64)
     cols["ts"] = e.ts[sel]
     cols["source_line"] = e.line[sel]
-    cols["duration_ms"] = np.array([np.nan if d is None else d for d in out["duration_ms"]], dtype=np.float64)
+    cols["duration_ms"] = np.array(
+        [np.nan if d is None else d for d in out["duration_ms"]], dtype=np.float64
+    )
     cols["size_bytes"] = [None if s is None else s for s in out["size_bytes"]]
     return cols
 
@@ -859,7 +880,13 @@ def _classify(
         t = _ELAPSED.search(message)
         duration = float(t.group("s")) * 1000.0 if t else None
         op = m.group("op")
-        return ("autovacuum" if op == "vacuum" else "autoanalyze"), f"auto{op}", duration, None, m.group("rel")
+        return (
+            ("autovacuum" if op == "vacuum" else "autoanalyze"),
+            f"auto{op}",
+            duration,
+            None,
+            m.group("rel"),
+        )
     m = _CONN.match(message)
     if m:
         return "connection", f"connection_{m.group('what')}", None, None, ""
@@ -918,7 +945,9 @@ def finish_pending(
                 else:
                     row["duration_ms"], row["ts"] = first[1], first[2]
                     queries.append(row)
-            elif row is not None and not (first[0] == "timed" and first[1] == str(row["sql_template"] or row["sql"]).strip()):
+            elif row is not None and not (
+                first[0] == "timed" and first[1] == str(row["sql_template"] or row["sql"]).strip()
+            ):
                 queries.append(row)
         for pid, row in opens:
             previous = open_.pop(pid, None)

@@ -256,7 +256,10 @@ class PrefixDetection:
                 "'ERROR:  ', 'STATEMENT:  ' …)"
             )
         shown = ", ".join(repr(s) for s in self.seen[:3])
-        recognised = sorted({ESCAPE_NAMES[e] for s in self.seen[:3] for e in escapes_of(_infer_one(s))} - {"unnamed number", "unnamed word"})
+        recognised = sorted(
+            {ESCAPE_NAMES[e] for s in self.seen[:3] for e in escapes_of(_infer_one(s))}
+            - {"unnamed number", "unnamed word"}
+        )
         lacks = [
             name
             for letters, name in (

@@ -49,7 +49,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -89,7 +89,19 @@ __all__ = [
 ]
 
 #: prefix fields the loaders keep (others are matched but not captured)
-_CAPTURE = ("ts", "tz", "epoch", "pid", "user", "db", "app", "client", "session", "query_id", "sqlstate")
+_CAPTURE = (
+    "ts",
+    "tz",
+    "epoch",
+    "pid",
+    "user",
+    "db",
+    "app",
+    "client",
+    "session",
+    "query_id",
+    "sqlstate",
+)
 _SECONDARY_ALT = "|".join(sorted(SECONDARY_SEVERITIES))
 #: a severity word as bytes, for block boundaries (localised words are non-ASCII bytes)
 _SEVERITY_BYTES = rb"(?:[A-Z]{2,}[1-5]?|[\x80-\xff][^\s:]*)"
@@ -144,7 +156,12 @@ class StderrParser(BlockParser):
     """Parses blocks of a stderr log written with one known ``log_line_prefix``."""
 
     def __init__(
-        self, prefix: str, tz: str | None, source: str, fmt: str = "postgres_stderr", notes: Sequence[str] = ()
+        self,
+        prefix: str,
+        tz: str | None,
+        source: str,
+        fmt: str = "postgres_stderr",
+        notes: Sequence[str] = (),
     ) -> None:
         self.prefix = prefix
         self.tz = tz
@@ -153,9 +170,7 @@ class StderrParser(BlockParser):
         self.notes = list(notes)
         # two forms of the one-pass pattern: the fast one, and the lazy (robust) one for
         # blocks where the fast one leaves lines unmatched (see prefix_pattern's greedy)
-        entry = (
-            rf"(?P<sev>{SEVERITY}): {{1,2}}{MESSAGE_FRAGMENT}(?P<msg>[^\n]*)|(?P<junk>[^\n]+))"
-        )
+        entry = rf"(?P<sev>{SEVERITY}): {{1,2}}{MESSAGE_FRAGMENT}(?P<msg>[^\n]*)|(?P<junk>[^\n]+))"
         cont = r"(?P<cont>(?:\n(?:[\t ][^\n]*)?)*)"
         fast = prefix_pattern(prefix, capture=_CAPTURE, greedy=True)
         lazy = prefix_pattern(prefix, capture=_CAPTURE)
@@ -163,11 +178,23 @@ class StderrParser(BlockParser):
         self._rx_robust = re.compile(rf"^(?:(?:{lazy}){entry}{cont}", re.M)
         bare = prefix_pattern(prefix, capture=())
         self.boundary = re.compile(
-            b"(?:" + bare.encode() + rb")(?!(?:" + _SECONDARY_ALT.encode() + rb"):)" + _SEVERITY_BYTES + rb":"
+            b"(?:"
+            + bare.encode()
+            + rb")(?!(?:"
+            + _SECONDARY_ALT.encode()
+            + rb"):)"
+            + _SEVERITY_BYTES
+            + rb":"
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"prefix": self.prefix, "tz": self.tz, "source": self.source, "fmt": self.fmt, "notes": self.notes}
+        return {
+            "prefix": self.prefix,
+            "tz": self.tz,
+            "source": self.source,
+            "fmt": self.fmt,
+            "notes": self.notes,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["prefix"], state["tz"], state["source"], state["fmt"], state["notes"])  # type: ignore[misc]
@@ -241,7 +268,9 @@ class StderrParser(BlockParser):
         if not simple:
             conts = col("cont")
             assert conts is not None
-            msg = [m + _continuation(c) if len(c) > 1 else m for m, c in zip(msg, conts, strict=True)]
+            msg = [
+                m + _continuation(c) if len(c) > 1 else m for m, c in zip(msg, conts, strict=True)
+            ]
         sel_lines = lines if keep is None else lines[np.asarray(keep, dtype=np.int64)]
         sev = col("sev")
         assert sev is not None
@@ -287,7 +316,11 @@ def _detection_notes(det: PrefixDetection, given: bool) -> list[str]:
     if missing:
         notes.append(
             f"log_line_prefix {det.prefix!r} has no {', '.join(missing)}: those columns stay empty"
-            + ("; statements logged apart from their duration cannot be paired" if "the process id (%p)" in missing else "")
+            + (
+                "; statements logged apart from their duration cannot be paired"
+                if "the process id (%p)" in missing
+                else ""
+            )
         )
     return notes
 
@@ -494,7 +527,11 @@ class CsvParser(BlockParser):
             except StopIteration:
                 break
             except csv.Error as exc:
-                report.skip(start, f"malformed CSV ({exc})", text.splitlines()[consumed] if consumed < text.count("\n") else "")
+                report.skip(
+                    start,
+                    f"malformed CSV ({exc})",
+                    text.splitlines()[consumed] if consumed < text.count("\n") else "",
+                )
                 break
             consumed = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -505,7 +542,11 @@ class CsvParser(BlockParser):
                 continue
             if not 22 <= len(row) <= 26 or not _CSV_START.match(row[0]):
                 end_of_block = consumed >= text.count("\n") and not text.endswith("\n")
-                reason = "truncated entry (file ends mid-record)" if end_of_block else f"malformed csvlog record ({len(row)} fields)"
+                reason = (
+                    "truncated entry (file ends mid-record)"
+                    if end_of_block
+                    else f"malformed csvlog record ({len(row)} fields)"
+                )
                 if "\ufffd" in joined and not end_of_block:
                     reason = "invalid UTF-8"
                 report.skip(start, reason, joined)
@@ -528,8 +569,8 @@ class PostgresCsvLoader(_PostgresLoader):
     name = "postgres_csvlog"
     description = "PostgreSQL csvlog (log_destination = csvlog)"
     expected = (
-        "CSV records like '2024-05-01 10:00:00.123 UTC,\"app\",\"shop\",4242,…,LOG,00000,"
-        "\"duration: 1.2 ms  statement: SELECT …\",…' with 22 to 26 columns"
+        'CSV records like \'2024-05-01 10:00:00.123 UTC,"app","shop",4242,…,LOG,00000,'
+        '"duration: 1.2 ms  statement: SELECT …",…\' with 22 to 26 columns'
     )
 
     def sniff(self, head: str, path: Path) -> float:
@@ -557,7 +598,14 @@ class JsonParser(BlockParser):
     #: every line starts a record, except a Cloud SQL continuation line (textPayload "\t…")
     boundary = re.compile(rb'(?![^\n]*"textPayload":\s?"\\t)')
 
-    def __init__(self, prefix: str | None, tz: str | None, source: str, fmt: str = "postgres_jsonlog", notes: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        prefix: str | None,
+        tz: str | None,
+        source: str,
+        fmt: str = "postgres_jsonlog",
+        notes: Sequence[str] = (),
+    ) -> None:
         self.prefix = prefix
         self.tz = tz
         self.source = source
@@ -566,14 +614,22 @@ class JsonParser(BlockParser):
         self._payload: re.Pattern[str] | None = None
         if prefix is not None:
             self._payload = re.compile(
-                rf"(?:{prefix_pattern(prefix, capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)", re.S
+                rf"(?:{prefix_pattern(prefix, capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)",
+                re.S,
             )
         self._stderr = re.compile(
-            rf"(?:{prefix_pattern('%m [%p] ', capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)", re.S
+            rf"(?:{prefix_pattern('%m [%p] ', capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)",
+            re.S,
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"prefix": self.prefix, "tz": self.tz, "source": self.source, "fmt": self.fmt, "notes": self.notes}
+        return {
+            "prefix": self.prefix,
+            "tz": self.tz,
+            "source": self.source,
+            "fmt": self.fmt,
+            "notes": self.notes,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["prefix"], state["tz"], state["source"], state["fmt"], state["notes"])  # type: ignore[misc]
@@ -622,11 +678,9 @@ class JsonParser(BlockParser):
                     "statement": str(obj.get("statement") or ""),
                     "iquery": str(obj.get("internal_query") or ""),
                 })  # fmt: skip
-                report.ok()
                 last = -1
             elif isinstance(obj.get("record"), dict):
                 acc.add(line_no, _record_values(obj["record"]))
-                report.ok()
                 last = -1
             elif "textPayload" in obj:
                 payload = str(obj.get("textPayload") or "")
@@ -644,31 +698,25 @@ class JsonParser(BlockParser):
                 values = {k2: v for k2, v in m.groupdict().items() if v}
                 values["ts"], values["tz"] = _split_ts(str(obj.get("timestamp") or ""))
                 acc.add(line_no, values)
-                report.ok()
                 last = len(acc.lines) - 1
             elif "logger" in obj and "logging_pod" in obj:
                 message = str(obj.get("msg") or "")
                 m = self._stderr.match(message) if obj.get("logger") == "postgres" else None
                 if m:
-                    values = {k2: v for k2, v in m.groupdict().items() if v}
-                    acc.add(line_no, values)
-                    report.ok()
+                    acc.add(line_no, {k2: v for k2, v in m.groupdict().items() if v})
                 else:
-                    report.skip(line_no, f"CloudNativePG operator message (logger {obj.get('logger') or 'none'})", raw)
+                    report.skip(
+                        line_no,
+                        f"CloudNativePG operator message (logger {obj.get('logger') or 'none'})",
+                        raw,
+                    )
                 last = -1
             else:
                 report.skip(line_no, "JSON object is not a PostgreSQL log record", raw)
-        # counted above per JSON object; build_frames counts entries again, so undo that
+        # entries are counted by build_frames; continuation objects and skips were counted above
         entries = acc.entries(self.tz, stats)
         stats.entries = len(entries)
-        counted = ParseReport(block.source, self.fmt)
-        frames, pending = build_frames(entries, block.source, self.fmt, counted, stats)
-        # entries skipped by build_frames (non-English) move from parsed to skipped
-        for reason, count in counted.skipped.items():
-            report.parsed -= count
-            report.read -= count
-        report.merge(_only_skips(counted))
-        report.warnings.extend(w for w in counted.warnings if w not in report.warnings)
+        frames, pending = build_frames(entries, block.source, self.fmt, report, stats)
         pending.append(("stats", stats))
         return BlockResult(frames, report, pending)
 
@@ -676,14 +724,6 @@ class JsonParser(BlockParser):
         for note in self.notes:
             report.warn(note)
         return finish_pending(pending, self.source, self.fmt, report)
-
-
-def _only_skips(report: ParseReport) -> ParseReport:
-    out = ParseReport(report.path, report.format)
-    out.read = report.skipped_total
-    out.skipped = report.skipped.copy()
-    out.samples = list(report.samples)
-    return out
 
 
 def _json_objects(head: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -708,8 +748,8 @@ class PostgresJsonLoader(_PostgresLoader):
     name = "postgres_jsonlog"
     description = "PostgreSQL jsonlog, Cloud SQL (textPayload) or CloudNativePG JSON lines"
     expected = (
-        "one JSON object per line: PostgreSQL jsonlog ({\"timestamp\", \"error_severity\", "
-        "\"message\", …}), a Cloud Logging export with the log line in textPayload, or "
+        'one JSON object per line: PostgreSQL jsonlog ({"timestamp", "error_severity", '
+        '"message", …}), a Cloud Logging export with the log line in textPayload, or '
         "CloudNativePG lines with a csvlog 'record'"
     )
 
@@ -722,14 +762,17 @@ class PostgresJsonLoader(_PostgresLoader):
             return 0.0
         score = 0
         for obj in objs:
-            if "error_severity" in obj and "message" in obj and "timestamp" in obj:
-                score += 1
-            elif isinstance(obj.get("record"), dict) and "error_severity" in obj["record"]:
-                score += 1
-            elif "logging_pod" in obj and "logger" in obj:
-                score += 1
-            elif "textPayload" in obj and (
-                "cloudsql" in str(obj.get("logName", "")) or severity_lines([str(obj["textPayload"])])[0]
+            if (
+                ("error_severity" in obj and "message" in obj and "timestamp" in obj)
+                or (isinstance(obj.get("record"), dict) and "error_severity" in obj["record"])
+                or ("logging_pod" in obj and "logger" in obj)
+                or (
+                    "textPayload" in obj
+                    and (
+                        "cloudsql" in str(obj.get("logName", ""))
+                        or severity_lines([str(obj["textPayload"])])[0]
+                    )
+                )
             ):
                 score += 1
         if not score:
@@ -757,7 +800,12 @@ _SYSLOG = re.compile(
     r"(?: (?P<host>\S+))?? (?P<ident>[^\s\[\]:]+)\[(?P<spid>[^\]\s]+)\]:? "
     r"(?:\[(?P<color>[A-Z][A-Z0-9_]*)\] )?(?:\[(?P<seq>\d+)-(?P<part>\d+)\] ?)?(?P<rest>.*)$"
 )
-_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 
 
 def _is_postgres(ident: str, spid: str, idents: Sequence[str]) -> bool:
@@ -789,7 +837,10 @@ class SyslogParser(BlockParser):
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("prefix", "year", "tz", "idents", "source", "fmt", "notes", "cut_month")}
+        return {
+            k: getattr(self, k)
+            for k in ("prefix", "year", "tz", "idents", "source", "fmt", "notes", "cut_month")
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -812,8 +863,13 @@ class SyslogParser(BlockParser):
             line_no = block.first_line + k
             m = _SYSLOG.match(line)
             if not m:
-                report.skip(line_no, _junk_reason(line, unterminated and k == len(raw_lines) - 1).replace(
-                    "line does not match the log_line_prefix", "not a syslog line"), line)
+                report.skip(
+                    line_no,
+                    _junk_reason(line, unterminated and k == len(raw_lines) - 1).replace(
+                        "line does not match the log_line_prefix", "not a syslog line"
+                    ),
+                    line,
+                )
                 continue
             ident, spid = m.group("ident"), m.group("spid")
             if not _is_postgres(ident, spid, self.idents):
@@ -826,7 +882,8 @@ class SyslogParser(BlockParser):
             # a later part is a raw continuation line, unless it carries its own prefix and
             # severity (Heroku numbers the DETAIL / STATEMENT lines of a report as parts)
             is_cont = e is None and (
-                (part is not None and part != "1") or (seq is None and rest.startswith(("#011", "\t", " ")))
+                (part is not None and part != "1")
+                or (seq is None and rest.startswith(("#011", "\t", " ")))
             )
             if is_cont:
                 target = by_seq.get((pid, seq or "")) if seq is not None else last_of_pid.get(pid)
@@ -937,7 +994,7 @@ class PostgresSyslogLoader(_PostgresLoader):
         year = options.get("year")
         cut_month = 12
         if year is None:
-            mtime = datetime.fromtimestamp(os.path.getmtime(path), tz=timezone.utc)
+            mtime = datetime.fromtimestamp(os.path.getmtime(path), tz=UTC)
             year, cut_month = mtime.year, mtime.month
             classic = any(re.match(r"^[A-Z][a-z]{2} ", r) for r in head.splitlines()[:50])
             if classic:
@@ -948,4 +1005,13 @@ class PostgresSyslogLoader(_PostgresLoader):
         idents = options.get("ident") or ()
         if isinstance(idents, str):
             idents = (idents,)
-        return SyslogParser(prefix, int(year), options.get("tz"), tuple(idents), str(path), self.name, notes, cut_month)
+        return SyslogParser(
+            prefix,
+            int(year),
+            options.get("tz"),
+            tuple(idents),
+            str(path),
+            self.name,
+            notes,
+            cut_month,
+        )
