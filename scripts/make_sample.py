@@ -550,7 +550,12 @@ def serve(job: Job) -> Iterator[str]:
         "BOOKSHOP_ACCESS_LOG": str(job.work / "access.log"),
         "BOOKSHOP_ERROR_LOG": str(job.work / "gunicorn-error.log"),
     }
-    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket"]
+    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+    usage = subprocess.run(
+        [*args[:3], "--help"], capture_output=True, text=True, check=False
+    ).stdout
+    if "--no-control-socket" in usage:  # newer gunicorn would open a socket in $HOME
+        args.append("--no-control-socket")
     web = subprocess.Popen(
         [*args, "bookshop.wsgi:application"],
         cwd=APP,
