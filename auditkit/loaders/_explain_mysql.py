@@ -51,6 +51,7 @@ __all__ = ["plans_from_json_text", "read_mysql", "sniff_mysql", "strip_json_comm
 _BORDER = re.compile(r"^\+[-+]+\+\s*$")
 _BOX_ROW = re.compile(r"^\|(?P<inner>.*)\|\s*$")
 _TAB_HEADER = re.compile(r"^id\tselect_type\t")
+_TAB_ROW = re.compile(r"^(?:\d+|NULL)\t")
 _VERTICAL = re.compile(r"^\*{5,} (?P<n>\d+)\. row \*{5,}\s*$")
 _VERTICAL_KV = re.compile(r"^\s*(?P<k>[A-Za-z_][\w ]*?):(?: (?P<v>.*))?$")
 _JSON_START = re.compile(r"^(?:\|\s*|EXPLAIN:\s*|\s*)\{\s*$")
@@ -132,7 +133,8 @@ def _row_node(row: dict[str, str], line: int) -> PlanNode:
 
 def _rows_plan(rows: list[tuple[int, dict[str, str]]], plan_format: str, statement: str | None) -> Plan:
     nodes = [_row_node(r, n) for n, r in rows]
-    return Plan(nodes[0], "mysql", plan_format, rows[0][0], {"statement": statement}, siblings=nodes[1:])
+    dialect = "mariadb" if any(k.strip().lower() == "r_rows" for k in rows[0][1]) else "mysql"
+    return Plan(nodes[0], dialect, plan_format, rows[0][0], {"statement": statement}, siblings=nodes[1:])
 
 
 def _cells(inner: str) -> list[str]:
@@ -421,7 +423,7 @@ def read_mysql(text: str) -> tuple[list[Plan], list[Failure]]:
             header = line.rstrip("\n").split("\t")
             rows = []
             j = i + 1
-            while j < n and lines[j].count("\t") == len(header) - 1 and lines[j].strip():
+            while j < n and lines[j].count("\t") == len(header) - 1 and _TAB_ROW.match(lines[j]):
                 rows.append((j + 1, dict(zip(header, lines[j].split("\t"), strict=True))))
                 j += 1
             if rows:
@@ -488,7 +490,7 @@ def _json_plans(body: list[str], line: int, statement: str | None, plans: list[P
         plans.extend(plans_from_json_text("\n".join(body), line, statement))
     except PlanParseError as exc:
         reason = "truncated plan" if "cut short" in exc.message else "invalid JSON plan"
-        failures.append(Failure(exc.line or line, reason, str(exc)))
+        failures.append(Failure(line, reason, str(exc), exc.line or line))
 
 
 def sniff_mysql(head: str) -> tuple[int, int]:
@@ -497,7 +499,7 @@ def sniff_mysql(head: str) -> tuple[int, int]:
     tabular += len(re.findall(r"^\|\s*id\s*\|\s*select_type\s*\|", head, re.M))
     if re.search(r"^\*{5,} 1\. row \*{5,}", head, re.M) and re.search(r"^\s*select_type: ", head, re.M):
         tabular += 1
-    json_plans = len(re.findall(r'"query_block"\s*:\s*\{', head))
+    json_plans = len(re.findall(r'^(?:\|\s)?\s{0,2}"query_block"\s*:\s*\{', head, re.M))
     if re.search(r'"operation"\s*:', head) and re.search(r'"access_type"\s*:', head):
         json_plans += 1
     return tabular, json_plans

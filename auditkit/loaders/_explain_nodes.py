@@ -113,11 +113,13 @@ _NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A plan that could not be read: where it starts, why (a stable reason), and the detail."""
+    """A plan that could not be read: the line where it starts, why (a stable reason), the
+    detail (naming the exact line), and that exact line (``at``)."""
 
     line: int
     reason: str
     detail: str
+    at: int | None = None
 
 
 class PlanParseError(ValueError):
@@ -365,6 +367,11 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _round(value: float | None) -> float | None:
+    """Derived times to the nanosecond: plans print microseconds, sums must not show float noise."""
+    return None if value is None else round(value, 6)
+
+
 def _visit(
     rows: list[dict[str, Any]],
     plan_id: str,
@@ -385,8 +392,8 @@ def _visit(
         parent_id=parent,
         depth=depth,
         node_type=node.node_type,
-        exclusive_ms=node.exclusive_ms,
-        inclusive_ms=node.inclusive_ms,
+        exclusive_ms=_round(node.exclusive_ms),
+        inclusive_ms=_round(node.inclusive_ms),
         source_file=source_file,
         source_line=node.line if node.line is not None else plan.line,
         dialect=plan.dialect,

@@ -621,7 +621,28 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
             node.properties.setdefault("unparsed", []).append(stripped)
     if not plans:
         raise PlanParseError("no plan node found", lines[0][0] if lines else None, "a text-format EXPLAIN plan")
+    for p in plans:
+        _zero_fill(p, _BLOCK_COLUMNS)
+        _zero_fill(p, ("io_read_ms", "io_write_ms"))
     return plans
+
+
+_BLOCK_COLUMNS = (
+    "shared_hit_blocks", "shared_read_blocks", "shared_dirtied_blocks", "shared_written_blocks",
+    "local_hit_blocks", "local_read_blocks", "local_dirtied_blocks", "local_written_blocks",
+    "temp_read_blocks", "temp_written_blocks",
+)
+
+
+def _zero_fill(plan: Plan, columns: tuple[str, ...]) -> None:
+    """The text format omits zero counters (and a node's whole Buffers line when all are
+    zero): once any node of the plan prints them, the option was on and missing ones are 0."""
+    nodes = list(plan.nodes())
+    if not any(c in n.fields for n in nodes for c in columns):
+        return
+    for n in nodes:
+        for c in columns:
+            n.fields.setdefault(c, 0.0)
 
 
 def _relationship(parent: PlanNode, index: int) -> str:

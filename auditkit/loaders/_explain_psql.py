@@ -45,6 +45,7 @@ _SQL_VERB = re.compile(
     r"\s*(?:EXPLAIN|SELECT|WITH|INSERT|UPDATE|DELETE|MERGE|VALUES|TABLE|EXECUTE|DECLARE|CREATE|ANALYZE|DESCRIBE|DESC|REPLACE)\b",
     re.I,
 )
+_WRAPPED = re.compile(r"(?is)^select\s+(?P<fn>[\w.]+)\(\s*'(?P<sql>(?:[^']|'')*)'\s*(?:,[^()]*)?\)\s*$")
 _TOP_KEYS = re.compile(
     r"^\s*(?:Planning(?:\s+Time)?:|Execution\s+Time:|Total\s+runtime:|JIT:|Trigger\s.*:\s+time=|Query\s+Identifier:"
     r"|Settings:|Serialization:|Memory:)",
@@ -72,8 +73,13 @@ class Chunk:
 
 
 def strip_explain(sql: str) -> str:
-    """``EXPLAIN (ANALYZE, BUFFERS) SELECT …`` → ``SELECT …`` (other statements unchanged)."""
-    return _EXPLAIN_PREFIX.sub("", sql, count=1).strip() if re.match(r"\s*EXPLAIN\b", sql, re.I) else sql.strip()
+    """``EXPLAIN (ANALYZE, BUFFERS) SELECT …`` → ``SELECT …``; MariaDB ``ANALYZE SELECT …`` too."""
+    analyze = re.match(r"\s*ANALYZE\s+(?:FORMAT\s*=\s*\w+\s+)?(?=SELECT|WITH|UPDATE|DELETE|INSERT|REPLACE)", sql, re.I)
+    if analyze:  # MariaDB's ANALYZE statement
+        return sql[analyze.end() :].strip()
+    if not re.match(r"\s*EXPLAIN\b", sql, re.I):
+        return sql.strip()
+    return re.sub(r"^QUERY\s+PLAN\s+", "", _EXPLAIN_PREFIX.sub("", sql, count=1).strip(), flags=re.I)
 
 
 def statement_from(preamble: list[str]) -> str | None:
@@ -86,10 +92,18 @@ def statement_from(preamble: list[str]) -> str | None:
     for line in preamble:
         text = _PROMPT.sub("", line, count=1)
         text = _MYSQL_PROMPT.sub("", text, count=1)
-        if text.strip().startswith(("--", "#")):
+        if text.strip().startswith(("--", "#")) and not re.fullmatch(r"-{3,}", text.strip()):
             cleaned.append("")
             continue
         cleaned.append(text.rstrip())
+    # mysql --verbose frames each statement between two lines of dashes, without a ';'
+    filled = [k for k, s in enumerate(cleaned) if s.strip()]
+    if filled and re.fullmatch(r"-{3,}", cleaned[filled[-1]].strip()):
+        last = filled[-1]
+        opening = next((k for k in range(last - 1, -1, -1) if re.fullmatch(r"-{3,}", cleaned[k].strip())), None)
+        if opening is not None and opening < last - 1:
+            text = "\n".join(cleaned[opening + 1 : last]).strip()
+            return strip_explain(re.sub(r"(?:;|\\[Gg])\s*$", "", text)) or None
     end = None
     for i in range(len(cleaned) - 1, -1, -1):
         s = cleaned[i].rstrip()
@@ -117,6 +131,10 @@ def statement_from(preamble: list[str]) -> str | None:
     text = re.sub(r"(?:;|\\[Gg])\s*$", "", text).strip()
     if not text or not re.match(r"[A-Za-z(]", text):
         return None
+    # pg_regress wraps EXPLAIN in filter functions: select explain_filter('explain …')
+    wrapped = _WRAPPED.match(text)
+    if wrapped and (wrapped.group("fn").lower().startswith("explain") or re.match(r"\s*explain\b", wrapped.group("sql"), re.I)):
+        return strip_explain(wrapped.group("sql").replace("''", "'"))
     return strip_explain(text)
 
 
@@ -169,6 +187,8 @@ def _classify(lines: list[tuple[int, str]], header: str | None) -> str:
         return "xml"
     if first.startswith(("- Plan:", "Plan:")):
         return "yaml"
+    if first.startswith(("|--", "`--")):
+        return ""  # SQLite's EXPLAIN QUERY PLAN tree under the same header
     if looks_like_node_line(first, costs_off=True) or first.lower().startswith("query text:"):
         return "text"
     if header is not None and header.strip().upper() == "QUERY PLAN":

@@ -157,7 +157,8 @@ def _read_postgres(text: str) -> tuple[list[Plan], list[Failure]]:
             reason = _REASONS[chunk.kind]
             if "cut short" in exc.message:
                 reason = "truncated plan"
-            failures.append(Failure(exc.line or chunk.line, reason, str(exc)))
+            start = chunk.lines[0][0] if chunk.lines else chunk.line
+            failures.append(Failure(start, reason, str(exc), exc.line or start))
     return plans, failures
 
 
@@ -249,7 +250,7 @@ class _ExplainLoader(Loader):
                 f"{len(failures)} plan(s) could not be read; the first starts at line {first.line}"
                 " — is the plan complete (not cut off by a pager or a copy)?"
             )
-            line = first.line
+            line = first.at or first.line
         else:
             message = f"no {self.description} found"
             hint = "is this the right format? Name the format explicitly if detection picked this one by mistake"
@@ -320,7 +321,7 @@ class ExplainMysqlLoader(_ExplainLoader):
         tabular, json_plans = sniff_mysql(head)
         if not tabular:
             return 0.0
-        return 0.6 if json_plans else 0.9
+        return 0.9 if tabular > json_plans else 0.6
 
 
 @register
@@ -334,8 +335,10 @@ class ExplainMysqlJsonLoader(_ExplainLoader):
     expected = 'EXPLAIN FORMAT=JSON output: {"query_block": {…}} (v1, MariaDB) or {"operation": …, "inputs": […]} (v2)'
 
     def sniff(self, head: str, path: Path) -> float:
-        _, json_plans = sniff_mysql(head)
-        return 0.9 if json_plans else 0.0
+        tabular, json_plans = sniff_mysql(head)
+        if not json_plans:
+            return 0.0
+        return 0.9 if json_plans >= tabular else 0.6
 
 
 @register
