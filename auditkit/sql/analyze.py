@@ -32,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -313,10 +314,10 @@ class _Analyzer:
         self.known = {t: set(c) for t, c in (known_columns or {}).items()}
         self.result = StatementAnalysis(sql)
         self.cte_names: set[str] = set()
-        self.like_patterns: list[str | None] = []
-        self.trunc_units: list[str | None] = []
-        self._like_i = 0
-        self._trunc_i = 0
+        #: an execution of the statement with its literals, parsed when first needed
+        self.sample: str | None = None
+        self._sample_tree: exp.Expression | bool | None = None
+        self.tree: exp.Expression | None = None
 
     # -- entry ---------------------------------------------------------------------------------
     def run(self, tree: exp.Expression) -> StatementAnalysis:
@@ -328,8 +329,7 @@ class _Analyzer:
                 t.name for t in tree.find_all(exp.Table) if t.name and t.name not in self.cte_names
             )
         )
-        self._likes = list(tree.find_all(exp.Like))
-        self._truncs = [n for n in tree.find_all(exp.TimestampTrunc, exp.DateTrunc)]
+        self.tree = tree
         if isinstance(tree, exp.Update | exp.Delete):
             target = tree.this
             if isinstance(target, exp.Table) and target.name:
@@ -520,34 +520,31 @@ class _Analyzer:
 
     # -- details from the sample ------------------------------------------------------------------
     def _like_pattern(self, node: exp.Like) -> str:
-        pat = _strip_parens(node.expression)
-        while isinstance(pat, exp.Upper | exp.Lower | exp.Cast):
-            pat = _strip_parens(pat.this)
-        try:
-            i = self._likes.index(node)
-        except ValueError:
-            i = -1
-        value: str | None = None
-        if isinstance(pat, exp.Literal) and pat.is_string:
-            value = pat.this
-        elif 0 <= i < len(self.like_patterns):
-            value = self.like_patterns[i]
+        value = _literal_of(node.expression)
+        if value is None:
+            twin = self._from_sample(node)
+            value = _literal_of(twin.expression) if twin is not None else None
         return _pattern_shape(value)
 
-    def _trunc_unit(self, node: exp.Expression) -> str | None:
-        unit = node.args.get("unit")
-        text = None
-        if isinstance(unit, exp.Literal | exp.Var):
-            text = str(unit.this)
-        elif isinstance(unit, exp.Cast) and isinstance(unit.this, exp.Literal):
-            text = str(unit.this.this)
-        if text and text.lower() in _UNIT_WORDS:
-            return text.lower()
-        try:
-            i = self._truncs.index(node)
-        except ValueError:
+    def _from_sample(self, node: exp.Expression) -> exp.Expression | None:
+        """The node of the sample statement that stands where ``node`` stands in the fingerprint
+        (same type, same ordinal), when it holds no placeholder; None otherwise."""
+        if self._sample_tree is None:
+            self._sample_tree = False
+            if self.sample and self.sample != self.sql:
+                with contextlib.suppress(Exception):
+                    self._sample_tree = _parse(self.sample, self.dialect)
+        if self._sample_tree is False or self.tree is None:
             return None
-        return self.trunc_units[i] if i < len(self.trunc_units) else None
+        assert isinstance(self._sample_tree, exp.Expression)
+        mine = list(self.tree.find_all(type(node)))
+        theirs = list(self._sample_tree.find_all(type(node)))
+        if len(mine) != len(theirs):
+            return None
+        i = next((k for k, n in enumerate(mine) if n is node), None)
+        if i is None or theirs[i].find(exp.Placeholder, exp.Parameter) is not None:
+            return None
+        return theirs[i]
 
     # -- recording --------------------------------------------------------------------------------
     def _add(
@@ -578,9 +575,18 @@ class _Analyzer:
             )
         else:
             node = term.node
+            if node.find(exp.Placeholder, exp.Parameter) is not None:
+                # the fingerprint hid a literal of the expression (a date_trunc unit, a time
+                # zone): take the expression from the sample, or give it up — an index
+                # definition cannot hold a placeholder
+                twin = self._from_sample(node)
+                if twin is None:
+                    self.result.unresolved += 1
+                    return
+                node = twin
             function, unit = _function_of(node), None
             if isinstance(node, exp.TimestampTrunc | exp.DateTrunc):
-                unit = self._trunc_unit(node)
+                unit = _unit_text(node.args.get("unit"))
                 if unit:
                     node = node.copy()
                     node.set("unit", exp.Literal.string(unit))
@@ -716,22 +722,7 @@ def analyze_sql(
     except Exception as exc:  # sqlglot raises several error types; none may stop an audit
         analyzer.result.error = _error_text(exc)
         return analyzer.result
-    if (
-        sample
-        and sample != sql
-        and (tree.find(exp.Like) or tree.find(exp.TimestampTrunc, exp.DateTrunc))
-    ):
-        try:
-            sample_tree = _parse(sample, dialect)
-            analyzer.like_patterns = [
-                _literal_of(n.expression) for n in sample_tree.find_all(exp.Like)
-            ]
-            analyzer.trunc_units = [
-                _unit_text(n.args.get("unit"))
-                for n in sample_tree.find_all(exp.TimestampTrunc, exp.DateTrunc)
-            ]
-        except Exception:
-            pass  # the fingerprint alone still gives the columns
+    analyzer.sample = sample
     try:
         return analyzer.run(tree)
     except Exception as exc:  # an unexpected tree shape: report, do not fail the workload
