@@ -120,7 +120,7 @@ class ClientData:
             if purpose == "requests":
                 ided = chosen[chosen["request_id"].notna() | chosen["trace_id"].notna()]
                 if len(ided):
-                    return ided.reset_index(drop=True)
+                    return self._with_endpoints(ided.reset_index(drop=True))
                 continue
             if len(chosen):
                 return chosen.reset_index(drop=True)
@@ -130,6 +130,24 @@ class ClientData:
                 if len(chosen):
                     return chosen.reset_index(drop=True)
         return events
+
+    def _with_endpoints(self, events: pd.DataFrame) -> pd.DataFrame:
+        """Fill missing endpoints of statements from any requests source with the same ids.
+
+        A query log often carries the request id but not the route, while the access log (or a
+        trace) of the same requests carries both: joining them attributes statements to endpoints.
+        """
+        requests = self.frames.get("requests")
+        if requests is None or len(requests) == 0 or events["endpoint"].notna().all():
+            return events
+        known = requests.dropna(subset=["request_id", "endpoint"]).drop_duplicates("request_id")
+        if len(known) == 0:
+            return events
+        by_id = known.set_index("request_id")["endpoint"]
+        filled = events["request_id"].map(by_id)
+        out = events.copy()
+        out["endpoint"] = out["endpoint"].fillna(filled).astype("string")
+        return out
 
     def query_profile(self) -> tuple[pd.DataFrame, str]:
         """The client's query profile and where it came from.
@@ -263,7 +281,27 @@ def load_client(
                 collected.setdefault(frame_name, []).append(df)
     for frame_name, parts in collected.items():
         client.frames[frame_name] = conform(pd.concat(parts, ignore_index=True), FRAMES[frame_name]) if frame_name in FRAMES else pd.concat(parts, ignore_index=True)
+    _routes(client)
     return client
+
+
+def _routes(client: ClientData) -> None:
+    """Endpoints as routes, consistently across every frame (see auditkit.endpoints)."""
+    from auditkit.endpoints import route_templates
+
+    frames = [df for df in client.frames.values() if "endpoint" in df and df["endpoint"].notna().any()]
+    if not frames:
+        return
+    paths = set().union(*(set(df["endpoint"].dropna().astype(str).unique()) for df in frames))
+    mapping = route_templates(paths)
+    if all(k == v for k, v in mapping.items()):
+        return
+    for name, df in client.frames.items():
+        if "endpoint" in df and df["endpoint"].notna().any():
+            if "path" not in df:
+                df["path"] = df["endpoint"]
+            df["endpoint"] = df["endpoint"].map(lambda v: mapping.get(v, v) if isinstance(v, str) else v).astype("string")
+            client.frames[name] = df
 
 
 def _cached(cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any]) -> LoadResult | None:

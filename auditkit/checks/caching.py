@@ -130,21 +130,30 @@ def cache_candidates(events: pd.DataFrame, config: AuditConfig | None = None, to
     agg = g.groupby("fid").agg(calls=("variant", "size"), variants=("variant", "nunique"), ms=("ms", "sum"),
                                fp=("fp", "first"), endpoints=("endpoint", lambda s: sorted(s.dropna().unique())[:3]))
     agg["repeat_ratio"] = 1 - agg["variants"] / agg["calls"]
+    # a statement run several times inside one request is a loop (N+1: select_related, the
+    # queries chapter), not a caching candidate
+    key = df["request_id"].astype("string") if "request_id" in df else None
+    if key is not None and key.notna().any():
+        per_request = g.assign(req=key.to_numpy()).dropna(subset=["req"]).groupby(["fid", "req"]).size()
+        looped = per_request.groupby(level="fid").median() > 1
+        agg = agg[~agg.index.isin(looped[looped].index)]
     picked = agg[(agg["calls"] >= t["candidate_min_calls"]) & (agg["repeat_ratio"] >= t["candidate_min_repeat_ratio"])]
-    picked = picked.sort_values("ms", ascending=False).head(top)
+    picked = picked.assign(saved=picked["ms"] * picked["repeat_ratio"]).sort_values("saved", ascending=False).head(top)
     out = []
     for fid, r in picked.iterrows():
+        endpoints = [str(e) for e in r["endpoints"]]
         saved = float(r["ms"]) * float(r["repeat_ratio"])
-        where = ", ".join(r["endpoints"]) if r["endpoints"] else "its callers"
+        where = ", ".join(endpoints) if endpoints else "its callers"
         out.append(Finding(
             check="cache_candidate",
             severity=Severity.MEDIUM if saved >= 1000 else Severity.LOW,
-            title=f"Cacheable read: {int(r['calls'])} calls, {r['repeat_ratio']:.0%} repeats",
+            title=(f"Cacheable read{' on ' + _table(str(r['fp'])) if _table(str(r['fp'])) else ''}: "
+                   f"{int(r['calls'])} calls, {r['repeat_ratio']:.0%} repeats"),
             summary=(f"The same statement with the same parameters ran {int(r['calls'])} times as only "
                      f"{int(r['variants'])} distinct queries, from {where}: caching its result would save about "
                      f"{saved / 1000:.1f} s of database time in the observed window."),
             subject=Subject(fingerprint=str(r["fp"]), fingerprint_id=str(fid),
-                            endpoint=r["endpoints"][0] if r["endpoints"] else None),
+                            endpoint=endpoints[0] if endpoints else None),
             metrics={"calls": int(r["calls"]), "distinct": int(r["variants"]), "repeat_ratio": round(float(r["repeat_ratio"]), 4),
                      "total_ms": round(float(r["ms"]), 3), "saved_ms": round(saved, 3)},
             recommendation=Recommendation(
@@ -159,6 +168,13 @@ def cache_candidates(events: pd.DataFrame, config: AuditConfig | None = None, to
             chapter="caching",
         ))
     return out
+
+
+def _table(fp: str) -> str | None:
+    from auditkit.sql.django_orm import statement_shape
+
+    shape = statement_shape(fp)
+    return shape.table if shape else None
 
 
 def check_caching(client: Any, config: AuditConfig) -> list[Finding]:
