@@ -40,7 +40,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -151,6 +151,11 @@ def _coalesce(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         return df
     # groupby().first() skips nulls column by column, which is exactly what combining wants
     return df.groupby(keys, sort=False, dropna=False).first().reset_index()
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``df`` as dicts keyed by column name."""
+    return cast(list[dict[str, Any]], df.to_dict("records"))
 
 
 def _text(v: Any) -> str | None:
@@ -266,7 +271,7 @@ def existing_indexes(schema_indexes: pd.DataFrame) -> list[IndexInfo]:
     catalog_tables: set[str] = set()
     declared = [
         d
-        for d in (_info(r, True) for r in _coalesce(dump, ["table", "index"]).to_dict("records"))
+        for d in (_info(r, True) for r in _records(_coalesce(dump, ["table", "index"])))
         if d
     ]
     by_name = {(d.table, d.name): d for d in declared}
@@ -276,7 +281,7 @@ def existing_indexes(schema_indexes: pd.DataFrame) -> list[IndexInfo]:
     infos = [
         i
         for i in (
-            _info(r, False) for r in _coalesce(catalog, ["table", "index"]).to_dict("records")
+            _info(r, False) for r in _records(_coalesce(catalog, ["table", "index"]))
         )
         if i
     ]
@@ -328,7 +333,7 @@ def _tables(schema_tables: pd.DataFrame) -> dict[str, _TableInfo]:
     out: dict[str, _TableInfo] = {}
     if len(schema_tables) == 0:
         return out
-    for rec in _coalesce(schema_tables, ["table"]).to_dict("records"):
+    for rec in _records(_coalesce(schema_tables, ["table"])):
         table = _text(rec.get("table"))
         if table is None:
             continue
@@ -407,7 +412,7 @@ class _Django:
                 if len(cols)
                 else infer_models(tab_rows, idx_rows, seen_columns=seen)
             )
-        for rec in cols.to_dict("records"):
+        for rec in _records(cols):
             table, app, model = (
                 _text(rec.get("table")),
                 _text(rec.get("app_label")),
@@ -461,7 +466,7 @@ def _column_stats(
     df = column_stats
     if "inherited" in df:
         df = df[~df["inherited"].fillna(False).astype(bool)]
-    for rec in _coalesce(df, ["table", "column"]).to_dict("records"):
+    for rec in _records(_coalesce(df, ["table", "column"])):
         table, col = _text(rec.get("table")), _text(rec.get("column"))
         if table is None or col is None:
             continue
@@ -638,7 +643,7 @@ def _needs_of_scope(
     order_aliases = set(order_rows["alias"].dropna())
     for alias, uses in scope_uses.groupby("alias", sort=False, dropna=False):
         table = str(uses["table"].iloc[0])
-        recs = uses.to_dict("records")
+        recs = _records(uses)
         eq = _unique_keys(
             [_key_of(u, str(u["role"]), django) for u in recs if u["role"] in _EQ_ROLES]
         )
@@ -1032,7 +1037,7 @@ def _plan_evidence(
     ]
     out = []
     cols = [c for c in columns if c]
-    for rec in nodes.to_dict("records"):
+    for rec in _records(nodes):
         filt = _text(rec.get("filter")) or ""
         if not any(re.search(rf"\b{re.escape(c)}\b", filt) for c in cols):
             continue
@@ -1139,8 +1144,8 @@ def _findings(
             {
                 "fingerprint_id": f,
                 "fingerprint": _short(str(by_fid.at[f, "fingerprint"])),
-                "calls": int(by_fid.at[f, "calls"]),
-                "total_ms": round(float(by_fid.at[f, "total_ms"] or 0.0), 3),
+                "calls": int(_num(by_fid.at[f, "calls"]) or 0),
+                "total_ms": round(_num(by_fid.at[f, "total_ms"]) or 0.0, 3),
             }
             for f in fids
         ]
@@ -1514,11 +1519,13 @@ def validate_with_hypopg(
             return [_noted(c, note) for c in cands] + others
         generic = version >= 160000
         for cand in cands:
-            out.append(_validate_one(conn, cand, by_fid, generic, t, keep_rejected))
+            checked = _validate_one(conn, cand, by_fid, generic, t, keep_rejected)
+            if checked is not None:
+                out.append(checked)
         with contextlib.suppress(Exception):
             conn.execute("SELECT hypopg_reset()")
         conn.rollback()
-    return [f for f in out if f is not None] + others  # type: ignore[misc]
+    return out + others
 
 
 _LIMIT = re.compile(r"(?is)\s+LIMIT\s+(?:\d+|\$\d+|ALL)(?:\s+OFFSET\s+(?:\d+|\$\d+))?\s*$")
@@ -1658,14 +1665,14 @@ def _validate_one(
             f"HypoPG: the planner uses the hypothetical index and the statements' cost falls from "
             f"{total_before:,.0f} to {total_after:,.0f} (−{reduction:.0%}, call-weighted)"
         )
-        unlimited = [
+        without_limit = [
             r["fingerprint_id"]
             for r in results
             if r.get("chosen") and r["variant"] == "without LIMIT"
         ]
-        if unlimited:
+        if without_limit:
             note += (
-                f"; {len(unlimited)} statement(s) compared without their LIMIT, whose cost assumes matching "
+                f"; {len(without_limit)} statement(s) compared without their LIMIT, whose cost assumes matching "
                 "rows are spread evenly and so hides the search"
             )
         if skipped:
@@ -1849,10 +1856,9 @@ def _write_overhead(info: _TableInfo | None) -> tuple[str, float | None]:
     """Rows whose write also wrote each index of the table: inserts and non-HOT updates."""
     if info is None or info.writes is None:
         return "its write cost is unknown (no pg_stat_user_tables export)", None
-    w = info.writes - ((info.updates_non_hot is not None and 0) or 0)
-    if info.updates_non_hot is not None:
-        # deletes do not touch indexes (vacuum does); HOT updates skip them
-        w = info.index_writes
+    # deletes do not touch indexes (vacuum does) and HOT updates skip them: count inserts and
+    # the other updates when the export tells them apart
+    w = info.index_writes if info.index_writes is not None else info.writes
     return f"{w:,.0f} row writes on {info.table} since the reset also wrote this index", w
 
 
@@ -1985,7 +1991,7 @@ def unused_indexes(
                 chapter="indexing",
             )
         )
-    return sorted(out, key=lambda f: (-int(f.severity), -(f.metrics.get("size_bytes") or 0)))
+    return sorted(out, key=lambda f: (-int(f.severity), -(_num(f.metrics.get("size_bytes")) or 0.0)))
 
 
 def _is_like_twin(ix: IndexInfo) -> bool:
@@ -2095,7 +2101,7 @@ def duplicate_indexes(
                 host = sorted(longer, key=lambda o: (len(o.keys), o.name))[0]
                 flagged.add((table, ix.name))
                 out.append(_dup_finding(ix, host, "redundant prefix", info, django, dialect, t))
-    return sorted(out, key=lambda f: (-int(f.severity), -(f.metrics.get("size_bytes") or 0)))
+    return sorted(out, key=lambda f: (-int(f.severity), -(_num(f.metrics.get("size_bytes")) or 0.0)))
 
 
 def _dup_finding(

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -56,6 +56,11 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # one plan, prepared
 # --------------------------------------------------------------------------------------------
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``df`` as dicts keyed by column name."""
+    return cast(list[dict[str, Any]], df.to_dict("records"))
+
+
 def _f(v: Any) -> float | None:
     try:
         x = float(v)
@@ -104,7 +109,7 @@ def _plans(plan_nodes: pd.DataFrame) -> list[_Plan]:
         return out
     # one conversion of the whole frame: per-plan to_dict is slow on wide frames
     grouped: dict[str, list[dict[str, Any]]] = {}
-    for rec in plan_nodes.to_dict("records"):
+    for rec in _records(plan_nodes):
         grouped.setdefault(str(rec["plan_id"]), []).append(rec)
     for plan_id, recs in grouped.items():
         nodes = sorted(recs, key=lambda r: int(r["node_id"]))

@@ -138,7 +138,7 @@ def _csv_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, An
                 continue
             if len(values) == 1 and re.fullmatch(r"\(\d+ rows?\)", values[0].strip()):
                 continue  # psql footer
-            rec = {
+            rec: dict[str, Any] = {
                 h: (None if v.strip().lower() in _NULLS else v)
                 for h, v in zip(header, values, strict=False)
             }

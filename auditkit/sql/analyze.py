@@ -36,7 +36,7 @@ import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import sqlglot
@@ -262,12 +262,15 @@ def expression_key(node: exp.Expression | str, dialect: Dialect = "postgres") ->
         >>> expression_key('UPPER(CAST("app_user"."email" AS TEXT))')
         'upper(email)'
     """
+    tree: exp.Expression
     if isinstance(node, str):
         try:
-            node = sqlglot.parse_one(node, dialect=dialect)
+            tree = cast(exp.Expression, sqlglot.parse_one(node, dialect=dialect))
         except Exception:
             return re.sub(r"\s+", " ", node.strip().lower())
-    norm = _normalise(node)
+    else:
+        tree = node
+    norm = _normalise(tree)
     if isinstance(norm, exp.Column):
         return norm.name
     text = norm.sql(dialect="postgres").lower()
@@ -697,7 +700,7 @@ def _parse(sql: str, dialect: Dialect) -> exp.Expression:
     trees = [t for t in sqlglot.parse(_prepare(sql), dialect=dialect) if t is not None]
     if not trees:
         raise ValueError("empty statement")
-    return trees[0]
+    return cast(exp.Expression, trees[0])
 
 
 def analyze_sql(
@@ -947,7 +950,8 @@ def _matching_paren(text: str, start: int) -> int:
 def split_top_level(text: str, sep: str = ",") -> list[str]:
     """Split ``text`` on ``sep`` outside parentheses and quotes."""
     parts: list[str] = []
-    depth, quote, cur = 0, None, []
+    depth, quote = 0, None
+    cur: list[str] = []
     for ch in text:
         if quote:
             cur.append(ch)
