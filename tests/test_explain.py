@@ -231,6 +231,27 @@ def test_psql_frames_and_wrapping() -> None:
     assert wrapped["execution_ms"].iloc[0] == 13948.301
 
 
+def test_bare_copies(tmp_path: Path) -> None:
+    """pgAdmin's quoted lines, auto_explain's 'Query Text:', two plans pasted one after the other."""
+    quoted = load(_write(tmp_path, "quoted.txt", "\n".join(f'"{line}"' for line in SIMPLE.splitlines()) + "\n"))
+    assert len(quoted.frame) == 4 and quoted.frame["execution_ms"].iloc[0] == 0.2
+    auto = load(_write(tmp_path, "auto.txt", "Query Text: SELECT *\n  FROM a JOIN b USING (id)\n" + SIMPLE)).frame
+    assert auto["statement"].iloc[0] == "SELECT * FROM a JOIN b USING (id)"
+    two = load(_write(tmp_path, "two.txt", SIMPLE + "\n" + SIMPLE.replace("Hash Join", "Merge Join"))).frame
+    assert two.groupby("plan_id", sort=False)["node_type"].first().tolist() == ["Hash Join", "Merge Join"]
+
+
+def test_several_json_plans(tmp_path: Path) -> None:
+    """auto_explain writes one JSON object per log line; a list may also hold several plans."""
+    doc = json.loads((CASES / "pganalyze_json_with.json").read_text())
+    lines = _write(tmp_path, "auto.jsonl", json.dumps(doc) + "\n" + json.dumps(doc) + "\n")
+    result = load(lines)
+    assert result.format == "explain_pg_json" and result.report.parsed == 2
+    listed = load(_write(tmp_path, "list.json", json.dumps([doc, doc, doc], indent=2))).frame
+    assert listed["plan_id"].nunique() == 3
+    assert listed["statement"].iloc[0].startswith("with recursive search_graph")
+
+
 def test_mysql_traditional_and_json() -> None:
     session = load(CASES / "mariadb_session.txt")
     assert session.format == "explain_mysql"
@@ -310,6 +331,20 @@ Limit  (cost=1.00..9.00 rows=1 width=4) (actual time=5.000..10.000 rows=1 loops=
     assert frame.loc[0, "exclusive_ms"] == pytest.approx(10.0 - 9.9)
     assert frame["exclusive_ms"].sum() == pytest.approx(10.0)
     assert frame.loc[1, "subplan_name"] == "CTE c" and frame.loc[1, "parent_relationship"] == "InitPlan"
+
+
+def test_exclusive_time_new_style_initplan(tmp_path: Path) -> None:
+    """PostgreSQL 17+ names InitPlan outputs '(InitPlan 1).col1' instead of '$0'."""
+    text = """\
+Result  (cost=0.02..1.05 rows=1 width=4) (actual time=1.600..2.000 rows=1.00 loops=1)
+  One-Time Filter: ((InitPlan 1).col1 > 0)
+  InitPlan 1
+    ->  Result  (cost=0.00..0.01 rows=1 width=4) (actual time=1.500..1.500 rows=1.00 loops=1)
+  ->  Seq Scan on t  (cost=0.00..1.01 rows=1 width=4) (actual time=0.100..0.400 rows=1.00 loops=1)
+"""
+    frame = load(_write(tmp_path, "pg17.plan", text)).frame
+    assert frame["subplan_name"].tolist()[1] == "InitPlan 1"
+    assert frame["exclusive_ms"].tolist() == pytest.approx([2.0 - 0.4 - 1.5, 1.5, 0.4])
 
 
 def test_exclusive_time_parallel_workers() -> None:

@@ -309,7 +309,7 @@ def _v2_node(obj: Any, line: int) -> PlanNode:
     mapped = {
         "operation", "table_name", "alias", "schema_name", "index_name", "estimated_rows", "estimated_total_cost",
         "estimated_first_row_cost", "actual_rows", "actual_loops", "actual_first_row_ms", "actual_last_row_ms",
-        "condition", "lookup_condition", "ranges", "join_type", "inputs",
+        "condition", "lookup_condition", "ranges", "join_type", "inputs", "query",
     }
     props = {k: v for k, v in obj.items() if k not in mapped and not (isinstance(v, list) and v and isinstance(v[0], dict))}
     node = PlanNode(_v2_type(obj), fields, line=line, properties=props)

@@ -155,6 +155,7 @@ _NUMBERS = {
     "rowsremovedbyjoinfilter": "rows_removed_by_join_filter", "sortspaceused": "sort_space_kb",
     "hashbuckets": "hash_buckets", "originalhashbuckets": "original_hash_buckets", "hashbatches": "hash_batches",
     "originalhashbatches": "original_hash_batches", "peakmemoryusage": "peak_memory_kb",
+    "hashaggbatches": "hash_batches",
     "heapfetches": "heap_fetches", "sharedhitblocks": "shared_hit_blocks", "sharedreadblocks": "shared_read_blocks",
     "shareddirtiedblocks": "shared_dirtied_blocks", "sharedwrittenblocks": "shared_written_blocks",
     "localhitblocks": "local_hit_blocks", "localreadblocks": "local_read_blocks",

@@ -428,6 +428,14 @@ def _set_property(node: PlanNode, key: str, value: str) -> None:
                 node.fields["original_hash_batches"] = to_float(m.group(2) or m.group(1))
             elif pk == "Memory Usage":
                 node.fields["peak_memory_kb"] = _kb(pv)
+    elif k == "batches":  # HashAggregate: "Batches: 1  Memory Usage: 32kB  Disk Usage: 0kB"
+        for pk, pv in _pairs(f"Batches: {value}"):
+            if pk == "Batches":
+                node.fields["hash_batches"] = to_float(pv)
+            elif pk == "Memory Usage":
+                node.fields["peak_memory_kb"] = _kb(pv)
+            else:
+                node.properties[pk] = pv
     elif k == "hits":
         for pk, pv in _pairs(f"Hits: {value}"):
             column = {"Hits": "cache_hits", "Misses": "cache_misses", "Evictions": "cache_evictions", "Overflows": "cache_overflows"}.get(pk)
@@ -598,8 +606,9 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
                 stack.append(_Frame(indent, header=stripped if sub else f"CTE {cte.group('name')}"))  # type: ignore[union-attr]
                 section = None
                 continue
-        # plan-level lines and their sections
-        if indent <= root_indent:
+        # plan-level lines and their sections (some copies indent them: ' Total runtime' under
+        # a root at column 0)
+        if indent <= root_indent or (_TOP_LEVEL.match(stripped) and (_KEY_VALUE.match(stripped) or _TRIGGER.match(stripped))):
             stack = []
             section = _top_level(plan, stripped)
             continue
@@ -617,6 +626,8 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
         kv = _KEY_VALUE.match(stripped)
         if kv:
             _set_property(node, kv.group("key"), kv.group("value") or "")
+        elif node.node_type == "ModifyTable" and _MODIFY.match(stripped):
+            node.properties.setdefault("Result Relations", []).append(stripped)
         else:
             node.properties.setdefault("unparsed", []).append(stripped)
     if not plans:

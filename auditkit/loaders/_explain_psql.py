@@ -306,43 +306,43 @@ def _bare(region: list[tuple[int, str]]) -> list[Chunk]:
     out: list[Chunk] = []
     i = 0
     n = len(region)
+    last = 0  # a plan's statement is looked for after the previous plan only
+
+    def add(kind: str, stop: int) -> int:
+        nonlocal last
+        out.append(Chunk(kind, region[i:stop], None, statement_from(texts[last:i]), None, region[i][0], stop - i))
+        last = stop
+        return stop
+
     while i < n:
         raw = texts[i]
         s = raw.strip()
         if not s or _DASHES.match(raw) or _FOOTER.match(raw):
             i += 1
-            continue
-        if s.startswith(("[", "{")):
+        elif s.startswith(("[", "{")):
             end = find_json_end(texts, i)
-            stop = (end if end is not None else n - 1) + 1
-            out.append(Chunk("json", region[i:stop], None, statement_from(texts[:i]), None, region[i][0], stop - i))
-            i = stop
-            continue
-        if s.startswith(("<explain", "<?xml")):
-            stop = next((j + 1 for j in range(i, n) if "</explain>" in texts[j]), n)
-            out.append(Chunk("xml", region[i:stop], None, statement_from(texts[:i]), None, region[i][0], stop - i))
-            i = stop
-            continue
-        if s.startswith("- Plan:"):
-            indent = len(raw) - len(raw.lstrip())
-            j = i + 1
-            while j < n and (not texts[j].strip() or len(texts[j]) - len(texts[j].lstrip()) > indent or texts[j].strip().startswith("- ")):
-                if _FOOTER.match(texts[j]):
-                    break
-                j += 1
-            out.append(Chunk("yaml", region[i:j], None, statement_from(texts[:i]), None, region[i][0], j - i))
-            i = j
-            continue
-        starts_text = s.lower().startswith("query text:") or (
-            looks_like_node_line(raw) and not s.startswith("->")
-        )
-        if starts_text:
-            j = _text_extent(texts, i)
-            out.append(Chunk("text", region[i:j], None, statement_from(texts[:i]), None, region[i][0], j - i))
-            i = j
-            continue
-        i += 1
+            i = add("json", (end if end is not None else n - 1) + 1)
+        elif s.startswith(("<explain", "<?xml")):
+            i = add("xml", next((j + 1 for j in range(i, n) if "</explain>" in texts[j]), n))
+        elif s.startswith("- Plan:"):
+            i = add("yaml", _yaml_extent(texts, i))
+        elif s.lower().startswith("query text:") or (looks_like_node_line(raw) and not s.startswith("->")):
+            i = add("text", _text_extent(texts, i))
+        else:
+            i += 1
     return out
+
+
+def _yaml_extent(texts: list[str], start: int) -> int:
+    """Index just past the YAML plan list that starts at ``start`` (``- Plan:``)."""
+    indent = len(texts[start]) - len(texts[start].lstrip())
+    j = start + 1
+    while j < len(texts) and not _FOOTER.match(texts[j]):
+        line = texts[j]
+        if line.strip() and len(line) - len(line.lstrip()) <= indent and not line.strip().startswith("- "):
+            break
+        j += 1
+    return j
 
 
 def _text_extent(texts: list[str], start: int) -> int:
