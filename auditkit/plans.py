@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -93,7 +93,7 @@ def plan_summary(nodes: pd.DataFrame) -> pd.DataFrame:
         execution = _value(root, "execution_ms")
         inclusive = _sum_or_none(tops["inclusive_ms"]) if "inclusive_ms" in g else None
         excl = pd.to_numeric(g["exclusive_ms"], errors="coerce")
-        slowest = g.loc[excl.idxmax()] if excl.notna().any() else None
+        slowest: pd.Series | None = g.iloc[int(excl.fillna(float("-inf")).to_numpy().argmax())] if excl.notna().any() else None
         rows.append(
             {
                 "plan_id": plan_id,
@@ -170,7 +170,7 @@ def _table_of(nodes: pd.DataFrame) -> dict[int, str]:
         if relation is None and _value(node, "index_name") is not None:
             parent = _value(node, "parent_id")
             while parent is not None and relation is None:
-                p = by_id.loc[int(parent)]
+                p = cast(pd.Series, by_id.loc[int(parent)])
                 relation = _value(p, "relation")
                 parent = _value(p, "parent_id")
         if relation is not None:
@@ -287,7 +287,8 @@ def compare_plans(a_nodes: pd.DataFrame, b_nodes: pd.DataFrame) -> pd.DataFrame:
     """
     a = _one_plan(a_nodes, "a")
     b = _one_plan(b_nodes, "b")
-    sa, sb = plan_summary(a).iloc[0], plan_summary(b).iloc[0]
+    sa: pd.Series = plan_summary(a).iloc[0]
+    sb: pd.Series = plan_summary(b).iloc[0]
     rows = [_row("plan", "plan", _plan_item(a, sa), _plan_item(b, sb))]
     ra, rb = _relations(a), _relations(b)
     for table in list(dict.fromkeys([*ra, *rb])):

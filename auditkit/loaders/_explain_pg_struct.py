@@ -59,10 +59,10 @@ def documents_from_json(text: str, first_line: int = 1) -> list[Any]:
             pass
     if error.msg == "Extra data":
         docs = []
-        for i, line in enumerate(text.split("\n")):
-            if line.strip():
+        for i, row in enumerate(text.split("\n")):
+            if row.strip():
                 try:
-                    docs.append(json.loads(line))
+                    docs.append(json.loads(row))
                 except json.JSONDecodeError as exc:
                     raise PlanParseError(
                         f"line {first_line + i}: invalid JSON ({exc.msg})", first_line + i, "one JSON plan per line"

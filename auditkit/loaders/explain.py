@@ -346,8 +346,7 @@ class ExplainSqliteLoader(_ExplainLoader):
     """SQLite EXPLAIN QUERY PLAN (shell tree or raw rows)."""
 
     name = "explain_sqlite"
-    dialect = "sqlite"
-    family = "sqlite"
+    family = "sqlite"  # (``dialect`` stays the fingerprinting default: SQLite quotes like PostgreSQL)
     description = "SQLite EXPLAIN QUERY PLAN output"
     expected = "'QUERY PLAN' followed by '|--SCAN t' lines, or rows 'id|parent|notused|detail'"
 
