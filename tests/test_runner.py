@@ -1,0 +1,399 @@
+"""The audit run end to end: notebooks executed with papermill, pages, findings.json, manifest.
+
+The sample audit runs on ``data/sample`` (the bundled client); the other tests build small
+client folders in ``tmp_path`` from JSON-lines and Django query logs written the way the
+capture app and Django write them, so they run in seconds. Notebook subsets
+(``notebooks=[...]``) keep batch tests short; the sample audit runs every chapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+
+from auditkit.errors import ConfigError
+from auditkit.findings import CHECKS
+from auditkit.report.notebook import NOTEBOOKS_DIR
+from auditkit.report.render import PAGE_BUDGET_BYTES
+from auditkit.runner import RunResult, execute_notebook, run_audit, run_batch
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+SCHEMA = ROOT / "auditkit" / "findings.schema.json"
+CHAPTER_PAGES = (
+    "index.html",
+    "10_queries.html",
+    "20_indexing.html",
+    "30_caching.html",
+    "40_scaling.html",
+)
+QUICK = [NOTEBOOKS_DIR / "00_overview.ipynb", NOTEBOOKS_DIR / "10_queries.ipynb"]
+PLOTLY_HEADER = "* plotly.js v"
+
+
+# -- client folders ------------------------------------------------------------------------------
+def write_client(root: Path, *, requests: int = 6, email: str = "ann.other@example.com") -> Path:
+    """A small client folder: a JSON-lines query log with an N+1, a Django log, a stray file."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines: list[dict[str, Any]] = [{"type": "meta", "format": "auditkit.queries", "version": 1}]
+    for r in range(requests):
+        rid = f"{r + 1:032x}"
+        t = f"2024-05-01T10:00:{r:02d}"
+        lines.append(
+            _q(
+                f"{t}.010Z",
+                3.5,
+                'SELECT "catalog_book"."id", "catalog_book"."author_id" FROM "catalog_book" '
+                'ORDER BY "catalog_book"."id" DESC LIMIT 10',
+                [],
+                rid,
+                "books/",
+            )
+        )
+        for i in range(8):
+            lines.append(
+                _q(
+                    f"{t}.{20 + i:03d}Z",
+                    0.9,
+                    'SELECT "catalog_author"."id", "catalog_author"."name" FROM '
+                    '"catalog_author" WHERE "catalog_author"."id" = %s LIMIT 21',
+                    [i + 1],
+                    rid,
+                    "books/",
+                )
+            )
+        lines.append(
+            _q(
+                f"{t}.040Z",
+                1.2,
+                f'SELECT "auth_user"."id" FROM "auth_user" WHERE "auth_user"."email" = \'{email}\'',
+                [email],
+                rid,
+                "account/",
+            )
+        )
+        lines.append(
+            {
+                "type": "request",
+                "ts": f"{t}.000Z",
+                "request_id": rid,
+                "endpoint": "books/",
+                "method": "GET",
+                "status": 200,
+                "duration_ms": 48.0,
+                "db_ms": 12.0,
+                "db_calls": 10,
+            }
+        )
+    (root / "capture").mkdir(exist_ok=True)
+    (root / "capture" / "queries.jsonl").write_text(
+        "\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8"
+    )
+    django = [
+        '[2024-04-04 17:46:19,115] DEBUG: (0.004) SELECT "catalog_book"."id" FROM "catalog_book" WHERE "catalog_book"."id" = 7; args=(7,); alias=default',
+        '[2024-04-04 17:46:19,120] DEBUG: (0.002) SELECT "catalog_book"."id" FROM "catalog_book" WHERE "catalog_book"."id" = 9; args=(9,); alias=default',
+        "[2024-04-04 17:46:19,130] INFO: Watching for file changes with StatReloader",
+    ]
+    (root / "django.log").write_text("\n".join(django) + "\n", encoding="utf-8")
+    (root / "notes.bin").write_bytes(bytes(range(256)) * 4)
+    return root
+
+
+def _q(ts: str, ms: float, sql: str, params: list[Any], rid: str, endpoint: str) -> dict[str, Any]:
+    return {
+        "ts": ts,
+        "duration_ms": ms,
+        "sql": sql,
+        "params": params,
+        "alias": "default",
+        "request_id": rid,
+        "endpoint": endpoint,
+        "method": "GET",
+        "pid": 4121,
+        "thread": "MainThread",
+    }
+
+
+def validate_findings(path: Path) -> dict[str, Any]:
+    """findings.json of a run, validated against the JSON Schema."""
+    jsonschema = pytest.importorskip("jsonschema")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(doc)
+    return doc
+
+
+def html_pages(report: Path) -> Iterator[Path]:
+    return iter(sorted(report.glob("*.html")))
+
+
+# -- the sample audit --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """The whole audit of data/sample (every chapter), run once for the tests below."""
+    if not any(SAMPLE.rglob("*.gz")) and not any(SAMPLE.rglob("*.log")):
+        pytest.skip("data/sample has no data yet (run make sample)")
+    return run_audit(SAMPLE, tmp_path_factory.mktemp("reports"))
+
+
+def test_sample_audit_writes_every_page(sample_run: RunResult) -> None:
+    report = Path(sample_run.report_dir)
+    assert report.name == "sample"
+    for page in CHAPTER_PAGES:
+        assert (report / page).is_file(), page
+    failed = {n.notebook: n.error for n in sample_run.notebooks if n.status != "ok"}
+    assert not failed, failed
+    assert sample_run.ok
+    for nb in NOTEBOOKS_DIR.glob("*.ipynb"):
+        executed = nbformat.read(str(report / "notebooks" / nb.name), as_version=4)
+        errors = [
+            o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"
+        ]
+        assert not errors
+
+
+def test_sample_index_is_the_executive_summary_linking_chapters(sample_run: RunResult) -> None:
+    index = (Path(sample_run.report_dir) / "index.html").read_text(encoding="utf-8")
+    assert "executive summary" in index.lower()
+    for page in CHAPTER_PAGES[1:]:
+        assert f'href="{page}' in index, page  # nav bar and finding links
+    # severity-ranked findings table first, then the data inventory and quality sections
+    assert (
+        index.index("Findings at a glance")
+        < index.index("Data inventory")
+        < index.index("Data quality")
+    )
+    assert 'class="ak-toc"' in index
+
+
+def test_sample_findings_json_matches_the_schema(sample_run: RunResult) -> None:
+    doc = validate_findings(sample_run.findings_path)
+    assert doc["client"] == "Sample Bookshop"
+    assert len(doc["findings"]) == sample_run.findings > 0
+    assert set(doc["chapters"]) == {"overview", "queries", "indexing", "caching", "scaling"}
+    assert {f["check"] for f in doc["findings"]} <= set(CHECKS) | {
+        f["check"] for f in doc["findings"] if f["check"].startswith("plan_")
+    }
+    severities = [f["severity"] for f in doc["findings"]]
+    order = ["critical", "high", "medium", "low", "info"]
+    assert severities == sorted(severities, key=order.index)
+
+
+def test_sample_manifest(sample_run: RunResult) -> None:
+    m = json.loads(sample_run.manifest_path.read_text(encoding="utf-8"))
+    assert m["status"] == "ok" and m["auditkit_version"]
+    assert (
+        m["dependencies"]["papermill"]
+        and m["dependencies"]["plotly"]
+        and m["dependencies"]["pandas"]
+    )
+    assert m["parameters"]["data_dir"] == str(SAMPLE.resolve())
+    assert (
+        m["parameters"]["show_literals"] is False and m["parameters"]["dsn_env"] == "AUDITKIT_DSN"
+    )
+    files = {
+        p.relative_to(SAMPLE).as_posix()
+        for p in SAMPLE.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
+    assert {i["path"] for i in m["inputs"]} == files
+    for i in m["inputs"]:
+        digest = hashlib.sha256((SAMPLE / i["path"]).read_bytes()).hexdigest()
+        assert i["sha256"] == digest
+        if i["status"] == "loaded":
+            assert (
+                i["format"]
+                and i["report"]["read"] == i["report"]["parsed"] + i["report"]["skipped_total"]
+            )
+    assert {n["notebook"] for n in m["notebooks"]} == {
+        p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb")
+    }
+    assert all(n["seconds"] > 0 for n in m["notebooks"])
+    assert m["timings"]["total_s"] >= m["timings"]["notebooks_s"] > 0
+    assert m["kernel"]["python"] == sys.executable
+
+
+def test_sample_pages_hold_the_size_budget_and_plotly_once(sample_run: RunResult) -> None:
+    report = Path(sample_run.report_dir)
+    charted = 0
+    for page in html_pages(report):
+        text = page.read_text(encoding="utf-8")
+        assert page.stat().st_size <= PAGE_BUDGET_BYTES, (page.name, page.stat().st_size)
+        charts = text.count('class="plotly-graph-div"')
+        assert text.count(PLOTLY_HEADER) == (1 if charts else 0), page.name
+        charted += charts > 0
+        assert "<script src=" not in text and "cdn." not in text.split(PLOTLY_HEADER)[0]
+        assert "jp-InputArea" not in text and "input_area" not in text  # code hidden
+    assert charted >= 2  # queries and scaling draw charts
+
+
+# -- small clients -------------------------------------------------------------------------------
+def test_rerun_hits_the_parse_cache(tmp_path: Path) -> None:
+    client = write_client(tmp_path / "acme")
+    first = run_audit(client, tmp_path / "out", notebooks=QUICK)
+    m1 = json.loads(first.manifest_path.read_text())
+    second = run_audit(client, tmp_path / "out", notebooks=QUICK)
+    m2 = json.loads(second.manifest_path.read_text())
+    assert first.ok and second.ok
+    loaded1 = {i["path"]: i["cached"] for i in m1["inputs"] if i["status"] == "loaded"}
+    loaded2 = {i["path"]: i["cached"] for i in m2["inputs"] if i["status"] == "loaded"}
+    assert loaded1 and not any(loaded1.values())
+    assert loaded2.keys() == loaded1.keys() and all(loaded2.values())
+    validate_findings(second.findings_path)
+
+
+def test_batch_with_a_broken_client_completes_and_fails(tmp_path: Path) -> None:
+    good = [write_client(tmp_path / name, requests=3) for name in ("acme", "globex", "initech")]
+    broken = tmp_path / "umbrella"
+    write_client(broken, requests=2)
+    (broken / "audit.yaml").write_text("presets: {n_plus_one: no_such_preset}\n", encoding="utf-8")
+    seen: list[str] = []
+    batch = run_batch(
+        [*good, broken],
+        tmp_path / "out",
+        workers=2,
+        notebooks=QUICK,
+        on_result=lambda r: seen.append(r.client),
+    )
+    assert batch.exit_code == 1 and not batch.ok
+    assert [r.client for r in batch.failed] == ["umbrella"]
+    assert len(seen) == 4
+    for r in batch.results[:3]:
+        assert r.ok, r.summary()
+        assert (Path(r.report_dir) / "10_queries.html").is_file()
+        doc = validate_findings(r.findings_path)
+        assert any(f["check"] == "data_quality" for f in doc["findings"])  # the stray binary file
+    bad = batch.results[3]
+    page = (Path(bad.report_dir) / "index.html").read_text(encoding="utf-8")
+    assert "no_such_preset" in page and "could not be produced" in page
+    assert json.loads(bad.manifest_path.read_text())["status"] == "failed"
+    assert "umbrella" in batch.summary() and "3 of 4 audits succeeded" in batch.summary()
+
+
+def test_batch_on_a_local_dask_cluster(tmp_path: Path) -> None:
+    from auditkit.executors import DaskExecutor
+
+    dirs = [write_client(tmp_path / name, requests=2) for name in ("acme", "acme-eu")]
+    ex = DaskExecutor()
+    try:
+        batch = run_batch(dirs, tmp_path / "out", executor=ex, notebooks=QUICK)
+    finally:
+        ex.close()
+    assert batch.ok, batch.summary()
+    assert {Path(r.report_dir).name for r in batch.results} == {"acme", "acme-eu"}
+    for r in batch.results:
+        validate_findings(r.findings_path)
+
+
+def test_same_folder_names_get_distinct_reports(tmp_path: Path) -> None:
+    a = write_client(tmp_path / "a" / "client", requests=1)
+    b = write_client(tmp_path / "b" / "client", requests=1)
+    batch = run_batch([a, b], tmp_path / "out", notebooks=[NOTEBOOKS_DIR / "00_overview.ipynb"])
+    assert [Path(r.report_dir).name for r in batch.results] == ["client", "client-2"]
+
+
+def test_a_failing_notebook_leaves_its_notebook_and_an_error_page(tmp_path: Path) -> None:
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    for src in QUICK:
+        (nbs / src.name).write_text(src.read_text(encoding="utf-8"), encoding="utf-8")
+    broken = nbformat.read(str(QUICK[1]), as_version=4)
+    broken.cells.append(
+        nbformat.v4.new_code_cell('raise RuntimeError("chapter exploded on purpose")')
+    )
+    nbformat.write(broken, str(nbs / "15_broken.ipynb"))
+    result = run_audit(write_client(tmp_path / "acme", requests=2), tmp_path / "out", notebooks=nbs)
+    assert not result.ok
+    runs = {n.notebook: n for n in result.notebooks}
+    assert runs["15_broken"].status == "failed" and "chapter exploded on purpose" in (
+        runs["15_broken"].error or ""
+    )
+    assert runs["00_overview"].status == runs["10_queries"].status == "ok"
+    report = Path(result.report_dir)
+    executed = nbformat.read(str(report / "notebooks" / "15_broken.ipynb"), as_version=4)
+    assert any(o.output_type == "error" for c in executed.cells for o in c.get("outputs", []))
+    page = (report / "15_broken.html").read_text(encoding="utf-8")
+    assert "chapter exploded on purpose" in page and "notebooks/15_broken.ipynb" in page
+    assert (report / "index.html").is_file() and (report / "10_queries.html").is_file()
+    validate_findings(result.findings_path)
+
+
+def test_secrets_are_refused_as_parameters(tmp_path: Path) -> None:
+    client = write_client(tmp_path / "acme", requests=1)
+    with pytest.raises(ConfigError, match="looks like a secret"):
+        run_audit(client, tmp_path / "out", parameters={"db_password": "x"})
+    with pytest.raises(ConfigError, match="holds a credential"):
+        run_audit(client, tmp_path / "out", parameters={"note": "postgresql://app:pw@db/shop"})
+
+
+def test_kernel_runs_the_runner_interpreter_with_ipc(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("target = ''")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        p,
+        nbformat.v4.new_code_cell(
+            "import sys, json, auditkit\n"
+            "from ipykernel import get_connection_file\n"
+            "cfg = get_connection_file()\n"
+            "open(target, 'w').write(json.dumps([sys.executable, auditkit.__version__, json.load(open(cfg))['transport']]))"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    src = tmp_path / "probe.ipynb"
+    nbformat.write(nb, str(src))
+    target = tmp_path / "probe.json"
+    outcome = execute_notebook(src, tmp_path / "out.ipynb", {"target": str(target)})
+    assert outcome["status"] == "ok", outcome
+    executable, version, transport = json.loads(target.read_text())
+    from auditkit.report.render import auditkit_version
+
+    assert Path(executable).resolve() == Path(sys.executable).resolve()
+    assert version == auditkit_version()
+    assert transport == ("ipc" if sys.platform != "win32" else "tcp")
+
+
+def test_cli_run(tmp_path: Path) -> None:
+    from auditkit.cli_run import run
+
+    client = write_client(tmp_path / "acme", requests=1)
+    res = CliRunner().invoke(
+        run,
+        [
+            str(client),
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "out"),
+            "-q",
+            "--notebooks",
+            str(NOTEBOOKS_DIR / "00_overview.ipynb"),
+        ],
+    )
+    assert res.exit_code == 1, res.output
+    assert "1 of 2 audits succeeded" in res.output and "FAILED missing" in res.output
+    assert (tmp_path / "out" / "acme" / "index.html").is_file()
+    res = CliRunner().invoke(run, [str(client), "--preset", "n_plus_one=nope"])
+    assert res.exit_code == 2 and "n_plus_one" in res.output
+
+
+def test_schema_and_docs_cover_the_check_vocabulary() -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    enum = set(schema["$defs"]["check"]["anyOf"][0]["enum"])
+    docs = (ROOT / "docs" / "findings.md").read_text(encoding="utf-8")
+    missing_schema = set(CHECKS) - enum
+    missing_docs = [c for c in CHECKS if f"| `{c}` |" not in docs]
+    assert not missing_schema, f"add to auditkit/findings.schema.json: {sorted(missing_schema)}"
+    assert not missing_docs, f"document in docs/findings.md: {missing_docs}"
