@@ -34,9 +34,11 @@ from auditkit.checks.indexes import (
     index_candidates,
     unused_indexes,
     validate_with_hypopg,
+    validation_plans,
 )
 from auditkit.client import ClientData
 from auditkit.findings import EvidenceStrength, Finding
+from auditkit.plans import compare_plans
 
 pytestmark = pytest.mark.postgres
 
@@ -297,6 +299,15 @@ def test_hypopg_confirms_the_cost_reductions(shop: Shop, candidates: list[Findin
         plans = [i for i in f.evidence.items if "cost_before" in i]
         assert any(i["uses_index"] and i["chosen"] for i in plans)
         assert all("plan_before" in i and "plan_after" in i for i in plans)
+        # the plans themselves travel in the finding: a before/after comparison needs no database
+        fid, before, after = validation_plans(f)[0]
+        assert fid in {str(i["fingerprint_id"]) for i in plans}
+        table = str(f.subject.table)
+        rel = compare_plans(before, after).set_index("item").loc[table]
+        assert "Seq Scan" in str(rel["a_access"]) and "Index" in str(rel["b_access"])
+        assert f"btree_{table}_" in str(
+            rel["b_index"]
+        )  # HypoPG names: <oid>btree_<table>_<columns>
     # nothing was written: no index exists but the planted ones and Django's
     with psycopg.connect(shop.dsn) as conn:
         names = {

@@ -67,6 +67,7 @@ __all__ = [
     "index_candidates",
     "unused_indexes",
     "validate_with_hypopg",
+    "validation_plans",
 ]
 
 _EQ_ROLES = ("eq", "null", "in")
@@ -270,20 +271,14 @@ def existing_indexes(schema_indexes: pd.DataFrame) -> list[IndexInfo]:
     out: list[IndexInfo] = []
     catalog_tables: set[str] = set()
     declared = [
-        d
-        for d in (_info(r, True) for r in _records(_coalesce(dump, ["table", "index"])))
-        if d
+        d for d in (_info(r, True) for r in _records(_coalesce(dump, ["table", "index"]))) if d
     ]
     by_name = {(d.table, d.name): d for d in declared}
     by_keys: dict[tuple[str, tuple[str, ...]], IndexInfo] = {}
     for d in declared:
         by_keys.setdefault((d.table, d.key_names), d)
     infos = [
-        i
-        for i in (
-            _info(r, False) for r in _records(_coalesce(catalog, ["table", "index"]))
-        )
-        if i
+        i for i in (_info(r, False) for r in _records(_coalesce(catalog, ["table", "index"]))) if i
     ]
     catalog_names = {(i.table, i.name) for i in infos}
     for info in infos:
@@ -1550,6 +1545,31 @@ def _explain(conn: Any, sql: str, generic: bool) -> dict[str, Any] | str:
     return row if isinstance(row, str) else row[0][0]
 
 
+def validation_plans(finding: Finding) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """(fingerprint id, plan before, plan after) as ``plan_nodes`` frames, for each statement a
+    :func:`validate_with_hypopg` finding re-planned — ready for :func:`auditkit.plans.compare_plans`.
+
+    The plans travel inside the finding (evidence items), so this needs no database.
+    """
+    from auditkit.loaders._explain_nodes import plans_frame
+    from auditkit.loaders.explain import read_plans
+
+    out: list[tuple[str, pd.DataFrame, pd.DataFrame]] = []
+    for item in finding.evidence.items:
+        if "plan_before_json" not in item or "plan_after_json" not in item:
+            continue
+        frames = []
+        for side in ("before", "after"):
+            plans, _failures = read_plans(str(item[f"plan_{side}_json"]), "postgres")
+            frames.append(
+                plans_frame(
+                    [(f"{item['fingerprint_id']}#{side}", p) for p in plans[:1]], f"hypopg:{side}"
+                )
+            )
+        out.append((str(item["fingerprint_id"]), frames[0], frames[1]))
+    return out
+
+
 def _noted(f: Finding, note: str) -> Finding:
     ev = replace(f.evidence, note=(f.evidence.note + ". " if f.evidence.note else "") + note)
     return replace(f, evidence=ev, metrics={**f.metrics, "validation": note.split(":")[0]})
@@ -1622,6 +1642,7 @@ def _validate_one(
                 "plan_before": path_b[:300],
                 "plan_after": path_a[:300],
                 "generic_plan": gen,
+                "_plans": (b, a),
             }
         )
     for _fid, variants in per_fid.items():
@@ -1635,7 +1656,12 @@ def _validate_one(
         calls = float(best.pop("calls"))
         for v in variants:
             v.pop("calls", None)
+            plans = v.pop("_plans")
             v["chosen"] = v is best
+            if v is best:
+                # the two plans themselves, compact, for a before/after comparison offline
+                v["plan_before_json"] = json.dumps([plans[0]], separators=(",", ":"))
+                v["plan_after_json"] = json.dumps([plans[1]], separators=(",", ":"))
         total_before += best["cost_before"] * calls
         total_after += (best["cost_after"] if best["uses_index"] else best["cost_before"]) * calls
         results += variants
@@ -1991,7 +2017,9 @@ def unused_indexes(
                 chapter="indexing",
             )
         )
-    return sorted(out, key=lambda f: (-int(f.severity), -(_num(f.metrics.get("size_bytes")) or 0.0)))
+    return sorted(
+        out, key=lambda f: (-int(f.severity), -(_num(f.metrics.get("size_bytes")) or 0.0))
+    )
 
 
 def _is_like_twin(ix: IndexInfo) -> bool:
@@ -2101,7 +2129,9 @@ def duplicate_indexes(
                 host = sorted(longer, key=lambda o: (len(o.keys), o.name))[0]
                 flagged.add((table, ix.name))
                 out.append(_dup_finding(ix, host, "redundant prefix", info, django, dialect, t))
-    return sorted(out, key=lambda f: (-int(f.severity), -(_num(f.metrics.get("size_bytes")) or 0.0)))
+    return sorted(
+        out, key=lambda f: (-int(f.severity), -(_num(f.metrics.get("size_bytes")) or 0.0))
+    )
 
 
 def _dup_finding(
