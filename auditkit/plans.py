@@ -33,7 +33,7 @@ __all__ = ["SUMMARY_COLUMNS", "COMPARE_COLUMNS", "compare_plans", "plan_summary"
 
 #: columns of :func:`plan_summary`, in order
 SUMMARY_COLUMNS = (
-    "plan_id", "dialect", "plan_format", "statement", "root_node_type", "root_label", "node_count",
+    "plan_id", "dialect", "plan_format", "statement", "fingerprint_id", "root_node_type", "root_label", "node_count",
     "total_cost", "plan_rows", "actual_rows", "total_ms", "planning_ms", "execution_ms",
     "slowest_node_id", "slowest_node", "slowest_exclusive_ms", "relations", "indexes",
     "source_file", "source_line",
@@ -100,6 +100,7 @@ def plan_summary(nodes: pd.DataFrame) -> pd.DataFrame:
                 "dialect": _value(root, "dialect"),
                 "plan_format": _value(root, "plan_format"),
                 "statement": _value(root, "statement"),
+                "fingerprint_id": _value(root, "fingerprint_id"),
                 "root_node_type": _value(root, "node_type"),
                 "root_label": _value(root, "label") or _value(root, "node_type"),
                 "node_count": len(g),

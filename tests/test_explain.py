@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from auditkit import load
+from auditkit import fingerprint, fingerprint_id, load
 from auditkit.errors import ConfigError, InputError, NothingParsedError
 from auditkit.loaders._explain_nodes import EXTRA_COLUMNS
 from auditkit.loaders._explain_psql import scan_postgres
@@ -749,6 +749,9 @@ def test_plan_summary() -> None:
     assert (first["root_node_type"], first["node_count"], first["total_ms"], first["planning_ms"]) == ("Limit", 3, 21.032, 0.156)
     assert first["slowest_node"] == "Seq Scan on orders" and first["slowest_exclusive_ms"] == pytest.approx(20.966)
     assert summary.iloc[1]["indexes"] == "orders_customer_id_idx"
+    # plans join to query events and statement stats by fingerprint
+    assert summary.iloc[0]["fingerprint_id"] == summary.iloc[1]["fingerprint_id"] == fingerprint_id(fingerprint(first["statement"]))
+    assert summary["fingerprint_id"].nunique() == 4
     assert summary.iloc[2]["relations"] == "orders, customers"
     mysql = plan_summary(load(CASES / "mariadb_session.txt").frame)
     assert mysql["root_label"].tolist()[0] == "ALL on orders" and mysql["total_ms"].isna().all()

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.schemas import PLAN_NODES, conform
+from auditkit.sql.fingerprint import Dialect, fingerprint, fingerprint_id
 
 __all__ = [
     "EXTRA_COLUMNS",
@@ -45,6 +46,7 @@ EXTRA_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("jit_ms", "float64", "JIT compilation time (JIT Timing Total), milliseconds."),
     ("trigger_ms", "float64", "Time spent in triggers, summed over the plan's triggers, milliseconds."),
     ("query_id", "string", "Query identifier printed with the plan (PostgreSQL Query Identifier)."),
+    ("fingerprint_id", "string", "Fingerprint id of the statement, to join plans to query events and statement stats."),
     ("settings", "string", "Non-default planner settings printed with the plan (EXPLAIN SETTINGS)."),
     ("label", "string", "The node as the text format names it: 'Hash Left Join', 'Parallel Seq Scan', 'HashAggregate', MySQL's operation text."),
     ("parent_relationship", "string", "How the node feeds its parent: Outer, Inner, InitPlan, SubPlan, Member, Subquery… (MySQL: the JSON key that holds it)."),
@@ -106,7 +108,10 @@ EXTRA_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 _EXTRA_DTYPES = {name: dtype for name, dtype, _ in EXTRA_COLUMNS}
-_PLAN_LEVEL = ("plan_format", "planning_ms", "execution_ms", "jit_ms", "trigger_ms", "query_id", "settings", "statement", "dialect")
+_PLAN_LEVEL = (
+    "plan_format", "planning_ms", "execution_ms", "jit_ms", "trigger_ms", "query_id", "fingerprint_id",
+    "settings", "statement", "dialect",
+)
 
 _NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
 
@@ -419,6 +424,10 @@ def plans_frame(plans: list[tuple[str, Plan]], source_file: str) -> pd.DataFrame
     rows: list[dict[str, Any]] = []
     for plan_id, plan in plans:
         compute_times(plan)
+        statement = plan.fields.get("statement")
+        if isinstance(statement, str) and statement.strip() and not plan.fields.get("fingerprint_id"):
+            dialect: Dialect = "mysql" if plan.dialect in ("mysql", "mariadb") else "postgres"
+            plan.fields["fingerprint_id"] = fingerprint_id(fingerprint(statement, dialect))
         counter = [0]
         for top in plan.top():
             _visit(rows, plan_id, plan, top, None, 0, counter, source_file)
