@@ -52,6 +52,7 @@ from auditkit.sql.analyze import (
     IndexKey,
     WorkloadAnalysis,
     analyze_workload,
+    is_system_relation,
     parse_index_definition,
     split_top_level,
 )
@@ -496,12 +497,6 @@ def _infer_distinct(
             cstats[key] = _ColStats(distinct, cstats[key].width if key in cstats else None)
 
 
-#: relations of the system catalogs: never given an index recommendation
-_SYSTEM = re.compile(
-    r"^(?:pg_|sql_|sqlite_)|^(?:information_schema|performance_schema|mysql|sys)$", re.I
-)
-
-
 # --------------------------------------------------------------------------------------------
 # candidates
 # --------------------------------------------------------------------------------------------
@@ -898,7 +893,7 @@ def index_candidates(
     if len(uses):
         for (fid, _scope), scope_uses in uses.groupby(["fingerprint_id", "scope"], sort=False):
             for need in _needs_of_scope(str(fid), scope_uses, django, cstats, tables, t, pks):
-                if _SYSTEM.match(need.table):
+                if is_system_relation(need.table):
                     continue
                 info = tables.get(need.table)
                 if info is not None and info.rows is not None and info.rows < t["min_table_rows"]:

@@ -55,6 +55,7 @@ __all__ = [
     "analyze_sql",
     "analyze_workload",
     "expression_key",
+    "is_system_relation",
     "parse_index_definition",
 ]
 
@@ -682,6 +683,17 @@ def _kind_of(tree: exp.Expression) -> str:
     if isinstance(tree, exp.Merge):
         return "merge"
     return "other"
+
+
+_SYSTEM = re.compile(
+    r"^(?:pg_|sqlite_)|^(?:information_schema|performance_schema|mysql|sys)$", re.I
+)
+
+
+def is_system_relation(name: str) -> bool:
+    """True for a relation of the database's own catalogs (``pg_class``, ``pg_stat_statements``,
+    ``information_schema``, ``sqlite_master``…): never a target for index advice."""
+    return bool(_SYSTEM.match(name))
 
 
 _ELLIPSIS = re.compile(r"\(\s*\.\.\.\s*\)")

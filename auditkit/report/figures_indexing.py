@@ -1,0 +1,241 @@
+"""Figures and tables of the indexing chapter.
+
+* :func:`table_time` — where statement time goes, per table: a horizontal bar per table,
+  stacked by statement kind (select, insert, update, delete). A statement touching several
+  tables has its time split evenly between them, so the bars add up to the workload's time.
+* :func:`candidates_table` — the ranked ``missing_index`` findings: table, keys, kind,
+  statements and time helped, estimated size, evidence strength, cost before/after when
+  validated, and the DDL.
+* :func:`drop_table` — the ``unused_index`` and ``duplicate_index`` findings: index, why, size,
+  scans, and the DROP statement.
+
+They take canonical frames and findings and hold no audit logic; the notebook calls them.
+
+Example::
+
+    >>> import pandas as pd
+    >>> from auditkit import query_profile
+    >>> prof = query_profile(pd.DataFrame({"sql": ['SELECT 1 FROM "t" WHERE "t"."a" = 1'], "duration_ms": [4.0]}))
+    >>> table_time(prof).layout.xaxis.title.text
+    'statement time (ms), split evenly between the tables a statement reads or writes'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from auditkit.findings import Finding, rank
+from auditkit.sql.analyze import WorkloadAnalysis, analyze_workload, is_system_relation
+from auditkit.sql.fingerprint import Dialect
+
+__all__ = ["candidates_table", "drop_table", "table_time", "table_time_frame"]
+
+_TEMPLATE = "plotly_white"
+_KINDS = ("select", "insert", "update", "delete", "merge", "other")
+_COLORS = {
+    "select": "#4c78a8",
+    "insert": "#59a14f",
+    "update": "#f28e2b",
+    "delete": "#e15759",
+    "merge": "#b07aa1",
+    "other": "#9d9d9d",
+}
+
+
+def table_time_frame(
+    stats: pd.DataFrame, *, analysis: WorkloadAnalysis | None = None, dialect: Dialect = "postgres"
+) -> pd.DataFrame:
+    """Statement time per table and statement kind: table, kind, total_ms, calls, statements.
+
+    Each statement's ``total_ms`` and ``calls`` are split evenly between the tables it touches;
+    statements that touch no table (or cannot be parsed) and the system catalogs are left out.
+    """
+    columns = ["table", "kind", "total_ms", "calls", "statements"]
+    if len(stats) == 0:
+        return pd.DataFrame(columns=columns)
+    wa = analysis or analyze_workload(stats, dialect)
+    if len(wa.tables) == 0:
+        return pd.DataFrame(columns=columns)
+    per = stats.drop_duplicates("fingerprint_id")[["fingerprint_id", "total_ms", "calls"]]
+    df = wa.tables[~wa.tables["table"].map(is_system_relation)].merge(
+        per, on="fingerprint_id", how="inner"
+    )
+    n = df.groupby("fingerprint_id")["table"].transform("count")
+    df = df.assign(
+        total_ms=pd.to_numeric(df["total_ms"], errors="coerce").fillna(0.0) / n,
+        calls=pd.to_numeric(df["calls"], errors="coerce").fillna(0.0) / n,
+        kind=df["kind"].where(df["kind"].isin(_KINDS), "other"),
+    )
+    out = df.groupby(["table", "kind"], as_index=False).agg(
+        total_ms=("total_ms", "sum"),
+        calls=("calls", "sum"),
+        statements=("fingerprint_id", "nunique"),
+    )
+    return out.sort_values("total_ms", ascending=False, kind="stable").reset_index(drop=True)[
+        columns
+    ]
+
+
+def table_time(
+    stats: pd.DataFrame,
+    *,
+    top: int = 15,
+    analysis: WorkloadAnalysis | None = None,
+    dialect: Dialect = "postgres",
+) -> go.Figure:
+    """Horizontal stacked bars: statement time per table (the ``top`` tables), by statement kind."""
+    data = table_time_frame(stats, analysis=analysis, dialect=dialect)
+    fig = go.Figure()
+    title = "Where statement time goes, per table"
+    order = (
+        data.groupby("table")["total_ms"]
+        .sum()
+        .sort_values(ascending=False)
+        .head(top)
+        .index.tolist()
+        if len(data)
+        else []
+    )
+    for kind in _KINDS:
+        part = data[(data["kind"] == kind) & data["table"].isin(order)]
+        if len(part) == 0:
+            continue
+        fig.add_trace(
+            go.Bar(
+                y=[escape(str(t)) for t in part["table"]],
+                x=part["total_ms"],
+                orientation="h",
+                name=kind,
+                marker_color=_COLORS[kind],
+                customdata=list(zip(part["calls"], part["statements"], strict=True)),
+                hovertemplate="%{y}: %{x:,.0f} ms<br>" + kind + ": %{customdata[1]} statement(s), "
+                "%{customdata[0]:,.0f} call(s)<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        template=_TEMPLATE,
+        title=title,
+        barmode="stack",
+        height=max(300, 80 + 26 * len(order)),
+        margin={"l": 160, "r": 20, "t": 50, "b": 50},
+        legend_title_text="statement",
+        yaxis={
+            "categoryorder": "array",
+            "categoryarray": [escape(str(t)) for t in reversed(order)],
+        },
+    )
+    fig.update_xaxes(
+        title_text="statement time (ms), split evenly between the tables a statement reads or writes"
+    )
+    return fig
+
+
+def _fmt_bytes(b: object) -> str | None:
+    try:
+        v = float(b)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if v != v:
+        return None
+    for unit in ("B", "kB", "MB", "GB"):
+        if v < 1024 or unit == "GB":
+            return f"{v:,.0f} {unit}" if unit == "B" else f"{v:,.1f} {unit}"
+        v /= 1024
+    return None
+
+
+def candidates_table(findings: Iterable[Finding]) -> pd.DataFrame:
+    """The ``missing_index`` findings, ranked, one row each (for display)."""
+    rows = []
+    for f in rank(x for x in findings if x.check == "missing_index"):
+        m = f.metrics
+        reduction = m.get("cost_reduction")
+        rows.append(
+            {
+                "severity": str(f.severity),
+                "table": f.subject.table,
+                "keys": m.get("keys"),
+                "kind": m.get("kind"),
+                "statements": m.get("statements"),
+                "calls": m.get("calls"),
+                "time_ms": m.get("total_ms"),
+                "share": m.get("share"),
+                "endpoints": m.get("endpoints"),
+                "est_size": _fmt_bytes(m.get("estimated_size_bytes")),
+                "evidence": str(f.evidence.strength),
+                "cost_before": m.get("cost_before"),
+                "cost_after": m.get("cost_after"),
+                "cost_cut": None if reduction is None else f"{float(reduction):.0%}",
+                "sql": f.recommendation.sql if f.recommendation else None,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "severity",
+            "table",
+            "keys",
+            "kind",
+            "statements",
+            "calls",
+            "time_ms",
+            "share",
+            "endpoints",
+            "est_size",
+            "evidence",
+            "cost_before",
+            "cost_after",
+            "cost_cut",
+            "sql",
+        ],
+    )
+
+
+def drop_table(findings: Iterable[Finding]) -> pd.DataFrame:
+    """The ``unused_index`` and ``duplicate_index`` findings, largest first (for display)."""
+    rows = []
+    for f in findings:
+        if f.check not in ("unused_index", "duplicate_index"):
+            continue
+        m = f.metrics
+        why = (
+            "unused"
+            if f.check == "unused_index"
+            else f"{f.subject.expression} of {m.get('kept_index')}"
+        )
+        rows.append(
+            {
+                "severity": str(f.severity),
+                "table": f.subject.table,
+                "index": f.subject.index,
+                "why": why,
+                "size": _fmt_bytes(m.get("size_bytes")),
+                "size_bytes": m.get("size_bytes"),
+                "scans": m.get("idx_scan"),
+                "declared_by": m.get("declared_by"),
+                "sql": f.recommendation.sql if f.recommendation else None,
+            }
+        )
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "severity",
+            "table",
+            "index",
+            "why",
+            "size",
+            "size_bytes",
+            "scans",
+            "declared_by",
+            "sql",
+        ],
+    )
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+    df = df.assign(_o=df["severity"].map(order)).sort_values(
+        ["_o", "size_bytes"], ascending=[True, False]
+    )
+    return df.drop(columns=["_o", "size_bytes"]).reset_index(drop=True)
