@@ -2,28 +2,21 @@
 
 Every format ends, per block, in the same columnar :class:`Entries` (one item per log entry:
 timestamp, process, user, database, severity, message, DETAIL…). :func:`build_frames` turns
-them into the two canonical frames:
+them into the two canonical frames — what goes where is documented for users in
+:mod:`auditkit.loaders.postgres_log`:
 
-* ``query_events`` — one row per statement the server logged: ``duration: X ms  statement: …``,
-  ``duration: X ms  execute <name>: …`` and the ``parse`` / ``bind`` steps of the extended
-  protocol, each kept as its own row and marked in the extra column ``phase``
-  (``parse``, ``bind``, ``execute``, ``statement``). **A query profile must count only
-  ``execute`` and ``statement`` rows**, or one execution of a prepared statement counts three
-  times. ``DETAIL:  parameters: $1 = …`` is bound into ``sql`` (literals in place, for the
-  sample), while ``sql_template`` keeps the ``$n`` form the fingerprint is computed from; the
-  raw list is in ``params``. Statements logged without a duration (``log_statement``) are rows
-  with NaN ``duration_ms``; when ``log_duration`` writes the duration on a later line of the
-  same process, the two are paired — across block boundaries too, through ``pending`` and
-  :func:`finish_pending`. A statement that never receives a duration keeps NaN.
-* ``server_events`` — everything else, never dropped: errors (with SQLSTATE), deadlocks, lock
-  waits, temporary files, checkpoints, autovacuum / autoanalyze (with the relation),
-  connections and disconnections (with the session time), and ``other``. The extra column
-  ``event`` refines ``kind`` (``lock_waiting`` / ``lock_acquired``, ``checkpoint_complete``,
-  ``connection_authorized`` …).
+* ``query_events``: ``duration: X ms  statement: …``, ``duration: X ms  execute <name>: …``
+  and the ``parse`` / ``bind`` steps, each its own row marked in ``phase``; ``DETAIL:
+  parameters:`` bound into ``sql`` (:func:`bind_parameters`), the ``$n`` form kept in
+  ``sql_template`` where parameters were bound, fingerprints from the template form;
+  statements logged apart from their duration paired per process, across block boundaries
+  through ``pending`` and :func:`finish_pending`;
+* ``server_events``: every other entry, classified (:func:`_classify`).
 
-Messages from a server running with a non-English ``lc_messages`` (``ERREUR:``, ``FEHLER:``,
-``LOG:  Dauer:``, ``СООБЩЕНИЕ:``) cannot be interpreted; they are skipped with a reason and a
-warning names the cause.
+Frames leave the workers *compact* (no all-null or constant columns); :func:`complete` adds
+those after the merge, where Arrow-backed nulls cost nothing — shipping them from worker
+processes, or letting :func:`~auditkit.schemas.conform` build them from Python lists, costs
+more than the parse itself on gigabyte logs.
 """
 
 from __future__ import annotations
@@ -46,6 +39,7 @@ from auditkit.sql.fingerprint import fingerprint_many
 
 __all__ = [
     "MESSAGE",
+    "PROFILE_PHASES",
     "QUERY_EXTRAS",
     "SERVER_EXTRAS",
     "PHASE_DTYPE",
@@ -161,6 +155,7 @@ class Entries:
     iquery: Sequence[str] | None = None
 
     def __len__(self) -> int:
+        """Number of entries."""
         return len(self.sev)
 
     def split_messages(self) -> None:
@@ -358,6 +353,7 @@ def bind_parameters(template: str, params: str) -> str:
         return template
 
     def repl(m: re.Match[str]) -> str:
+        """The logged value of ``$n``; quoted strings are returned unchanged."""
         num = m.group(1)
         if num is None:
             return m.group(0)
@@ -369,13 +365,40 @@ def bind_parameters(template: str, params: str) -> str:
 # -- frames -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Taken:
+    """``values`` at positions ``sel``, selected lazily: Arrow takes them in C++ when the
+    column is built, instead of a Python loop over the rows."""
+
+    values: Sequence[Any]
+    sel: np.ndarray
+
+    def __len__(self) -> int:
+        """Number of selected values."""
+        return len(self.sel)
+
+    def __getitem__(self, k: int) -> Any:
+        """The ``k``-th selected value."""
+        return self.values[int(self.sel[k])]
+
+    def arrow(self, type_: pa.DataType | None = None) -> pa.Array:
+        """The selected values as an Arrow array (converted whole, then taken in C++)."""
+        values = self.values if isinstance(self.values, (list, tuple)) else list(self.values)
+        return pc.take(pa.array(values, type_), pa.array(self.sel))
+
+
+def _plain(values: Any, type_: pa.DataType | None = None) -> pa.Array:
+    """An Arrow array from a :class:`Taken` or a sequence of plain values."""
+    if isinstance(values, Taken):
+        return values.arrow(type_)
+    return pa.array(values if isinstance(values, (list, tuple)) else list(values), type_)
+
+
 def _arrow(values: Any) -> pa.Array:
-    """A pyarrow string array from an Arrow array or a sequence of str/None."""
+    """A pyarrow string array from an Arrow array, a :class:`Taken` or a sequence of str/None."""
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
-    return pa.array(
-        values if isinstance(values, (list, tuple)) else list(values), pa.large_string()
-    )
+    return _plain(values, pa.large_string())
 
 
 def _strings(values: Any) -> pd.arrays.ArrowStringArray:
@@ -392,27 +415,29 @@ def _strings_keep(values: Any) -> pd.arrays.ArrowStringArray:
 
 
 def _null_strings(n: int) -> pd.arrays.ArrowStringArray:
+    """An all-null ``string`` column (Arrow-backed, costs next to nothing)."""
     return pd.arrays.ArrowStringArray(pa.nulls(n, pa.large_string()))
 
 
 def _repeat(value: str, n: int) -> pd.arrays.ArrowStringArray:
+    """A ``string`` column holding ``value`` ``n`` times."""
     return pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(value, pa.large_string()), n))
 
 
 def _ints(values: Sequence[Any] | None, n: int) -> pd.arrays.IntegerArray:
+    """A nullable ``Int64`` column from texts, numbers or a :class:`Taken`; empty means <NA>."""
     if values is None:
         return pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
     if isinstance(values, np.ndarray) and values.dtype.kind == "i":
         return pd.arrays.IntegerArray(values.astype(np.int64, copy=False), np.zeros(n, dtype=bool))
-    arr = pa.array(values if isinstance(values, (list, tuple)) else list(values))
+    arr = _plain(values)
     if pa.types.is_string(arr.type):
         arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
     try:
         arr = pc.cast(arr, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        arr = pa.array(
-            pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce"), pa.float64()
-        )
+        raw = pd.Series(arr.to_pylist(), dtype=object)
+        arr = pa.array(pd.to_numeric(raw, errors="coerce"), pa.float64())
         arr = pc.cast(pc.floor(arr), pa.int64(), safe=False)
     mask = arr.is_null().to_numpy(zero_copy_only=False)
     data = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
@@ -420,11 +445,12 @@ def _ints(values: Sequence[Any] | None, n: int) -> pd.arrays.IntegerArray:
 
 
 def _floats(values: Sequence[Any] | None, n: int) -> np.ndarray:
+    """A ``float64`` column from texts, numbers or a :class:`Taken`; empty means NaN."""
     if values is None:
         return np.full(n, np.nan)
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
         return values
-    arr = pa.array(values if isinstance(values, (list, tuple)) else list(values))
+    arr = _plain(values)
     if pa.types.is_string(arr.type):
         arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
     arr = pc.cast(arr, pa.float64())
@@ -432,6 +458,7 @@ def _floats(values: Sequence[Any] | None, n: int) -> np.ndarray:
 
 
 def _times(ts: np.ndarray) -> pd.arrays.DatetimeArray:
+    """A ``datetime64[ns, UTC]`` column from UTC nanoseconds."""
     return pd.DatetimeIndex(ts.astype("datetime64[ns]", copy=False)).tz_localize("UTC").array
 
 
@@ -494,6 +521,9 @@ def query_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
 
 
 def _list(values: Any) -> list[Any]:
+    """The values as a list (a :class:`Taken` is materialised)."""
+    if isinstance(values, Taken):
+        return list(pick(values.values, values.sel.tolist()))
     return values if isinstance(values, list) else list(values)
 
 
@@ -571,6 +601,7 @@ _SERVER_KEYS = (
 
 
 def _rows_to_columns(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
+    """Row dicts (pending events) back to the columns the frame builders take."""
     cols: dict[str, Any] = {k: [r.get(k) for r in rows] for k in keys}
     cols["ts"] = np.array([r["ts"] for r in rows], dtype="datetime64[ns]")
     for k in ("duration_ms",):
@@ -585,6 +616,7 @@ def _rows_to_columns(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[st
 
 
 def _col(values: Sequence[str] | None, idx: Sequence[int] | None) -> Sequence[str] | None:
+    """The column at positions ``idx`` (all of it when ``idx`` is None)."""
     if values is None:
         return None
     if idx is None:
@@ -626,14 +658,17 @@ def build_frames(
         qidx = None
         untimed_any = "" in dur
     else:
-        qidx = [i for i, k in enumerate(kind) if k]
-        rest = [i for i, k in enumerate(kind) if not k]
+        is_query = np.fromiter(map(bool, kind), dtype=bool, count=n)
         if skip:
-            qidx = [i for i in qidx if i not in skip]
+            is_query[list(skip)] = False
+        rest = np.flatnonzero(~is_query).tolist()
+        if skip:
             rest = [i for i in rest if i not in skip]
         bare = [i for i in rest if dur[i] and not msg[i].strip()]
         sidx = [i for i in rest if not dur[i] or msg[i].strip()]
-        untimed_any = bool(bare) or "" in pick(dur, qidx)
+        timed = np.fromiter(map(bool, dur), dtype=bool, count=n)
+        untimed_any = bool(bare) or bool((is_query & ~timed).any())
+        qidx = np.flatnonzero(is_query).tolist()
     pending: list[Any] = []
     # translated duration / statement messages under an English severity ("LOG:  Dauer: …")
     if sidx:
@@ -726,6 +761,7 @@ def build_frames(
 
 
 def _item(col: Any, k: int) -> Any:
+    """Element ``k`` of a column as a plain Python value (for pending rows)."""
     if col is None:
         return None
     value = col[k]
@@ -735,6 +771,7 @@ def _item(col: Any, k: int) -> Any:
 
 
 def _same_statement(e: Entries, j: int, i: int) -> bool:
+    """Whether entries ``j`` and ``i`` log the same statement text."""
     return e.msg[j].strip() == e.msg[i].strip()
 
 
@@ -759,29 +796,37 @@ def _query_columns(
             sql = [bind_parameters(b, p) if p else b for b, p in zip(body, params, strict=True)]
             template = [b if p else "" for b, p in zip(body, params, strict=True)]
     sel = None if idx is None else np.asarray(idx, dtype=np.int64)
-    query_id = _col(e.query_id, idx)
-    if query_id is not None:
-        query_id = ["" if v == "0" else v for v in query_id]
+
+    def lazy(values: Sequence[str] | None) -> Any:
+        """The column selected lazily at ``sel`` (as is when every entry is a query)."""
+        if values is None or sel is None:
+            return values
+        return Taken(values, sel)
+
+    query_id = e.query_id
+    if query_id is not None and "0" in query_id:
+        query_id = ["" if v == "0" else v for v in query_id]  # 0: compute_query_id is off
     return {
         "ts": ts if sel is None else ts[sel],
-        "duration_ms": _floats(_col(dur, idx), len(body)),
+        "duration_ms": _floats(lazy(dur), len(body)),
         "sql": sql,
         "sql_template": template,
         "params": params,
-        "database": _col(e.db, idx),
-        "user": _col(e.user, idx),
-        "application": _col(e.app, idx),
-        "client": _col(e.client, idx),
-        "pid": _col(e.pid, idx),
-        "session_id": _col(e.session, idx),
-        "query_id": query_id,
-        "phase": _col(e.kind, idx),
-        "statement_name": _col(e.name, idx),
+        "database": lazy(e.db),
+        "user": lazy(e.user),
+        "application": lazy(e.app),
+        "client": lazy(e.client),
+        "pid": lazy(e.pid),
+        "session_id": lazy(e.session),
+        "query_id": lazy(query_id),
+        "phase": lazy(e.kind),
+        "statement_name": lazy(e.name),
         "source_line": e.line if sel is None else e.line[sel],
     }
 
 
 def _server_row(e: Entries, i: int, stats: Stats) -> dict[str, Any]:
+    """Entry ``i`` as one server-event row dict (kept pending until finish)."""
     cols = _server_columns(e, [i], stats)
     return {k: _item(cols[k], 0) for k in _SERVER_KEYS}
 
@@ -830,6 +875,7 @@ def _server_columns(e: Entries, idx: list[int], stats: Stats) -> dict[str, Any]:
 
 
 def _join_detail(e: Entries, i: int) -> str:
+    """DETAIL, HINT, CONTEXT and QUERY of entry ``i`` as one text, labelled."""
     parts = []
     if e.detail and e.detail[i]:
         parts.append(e.detail[i])
@@ -898,6 +944,7 @@ def _classify(
 
 
 def _relation(obj: str, context: str) -> str:
+    """The relation of a lock event: the name from CONTEXT, else the OID in the message."""
     m = _REL_CONTEXT.search(context)
     if m:
         return m.group("rel")
@@ -966,6 +1013,7 @@ def finish_pending(
 
 
 def _warn(s: Stats, report: ParseReport) -> None:
+    """The file-wide warnings gathered from every block."""
     if s.localised:
         words = ", ".join(sorted(s.localised_words)[:6])
         report.warn(

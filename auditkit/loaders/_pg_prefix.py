@@ -191,6 +191,7 @@ def _greedy(fragment: str, nxt: str) -> str:
 
 
 def _literal(text: str) -> str:
+    """A literal part of the prefix, escaped for the regex."""
     return re.escape(text)
 
 
@@ -198,6 +199,7 @@ def _named(fragment: str, wanted: set[str] | None, used: set[str]) -> str:
     """Keep the named groups of ``fragment`` that are wanted and not yet used."""
 
     def keep(m: re.Match[str]) -> str:
+        """The group opener: named if wanted and first of its name, else non-capturing."""
         name = m.group(1)
         if (wanted is not None and name not in wanted) or name in used:
             return "(?:"
@@ -230,6 +232,7 @@ class PrefixDetection:
 
     @property
     def ratio(self) -> float:
+        """Share of the severity lines the prefix fits."""
         return self.matched / self.total if self.total else 0.0
 
     def missing(self) -> list[str]:
@@ -392,6 +395,7 @@ def _infer_one(pre: str) -> str:
     have: set[str] = set()
 
     def esc(letter: str) -> str:
+        """The escape for ``letter``, or an unnamed one if that field was already placed."""
         if letter in have and letter not in "#*":
             return "%#" if letter in "plxQ" else "%*"
         have.add(letter)

@@ -1,14 +1,14 @@
 """PostgreSQL server logs: stderr (any ``log_line_prefix``), csvlog, jsonlog and syslog.
 
-Four formats, one loader each, all producing the same two frames (``query_events`` and
-``server_events``, see :mod:`auditkit.loaders._pg_events` for what goes where):
+Four formats, one loader each, all producing the same two frames.
 
 ``postgres_stderr``
     The plain log, with any ``log_line_prefix``: give it as ``prefix="%m [%p] %q%u@%d "`` or
     let the loader work it out from the file (common defaults first — Debian, pgBadger's,
-    Amazon RDS's ``%t:%r:%u@%d:[%p]:`` — then inferred from the text in front of ``LOG:``).
-    Multi-line messages continue on TAB-indented lines. Time zone abbreviations printed by
-    ``%t``/``%m`` are honoured; ``tz=`` names the zone of timestamps without one.
+    Amazon RDS's ``%t:%r:%u@%d:[%p]:`` — then inferred from the text in front of ``LOG:``;
+    the report says what was inferred, and which useful escapes are missing). Multi-line
+    messages continue on TAB-indented lines. Zone abbreviations printed by ``%t``/``%m``
+    are honoured; ``tz=`` (an IANA name) places timestamps printed without one.
 ``postgres_csvlog``
     ``log_destination = csvlog``: every column layout from 8.4 to 18 (22 to 26 columns),
     quoted fields with embedded newlines and doubled quotes.
@@ -16,7 +16,8 @@ Four formats, one loader each, all producing the same two frames (``query_events
     ``log_destination = jsonlog`` (PostgreSQL 15+), and two JSON-wrapped cloud flavours:
     Google Cloud SQL exports (the stderr line in ``textPayload``, its prefix detected as for
     stderr, continuation lines as separate objects) and CloudNativePG (csvlog fields in a
-    ``record`` object; operator lines are skipped and counted).
+    ``record`` object; operator lines are skipped and counted; CloudNativePG writes
+    newest first, so rows come in that order).
 ``postgres_syslog``
     Via syslog, with or without ``syslog_sequence_numbers`` (``[12-1]``, continued by
     ``[12-2]``…, TABs escaped as ``#011``), RFC 3164 or ISO timestamps; and Heroku Postgres
@@ -24,18 +25,48 @@ Four formats, one loader each, all producing the same two frames (``query_events
     where ``[GREEN]`` names the database). Classic syslog timestamps have no year: it comes
     from ``year=`` or the file's modification time, and the report says which.
 
+**query_events** — one row per statement the server logged with ``log_min_duration_statement``
+or ``log_statement``. The extra column ``phase`` is ``statement`` (simple protocol),
+``parse``, ``bind`` or ``execute`` (extended protocol: each step is its own row, with its own
+duration). **A query profile must count only ``execute`` and ``statement`` rows**
+(:data:`PROFILE_PHASES`), or one execution of a prepared statement counts up to three times.
+``DETAIL:  parameters: $1 = …`` is bound into ``sql`` (literals in place, for a sample to run);
+``sql_template`` keeps the ``$n`` form where parameters were bound (elsewhere ``sql`` is the
+template already), ``params`` the logged list, and the fingerprint is computed from the template
+form so executions with different values fall in one group. ``statement_name`` is the prepared
+statement / portal (``S_1``, ``<unnamed>``). A statement logged without a duration
+(``log_statement``) has NaN ``duration_ms``, unless ``log_duration`` writes ``duration: X ms``
+later for the same process: the two are paired, across block boundaries too, and the row takes
+the time of the duration line. A statement that never receives a duration keeps NaN.
+
+**server_events** — everything else, never dropped: errors with SQLSTATE (``kind`` error,
+deadlock), lock waits (``lock_waiting`` / ``lock_acquired`` with the wait in ``duration_ms``),
+temporary files (``size_bytes``), checkpoints (``duration_ms`` from ``total=``), automatic vacuum
+and analyze (``relation``, elapsed time), connections and disconnections (session time), and
+``other``; the extra column ``event`` refines ``kind``. DETAIL / HINT / CONTEXT go to ``detail``,
+STATEMENT to ``statement``.
+
+Messages of a server with a translated ``lc_messages`` (``ERREUR:``, ``FEHLER:``,
+``LOG:  Dauer:``, ``СООБЩЕНИЕ:``) cannot be interpreted: they are skipped with that reason and
+a warning says so; a file of nothing else raises :class:`~auditkit.errors.NothingParsedError`
+naming the cause. Lines that fit no entry (noise from ``pg_ctl``, binary junk, a truncated last
+line) are skipped with their line numbers; lines that are not valid UTF-8 are kept with U+FFFD
+and listed in a warning. ``read == parsed + skipped`` counts log entries (a line and its
+continuation lines), CSV records or JSON objects.
+
 Speed: the stderr parser — the one used on gigabyte logs — runs one compiled regular
 expression over each block that splits every entry (prefix fields, severity, duration,
 statement kind, message and its continuation lines) at once; columns are built from the
-matches without per-line Python work, timestamps are parsed by Arrow, fingerprints by
-:func:`~auditkit.sql.fingerprint.fingerprint_many`. The other formats are rarely large and
-favour simplicity.
+matches with no per-line Python work in the common case, timestamps are parsed by Arrow,
+fingerprints by :func:`~auditkit.sql.fingerprint.fingerprint_many` once per distinct text.
+The other formats are rarely large and favour simplicity.
 
 Example::
 
     >>> from auditkit.loaders.registry import get_loader
     >>> result = get_loader("postgres_stderr").load("postgresql.log", prefix="%m [%p] %q%u@%d ")
-    >>> result.frame[["ts", "duration_ms", "fingerprint", "phase"]]  # doctest: +SKIP
+    >>> q = result.frames["query_events"]
+    >>> q[q.phase.isin(PROFILE_PHASES)].groupby("fingerprint").duration_ms.sum()  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -59,6 +90,7 @@ import pandas as pd
 from auditkit.errors import NothingParsedError
 from auditkit.loaders._pg_events import (
     MESSAGE_FRAGMENT,
+    PROFILE_PHASES,
     Entries,
     Stats,
     attach_secondaries,
@@ -68,6 +100,7 @@ from auditkit.loaders._pg_events import (
     to_utc,
 )
 from auditkit.loaders._pg_prefix import (
+    CANDIDATES,
     SECONDARY_SEVERITIES,
     SEVERITY,
     PrefixDetection,
@@ -82,10 +115,15 @@ from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import Block, read_head
 
 __all__ = [
+    "CANDIDATES",
+    "PROFILE_PHASES",
     "PostgresCsvLoader",
     "PostgresJsonLoader",
     "PostgresStderrLoader",
     "PostgresSyslogLoader",
+    "PrefixDetection",
+    "detect_prefix",
+    "prefix_pattern",
 ]
 
 #: prefix fields the loaders keep (others are matched but not captured)
@@ -121,6 +159,7 @@ def _no_gc() -> Iterator[None]:
 
 
 def _junk_reason(text: str, last_unterminated: bool) -> str:
+    """Why a line that starts no entry was skipped: binary, mis-encoded, truncated, a stray continuation, or noise."""
     if "\x00" in text or len(_CONTROL.findall(text[:200])) > 2:
         return "binary data"
     if "\ufffd" in text:
@@ -143,6 +182,7 @@ def _epoch_to_ns(values: Sequence[str]) -> np.ndarray:
 
 
 def _report(block: Block, fmt: str, text: str) -> ParseReport:
+    """A fresh parse report for ``block`` with its byte and physical-line counts."""
     report = ParseReport(block.source, fmt)
     report.bytes = len(block.data)
     report.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
@@ -163,6 +203,7 @@ class StderrParser(BlockParser):
         fmt: str = "postgres_stderr",
         notes: Sequence[str] = (),
     ) -> None:
+        """Compile the one-pass patterns (fast and robust) and the block boundary for ``prefix``."""
         self.prefix = prefix
         self.tz = tz
         self.source = source
@@ -188,6 +229,7 @@ class StderrParser(BlockParser):
         )
 
     def __getstate__(self) -> dict[str, Any]:
+        """Only the settings travel to worker processes; patterns are recompiled there."""
         return {
             "prefix": self.prefix,
             "tz": self.tz,
@@ -197,13 +239,16 @@ class StderrParser(BlockParser):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the parser (and its compiled patterns) from its settings."""
         self.__init__(state["prefix"], state["tz"], state["source"], state["fmt"], state["notes"])  # type: ignore[misc]
 
     def parse(self, block: Block) -> BlockResult:
+        """Parse one block with the garbage collector paused (see :func:`_no_gc`)."""
         with _no_gc():
             return self._parse(block)
 
     def _parse(self, block: Block) -> BlockResult:
+        """Split the block into entries with one regex pass, then build its frames."""
         text, bad = block.text()
         report = _report(block, self.fmt, text)
         stats = Stats(bad_utf8=list(bad))
@@ -257,6 +302,7 @@ class StderrParser(BlockParser):
             )
 
         def col(name: str) -> Sequence[str] | None:
+            """The column ``name`` restricted to the kept entries (None when the prefix lacks it)."""
             idx = g.get(name)
             if idx is None:
                 return None
@@ -294,6 +340,7 @@ class StderrParser(BlockParser):
         return BlockResult(frames, report, pending)
 
     def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
+        """Resolve statements and durations that met across blocks; add the detection notes."""
         for note in self.notes:
             report.warn(note)
         return finish_pending(pending, self.source, self.fmt, report)
@@ -306,6 +353,7 @@ def _continuation(cont: str) -> str:
 
 
 def _detection_notes(det: PrefixDetection, given: bool) -> list[str]:
+    """Warnings about a detected prefix: that it was inferred, and which useful escapes it lacks."""
     notes = []
     if not given and det.prefix is not None and det.inferred:
         notes.append(
@@ -326,6 +374,7 @@ def _detection_notes(det: PrefixDetection, given: bool) -> list[str]:
 
 
 def _prefix_error(loader: BlockLoader, path: Path, det: PrefixDetection) -> NothingParsedError:
+    """The error for a log whose prefix could not be worked out, saying what was seen."""
     return NothingParsedError(
         "could not work out the log_line_prefix",
         path=path,
@@ -392,6 +441,7 @@ class PostgresStderrLoader(_PostgresLoader):
     )
 
     def sniff(self, head: str, path: Path) -> float:
+        """Confident when most lines are entries of one detectable ``log_line_prefix``."""
         lines = head.splitlines()[:400]
         starts = [line for line in lines if line and line[0] not in "\t "]
         if not starts or starts[0].lstrip().startswith("{"):
@@ -412,8 +462,11 @@ class PostgresStderrLoader(_PostgresLoader):
         return min(0.9, 0.1 + 0.5 * share)
 
     def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
+        """A block parser for the given or detected ``prefix`` (raises when none can be found)."""
         prefix = options.get("prefix")
         tz = options.get("tz")
+        if prefix is None and not head.strip():
+            prefix = CANDIDATES[1]  # an empty file: nothing to detect, the report will say so
         if prefix is None:
             det = _detect_in(path, head)
             if det.prefix is None:
@@ -461,15 +514,18 @@ class _FieldEntries:
     )  # fmt: skip
 
     def __init__(self) -> None:
+        """An empty collection of entry columns."""
         self.cols: dict[str, list[str]] = {k: [] for k in self.FIELDS}
         self.lines: list[int] = []
 
     def add(self, line: int, values: dict[str, str]) -> None:
+        """Append one entry starting at ``line`` (missing fields become empty strings)."""
         for key, col in self.cols.items():
             col.append(values.get(key) or "")
         self.lines.append(line)
 
     def entries(self, tz: str | None, stats: Stats) -> Entries:
+        """The collected entries as :class:`Entries`, timestamps converted to UTC."""
         c = self.cols
         ts = to_utc(c["ts"], c["tz"], tz, stats)
         return Entries(
@@ -482,6 +538,7 @@ class _FieldEntries:
 
 
 def _csv_values(row: Sequence[str]) -> dict[str, str]:
+    """Entry fields of one csvlog row (any of the 22 to 26 column layouts)."""
     rec = dict(zip(CSV_COLUMNS, row, strict=False))
     return _record_values(rec)
 
@@ -509,11 +566,13 @@ class CsvParser(BlockParser):
     boundary = re.compile(rb'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
 
     def __init__(self, tz: str | None, source: str, fmt: str = "postgres_csvlog") -> None:
+        """A csvlog parser; ``tz`` places timestamps printed without a zone."""
         self.tz = tz
         self.source = source
         self.fmt = fmt
 
     def parse(self, block: Block) -> BlockResult:
+        """Parse the CSV records of one block (records may span lines)."""
         text, bad = block.text()
         report = _report(block, self.fmt, text)
         stats = Stats(bad_utf8=list(bad))
@@ -559,6 +618,7 @@ class CsvParser(BlockParser):
         return BlockResult(frames, report, pending)
 
     def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
+        """Resolve statements and durations that met across blocks."""
         return finish_pending(pending, self.source, self.fmt, report)
 
 
@@ -574,6 +634,7 @@ class PostgresCsvLoader(_PostgresLoader):
     )
 
     def sniff(self, head: str, path: Path) -> float:
+        """Confident when record starts are timestamps followed by csvlog fields and a severity."""
         lines = [line for line in head.splitlines()[:400] if line.strip()]
         starts = [line for line in lines if _CSV_START.match(line)]
         if not starts:
@@ -584,6 +645,7 @@ class PostgresCsvLoader(_PostgresLoader):
         return min(0.95, 0.6 + 0.35 * good / len(starts))
 
     def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
+        """A csvlog block parser."""
         return CsvParser(options.get("tz"), str(path), self.name)
 
 
@@ -606,6 +668,7 @@ class JsonParser(BlockParser):
         fmt: str = "postgres_jsonlog",
         notes: Sequence[str] = (),
     ) -> None:
+        """A JSON-lines parser; ``prefix`` is the log_line_prefix of Cloud SQL ``textPayload`` lines."""
         self.prefix = prefix
         self.tz = tz
         self.source = source
@@ -623,6 +686,7 @@ class JsonParser(BlockParser):
         )
 
     def __getstate__(self) -> dict[str, Any]:
+        """Only the settings travel to worker processes; patterns are recompiled there."""
         return {
             "prefix": self.prefix,
             "tz": self.tz,
@@ -632,9 +696,11 @@ class JsonParser(BlockParser):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the parser (and its compiled patterns) from its settings."""
         self.__init__(state["prefix"], state["tz"], state["source"], state["fmt"], state["notes"])  # type: ignore[misc]
 
     def parse(self, block: Block) -> BlockResult:
+        """Parse the JSON objects of one block, whichever of the three flavours each one is."""
         text, bad = block.text()
         report = _report(block, self.fmt, text)
         stats = Stats(bad_utf8=list(bad))
@@ -721,12 +787,14 @@ class JsonParser(BlockParser):
         return BlockResult(frames, report, pending)
 
     def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
+        """Resolve statements and durations that met across blocks; add the detection notes."""
         for note in self.notes:
             report.warn(note)
         return finish_pending(pending, self.source, self.fmt, report)
 
 
 def _json_objects(head: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The JSON objects among the first ``limit`` lines of ``head`` (for sniffing and detection)."""
     out = []
     for line in head.splitlines()[:limit]:
         line = line.strip()
@@ -754,6 +822,7 @@ class PostgresJsonLoader(_PostgresLoader):
     )
 
     def sniff(self, head: str, path: Path) -> float:
+        """Confident when the first objects carry jsonlog, Cloud SQL or CloudNativePG keys."""
         first = head.lstrip()[:1]
         if first != "{":
             return 0.0
@@ -780,6 +849,7 @@ class PostgresJsonLoader(_PostgresLoader):
         return min(0.95, 0.6 + 0.35 * score / len(objs))
 
     def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
+        """A JSON block parser; detects the Cloud SQL ``textPayload`` prefix when there is one."""
         prefix = options.get("prefix")
         notes: list[str] = []
         payloads = [str(o["textPayload"]) for o in _json_objects(head, 2000) if "textPayload" in o]
@@ -809,6 +879,7 @@ _MONTHS = {
 
 
 def _is_postgres(ident: str, spid: str, idents: Sequence[str]) -> bool:
+    """Whether a syslog line comes from PostgreSQL (its ident, or Heroku's ``app[postgres.N]``)."""
     return ident in idents or "postgres" in ident.lower() or spid.startswith("postgres.")
 
 
@@ -819,6 +890,7 @@ class SyslogParser(BlockParser):
         self, prefix: str, year: int, tz: str | None, idents: Sequence[str], source: str,
         fmt: str = "postgres_syslog", notes: Sequence[str] = (), cut_month: int = 12,
     ) -> None:  # fmt: skip
+        """A syslog parser for one prefix; ``year`` and ``cut_month`` place year-less stamps."""
         self.prefix = prefix
         self.year = year
         self.tz = tz
@@ -837,15 +909,18 @@ class SyslogParser(BlockParser):
         )
 
     def __getstate__(self) -> dict[str, Any]:
+        """A syslog parser for one prefix; ``year`` and ``cut_month`` place year-less stamps."""
         return {
             k: getattr(self, k)
             for k in ("prefix", "year", "tz", "idents", "source", "fmt", "notes", "cut_month")
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the parser (and its compiled patterns) from its settings."""
         self.__init__(**state)  # type: ignore[misc]
 
     def parse(self, block: Block) -> BlockResult:
+        """Parse one block of syslog lines, stitching continuation parts to their entry."""
         text, bad = block.text()
         report = _report(block, self.fmt, text)
         stats = Stats(bad_utf8=list(bad))
@@ -931,6 +1006,7 @@ class SyslogParser(BlockParser):
         return BlockResult(frames, report, pending)
 
     def _syslog_times(self, stamps: list[str], stats: Stats) -> np.ndarray:
+        """UTC timestamps from syslog stamps (ISO with offset, or RFC 3164 without a year)."""
         if not stamps:
             return np.empty(0, dtype="datetime64[ns]")
         if stamps[0][:1].isdigit():  # ISO 8601 with an offset (rsyslog high precision, logplex)
@@ -944,6 +1020,7 @@ class SyslogParser(BlockParser):
         return to_utc(texts, None, self.tz, stats)
 
     def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
+        """Resolve statements and durations that met across blocks; add the year and prefix notes."""
         for note in self.notes:
             report.warn(note)
         return finish_pending(pending, self.source, self.fmt, report)
@@ -961,6 +1038,7 @@ class PostgresSyslogLoader(_PostgresLoader):
     )
 
     def sniff(self, head: str, path: Path) -> float:
+        """Confident when most lines are syslog lines of a PostgreSQL process."""
         lines = [line for line in head.splitlines()[:400] if line.strip()]
         if not lines:
             return 0.0
@@ -978,6 +1056,7 @@ class PostgresSyslogLoader(_PostgresLoader):
         return min(0.97, 0.55 + 0.42 * ours / len(lines))
 
     def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
+        """A syslog block parser: prefix detected from the messages, year from ``year=`` or the file."""
         notes: list[str] = []
         rests = []
         for line in head.splitlines():
