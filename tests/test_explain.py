@@ -720,6 +720,23 @@ def test_mysql_broken(tmp_path: Path) -> None:
         load(path)
 
 
+def test_hostile_nesting(tmp_path: Path) -> None:
+    """Plans nested beyond any real plan are refused with a reason, never a RecursionError."""
+    deep = '[{"Plan":' + '{"Node Type":"Limit","Plans":[' * 2000 + '{"Node Type":"Result"}' + "]}" * 2000 + "}]"
+    with pytest.raises(NothingParsedError, match="nested deeper"):
+        load(_write(tmp_path, "deep.json", deep))
+    tree = "QUERY PLAN\n" + "\n".join("   " * i + "`--SCAN t" for i in range(1000)) + "\n"
+    with pytest.raises(NothingParsedError) as info:
+        load(_write(tmp_path, "deep.txt", tree))
+    assert info.value.report.skipped == {"plan too deep": 1}
+
+
+def test_one_line_mysql_json(tmp_path: Path) -> None:
+    doc = json.loads((CASES / "mariadb_analyze_join.json").read_text())
+    result = load(_write(tmp_path, "compact.json", json.dumps(doc)))
+    assert result.format == "explain_mysql_json" and len(result.frame) == 6
+
+
 def test_nothing_to_read(tmp_path: Path) -> None:
     with pytest.raises(NothingParsedError, match="empty"):
         load(_write(tmp_path, "empty.txt", ""), format="explain_pg_text")

@@ -54,7 +54,7 @@ _TAB_HEADER = re.compile(r"^id\tselect_type\t")
 _TAB_ROW = re.compile(r"^(?:\d+|NULL)\t")
 _VERTICAL = re.compile(r"^\*{5,} (?P<n>\d+)\. row \*{5,}\s*$")
 _VERTICAL_KV = re.compile(r"^\s*(?P<k>[A-Za-z_][\w ]*?):(?: (?P<v>.*))?$")
-_JSON_START = re.compile(r"^(?:\|\s*|EXPLAIN:\s*|\s*)\{\s*$")
+_JSON_START = re.compile(r"^(?:\|\s*|EXPLAIN:\s*|\s*)\{")
 _SELECT_PREFIX = re.compile(r"^/\* select#\d+ \*/\s*")
 _TRADITIONAL = ("id", "select_type", "table", "type")
 
@@ -470,8 +470,10 @@ def read_mysql(text: str) -> tuple[list[Plan], list[Failure]]:
             end = find_json_end(lines, i)
             body = [lines[k] for k in range(i, (end if end is not None else n - 1) + 1)]
             body[0] = body[0].strip().lstrip("|").strip()
-            if "EXPLAIN:" in body[0]:
-                body[0] = "{"
+            if body[0].startswith("EXPLAIN:"):
+                body[0] = body[0][len("EXPLAIN:") :].strip()
+            if end == i and body[0].rstrip().endswith("|"):  # a one-line document in a boxed cell
+                body[0] = body[0].rstrip().rstrip("|").rstrip()
             looks = any(tok in "\n".join(body[:60]) for tok in ('"query_block"', '"operation"', '"query_plan"', '"select_id"'))
             if looks:
                 if end is None:
@@ -488,6 +490,8 @@ def read_mysql(text: str) -> tuple[list[Plan], list[Failure]]:
 def _json_plans(body: list[str], line: int, statement: str | None, plans: list[Plan], failures: list[Failure]) -> None:
     try:
         plans.extend(plans_from_json_text("\n".join(body), line, statement))
+    except RecursionError:
+        failures.append(Failure(line, "plan too deep", f"line {line}: the plan is nested too deep to read"))
     except PlanParseError as exc:
         reason = "truncated plan" if "cut short" in exc.message else "invalid JSON plan"
         failures.append(Failure(line, reason, str(exc), exc.line or line))
@@ -499,7 +503,7 @@ def sniff_mysql(head: str) -> tuple[int, int]:
     tabular += len(re.findall(r"^\|\s*id\s*\|\s*select_type\s*\|", head, re.M))
     if re.search(r"^\*{5,} 1\. row \*{5,}", head, re.M) and re.search(r"^\s*select_type: ", head, re.M):
         tabular += 1
-    json_plans = len(re.findall(r'^(?:\|\s)?\s{0,2}"query_block"\s*:\s*\{', head, re.M))
+    json_plans = len(re.findall(r'^(?:\|\s)?\s{0,2}\{?\s*"query_(?:block|optimization)"\s*:\s*\{', head, re.M))
     if re.search(r'"operation"\s*:', head) and re.search(r'"access_type"\s*:', head):
         json_plans += 1
     return tabular, json_plans

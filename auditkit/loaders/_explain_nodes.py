@@ -28,6 +28,7 @@ from auditkit.sql.fingerprint import Dialect, fingerprint, fingerprint_id
 
 __all__ = [
     "EXTRA_COLUMNS",
+    "MAX_DEPTH",
     "Failure",
     "Plan",
     "PlanNode",
@@ -106,6 +107,9 @@ EXTRA_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("partitions", "string", "MySQL partitions read."),
     ("properties", "string", "Every other property of the node as the source printed it, a JSON object."),
 )
+
+#: plans nested deeper than this are refused (real plans stay far below; recursion stays safe)
+MAX_DEPTH = 300
 
 _EXTRA_DTYPES = {name: dtype for name, dtype, _ in EXTRA_COLUMNS}
 _PLAN_LEVEL = (
@@ -216,6 +220,17 @@ class Plan:
         """Every node, depth first from the root, then from each sibling."""
         for top in self.top():
             yield from top.walk()
+
+    def depth(self) -> int:
+        """The depth of the deepest node (0 for a lone root), computed without recursion."""
+        deepest = 0
+        stack = [(n, 0) for n in self.top()]
+        while stack:
+            node, d = stack.pop()
+            deepest = max(deepest, d)
+            if d <= MAX_DEPTH:
+                stack.extend((c, d + 1) for c in node.children)
+        return deepest
 
 
 # -- times -----------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ from auditkit.errors import NothingParsedError
 from auditkit.loaders._explain_mysql import read_mysql, sniff_mysql
 from auditkit.loaders._explain_nodes import (
     EXTRA_COLUMNS,
+    MAX_DEPTH,
     Failure,
     Plan,
     PlanParseError,
@@ -153,6 +154,9 @@ def _read_postgres(text: str) -> tuple[list[Plan], list[Failure]]:
             continue
         try:
             plans += _read_chunk(chunk)
+        except RecursionError:
+            start = chunk.lines[0][0] if chunk.lines else chunk.line
+            failures.append(Failure(start, "plan too deep", f"line {start}: the plan is nested deeper than {MAX_DEPTH} levels"))
         except PlanParseError as exc:
             reason = _REASONS[chunk.kind]
             if "cut short" in exc.message:
@@ -167,13 +171,21 @@ def read_plans(text: str, family: str) -> tuple[list[Plan], list[Failure]]:
 
     Plans come in file order; failures carry the line where the bad plan starts.
     """
-    if family == "postgres":
-        return _read_postgres(text)
-    if family == "mysql":
-        return read_mysql(text)
-    if family == "sqlite":
-        return read_sqlite(text)
-    raise ValueError(f"unknown plan family {family!r}")
+    readers = {"postgres": _read_postgres, "mysql": read_mysql, "sqlite": read_sqlite}
+    if family not in readers:
+        raise ValueError(f"unknown plan family {family!r}")
+    try:
+        plans, failures = readers[family](text)
+    except RecursionError:  # a hostile document nested beyond Python's stack
+        return [], [Failure(1, "plan too deep", f"the plan is nested deeper than {MAX_DEPTH} levels")]
+    kept = []
+    for plan in plans:
+        if plan.depth() > MAX_DEPTH:
+            failures.append(Failure(plan.line, "plan too deep", f"line {plan.line}: the plan is nested deeper than {MAX_DEPTH} levels"))
+        else:
+            kept.append(plan)
+    failures.sort(key=lambda f: f.line)
+    return kept, failures
 
 
 # -- sniffing --------------------------------------------------------------------------------
