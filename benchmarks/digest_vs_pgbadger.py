@@ -1,0 +1,598 @@
+#!/usr/bin/env python3
+"""auditkit digest against pgBadger on one large, real PostgreSQL statement log.
+
+What it does, in one run:
+
+1. **Builds the log** (once; cached under ``benchmarks/work/``, which git ignores): a private
+   PostgreSQL cluster (:class:`devtools.postgres.ThrowawayPostgres`) logs every statement with
+   its duration (``log_min_duration_statement = 0``, ``log_line_prefix = '%m [%p] %q%u@%d '``)
+   while, in parallel, ``pgbench`` runs its TPC-B-like script (cycling the simple, extended and
+   prepared protocols: ``statement:``, ``parse``/``bind``/``execute`` and ``DETAIL: parameters``
+   lines) and worker processes send Django-shaped ORM statements through psycopg (quoted
+   identifiers, ``IN`` lists of 1–30 items, ``bulk_create``, savepoints, sqlcommenter
+   comments, client-side and server-side binding), until the log reaches ``--size``.
+2. **Times both tools on it**, warm page cache, one after the other:
+   ``python -m auditkit digest LOG --workers 2 --json`` and
+   ``pgbadger -j 1 -f stderr --prefix … -x json -o …`` — wall time, MB/s, lines/s, CPU time,
+   and peak memory: the sampled sum of RSS over the tool's whole process tree (workers
+   included), and the kernel's maximum RSS of any single process of the tree.
+3. **Prints a table and the ratio**, and exits 1 when the bar is missed: auditkit at least
+   ``--min-ratio`` (20) times faster than pgBadger, and below ``--max-rss-mb`` (1000 MB).
+
+Usage::
+
+    python benchmarks/digest_vs_pgbadger.py              # 1 GiB log (build takes minutes)
+    python benchmarks/digest_vs_pgbadger.py --size 200M  # a quick run
+    python benchmarks/digest_vs_pgbadger.py --size 200M --rebuild
+
+It is a script that prints figures, not a test (see DESIGN.md, "Habits"). Needs the PostgreSQL
+server binaries with pgbench, and pgBadger on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make devtools and auditkit importable
+    sys.path.insert(0, str(ROOT))
+
+from devtools.postgres import ThrowawayPostgres, available, find_bindir  # noqa: E402
+
+PREFIX = "%m [%p] %q%u@%d "
+WORK = ROOT / "benchmarks" / "work"
+DATABASE = "bench"
+#: server settings for the log: every statement with its duration, plus the usual noise
+SETTINGS: dict[str, Any] = {
+    "log_min_duration_statement": 0,
+    "log_checkpoints": True,
+    "log_autovacuum_min_duration": 0,
+    "log_lock_waits": True,
+    "log_temp_files": 0,
+    "max_connections": 50,
+    "shared_buffers": "256MB",
+    # pg_stat_statements is not needed here: one hook less on every statement
+    "shared_preload_libraries": None,
+    "pg_stat_statements.track": None,
+}
+_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """'200M', '1G', '1.5GiB', '512MB' → bytes (K, M, G are binary: KiB, MiB, GiB)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?\s*", text, re.I)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 200M or 1G)")
+    return int(float(m.group(1)) * _SUFFIXES[m.group(2).upper()])
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+# -- the Django-shaped workload (worker processes) ---------------------------------------------
+
+DJANGO_SCHEMA = """
+CREATE TABLE IF NOT EXISTS "shop_author" ("id" bigserial PRIMARY KEY, "name" varchar(100) NOT NULL,
+    "email" varchar(254) NOT NULL, "is_active" boolean NOT NULL);
+CREATE TABLE IF NOT EXISTS "shop_book" ("id" bigserial PRIMARY KEY, "title" varchar(200) NOT NULL,
+    "author_id" bigint NOT NULL REFERENCES "shop_author" ("id") DEFERRABLE INITIALLY DEFERRED,
+    "price" numeric(8, 2) NOT NULL, "pages" integer NOT NULL, "published" timestamptz NULL,
+    "is_available" boolean NOT NULL, "note" text NULL);
+CREATE INDEX IF NOT EXISTS "shop_book_author_id_idx" ON "shop_book" ("author_id");
+INSERT INTO "shop_author" ("name", "email", "is_active")
+    SELECT 'Author ' || i, 'a' || i || '@example.com', i % 5 <> 0 FROM generate_series(1, 2000) i;
+INSERT INTO "shop_book" ("title", "author_id", "price", "pages", "published", "is_available", "note")
+    SELECT 'Book ' || i, 1 + i % 2000, (i % 50) + 0.99, 100 + i % 900,
+           now() - (i || ' hours')::interval, i % 3 <> 0, CASE WHEN i % 4 = 0 THEN 'it''s' END
+    FROM generate_series(1, 20000) i;
+ANALYZE;
+"""
+BOOK = (
+    '"shop_book"."id", "shop_book"."title", "shop_book"."author_id", "shop_book"."price", '
+    '"shop_book"."pages", "shop_book"."published", "shop_book"."is_available", "shop_book"."note"'
+)
+VIEWS = ("book_list", "book_detail", "author_detail", "search", "checkout")
+
+
+def _ph(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+def django_requests(rng: random.Random, worker: int) -> Iterator[list[tuple[str, Any]]]:
+    """Endless 'requests': each a list of (sql, params) run in one transaction."""
+    import datetime as dt
+    from decimal import Decimal
+
+    counter = 0
+    while True:
+        view = rng.choice(VIEWS)
+        tag = f" /*controller='{view}',framework='django%%3A4.2'*/"
+        author = rng.randint(1, 2000)
+        statements: list[tuple[str, Any]] = [
+            (
+                f'SELECT {BOOK} FROM "shop_book" WHERE "shop_book"."id" = %s LIMIT 21' + tag,
+                (rng.randint(1, 20000),),
+            ),
+            (
+                f'SELECT {BOOK} FROM "shop_book" INNER JOIN "shop_author" ON ("shop_book"."author_id" = '
+                '"shop_author"."id") WHERE ("shop_book"."is_available" = %s AND "shop_author"."is_active") '
+                f'ORDER BY "shop_book"."published" DESC LIMIT 20 OFFSET {20 * rng.randint(0, 20)}',
+                (rng.random() < 0.8,),
+            ),
+        ]
+        n = rng.randint(1, 30)
+        statements.append(
+            (
+                f'SELECT {BOOK} FROM "shop_book" WHERE "shop_book"."author_id" IN ({_ph(n)})',
+                [rng.randint(1, 2000) for _ in range(n)],
+            )
+        )
+        # the N+1 a consultant is paid to find
+        for _ in range(rng.randint(0, 8)):
+            statements.append(
+                (
+                    'SELECT "shop_author"."id", "shop_author"."name", "shop_author"."email", '
+                    '"shop_author"."is_active" FROM "shop_author" WHERE "shop_author"."id" = %s LIMIT 21',
+                    (rng.randint(1, 2000),),
+                )
+            )
+        if view == "search":
+            statements.append(
+                (
+                    'SELECT COUNT(*) AS "__count" FROM "shop_book" WHERE UPPER("shop_book"."title"::text) '
+                    "LIKE UPPER(%s)",
+                    ("%" + rng.choice(["book 1", "o'brien", "100%"]) + "%",),
+                )
+            )
+        if view == "checkout":
+            counter += 1
+            sp = f"s{worker}{os.getpid()}_x{counter}"
+            rows = rng.randint(1, 10)
+            params: list[Any] = []
+            for _ in range(rows):
+                params += [
+                    rng.choice(["Dune", "O'Brien's \"Best\"", "C:\\temp", "ünïcødé"]),
+                    author,
+                    Decimal(rng.choice(["9.99", "-1.50", "120.25"])),
+                    rng.choice([-1, 0, 320]),
+                    rng.choice([None, dt.datetime(2024, 5, 17, 9, 30, tzinfo=dt.UTC)]),
+                    rng.random() < 0.5,
+                    rng.choice([None, "gift", "it's"]),
+                ]
+            statements += [
+                (f'SAVEPOINT "{sp}"', None),
+                (
+                    'INSERT INTO "shop_book" ("title", "author_id", "price", "pages", "published", '
+                    '"is_available", "note") VALUES '
+                    + ", ".join(f"({_ph(7)})" for _ in range(rows))
+                    + ' RETURNING "shop_book"."id"',
+                    params,
+                ),
+                (f'RELEASE SAVEPOINT "{sp}"', None),
+                (
+                    'UPDATE "shop_book" SET "note" = %s, "is_available" = %s WHERE "shop_book"."id" = %s',
+                    (rng.choice([None, "sold"]), False, rng.randint(1, 20000)),
+                ),
+            ]
+        yield statements
+
+
+def django_worker(dsn: str, worker: int, stop: Any) -> None:
+    """One Django process: requests until ``stop`` is set; one in four with server-side binding."""
+    import psycopg
+
+    rng = random.Random(worker)
+    factory = psycopg.Cursor if worker % 4 == 3 else psycopg.ClientCursor
+    with psycopg.connect(dsn, cursor_factory=factory) as conn:
+        cur = conn.cursor()
+        for request in django_requests(rng, worker):
+            if stop.is_set():
+                break
+            for sql, params in request:
+                cur.execute(sql, params)
+                if cur.description:
+                    cur.fetchall()
+            conn.commit()
+
+
+# -- building the log ----------------------------------------------------------------------------
+
+
+def _tool(name: str) -> str:
+    bindir = find_bindir()
+    if bindir is not None and (bindir / name).is_file():
+        return str(bindir / name)
+    found = shutil.which(name)
+    if not found:
+        sys.exit(f"{name} not found: install the PostgreSQL client tools")
+    return found
+
+
+def _pgbench_loop(
+    pg: ThrowawayPostgres, stop: threading.Event, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """pgbench runs of 10 s, cycling the three query protocols, until ``stop``."""
+    pgbench = _tool("pgbench")
+    socket = ["-h", str(pg.socket_dir), "-p", str(pg.port), "-U", "postgres"]
+    # two clients leave CPU for the Django-shaped workers on small machines
+    base = [pgbench, *socket, "-n", "-c", "2", "-j", "1"]
+    for mode in _cycle(["simple", "extended", "prepared"]):
+        if stop.is_set():
+            return
+        proc = subprocess.Popen(
+            [*base, "-M", mode, "-T", "10", DATABASE],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(proc)
+        while proc.poll() is None:
+            if stop.wait(0.2):
+                proc.terminate()
+                proc.wait(30)
+                return
+
+
+def _cycle(items: Sequence[str]) -> Iterator[str]:
+    while True:
+        yield from items
+
+
+def build_log(target: int, path: Path, django_workers: int) -> dict[str, Any]:
+    """Fill a PostgreSQL statement log of at least ``target`` bytes at ``path``; return facts."""
+    reason = available(SETTINGS)
+    if reason:
+        sys.exit(f"cannot start a PostgreSQL cluster: {reason}")
+    from psycopg.conninfo import make_conninfo
+
+    started = time.perf_counter()
+    with ThrowawayPostgres(SETTINGS, database=DATABASE) as pg:
+        version = str(pg.execute("SHOW server_version")[0][0])
+        print(f"building a {human(target)} log with PostgreSQL {version} …", flush=True)
+        subprocess.run(
+            [_tool("pgbench"), "-h", str(pg.socket_dir), "-p", str(pg.port), "-U", "postgres", "-i", "-q", "-s", "10", DATABASE],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        dsn = make_conninfo(pg.dsn, dbname=DATABASE)
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(DJANGO_SCHEMA.encode())
+
+        stop_threads = threading.Event()
+        ctx = mp.get_context("spawn")
+        stop_workers = ctx.Event()
+        pgbench_procs: list[subprocess.Popen[bytes]] = []
+        loop = threading.Thread(
+            target=_pgbench_loop, args=(pg, stop_threads, pgbench_procs), daemon=True
+        )
+        workers = [
+            ctx.Process(target=django_worker, args=(dsn, i, stop_workers), daemon=True)
+            for i in range(django_workers)
+        ]
+        try:
+            loop.start()
+            for w in workers:
+                w.start()
+            last = time.perf_counter()
+            while True:
+                size = pg.log_path.stat().st_size if pg.log_path.exists() else 0
+                if size >= target:
+                    break
+                if any(w.exitcode not in (None, 0) for w in workers):
+                    sys.exit("a Django workload process failed; see its traceback above")
+                if time.perf_counter() - last >= 10:
+                    elapsed = time.perf_counter() - started
+                    print(
+                        f"  {human(size)} / {human(target)} after {elapsed:.0f}s ({size / elapsed / 1e6:.1f} MB/s)",
+                        flush=True,
+                    )
+                    last = time.perf_counter()
+                time.sleep(0.5)
+        finally:
+            stop_threads.set()
+            stop_workers.set()
+            loop.join(60)
+            for w in workers:
+                w.join(30)
+                if w.is_alive():
+                    w.terminate()
+            for proc in pgbench_procs:
+                if proc.poll() is None:
+                    proc.terminate()
+        staging = path.parent / f".staging-{os.getpid()}"
+        saved = pg.stop(save_logs_to=staging)
+    shutil.move(str(saved[0]), path)
+    shutil.rmtree(staging, ignore_errors=True)
+    facts = {
+        "bytes": path.stat().st_size,
+        "lines": count_lines(path),
+        "log_line_prefix": PREFIX,
+        "server_version": version,
+        "build_s": round(time.perf_counter() - started, 1),
+    }
+    path.with_suffix(".json").write_text(json.dumps(facts, indent=1) + "\n")
+    return facts
+
+
+def count_lines(path: Path) -> int:
+    lines = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            lines += chunk.count(b"\n")
+    return lines
+
+
+def cached_log(target: int, rebuild: bool, django_workers: int) -> tuple[Path, dict[str, Any]]:
+    """The log for ``target`` bytes from benchmarks/work/, built when missing."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / f"postgresql-{target >> 20}MiB.log"
+    meta = path.with_suffix(".json")
+    if path.exists() and meta.exists() and not rebuild:
+        facts = json.loads(meta.read_text())
+        if facts.get("bytes") == path.stat().st_size and facts.get("log_line_prefix") == PREFIX:
+            print(f"using the cached log {path.relative_to(ROOT)} ({human(facts['bytes'])})")
+            return path, facts
+    return path, build_log(target, path, django_workers)
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    """One tool's run over the log."""
+
+    tool: str
+    wall_s: float
+    cpu_s: float
+    peak_tree_rss: int  # sampled sum over the process tree
+    max_process_rss: int  # kernel's ru_maxrss of the largest process of the tree
+    returncode: int
+    load_avg: float = 0.0  # 1-minute load average when the run started (others' work)
+
+    def mb_s(self, size: int) -> float:
+        return size / self.wall_s / 1e6
+
+    def lines_s(self, lines: int) -> float:
+        return lines / self.wall_s
+
+
+def measure(tool: str, cmd: Sequence[str], stdout: Path) -> Measurement:
+    """Run ``cmd``; time it, sample its process tree's memory, collect its rusage."""
+    import psutil
+
+    load = os.getloadavg()[0]
+    with open(stdout, "wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.PIPE, cwd=ROOT)
+        ps = psutil.Process(proc.pid)
+        peak = 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                tree = [ps, *ps.children(recursive=True)]
+                rss = 0
+                for p in tree:
+                    with contextlib.suppress(psutil.Error):  # a worker may just have exited
+                        rss += p.memory_info().rss
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        print(f"{tool} failed (exit {proc.returncode}):\n{stderr[-3000:]}", file=sys.stderr)
+    return Measurement(
+        tool,
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        peak,
+        usage.ru_maxrss * 1024,  # kilobytes on Linux
+        proc.returncode,
+        load,
+    )
+
+
+def best(runs: Sequence[Measurement]) -> Measurement:
+    """The fastest run, with the largest memory figures seen in any run."""
+    fastest = min(runs, key=lambda m: m.wall_s)
+    return Measurement(
+        fastest.tool,
+        fastest.wall_s,
+        fastest.cpu_s,
+        max(m.peak_tree_rss for m in runs),
+        max(m.max_process_rss for m in runs),
+        max((m.returncode for m in runs), key=abs),
+        fastest.load_avg,
+    )
+
+
+def warm_cache(path: Path) -> None:
+    """Read the file once so neither tool pays for the disk."""
+    with open(path, "rb") as fh:
+        while fh.read(1 << 24):
+            pass
+
+
+def auditkit_command(path: Path, workers: int) -> list[str]:
+    return [
+        sys.executable, "-m", "auditkit", "digest", str(path),
+        "--workers", str(workers), "--json", "--format", "postgres_stderr", "--prefix", PREFIX,
+        "--top", "1000000",
+    ]  # fmt: skip
+
+
+def pgbadger_command(path: Path, out: Path, jobs: int) -> list[str]:
+    pgbadger = shutil.which("pgbadger")
+    if not pgbadger:
+        sys.exit("pgbadger not found on PATH")
+    return [
+        pgbadger, "-j", str(jobs), "-f", "stderr", "--prefix", PREFIX, "-x", "json", "-o", str(out),
+        "-q", "--no-process-info", str(path),
+    ]  # fmt: skip
+
+
+def auditkit_summary(stdout: Path) -> str:
+    try:
+        data = json.loads(stdout.read_text())
+    except (OSError, ValueError):
+        return "no JSON output"
+    files = data.get("files", [{}])
+    parsed = sum(f.get("parsed", 0) for f in files)
+    events = sum(f.get("events", {}).get("query_events", 0) for f in files)
+    calls = sum(int(row.get("calls") or 0) for row in data.get("statements", []))
+    return (
+        f"{parsed} log entries parsed, {events} query events, {calls} executions "
+        f"in {data.get('groups')} statement groups"
+    )
+
+
+def pgbadger_summary(out: Path) -> str:
+    try:
+        data = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return "no JSON output"
+    queries = data.get("overall_stat", {}).get("queries_number", 0)
+    # normalised statements are kept per log source ("postgres" for a single file)
+    normalised = data.get("normalyzed_info", {})
+    groups = sum(len(v) for v in normalised.values() if isinstance(v, dict))
+    return f"{queries} queries, {groups} normalised statements"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument(
+        "--size", type=parse_size, default=parse_size("1G"), help="log size (default 1G; e.g. 200M)"
+    )
+    parser.add_argument("--rebuild", action="store_true", help="build the log even if it is cached")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="auditkit digest --workers (default 2)"
+    )
+    parser.add_argument("--pgbadger-jobs", type=int, default=1, help="pgbadger -j (default 1)")
+    parser.add_argument(
+        "--django-workers",
+        type=int,
+        default=2,
+        help="Django-shaped client processes while building",
+    )
+    parser.add_argument(
+        "--min-ratio", type=float, default=20.0, help="the bar: auditkit this many times faster"
+    )
+    parser.add_argument(
+        "--max-rss-mb", type=float, default=1000.0, help="the bar: auditkit's peak memory (MB)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per tool; the best wall time is kept"
+    )
+    args = parser.parse_args(argv)
+
+    path, facts = cached_log(args.size, args.rebuild, args.django_workers)
+    size, lines = int(facts["bytes"]), int(facts["lines"])
+    print(
+        f"log: {path.relative_to(ROOT)}, {human(size)}, {lines:,} lines, PostgreSQL {facts['server_version']}"
+    )
+    warm_cache(path)
+
+    ak_out = WORK / "auditkit-digest.json"
+    pgb_out = WORK / "pgbadger.json"
+    ak_runs: list[Measurement] = []
+    pgb_runs: list[Measurement] = []
+    for run in range(1, args.repeat + 1):
+        of = f" (run {run}/{args.repeat})" if args.repeat > 1 else ""
+        print(f"timing auditkit digest{of} …", flush=True)
+        ak_runs.append(measure("auditkit digest", auditkit_command(path, args.workers), ak_out))
+        print(f"  {auditkit_summary(ak_out)}")
+        print(f"timing pgBadger{of} …", flush=True)
+        pgb_runs.append(
+            measure(
+                "pgBadger",
+                pgbadger_command(path, pgb_out, args.pgbadger_jobs),
+                WORK / "pgbadger.stdout",
+            )
+        )
+        print(f"  {pgbadger_summary(pgb_out)}")
+    ak, pgb = best(ak_runs), best(pgb_runs)
+
+    rows = [
+        (f"auditkit digest --workers {args.workers}", ak),
+        (f"pgBadger -j {args.pgbadger_jobs}", pgb),
+    ]
+    print()
+    if args.repeat > 1:
+        print(f"best wall time of {args.repeat} runs; memory is the largest of the runs")
+    print(
+        f"{'tool':<28} {'wall s':>8} {'CPU s':>8} {'MB/s':>8} {'lines/s':>11} "
+        f"{'peak RSS (tree)':>16} {'max RSS (1 proc)':>17} {'load avg':>9}"
+    )
+    for label, m in rows:
+        print(
+            f"{label:<28} {m.wall_s:>8.2f} {m.cpu_s:>8.2f} {m.mb_s(size):>8.1f} {m.lines_s(lines):>11,.0f} "
+            f"{m.peak_tree_rss / 1e6:>13.0f} MB {m.max_process_rss / 1e6:>14.0f} MB {m.load_avg:>9.2f}"
+        )
+    ratio = pgb.wall_s / ak.wall_s if ak.wall_s else float("inf")
+    cpu_ratio = pgb.cpu_s / ak.cpu_s if ak.cpu_s else float("inf")
+    print(
+        f"\nauditkit is {ratio:.1f}× faster than pgBadger in wall time (bar: ≥ {args.min_ratio:g}×) "
+        f"and uses {cpu_ratio:.1f}× less CPU; auditkit peak memory {ak.peak_tree_rss / 1e6:.0f} MB "
+        f"(bar: < {args.max_rss_mb:g} MB)"
+    )
+    cores = os.cpu_count() or 1
+    if max(ak.load_avg, pgb.load_avg) > cores / 2:
+        print(
+            f"note: the machine was busy (1-minute load average up to {max(ak.load_avg, pgb.load_avg):.1f} "
+            f"on {cores} CPUs): wall times are inflated unevenly; compare CPU times, or rerun "
+            "on a quiet machine (--repeat keeps the best run)"
+        )
+    result = {
+        "log": {**facts, "path": str(path.relative_to(ROOT))},
+        "auditkit": asdict(ak),
+        "pgbadger": asdict(pgb),
+        "ratio": ratio,
+        "cpu_ratio": cpu_ratio,
+        "runs": {
+            "auditkit": [asdict(m) for m in ak_runs],
+            "pgbadger": [asdict(m) for m in pgb_runs],
+        },
+    }
+    (WORK / "last-result.json").write_text(json.dumps(result, indent=1) + "\n")
+
+    failures = []
+    if ak.returncode or pgb.returncode:
+        failures.append("a tool failed")
+    if ratio < args.min_ratio:
+        failures.append(f"speed ratio {ratio:.1f}× < {args.min_ratio:g}×")
+    if ak.peak_tree_rss >= args.max_rss_mb * 1e6:
+        failures.append(f"memory {ak.peak_tree_rss / 1e6:.0f} MB ≥ {args.max_rss_mb:g} MB")
+    if failures:
+        print("BAR MISSED: " + "; ".join(failures))
+        return 1
+    print("bar met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
