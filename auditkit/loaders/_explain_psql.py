@@ -4,7 +4,7 @@ A plan reaches a consultant in many wrappers. :func:`scan_postgres` cuts a file 
 :class:`Chunk` s — one per psql result set or bare plan — and removes the wrapper, keeping
 every content line's number in the file:
 
-* psql aligned output (``\\pset border 0/1/2``, ASCII or Unicode line style) with its column
+* psql aligned output (``\\pset border 0/1/2``, ASCII or Unicode line style, expanded ``\\x``) with its column
   header (``QUERY PLAN`` for EXPLAIN, the function name for pg_regress filters), dashes and
   ``(N rows)`` footer in any language (``(37 lignes)``); the ``+`` and ``↵`` continuation
   marks of multi-line cells; psql ``unaligned`` output; DBeaver's ``… |`` copies;
@@ -34,6 +34,8 @@ _UNI_SEP = re.compile(r"^[╠├╞╟┣][═─━╪┼╋]+[╣┤╡╢┫]
 _UNI_BOTTOM = re.compile(r"^[╚└┗][═─━╧┴┻]+[╝┘┛]\s*$")
 _UNI_ROW = re.compile(r"^[║│┃](?P<inner>.*)[║│┃]\s*$")
 _ASCII_ROW = re.compile(r"^\|(?P<inner>.*)\|\s*$")
+_RECORD = re.compile(r"^-\[ RECORD \d+ \]-*\s*$")
+_EXPANDED = re.compile(r"^(?P<key>[^|]*?)\s*\| ?(?P<value>.*)$")
 _FOOTER = re.compile(r"^\s*\((?P<n>\d+)\s+[^\W\d_]+\)\s*$")
 _PROMPT = re.compile(r"^[\w.-]*[=\-(!'\"$*][#>]\s?")
 _MYSQL_PROMPT = re.compile(r"^(?:mysql|MariaDB \[[^\]]*\])>\s?|^\s*->\s(?=\S)")
@@ -200,6 +202,8 @@ def _header_at(lines: list[str], i: int) -> tuple[str, int, str] | None:
     """A psql result-set header starting at line ``i``: (style, body start index, header text)."""
     line = lines[i]
     n = len(lines)
+    if _RECORD.match(line) and i + 1 < n and (m := _EXPANDED.match(lines[i + 1])) and m.group("key"):
+        return "expanded", i + 1, m.group("key").strip()
     if _ASCII_BORDER.match(line) and i + 2 < n and _ASCII_ROW.match(lines[i + 1]) and _ASCII_BORDER.match(lines[i + 2]):
         return "ascii2", i + 3, _ASCII_ROW.match(lines[i + 1]).group("inner").strip()  # type: ignore[union-attr]
     if _UNI_TOP.match(line) and i + 2 < n and _UNI_ROW.match(lines[i + 1]) and _UNI_SEP.match(lines[i + 2]):
@@ -257,7 +261,15 @@ def _body(lines: list[str], start: int, style: str) -> tuple[list[tuple[int, str
     rows = None
     while i < n:
         line = lines[i]
-        if style == "ascii2":
+        if style == "expanded":  # \x: one "-[ RECORD n ]---" per row, "key | value" lines
+            if _RECORD.match(line):
+                i += 1
+                continue
+            m = _EXPANDED.match(line)
+            if not m or not line.strip():
+                break
+            out.append((i + 1, m.group("value")))
+        elif style == "ascii2":
             if _ASCII_BORDER.match(line):
                 i += 1
                 break
