@@ -179,10 +179,25 @@ INDEXING = notebook(
         code(setup("indexing", "ch.inputs()")),
         code("ch.live_database()"),
         md("## Index candidates"),
+        code(
+            "from auditkit.report.figures_indexing import candidates_table, drop_table, plan_comparisons, table_time\n\n"
+            "table_time(ch.profile())"
+        ),
         code('ch.thresholds("index")'),
         code('ch.show_findings("missing_index")'),
+        md(
+            "Ranked, and re-planned with each candidate as a hypothetical index (HypoPG) when a live "
+            "database is configured: the cost before and after is the planner's own verdict."
+        ),
+        code(
+            "from auditkit.checks.indexes import validate_with_hypopg\n\n"
+            "candidates = validate_with_hypopg(ch.findings(), ch.live_dsn(), ch.profile(), ch.config)\n"
+            "candidates_table(candidates)"
+        ),
+        code("plan_comparisons(candidates)"),
         md("## Unused and duplicate indexes"),
         code('ch.show_findings("unused_index", "duplicate_index")'),
+        code("drop_table(ch.findings())"),
         code("ch.index_table()"),
         md(
             "## Query plans\n\n"

@@ -39,6 +39,7 @@ from auditkit.checks.indexes import (
 from auditkit.client import ClientData
 from auditkit.findings import EvidenceStrength, Finding
 from auditkit.plans import compare_plans
+from auditkit.report.figures_indexing import plan_comparisons
 
 pytestmark = pytest.mark.postgres
 
@@ -308,6 +309,8 @@ def test_hypopg_confirms_the_cost_reductions(shop: Shop, candidates: list[Findin
         assert f"btree_{table}_" in str(
             rel["b_index"]
         )  # HypoPG names: <oid>btree_<table>_<columns>
+    table = plan_comparisons(validated)
+    assert table is not None and set(table["index"]) == {f.subject.index for f in candidates}
     # nothing was written: no index exists but the planted ones and Django's
     with psycopg.connect(shop.dsn) as conn:
         names = {

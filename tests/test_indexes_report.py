@@ -95,4 +95,12 @@ def test_candidates_and_drop_tables() -> None:
         and cand.iloc[0]["est_size"] == "2.0 kB"
     )
     drops = drop_table(findings)
+    assert drops is not None
     assert list(drops["index"]) == ["d", "u2", "u1"] and drops.iloc[0]["why"] == "identical of k"
+
+
+def test_plan_comparisons_empty_without_validation() -> None:
+    from auditkit.report.figures_indexing import plan_comparisons
+
+    assert plan_comparisons([_f("missing_index", Severity.LOW, keys="a")]) is None
+    assert candidates_table([]) is None and drop_table([]) is None

@@ -8,6 +8,8 @@
   validated, and the DDL.
 * :func:`drop_table` — the ``unused_index`` and ``duplicate_index`` findings: index, why, size,
   scans, and the DROP statement.
+* :func:`plan_comparisons` — for candidates validated with HypoPG, each statement's plan before
+  and with the hypothetical index, side by side (:func:`auditkit.plans.compare_plans`).
 
 They take canonical frames and findings and hold no audit logic; the notebook calls them.
 
@@ -32,7 +34,7 @@ from auditkit.findings import Finding, rank
 from auditkit.sql.analyze import WorkloadAnalysis, analyze_workload, is_system_relation
 from auditkit.sql.fingerprint import Dialect
 
-__all__ = ["candidates_table", "drop_table", "table_time", "table_time_frame"]
+__all__ = ["candidates_table", "drop_table", "plan_comparisons", "table_time", "table_time_frame"]
 
 _TEMPLATE = "plotly_white"
 _KINDS = ("select", "insert", "update", "delete", "merge", "other")
@@ -148,8 +150,8 @@ def _fmt_bytes(b: object) -> str | None:
     return None
 
 
-def candidates_table(findings: Iterable[Finding]) -> pd.DataFrame:
-    """The ``missing_index`` findings, ranked, one row each (for display)."""
+def candidates_table(findings: Iterable[Finding]) -> pd.DataFrame | None:
+    """The ``missing_index`` findings, ranked, one row each (for display); None when there is none."""
     rows = []
     for f in rank(x for x in findings if x.check == "missing_index"):
         m = f.metrics
@@ -173,6 +175,8 @@ def candidates_table(findings: Iterable[Finding]) -> pd.DataFrame:
                 "sql": f.recommendation.sql if f.recommendation else None,
             }
         )
+    if not rows:
+        return None
     return pd.DataFrame(
         rows,
         columns=[
@@ -195,8 +199,9 @@ def candidates_table(findings: Iterable[Finding]) -> pd.DataFrame:
     )
 
 
-def drop_table(findings: Iterable[Finding]) -> pd.DataFrame:
-    """The ``unused_index`` and ``duplicate_index`` findings, largest first (for display)."""
+def drop_table(findings: Iterable[Finding]) -> pd.DataFrame | None:
+    """The ``unused_index`` and ``duplicate_index`` findings, most severe and largest first (for
+    display); None when there is none."""
     rows = []
     for f in findings:
         if f.check not in ("unused_index", "duplicate_index"):
@@ -220,6 +225,8 @@ def drop_table(findings: Iterable[Finding]) -> pd.DataFrame:
                 "sql": f.recommendation.sql if f.recommendation else None,
             }
         )
+    if not rows:
+        return None
     df = pd.DataFrame(
         rows,
         columns=[
@@ -239,3 +246,24 @@ def drop_table(findings: Iterable[Finding]) -> pd.DataFrame:
         ["_o", "size_bytes"], ascending=[True, False]
     )
     return df.drop(columns=["_o", "size_bytes"]).reset_index(drop=True)
+
+
+def plan_comparisons(findings: Iterable[Finding]) -> pd.DataFrame | None:
+    """Before/after plan comparison of every statement a validated candidate was planned for.
+
+    One block of :func:`auditkit.plans.compare_plans` rows per statement, with the candidate
+    (``index``) and the statement (``fingerprint_id``) in front; None when nothing was validated.
+    """
+    from auditkit.checks.indexes import validation_plans
+    from auditkit.plans import COMPARE_COLUMNS, compare_plans
+
+    parts = []
+    for f in rank(x for x in findings if x.check == "missing_index"):
+        for fid, before, after in validation_plans(f):
+            cmp = compare_plans(before, after)
+            cmp.insert(0, "fingerprint_id", fid)
+            cmp.insert(0, "index", f.subject.index)
+            parts.append(cmp)
+    if not parts:
+        return None
+    return pd.concat(parts, ignore_index=True)[["index", "fingerprint_id", *COMPARE_COLUMNS]]
