@@ -173,7 +173,7 @@ def _v1_node(key: str, obj: Any, line: int) -> PlanNode:
             return node
         raise PlanParseError(f"'{key}' holds {type(obj).__name__}, not an object", line, "a JSON object")
     node_type = str(obj.get("access_type") or "NULL") if key == "table" else key
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {"extra": _extra(obj)}
     props: dict[str, Any] = {}
     node = PlanNode(node_type, fields, line=line, properties=props)
     for k, v in obj.items():
@@ -232,16 +232,12 @@ def _v1_fields(node: PlanNode, key: str, props: dict[str, Any]) -> None:
             f["total_cost"] = (read or 0.0) + (evaluate or 0.0)
         props.pop("access_type", None)
         f["label"] = f"{node.node_type} on {f['relation']}" if f["relation"] else node.node_type
-        if "message" in props:
-            f["extra"] = str(props["message"])
     else:
         f["label"] = key
         if key == "query_block":
             f["select_id"] = to_float(props.get("select_id"))
             props.pop("select_id", None)
             f["total_cost"] = to_float(props.get("cost_info.query_cost"))
-            if "message" in props:
-                f["extra"] = str(props["message"])
     if "cost" in props and f.get("total_cost") is None:
         f["total_cost"] = to_float(pop("cost"))
     if "sort_key" in props:
@@ -267,6 +263,43 @@ def _v1_fields(node: PlanNode, key: str, props: dict[str, Any]) -> None:
         node.self_ms = total_ms
     if loops is not None:
         f["never_executed"] = loops == 0.0
+
+
+def _inherit_select_id(root: PlanNode) -> None:
+    """Give every node the select id of its enclosing query_block (as the traditional rows do)."""
+    stack: list[tuple[PlanNode, Any]] = [(root, None)]
+    while stack:
+        node, current = stack.pop()
+        if node.fields.get("select_id") is not None:
+            current = node.fields["select_id"]
+        else:
+            node.fields["select_id"] = current
+        stack.extend((child, current) for child in node.children)
+
+
+# JSON flags → the words the traditional Extra column prints, so checks read both alike
+_EXTRA_FLAGS = (
+    ("message", None),
+    ("using_index", "Using index"),
+    ("index_condition", "Using index condition"),
+    ("attached_condition", "Using where"),
+    ("using_MRR", "Using MRR"),
+    ("using_temporary_table", "Using temporary"),
+    ("using_filesort", "Using filesort"),
+    ("first_match", "FirstMatch({})"),
+    ("using_join_buffer", "Using join buffer ({})"),
+    ("const_row_not_found", "const row not found"),
+)
+
+
+def _extra(obj: dict[str, Any]) -> str | None:
+    words = []
+    for key, text in _EXTRA_FLAGS:
+        value = obj.get(key)
+        if value in (None, False, ""):
+            continue
+        words.append(str(value) if text is None else text.format(value))
+    return "; ".join(words) if words else None
 
 
 def _v2_type(obj: dict[str, Any]) -> str:
@@ -352,6 +385,7 @@ def plans_from_json_text(text: str, line: int, statement: str | None = None) -> 
                 mariadb = True
             if root.inclusive_ms is not None:
                 fields["execution_ms"] = root.inclusive_ms
+            _inherit_select_id(root)
             plans.append(Plan(root, "mariadb" if mariadb else "mysql", "mariadb_json" if mariadb else "json", line, fields))
         elif "operation" in d or "query_plan" in d:
             body = d.get("query_plan", d)
