@@ -15,24 +15,30 @@ Formats
 ``explain_pg_text``, ``explain_pg_json``, ``explain_pg_xml``, ``explain_pg_yaml``
     PostgreSQL 9.x–18 ``EXPLAIN`` in each format, with any option set (ANALYZE, BUFFERS,
     VERBOSE, SETTINGS, WAL, TIMING OFF, COSTS OFF, SERIALIZE, MEMORY), auto_explain JSON
-    (``Query Text`` + ``Plan``), bare or as psql printed it (aligned, unaligned, border 2, Unicode
-    frames with ``↵``, ``+`` continuations, DBeaver copies), hard-wrapped copies, psql
-    transcripts and pg_regress ``.out`` files (many plans, each with the SQL before it as its
-    statement). The four share one reader — a transcript may mix formats — and the name only
-    records which format dominates the file.
+    (``Query Text`` + ``Plan``, one object or one per line), bare or as psql printed it
+    (aligned, unaligned, expanded ``\\x``, border 2, Unicode frames with ``↵``, ``+``
+    continuations, DBeaver and pgAdmin copies), hard-wrapped copies, psql transcripts and
+    pg_regress ``.out`` files (many plans, each with the SQL before it as its statement).
+    ``node_type`` is what the structured formats call a node (``Hash Join`` with
+    ``join_type`` Left, ``Aggregate`` with ``strategy`` Hashed), ``label`` what the text format
+    prints (``Hash Left Join``, ``HashAggregate``), so text and JSON plans read alike. The four
+    share one reader — a transcript may mix formats — and the name only records which format
+    dominates the file.
 ``explain_mysql``
     MySQL/MariaDB traditional EXPLAIN: the mysql client's boxed table, TAB-separated
     (``mysql -B``, mysqltest ``.result``), and ``\\G`` vertical rows. One node per row:
     ``node_type`` is the access type (ALL, ref, range, index_merge…, ``NULL`` when no table is
     read), ``relation`` the table, ``index_name`` the key, ``plan_rows`` the rows estimate,
-    ``filter`` the Extra column. The rows of one EXPLAIN have no tree: they are nodes in the
-    order MySQL prints them (its join order), all at depth 0 without a parent.
+    ``filter`` and ``extra`` the Extra column. The rows of one EXPLAIN have no tree: they are
+    nodes in the order MySQL prints them (its join order), all at depth 0 without a parent.
 ``explain_mysql_json``
     ``EXPLAIN FORMAT=JSON`` version 1 (``query_block`` nesting, ``end_markers_in_json``
     comments allowed), MySQL 8.4 ``EXPLAIN ANALYZE FORMAT=JSON`` version 2 (iterator tree) and
     MariaDB ``ANALYZE FORMAT=JSON`` (``r_rows``, ``r_loops``, ``r_total_time_ms``,
-    ``r_table_time_ms``). mysqltest transcripts mixing traditional and JSON output are read
-    whole by both MySQL loaders.
+    ``r_table_time_ms``). Table accesses get the traditional access type as ``node_type``
+    and JSON flags become the Extra words in ``extra``, so every MySQL format reads alike.
+    mysqltest transcripts and client sessions mixing traditional and JSON output are read whole
+    by both MySQL loaders.
 ``explain_sqlite``
     SQLite ``EXPLAIN QUERY PLAN``: the sqlite3 shell's tree (``QUERY PLAN`` / ``|--SCAN t``)
     and the raw rows (``id|parent|notused|detail``, or space separated as Django's
@@ -68,7 +74,11 @@ Besides the canonical ``plan_nodes`` columns every frame carries the columns lis
 :data:`~auditkit.loaders._explain_nodes.EXTRA_COLUMNS` (plan-level ``plan_format``,
 ``planning_ms``, ``execution_ms``…, and node-level ``label``, ``parent_relationship``,
 ``subplan_name``, join conditions, hash, memoize, parallel, I/O, WAL, MySQL columns, and a
-``properties`` JSON object with everything else the source printed).
+``properties`` JSON object with everything else the source printed). ``fingerprint_id`` of
+the statement joins plans to query events and statement statistics.
+
+Plans nested deeper than :data:`~auditkit.loaders._explain_nodes.MAX_DEPTH` levels (no real
+plan comes close) are skipped as ``plan too deep`` rather than exhausting the stack.
 """
 
 from __future__ import annotations
