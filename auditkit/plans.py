@@ -29,7 +29,7 @@ import pandas as pd
 from auditkit.errors import ConfigError
 from auditkit.sql.fingerprint import fingerprint
 
-__all__ = ["SUMMARY_COLUMNS", "COMPARE_COLUMNS", "compare_plans", "plan_summary"]
+__all__ = ["COMPARE_COLUMNS", "SUMMARY_COLUMNS", "compare_plans", "plan_summary"]
 
 #: columns of :func:`plan_summary`, in order
 SUMMARY_COLUMNS = (

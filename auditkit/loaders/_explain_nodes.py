@@ -28,8 +28,8 @@ from auditkit.sql.fingerprint import Dialect, fingerprint, fingerprint_id
 
 __all__ = [
     "EXTRA_COLUMNS",
-    "MAX_DEPTH",
     "Failure",
+    "MAX_DEPTH",
     "Plan",
     "PlanNode",
     "PlanParseError",
