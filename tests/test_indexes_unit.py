@@ -642,3 +642,24 @@ def test_declarations_from_a_model_dump_are_matched_to_catalog_rows() -> None:
 @pytest.mark.parametrize("check", ["missing_index", "unused_index", "duplicate_index"])
 def test_check_ids_are_documented(check: str) -> None:
     assert check in CHECKS
+
+
+def test_statements_to_plan_literals_or_generic_plan() -> None:
+    from auditkit.checks.indexes import _explainable
+
+    literal = {
+        "sample_sql": "SELECT * FROM t WHERE a = 'x?' AND b = 2;",
+        "fingerprint": "select * from t where a = ? and b = ?",
+    }
+    assert _explainable(literal, generic=False) == (
+        "SELECT * FROM t WHERE a = 'x?' AND b = 2",
+        False,
+    )
+    bound = {
+        "sample_sql": "SELECT * FROM t WHERE a = $1 AND b IN (...)",
+        "fingerprint": "select * from t where a = ? and b in (...)",
+    }
+    assert _explainable(bound, generic=False) is None  # PostgreSQL < 16: no literals, no plan
+    assert _explainable(bound, generic=True) == ("SELECT * FROM t WHERE a = $1 AND b IN ($2)", True)
+    django = {"sample_sql": None, "fingerprint": "select * from t where a = %s and b = ?"}
+    assert _explainable(django, generic=True) == ("select * from t where a = $1 and b = $2", True)

@@ -290,3 +290,33 @@ def test_collector_error_hides_the_password(
         collect_postgres("AUDITKIT_BAD_DSN", tmp_path)
     assert "s3cret-pw" not in str(info.value) and "AUDITKIT_BAD_DSN" in str(info.value)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.postgres
+def test_collector_exports_pg_stat_statements_when_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import REQUIRE_SERVICES
+
+    from auditkit.collect.postgres import collect_postgres
+    from devtools.postgres import ThrowawayPostgres, available
+
+    reason = available()
+    if reason:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"cannot start a private PostgreSQL cluster: {reason}")
+        pytest.skip(f"cannot start a private PostgreSQL cluster: {reason}")
+    with ThrowawayPostgres() as pg:  # pg_stat_statements preloaded and created
+        pg.execute("CREATE TABLE k (id int PRIMARY KEY, v text)")
+        pg.execute("INSERT INTO k SELECT g, 'v' || g FROM generate_series(1, 100) g")
+        pg.execute("SELECT v FROM k WHERE id = 42")
+        monkeypatch.setenv("AUDITKIT_TEST_PGSS_DSN", pg.dsn)
+        result = collect_postgres("AUDITKIT_TEST_PGSS_DSN", tmp_path)
+    assert (
+        result.rows["pg_stat_statements.csv"] > 0 and "pg_stat_statements.csv" not in result.skipped
+    )
+    client = auditkit.load_client(tmp_path)
+    fmt = {f.path: (f.status, f.format) for f in client.files}["pg_stat_statements.csv"]
+    assert fmt == ("loaded", "pgss_csv")
+    stats = client.frame("statement_stats")
+    assert stats["fingerprint"].str.contains("from k where id = ?", regex=False).any()

@@ -540,8 +540,6 @@ class _Need:
     keys: list[CandidateKey]
     explanation: list[str]
     fingerprint_id: str
-    covered_by: str | None = None
-    extends: str | None = None
     dropped: list[str] = field(default_factory=list)
 
 
@@ -765,7 +763,7 @@ def _rows_after(
     return max(rows / best, 1.0)
 
 
-def _matches(need_key: CandidateKey, ikey: IndexKey, *, seek: bool) -> bool:
+def _matches(need_key: CandidateKey, ikey: IndexKey) -> bool:
     if need_key.key != ikey.key:
         return False
     if need_key.role == "like":
@@ -787,11 +785,11 @@ def _coverage(
     n_eq = sum(1 for k in keys if k.role in _EQ_ROLES or k.role == "join")
     if n_eq > len(ik) and not index.unique:
         return None
-    if index.unique and ik and all(any(_matches(k, i, seek=True) for k in keys[:n_eq]) for i in ik):
+    if index.unique and ik and all(any(_matches(k, i) for k in keys[:n_eq]) for i in ik):
         return "full"  # a unique index on some of the equality keys: at most one row
     lead = ik[:n_eq]
     eq_keys = keys[:n_eq]
-    if not all(any(_matches(k, i, seek=True) for i in lead) for k in eq_keys):
+    if not all(any(_matches(k, i) for i in lead) for k in eq_keys):
         return None
     rest = keys[n_eq:]
     if not rest:
@@ -803,7 +801,7 @@ def _coverage(
     ok = len(tail) >= len(rest)
     if ok:
         for k, i in zip(rest, tail, strict=False):
-            if not _matches(k, i, seek=False):
+            if not _matches(k, i):
                 ok = False
                 break
             if k.role == "order":
@@ -921,9 +919,7 @@ def index_candidates(
                 if prefix is not None:
                     cand.extends.add(prefix.name)
     merged = _merge_prefixes(list(candidates.values()))
-    return _findings(
-        merged, work, tables, by_table, django, cstats, plan_nodes, events, t, cfg, dialect, wa
-    )
+    return _findings(merged, work, tables, by_table, django, cstats, plan_nodes, events, t, dialect)
 
 
 def _known_columns(schema_columns: pd.DataFrame) -> dict[str, set[str]]:
@@ -1059,9 +1055,7 @@ def _findings(
     plan_nodes: pd.DataFrame | None,
     events: pd.DataFrame | None,
     t: Mapping[str, Any],
-    cfg: AuditConfig,
     dialect: Dialect,
-    wa: WorkloadAnalysis,
 ) -> list[Finding]:
     grand = float(stats["total_ms"].fillna(0).sum()) or 0.0
     hours = _window_hours(stats)
@@ -1420,7 +1414,8 @@ def _explainable(row: Mapping[str, Any], generic: bool) -> tuple[str, bool] | No
         base = sample or fp
         if base is None:
             return None
-        counter = iter(range(1, 10_000))
+        taken = [int(n) for n in re.findall(r"\$(\d+)", base)]
+        counter = iter(range(max(taken, default=0) + 1, 100_000))
         sql = re.sub(r"\(\.\.\.\)", "(?)", base)
         sql = _PLACEHOLDER.sub(
             lambda m: m.group(0) if m.group(0).startswith("$") else f"${next(counter)}", sql
