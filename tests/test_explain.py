@@ -659,6 +659,20 @@ def test_detection_in_the_peer_corpus(peer_data: Path) -> None:
     assert text.sniff(read_head(pgss).decode(), pgss) < 0.5 < text.sniff(read_head(regress).decode(), regress)
 
 
+def test_server_logs_with_plans_are_not_claimed(tmp_path: Path) -> None:
+    """auto_explain writes plans into the server log: that file belongs to the log loaders."""
+    plan = "\n".join("\t" + line for line in SIMPLE.splitlines()[:6])
+    log = "".join(
+        f"2024-05-01 10:00:0{i}.123 UTC [4242] LOG:  duration: 0.120 ms  plan:\n\tQuery Text: SELECT * FROM a JOIN b USING (id)\n{plan}\n"
+        for i in range(3)
+    )
+    path = _write(tmp_path, "postgresql.log", log)
+    head = read_head(path).decode()
+    assert max(get_loader(name).sniff(head, path) for name in EXPLAIN_FORMATS) < 0.5
+    # read on purpose, the plans are still there
+    assert load(path, format="explain_pg_text").frame["plan_id"].nunique() == 3
+
+
 # -- broken input ----------------------------------------------------------------------------
 
 

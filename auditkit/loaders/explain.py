@@ -200,8 +200,11 @@ def read_plans(text: str, family: str) -> tuple[list[Plan], list[Failure]]:
 
 # -- sniffing --------------------------------------------------------------------------------
 
+# a server log line: a timestamp (ISO, syslog, bracketed) before a severity, as in
+# "2024-01-01 10:00:00.123 UTC [123] LOG:  duration: 1.2 ms  plan:" (auto_explain output)
 _LOG_LINE = re.compile(
-    r"^(?:\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\[\d{4}-\d\d-\d\d)|\b(?:LOG|STATEMENT|DETAIL|ERROR):  ",
+    r"^(?:\S*\s*)?(?:\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\[\d{4}-\d\d-\d\d)"
+    r".*\b(?:LOG|STATEMENT|DETAIL|ERROR|WARNING|FATAL|HINT|CONTEXT|NOTICE|INFO|DEBUG\d?):\s",
     re.M,
 )
 _PGSS_HEADER = re.compile(r"^.*\bcalls\b.*\|.*\bquery\b.*$|^.*\bquery\b.*\|.*\bcalls\b.*$", re.M)
@@ -229,8 +232,10 @@ def _postgres_profile(head: str) -> tuple[dict[str, int], float]:
     pgss = len(_PGSS_HEADER.findall(head))
     if pgss:
         confidence *= plans / (plans + pgss)
-    lines = max(1, head.count("\n"))
-    if len(_LOG_LINE.findall(head)) > max(3, lines // 10):
+    # a server log that carries auto_explain plans belongs to the log loaders
+    log_lines = len(_LOG_LINE.findall(head))
+    first = next((line for line in head.split("\n") if line.strip()), "")
+    if log_lines >= 3 or (log_lines and _LOG_LINE.match(first)):
         confidence = min(confidence, 0.3)
     return counts, confidence
 
