@@ -394,6 +394,16 @@ def test_syslog_with_sequence_numbers() -> None:
     # without year= the year comes from the file's modification time, and the report says so
     report = load(PG / "pg-syslog-excerpt.log.gz").report
     assert any("carry no year" in w for w in report.warnings)
+    # tz= places stamps written without a zone
+    paris = queries(load(PG / "pg-syslog-excerpt.log.gz", year=2019, tz="Europe/Paris"))
+    assert str(paris.ts.iloc[0]) == "2019-02-11 12:15:40+00:00"
+
+
+def test_crlf_line_ends(tmp_path: Path) -> None:
+    raw = (PG / "multiline_param.log").read_bytes().replace(b"\n", b"\r\n")
+    crlf = queries(load(write(tmp_path, "crlf.log", raw)))
+    lf = queries(load(PG / "multiline_param.log"))
+    pd.testing.assert_frame_equal(crlf.drop(columns="source_file"), lf.drop(columns="source_file"))
 
 
 def test_heroku_logplex() -> None:

@@ -467,7 +467,11 @@ PHASE_DTYPE = pd.CategoricalDtype(list(PHASES))
 
 
 def _fingerprints(texts: pa.Array) -> tuple[pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:
-    """Fingerprints and ids of ``texts``: computed once per distinct text, spread by Arrow."""
+    """Fingerprints and ids of ``texts``: computed once per distinct text, spread by Arrow.
+
+    (A cache across blocks was tried: on pgbench-like logs the few cross-block repeats did
+    not pay for the lookups.)
+    """
     enc = texts.dictionary_encode()
     fps, ids = fingerprint_many(pd.Series(pd.arrays.ArrowStringArray(enc.dictionary)))
     fp_dict = pa.array(fps.array, pa.large_string())
