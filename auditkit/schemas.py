@@ -40,6 +40,7 @@ __all__ = [
     "SCHEMA_INDEXES",
     "SCHEMA_TABLES",
     "SERVER_EVENTS",
+    "SERVER_SETTINGS",
     "STATEMENT_STATS",
     "Column",
     "FrameSchema",
@@ -189,6 +190,19 @@ SERVER_EVENTS = FrameSchema(
         ("size_bytes", INT, "Size carried by the event (temporary file), bytes."),
         ("relation", TEXT, "Table the event concerns (autovacuum, lock wait)."),
         ("source_format", TEXT, "Format the row came from."),
+        *_PROVENANCE,
+    ),
+)
+
+SERVER_SETTINGS = FrameSchema(
+    "server_settings",
+    "one configuration setting of a database server (pg_settings)",
+    _cols(
+        ("name", TEXT, "Setting name (max_connections, shared_buffers, work_mem, …).", "required"),
+        ("setting", TEXT, "Value as the server reports it, in its unit.", "required"),
+        ("unit", TEXT, "Unit of setting (8kB, kB, ms, …), empty for plain numbers."),
+        ("value", FLOAT, "Numeric value in base units: bytes for sizes, milliseconds for times; NaN when not numeric."),
+        ("source", TEXT, "Where the value comes from (default, configuration file, …)."),
         *_PROVENANCE,
     ),
 )
@@ -406,6 +420,7 @@ FRAMES: dict[str, FrameSchema] = {
         QUERY_EVENTS,
         STATEMENT_STATS,
         SERVER_EVENTS,
+        SERVER_SETTINGS,
         PLAN_NODES,
         REQUESTS,
         CACHE_EVENTS,

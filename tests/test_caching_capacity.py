@@ -93,3 +93,14 @@ def test_background_candidates() -> None:
                         "db_ms": np.r_[np.full(20, 100.0), np.full(20, 1400.0)]})
     found = background_task_candidates(req, AuditConfig())
     assert [f.subject.endpoint for f in found] == ["/report/"]
+
+
+def test_pg_settings(tmp_path: Path) -> None:
+    p = tmp_path / "pg_settings.csv"
+    p.write_text("name,setting,unit,source\nmax_connections,100,,configuration file\n"
+                 "shared_buffers,16384,8kB,configuration file\nwork_mem,4096,kB,default\n"
+                 "statement_timeout,0,ms,default\nlc_messages,C,,default\n")
+    df = auditkit.load(p).frame
+    values = dict(zip(df["name"], df["value"], strict=True))
+    assert values["shared_buffers"] == 16384 * 8192 and values["work_mem"] == 4096 * 1024
+    assert values["max_connections"] == 100 and np.isnan(values["lc_messages"])

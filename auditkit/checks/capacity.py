@@ -175,5 +175,11 @@ def background_task_candidates(requests: pd.DataFrame, config: AuditConfig | Non
 def check_scaling(client: Any, config: AuditConfig) -> list[Finding]:
     """The scaling-chapter check."""
     out = capacity_limit(client.frame("load_samples"), config)
-    out += connection_budget(dict(client.config.deployment), config)
+    deployment = dict(client.config.deployment)
+    if "max_connections" not in deployment and client.has("server_settings"):
+        settings = client.frame("server_settings")
+        found = settings.loc[settings["name"] == "max_connections", "value"].dropna()
+        if len(found):
+            deployment["max_connections"] = int(found.iloc[0])
+    out += connection_budget(deployment, config)
     return out + background_task_candidates(client.frame("requests"), config)
