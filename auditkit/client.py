@@ -278,6 +278,8 @@ def load_client(
                 df = df.copy()
                 if "source_file" in df:
                     df["source_file"] = rel
+                if "plan_id" in df:  # "<file>#<n>": name plans by their path in the folder
+                    df["plan_id"] = rel + "#" + df["plan_id"].astype(str).str.rsplit("#", n=1).str[-1]
                 collected.setdefault(frame_name, []).append(df)
     for frame_name, parts in collected.items():
         client.frames[frame_name] = conform(pd.concat(parts, ignore_index=True), FRAMES[frame_name]) if frame_name in FRAMES else pd.concat(parts, ignore_index=True)
