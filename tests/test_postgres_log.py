@@ -610,6 +610,17 @@ def test_process_workers_give_the_serial_result(
     assert parallel.report.read == serial.report.read
 
 
+def test_streaming_digest_counts_executions_only() -> None:
+    """auditkit.digest aggregates block frames where they are parsed: they must carry enough."""
+    from auditkit.digest import digest
+
+    result = digest([PG / "multiline_param.log"], format="postgres_stderr")
+    profile = result.profile
+    assert int(profile.calls.sum()) == 5  # 3 statements + 2 executes; parse/bind left out
+    assert set(profile.sources) == {str(PG / "multiline_param.log")}
+    assert result.reports[0].read == 12
+
+
 def test_truncated_files(tmp_path: Path) -> None:
     raw = (PG / "multiline_param.log").read_bytes()
     cut = raw[

@@ -13,7 +13,7 @@ them into the two canonical frames — what goes where is documented for users i
   through ``pending`` and :func:`finish_pending`;
 * ``server_events``: every other entry, classified (:func:`_classify`).
 
-Frames leave the workers *compact* (no all-null or constant columns); :func:`complete` adds
+Frames leave the workers *compact* (no all-null columns); :func:`complete` adds
 those after the merge, where Arrow-backed nulls cost nothing — shipping them from worker
 processes, or letting :func:`~auditkit.schemas.conform` build them from Python lists, costs
 more than the parse itself on gigabyte logs.
@@ -489,8 +489,9 @@ def query_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
     user, application, client, pid, session_id, query_id, phase, statement_name, source_line.
     ``sql`` and ``sql_template`` may be Arrow arrays. Fingerprints are computed here from
     the template form (``sql_template`` where set, else ``sql``). Columns that would be all
-    null, and the constant ``source_file`` / ``source_format``, are left out: they are cheap
-    to add after blocks are merged and costly to ship back from worker processes.
+    null are left out: they are cheap to add after blocks are merged and costly to ship back
+    from worker processes. (The provenance columns stay: :mod:`auditkit.digest` aggregates
+    block frames where they are parsed and reports the files each statement came from.)
     """
     sql = pc.utf8_rtrim_whitespace(_arrow(c["sql"]))
     n = len(sql)
@@ -516,6 +517,8 @@ def query_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
     if c.get("pid") is not None:
         cols["pid"] = _ints(c["pid"], n)
     cols["source_line"] = _ints(c["source_line"], n)
+    cols["source_file"] = _repeat(source, n)
+    cols["source_format"] = _repeat(fmt, n)
     cols["phase"] = pd.Categorical(_list(c["phase"]), dtype=PHASE_DTYPE)
     if template is not None:
         cols["sql_template"] = pd.arrays.ArrowStringArray(template)
@@ -537,9 +540,11 @@ def server_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
     cols: dict[str, Any] = {}
     for col in SERVER_EVENTS.columns:
         name = col.name
-        if name in ("source_file", "source_format"):
-            continue
-        if name == "ts":
+        if name == "source_file":
+            cols[name] = _repeat(source, n)
+        elif name == "source_format":
+            cols[name] = _repeat(fmt, n)
+        elif name == "ts":
             cols[name] = _times(c["ts"])
         elif col.dtype == "float64":
             cols[name] = _floats(c.get(name), n)

@@ -408,7 +408,7 @@ class _PostgresLoader(BlockLoader):
         ``executor`` parses blocks on worker processes or a Dask cluster.
 
         As :meth:`BlockLoader.load`, except that block frames arrive without their all-null
-        and constant columns (less to ship from workers) and are completed here.
+        columns (less to ship from workers) and are completed here.
         """
         start = time.perf_counter()
         source = str(path)
