@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -68,7 +69,7 @@ MESSAGE = re.compile(
 MESSAGE_FRAGMENT = MESSAGE.pattern
 
 _PARAMS = re.compile(r"\$(\d+) = (NULL|'(?:[^']|'')*'|[^,]*)")
-_BIND = re.compile(r"'(?:[^']|'')*'|\$(\d+)")
+_BIND_SPLIT = re.compile(r"('(?:[^']|'')*'|\$\d+)")
 
 _LOCK = re.compile(
     r"process \d+ (?P<what>still waiting for|acquired|detected deadlock while waiting for) "
@@ -172,12 +173,21 @@ class Entries:
         self.dur, self.kind, self.name, self.msg = durs, kinds, names, bodies
 
     def take(self, idx: Sequence[int]) -> Entries:
-        """The entries at positions ``idx``, in that order."""
+        """The entries at positions ``idx``, in that order.
+
+        Fields the classification reads are copied; the others (user, database…) are
+        selected lazily (:class:`Taken`) and taken by Arrow when the frame is built.
+        """
         sel = np.asarray(idx, dtype=np.int64)
         out = Entries(self.line[sel], self.ts[sel], [], [])
         for name in _TEXT_FIELDS:
             col = getattr(self, name)
-            setattr(out, name, None if col is None else pick(col, idx))
+            if col is None:
+                setattr(out, name, None)
+            elif name in _PASSTHROUGH:
+                setattr(out, name, Taken.of(col, sel))
+            else:
+                setattr(out, name, pick(col, idx))
         return out
 
 
@@ -188,6 +198,8 @@ def pick(values: Sequence[Any], idx: Sequence[int]) -> Sequence[Any]:
     return [values[i] for i in idx]
 
 
+#: fields only carried to the frames, never read row by row (except for server events)
+_PASSTHROUGH = frozenset({"user", "db", "app", "client", "session", "query_id", "sqlstate"})
 _TEXT_FIELDS = (
     "sev", "msg", "pid", "user", "db", "app", "client", "session", "query_id", "sqlstate",
     "dur", "kind", "name", "detail", "hint", "context", "statement", "iquery",
@@ -343,7 +355,15 @@ _SECONDARY_TARGET = {
 
 def parse_parameters(text: str) -> dict[str, str]:
     """``$1 = 'a', $2 = NULL`` → ``{'1': "'a'", '2': 'NULL'}``."""
-    return {m.group(1): m.group(2) for m in _PARAMS.finditer(text)}
+    return dict(_PARAMS.findall(text))
+
+
+@lru_cache(maxsize=4096)
+def _template_parts(template: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A statement split around its ``$n`` placeholders and quoted strings (cached: the same
+    prepared statement is bound again and again)."""
+    parts = _BIND_SPLIT.split(template)
+    return tuple(parts[0::2]), tuple(parts[1::2])
 
 
 def bind_parameters(template: str, params: str) -> str:
@@ -351,15 +371,12 @@ def bind_parameters(template: str, params: str) -> str:
     values = parse_parameters(params)
     if not values:
         return template
-
-    def repl(m: re.Match[str]) -> str:
-        """The logged value of ``$n``; quoted strings are returned unchanged."""
-        num = m.group(1)
-        if num is None:
-            return m.group(0)
-        return values.get(num, m.group(0))
-
-    return _BIND.sub(repl, template)
+    texts, tokens = _template_parts(template)
+    out = [texts[0]]
+    for token, text in zip(tokens, texts[1:], strict=True):
+        out.append(values.get(token[1:], token) if token[0] == "$" else token)
+        out.append(text)
+    return "".join(out)
 
 
 # -- frames -------------------------------------------------------------------------------------
@@ -381,6 +398,13 @@ class Taken:
         """The ``k``-th selected value."""
         return self.values[int(self.sel[k])]
 
+    @classmethod
+    def of(cls, values: Sequence[Any], sel: np.ndarray) -> Taken:
+        """``values`` at ``sel``; a selection of a selection is composed, not nested."""
+        if isinstance(values, Taken):
+            return cls(values.values, values.sel[sel])
+        return cls(values, sel)
+
     def arrow(self, type_: pa.DataType | None = None) -> pa.Array:
         """The selected values as an Arrow array (converted whole, then taken in C++)."""
         values = self.values if isinstance(self.values, (list, tuple)) else list(self.values)
@@ -401,11 +425,17 @@ def _arrow(values: Any) -> pa.Array:
     return _plain(values, pa.large_string())
 
 
-def _strings(values: Any) -> pd.arrays.ArrowStringArray:
-    """An Arrow-backed ``string`` column; empty strings become <NA>."""
+def _strings(values: Any, null_too: str = "") -> pd.arrays.ArrowStringArray:
+    """An Arrow-backed ``string`` column; empty strings (and ``null_too``) become <NA>.
+
+    (A query id of 0 means ``compute_query_id`` is off: no id.)
+    """
     arr = _arrow(values)
     if len(arr):
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.large_string()), arr)
+        blank = pc.equal(arr, "")
+        if null_too:
+            blank = pc.or_(blank, pc.equal(arr, null_too))
+        arr = pc.if_else(blank, pa.scalar(None, pa.large_string()), arr)
     return pd.arrays.ArrowStringArray(arr)
 
 
@@ -513,7 +543,7 @@ def query_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
     for name in ("params", "database", "user", "application", "client", "session_id", "query_id"):
         values = c.get(name)
         if values is not None:
-            cols[name] = _strings(values)
+            cols[name] = _strings(values, "0" if name == "query_id" else "")
     if c.get("pid") is not None:
         cols["pid"] = _ints(c["pid"], n)
     cols["source_line"] = _ints(c["source_line"], n)
@@ -810,11 +840,8 @@ def _query_columns(
         """The column selected lazily at ``sel`` (as is when every entry is a query)."""
         if values is None or sel is None:
             return values
-        return Taken(values, sel)
+        return Taken.of(values, sel)
 
-    query_id = e.query_id
-    if query_id is not None and "0" in query_id:
-        query_id = ["" if v == "0" else v for v in query_id]  # 0: compute_query_id is off
     return {
         "ts": ts if sel is None else ts[sel],
         "duration_ms": _floats(lazy(dur), len(body)),
@@ -827,7 +854,7 @@ def _query_columns(
         "client": lazy(e.client),
         "pid": lazy(e.pid),
         "session_id": lazy(e.session),
-        "query_id": lazy(query_id),
+        "query_id": lazy(e.query_id),
         "phase": lazy(e.kind),
         "statement_name": lazy(e.name),
         "source_line": e.line if sel is None else e.line[sel],
