@@ -124,7 +124,8 @@ def run(
 
     def progress(result: RunResult) -> None:
         bar.update(1)
-        bar.write(("✓ " if result.ok else "✗ ") + result.summary())
+        if not quiet:
+            bar.write(("✓ " if result.ok else "✗ ") + result.summary())
 
     try:
         batch = run_batch(

@@ -285,7 +285,7 @@ def _kernel_manager_class(runtime_dir: Path, kernel_name: str, log: Any = None) 
                 )
             return super().kernel_spec
 
-        async def start_kernel(self, **kw: Any) -> None:
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             if (
                 log is not None
             ):  # the kernel's own stdout/stderr: kept for failures, not the terminal
@@ -804,13 +804,34 @@ def run_batch(
     ``executor`` overrides both. ``options`` go to :func:`run_audit` (``show_literals``,
     ``presets``, ``parameters``…). ``on_result`` is called with each client's result as it
     arrives (in input order) — the CLI's progress display. Folders with the same name get
-    ``-2``, ``-3``… report folders. One client's failure never stops the others.
+    ``-2``, ``-3``… report folders. One client's failure never stops the others. A batch of
+    one client with ``workers > 1`` runs that client's chapter notebooks in parallel instead.
     """
     from auditkit.executors import executor_for
 
     started = time.perf_counter()
     _check_parameters(dict(options.get("parameters") or {}))
     names = _report_names(dirs)
+    if (
+        len(dirs) == 1
+        and executor is None
+        and scheduler is None
+        and workers > 1
+        and "executor" not in options
+    ):
+        # one client: spend the workers on its chapters instead (each notebook is its own kernel)
+        from auditkit.executors import ProcessExecutor
+
+        chapters = ProcessExecutor(workers)
+        try:
+            result = _run_one(
+                str(dirs[0]), str(out_dir), names[0], {**options, "executor": chapters}
+            )
+        finally:
+            chapters.close()
+        if on_result:
+            on_result(result)
+        return BatchResult([result], round(time.perf_counter() - started, 3))
     ex = executor or executor_for(workers, scheduler)
     jobs = [
         (str(d), str(out_dir), name, dict(options)) for d, name in zip(dirs, names, strict=True)

@@ -146,14 +146,20 @@ def latency_distribution(
 def load_curve(samples: pd.DataFrame, *, endpoint: str = "Aggregated") -> go.Figure:
     """Load-test curve: throughput (requests/s) and p50/p95 latency (ms) against users.
 
-    Uses the ``endpoint`` rows (Locust's ``Aggregated``) when present, else every row; the
-    x axis is concurrent users when known, else time.
+    Uses the ``endpoint`` rows (Locust's ``Aggregated``) when present, else every row. When
+    the samples know the number of concurrent users, each load step is one point: the median
+    of its intervals (robust to the ramp-up at the start of a step); otherwise the x axis is
+    time and every interval is drawn.
     """
     s = samples
     if "endpoint" in s and (s["endpoint"] == endpoint).any():
         s = s[s["endpoint"] == endpoint]
     use_users = "users" in s and s["users"].notna().any()
-    s = s.sort_values(["users", "ts"] if use_users else ["ts"])
+    if use_users:
+        cols = [c for c in ("rps", "p50_ms", "p95_ms", "failures_per_s") if c in s]
+        s = s[s["users"] > 0].groupby("users", sort=True)[cols].median().reset_index()
+    else:
+        s = s.sort_values("ts")
     x = s["users"] if use_users else s["ts"]
     fig = _base("Throughput and latency under load")
     fig.add_scatter(

@@ -232,14 +232,22 @@ class Chapter:
         parts = []
         for frame in self.info.inputs:
             if self.client.has(frame):
-                srcs = ", ".join(self.client.sources(frame)) or "?"
-                parts.append(
-                    f"{len(self.client.frame(frame)):,} {frame.replace('_', ' ')} ({srcs})"
-                )
+                srcs = ", ".join(self._formats(frame))
+                label = f"{len(self.client.frame(frame)):,} {frame.replace('_', ' ')}"
+                parts.append(f"{label} ({srcs})" if srcs else label)
         text = ("Based on " + "; ".join(parts) + ".") if parts else ""
         if not CHAPTERS.get(self.name):
             text += " The checks of this chapter are not available in this version of auditkit yet, so it reports no findings."
         return HtmlBlock(note_html(self.redactor.text(text.strip())), text)
+
+    def _formats(self, frame: str) -> list[str]:
+        """Formats of the files that gave rows of ``frame``."""
+        found = set(self.client.sources(frame))
+        for result in self.client.results.values():
+            df = result.frames.get(frame)
+            if df is not None and len(df):
+                found.add(result.format)
+        return sorted(found)
 
     def thresholds(self, *families: str) -> HtmlBlock | None:
         """The thresholds in force for ``families``, with the preset each comes from."""
