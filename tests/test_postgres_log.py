@@ -900,6 +900,7 @@ def test_peer_jsonlog_counts(peer: dict[str, LoadResult]) -> None:
 
     r = peer["pgbadger/t/fixtures/cnpg.log.gz"]
     assert r.report.read == 2022 and r.report.parsed == 1979
+    assert r.report.skipped["CloudNativePG operator message (logger none)"] == 36
     s = events(r)
     assert (
         s.message.str.startswith("connection authorized: user=postgres database=postgres").sum()

@@ -765,7 +765,7 @@ class JsonParser(BlockParser):
                 values["ts"], values["tz"] = _split_ts(str(obj.get("timestamp") or ""))
                 acc.add(line_no, values)
                 last = len(acc.lines) - 1
-            elif "logger" in obj and "logging_pod" in obj:
+            elif "logging_pod" in obj or ("level" in obj and "msg" in obj):
                 message = str(obj.get("msg") or "")
                 m = self._stderr.match(message) if obj.get("logger") == "postgres" else None
                 if m:
