@@ -173,7 +173,10 @@ def test_no_output_file_holds_the_sentinels(
 ) -> None:
     monkeypatch.setenv(ENV, DSN)
     result = run_audit(_client(tmp_path / "acme"), tmp_path / "out", dsn_env=ENV)
-    assert result.ok, result.summary()
+    # The DSN points at a host that does not exist: a chapter that tries the live database may
+    # fail, and its error page and executed notebook are then checked for leaks like the rest.
+    runs = {n.notebook: n for n in result.notebooks}
+    assert runs["00_overview"].status == runs["10_queries"].status == "ok", result.summary()
     texts = _report_texts(Path(result.report_dir))
     leaks = {name: [s for s in (EMAIL, PASSWORD, DSN) if s in text] for name, text in texts.items()}
     assert not {k: v for k, v in leaks.items() if v}, "sentinels leaked"
