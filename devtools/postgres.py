@@ -237,8 +237,8 @@ def _cleanup(root: Path, bindir: Path, data: Path) -> None:
         if pidfile.exists():  # pg_ctl failed: signal the postmaster directly
             with contextlib.suppress(OSError, ValueError, IndexError):
                 pid = int(pidfile.read_text().split("\n", 1)[0])
-                os.kill(pid, signal.SIGQUIT)
-                for _ in range(100):
+                os.kill(pid, signal.SIGQUIT)  # immediate shutdown
+                for _ in range(100):  # os.kill(pid, 0) raises (suppressed) once it is gone
                     os.kill(pid, 0)
                     time.sleep(0.05)
                 os.kill(pid, signal.SIGKILL)
@@ -296,7 +296,7 @@ class ThrowawayPostgres:
 
     @property
     def running(self) -> bool:
-        """True between a successful :meth:`start` and :meth:`stop`."""
+        """True from :meth:`start` until :meth:`stop` (the cluster's directory exists)."""
         return self._root is not None
 
     def start(self) -> ThrowawayPostgres:
