@@ -428,8 +428,15 @@ def _arrow(values: Any) -> pa.Array:
 def _strings(values: Any, null_too: str = "") -> pd.arrays.ArrowStringArray:
     """An Arrow-backed ``string`` column; empty strings (and ``null_too``) become <NA>.
 
-    (A query id of 0 means ``compute_query_id`` is off: no id.)
+    (A query id of 0 means ``compute_query_id`` is off: no id.) A column holding one value
+    throughout — one user, one database, as in most logs — is built without converting
+    every row.
     """
+    whole = values.values if isinstance(values, Taken) else values
+    if isinstance(whole, (list, tuple)) and whole and whole.count(whole[0]) == len(whole):
+        value = whole[0]
+        n = len(values)
+        return _null_strings(n) if value in ("", null_too) else _repeat(value, n)
     arr = _arrow(values)
     if len(arr):
         blank = pc.equal(arr, "")
