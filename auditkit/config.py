@@ -113,7 +113,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # Redis keyspace hit ratio below which caching is not pulling its weight; PostgreSQL
         # shared buffer hit ratio below which memory is short (pgHero: 99 %)
         "default": {"min_hit_ratio": 0.8, "pg_buffer_min_hit_ratio": 0.99,
-                    "candidate_min_calls": 100, "candidate_min_repeat_ratio": 0.5},
+                    "candidate_min_calls": 100, "candidate_min_repeat_ratio": 0.5,
+                    # report the best few; medium when caching would save this much DB time
+                    "candidate_top": 5, "candidate_medium_saved_ms": 10_000.0},
     },
     "capacity": {
         # latency rises past the knee when p95 grows by this factor over the baseline step

@@ -115,7 +115,7 @@ def low_cache_hit_ratio(
     return out
 
 
-def cache_candidates(events: pd.DataFrame, config: AuditConfig | None = None, top: int = 10) -> list[Finding]:
+def cache_candidates(events: pd.DataFrame, config: AuditConfig | None = None, top: int | None = None) -> list[Finding]:
     """Reads repeated with identical parameters across requests: their results could be cached."""
     t = (config or AuditConfig()).thresholds("cache")
     if len(events) == 0:
@@ -138,7 +138,7 @@ def cache_candidates(events: pd.DataFrame, config: AuditConfig | None = None, to
         looped = per_request.groupby(level="fid").median() > 1
         agg = agg[~agg.index.isin(looped[looped].index)]
     picked = agg[(agg["calls"] >= t["candidate_min_calls"]) & (agg["repeat_ratio"] >= t["candidate_min_repeat_ratio"])]
-    picked = picked.assign(saved=picked["ms"] * picked["repeat_ratio"]).sort_values("saved", ascending=False).head(top)
+    picked = picked.assign(saved=picked["ms"] * picked["repeat_ratio"]).sort_values("saved", ascending=False).head(top or int(t["candidate_top"]))
     out = []
     for fid, r in picked.iterrows():
         endpoints = [str(e) for e in r["endpoints"]]
@@ -146,7 +146,7 @@ def cache_candidates(events: pd.DataFrame, config: AuditConfig | None = None, to
         where = ", ".join(endpoints) if endpoints else "its callers"
         out.append(Finding(
             check="cache_candidate",
-            severity=Severity.MEDIUM if saved >= 1000 else Severity.LOW,
+            severity=Severity.MEDIUM if saved >= t["candidate_medium_saved_ms"] else Severity.LOW,
             title=(f"Cacheable read{' on ' + _table(str(r['fp'])) if _table(str(r['fp'])) else ''}: "
                    f"{int(r['calls'])} calls, {r['repeat_ratio']:.0%} repeats"),
             summary=(f"The same statement with the same parameters ran {int(r['calls'])} times as only "
