@@ -33,12 +33,12 @@ from html import escape
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import nbformat
-from nbformat import NotebookNode
+from typing import TYPE_CHECKING, Any
 
 from auditkit.report.redact import scrub_secrets
+
+if TYPE_CHECKING:  # nbformat pulls in jsonschema (1.5 s): only the runner needs it at run time
+    from nbformat import NotebookNode
 
 __all__ = [
     "PAGE_BUDGET_BYTES",
@@ -270,9 +270,11 @@ def export_notebook(
     ``secrets`` are exact values scrubbed from the page as a last line of defence (the
     notebooks never display them in the first place).
     """
+    import nbformat
+
     nb = (
         notebook
-        if isinstance(notebook, NotebookNode)
+        if isinstance(notebook, nbformat.NotebookNode)
         else nbformat.read(str(notebook), as_version=4)
     )
     body = notebook_body(nb)
