@@ -270,11 +270,15 @@ class StderrParser(BlockParser):
         cont = cols[g["cont"]]
         newlines = cont.count("\n")
         simple = newlines == n or (unterminated and newlines == n - 1 and cont[-1] == "")
-        if simple:
-            lines = np.arange(first, first + n, dtype=np.int64)
-        else:
-            counts = np.fromiter((c.count("\n") for c in cont), dtype=np.int64, count=n)
-            lines = first + np.concatenate(([0], np.cumsum(counts[:-1]))).astype(np.int64)
+        lines = np.arange(first, first + n, dtype=np.int64)
+        multi: list[int] = []  # entries with continuation (or blank) lines after them
+        if not simple:
+            # a vectorised comparison finds the few entries that span lines
+            multi = np.flatnonzero(np.asarray(cont, dtype=object) != "\n").tolist()
+            extra = np.zeros(n, dtype=np.int64)
+            for i in multi:
+                extra[i] = max(cont[i].count("\n") - 1, 0)
+            lines[1:] += np.cumsum(extra[:-1])
         keep: list[int] | None = None
         junk = cols[g["junk"]]
         if any(junk):
@@ -311,12 +315,12 @@ class StderrParser(BlockParser):
 
         msg = col("msg")
         assert msg is not None
-        if not simple:
-            conts = col("cont")
-            assert conts is not None
-            msg = [
-                m + _continuation(c) if len(c) > 1 else m for m, c in zip(msg, conts, strict=True)
-            ]
+        if multi:
+            full = list(cols[g["msg"]])
+            for i in multi:
+                if len(cont[i]) > 1:
+                    full[i] += _continuation(cont[i])
+            msg = full if keep is None else [full[i] for i in keep]
         sel_lines = lines if keep is None else lines[np.asarray(keep, dtype=np.int64)]
         sev = col("sev")
         assert sev is not None
