@@ -663,3 +663,11 @@ def test_statements_to_plan_literals_or_generic_plan() -> None:
     assert _explainable(bound, generic=True) == ("SELECT * FROM t WHERE a = $1 AND b IN ($2)", True)
     django = {"sample_sql": None, "fingerprint": "select * from t where a = %s and b = ?"}
     assert _explainable(django, generic=True) == ("select * from t where a = $1 and b = $2", True)
+
+
+def test_validation_with_an_unreachable_database_says_so_without_the_dsn() -> None:
+    st = stats(('SELECT * FROM "shop_order" WHERE "shop_order"."status" = \'a\'', 5, 10.0))
+    dsn = "postgresql://shop:s3cret-pw@127.0.0.1:1/shop"
+    out = validate_with_hypopg(advise(st), dsn, st)
+    note = out[0].evidence.note or ""
+    assert "cannot connect to the database" in note and "s3cret-pw" not in note and dsn not in note

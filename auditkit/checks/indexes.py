@@ -1482,12 +1482,25 @@ def validate_with_hypopg(
         else pd.DataFrame()
     )
     out: list[Finding] = []
-    with psycopg.connect(
-        dsn,
-        options="-c default_transaction_read_only=on -c statement_timeout=30000",
-        autocommit=False,
-        application_name="auditkit-hypopg",
-    ) as conn:
+    try:
+        conn = psycopg.connect(
+            dsn,
+            options="-c default_transaction_read_only=on -c statement_timeout=30000",
+            autocommit=False,
+            application_name="auditkit-hypopg",
+            connect_timeout=10,
+        )
+    except psycopg.Error as exc:
+        from auditkit.collect.postgres import scrub_secrets
+
+        # never the DSN: the reason only, with any password blanked
+        reason = scrub_secrets(
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, dsn
+        )
+        return [
+            _noted(c, f"not validated: cannot connect to the database ({reason})") for c in cands
+        ] + others
+    with conn:
         conn.read_only = True
         conn.execute("SET TRANSACTION READ ONLY")
         row = conn.execute(

@@ -45,7 +45,14 @@ from typing import Any
 
 from auditkit.errors import CollectorError
 
-__all__ = ["QUERIES", "CollectionResult", "collect_postgres", "connect_read_only", "dsn_from_env"]
+__all__ = [
+    "QUERIES",
+    "CollectionResult",
+    "collect_postgres",
+    "connect_read_only",
+    "dsn_from_env",
+    "scrub_secrets",
+]
 
 _USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'"
 
@@ -123,7 +130,7 @@ def dsn_from_env(name: str) -> str:
     return value
 
 
-def _safe(text: str, dsn: str) -> str:
+def scrub_secrets(text: str, dsn: str) -> str:
     """An error message with any password (and the DSN itself) blanked out."""
     text = text.replace(dsn, "<dsn>")
     text = re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.I)
@@ -152,7 +159,7 @@ def connect_read_only(
         )
     except psycopg.Error as exc:
         raise CollectorError(
-            f"cannot connect with the DSN in ${dsn_env}: {_safe(str(exc).strip(), dsn)}",
+            f"cannot connect with the DSN in ${dsn_env}: {scrub_secrets(str(exc).strip(), dsn)}",
             hint="check the DSN, the network and that the user may log in",
         ) from None
     try:
