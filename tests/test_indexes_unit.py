@@ -671,3 +671,26 @@ def test_validation_with_an_unreachable_database_says_so_without_the_dsn() -> No
     out = validate_with_hypopg(advise(st), dsn, st)
     note = out[0].evidence.note or ""
     assert "cannot connect to the database" in note and "s3cret-pw" not in note and dsn not in note
+
+
+def test_rows_of_several_exports_combine_per_index() -> None:
+    from pathlib import Path
+
+    import auditkit
+
+    catalog = Path(__file__).parent / "fixtures" / "catalog"
+    rows = pd.concat(
+        [
+            auditkit.load(catalog / "pg_indexes.csv").frame,
+            auditkit.load(catalog / "pg_stat_user_indexes.csv").frame,
+            auditkit.load(catalog / "relation_sizes.csv").frames[
+                "schema_indexes"
+            ],  # no table_name column
+        ],
+        ignore_index=True,
+    )
+    info = {i.name: i for i in existing_indexes(rows)}
+    total = info["shop_order_total_idx"]
+    assert total.table == "shop_order" and total.idx_scan == 0 and (total.size_bytes or 0) > 0
+    assert total.definition and total.key_names == ("total",)
+    assert len(info) == 17

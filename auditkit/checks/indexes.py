@@ -269,6 +269,13 @@ def existing_indexes(schema_indexes: pd.DataFrame) -> list[IndexInfo]:
     )
     dump = df[origin == _ORIGIN_DUMP]
     catalog = df[origin.isna() | (origin != _ORIGIN_DUMP)]
+    if len(catalog) and catalog["table"].isna().any():
+        # a sizes export may name an index without its table: index names are unique per
+        # schema in PostgreSQL, so another export's row tells the table
+        known = (
+            catalog.dropna(subset=["table"]).drop_duplicates("index").set_index("index")["table"]
+        )
+        catalog = catalog.assign(table=catalog["table"].fillna(catalog["index"].map(known)))
     out: list[IndexInfo] = []
     catalog_tables: set[str] = set()
     declared = [
