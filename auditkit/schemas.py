@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from auditkit.errors import SchemaError
 
@@ -457,10 +459,17 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
 
 
 def _null_column(dtype: str, n: int) -> pd.Series:
+    """A column of ``n`` nulls built from typed buffers (no Python object per row)."""
     if dtype == FLOAT:
-        return pd.Series([float("nan")] * n, dtype=FLOAT)
+        return pd.Series(np.full(n, np.nan))
     if dtype == TS:
-        return pd.Series([pd.NaT] * n, dtype=TS)
+        return pd.Series(np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")).dt.tz_localize("UTC")
+    if dtype == INT:
+        return pd.Series(pd.arrays.IntegerArray(np.zeros(n, dtype="int64"), np.ones(n, dtype=bool)))
+    if dtype == BOOL:
+        return pd.Series(pd.arrays.BooleanArray(np.zeros(n, dtype=bool), np.ones(n, dtype=bool)))
+    if dtype == TEXT:
+        return pd.Series(pd.array(pa.nulls(n, pa.large_string()), dtype=TEXT))
     return pd.Series([pd.NA] * n, dtype=dtype)
 
 

@@ -102,10 +102,13 @@ def finalise(
 ) -> dict[str, pd.DataFrame]:
     """Concatenate per-block frames, conform them to their schemas, count events."""
     out: dict[str, pd.DataFrame] = {}
-    for name, parts in frames.items():
-        parts = [p for p in parts if len(p)]
+    for name, all_parts in frames.items():
+        parts = [p for p in all_parts if len(p)]
         schema = FRAMES[name]
-        df = conform(pd.concat(parts, ignore_index=True), schema) if parts else empty(schema)
+        if parts:
+            df = conform(pd.concat(parts, ignore_index=True), schema)
+        else:  # keep the loader's extra columns on an empty frame too
+            df = conform(all_parts[0].iloc[0:0], schema) if all_parts else empty(schema)
         if name == QUERY_EVENTS.name and len(df) and df["fingerprint"].isna().all():
             df = add_fingerprints(df, loader.dialect)
         out[name] = df
