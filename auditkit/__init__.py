@@ -39,16 +39,41 @@ from auditkit.findings import (
 )
 from auditkit.load import load
 from auditkit.loaders.detect import detect
+from auditkit.loaders.pg_stat_statements import aggregate_pgss, pgss_delta
 from auditkit.loaders.registry import all_loaders
 from auditkit.loaders.result import LoadResult, ParseReport
+from auditkit.plans import compare_plans, plan_summary
 from auditkit.profile import query_profile
+from auditkit.requests import attach_requests, infer_requests
 from auditkit.sql.fingerprint import fingerprint, fingerprint_id, fingerprint_many
 
 __version__ = "0.1.0"
 
+#: public names whose modules are heavy (papermill, database drivers): imported on first use
+_LAZY = {
+    "CHAPTERS": "auditkit.checks",
+    "run_chapter": "auditkit.checks",
+    "collect_postgres": "auditkit.collect.postgres",
+    "collect_redis": "auditkit.collect.redis",
+    "run_audit": "auditkit.runner",
+    "run_batch": "auditkit.runner",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the lazily exported names of :data:`_LAZY` on first access."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'auditkit' has no attribute {name!r}")
+
 __all__ = [
     "AuditConfig",
     "AuditkitError",
+    "CHAPTERS",
     "CHECKS",
     "ClientData",
     "CollectorError",
@@ -70,16 +95,27 @@ __all__ = [
     "Subject",
     "UnknownFormatError",
     "__version__",
+    "aggregate_pgss",
     "all_loaders",
+    "attach_requests",
+    "collect_postgres",
+    "collect_redis",
+    "compare_plans",
     "detect",
     "digest",
     "findings_frame",
     "fingerprint",
     "fingerprint_id",
     "fingerprint_many",
+    "infer_requests",
     "load",
     "load_client",
     "load_config",
     "load_findings",
+    "pgss_delta",
+    "plan_summary",
     "query_profile",
+    "run_audit",
+    "run_batch",
+    "run_chapter",
 ]
