@@ -94,6 +94,8 @@ class ClientData:
     files: list[InputFile] = field(default_factory=list)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     results: dict[str, LoadResult] = field(default_factory=dict)
+    #: things the analyses learnt about the inputs (snapshot resets, …), for the data-quality section
+    notes: list[str] = field(default_factory=list)
 
     def frame(self, name: str) -> pd.DataFrame:
         """The combined frame ``name`` of every file (an empty canonical frame if none)."""
@@ -163,8 +165,29 @@ class ClientData:
             fmt = ", ".join(sorted(events["source_format"].dropna().astype(str).unique()))
             return query_profile(events), fmt or "query log"
         if self.has("statement_stats"):
-            return self.frame("statement_stats"), "pg_stat_statements"
+            return self.statement_stats(), "pg_stat_statements"
         return empty(FRAMES["statement_stats"]), "none"
+
+    def statement_stats(self) -> pd.DataFrame:
+        """pg_stat_statements as one profile: the delta of the first and last snapshot.
+
+        Several exports of the same server are snapshots; adding them up would count every
+        statement again per snapshot. With two or more, the counters that moved between the
+        first and the last (by file order: name them so, e.g. ``…_before``/``…_after`` or
+        by date) are the audit window, and a reset in between is reported in ``notes``.
+        """
+        from auditkit.loaders.pg_stat_statements import aggregate_pgss, pgss_delta
+
+        snaps = [(path, r.frames["statement_stats"]) for path, r in sorted(self.results.items())
+                 if "statement_stats" in r.frames and len(r.frames["statement_stats"])]
+        if not snaps:
+            return empty(FRAMES["statement_stats"])
+        if len(snaps) == 1:
+            return aggregate_pgss(snaps[0][1])
+        ordered = sorted(snaps, key=lambda kv: _snapshot_order(kv[0]))
+        delta, messages = pgss_delta(ordered[0][1], ordered[-1][1])
+        self.notes.extend(f"pg_stat_statements {ordered[0][0]} → {ordered[-1][0]}: {m}" for m in messages)
+        return aggregate_pgss(delta)
 
     def sources(self, frame: str) -> list[str]:
         """Formats that contributed rows to ``frame``."""
@@ -193,6 +216,13 @@ class ClientData:
 
     def _repr_html_(self) -> str:
         return f"<b>{self.name}</b>: {len(self.files)} files<br>" + self.inventory()._repr_html_()  # type: ignore[operator]
+
+
+def _snapshot_order(path: str) -> tuple[int, str]:
+    """Order snapshot files: 'before' first, 'after' last, otherwise by name (dates sort)."""
+    name = Path(path).name.lower()
+    rank = 0 if "before" in name else 2 if "after" in name else 1
+    return rank, name
 
 
 def _walk(root: Path) -> Iterator[Path]:
