@@ -125,7 +125,13 @@ class ProfilePartial:
 
     @classmethod
     def from_events(cls, events: pd.DataFrame, dialect: str = "postgres") -> ProfilePartial:
-        """Aggregate a query-events frame (fingerprints are computed when missing)."""
+        """Aggregate a query-events frame (fingerprints are computed when missing).
+
+        Rows are factorised by fingerprint id once and grouped by one stable sort; each
+        group (a block holds a few dozen) is then aggregated with NumPy on its slice. This
+        replaces a dozen pandas group-bys, each of which factorised the id column again and
+        cost more than the aggregation itself.
+        """
         part = cls()
         if len(events) == 0:
             return part
@@ -134,64 +140,52 @@ class ProfilePartial:
             fps, ids = fingerprint_many(df["sql"], dialect)  # type: ignore[arg-type]
             df = df.assign(fingerprint=fps.to_numpy(), fingerprint_id=ids.to_numpy())
         part.events = len(df)
-        dur = pd.to_numeric(df["duration_ms"], errors="coerce") if "duration_ms" in df else pd.Series(np.nan, index=df.index)
-        df = df.assign(_d=dur.to_numpy(), _d2=(dur * dur).to_numpy())
-        timed = dur.notna()
-        g = df.groupby("fingerprint_id", sort=False)
-        calls = g.size()
-        agg = g.agg(fingerprint=("fingerprint", "first"), total=("_d", "sum"), sumsq=("_d2", "sum"),
-                    mn=("_d", "min"), mx=("_d", "max"))
-        timed_n = timed.groupby(df["fingerprint_id"]).sum()
-        has_rows = "rows" in df and df["rows"].notna().any()
-        rows = pd.to_numeric(df["rows"], errors="coerce").groupby(df["fingerprint_id"]).sum() if has_rows else None
+        if "duration_ms" in df:
+            dur = pd.to_numeric(df["duration_ms"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            dur = np.full(len(df), np.nan)
+        codes, uniques = pd.factorize(df["fingerprint_id"])
+        rows = None
+        if "rows" in df and df["rows"].notna().any():
+            rows = pd.to_numeric(df["rows"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         ts = df.get("ts")
-        if ts is not None and ts.notna().any():
-            first = ts.groupby(df["fingerprint_id"]).min()
-            last = ts.groupby(df["fingerprint_id"]).max()
-        else:
-            first = last = None
-        # the slowest execution of each fingerprint is its sample
-        if timed.any():
-            slow_idx = df.loc[timed].groupby("fingerprint_id", sort=False)["_d"].idxmax()
-        else:
-            slow_idx = pd.Series(dtype="int64")
-        first_idx = g.head(1).set_index("fingerprint_id").index
-        first_rows = df.groupby("fingerprint_id", sort=False).head(1).set_index("fingerprint_id")
-        dbs = _counts(df, "database")
-        users = _counts(df, "user")
-        srcs = _counts(df, "source_file")
-        qids = df.dropna(subset=["query_id"]).groupby("fingerprint_id")["query_id"].first() if "query_id" in df else None
-        dur_groups = {k: v for k, v in df.loc[timed, ["fingerprint_id", "_d"]].groupby("fingerprint_id")["_d"]}
-        for fid in first_idx:
-            a = agg.loc[fid]
-            acc = _Acc(str(a["fingerprint"]))
-            acc.calls = int(calls.loc[fid])
-            acc.timed = int(timed_n.get(fid, 0))
-            acc.total = float(a["total"]) if acc.timed else 0.0
-            acc.sumsq = float(a["sumsq"]) if acc.timed else 0.0
+        if ts is not None and not ts.notna().any():
+            ts = None
+        ts_ns = ts.array.asi8 if ts is not None and isinstance(ts.array, pd.arrays.DatetimeArray) else None
+        labels = {name: _Labels.of(df, name) for name in ("database", "user", "source_file", "query_id")}
+        sql = df["sql"].array
+        fingerprint = df["fingerprint"].array
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        for k, fid in enumerate(uniques):
+            idx = order[bounds[k] : bounds[k + 1]]  # this group's rows, in file order
+            d = dur[idx]
+            timed = ~np.isnan(d)
+            values = d[timed]
+            acc = _Acc(str(next(f for f in fingerprint[idx] if not pd.isna(f))))
+            acc.calls = len(idx)
+            acc.timed = len(values)
             if acc.timed:
-                acc.min, acc.max = float(a["mn"]), float(a["mx"])
-                i = slow_idx.get(fid)
-                acc.sample_sql, acc.sample_ms = str(df.at[i, "sql"]), float(df.at[i, "_d"])
-                values = dur_groups[fid].to_numpy(dtype=np.float64)
+                acc.total = float(values.sum())
+                acc.sumsq = float((values * values).sum())
+                acc.min, acc.max = float(values.min()), float(values.max())
+                slow = int(idx[timed][int(values.argmax())])
+                acc.sample_sql, acc.sample_ms = str(sql[slow]), float(dur[slow])
                 acc.exact, acc.exact_n = [values], len(values)
                 b, c = np.unique(_buckets(values), return_counts=True)
                 acc.sketch = Counter(dict(zip(b.tolist(), c.tolist(), strict=True)))
                 if acc.exact_n > EXACT_SAMPLES:
                     acc.overflow, acc.exact, acc.exact_n = True, [], 0
             else:
-                acc.sample_sql = str(first_rows.at[fid, "sql"])
+                acc.sample_sql = str(sql[int(idx[0])])
             if rows is not None:
-                acc.rows, acc.rows_seen = int(rows.get(fid, 0)), True
-            if first is not None and last is not None:
-                f, lt = first.get(fid), last.get(fid)
-                acc.first = None if pd.isna(f) else f
-                acc.last = None if pd.isna(lt) else lt
-            acc.databases = dbs.get(fid, Counter())
-            acc.users = users.get(fid, Counter())
-            acc.sources = set(srcs.get(fid, Counter()))
-            if qids is not None and fid in qids.index:
-                acc.query_id = str(qids.loc[fid])
+                acc.rows, acc.rows_seen = int(np.nansum(rows[idx])), True
+            if ts is not None:
+                acc.first, acc.last = _first_last(ts, ts_ns, idx)
+            acc.databases = labels["database"].counts(idx)
+            acc.users = labels["user"].counts(idx)
+            acc.sources = set(labels["source_file"].counts(idx))
+            acc.query_id = labels["query_id"].first(idx)
             part.accs[str(fid)] = acc
         return part
 
@@ -256,14 +250,50 @@ class ProfilePartial:
         return conform(df, STATEMENT_STATS)
 
 
-def _counts(df: pd.DataFrame, column: str) -> dict[str, Counter[str]]:
-    if column not in df or df[column].isna().all():
-        return {}
-    vc = df.dropna(subset=[column]).groupby(["fingerprint_id", column]).size()
-    out: dict[str, Counter[str]] = {}
-    for (fid, value), n in vc.items():  # type: ignore[misc]
-        out.setdefault(str(fid), Counter())[str(value)] = int(n)
-    return out
+@dataclass(frozen=True)
+class _Labels:
+    """A text column factorised once, so each group's counts are one ``bincount``."""
+
+    codes: np.ndarray
+    values: list[str]
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, column: str) -> _Labels:
+        """The column ``column`` of ``df`` (no labels when it is missing or all null)."""
+        if column not in df or df[column].isna().all():
+            return cls(np.full(len(df), -1, dtype=np.intp), [])
+        codes, uniques = pd.factorize(df[column])
+        return cls(codes, [str(v) for v in uniques])
+
+    def counts(self, idx: np.ndarray) -> Counter[str]:
+        """How often each value occurs at rows ``idx`` (nulls left out), keys in sorted order."""
+        if not self.values:
+            return Counter()
+        c = self.codes[idx]
+        n = np.bincount(c[c >= 0], minlength=len(self.values))
+        return Counter({self.values[i]: int(n[i]) for i in sorted(np.flatnonzero(n), key=lambda i: self.values[i])})
+
+    def first(self, idx: np.ndarray) -> str | None:
+        """The first non-null value at rows ``idx``."""
+        if not self.values:
+            return None
+        c = self.codes[idx]
+        hit = np.flatnonzero(c >= 0)
+        return self.values[c[hit[0]]] if len(hit) else None
+
+
+def _first_last(ts: pd.Series, ns: np.ndarray | None, idx: np.ndarray) -> tuple[Any, Any]:
+    """Earliest and latest timestamp at rows ``idx`` (None when all are missing)."""
+    if ns is not None:  # datetime column: compare the nanoseconds, NaT (the minimum int) left out
+        v = ns[idx]
+        valid = np.flatnonzero(v != np.iinfo(np.int64).min)
+        if not len(valid):
+            return None, None
+        sub = v[valid]
+        return ts.iloc[int(idx[valid[sub.argmin()]])], ts.iloc[int(idx[valid[sub.argmax()]])]
+    seg = ts.iloc[idx]
+    lo, hi = seg.min(), seg.max()
+    return (None if pd.isna(lo) else lo), (None if pd.isna(hi) else hi)
 
 
 def query_profile(events: pd.DataFrame, top: int | None = None, *, phases: tuple[str, ...] = ("statement", "execute")) -> pd.DataFrame:

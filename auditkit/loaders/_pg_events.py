@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
 from auditkit.loaders.result import ParseReport
 from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS
-from auditkit.sql.fingerprint import fingerprint_many
+from auditkit.sql.fingerprint import fingerprint_codes, spread
 
 __all__ = [
     "MESSAGE",
@@ -510,12 +510,14 @@ def _fingerprints(texts: pa.Array) -> tuple[pd.arrays.ArrowStringArray, pd.array
     not pay for the lookups.)
     """
     enc = texts.dictionary_encode()
-    fps, ids = fingerprint_many(pd.Series(pd.arrays.ArrowStringArray(enc.dictionary)))
-    fp_dict = pa.array(fps.array, pa.large_string())
-    id_dict = pa.array(ids.array, pa.large_string())
+    fp_values, id_values, codes = fingerprint_codes(enc.dictionary)
+    indices = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    rows = codes[indices]
+    if enc.indices.null_count:
+        rows[indices < 0] = -1
     return (
-        pd.arrays.ArrowStringArray(pc.take(fp_dict, enc.indices)),
-        pd.arrays.ArrowStringArray(pc.take(id_dict, enc.indices)),
+        pd.arrays.ArrowStringArray(spread(fp_values, rows)),
+        pd.arrays.ArrowStringArray(spread(id_values, rows)),
     )
 
 

@@ -41,11 +41,12 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Dialect", "fingerprint", "fingerprint_id", "fingerprint_many"]
+__all__ = ["Dialect", "fingerprint", "fingerprint_codes", "fingerprint_id", "fingerprint_many", "spread"]
 
 Dialect = Literal["postgres", "mysql"]
 
@@ -175,7 +176,11 @@ def fingerprint(sql: str, dialect: Dialect = "postgres") -> str:
 _LITERAL_RULES = 2
 
 
-def _normalise_array(arr: pa.Array, dialect: Dialect) -> pa.Array:
+def _normalise_array(arr: pa.Array, dialect: Dialect) -> tuple[pa.Array, np.ndarray]:
+    """Normalised texts of the distinct inputs ``arr``: (distinct results, code of each input).
+
+    The literal rules run on every input; the rest only on the distinct literal-free texts.
+    """
     rules = _rules(dialect)
     for pattern, repl in rules[:_LITERAL_RULES]:
         arr = pc.replace_substring_regex(arr, pattern=pattern, replacement=repl)
@@ -184,7 +189,37 @@ def _normalise_array(arr: pa.Array, dialect: Dialect) -> pa.Array:
     for pattern, repl in rules[_LITERAL_RULES:]:
         rest = pc.replace_substring_regex(rest, pattern=pattern, replacement=repl)
     rest = pc.utf8_trim(rest, characters=_TRIM)
-    return pc.take(rest, encoded.indices)
+    # the remaining rules may map two literal-free texts to one: encode again (few values)
+    final = rest.dictionary_encode()
+    codes = _codes(encoded.indices)
+    return final.dictionary, _codes(final.indices)[codes]
+
+
+def _codes(indices: pa.Array) -> np.ndarray:
+    """Dictionary indices as an int64 array, -1 where null."""
+    return indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
+def fingerprint_codes(distinct: pa.Array, dialect: Dialect = "postgres") -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """Fingerprints of the *distinct* texts ``distinct``, as codes into few values.
+
+    Returns (fingerprints, ids, codes): ``fingerprints[codes[i]]`` (and ``ids[codes[i]]``) belong
+    to ``distinct[i]``; code -1 means a null input. The final case folding and hashing run once
+    per distinct fingerprint. Callers that already dictionary-encoded their column (the log
+    loaders) use this to spread results with one ``take`` each instead of several.
+    """
+    if len(distinct) == 0:
+        none = pa.array([], type=pa.large_string())
+        return none, none, np.zeros(0, dtype=np.int64)
+    normalised, codes = _normalise_array(distinct, dialect)
+    finals = [_fold_case(t) for t in normalised.to_pylist()]
+    ids = [fingerprint_id(t) for t in finals]
+    return pa.array(finals, pa.large_string()), pa.array(ids, pa.large_string()), codes
+
+
+def spread(values: pa.Array, codes: np.ndarray) -> pa.Array:
+    """``values`` taken at ``codes`` (-1 gives null)."""
+    return pc.take(values, pa.array(codes, mask=codes < 0))
 
 
 def fingerprint_many(
@@ -203,17 +238,11 @@ def fingerprint_many(
     if isinstance(arr, pa.ChunkedArray):  # pyarrow-backed strings come chunked
         arr = arr.combine_chunks()
     encoded = arr.dictionary_encode()
-    normalised = _normalise_array(encoded.dictionary, dialect)
-    # distinct normalised texts -> final fingerprint and id, computed once each
-    uniq = pc.unique(normalised)
-    finals = [_fold_case(t) if t is not None else None for t in uniq.to_pylist()]
-    ids = [fingerprint_id(t) if t is not None else None for t in finals]
-    pos = pc.index_in(normalised, value_set=uniq)
-    fp_dict = pc.take(pa.array(finals, type=pa.string()), pos)
-    id_dict = pc.take(pa.array(ids, type=pa.string()), pos)
-    codes = encoded.indices
-    fps = pc.take(fp_dict, codes).to_pandas().astype("string")
-    fids = pc.take(id_dict, codes).to_pandas().astype("string")
+    fp_values, id_values, codes = fingerprint_codes(encoded.dictionary, dialect)
+    rows = codes[_codes(encoded.indices)]
+    rows[_codes(encoded.indices) < 0] = -1
+    fps = spread(fp_values.cast(pa.string()), rows).to_pandas().astype("string")
+    fids = spread(id_values.cast(pa.string()), rows).to_pandas().astype("string")
     fps.index = index
     fids.index = index
     return fps, fids
