@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import click
 import pandas as pd
@@ -108,6 +109,20 @@ def digest(files: tuple[Path, ...], top: int, as_json: bool, fmt: str | None, pr
     _print_profile(prof, result)
 
 
+class _ProfileRow(Protocol):
+    """A row of a statement profile from ``itertuples()`` (pandas-stubs types its fields as any scalar)."""
+
+    rank: int
+    calls: int
+    total_ms: float
+    share: float  # NaN when there is no total
+    mean_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    percentiles_exact: object  # True, False, or NA when unknown
+    fingerprint: str
+
+
 def _print_profile(prof: pd.DataFrame, result: Any) -> None:
     full = result.profile
     click.echo(f"{int(full['calls'].sum())} executions in {len(full)} statement groups, "
@@ -118,7 +133,7 @@ def _print_profile(prof: pd.DataFrame, result: Any) -> None:
     header = f"{'#':>3} {'calls':>8} {'total':>9} {'share':>6} {'mean':>8} {'p95':>8} {'p99':>8}  statement"
     click.echo(header)
     click.echo("-" * min(120, len(header) + 40))
-    for row in prof.itertuples():
+    for row in cast("Iterable[_ProfileRow]", prof.itertuples()):
         approx = "" if row.percentiles_exact is not False else "~"
         fp = str(row.fingerprint).replace("\n", " ")
         click.echo(

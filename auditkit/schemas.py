@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -51,11 +52,11 @@ __all__ = [
     "frames_markdown",
 ]
 
-TEXT = "string"
-FLOAT = "float64"
-INT = "Int64"
-BOOL = "boolean"
-TS = "datetime64[ns, UTC]"
+TEXT: Final = "string"
+FLOAT: Final = "float64"
+INT: Final = "Int64"
+BOOL: Final = "boolean"
+TS: Final = "datetime64[ns, UTC]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,12 +451,12 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
         return pd.to_datetime(series, utc=True, errors="coerce", format="mixed").astype(TS)
     if dtype in (FLOAT, INT):
         num = pd.to_numeric(series, errors="coerce")
-        return num.astype(dtype) if dtype == FLOAT else num.round().astype(INT)
+        return num.astype(FLOAT) if dtype == FLOAT else num.round().astype(INT)
     if dtype == BOOL:
         return series.astype(BOOL)
     if dtype == TEXT:
         return series.astype(TEXT)
-    return series.astype(dtype)
+    return series.astype(pd.api.types.pandas_dtype(dtype))
 
 
 def _null_column(dtype: str, n: int) -> pd.Series:

@@ -15,7 +15,8 @@ Thresholds: the ``cache`` family of :mod:`auditkit.config`.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol, cast
 
 import pandas as pd
 
@@ -64,13 +65,25 @@ def cache_hit_ratios(stats: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+class _HitRatioRow(Protocol):
+    """A row of :func:`cache_hit_ratios` from ``itertuples()`` (pandas-stubs types its fields as any scalar)."""
+
+    server: str
+    engine: str
+    hits: float
+    misses: float
+    hit_ratio: float
+    window: str
+    snapshots: int
+
+
 def low_cache_hit_ratio(
     stats: pd.DataFrame, config: AuditConfig | None = None, statement_stats: pd.DataFrame | None = None
 ) -> list[Finding]:
     """Caches that miss more than they should."""
     t = (config or AuditConfig()).thresholds("cache")
     out = []
-    for r in cache_hit_ratios(stats).itertuples():
+    for r in cast("Iterable[_HitRatioRow]", cache_hit_ratios(stats).itertuples()):
         if r.hit_ratio != r.hit_ratio or r.hit_ratio >= t["min_hit_ratio"]:
             continue
         severity = Severity.HIGH if r.hit_ratio < t["min_hit_ratio"] / 2 else Severity.MEDIUM
@@ -144,10 +157,11 @@ def cache_candidates(events: pd.DataFrame, config: AuditConfig | None = None, to
         endpoints = [str(e) for e in r["endpoints"]]
         saved = float(r["ms"]) * float(r["repeat_ratio"])
         where = ", ".join(endpoints) if endpoints else "its callers"
+        table = _table(str(r["fp"]))
         out.append(Finding(
             check="cache_candidate",
             severity=Severity.MEDIUM if saved >= t["candidate_medium_saved_ms"] else Severity.LOW,
-            title=(f"Cacheable read{' on ' + _table(str(r['fp'])) if _table(str(r['fp'])) else ''}: "
+            title=(f"Cacheable read{' on ' + table if table else ''}: "
                    f"{int(r['calls'])} calls, {r['repeat_ratio']:.0%} repeats"),
             summary=(f"The same statement with the same parameters ran {int(r['calls'])} times as only "
                      f"{int(r['variants'])} distinct queries, from {where}: caching its result would save about "

@@ -16,7 +16,8 @@ Thresholds: the ``capacity`` family of :mod:`auditkit.config`.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,15 @@ def load_steps(samples: pd.DataFrame) -> pd.DataFrame:
         "seconds": g["ts"].agg(lambda s: (s.max() - s.min()).total_seconds()),
     }).reset_index()
     return out[cols]
+
+
+class _StepRow(Protocol):
+    """A row of :func:`load_steps` from ``itertuples()`` (pandas-stubs types its fields as any scalar)."""
+
+    users: float
+    rps: float
+    p95_ms: float
+    failure_rate: float
 
 
 def capacity_limit(samples: pd.DataFrame, config: AuditConfig | None = None) -> list[Finding]:
@@ -99,7 +109,7 @@ def capacity_limit(samples: pd.DataFrame, config: AuditConfig | None = None) -> 
         ),
         evidence=Evidence(strength=EvidenceStrength.STATISTICS,
                           items=tuple({"users": int(r.users), "rps": round(float(r.rps), 2), "p95_ms": float(r.p95_ms),
-                                       "failure_rate": round(float(r.failure_rate), 4)} for r in steps.itertuples())),
+                                       "failure_rate": round(float(r.failure_rate), 4)} for r in cast("Iterable[_StepRow]", steps.itertuples()))),
         chapter="scaling",
     )]
 

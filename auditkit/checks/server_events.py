@@ -11,7 +11,8 @@ rewriting it.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol, cast
 
 import pandas as pd
 
@@ -27,6 +28,17 @@ def _shape(message: str) -> str:
     return _SHAPE.sub("?", message)
 
 
+class _SourceRow(Protocol):
+    """A ``server_events`` row from ``itertuples()`` (pandas-stubs types its fields as any scalar)."""
+
+    source_file: str
+    source_line: int | None  # nullable Int64: NA when unknown
+
+
+def _rows(g: pd.DataFrame) -> Iterable[_SourceRow]:
+    return cast("Iterable[_SourceRow]", g.itertuples())
+
+
 def server_errors(events: pd.DataFrame) -> list[Finding]:
     """Errors (ERROR/FATAL/PANIC), deadlocks and lock waits, grouped by kind and message shape."""
     if len(events) == 0:
@@ -36,9 +48,8 @@ def server_errors(events: pd.DataFrame) -> list[Finding]:
         return []
     df["shape"] = df["message"].astype(str).map(_shape)
     out = []
-    for (kind, sqlstate, shape), g in df.groupby(
-        ["kind", df["sqlstate"].fillna(""), "shape"], sort=False
-    ):
+    for key, g in df.groupby(["kind", df["sqlstate"].fillna(""), "shape"], sort=False):
+        kind, sqlstate, shape = cast("tuple[str, str, str]", key)
         n = len(g)
         sev = g["severity"].astype(str).str.upper()
         severity = (
@@ -83,7 +94,7 @@ def server_errors(events: pd.DataFrame) -> list[Finding]:
                     strength=EvidenceStrength.PATTERN,
                     items=tuple(
                         {"source_file": str(r.source_file), "source_line": int(r.source_line)}
-                        for r in g.head(5).itertuples()
+                        for r in _rows(g.head(5))
                         if pd.notna(r.source_line)
                     ),
                 ),
@@ -127,7 +138,7 @@ def temp_files(events: pd.DataFrame) -> list[Finding]:
                     strength=EvidenceStrength.STATISTICS,
                     items=tuple(
                         {"source_file": str(r.source_file), "source_line": int(r.source_line)}
-                        for r in g.head(5).itertuples()
+                        for r in _rows(g.head(5))
                         if pd.notna(r.source_line)
                     ),
                 ),

@@ -82,8 +82,8 @@ class RedisInfoLoader(Loader):
         start = time.perf_counter()
         text, bad = read_text(path)
         report = ParseReport(str(path), self.name)
-        for line in bad:
-            report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
+        for bad_line in bad:
+            report.warn(f"invalid UTF-8 replaced with U+FFFD on line {bad_line}")
         rows: list[dict[str, Any]] = []
         section = ""
         lines = text.split("\n")
@@ -158,8 +158,8 @@ class MemcachedStatsLoader(Loader):
         start = time.perf_counter()
         text, bad = read_text(path)
         report = ParseReport(str(path), self.name)
-        for line in bad:
-            report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
+        for bad_line in bad:
+            report.warn(f"invalid UTF-8 replaced with U+FFFD on line {bad_line}")
         lines = text.split("\n")
         report.lines = len(lines)
         server = options.get("server") or Path(path).stem

@@ -151,7 +151,7 @@ class DjangoLogParser(BlockParser):
             if parsed is None:
                 report.skip(line_no, "other message", record)
                 continue
-            if parsed == "truncated":
+            if isinstance(parsed, str):  # the only string _parse_record returns is "truncated"
                 report.skip(line_no, "truncated entry", record)
                 continue
             report.ok()
@@ -183,7 +183,8 @@ class DjangoLogParser(BlockParser):
         if not schema:
             return None
         head = record[: schema.start()]
-        skip = re.match(self.shape, head).end() if self.shape and re.match(self.shape, head) else 0
+        shape_match = re.match(self.shape, head) if self.shape else None
+        skip = shape_match.end() if shape_match else 0
         sql_at = _SQL_START.search(head, skip)
         if not sql_at:
             return None

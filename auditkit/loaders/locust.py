@@ -54,6 +54,12 @@ def _kind(header: list[str]) -> str | None:
     return None
 
 
+def _numeric(df: pd.DataFrame, column: str) -> pd.Series | float:
+    """The optional ``column`` as numbers (bad values NaN); NaN throughout when the file lacks it."""
+    values = df.get(column)
+    return np.nan if values is None else pd.to_numeric(values, errors="coerce")
+
+
 def _percentile(df: pd.DataFrame, q: float, report: ParseReport) -> pd.Series:
     cols = {float(c[:-1]): c for c in df.columns if c.endswith("%") and c[:-1].replace(".", "", 1).isdigit()}
     if not cols:
@@ -118,8 +124,8 @@ class LocustLoader(Loader):
             out = pd.DataFrame({
                 "endpoint": df["Name"],
                 "method": df.get("Type"),
-                "rps": pd.to_numeric(df.get("Requests/s"), errors="coerce"),
-                "failures_per_s": pd.to_numeric(df.get("Failures/s"), errors="coerce"),
+                "rps": _numeric(df, "Requests/s"),
+                "failures_per_s": _numeric(df, "Failures/s"),
                 "p50_ms": _percentile(df, 50.0, report),
                 "p95_ms": _percentile(df, 95.0, report),
                 "p99_ms": _percentile(df, 99.0, report),
@@ -129,13 +135,13 @@ class LocustLoader(Loader):
             if kind == "history":
                 out["ts"] = pd.to_datetime(pd.to_numeric(df["Timestamp"], errors="coerce"), unit="s", utc=True)
                 out["users"] = pd.to_numeric(df["User Count"], errors="coerce")
-                out["requests"] = pd.to_numeric(df.get("Total Request Count"), errors="coerce")
-                out["failures"] = pd.to_numeric(df.get("Total Failure Count"), errors="coerce")
+                out["requests"] = _numeric(df, "Total Request Count")
+                out["failures"] = _numeric(df, "Total Failure Count")
             else:
-                out["requests"] = pd.to_numeric(df.get("Request Count"), errors="coerce")
-                out["failures"] = pd.to_numeric(df.get("Failure Count"), errors="coerce")
-                out["mean_ms"] = pd.to_numeric(df.get("Average Response Time"), errors="coerce")
-                out["max_ms"] = pd.to_numeric(df.get("Max Response Time"), errors="coerce")
+                out["requests"] = _numeric(df, "Request Count")
+                out["failures"] = _numeric(df, "Failure Count")
+                out["mean_ms"] = _numeric(df, "Average Response Time")
+                out["max_ms"] = _numeric(df, "Max Response Time")
             out["load_file_kind"] = kind
             frames["load_samples"] = [out]
         elif kind == "failures":
@@ -149,7 +155,7 @@ class LocustLoader(Loader):
                 report.warn("exceptions file with a header and no rows: no exceptions were raised")
             frames["load_failures"] = [pd.DataFrame({
                 "endpoint": "(exception)", "error": df.get("Message"),
-                "occurrences": pd.to_numeric(df.get("Count"), errors="coerce"),
+                "occurrences": _numeric(df, "Count"),
                 "source_file": df["source_file"], "source_line": df["source_line"],
             })]
         out_frames = finalise(frames, self, report)

@@ -59,7 +59,10 @@ def statement_shape(fingerprint: str, dialect: str = "postgres") -> StatementSha
         return None
     if tree is None:
         return None
-    kind = {exp.Select: "select", exp.Insert: "insert", exp.Update: "update", exp.Delete: "delete"}.get(type(tree), "other")
+    kinds: dict[type[exp.Expr], str] = {
+        exp.Select: "select", exp.Insert: "insert", exp.Update: "update", exp.Delete: "delete"
+    }
+    kind = kinds.get(type(tree), "other")
     if kind != "select":
         table = tree.find(exp.Table)
         return StatementShape(kind, table.name if table else None, (), (), (), (), ())
@@ -141,6 +144,7 @@ def orm_fix(
         return OrmFix("unknown", None, None, "", "The repeated statement is not a plain SELECT.", True)
     filters = shape.eq_filters + shape.in_filters
     table = shape.table
+    field: str | None  # OrmFix.field: None when no field can be named
 
     # many-to-many: the filter is on a join (through) table's <model>_id column
     for jt in shape.tables:
