@@ -16,8 +16,10 @@ picks one source family for a purpose; ``frame("query_events")`` keeps everythin
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,7 +357,8 @@ def _store(cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any
     if cache is None:
         return
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / f".{info.sha256[:16]}.tmp"
+    # unique per writer: two processes may cache the same file at once; replace() is atomic
+    tmp = cache / f".{info.sha256[:16]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     with open(tmp, "wb") as fh:
         pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(cache / f"{_cache_key(info.sha256, fmt, options)}.pickle")
