@@ -81,14 +81,10 @@ class RedisInfoLoader(Loader):
     def load(self, path: str | Path, **options: Any) -> LoadResult:
         start = time.perf_counter()
         text, bad = read_text(path)
-        report = ParseReport(str(path), self.name)
-        for bad_line in bad:
-            report.warn(f"invalid UTF-8 replaced with U+FFFD on line {bad_line}")
+        report = ParseReport.for_text(path, self.name, text, bad)
         rows: list[dict[str, Any]] = []
         section = ""
         lines = text.split("\n")
-        report.lines = len(lines)
-        report.bytes = len(text.encode())
         server = options.get("server") or Path(path).stem
         engine = "redis"
         for i, raw_line in enumerate(lines, start=1):
@@ -157,11 +153,8 @@ class MemcachedStatsLoader(Loader):
     def load(self, path: str | Path, **options: Any) -> LoadResult:
         start = time.perf_counter()
         text, bad = read_text(path)
-        report = ParseReport(str(path), self.name)
-        for bad_line in bad:
-            report.warn(f"invalid UTF-8 replaced with U+FFFD on line {bad_line}")
+        report = ParseReport.for_text(path, self.name, text, bad)
         lines = text.split("\n")
-        report.lines = len(lines)
         server = options.get("server") or Path(path).stem
         rows: list[dict[str, Any]] = []
         for i, raw_line in enumerate(lines, start=1):

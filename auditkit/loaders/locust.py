@@ -92,12 +92,8 @@ class LocustLoader(Loader):
     def load(self, path: str | Path, **options: Any) -> LoadResult:
         start = time.perf_counter()
         text, bad = read_text(path)
-        report = ParseReport(str(path), self.name)
-        for line in bad:
-            report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
-        report.bytes = len(text.encode())
+        report = ParseReport.for_text(path, self.name, text, bad)
         rows = list(csv.reader(io.StringIO(text)))
-        report.lines = len(rows)
         if not rows:
             raise nothing_parsed(self, path, report)
         header = [_ALIASES.get(c.strip(), c.strip()) for c in rows[0]]

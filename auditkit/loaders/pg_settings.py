@@ -66,9 +66,7 @@ class PgSettingsLoader(Loader):
     def load(self, path: str | Path, **options: Any) -> LoadResult:
         start = time.perf_counter()
         text, bad = read_text(path)
-        report = ParseReport(str(path), self.name)
-        for line in bad:
-            report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
+        report = ParseReport.for_text(path, self.name, text, bad)
         stripped = text.lstrip()
         records: list[tuple[int, dict[str, Any]]]
         if stripped.startswith(("[", "{")):

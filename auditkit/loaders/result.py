@@ -47,6 +47,16 @@ class ParseReport:
     bytes: int = 0
     elapsed_s: float = 0.0
 
+    @classmethod
+    def for_text(cls, path: str | object, fmt: str, text: str, bad_lines: list[int]) -> ParseReport:
+        """A report for a file read whole as text: size, lines, and its invalid-UTF-8 lines."""
+        report = cls(str(path), fmt)
+        report.bytes = len(text.encode("utf-8", errors="replace"))
+        report.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+        for line in bad_lines:
+            report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
+        return report
+
     # -- recording -------------------------------------------------------------------------
     def ok(self, n: int = 1) -> None:
         """Count ``n`` records read and parsed."""
