@@ -173,14 +173,7 @@ def orm_fix(
                 if pshape is None or pshape.kind != "select" or not pshape.table:
                     continue
                 if pshape.table == table and len(selected) <= 2:
-                    field = next((c for c in selected if c != fcol), None)
-                    model = _model_of(table, lookup)
-                    return OrmFix(
-                        "deferred_field", model, field,
-                        f'{_qs(model)}.only(…, "{field}")  # or drop it from .defer()',
-                        f"{field} was deferred by .only()/.defer() and is loaded one row at a time.",
-                        inferred,
-                    )
+                    return _deferred(table, selected, fcol, lookup, seen_list_query=True)
                 fk = _fk_column_to(pshape, table, lookup)
                 if fk is not None:
                     parent_model = _model_of(pshape.table, lookup)
@@ -193,14 +186,7 @@ def orm_fix(
                         inferred,
                     )
             if len(selected) <= 2 and selected:
-                field = next((c for c in selected if c != fcol), None)
-                model = _model_of(table, lookup)
-                return OrmFix(
-                    "deferred_field", model, field,
-                    f'{_qs(model)}.only(…, "{field}")  # or drop it from .defer()',
-                    f"{field} is loaded one row at a time, the pattern of a deferred field.",
-                    True,
-                )
+                return _deferred(table, selected, fcol, lookup, seen_list_query=False)
             model = _model_of(table, lookup)
             return OrmFix(
                 "forward_fk", None, None,
@@ -223,6 +209,16 @@ def orm_fix(
             )
     return OrmFix("unknown", _model_of(table, lookup), None, "",
                   f"A query on {table} repeats with different parameters.", True)
+
+
+def _deferred(table: str, selected: list[str], pk: str, lookup: pd.DataFrame | None, *, seen_list_query: bool) -> OrmFix:
+    """A deferred field loaded row by row: the one selected column besides the primary key."""
+    field = next((c for c in selected if c != pk), None)
+    model = _model_of(table, lookup)
+    why = (f"{field} was deferred by .only()/.defer() and is loaded one row at a time." if seen_list_query
+           else f"{field} is loaded one row at a time, the pattern of a deferred field.")
+    return OrmFix("deferred_field", model, field, f'{_qs(model)}.only(…, "{field}")  # or drop it from .defer()',
+                  why, lookup is None or not seen_list_query)
 
 
 # -- names, from the model dump when present, else Django's conventions ------------------------
