@@ -22,7 +22,7 @@ from auditkit.loaders.base import BlockLoader, BlockParser, nothing_parsed
 from auditkit.loaders.detect import detect
 from auditkit.loaders.registry import get_loader
 from auditkit.loaders.result import ParseReport
-from auditkit.loaders.stream import Block
+from auditkit.loaders.stream import Block, BlockRef
 from auditkit.profile import ProfilePartial
 
 __all__ = ["Digest", "digest"]
@@ -45,8 +45,8 @@ class Digest:
         return sum(r.lines for r in self.reports)
 
 
-def _profile_block(parser: BlockParser, block: Block, dialect: str) -> tuple[ProfilePartial, ParseReport, list[Any]]:
-    res = parser.parse(block)
+def _profile_block(parser: BlockParser, block: Block | BlockRef, dialect: str) -> tuple[ProfilePartial, ParseReport, list[Any]]:
+    res = parser.parse(block.read() if isinstance(block, BlockRef) else block)
     events = res.frames.get("query_events")
     part = ProfilePartial.from_events(_executions(events), dialect) if events is not None else ProfilePartial()
     if events is not None:
@@ -55,6 +55,13 @@ def _profile_block(parser: BlockParser, block: Block, dialect: str) -> tuple[Pro
         if name != "query_events":
             res.report.events[name] += len(df)
     return part, res.report, res.pending
+
+
+def _shipped(block: Block, executor: Executor) -> Block | BlockRef:
+    """What to send for ``block``: its place in the file when the workers can read it there."""
+    if getattr(executor, "shares_files", False):  # an executor from outside may not say
+        return block.ref() or block
+    return block
 
 
 def _executions(events: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +85,7 @@ def _digest_file(path: Path, executor: Executor, fmt: str | None, options: dict[
     report = ParseReport(str(path), loader.name)
     total = ProfilePartial()
     pending: list[Any] = []
-    tasks = ((parser, block, loader.dialect) for block in loader.blocks(path, parser))
+    tasks = ((parser, _shipped(block, executor), loader.dialect) for block in loader.blocks(path, parser))
     for part, rep, pend in executor.map(_profile_block, tasks):
         total.merge(part)
         report.merge(rep)

@@ -36,9 +36,14 @@ R = TypeVar("R")
 
 
 class Executor(Protocol):
-    """Runs ``fn(*args)`` for each args tuple and yields results in order."""
+    """Runs ``fn(*args)`` for each args tuple and yields results in order.
+
+    ``shares_files``: whether tasks run where this process's files can be read (then a block
+    of a file may be sent as a :class:`~auditkit.loaders.stream.BlockRef`, not as bytes).
+    """
 
     workers: int
+    shares_files: bool
 
     def map(self, fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]]) -> Iterator[R]: ...
 
@@ -49,6 +54,8 @@ class SerialExecutor:
     """Everything in this process (the default, and what tests use)."""
 
     workers = 1
+    #: nothing travels: blocks are passed as they are
+    shares_files = False
 
     def map(self, fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]]) -> Iterator[R]:
         for args in argsets:
@@ -71,6 +78,9 @@ def _ordered(submit: Callable[..., Any], fn: Callable[..., R], argsets: Iterable
 class ProcessExecutor:
     """Local worker processes (``--workers N``); at most ``2 × workers`` tasks in flight."""
 
+    #: workers run on this machine and read the files themselves
+    shares_files = True
+
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._pool: ProcessPoolExecutor | None = None
@@ -88,6 +98,9 @@ class ProcessExecutor:
 
 class DaskExecutor:
     """A Dask distributed cluster (``--scheduler ADDRESS``), or a local one for tests."""
+
+    #: workers may run on other machines: blocks travel as bytes
+    shares_files = False
 
     def __init__(self, address: str | None = None, workers: int | None = None) -> None:
         from distributed import Client, LocalCluster

@@ -306,4 +306,3 @@ def query_profile(events: pd.DataFrame, top: int | None = None, *, phases: tuple
     if "phase" in events and events["phase"].notna().any():
         events = events[events["phase"].isna() | events["phase"].isin(phases)]
     return ProfilePartial.from_events(events).frame(top)
-

@@ -503,6 +503,17 @@ def _times(ts: np.ndarray) -> pd.arrays.DatetimeArray:
 PHASE_DTYPE = pd.CategoricalDtype(list(PHASES))
 
 
+def _phases(values: Any) -> pd.Categorical:
+    """The ``phase`` column; anything but a known phase (an empty text) is null.
+
+    Arrow finds the codes: building a Categorical from a list of Python strings makes pandas
+    factorise them, four times slower, and warns about the empty texts.
+    """
+    codes = pc.index_in(_plain(values, pa.string()), value_set=pa.array(PHASES, pa.string()))
+    codes = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int8)
+    return pd.Categorical.from_codes(codes, dtype=PHASE_DTYPE)
+
+
 def _fingerprints(texts: pa.Array) -> tuple[pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:
     """Fingerprints and ids of ``texts``: computed once per distinct text, spread by Arrow.
 
@@ -558,19 +569,12 @@ def query_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
     cols["source_line"] = _ints(c["source_line"], n)
     cols["source_file"] = _repeat(source, n)
     cols["source_format"] = _repeat(fmt, n)
-    cols["phase"] = pd.Categorical(_list(c["phase"]), dtype=PHASE_DTYPE)
+    cols["phase"] = _phases(c["phase"])
     if template is not None:
         cols["sql_template"] = pd.arrays.ArrowStringArray(template)
     if c.get("statement_name") is not None:
         cols["statement_name"] = _strings(c["statement_name"])
     return pd.DataFrame(cols)
-
-
-def _list(values: Any) -> list[Any]:
-    """The values as a list (a :class:`Taken` is materialised)."""
-    if isinstance(values, Taken):
-        return list(pick(values.values, values.sel.tolist()))
-    return values if isinstance(values, list) else list(values)
 
 
 def server_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
