@@ -291,42 +291,65 @@ def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
     n = len(sev)
     pid = e.pid
     secondary = SECONDARY_SEVERITIES
-    sec = [i for i, s in enumerate(sev) if s in secondary]
+    sec = np.asarray([i for i, s in enumerate(sev) if s in secondary], dtype=np.int64)
     is_sec = np.zeros(n, dtype=bool)
     is_sec[sec] = True
-    keep = np.flatnonzero(~is_sec).tolist()
-    details: dict[int, dict[str, list[str]]] = {}
-    owner_of: dict[int, int] = {}
-    attached = 0
-    for i in sec:
-        j = i - 1
-        last = owner_of.get(j, j) if j >= 0 and is_sec[j] else j
-        s = sev[i]
-        if last >= 0 and not is_sec[last] and (pid is None or pid[i] == pid[last]):
-            details.setdefault(last, {}).setdefault(s, []).append(_full(e, i))
-            owner_of[i] = last
-            attached += 1
-        else:
-            owner_of[i] = -1
-            report.skip(int(e.line[i]), f"{s} line without the entry it belongs to", _full(e, i))
-    out = e.take(keep)
-    if details:
-        pos = {orig: k for k, orig in enumerate(keep)}
+    keep = np.flatnonzero(~is_sec)
+    # the owner of a secondary is the last primary before it (-1: none in this block); found
+    # for all at once, so the loop below only gathers texts
+    owner = np.maximum.accumulate(np.where(is_sec, -1, np.arange(n)))[sec]
+    bad = owner < 0
+    if pid is not None and len(sec):
+        pids = np.asarray(pid, dtype=object)
+        bad |= pids[sec] != pids[np.maximum(owner, 0)]
+    if bad.any():
+        # a secondary follows the one before it: once one of a run is not attached, neither
+        # are the rest of that run (runs are told apart by their owner)
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        run_start = starts[np.searchsorted(starts, np.arange(len(sec)), side="right") - 1]
+        seen = np.cumsum(bad)
+        bad = seen - (seen - bad)[run_start] > 0
+        for i in sec[bad].tolist():
+            report.skip(int(e.line[i]), f"{sev[i]} line without the entry it belongs to", _full(e, i))
+    good = ~bad
+    attached, owners = sec[good], owner[good]
+    out = e.take(keep.tolist())
+    if len(attached):
+        pos = (np.cumsum(~is_sec) - 1)[owners]  # where each owner lands among the kept entries
         cols = {
             name: [""] * len(keep) for name in ("detail", "hint", "context", "statement", "iquery")
         }
-        for orig, parts in details.items():
-            k = pos[orig]
-            for sev_name, texts in parts.items():
-                target = _SECONDARY_TARGET.get(sev_name, "context")
-                text = "\n".join(texts)
-                if target == "context" and sev_name != "CONTEXT":
-                    text = f"{sev_name}: {text}"
-                cols[target][k] = f"{cols[target][k]}\n{text}" if cols[target][k] else text
+        if (np.diff(owners) > 0).all():
+            # one secondary per entry (a DETAIL with the parameters, as a rule): no joining
+            for i, k in zip(attached.tolist(), pos.tolist(), strict=True):
+                name = sev[i]
+                target = _SECONDARY_TARGET.get(name, "context")
+                text = _full(e, i)
+                cols[target][k] = f"{name}: {text}" if target == "context" and name != "CONTEXT" else text
+        else:
+            _gather(e, attached.tolist(), pos.tolist(), cols)
         for name, values in cols.items():
             setattr(out, name, values)
-    report.ok(attached)
+    report.ok(int(good.sum()))
     return out
+
+
+def _gather(e: Entries, attached: list[int], pos: list[int], cols: dict[str, list[str]]) -> None:
+    """Write secondaries into ``cols`` at their owners' positions ``pos``, the general way.
+
+    Per owner, texts of one severity are joined in order, severities in order of first
+    appearance; LOCATION, BACKTRACE go to context with their name in front.
+    """
+    details: dict[int, dict[str, list[str]]] = {}
+    for i, k in zip(attached, pos, strict=True):
+        details.setdefault(k, {}).setdefault(e.sev[i], []).append(_full(e, i))
+    for k, parts in details.items():
+        for sev_name, texts in parts.items():
+            target = _SECONDARY_TARGET.get(sev_name, "context")
+            text = "\n".join(texts)
+            if target == "context" and sev_name != "CONTEXT":
+                text = f"{sev_name}: {text}"
+            cols[target][k] = f"{cols[target][k]}\n{text}" if cols[target][k] else text
 
 
 def _full(e: Entries, i: int) -> str:
