@@ -10,7 +10,7 @@ JSON traces) are loaded whole and profiled.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,11 +57,14 @@ def _profile_block(parser: BlockParser, block: Block | BlockRef, dialect: str) -
     return part, res.report, res.pending
 
 
-def _shipped(block: Block, executor: Executor) -> Block | BlockRef:
-    """What to send for ``block``: its place in the file when the workers can read it there."""
+def _tasks(loader: BlockLoader, path: Path, parser: BlockParser, executor: Executor) -> Iterator[Block | BlockRef]:
+    """What to send to the executor: places in the file when its workers can read the file
+    themselves (the parent then reads nothing but the cut points), else the blocks' bytes."""
     if getattr(executor, "shares_files", False):  # an executor from outside may not say
-        return block.ref() or block
-    return block
+        refs = loader.block_refs(path, parser)
+        if refs is not None:
+            return refs
+    return loader.blocks(path, parser)
 
 
 def _executions(events: pd.DataFrame) -> pd.DataFrame:
@@ -85,7 +88,7 @@ def _digest_file(path: Path, executor: Executor, fmt: str | None, options: dict[
     report = ParseReport(str(path), loader.name)
     total = ProfilePartial()
     pending: list[Any] = []
-    tasks = ((parser, _shipped(block, executor), loader.dialect) for block in loader.blocks(path, parser))
+    tasks = ((parser, block, loader.dialect) for block in _tasks(loader, path, parser, executor))
     for part, rep, pend in executor.map(_profile_block, tasks):
         total.merge(part)
         report.merge(rep)

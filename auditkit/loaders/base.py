@@ -27,7 +27,15 @@ import pandas as pd
 
 from auditkit.errors import NothingParsedError
 from auditkit.loaders.result import LoadResult, ParseReport
-from auditkit.loaders.stream import DEFAULT_BLOCK_SIZE, Block, iter_blocks, read_head
+from auditkit.loaders.stream import (
+    DEFAULT_BLOCK_SIZE,
+    Block,
+    BlockRef,
+    compression_of,
+    iter_block_refs,
+    iter_blocks,
+    read_head,
+)
 from auditkit.schemas import FRAMES, QUERY_EVENTS, conform, empty
 from auditkit.sql.fingerprint import Dialect, fingerprint_many
 
@@ -138,6 +146,16 @@ class BlockLoader(Loader):
 
     def blocks(self, path: str | Path, parser: BlockParser) -> Iterator[Block]:
         return iter_blocks(path, parser.boundary, self.block_size)
+
+    def block_refs(self, path: str | Path, parser: BlockParser) -> Iterator[BlockRef] | None:
+        """The same blocks as :meth:`blocks`, as places in the file, for workers that read it.
+
+        None when the file is compressed (no offsets), or when this loader overrides
+        :meth:`blocks`: its blocks may carry state a place in the file does not.
+        """
+        if type(self).blocks is not BlockLoader.blocks or compression_of(path) is not None:
+            return None
+        return iter_block_refs(path, parser.boundary, self.block_size)
 
     def run(
         self, path: str | Path, executor: Any = None, **options: Any

@@ -17,12 +17,15 @@ import bz2
 import gzip
 import io
 import lzma
+import mmap
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import zstandard
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "BlockRef",
     "compression_of",
     "decode_block",
+    "iter_block_refs",
     "iter_blocks",
     "open_binary",
     "read_head",
@@ -109,15 +113,6 @@ class Block:
     def text(self) -> tuple[str, list[int]]:
         """Decoded text and the line numbers that held invalid UTF-8."""
         return decode_block(self.data, self.first_line)
-
-    def ref(self) -> BlockRef | None:
-        """Where this block lies in its (uncompressed) file; None for a compressed file.
-
-        None for a subclass too: it carries state (see the MySQL slow log) a reference loses.
-        """
-        if self.offset is None or type(self) is not Block:
-            return None
-        return BlockRef(self.source, self.offset, len(self.data), self.first_line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,18 +202,61 @@ def iter_blocks(
             yield Block(carry, line, source, offset=offset)
 
 
+def iter_block_refs(
+    path: str | Path,
+    boundary: re.Pattern[bytes] | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> Iterator[BlockRef]:
+    """The blocks :func:`iter_blocks` yields for an uncompressed file, as places in the file.
+
+    The file is mapped, not read: finding a cut looks at the bytes before it, and counting
+    lines is one NumPy comparison, so whoever hands blocks to workers copies nothing (reading
+    and slicing every block cost the parent more than merging the results).
+    """
+    source = str(path)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            start, end, line = 0, 0, 1
+            while end < size:
+                end = min(end + block_size, size)
+                cut = _cut_in(mm, boundary, start, end)
+                if cut < 0:
+                    if end - start < MAX_RECORD_BYTES:
+                        continue
+                    cut = mm.rfind(b"\n", start, end) + 1 or end
+                yield BlockRef(source, start, cut - start, line)
+                view = np.frombuffer(mm, dtype=np.uint8, count=cut - start, offset=start)
+                line += int(np.count_nonzero(view == 10))
+                del view  # the map cannot close while a view of it is alive
+                # counted pages need not stay in this process's memory (the page cache keeps them)
+                done = cut - cut % mmap.PAGESIZE
+                if done > start - start % mmap.PAGESIZE:
+                    mm.madvise(mmap.MADV_DONTNEED, start - start % mmap.PAGESIZE, done - start + start % mmap.PAGESIZE)
+                start = cut
+            if start < size:
+                yield BlockRef(source, start, size - start, line)
+
+
 def _cut_point(data: bytes, boundary: re.Pattern[bytes] | None) -> int:
     """Offset just after the last newline that is followed by a record start (0 if none)."""
-    pos = len(data)
+    return max(_cut_in(data, boundary, 0, len(data)), 0)
+
+
+def _cut_in(data: bytes | mmap.mmap, boundary: re.Pattern[bytes] | None, lo: int, hi: int) -> int:
+    """:func:`_cut_point` within ``data[lo:hi]``, as an offset into ``data`` (-1 if none)."""
+    pos = hi
     while True:
-        nl = data.rfind(b"\n", 0, pos)
+        nl = data.rfind(b"\n", lo, pos)
         if nl < 0:
-            return 0
+            return -1
         start = nl + 1
-        if start == len(data):
-            # the block ends exactly at a newline: we cannot see the next line yet
+        if start == hi:
+            # the window ends exactly at a newline: we cannot see the next line yet
             pos = nl
             continue
-        if boundary is None or boundary.match(data, start):
+        if boundary is None or boundary.match(data, start, hi):
             return start
         pos = nl
