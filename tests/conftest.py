@@ -8,8 +8,11 @@ failure; for anyone else those tests skip with the reason.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +71,29 @@ def mysql_params() -> dict[str, object]:
 def redis_url() -> str:
     need_service("Redis", "127.0.0.1", 6379)
     return os.environ.get("AUDITKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+#: Chromium flags for a closed network: no background requests, no first-run work
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (Debian's, driven by Playwright); skipped where missing, except in CI."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if REQUIRE_SERVICES:
+            pytest.fail("chromium is not installed (required in CI: apt-get install chromium)")
+        pytest.skip("chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -11,14 +11,11 @@ table and figure builders to the same rule.
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import REQUIRE_SERVICES
 
 from auditkit.findings import Evidence, Finding, Recommendation, Severity, Subject
 from auditkit.profile import query_profile
@@ -33,16 +30,6 @@ ENDPOINT = "shop/<script>window.__pwned=4</script>/"
 ENDPOINT_IMG = 'api/"><img src=x onerror=window.__pwned=5>/'
 FILE_NAME = "<img src=x onerror=window.__pwned=6>.dat"
 PAYLOADS = (SCRIPT, IMG, SVG, ENDPOINT, ENDPOINT_IMG)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
 # -- builders (no browser) ---------------------------------------------------------------------------
 def _finding() -> Finding:
     return Finding(
@@ -97,20 +84,6 @@ def test_tables_and_figures_escape_client_text() -> None:
 
 
 # -- in the browser -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        if REQUIRE_SERVICES:
-            pytest.fail("chromium is not installed (required in CI: apt-get install chromium)")
-        pytest.skip("chromium is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def _client(root: Path) -> Path:
     root.mkdir(parents=True)
     lines: list[dict[str, Any]] = [{"type": "meta", "format": "auditkit.queries", "version": 1}]

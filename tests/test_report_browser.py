@@ -9,43 +9,15 @@ that the executive summary's links land on the finding in its chapter.
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REQUIRE_SERVICES
 
 from auditkit.runner import RunResult, run_audit
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Chromium; skipped where it is missing, except in CI where that fails."""
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        if REQUIRE_SERVICES:
-            pytest.fail("chromium is not installed (required in CI: apt-get install chromium)")
-        pytest.skip("chromium is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
 
 @dataclass
 class Visit:
