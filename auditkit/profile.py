@@ -151,7 +151,7 @@ class ProfilePartial:
         ts = df.get("ts")
         if ts is not None and not ts.notna().any():
             ts = None
-        ts_ns = ts.array.asi8 if ts is not None and isinstance(ts.array, pd.arrays.DatetimeArray) else None
+        ts_ns = ts.to_numpy(dtype="datetime64[ns]").view(np.int64) if ts is not None and isinstance(ts.array, pd.arrays.DatetimeArray) else None
         labels = {name: _Labels.of(df, name) for name in ("database", "user", "source_file", "query_id")}
         sql = df["sql"].array
         fingerprint = df["fingerprint"].array

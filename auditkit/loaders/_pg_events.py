@@ -298,7 +298,7 @@ def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
     # the owner of a secondary is the last primary before it (-1: none in this block); found
     # for all at once, so the loop below only gathers texts
     owner = np.maximum.accumulate(np.where(is_sec, -1, np.arange(n)))[sec]
-    bad = owner < 0
+    bad: np.ndarray = owner < 0
     if pid is not None and len(sec):
         pids = np.asarray(pid, dtype=object)
         bad |= pids[sec] != pids[np.maximum(owner, 0)]
@@ -308,7 +308,7 @@ def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
         starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
         run_start = starts[np.searchsorted(starts, np.arange(len(sec)), side="right") - 1]
         seen = np.cumsum(bad)
-        bad = seen - (seen - bad)[run_start] > 0
+        bad = np.asarray(seen - (seen - bad)[run_start] > 0)
         for i in sec[bad].tolist():
             report.skip(int(e.line[i]), f"{sev[i]} line without the entry it belongs to", _full(e, i))
     good = ~bad
