@@ -868,7 +868,7 @@ def _query_columns(
     if detail is not None and any(detail):
         params = [d[12:] if d.startswith("parameters: ") else "" for d in detail]
         if any(params):
-            sql = [bind_parameters(b, p) if p else b for b, p in zip(body, params, strict=True)]
+            sql = _bind_all(body, params)
             template = [b if p else "" for b, p in zip(body, params, strict=True)]
     sel = None if idx is None else np.asarray(idx, dtype=np.int64)
 
@@ -895,6 +895,25 @@ def _query_columns(
         "statement_name": lazy(e.name),
         "source_line": e.line if sel is None else e.line[sel],
     }
+
+
+def _bind_all(body: Sequence[str], params: Sequence[str]) -> list[str]:
+    """Every statement with its parameters bound, each distinct pair bound once.
+
+    The extended protocol logs ``bind`` and then ``execute`` with the same statement and the
+    same parameters, so about half the pairs of such a log repeat the one before.
+    """
+    bound: dict[tuple[str, str], str] = {}
+    out = []
+    for b, p in zip(body, params, strict=True):
+        if not p:
+            out.append(b)
+            continue
+        text = bound.get((b, p))
+        if text is None:
+            text = bound[(b, p)] = bind_parameters(b, p)
+        out.append(text)
+    return out
 
 
 def _server_row(e: Entries, i: int, stats: Stats) -> dict[str, Any]:
