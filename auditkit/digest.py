@@ -48,7 +48,11 @@ class Digest:
 def _profile_block(parser: BlockParser, block: Block | BlockRef, dialect: str) -> tuple[ProfilePartial, ParseReport, list[Any]]:
     res = parser.parse(block.read() if isinstance(block, BlockRef) else block)
     events = res.frames.get("query_events")
-    part = ProfilePartial.from_events(_executions(events), dialect) if events is not None else ProfilePartial()
+    part = (
+        ProfilePartial.from_events(_executions(events), dialect, parser.bind_samples)
+        if events is not None
+        else ProfilePartial()
+    )
     if events is not None:
         res.report.events["query_events"] += len(events)
     for name, df in res.frames.items():
@@ -85,6 +89,8 @@ def _digest_file(path: Path, executor: Executor, fmt: str | None, options: dict[
         part = ProfilePartial.from_events(_executions(events), loader.dialect) if events is not None else ProfilePartial()
         return part, result.report
     parser = loader.make_parser(path, **options)
+    # only a profile reads the frames: let the parser skip what a profile never reads
+    parser.digest = True
     report = ParseReport(str(path), loader.name)
     total = ProfilePartial()
     pending: list[Any] = []
@@ -97,7 +103,11 @@ def _digest_file(path: Path, executor: Executor, fmt: str | None, options: dict[
     frames = parser.finish(pending, tail)
     report.merge(tail)
     if "query_events" in frames:
-        total.merge(ProfilePartial.from_events(_executions(frames["query_events"]), loader.dialect))
+        total.merge(
+            ProfilePartial.from_events(
+                _executions(frames["query_events"]), loader.dialect, parser.bind_samples
+            )
+        )
         report.events["query_events"] += len(frames["query_events"])
     report.elapsed_s = time.perf_counter() - start
     report.check()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,8 +125,17 @@ class ProfilePartial:
     events: int = 0
 
     @classmethod
-    def from_events(cls, events: pd.DataFrame, dialect: str = "postgres") -> ProfilePartial:
+    def from_events(
+        cls,
+        events: pd.DataFrame,
+        dialect: str = "postgres",
+        bind: Callable[[list[str], list[str]], list[str]] | None = None,
+    ) -> ProfilePartial:
         """Aggregate a query-events frame (fingerprints are computed when missing).
+
+        ``bind`` is for frames whose ``sql`` was left unbound, its parameters in ``params`` (a
+        parser in digest mode, :attr:`~auditkit.loaders.base.BlockParser.digest`): only the
+        sample kept per group is bound, with ``bind(statements, params)``, once per block.
 
         Rows are factorised by fingerprint id once and grouped by one stable sort; each
         group (a block holds a few dozen) is then aggregated with NumPy on its slice. This
@@ -154,6 +164,8 @@ class ProfilePartial:
         ts_ns = ts.to_numpy(dtype="datetime64[ns]").view(np.int64) if ts is not None and isinstance(ts.array, pd.arrays.DatetimeArray) else None
         labels = {name: _Labels.of(df, name) for name in ("database", "user", "source_file", "query_id")}
         sql = df["sql"].array
+        params = df["params"].array if bind is not None and "params" in df else None
+        unbound: list[tuple[_Acc, int]] = []  # samples whose parameters are still to bind
         fingerprint = df["fingerprint"].array
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
@@ -178,6 +190,10 @@ class ProfilePartial:
                     acc.overflow, acc.exact, acc.exact_n = True, [], 0
             else:
                 acc.sample_sql = str(sql[int(idx[0])])
+            if params is not None:
+                at = slow if acc.timed else int(idx[0])
+                if not pd.isna(params[at]) and params[at]:
+                    unbound.append((acc, at))
             if rows is not None:
                 acc.rows, acc.rows_seen = int(np.nansum(rows[idx])), True
             if ts is not None:
@@ -187,6 +203,10 @@ class ProfilePartial:
             acc.sources = set(labels["source_file"].counts(idx))
             acc.query_id = labels["query_id"].first(idx)
             part.accs[str(fid)] = acc
+        if unbound and bind is not None and params is not None:
+            texts = bind([str(sql[at]) for _, at in unbound], [str(params[at]) for _, at in unbound])
+            for (acc, _), text in zip(unbound, texts, strict=True):
+                acc.sample_sql = text
         return part
 
     def merge(self, other: ProfilePartial) -> ProfilePartial:

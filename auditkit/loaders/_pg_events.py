@@ -48,6 +48,7 @@ __all__ = [
     "Stats",
     "attach_secondaries",
     "bind_parameters",
+    "bind_samples",
     "build_frames",
     "complete",
     "finish_pending",
@@ -700,13 +701,20 @@ def _col(values: Sequence[str] | None, idx: Sequence[int] | None) -> Sequence[st
 
 
 def build_frames(
-    e: Entries, source: str, fmt: str, report: ParseReport, stats: Stats
+    e: Entries,
+    source: str,
+    fmt: str,
+    report: ParseReport,
+    stats: Stats,
+    *,
+    lean: bool = False,
 ) -> tuple[dict[str, pd.DataFrame], list[Any]]:
     """Query and server events of one block of entries, and what must wait for later blocks.
 
     Every entry is counted in ``report``: parsed (it made or completed an event) or skipped
     (non-English message). Returns the frames and the ``pending`` records for
-    :func:`finish_pending`.
+    :func:`finish_pending`. ``lean`` (a digest): query events as :func:`_query_columns`
+    makes them for a profile.
     """
     n = len(e)
     if e.kind is None or e.dur is None or e.name is None:
@@ -820,10 +828,10 @@ def build_frames(
     if qidx is not None:
         exclude = dropped | set(withheld)
         qsel = [i for i in qidx if i not in exclude] if exclude else qidx
-    qcols = _query_columns(e, qsel, dur_values, ts)
+    qcols = _query_columns(e, qsel, dur_values, ts, lean=lean)
     opens: list[tuple[str, dict[str, Any]]] = []
     if withheld:
-        wcols = _query_columns(e, withheld, dur_values, ts)
+        wcols = _query_columns(e, withheld, dur_values, ts, lean=lean)
         for k, j in enumerate(withheld):
             opens.append((pid[j], {key: _item(wcols[key], k) for key in _QUERY_KEYS}))
     pending.append(("block", firsts, opens))
@@ -851,12 +859,19 @@ def _same_statement(e: Entries, j: int, i: int) -> bool:
 
 
 def _query_columns(
-    e: Entries, idx: list[int] | None, dur: Sequence[str], ts: np.ndarray
+    e: Entries, idx: list[int] | None, dur: Sequence[str], ts: np.ndarray, *, lean: bool = False
 ) -> dict[str, Any]:
     """Columns of the query events at entry positions ``idx`` (None: every entry).
 
     ``sql`` has the DETAIL parameters bound in; ``sql_template`` keeps the ``$n`` form, and
     is set only where parameters were bound (elsewhere ``sql`` is the template).
+
+    ``lean`` (a digest, whose frames only feed a query profile): ``sql`` stays the ``$n``
+    template and ``params`` holds the parameters, so that only the one sample a profile keeps
+    per statement group is bound (:func:`bind_samples`) — binding every execution was a fifth
+    of a digest's time on logs of the extended protocol; and the columns a profile never
+    reads (application, client, pid, session, statement name) are left out. The
+    fingerprints are the same either way: they are computed from the template form.
     """
     assert e.kind is not None
     body = _col(e.msg, idx)
@@ -867,7 +882,7 @@ def _query_columns(
     params: list[str] | None = None
     if detail is not None and any(detail):
         params = [d[12:] if d.startswith("parameters: ") else "" for d in detail]
-        if any(params):
+        if any(params) and not lean:
             sql = _bind_all(body, params)
             template = [b if p else "" for b, p in zip(body, params, strict=True)]
     sel = None if idx is None else np.asarray(idx, dtype=np.int64)
@@ -878,6 +893,24 @@ def _query_columns(
             return values
         return Taken.of(values, sel)
 
+    if lean:
+        return {
+            "ts": ts if sel is None else ts[sel],
+            "duration_ms": _floats(lazy(dur), len(body)),
+            "sql": sql,
+            "sql_template": None,
+            "params": params if params is not None and any(params) else None,
+            "database": lazy(e.db),
+            "user": lazy(e.user),
+            "application": None,
+            "client": None,
+            "pid": None,
+            "session_id": None,
+            "query_id": lazy(e.query_id),
+            "phase": lazy(e.kind),
+            "statement_name": None,
+            "source_line": e.line if sel is None else e.line[sel],  # orders pending rows
+        }
     return {
         "ts": ts if sel is None else ts[sel],
         "duration_ms": _floats(lazy(dur), len(body)),
@@ -914,6 +947,14 @@ def _bind_all(body: Sequence[str], params: Sequence[str]) -> list[str]:
             text = bound[(b, p)] = bind_parameters(b, p)
         out.append(text)
     return out
+
+
+def bind_samples(sql: Sequence[str], params: Sequence[str]) -> list[str]:
+    """Statements of a digest frame (the ``$n`` form) with their ``params`` bound, as
+    :func:`_query_columns` binds them for a load: right-trimmed by the same Arrow kernel, so a
+    digest's sample is exactly the ``sql`` a load would show for that execution."""
+    bound = [bind_parameters(s, p) if p else s for s, p in zip(sql, params, strict=True)]
+    return pc.utf8_rtrim_whitespace(pa.array(bound, pa.large_string())).to_pylist()  # type: ignore[no-any-return]
 
 
 def _server_row(e: Entries, i: int, stats: Stats) -> dict[str, Any]:

@@ -85,9 +85,22 @@ class BlockParser:
 
     #: bytes regex matching at the start of a line that begins a record; None = every line
     boundary: re.Pattern[bytes] | None = None
+    #: set by :mod:`auditkit.digest` before blocks are dispatched: the frames only feed a query
+    #: profile, so a parser may leave out the query-event columns a profile never reads and
+    #: leave ``sql`` unbound, with the parameters in ``params`` (the profile then binds the
+    #: few samples it keeps through :meth:`bind_samples`). Parsers that ignore it stay correct.
+    digest: bool = False
 
     def parse(self, block: Block) -> BlockResult:
         raise NotImplementedError
+
+    def bind_samples(self, sql: list[str], params: list[str]) -> list[str]:
+        """The sample statements ``sql`` with their logged ``params`` bound (digest frames).
+
+        Only parsers that leave ``sql`` unbound when :attr:`digest` is set need to override
+        this; the default returns the statements as they are.
+        """
+        return sql
 
     def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
         """Resolve records left pending at block edges (default: nothing to resolve)."""

@@ -94,6 +94,7 @@ from auditkit.loaders._pg_events import (
     Entries,
     Stats,
     attach_secondaries,
+    bind_samples,
     build_frames,
     complete,
     finish_pending,
@@ -189,10 +190,18 @@ def _report(block: Block, fmt: str, text: str) -> ParseReport:
     return report
 
 
+class _PgParser(BlockParser):
+    """What the PostgreSQL block parsers share: in a digest they leave ``sql`` unbound."""
+
+    def bind_samples(self, sql: list[str], params: list[str]) -> list[str]:
+        """Bind the ``DETAIL: parameters`` of the samples a profile kept (digest frames)."""
+        return bind_samples(sql, params)
+
+
 # ============================================================================ stderr
 
 
-class StderrParser(BlockParser):
+class StderrParser(_PgParser):
     """Parses blocks of a stderr log written with one known ``log_line_prefix``."""
 
     def __init__(
@@ -236,11 +245,13 @@ class StderrParser(BlockParser):
             "source": self.source,
             "fmt": self.fmt,
             "notes": self.notes,
+            "digest": self.digest,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Rebuild the parser (and its compiled patterns) from its settings."""
         self.__init__(state["prefix"], state["tz"], state["source"], state["fmt"], state["notes"])  # type: ignore[misc]
+        self.digest = state.get("digest", False)
 
     def parse(self, block: Block) -> BlockResult:
         """Parse one block with the garbage collector paused (see :func:`_no_gc`)."""
@@ -339,7 +350,9 @@ class StderrParser(BlockParser):
         )  # fmt: skip
         if set(sev) & SECONDARY_SEVERITIES:
             entries = attach_secondaries(entries, report)
-        frames, pending = build_frames(entries, block.source, self.fmt, report, stats)
+        frames, pending = build_frames(
+            entries, block.source, self.fmt, report, stats, lean=self.digest
+        )
         pending.append(("stats", stats))
         return BlockResult(frames, report, pending)
 
@@ -564,7 +577,7 @@ def _record_values(rec: dict[str, Any]) -> dict[str, str]:
     }  # fmt: skip
 
 
-class CsvParser(BlockParser):
+class CsvParser(_PgParser):
     """Parses blocks of a csvlog file with the csv module (quoted newlines and quotes)."""
 
     boundary = re.compile(rb'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
@@ -617,7 +630,9 @@ class CsvParser(BlockParser):
             acc.add(start, _csv_values(row))
         entries = acc.entries(self.tz, stats)
         stats.entries = len(entries)
-        frames, pending = build_frames(entries, block.source, self.fmt, report, stats)
+        frames, pending = build_frames(
+            entries, block.source, self.fmt, report, stats, lean=self.digest
+        )
         pending.append(("stats", stats))
         return BlockResult(frames, report, pending)
 
@@ -658,7 +673,7 @@ class PostgresCsvLoader(_PostgresLoader):
 _CLOUDSQL_CONT = re.compile(r'"textPayload":\s?"\\t')
 
 
-class JsonParser(BlockParser):
+class JsonParser(_PgParser):
     """Parses blocks of JSON lines: native jsonlog, Cloud SQL exports, CloudNativePG."""
 
     #: every line starts a record, except a Cloud SQL continuation line (textPayload "\t…")
@@ -697,11 +712,13 @@ class JsonParser(BlockParser):
             "source": self.source,
             "fmt": self.fmt,
             "notes": self.notes,
+            "digest": self.digest,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Rebuild the parser (and its compiled patterns) from its settings."""
         self.__init__(state["prefix"], state["tz"], state["source"], state["fmt"], state["notes"])  # type: ignore[misc]
+        self.digest = state.get("digest", False)
 
     def parse(self, block: Block) -> BlockResult:
         """Parse the JSON objects of one block, whichever of the three flavours each one is."""
@@ -786,7 +803,9 @@ class JsonParser(BlockParser):
         # entries are counted by build_frames; continuation objects and skips were counted above
         entries = acc.entries(self.tz, stats)
         stats.entries = len(entries)
-        frames, pending = build_frames(entries, block.source, self.fmt, report, stats)
+        frames, pending = build_frames(
+            entries, block.source, self.fmt, report, stats, lean=self.digest
+        )
         pending.append(("stats", stats))
         return BlockResult(frames, report, pending)
 
@@ -887,7 +906,7 @@ def _is_postgres(ident: str, spid: str, idents: Sequence[str]) -> bool:
     return ident in idents or "postgres" in ident.lower() or spid.startswith("postgres.")
 
 
-class SyslogParser(BlockParser):
+class SyslogParser(_PgParser):
     """Parses blocks of PostgreSQL syslog lines (RFC 3164 / ISO stamps, Heroku logplex)."""
 
     def __init__(
@@ -917,11 +936,13 @@ class SyslogParser(BlockParser):
         return {
             k: getattr(self, k)
             for k in ("prefix", "year", "tz", "idents", "source", "fmt", "notes", "cut_month")
-        }
+        } | {"digest": self.digest}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Rebuild the parser (and its compiled patterns) from its settings."""
+        digest = state.pop("digest", False)
         self.__init__(**state)  # type: ignore[misc]
+        self.digest = digest
 
     def parse(self, block: Block) -> BlockResult:
         """Parse one block of syslog lines, stitching continuation parts to their entry."""
@@ -1005,7 +1026,9 @@ class SyslogParser(BlockParser):
         )  # fmt: skip
         if set(cols["sev"]) & SECONDARY_SEVERITIES:
             entries = attach_secondaries(entries, report)
-        frames, pending = build_frames(entries, block.source, self.fmt, report, stats)
+        frames, pending = build_frames(
+            entries, block.source, self.fmt, report, stats, lean=self.digest
+        )
         pending.append(("stats", stats))
         return BlockResult(frames, report, pending)
 
