@@ -74,7 +74,9 @@ def _tasks(loader: BlockLoader, path: Path, parser: BlockParser, executor: Execu
 def _executions(events: pd.DataFrame) -> pd.DataFrame:
     """Leave out extended-protocol parse/bind phases (see auditkit.profile.query_profile)."""
     if "phase" in events and events["phase"].notna().any():
-        return events[events["phase"].isna() | events["phase"].isin(("statement", "execute"))]
+        keep = events["phase"].isna() | events["phase"].isin(("statement", "execute"))
+        # a parser in digest mode has left the other phases out already: no copy then
+        return events if keep.all() else events[keep]
     return events
 
 

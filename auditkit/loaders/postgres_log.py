@@ -220,8 +220,10 @@ class StderrParser(_PgParser):
         self.notes = list(notes)
         # two forms of the one-pass pattern: the fast one, and the lazy (robust) one for
         # blocks where the fast one leaves lines unmatched (see prefix_pattern's greedy)
-        entry = rf"(?P<sev>{SEVERITY}): {{1,2}}{MESSAGE_FRAGMENT}(?P<msg>[^\n]*)|(?P<junk>[^\n]+))"
-        cont = r"(?P<cont>(?:\n(?:[\t ][^\n]*)?)*)"
+        # (possessive where nothing after can fail, as in MESSAGE: the same matches, less
+        # backtracking state kept per line)
+        entry = rf"(?P<sev>{SEVERITY}): {{1,2}}{MESSAGE_FRAGMENT}(?P<msg>[^\n]*+)|(?P<junk>[^\n]+))"
+        cont = r"(?P<cont>(?:\n(?:[\t ][^\n]*+)?+)*+)"
         fast = prefix_pattern(prefix, capture=_CAPTURE, greedy=True)
         lazy = prefix_pattern(prefix, capture=_CAPTURE)
         self._rx_multi = re.compile(rf"^(?:(?:{fast}){entry}{cont}", re.M)
