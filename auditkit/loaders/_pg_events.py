@@ -297,9 +297,8 @@ def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
     n = len(sev)
     pid = e.pid
     secondary = SECONDARY_SEVERITIES
-    sec = np.asarray([i for i, s in enumerate(sev) if s in secondary], dtype=np.int64)
-    is_sec = np.zeros(n, dtype=bool)
-    is_sec[sec] = True
+    is_sec = np.fromiter(map(secondary.__contains__, sev), dtype=bool, count=n)
+    sec = np.flatnonzero(is_sec).astype(np.int64, copy=False)
     keep = np.flatnonzero(~is_sec)
     # the owner of a secondary is the last primary before it (-1: none in this block); found
     # for all at once, so the loop below only gathers texts
@@ -325,8 +324,16 @@ def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
         cols = {
             name: [""] * len(keep) for name in ("detail", "hint", "context", "statement", "iquery")
         }
-        if (np.diff(owners) > 0).all():
-            # one secondary per entry (a DETAIL with the parameters, as a rule): no joining
+        one_each = bool((np.diff(owners) > 0).all())
+        att = attached.tolist()
+        if one_each and _plain_details(e, att):
+            # the common case (a DETAIL with the parameters after each statement): the texts
+            # are the messages as they are, placed by NumPy rather than a Python loop
+            detail = np.full(len(keep), "", dtype=object)
+            detail[pos] = pick(e.msg, att) if len(att) > 1 else [e.msg[att[0]]]
+            cols["detail"] = detail.tolist()
+        elif one_each:
+            # one secondary per entry, of any kind: no joining
             for i, k in zip(attached.tolist(), pos.tolist(), strict=True):
                 name = sev[i]
                 target = _SECONDARY_TARGET.get(name, "context")
@@ -338,6 +345,14 @@ def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
             setattr(out, name, values)
     report.ok(int(good.sum()))
     return out
+
+
+def _plain_details(e: Entries, idx: list[int]) -> bool:
+    """Whether the entries at ``idx`` are all DETAIL lines whose text is their whole message
+    (no duration or statement keyword split off by the parser, see :func:`_full`)."""
+    if set(pick(e.sev, idx)) != {"DETAIL"}:
+        return False
+    return not any(pick(e.dur, idx) if e.dur else ()) and not any(pick(e.kind, idx) if e.kind else ())
 
 
 def _gather(e: Entries, attached: list[int], pos: list[int], cols: dict[str, list[str]]) -> None:
@@ -837,10 +852,11 @@ def build_frames(
         # a profile counts executions only (PROFILE_PHASES): the parse and bind steps of the
         # extended protocol — two thirds of the rows of such a log — are not built, only
         # counted, so the digest reports as many query events as a load finds
-        every = range(n) if qsel is None else qsel
-        steps = [i for i in every if kind[i] in _STEPS]
-        report.events["query_events"] += len(steps)
-        qsel = [i for i in every if kind[i] not in _STEPS]
+        run = ~np.fromiter(map(_STEPS.__contains__, kind), dtype=bool, count=n)
+        every = np.arange(n) if qsel is None else np.asarray(qsel, dtype=np.int64)
+        kept = every[run[every]]
+        report.events["query_events"] += len(every) - len(kept)
+        qsel = kept.tolist()
     qcols = _query_columns(e, qsel, dur_values, ts, lean=lean)
     opens: list[tuple[str, dict[str, Any]]] = []
     if withheld:
