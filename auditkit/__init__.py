@@ -70,6 +70,7 @@ def __getattr__(name: str) -> object:
         return value
     raise AttributeError(f"module 'auditkit' has no attribute {name!r}")
 
+
 __all__ = [
     "AuditConfig",
     "AuditkitError",

@@ -41,7 +41,13 @@ class _Group(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"auditkit: error: {exc}", err=True)
-            code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_INPUT if isinstance(exc, InputError) else EXIT_FAILED
+            code = (
+                EXIT_USAGE
+                if isinstance(exc, ConfigError)
+                else EXIT_INPUT
+                if isinstance(exc, InputError)
+                else EXIT_FAILED
+            )
             ctx.exit(code)
         except (OSError, ValueError) as exc:
             if ctx.obj and ctx.obj.get("debug"):
@@ -70,16 +76,32 @@ def _fmt_ms(v: Any) -> str:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--top", default=20, show_default=True, help="How many statements to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print the profile rows as JSON (for scripts).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the profile rows as JSON (for scripts)."
+)
 @click.option("--format", "fmt", default=None, help="Format of the files (detected when omitted).")
-@click.option("--prefix", default=None, help="PostgreSQL log_line_prefix, when detection needs help.")
+@click.option(
+    "--prefix", default=None, help="PostgreSQL log_line_prefix, when detection needs help."
+)
 @click.option("--workers", default=1, show_default=True, help="Local worker processes for parsing.")
 @click.option("--scheduler", default=None, help="Dask scheduler address: parse on a cluster.")
-@click.option("--show-literals", is_flag=True, help="Show sample statements with their literal values.")
-def digest(files: tuple[Path, ...], top: int, as_json: bool, fmt: str | None, prefix: str | None,
-           workers: int, scheduler: str | None, show_literals: bool) -> None:
+@click.option(
+    "--show-literals", is_flag=True, help="Show sample statements with their literal values."
+)
+def digest(
+    files: tuple[Path, ...],
+    top: int,
+    as_json: bool,
+    fmt: str | None,
+    prefix: str | None,
+    workers: int,
+    scheduler: str | None,
+    show_literals: bool,
+) -> None:
     """The query profile of query logs: statements ranked by total time.
 
     Like pt-query-digest and pgBadger: calls, total and share of time, mean, p50/p95/p99,
@@ -99,12 +121,36 @@ def digest(files: tuple[Path, ...], top: int, as_json: bool, fmt: str | None, pr
     if not show_literals:
         prof = prof.assign(sample_sql=prof["fingerprint"])
     if as_json:
-        cols = ["rank", "fingerprint_id", "fingerprint", "calls", "total_ms", "share", "mean_ms", "p50_ms",
-                "p95_ms", "p99_ms", "percentiles_exact", "max_ms", "rows", "first_seen", "last_seen", "sample_sql"]
+        cols = [
+            "rank",
+            "fingerprint_id",
+            "fingerprint",
+            "calls",
+            "total_ms",
+            "share",
+            "mean_ms",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "percentiles_exact",
+            "max_ms",
+            "rows",
+            "first_seen",
+            "last_seen",
+            "sample_sql",
+        ]
         out = json.loads(prof[cols].to_json(orient="records", date_format="iso"))
-        click.echo(json.dumps({"statements": out, "groups": len(result.profile),
-                               "files": [r.to_dict() for r in result.reports],
-                               "elapsed_s": round(result.elapsed_s, 3)}, indent=1))
+        click.echo(
+            json.dumps(
+                {
+                    "statements": out,
+                    "groups": len(result.profile),
+                    "files": [r.to_dict() for r in result.reports],
+                    "elapsed_s": round(result.elapsed_s, 3),
+                },
+                indent=1,
+            )
+        )
         return
     _print_profile(prof, result)
 
@@ -125,8 +171,10 @@ class _ProfileRow(Protocol):
 
 def _print_profile(prof: pd.DataFrame, result: Any) -> None:
     full = result.profile
-    click.echo(f"{int(full['calls'].sum())} executions in {len(full)} statement groups, "
-               f"{_fmt_ms(full['total_ms'].sum())} in total; top {len(prof)} shown; parsed in {result.elapsed_s:.2f}s")
+    click.echo(
+        f"{int(full['calls'].sum())} executions in {len(full)} statement groups, "
+        f"{_fmt_ms(full['total_ms'].sum())} in total; top {len(prof)} shown; parsed in {result.elapsed_s:.2f}s"
+    )
     for r in result.reports:
         click.echo(f"  {r}")
     click.echo("")
@@ -154,7 +202,13 @@ def inspect(folder: Path, as_json: bool) -> None:
 
     client = load_client(folder)
     if as_json:
-        click.echo(json.dumps({"client": client.name, "files": [f.to_dict() for f in client.files]}, indent=1, default=str))
+        click.echo(
+            json.dumps(
+                {"client": client.name, "files": [f.to_dict() for f in client.files]},
+                indent=1,
+                default=str,
+            )
+        )
         return
     click.echo(f"{client.name}: {len(client.files)} files in {folder}")
     for f in client.files:

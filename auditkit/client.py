@@ -180,15 +180,20 @@ class ClientData:
         """
         from auditkit.loaders.pg_stat_statements import aggregate_pgss, pgss_delta
 
-        snaps = [(path, r.frames["statement_stats"]) for path, r in sorted(self.results.items())
-                 if "statement_stats" in r.frames and len(r.frames["statement_stats"])]
+        snaps = [
+            (path, r.frames["statement_stats"])
+            for path, r in sorted(self.results.items())
+            if "statement_stats" in r.frames and len(r.frames["statement_stats"])
+        ]
         if not snaps:
             return empty(FRAMES["statement_stats"])
         if len(snaps) == 1:
             return aggregate_pgss(snaps[0][1])
         ordered = sorted(snaps, key=lambda kv: _snapshot_order(kv[0]))
         delta, messages = pgss_delta(ordered[0][1], ordered[-1][1])
-        self.notes.extend(f"pg_stat_statements {ordered[0][0]} → {ordered[-1][0]}: {m}" for m in messages)
+        self.notes.extend(
+            f"pg_stat_statements {ordered[0][0]} → {ordered[-1][0]}: {m}" for m in messages
+        )
         return aggregate_pgss(delta)
 
     def sources(self, frame: str) -> list[str]:
@@ -203,18 +208,33 @@ class ClientData:
         rows = []
         for f in self.files:
             r = f.report
-            rows.append({
-                "file": f.path,
-                "format": f.format,
-                "status": f.status,
-                "size_bytes": f.size_bytes,
-                "read": r.read if r else None,
-                "parsed": r.parsed if r else None,
-                "skipped": r.skipped_total if r else None,
-                "events": sum(r.events.values()) if r else None,
-                "note": f.error or ("; ".join(r.warnings[:2]) if r and r.warnings else None),
-            })
-        return pd.DataFrame(rows, columns=["file", "format", "status", "size_bytes", "read", "parsed", "skipped", "events", "note"])
+            rows.append(
+                {
+                    "file": f.path,
+                    "format": f.format,
+                    "status": f.status,
+                    "size_bytes": f.size_bytes,
+                    "read": r.read if r else None,
+                    "parsed": r.parsed if r else None,
+                    "skipped": r.skipped_total if r else None,
+                    "events": sum(r.events.values()) if r else None,
+                    "note": f.error or ("; ".join(r.warnings[:2]) if r and r.warnings else None),
+                }
+            )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "file",
+                "format",
+                "status",
+                "size_bytes",
+                "read",
+                "parsed",
+                "skipped",
+                "events",
+                "note",
+            ],
+        )
 
     def _repr_html_(self) -> str:
         return f"<b>{self.name}</b>: {len(self.files)} files<br>" + self.inventory()._repr_html_()  # type: ignore[operator]
@@ -261,7 +281,9 @@ def load_client(
     """
     root = Path(data_dir)
     if not root.is_dir():
-        raise AuditkitError(f"{root}: not a folder", hint="give the folder holding the client's files")
+        raise AuditkitError(
+            f"{root}: not a folder", hint="give the folder holding the client's files"
+        )
     cfg = config or load_config(root)
     client = ClientData(name or cfg.client or root.name, root, cfg)
     collected: dict[str, list[pd.DataFrame]] = {}
@@ -311,10 +333,16 @@ def load_client(
                 if "source_file" in df:
                     df["source_file"] = rel
                 if "plan_id" in df:  # "<file>#<n>": name plans by their path in the folder
-                    df["plan_id"] = rel + "#" + df["plan_id"].astype(str).str.rsplit("#", n=1).str[-1]
+                    df["plan_id"] = (
+                        rel + "#" + df["plan_id"].astype(str).str.rsplit("#", n=1).str[-1]
+                    )
                 collected.setdefault(frame_name, []).append(df)
     for frame_name, parts in collected.items():
-        client.frames[frame_name] = conform(pd.concat(parts, ignore_index=True), FRAMES[frame_name]) if frame_name in FRAMES else pd.concat(parts, ignore_index=True)
+        client.frames[frame_name] = (
+            conform(pd.concat(parts, ignore_index=True), FRAMES[frame_name])
+            if frame_name in FRAMES
+            else pd.concat(parts, ignore_index=True)
+        )
     _routes(client)
     return client
 
@@ -323,7 +351,9 @@ def _routes(client: ClientData) -> None:
     """Endpoints as routes, consistently across every frame (see auditkit.endpoints)."""
     from auditkit.endpoints import route_templates
 
-    frames = [df for df in client.frames.values() if "endpoint" in df and df["endpoint"].notna().any()]
+    frames = [
+        df for df in client.frames.values() if "endpoint" in df and df["endpoint"].notna().any()
+    ]
     if not frames:
         return
     paths = set().union(*(set(df["endpoint"].dropna().astype(str).unique()) for df in frames))
@@ -334,11 +364,17 @@ def _routes(client: ClientData) -> None:
         if "endpoint" in df and df["endpoint"].notna().any():
             if "path" not in df:
                 df["path"] = df["endpoint"]
-            df["endpoint"] = df["endpoint"].map(lambda v: mapping.get(v, v) if isinstance(v, str) else v).astype("string")
+            df["endpoint"] = (
+                df["endpoint"]
+                .map(lambda v: mapping.get(v, v) if isinstance(v, str) else v)
+                .astype("string")
+            )
             client.frames[name] = df
 
 
-def _cached(cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any]) -> LoadResult | None:
+def _cached(
+    cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any]
+) -> LoadResult | None:
     if cache is None:
         return None
     f = cache / f"{_cache_key(info.sha256, fmt, options)}.pickle"
@@ -353,7 +389,9 @@ def _cached(cache: Path | None, info: InputFile, fmt: str, options: dict[str, An
     return result if isinstance(result, LoadResult) else None
 
 
-def _store(cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any], result: LoadResult) -> None:
+def _store(
+    cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any], result: LoadResult
+) -> None:
     if cache is None:
         return
     cache.mkdir(parents=True, exist_ok=True)

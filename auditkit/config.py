@@ -42,16 +42,29 @@ __all__ = ["PRESETS", "AuditConfig", "FormatHint", "load_config"]
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "slow_query": {
         # pgHero flags statements averaging ≥ 20 ms with ≥ 100 calls; pgBadger ranks by total time
-        "default": {"min_mean_ms": 100.0, "min_share": 0.05, "min_calls": 1, "top": 20,
-                    "high_mean_ms": 1000.0, "high_share": 0.2},
+        "default": {
+            "min_mean_ms": 100.0,
+            "min_share": 0.05,
+            "min_calls": 1,
+            "top": 20,
+            "high_mean_ms": 1000.0,
+            "high_share": 0.2,
+        },
         # (min_share None: the share criterion is off)
         "pghero": {"min_mean_ms": 20.0, "min_calls": 100, "min_share": None},
     },
     "n_plus_one": {
         # auditkit: 5 repeats of one fingerprint in a request (Sentry's count), no time floor
-        "default": {"min_repeats": 5, "min_total_ms": 0.0, "duplicate_min_repeats": 2,
-                    # severity bands on the time wasted per request and the repeats per request
-                    "high_wasted_ms": 100.0, "medium_wasted_ms": 20.0, "high_repeats": 50, "medium_repeats": 10},
+        "default": {
+            "min_repeats": 5,
+            "min_total_ms": 0.0,
+            "duplicate_min_repeats": 2,
+            # severity bands on the time wasted per request and the repeats per request
+            "high_wasted_ms": 100.0,
+            "medium_wasted_ms": 20.0,
+            "high_repeats": 50,
+            "medium_repeats": 10,
+        },
         # Sentry's N+1 DB detector: ≥ 5 repeated spans totalling ≥ 100 ms (sentry/issue_detection)
         "sentry": {"min_repeats": 5, "min_total_ms": 100.0},
         # Scout APM: N+1 insight when the repeated calls total ≥ 150 ms
@@ -97,11 +110,21 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # matter, write/read ratio above which a table is write-heavy, share of statement time
         # for medium/high severity, rows per equality value below which sorting is cheap (no sort
         # key added), keys per index at most, and the saving assumed before validation
-        "default": {"min_calls": 1, "min_total_ms": 0.0, "min_cost_reduction": 0.5,
-                    "unused_max_scans": 0, "min_table_rows": 1000, "write_heavy_ratio": 1.0,
-                    "medium_share": 0.02, "high_share": 0.1, "sort_skip_rows": 100,
-                    "max_columns": 3, "assumed_saving": 0.5,
-                    "unused_medium_bytes": 100 * 1024**2, "unused_high_bytes": 1024**3},
+        "default": {
+            "min_calls": 1,
+            "min_total_ms": 0.0,
+            "min_cost_reduction": 0.5,
+            "unused_max_scans": 0,
+            "min_table_rows": 1000,
+            "write_heavy_ratio": 1.0,
+            "medium_share": 0.02,
+            "high_share": 0.1,
+            "sort_skip_rows": 100,
+            "max_columns": 3,
+            "assumed_saving": 0.5,
+            "unused_medium_bytes": 100 * 1024**2,
+            "unused_high_bytes": 1024**3,
+        },
         # Dexter: statements with >= 100 calls; a hypothetical index must cut cost >= 50 %
         "dexter": {"min_calls": 100, "min_cost_reduction": 0.5, "max_columns": 2},
         # pgHero: unused = fewer than 50 scans; suggests indexes for >= 100 calls
@@ -112,16 +135,26 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cache": {
         # Redis keyspace hit ratio below which caching is not pulling its weight; PostgreSQL
         # shared buffer hit ratio below which memory is short (pgHero: 99 %)
-        "default": {"min_hit_ratio": 0.8, "pg_buffer_min_hit_ratio": 0.99,
-                    "candidate_min_calls": 100, "candidate_min_repeat_ratio": 0.5,
-                    # report the best few; medium when caching would save this much DB time
-                    "candidate_top": 5, "candidate_medium_saved_ms": 10_000.0},
+        "default": {
+            "min_hit_ratio": 0.8,
+            "pg_buffer_min_hit_ratio": 0.99,
+            "candidate_min_calls": 100,
+            "candidate_min_repeat_ratio": 0.5,
+            # report the best few; medium when caching would save this much DB time
+            "candidate_top": 5,
+            "candidate_medium_saved_ms": 10_000.0,
+        },
     },
     "capacity": {
         # latency rises past the knee when p95 grows by this factor over the baseline step
-        "default": {"p95_degradation": 2.0, "max_failure_rate": 0.01, "headroom": 0.7,
-                    # background-task candidates: slow at p95, little of it in the database
-                    "background_min_p95_ms": 1000.0, "background_max_db_share": 0.3},
+        "default": {
+            "p95_degradation": 2.0,
+            "max_failure_rate": 0.01,
+            "headroom": 0.7,
+            # background-task candidates: slow at p95, little of it in the database
+            "background_min_p95_ms": 1000.0,
+            "background_max_db_share": 0.3,
+        },
     },
 }
 
@@ -135,7 +168,9 @@ class FormatHint:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def applies_to(self, relpath: str) -> bool:
-        return fnmatch.fnmatch(relpath, self.match) or fnmatch.fnmatch(Path(relpath).name, self.match)
+        return fnmatch.fnmatch(relpath, self.match) or fnmatch.fnmatch(
+            Path(relpath).name, self.match
+        )
 
 
 @dataclass(frozen=True)
@@ -162,7 +197,8 @@ class AuditConfig:
             for key in values:
                 if key not in known:
                     raise ConfigError(
-                        f"unknown {family} threshold {key!r}", hint=f"{family} thresholds: {', '.join(known)}"
+                        f"unknown {family} threshold {key!r}",
+                        hint=f"{family} thresholds: {', '.join(known)}",
                     )
 
     def thresholds(self, family: str) -> dict[str, Any]:
@@ -181,7 +217,9 @@ class AuditConfig:
     def with_presets(self, **presets: str) -> AuditConfig:
         """A copy with other presets chosen (notebook parameters use this)."""
         merged = {**self.presets, **{k: v for k, v in presets.items() if v}}
-        return AuditConfig(self.client, merged, self.overrides, self.formats, self.deployment, self.ignore)
+        return AuditConfig(
+            self.client, merged, self.overrides, self.formats, self.deployment, self.ignore
+        )
 
     def format_for(self, relpath: str) -> FormatHint | None:
         """The audit.yaml format hint for a file, if any."""
@@ -193,7 +231,9 @@ class AuditConfig:
 
 def _family(name: str) -> str:
     if name not in PRESETS:
-        raise ConfigError(f"unknown threshold family {name!r}", hint=f"families: {', '.join(PRESETS)}")
+        raise ConfigError(
+            f"unknown threshold family {name!r}", hint=f"families: {', '.join(PRESETS)}"
+        )
     return name
 
 
@@ -218,7 +258,10 @@ def load_config(folder_or_file: str | Path | None) -> AuditConfig:
     known = {"client", "formats", "deployment", "presets", "thresholds", "ignore"}
     unknown = set(data) - known
     if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}", hint=f"known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
+            hint=f"known: {', '.join(sorted(known))}",
+        )
     try:
         hints = tuple(
             FormatHint(str(h["match"]), str(h["format"]), dict(h.get("options") or {}))

@@ -45,7 +45,9 @@ class Digest:
         return sum(r.lines for r in self.reports)
 
 
-def _profile_block(parser: BlockParser, block: Block | BlockRef, dialect: str) -> tuple[ProfilePartial, ParseReport, list[Any]]:
+def _profile_block(
+    parser: BlockParser, block: Block | BlockRef, dialect: str
+) -> tuple[ProfilePartial, ParseReport, list[Any]]:
     res = parser.parse(block.read() if isinstance(block, BlockRef) else block)
     events = res.frames.get("query_events")
     part = (
@@ -61,7 +63,9 @@ def _profile_block(parser: BlockParser, block: Block | BlockRef, dialect: str) -
     return part, res.report, res.pending
 
 
-def _tasks(loader: BlockLoader, path: Path, parser: BlockParser, executor: Executor) -> Iterator[Block | BlockRef]:
+def _tasks(
+    loader: BlockLoader, path: Path, parser: BlockParser, executor: Executor
+) -> Iterator[Block | BlockRef]:
     """What to send to the executor: places in the file when its workers can read the file
     themselves (the parent then reads nothing but the cut points), else the blocks' bytes."""
     if getattr(executor, "shares_files", False):  # an executor from outside may not say
@@ -80,15 +84,23 @@ def _executions(events: pd.DataFrame) -> pd.DataFrame:
     return events
 
 
-def _digest_file(path: Path, executor: Executor, fmt: str | None, options: dict[str, Any]) -> tuple[ProfilePartial, ParseReport]:
+def _digest_file(
+    path: Path, executor: Executor, fmt: str | None, options: dict[str, Any]
+) -> tuple[ProfilePartial, ParseReport]:
     start = time.perf_counter()
     loader = get_loader(fmt or detect(path).format)
     if not isinstance(loader, BlockLoader):
         result = loader.load(path, **options)
         events = result.frames.get("query_events")
         if events is None:
-            result.report.warn("no statement events in this file (statistics only): read it with auditkit.load()")
-        part = ProfilePartial.from_events(_executions(events), loader.dialect) if events is not None else ProfilePartial()
+            result.report.warn(
+                "no statement events in this file (statistics only): read it with auditkit.load()"
+            )
+        part = (
+            ProfilePartial.from_events(_executions(events), loader.dialect)
+            if events is not None
+            else ProfilePartial()
+        )
         return part, result.report
     parser = loader.make_parser(path, **options)
     # only a profile reads the frames: let the parser skip what a profile never reads
@@ -133,7 +145,11 @@ def digest(
     """
     start = time.perf_counter()
     own = executor is None
-    ex = executor or get_executor("process", workers=workers) if workers > 1 else executor or get_executor("serial")
+    ex = (
+        executor or get_executor("process", workers=workers)
+        if workers > 1
+        else executor or get_executor("serial")
+    )
     try:
         total = ProfilePartial()
         reports = []

@@ -34,7 +34,9 @@ __all__ = ["MIN_VARIANTS", "normalise_endpoints", "route_templates"]
 MIN_VARIANTS = 5
 
 _INT = re.compile(r"^\d+$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
 _TOKEN = re.compile(r"^(?=.*\d)[A-Za-z0-9_-]{20,}$")
 
 
@@ -77,7 +79,11 @@ def route_templates(paths: Iterable[str], min_variants: int = MIN_VARIANTS) -> d
         for (depth, i, rest), values in groups.items():
             if len(values) > min_variants:
                 for segs in split.values():
-                    if len(segs) == depth and _masked(segs, i) == rest and not segs[i].startswith("<"):
+                    if (
+                        len(segs) == depth
+                        and _masked(segs, i) == rest
+                        and not segs[i].startswith("<")
+                    ):
                         segs[i] = "<slug>"
                         changed = True
     out = {p: p for p in originals}

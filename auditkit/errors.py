@@ -125,7 +125,12 @@ class NotebookError(RunError):
     """One notebook raised. ``output_path`` is the executed notebook, written before raising."""
 
     def __init__(
-        self, message: str, *, notebook: str, output_path: str | None = None, hint: str | None = None
+        self,
+        message: str,
+        *,
+        notebook: str,
+        output_path: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.notebook = notebook
         self.output_path = output_path

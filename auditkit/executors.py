@@ -65,7 +65,12 @@ class SerialExecutor:
         pass
 
 
-def _ordered(submit: Callable[..., Any], fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]], window: int) -> Iterator[R]:
+def _ordered(
+    submit: Callable[..., Any],
+    fn: Callable[..., R],
+    argsets: Iterable[tuple[Any, ...]],
+    window: int,
+) -> Iterator[R]:
     queue: deque[Any] = deque()
     for args in argsets:
         queue.append(submit(fn, *args))

@@ -64,7 +64,8 @@ class Severity(enum.IntEnum):
             return cls[str(value).upper()]
         except KeyError:
             raise ConfigError(
-                f"unknown severity {value!r}", hint=f"use one of {', '.join(s.name.lower() for s in cls)}"
+                f"unknown severity {value!r}",
+                hint=f"use one of {', '.join(s.name.lower() for s in cls)}",
             ) from None
 
     def __str__(self) -> str:
@@ -221,9 +222,12 @@ class Finding:
     chapter: str | None = None
 
     def __post_init__(self) -> None:
-        if self.check not in CHECKS and not (self.check.startswith("plan_") and _CHECK_ID.match(self.check)):
+        if self.check not in CHECKS and not (
+            self.check.startswith("plan_") and _CHECK_ID.match(self.check)
+        ):
             raise ConfigError(
-                f"unknown check id {self.check!r}", hint="add it to auditkit.findings.CHECKS and docs/findings.md"
+                f"unknown check id {self.check!r}",
+                hint="add it to auditkit.findings.CHECKS and docs/findings.md",
             )
         object.__setattr__(self, "severity", Severity.parse(self.severity))
 
@@ -281,11 +285,17 @@ def _json_number(v: Any) -> Any:
 
 def rank(findings: Iterable[Finding]) -> list[Finding]:
     """Severity first, then estimated impact, then title — the order of every report."""
-    return sorted(findings, key=lambda f: (-int(f.severity), -(f.impact_ms or 0.0), f.check, f.title))
+    return sorted(
+        findings, key=lambda f: (-int(f.severity), -(f.impact_ms or 0.0), f.check, f.title)
+    )
 
 
 def findings_document(
-    findings: Iterable[Finding], client: str, *, version: str | None = None, generated_at: datetime | None = None
+    findings: Iterable[Finding],
+    client: str,
+    *,
+    version: str | None = None,
+    generated_at: datetime | None = None,
 ) -> dict[str, Any]:
     """The ``findings.json`` document for one client (see findings.schema.json)."""
     from auditkit import __version__
@@ -320,5 +330,7 @@ def findings_frame(findings: Iterable[Finding]) -> Any:
         }
         for f in rank(findings)
     ]
-    return pd.DataFrame(rows, columns=["severity", "check", "title", "subject", "impact_ms_per_h", "strength", "summary"])
-
+    return pd.DataFrame(
+        rows,
+        columns=["severity", "check", "title", "subject", "impact_ms_per_h", "strength", "summary"],
+    )

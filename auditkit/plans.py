@@ -33,18 +33,51 @@ __all__ = ["COMPARE_COLUMNS", "SUMMARY_COLUMNS", "compare_plans", "plan_summary"
 
 #: columns of :func:`plan_summary`, in order
 SUMMARY_COLUMNS = (
-    "plan_id", "dialect", "plan_format", "statement", "fingerprint_id", "root_node_type", "root_label", "node_count",
-    "total_cost", "plan_rows", "actual_rows", "total_ms", "planning_ms", "execution_ms",
-    "slowest_node_id", "slowest_node", "slowest_exclusive_ms", "relations", "indexes",
-    "source_file", "source_line",
+    "plan_id",
+    "dialect",
+    "plan_format",
+    "statement",
+    "fingerprint_id",
+    "root_node_type",
+    "root_label",
+    "node_count",
+    "total_cost",
+    "plan_rows",
+    "actual_rows",
+    "total_ms",
+    "planning_ms",
+    "execution_ms",
+    "slowest_node_id",
+    "slowest_node",
+    "slowest_exclusive_ms",
+    "relations",
+    "indexes",
+    "source_file",
+    "source_line",
 )
 
 #: columns of :func:`compare_plans`, in order
 COMPARE_COLUMNS = (
-    "item_type", "item", "a_access", "b_access", "a_index", "b_index", "a_count", "b_count",
-    "a_rows", "b_rows", "rows_change", "a_cost", "b_cost", "cost_change", "a_ms", "b_ms",
-    "time_change_ms", "changed",
+    "item_type",
+    "item",
+    "a_access",
+    "b_access",
+    "a_index",
+    "b_index",
+    "a_count",
+    "b_count",
+    "a_rows",
+    "b_rows",
+    "rows_change",
+    "a_cost",
+    "b_cost",
+    "cost_change",
+    "a_ms",
+    "b_ms",
+    "time_change_ms",
+    "changed",
 )
+
 
 def _value(row: pd.Series, column: str) -> Any:
     value = row.get(column) if column in row.index else None
@@ -93,7 +126,11 @@ def plan_summary(nodes: pd.DataFrame) -> pd.DataFrame:
         execution = _value(root, "execution_ms")
         inclusive = _sum_or_none(tops["inclusive_ms"]) if "inclusive_ms" in g else None
         excl = pd.to_numeric(g["exclusive_ms"], errors="coerce")
-        slowest: pd.Series | None = g.iloc[int(excl.fillna(float("-inf")).to_numpy().argmax())] if excl.notna().any() else None
+        slowest: pd.Series | None = (
+            g.iloc[int(excl.fillna(float("-inf")).to_numpy().argmax())]
+            if excl.notna().any()
+            else None
+        )
         rows.append(
             {
                 "plan_id": plan_id,
@@ -122,7 +159,15 @@ def plan_summary(nodes: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     for col in ("node_count", "slowest_node_id", "source_line"):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
-    for col in ("total_cost", "plan_rows", "actual_rows", "total_ms", "planning_ms", "execution_ms", "slowest_exclusive_ms"):
+    for col in (
+        "total_cost",
+        "plan_rows",
+        "actual_rows",
+        "total_ms",
+        "planning_ms",
+        "execution_ms",
+        "slowest_exclusive_ms",
+    ):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
     return out
 
@@ -141,7 +186,9 @@ def _describe(node: pd.Series) -> str:
 
 def _one_plan(nodes: pd.DataFrame, name: str) -> pd.DataFrame:
     if len(nodes) == 0:
-        raise ConfigError(f"compare_plans: plan {name} is empty", hint="pass the plan_nodes rows of one plan")
+        raise ConfigError(
+            f"compare_plans: plan {name} is empty", hint="pass the plan_nodes rows of one plan"
+        )
     ids = nodes["plan_id"].unique()
     if len(ids) != 1:
         raise ConfigError(
@@ -203,7 +250,9 @@ def _relations(nodes: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def _sum_optional(values: Iterable[Any]) -> float | None:
-    numbers = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    numbers = [
+        float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))
+    ]
     return sum(numbers) if numbers else None
 
 
@@ -219,7 +268,12 @@ def _operations(nodes: pd.DataFrame, tables: dict[int, str]) -> dict[str, dict[s
         entry["cost"].append(_value(node, "total_cost"))
         entry["ms"].append(_value(node, "exclusive_ms"))
     return {
-        k: {"count": v["count"], "rows": _sum_optional(v["rows"]), "cost": _sum_optional(v["cost"]), "ms": _sum_optional(v["ms"])}
+        k: {
+            "count": v["count"],
+            "rows": _sum_optional(v["rows"]),
+            "cost": _sum_optional(v["cost"]),
+            "ms": _sum_optional(v["ms"]),
+        }
         for k, v in out.items()
     }
 
@@ -228,7 +282,9 @@ def _change(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else b - a
 
 
-def _row(item_type: str, item: str, a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
+def _row(
+    item_type: str, item: str, a: dict[str, Any] | None, b: dict[str, Any] | None
+) -> dict[str, Any]:
     a = a or {}
     b = b or {}
     row = {
@@ -300,7 +356,17 @@ def compare_plans(a_nodes: pd.DataFrame, b_nodes: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
     for col in ("a_count", "b_count"):
         out[col] = out[col].astype("Int64")
-    for col in ("a_rows", "b_rows", "rows_change", "a_cost", "b_cost", "cost_change", "a_ms", "b_ms", "time_change_ms"):
+    for col in (
+        "a_rows",
+        "b_rows",
+        "rows_change",
+        "a_cost",
+        "b_cost",
+        "cost_change",
+        "a_ms",
+        "b_ms",
+        "time_change_ms",
+    ):
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
     out["changed"] = out["changed"].astype("boolean")
     statements = (sa["statement"], sb["statement"])

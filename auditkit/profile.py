@@ -151,18 +151,28 @@ class ProfilePartial:
             df = df.assign(fingerprint=fps.to_numpy(), fingerprint_id=ids.to_numpy())
         part.events = len(df)
         if "duration_ms" in df:
-            dur = pd.to_numeric(df["duration_ms"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            dur = pd.to_numeric(df["duration_ms"], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
         else:
             dur = np.full(len(df), np.nan)
         codes, uniques = pd.factorize(df["fingerprint_id"])
         rows = None
         if "rows" in df and df["rows"].notna().any():
-            rows = pd.to_numeric(df["rows"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            rows = pd.to_numeric(df["rows"], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
         ts = df.get("ts")
         if ts is not None and not ts.notna().any():
             ts = None
-        ts_ns = ts.to_numpy(dtype="datetime64[ns]").view(np.int64) if ts is not None and isinstance(ts.array, pd.arrays.DatetimeArray) else None
-        labels = {name: _Labels.of(df, name) for name in ("database", "user", "source_file", "query_id")}
+        ts_ns = (
+            ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
+            if ts is not None and isinstance(ts.array, pd.arrays.DatetimeArray)
+            else None
+        )
+        labels = {
+            name: _Labels.of(df, name) for name in ("database", "user", "source_file", "query_id")
+        }
         sql = df["sql"].array
         params = df["params"].array if bind is not None and "params" in df else None
         unbound: list[tuple[_Acc, int]] = []  # samples whose parameters are still to bind
@@ -204,7 +214,9 @@ class ProfilePartial:
             acc.query_id = labels["query_id"].first(idx)
             part.accs[str(fid)] = acc
         if unbound and bind is not None and params is not None:
-            texts = bind([str(sql[at]) for _, at in unbound], [str(params[at]) for _, at in unbound])
+            texts = bind(
+                [str(sql[at]) for _, at in unbound], [str(params[at]) for _, at in unbound]
+            )
             for (acc, _), text in zip(unbound, texts, strict=True):
                 acc.sample_sql = text
         return part
@@ -236,32 +248,36 @@ class ProfilePartial:
             else:
                 p50 = p95 = p99 = math.nan
                 exact = None
-            rows.append({
-                "fingerprint_id": fid,
-                "fingerprint": a.fingerprint,
-                "calls": a.calls,
-                "total_ms": a.total,
-                "mean_ms": mean,
-                "min_ms": a.min if a.timed else math.nan,
-                "max_ms": a.max if a.timed else math.nan,
-                "stddev_ms": math.sqrt(var) if a.timed else math.nan,
-                "p50_ms": p50,
-                "p95_ms": p95,
-                "p99_ms": p99,
-                "percentiles_exact": exact,
-                "rows": a.rows if a.rows_seen else None,
-                "first_seen": a.first,
-                "last_seen": a.last,
-                "sample_sql": a.sample_sql,
-                "query_id": a.query_id,
-                "database": a.databases.most_common(1)[0][0] if a.databases else None,
-                "user": a.users.most_common(1)[0][0] if a.users else None,
-                "sources": ", ".join(sorted(a.sources)),
-            })
+            rows.append(
+                {
+                    "fingerprint_id": fid,
+                    "fingerprint": a.fingerprint,
+                    "calls": a.calls,
+                    "total_ms": a.total,
+                    "mean_ms": mean,
+                    "min_ms": a.min if a.timed else math.nan,
+                    "max_ms": a.max if a.timed else math.nan,
+                    "stddev_ms": math.sqrt(var) if a.timed else math.nan,
+                    "p50_ms": p50,
+                    "p95_ms": p95,
+                    "p99_ms": p99,
+                    "percentiles_exact": exact,
+                    "rows": a.rows if a.rows_seen else None,
+                    "first_seen": a.first,
+                    "last_seen": a.last,
+                    "sample_sql": a.sample_sql,
+                    "query_id": a.query_id,
+                    "database": a.databases.most_common(1)[0][0] if a.databases else None,
+                    "user": a.users.most_common(1)[0][0] if a.users else None,
+                    "sources": ", ".join(sorted(a.sources)),
+                }
+            )
         df = pd.DataFrame(rows)
         if len(df) == 0:
             return conform(pd.DataFrame(columns=STATEMENT_STATS.names), STATEMENT_STATS)
-        df = df.sort_values(["total_ms", "calls"], ascending=[False, False], kind="stable").reset_index(drop=True)
+        df = df.sort_values(
+            ["total_ms", "calls"], ascending=[False, False], kind="stable"
+        ).reset_index(drop=True)
         grand = df["total_ms"].sum()
         df["share"] = df["total_ms"] / grand if grand > 0 else math.nan
         df["rank"] = np.arange(1, len(df) + 1)
@@ -291,7 +307,12 @@ class _Labels:
             return Counter()
         c = self.codes[idx]
         n = np.bincount(c[c >= 0], minlength=len(self.values))
-        return Counter({self.values[i]: int(n[i]) for i in sorted(np.flatnonzero(n), key=lambda i: self.values[i])})
+        return Counter(
+            {
+                self.values[i]: int(n[i])
+                for i in sorted(np.flatnonzero(n), key=lambda i: self.values[i])
+            }
+        )
 
     def first(self, idx: np.ndarray) -> str | None:
         """The first non-null value at rows ``idx``."""
@@ -316,7 +337,12 @@ def _first_last(ts: pd.Series, ns: np.ndarray | None, idx: np.ndarray) -> tuple[
     return (None if pd.isna(lo) else lo), (None if pd.isna(hi) else hi)
 
 
-def query_profile(events: pd.DataFrame, top: int | None = None, *, phases: tuple[str, ...] = ("statement", "execute")) -> pd.DataFrame:
+def query_profile(
+    events: pd.DataFrame,
+    top: int | None = None,
+    *,
+    phases: tuple[str, ...] = ("statement", "execute"),
+) -> pd.DataFrame:
     """The query profile (statement_stats frame) of a query-events frame.
 
     Events of an extended-protocol ``parse``/``bind`` phase (an extra ``phase`` column written by

@@ -110,7 +110,11 @@ def _cols(*specs: tuple[str, str, str] | tuple[str, str, str, str]) -> tuple[Col
 
 
 _PROVENANCE = (
-    ("source_file", TEXT, "File the row was read from (path relative to the client folder when known)."),
+    (
+        "source_file",
+        TEXT,
+        "File the row was read from (path relative to the client folder when known).",
+    ),
     ("source_line", INT, "1-based line (or record) number in source_file where the row starts."),
 )
 
@@ -119,12 +123,30 @@ QUERY_EVENTS = FrameSchema(
     "one executed statement",
     _cols(
         ("ts", TS, "When the statement finished (or was logged), UTC."),
-        ("duration_ms", FLOAT, "Execution time in milliseconds; NaN when the source does not time it.", "required"),
-        ("sql", TEXT, "The statement as logged, literals included (reports redact them by default).", "required"),
-        ("fingerprint", TEXT, "Normalised statement: literals, numbers and bind parameters as ?; IN/VALUES lists collapsed."),
+        (
+            "duration_ms",
+            FLOAT,
+            "Execution time in milliseconds; NaN when the source does not time it.",
+            "required",
+        ),
+        (
+            "sql",
+            TEXT,
+            "The statement as logged, literals included (reports redact them by default).",
+            "required",
+        ),
+        (
+            "fingerprint",
+            TEXT,
+            "Normalised statement: literals, numbers and bind parameters as ?; IN/VALUES lists collapsed.",
+        ),
         ("fingerprint_id", TEXT, "Stable 16-hex-digit id of the fingerprint."),
         ("params", TEXT, "Bound parameters as logged (Django args, PostgreSQL DETAIL parameters)."),
-        ("database", TEXT, "Database name (or Django connection alias when the source has no database)."),
+        (
+            "database",
+            TEXT,
+            "Database name (or Django connection alias when the source has no database).",
+        ),
         ("user", TEXT, "Database user."),
         ("application", TEXT, "Client application name."),
         ("client", TEXT, "Client host or address."),
@@ -139,7 +161,11 @@ QUERY_EVENTS = FrameSchema(
         ("rows", INT, "Rows returned or affected, when the source reports them."),
         ("lock_ms", FLOAT, "Time spent waiting for locks, milliseconds (MySQL Lock_time)."),
         ("rows_examined", INT, "Rows examined (MySQL Rows_examined)."),
-        ("source_format", TEXT, "Format the row came from (django_log, postgres_stderr, mysql_slow, …)."),
+        (
+            "source_format",
+            TEXT,
+            "Format the row came from (django_log, postgres_stderr, mysql_slow, …).",
+        ),
         *_PROVENANCE,
     ),
 )
@@ -161,7 +187,11 @@ STATEMENT_STATS = FrameSchema(
         ("p50_ms", FLOAT, "Median execution time, milliseconds."),
         ("p95_ms", FLOAT, "95th percentile execution time, milliseconds."),
         ("p99_ms", FLOAT, "99th percentile execution time, milliseconds."),
-        ("percentiles_exact", BOOL, "True when percentiles come from every sample, False when from a sketch (±1 %)."),
+        (
+            "percentiles_exact",
+            BOOL,
+            "True when percentiles come from every sample, False when from a sketch (±1 %).",
+        ),
         ("rows", INT, "Rows returned or affected, summed."),
         ("shared_blks_hit", INT, "Shared buffer hits (pg_stat_statements)."),
         ("shared_blks_read", INT, "Shared blocks read (pg_stat_statements)."),
@@ -180,7 +210,12 @@ SERVER_EVENTS = FrameSchema(
     "one database server event that is not a timed statement",
     _cols(
         ("ts", TS, "When the event was logged, UTC."),
-        ("kind", TEXT, "error, lock_wait, deadlock, temp_file, checkpoint, autovacuum, autoanalyze, connection, disconnection, statement, other.", "required"),
+        (
+            "kind",
+            TEXT,
+            "error, lock_wait, deadlock, temp_file, checkpoint, autovacuum, autoanalyze, connection, disconnection, statement, other.",
+            "required",
+        ),
         ("severity", TEXT, "Server severity (LOG, ERROR, FATAL, PANIC, WARNING, …)."),
         ("sqlstate", TEXT, "SQLSTATE error code when logged."),
         ("message", TEXT, "The server message.", "required"),
@@ -189,7 +224,11 @@ SERVER_EVENTS = FrameSchema(
         ("database", TEXT, "Database name."),
         ("user", TEXT, "Database user."),
         ("pid", INT, "Server process id."),
-        ("duration_ms", FLOAT, "Duration carried by the event (lock wait, session time, checkpoint), milliseconds."),
+        (
+            "duration_ms",
+            FLOAT,
+            "Duration carried by the event (lock wait, session time, checkpoint), milliseconds.",
+        ),
         ("size_bytes", INT, "Size carried by the event (temporary file), bytes."),
         ("relation", TEXT, "Table the event concerns (autovacuum, lock wait)."),
         ("source_format", TEXT, "Format the row came from."),
@@ -204,7 +243,11 @@ SERVER_SETTINGS = FrameSchema(
         ("name", TEXT, "Setting name (max_connections, shared_buffers, work_mem, …).", "required"),
         ("setting", TEXT, "Value as the server reports it, in its unit.", "required"),
         ("unit", TEXT, "Unit of setting (8kB, kB, ms, …), empty for plain numbers."),
-        ("value", FLOAT, "Numeric value in base units: bytes for sizes, milliseconds for times; NaN when not numeric."),
+        (
+            "value",
+            FLOAT,
+            "Numeric value in base units: bytes for sizes, milliseconds for times; NaN when not numeric.",
+        ),
         ("source", TEXT, "Where the value comes from (default, configuration file, …)."),
         *_PROVENANCE,
     ),
@@ -214,7 +257,12 @@ PLAN_NODES = FrameSchema(
     "plan_nodes",
     "one node of one query plan",
     _cols(
-        ("plan_id", TEXT, "Identifies the plan within the load (file name and ordinal).", "required"),
+        (
+            "plan_id",
+            TEXT,
+            "Identifies the plan within the load (file name and ordinal).",
+            "required",
+        ),
         ("node_id", INT, "Node number within the plan, 0 for the root, depth first.", "required"),
         ("parent_id", INT, "node_id of the parent, <NA> for the root."),
         ("depth", INT, "Depth in the tree, 0 for the root."),
@@ -231,7 +279,11 @@ PLAN_NODES = FrameSchema(
         ("actual_total_ms", FLOAT, "Measured time to last row, per loop, milliseconds."),
         ("actual_rows", FLOAT, "Rows produced per loop (fractional from PostgreSQL 18)."),
         ("loops", FLOAT, "Number of times the node ran."),
-        ("exclusive_ms", FLOAT, "Time spent in this node alone, all loops, children subtracted, milliseconds."),
+        (
+            "exclusive_ms",
+            FLOAT,
+            "Time spent in this node alone, all loops, children subtracted, milliseconds.",
+        ),
         ("rows_removed_by_filter", FLOAT, "Rows removed by the node's filter, per loop."),
         ("rows_removed_by_index_recheck", FLOAT, "Rows removed by index recheck, per loop."),
         ("filter", TEXT, "Filter condition."),
@@ -299,7 +351,12 @@ CACHE_STATS = FrameSchema(
         ("engine", TEXT, "redis, valkey, memcached, …"),
         ("section", TEXT, "INFO section or stats group."),
         ("metric", TEXT, "Metric name as the server names it.", "required"),
-        ("value", FLOAT, "Numeric value; cumulative counters are kept raw, rates are derived.", "required"),
+        (
+            "value",
+            FLOAT,
+            "Numeric value; cumulative counters are kept raw, rates are derived.",
+            "required",
+        ),
         ("text", TEXT, "The raw value when it is not numeric."),
         *_PROVENANCE,
     ),
@@ -390,7 +447,11 @@ SCHEMA_COLUMNS = FrameSchema(
         ("related_name", TEXT, "Accessor name on the related model (reverse relation)."),
         ("through", TEXT, "Through table of a many-to-many field."),
         ("db_index", BOOL, "Field declares an index (db_index, unique or FK)."),
-        ("inferred", BOOL, "True when guessed from Django naming conventions, not read from a model dump."),
+        (
+            "inferred",
+            BOOL,
+            "True when guessed from Django naming conventions, not read from a model dump.",
+        ),
         *_PROVENANCE,
     ),
 )
@@ -410,9 +471,21 @@ COLUMN_STATS = FrameSchema(
         ("inherited", BOOL, "True for statistics that include inheritance children."),
         ("null_frac", FLOAT, "Fraction of rows whose value is NULL (0–1)."),
         ("avg_width", INT, "Average stored width of the column's values, bytes."),
-        ("n_distinct", FLOAT, "Distinct values: positive = a count, negative = minus the fraction of rows."),
-        ("correlation", FLOAT, "Correlation between physical row order and the column's order (-1–1)."),
-        ("most_common_freqs", TEXT, "Frequencies of the most common values, as exported (values themselves are not kept)."),
+        (
+            "n_distinct",
+            FLOAT,
+            "Distinct values: positive = a count, negative = minus the fraction of rows.",
+        ),
+        (
+            "correlation",
+            FLOAT,
+            "Correlation between physical row order and the column's order (-1–1).",
+        ),
+        (
+            "most_common_freqs",
+            TEXT,
+            "Frequencies of the most common values, as exported (values themselves are not kept).",
+        ),
         *_PROVENANCE,
     ),
 )
@@ -464,7 +537,9 @@ def _null_column(dtype: str, n: int) -> pd.Series:
     if dtype == FLOAT:
         return pd.Series(np.full(n, np.nan))
     if dtype == TS:
-        return pd.Series(np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")).dt.tz_localize("UTC")
+        return pd.Series(np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")).dt.tz_localize(
+            "UTC"
+        )
     if dtype == INT:
         return pd.Series(pd.arrays.IntegerArray(np.zeros(n, dtype="int64"), np.ones(n, dtype=bool)))
     if dtype == BOOL:
@@ -514,6 +589,8 @@ def frames_markdown() -> str:
         lines += [f"## `{schema.name}`", "", f"One row is {schema.row}.", ""]
         lines += ["| column | dtype | required | description |", "|---|---|---|---|"]
         for c in schema.columns:
-            lines.append(f"| `{c.name}` | {c.dtype} | {'yes' if c.required else ''} | {c.description} |")
+            lines.append(
+                f"| `{c.name}` | {c.dtype} | {'yes' if c.required else ''} | {c.description} |"
+            )
         lines.append("")
     return "\n".join(lines)

@@ -58,10 +58,23 @@ def cache_hit_ratios(stats: pd.DataFrame) -> pd.DataFrame:
             if hits < 0 or misses < 0:  # restarted between snapshots: the last one counts alone
                 hits, misses, window = last[hit_name], last[miss_name], "since the restart"
         else:
-            hits, misses, window = per.iloc[0][hit_name], per.iloc[0][miss_name], "since server start"
+            hits, misses, window = (
+                per.iloc[0][hit_name],
+                per.iloc[0][miss_name],
+                "since server start",
+            )
         total = hits + misses
-        rows.append({"server": server, "engine": engine, "hits": hits, "misses": misses,
-                     "hit_ratio": hits / total if total else float("nan"), "window": window, "snapshots": len(per)})
+        rows.append(
+            {
+                "server": server,
+                "engine": engine,
+                "hits": hits,
+                "misses": misses,
+                "hit_ratio": hits / total if total else float("nan"),
+                "window": window,
+                "snapshots": len(per),
+            }
+        )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -78,7 +91,9 @@ class _HitRatioRow(Protocol):
 
 
 def low_cache_hit_ratio(
-    stats: pd.DataFrame, config: AuditConfig | None = None, statement_stats: pd.DataFrame | None = None
+    stats: pd.DataFrame,
+    config: AuditConfig | None = None,
+    statement_stats: pd.DataFrame | None = None,
 ) -> list[Finding]:
     """Caches that miss more than they should."""
     t = (config or AuditConfig()).thresholds("cache")
@@ -87,48 +102,74 @@ def low_cache_hit_ratio(
         if r.hit_ratio != r.hit_ratio or r.hit_ratio >= t["min_hit_ratio"]:
             continue
         severity = Severity.HIGH if r.hit_ratio < t["min_hit_ratio"] / 2 else Severity.MEDIUM
-        out.append(Finding(
-            check="low_cache_hit_ratio",
-            severity=severity,
-            title=f"{r.engine} cache hit ratio {r.hit_ratio:.0%}",
-            summary=(f"{int(r.hits)} hits and {int(r.misses)} misses {r.window} on {r.server}: most lookups miss, so "
-                     "the cache adds a round trip without saving the work behind it."),
-            subject=Subject(expression=f"{r.engine} {r.server}"),
-            metrics={"hit_ratio": round(float(r.hit_ratio), 4), "hits": int(r.hits), "misses": int(r.misses),
-                     "threshold": t["min_hit_ratio"], "snapshots": int(r.snapshots)},
-            recommendation=Recommendation(
-                summary="Check that keys are stable (no timestamps or per-user parts that make every key new), that "
-                        "timeouts are long enough for the data, and that the cache is large enough (evicted_keys).",
-                django='from django.core.cache import cache\n\nvalue = cache.get_or_set(f"book:{book_id}:summary", compute, timeout=600)',
-            ),
-            evidence=Evidence(strength=EvidenceStrength.STATISTICS, note=f"counters {r.window}"),
-            chapter="caching",
-        ))
-    if statement_stats is not None and len(statement_stats) and statement_stats["shared_blks_hit"].notna().any():
+        out.append(
+            Finding(
+                check="low_cache_hit_ratio",
+                severity=severity,
+                title=f"{r.engine} cache hit ratio {r.hit_ratio:.0%}",
+                summary=(
+                    f"{int(r.hits)} hits and {int(r.misses)} misses {r.window} on {r.server}: most lookups miss, so "
+                    "the cache adds a round trip without saving the work behind it."
+                ),
+                subject=Subject(expression=f"{r.engine} {r.server}"),
+                metrics={
+                    "hit_ratio": round(float(r.hit_ratio), 4),
+                    "hits": int(r.hits),
+                    "misses": int(r.misses),
+                    "threshold": t["min_hit_ratio"],
+                    "snapshots": int(r.snapshots),
+                },
+                recommendation=Recommendation(
+                    summary="Check that keys are stable (no timestamps or per-user parts that make every key new), that "
+                    "timeouts are long enough for the data, and that the cache is large enough (evicted_keys).",
+                    django='from django.core.cache import cache\n\nvalue = cache.get_or_set(f"book:{book_id}:summary", compute, timeout=600)',
+                ),
+                evidence=Evidence(
+                    strength=EvidenceStrength.STATISTICS, note=f"counters {r.window}"
+                ),
+                chapter="caching",
+            )
+        )
+    if (
+        statement_stats is not None
+        and len(statement_stats)
+        and statement_stats["shared_blks_hit"].notna().any()
+    ):
         hit = float(statement_stats["shared_blks_hit"].sum())
         read = float(statement_stats["shared_blks_read"].fillna(0).sum())
         ratio = hit / (hit + read) if hit + read else float("nan")
         if ratio == ratio and ratio < t["pg_buffer_min_hit_ratio"]:
-            out.append(Finding(
-                check="low_cache_hit_ratio",
-                severity=Severity.MEDIUM,
-                title=f"PostgreSQL buffer cache hit ratio {ratio:.1%}",
-                summary=f"Statements read {int(read)} blocks from disk for {int(hit)} found in shared buffers: the working set does not fit in memory.",
-                subject=Subject(expression="PostgreSQL shared_buffers"),
-                metrics={"hit_ratio": round(ratio, 4), "blocks_hit": int(hit), "blocks_read": int(read),
-                         "threshold": t["pg_buffer_min_hit_ratio"]},
-                recommendation=Recommendation(
-                    summary="Give PostgreSQL more memory (shared_buffers ≈ 25 % of RAM, effective_cache_size ≈ 75 %) or "
-                            "shrink the working set: indexes that avoid sequential scans, archiving cold rows.",
-                    sql="ALTER SYSTEM SET shared_buffers = '4GB';  -- needs a restart; size it to the machine",
-                ),
-                evidence=Evidence(strength=EvidenceStrength.STATISTICS, note="pg_stat_statements block counters"),
-                chapter="caching",
-            ))
+            out.append(
+                Finding(
+                    check="low_cache_hit_ratio",
+                    severity=Severity.MEDIUM,
+                    title=f"PostgreSQL buffer cache hit ratio {ratio:.1%}",
+                    summary=f"Statements read {int(read)} blocks from disk for {int(hit)} found in shared buffers: the working set does not fit in memory.",
+                    subject=Subject(expression="PostgreSQL shared_buffers"),
+                    metrics={
+                        "hit_ratio": round(ratio, 4),
+                        "blocks_hit": int(hit),
+                        "blocks_read": int(read),
+                        "threshold": t["pg_buffer_min_hit_ratio"],
+                    },
+                    recommendation=Recommendation(
+                        summary="Give PostgreSQL more memory (shared_buffers ≈ 25 % of RAM, effective_cache_size ≈ 75 %) or "
+                        "shrink the working set: indexes that avoid sequential scans, archiving cold rows.",
+                        sql="ALTER SYSTEM SET shared_buffers = '4GB';  -- needs a restart; size it to the machine",
+                    ),
+                    evidence=Evidence(
+                        strength=EvidenceStrength.STATISTICS,
+                        note="pg_stat_statements block counters",
+                    ),
+                    chapter="caching",
+                )
+            )
     return out
 
 
-def cache_candidates(events: pd.DataFrame, config: AuditConfig | None = None, top: int | None = None) -> list[Finding]:
+def cache_candidates(
+    events: pd.DataFrame, config: AuditConfig | None = None, top: int | None = None
+) -> list[Finding]:
     """Reads repeated with identical parameters across requests: their results could be cached."""
     t = (config or AuditConfig()).thresholds("cache")
     if len(events) == 0:
@@ -136,51 +177,94 @@ def cache_candidates(events: pd.DataFrame, config: AuditConfig | None = None, to
     df = events[events["fingerprint"].str.match(r"^\(?\s*(select|with)\b", na=False)]
     if len(df) == 0:
         return []
-    variant = df["sql"].astype("string").fillna("") + "\x00" + df["params"].astype("string").fillna("")
+    variant = (
+        df["sql"].astype("string").fillna("") + "\x00" + df["params"].astype("string").fillna("")
+    )
     dur = pd.to_numeric(df["duration_ms"], errors="coerce").fillna(0.0)
-    g = pd.DataFrame({"fid": df["fingerprint_id"], "fp": df["fingerprint"], "variant": variant, "ms": dur,
-                      "endpoint": df["endpoint"].astype("string")})
-    agg = g.groupby("fid").agg(calls=("variant", "size"), variants=("variant", "nunique"), ms=("ms", "sum"),
-                               fp=("fp", "first"), endpoints=("endpoint", lambda s: sorted(s.dropna().unique())[:3]))
+    g = pd.DataFrame(
+        {
+            "fid": df["fingerprint_id"],
+            "fp": df["fingerprint"],
+            "variant": variant,
+            "ms": dur,
+            "endpoint": df["endpoint"].astype("string"),
+        }
+    )
+    agg = g.groupby("fid").agg(
+        calls=("variant", "size"),
+        variants=("variant", "nunique"),
+        ms=("ms", "sum"),
+        fp=("fp", "first"),
+        endpoints=("endpoint", lambda s: sorted(s.dropna().unique())[:3]),
+    )
     agg["repeat_ratio"] = 1 - agg["variants"] / agg["calls"]
     # a statement run several times inside one request is a loop (N+1: select_related, the
     # queries chapter), not a caching candidate
     key = df["request_id"].astype("string") if "request_id" in df else None
     if key is not None and key.notna().any():
-        per_request = g.assign(req=key.to_numpy()).dropna(subset=["req"]).groupby(["fid", "req"]).size()
+        per_request = (
+            g.assign(req=key.to_numpy()).dropna(subset=["req"]).groupby(["fid", "req"]).size()
+        )
         looped = per_request.groupby(level="fid").median() > 1
         agg = agg[~agg.index.isin(looped[looped].index)]
-    picked = agg[(agg["calls"] >= t["candidate_min_calls"]) & (agg["repeat_ratio"] >= t["candidate_min_repeat_ratio"])]
-    picked = picked.assign(saved=picked["ms"] * picked["repeat_ratio"]).sort_values("saved", ascending=False).head(top or int(t["candidate_top"]))
+    picked = agg[
+        (agg["calls"] >= t["candidate_min_calls"])
+        & (agg["repeat_ratio"] >= t["candidate_min_repeat_ratio"])
+    ]
+    picked = (
+        picked.assign(saved=picked["ms"] * picked["repeat_ratio"])
+        .sort_values("saved", ascending=False)
+        .head(top or int(t["candidate_top"]))
+    )
     out = []
     for fid, r in picked.iterrows():
         endpoints = [str(e) for e in r["endpoints"]]
         saved = float(r["ms"]) * float(r["repeat_ratio"])
         where = ", ".join(endpoints) if endpoints else "its callers"
         table = _table(str(r["fp"]))
-        out.append(Finding(
-            check="cache_candidate",
-            severity=Severity.MEDIUM if saved >= t["candidate_medium_saved_ms"] else Severity.LOW,
-            title=(f"Cacheable read{' on ' + table if table else ''}: "
-                   f"{int(r['calls'])} calls, {r['repeat_ratio']:.0%} repeats"),
-            summary=(f"The same statement with the same parameters ran {int(r['calls'])} times as only "
-                     f"{int(r['variants'])} distinct queries, from {where}: caching its result would save about "
-                     f"{saved / 1000:.1f} s of database time in the observed window."),
-            subject=Subject(fingerprint=str(r["fp"]), fingerprint_id=str(fid),
-                            endpoint=endpoints[0] if endpoints else None),
-            metrics={"calls": int(r["calls"]), "distinct": int(r["variants"]), "repeat_ratio": round(float(r["repeat_ratio"]), 4),
-                     "total_ms": round(float(r["ms"]), 3), "saved_ms": round(saved, 3)},
-            recommendation=Recommendation(
-                summary="Cache the result with a key made of the parameters and a timeout that matches how fresh it must "
-                        "be; invalidate on write (post_save signal) where staleness is not acceptable.",
-                django=("from django.core.cache import cache\n\n"
+        out.append(
+            Finding(
+                check="cache_candidate",
+                severity=Severity.MEDIUM
+                if saved >= t["candidate_medium_saved_ms"]
+                else Severity.LOW,
+                title=(
+                    f"Cacheable read{' on ' + table if table else ''}: "
+                    f"{int(r['calls'])} calls, {r['repeat_ratio']:.0%} repeats"
+                ),
+                summary=(
+                    f"The same statement with the same parameters ran {int(r['calls'])} times as only "
+                    f"{int(r['variants'])} distinct queries, from {where}: caching its result would save about "
+                    f"{saved / 1000:.1f} s of database time in the observed window."
+                ),
+                subject=Subject(
+                    fingerprint=str(r["fp"]),
+                    fingerprint_id=str(fid),
+                    endpoint=endpoints[0] if endpoints else None,
+                ),
+                metrics={
+                    "calls": int(r["calls"]),
+                    "distinct": int(r["variants"]),
+                    "repeat_ratio": round(float(r["repeat_ratio"]), 4),
+                    "total_ms": round(float(r["ms"]), 3),
+                    "saved_ms": round(saved, 3),
+                },
+                recommendation=Recommendation(
+                    summary="Cache the result with a key made of the parameters and a timeout that matches how fresh it must "
+                    "be; invalidate on write (post_save signal) where staleness is not acceptable.",
+                    django=(
+                        "from django.core.cache import cache\n\n"
                         "def top_books():\n"
-                        "    return cache.get_or_set(\"top-books\", lambda: list(Book.objects.order_by(\"-sold\")[:10]), 300)"),
-            ),
-            evidence=Evidence(strength=EvidenceStrength.PATTERN, items=({"fingerprint_id": str(fid)},)),
-            impact_ms=saved,
-            chapter="caching",
-        ))
+                        '    return cache.get_or_set("top-books", lambda: list(Book.objects.order_by("-sold")[:10]), 300)'
+                    ),
+                ),
+                evidence=Evidence(
+                    strength=EvidenceStrength.PATTERN, items=({"fingerprint_id": str(fid)},)
+                ),
+                impact_ms=saved,
+                chapter="caching",
+            )
+        )
     return out
 
 

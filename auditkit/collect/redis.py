@@ -68,7 +68,10 @@ def _connect(url_env: str) -> Any:
 
     url = os.environ.get(url_env)
     if not url:
-        raise CollectorError(f"environment variable {url_env} is not set", hint="export it with the Redis URL (redis://…)")
+        raise CollectorError(
+            f"environment variable {url_env} is not set",
+            hint="export it with the Redis URL (redis://…)",
+        )
     try:
         client = redis.Redis.from_url(url, socket_timeout=10, decode_responses=False)
         # raw INFO text: the loaders read the server's own format
@@ -76,7 +79,9 @@ def _connect(url_env: str) -> Any:
         client.ping()
     except redis.RedisError as exc:
         # the message may not contain the URL (it holds the password): name the variable only
-        raise CollectorError(f"cannot connect to the Redis named by {url_env}: {type(exc).__name__}") from None
+        raise CollectorError(
+            f"cannot connect to the Redis named by {url_env}: {type(exc).__name__}"
+        ) from None
     return client
 
 
@@ -84,7 +89,9 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def collect_redis(url_env: str, out_dir: str | Path, *, interval_s: float = 60.0, slowlog: int = 128) -> RedisCollection:
+def collect_redis(
+    url_env: str, out_dir: str | Path, *, interval_s: float = 60.0, slowlog: int = 128
+) -> RedisCollection:
     """Write INFO snapshots (before/after ``interval_s``), memory settings and the slow log."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -126,15 +126,33 @@ def _row_node(row: dict[str, str], line: int) -> PlanNode:
     if "r_rows" in get:
         fields["actual_rows"] = to_float(_null(get["r_rows"]))
     for k, v in get.items():
-        if k not in ("id", "select_type", "table", "partitions", "type", "possible_keys", "key", "key_len", "ref", "rows", "filtered", "extra", "r_rows"):
+        if k not in (
+            "id",
+            "select_type",
+            "table",
+            "partitions",
+            "type",
+            "possible_keys",
+            "key",
+            "key_len",
+            "ref",
+            "rows",
+            "filtered",
+            "extra",
+            "r_rows",
+        ):
             props[k] = _null(v)
     return PlanNode(access, fields, line=line, properties=props)
 
 
-def _rows_plan(rows: list[tuple[int, dict[str, str]]], plan_format: str, statement: str | None) -> Plan:
+def _rows_plan(
+    rows: list[tuple[int, dict[str, str]]], plan_format: str, statement: str | None
+) -> Plan:
     nodes = [_row_node(r, n) for n, r in rows]
     dialect = "mariadb" if any(k.strip().lower() == "r_rows" for k in rows[0][1]) else "mysql"
-    return Plan(nodes[0], dialect, plan_format, rows[0][0], {"statement": statement}, siblings=nodes[1:])
+    return Plan(
+        nodes[0], dialect, plan_format, rows[0][0], {"statement": statement}, siblings=nodes[1:]
+    )
 
 
 def _cells(inner: str) -> list[str]:
@@ -144,14 +162,38 @@ def _cells(inner: str) -> list[str]:
 # -- JSON ------------------------------------------------------------------------------------
 
 _V1_NODE_KEYS = {
-    "query_block", "table", "nested_loop", "ordering_operation", "grouping_operation", "duplicates_removal",
-    "filesort", "temporary_table", "materialized_from_subquery", "union_result", "windowing", "buffer_result",
-    "subquery_cache", "read_sorted_file", "block-nl-join", "materialized", "expression_cache", "insert_from",
-    "update", "delete", "replace_into", "insert",
+    "query_block",
+    "table",
+    "nested_loop",
+    "ordering_operation",
+    "grouping_operation",
+    "duplicates_removal",
+    "filesort",
+    "temporary_table",
+    "materialized_from_subquery",
+    "union_result",
+    "windowing",
+    "buffer_result",
+    "subquery_cache",
+    "read_sorted_file",
+    "block-nl-join",
+    "materialized",
+    "expression_cache",
+    "insert_from",
+    "update",
+    "delete",
+    "replace_into",
+    "insert",
 }
 _V1_LIST_KEYS = {
-    "attached_subqueries", "subqueries", "optimized_away_subqueries", "order_by_subqueries",
-    "group_by_subqueries", "having_subqueries", "select_list_subqueries", "update_value_subqueries",
+    "attached_subqueries",
+    "subqueries",
+    "optimized_away_subqueries",
+    "order_by_subqueries",
+    "group_by_subqueries",
+    "having_subqueries",
+    "select_list_subqueries",
+    "update_value_subqueries",
     "query_specifications",
 }
 
@@ -171,7 +213,9 @@ def _v1_node(key: str, obj: Any, line: int) -> PlanNode:
             for item in obj:
                 node.children.append(_v1_unwrap(item, line, None))
             return node
-        raise PlanParseError(f"'{key}' holds {type(obj).__name__}, not an object", line, "a JSON object")
+        raise PlanParseError(
+            f"'{key}' holds {type(obj).__name__}, not an object", line, "a JSON object"
+        )
     node_type = str(obj.get("access_type") or "NULL") if key == "table" else key
     fields: dict[str, Any] = {"extra": _extra(obj)}
     props: dict[str, Any] = {}
@@ -196,13 +240,17 @@ def _v1_unwrap(item: Any, line: int, relationship: str | None) -> PlanNode:
         raise PlanParseError("a subquery or join member is not an object", line, "a JSON object")
     keys = [k for k in item if k in _V1_NODE_KEYS]
     if not keys:
-        raise PlanParseError(f"a list item has none of {sorted(_V1_NODE_KEYS)[:4]}…", line, "a wrapped plan node")
+        raise PlanParseError(
+            f"a list item has none of {sorted(_V1_NODE_KEYS)[:4]}…", line, "a wrapped plan node"
+        )
     node = _v1_node(keys[0], item[keys[0]], line)
     for k, v in item.items():
         if k != keys[0] and not isinstance(v, dict | list):
             node.properties[k] = v
         elif k != keys[0]:
-            node.children.append(_v1_node(k, v, line)) if k in _V1_NODE_KEYS else node.properties.setdefault(k, v)
+            node.children.append(
+                _v1_node(k, v, line)
+            ) if k in _V1_NODE_KEYS else node.properties.setdefault(k, v)
     if relationship:
         node.fields["parent_relationship"] = relationship
     return node
@@ -311,9 +359,15 @@ def _v2_type(obj: dict[str, Any]) -> str:
         kind = str(obj.get("index_access_type") or "")
         if kind == "index_lookup":
             return "eq_ref" if operation.startswith("Single-row") else "ref"
-        return {"index_range_scan": "range", "index_scan": "index", "full_text_search": "fulltext"}.get(kind, kind or "index")
+        return {
+            "index_range_scan": "range",
+            "index_scan": "index",
+            "full_text_search": "fulltext",
+        }.get(kind, kind or "index")
     if access == "join":
-        return {"nested_loop": "nested_loop", "hash": "hash_join"}.get(str(obj.get("join_algorithm")), "join")
+        return {"nested_loop": "nested_loop", "hash": "hash_join"}.get(
+            str(obj.get("join_algorithm")), "join"
+        )
     return access or operation.split(":")[0].strip() or "operation"
 
 
@@ -340,11 +394,30 @@ def _v2_node(obj: Any, line: int) -> PlanNode:
     if fields["loops"] is not None:
         fields["never_executed"] = fields["loops"] == 0.0
     mapped = {
-        "operation", "table_name", "alias", "schema_name", "index_name", "estimated_rows", "estimated_total_cost",
-        "estimated_first_row_cost", "actual_rows", "actual_loops", "actual_first_row_ms", "actual_last_row_ms",
-        "condition", "lookup_condition", "ranges", "join_type", "inputs", "query",
+        "operation",
+        "table_name",
+        "alias",
+        "schema_name",
+        "index_name",
+        "estimated_rows",
+        "estimated_total_cost",
+        "estimated_first_row_cost",
+        "actual_rows",
+        "actual_loops",
+        "actual_first_row_ms",
+        "actual_last_row_ms",
+        "condition",
+        "lookup_condition",
+        "ranges",
+        "join_type",
+        "inputs",
+        "query",
     }
-    props = {k: v for k, v in obj.items() if k not in mapped and not (isinstance(v, list) and v and isinstance(v[0], dict))}
+    props = {
+        k: v
+        for k, v in obj.items()
+        if k not in mapped and not (isinstance(v, list) and v and isinstance(v[0], dict))
+    }
     node = PlanNode(_v2_type(obj), fields, line=line, properties=props)
     for k, v in obj.items():
         if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
@@ -366,13 +439,16 @@ def plans_from_json_text(text: str, line: int, statement: str | None = None) -> 
         cut = exc.pos >= len(cleaned.rstrip()) - 1
         raise PlanParseError(
             f"line {at}: invalid JSON plan ({'the plan is cut short' if cut else exc.msg} at column {exc.colno})",
-            at, "a complete EXPLAIN FORMAT=JSON document",
+            at,
+            "a complete EXPLAIN FORMAT=JSON document",
         ) from None
     docs = doc if isinstance(doc, list) else [doc]
     plans = []
     for d in docs:
         if not isinstance(d, dict):
-            raise PlanParseError(f"line {line}: the JSON document is not an object", line, "a JSON object")
+            raise PlanParseError(
+                f"line {line}: the JSON document is not an object", line, "a JSON object"
+            )
         fields: dict[str, Any] = {"statement": statement}
         if "query_block" in d:
             root = _v1_node("query_block", d["query_block"], line)
@@ -386,7 +462,15 @@ def plans_from_json_text(text: str, line: int, statement: str | None = None) -> 
             if root.inclusive_ms is not None:
                 fields["execution_ms"] = root.inclusive_ms
             _inherit_select_id(root)
-            plans.append(Plan(root, "mariadb" if mariadb else "mysql", "mariadb_json" if mariadb else "json", line, fields))
+            plans.append(
+                Plan(
+                    root,
+                    "mariadb" if mariadb else "mysql",
+                    "mariadb_json" if mariadb else "json",
+                    line,
+                    fields,
+                )
+            )
         elif "operation" in d or "query_plan" in d:
             body = d.get("query_plan", d)
             root = _v2_node(body, line)
@@ -396,7 +480,8 @@ def plans_from_json_text(text: str, line: int, statement: str | None = None) -> 
             plans.append(Plan(root, "mysql", "json_v2", line, fields))
         else:
             raise PlanParseError(
-                f"line {line}: the JSON document holds no MySQL plan", line,
+                f"line {line}: the JSON document holds no MySQL plan",
+                line,
                 "'query_block' (FORMAT=JSON v1, MariaDB) or 'operation' (v2)",
             )
     return plans
@@ -420,7 +505,12 @@ def read_mysql(text: str) -> tuple[list[Plan], list[Failure]]:
     while i < n:
         line = lines[i]
         # boxed table
-        if _BORDER.match(line) and i + 2 < n and _BOX_ROW.match(lines[i + 1]) and _BORDER.match(lines[i + 2]):
+        if (
+            _BORDER.match(line)
+            and i + 2 < n
+            and _BOX_ROW.match(lines[i + 1])
+            and _BORDER.match(lines[i + 2])
+        ):
             header = _cells(_BOX_ROW.match(lines[i + 1]).group("inner"))  # type: ignore[union-attr]
             lower = [h.lower() for h in header]
             j = i + 3
@@ -431,12 +521,24 @@ def read_mysql(text: str) -> tuple[list[Plan], list[Failure]]:
                     if m:
                         cells = _cells(m.group("inner"))
                         if len(cells) != len(header):
-                            failures.append(Failure(j + 1, "malformed EXPLAIN row", f"line {j + 1}: {len(cells)} cells for {len(header)} columns"))
+                            failures.append(
+                                Failure(
+                                    j + 1,
+                                    "malformed EXPLAIN row",
+                                    f"line {j + 1}: {len(cells)} cells for {len(header)} columns",
+                                )
+                            )
                         else:
                             rows.append((j + 1, dict(zip(header, cells, strict=True))))
                     j += 1
                 if j >= n:
-                    failures.append(Failure(i + 1, "truncated plan", f"line {i + 1}: the EXPLAIN table has no closing border"))
+                    failures.append(
+                        Failure(
+                            i + 1,
+                            "truncated plan",
+                            f"line {i + 1}: the EXPLAIN table has no closing border",
+                        )
+                    )
                 elif rows:
                     plans.append(_rows_plan(rows, "tabular", statement(i)))
                 last_end = j + 1
@@ -463,7 +565,11 @@ def read_mysql(text: str) -> tuple[list[Plan], list[Failure]]:
             if rows:
                 plans.append(_rows_plan(rows, "tabular", statement(i)))
             else:
-                failures.append(Failure(i + 1, "truncated plan", f"line {i + 1}: an EXPLAIN header without rows"))
+                failures.append(
+                    Failure(
+                        i + 1, "truncated plan", f"line {i + 1}: an EXPLAIN header without rows"
+                    )
+                )
             last_end = j
             i = j
             continue
@@ -508,10 +614,19 @@ def read_mysql(text: str) -> tuple[list[Plan], list[Failure]]:
                 body[0] = body[0][len("EXPLAIN:") :].strip()
             if end == i and body[0].rstrip().endswith("|"):  # a one-line document in a boxed cell
                 body[0] = body[0].rstrip().rstrip("|").rstrip()
-            looks = any(tok in "\n".join(body[:60]) for tok in ('"query_block"', '"operation"', '"query_plan"', '"select_id"'))
+            looks = any(
+                tok in "\n".join(body[:60])
+                for tok in ('"query_block"', '"operation"', '"query_plan"', '"select_id"')
+            )
             if looks:
                 if end is None:
-                    failures.append(Failure(i + 1, "truncated plan", f"line {i + 1}: the JSON plan is cut short (no closing brace)"))
+                    failures.append(
+                        Failure(
+                            i + 1,
+                            "truncated plan",
+                            f"line {i + 1}: the JSON plan is cut short (no closing brace)",
+                        )
+                    )
                     break
                 _json_plans(body, i + 1, statement(i), plans, failures)
                 last_end = end + 1
@@ -521,11 +636,15 @@ def read_mysql(text: str) -> tuple[list[Plan], list[Failure]]:
     return plans, failures
 
 
-def _json_plans(body: list[str], line: int, statement: str | None, plans: list[Plan], failures: list[Failure]) -> None:
+def _json_plans(
+    body: list[str], line: int, statement: str | None, plans: list[Plan], failures: list[Failure]
+) -> None:
     try:
         plans.extend(plans_from_json_text("\n".join(body), line, statement))
     except RecursionError:
-        failures.append(Failure(line, "plan too deep", f"line {line}: the plan is nested too deep to read"))
+        failures.append(
+            Failure(line, "plan too deep", f"line {line}: the plan is nested too deep to read")
+        )
     except PlanParseError as exc:
         reason = "truncated plan" if "cut short" in exc.message else "invalid JSON plan"
         failures.append(Failure(line, reason, str(exc), exc.line or line))
@@ -535,9 +654,13 @@ def sniff_mysql(head: str) -> tuple[int, int]:
     """(traditional EXPLAIN tables, JSON plans) seen in ``head``."""
     tabular = len(re.findall(r"^id\tselect_type\t", head, re.M))
     tabular += len(re.findall(r"^\|\s*id\s*\|\s*select_type\s*\|", head, re.M))
-    if re.search(r"^\*{5,} 1\. row \*{5,}", head, re.M) and re.search(r"^\s*select_type: ", head, re.M):
+    if re.search(r"^\*{5,} 1\. row \*{5,}", head, re.M) and re.search(
+        r"^\s*select_type: ", head, re.M
+    ):
         tabular += 1
-    json_plans = len(re.findall(r'^(?:\|\s)?\s{0,2}\{?\s*"query_(?:block|optimization)"\s*:\s*\{', head, re.M))
+    json_plans = len(
+        re.findall(r'^(?:\|\s)?\s{0,2}\{?\s*"query_(?:block|optimization)"\s*:\s*\{', head, re.M)
+    )
     if re.search(r'"operation"\s*:', head) and re.search(r'"access_type"\s*:', head):
         json_plans += 1
     return tabular, json_plans

@@ -41,24 +41,64 @@ __all__ = [
 #: Columns the plan loaders add after the canonical ``plan_nodes`` ones: (name, dtype, description).
 #: Plan-level values (``plan_format`` … ``settings``) are repeated on every node of the plan.
 EXTRA_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("plan_format", "string", "How the plan was written: text, json, xml, yaml (PostgreSQL); tabular, vertical, json, json_v2 (MySQL); mariadb_json; eqp (SQLite)."),
-    ("planning_ms", "float64", "Planning time of the plan, milliseconds (PostgreSQL Planning Time; MariaDB query_optimization)."),
-    ("execution_ms", "float64", "Execution time of the plan as the server reported it (Execution Time / Total runtime), milliseconds."),
+    (
+        "plan_format",
+        "string",
+        "How the plan was written: text, json, xml, yaml (PostgreSQL); tabular, vertical, json, json_v2 (MySQL); mariadb_json; eqp (SQLite).",
+    ),
+    (
+        "planning_ms",
+        "float64",
+        "Planning time of the plan, milliseconds (PostgreSQL Planning Time; MariaDB query_optimization).",
+    ),
+    (
+        "execution_ms",
+        "float64",
+        "Execution time of the plan as the server reported it (Execution Time / Total runtime), milliseconds.",
+    ),
     ("jit_ms", "float64", "JIT compilation time (JIT Timing Total), milliseconds."),
-    ("trigger_ms", "float64", "Time spent in triggers, summed over the plan's triggers, milliseconds."),
+    (
+        "trigger_ms",
+        "float64",
+        "Time spent in triggers, summed over the plan's triggers, milliseconds.",
+    ),
     ("query_id", "string", "Query identifier printed with the plan (PostgreSQL Query Identifier)."),
-    ("fingerprint_id", "string", "Fingerprint id of the statement, to join plans to query events and statement stats."),
-    ("settings", "string", "Non-default planner settings printed with the plan (EXPLAIN SETTINGS)."),
-    ("label", "string", "The node as the text format names it: 'Hash Left Join', 'Parallel Seq Scan', 'HashAggregate', MySQL's operation text."),
-    ("parent_relationship", "string", "How the node feeds its parent: Outer, Inner, InitPlan, SubPlan, Member, Subquery… (MySQL: the JSON key that holds it)."),
-    ("subplan_name", "string", "Name of the sub-plan the node starts: 'InitPlan 1 (returns $0)', 'SubPlan 2', 'CTE name'."),
+    (
+        "fingerprint_id",
+        "string",
+        "Fingerprint id of the statement, to join plans to query events and statement stats.",
+    ),
+    (
+        "settings",
+        "string",
+        "Non-default planner settings printed with the plan (EXPLAIN SETTINGS).",
+    ),
+    (
+        "label",
+        "string",
+        "The node as the text format names it: 'Hash Left Join', 'Parallel Seq Scan', 'HashAggregate', MySQL's operation text.",
+    ),
+    (
+        "parent_relationship",
+        "string",
+        "How the node feeds its parent: Outer, Inner, InitPlan, SubPlan, Member, Subquery… (MySQL: the JSON key that holds it).",
+    ),
+    (
+        "subplan_name",
+        "string",
+        "Name of the sub-plan the node starts: 'InitPlan 1 (returns $0)', 'SubPlan 2', 'CTE name'.",
+    ),
     ("schema", "string", "Schema of the scanned relation, when printed (VERBOSE) or known."),
     ("cte_name", "string", "CTE read by a CTE Scan (or WorkTable Scan)."),
     ("function_name", "string", "Function read by a Function Scan."),
     ("parallel_aware", "boolean", "True for a parallel-aware node (text: 'Parallel …')."),
     ("strategy", "string", "Aggregate or SetOp strategy: Plain, Sorted, Hashed, Mixed."),
     ("partial_mode", "string", "Partial aggregation step: Partial, Finalize, Simple."),
-    ("operation", "string", "ModifyTable operation (Insert, Update, Delete, Merge) or SetOp command."),
+    (
+        "operation",
+        "string",
+        "ModifyTable operation (Insert, Update, Delete, Merge) or SetOp command.",
+    ),
     ("scan_direction", "string", "Index scan direction: Forward, Backward, NoMovement."),
     ("recheck_cond", "string", "Recheck condition of a bitmap heap scan."),
     ("hash_cond", "string", "Hash condition of a hash join."),
@@ -86,8 +126,16 @@ EXTRA_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("local_dirtied_blocks", "float64", "Local blocks dirtied."),
     ("local_written_blocks", "float64", "Local blocks written."),
     ("temp_read_blocks", "float64", "Temporary blocks read."),
-    ("io_read_ms", "float64", "Time reading blocks (I/O Timings, all scopes summed), milliseconds."),
-    ("io_write_ms", "float64", "Time writing blocks (I/O Timings, all scopes summed), milliseconds."),
+    (
+        "io_read_ms",
+        "float64",
+        "Time reading blocks (I/O Timings, all scopes summed), milliseconds.",
+    ),
+    (
+        "io_write_ms",
+        "float64",
+        "Time writing blocks (I/O Timings, all scopes summed), milliseconds.",
+    ),
     ("wal_records", "float64", "WAL records generated."),
     ("wal_fpi", "float64", "WAL full-page images generated."),
     ("wal_bytes", "float64", "WAL bytes generated."),
@@ -96,16 +144,28 @@ EXTRA_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("subplans_removed", "Int64", "Partitions pruned at run time (Subplans Removed)."),
     ("index_searches", "float64", "Index searches (PostgreSQL 18)."),
     ("output", "string", "Output column list (VERBOSE)."),
-    ("inclusive_ms", "float64", "Time in the node and its children over all loops (parallel nodes: per process), milliseconds; see exclusive_ms."),
+    (
+        "inclusive_ms",
+        "float64",
+        "Time in the node and its children over all loops (parallel nodes: per process), milliseconds; see exclusive_ms.",
+    ),
     ("select_id", "Int64", "MySQL SELECT id the node belongs to."),
     ("select_type", "string", "MySQL select_type (SIMPLE, PRIMARY, DERIVED, DEPENDENT SUBQUERY…)."),
     ("possible_keys", "string", "MySQL indexes the optimizer considered, comma separated."),
     ("key_len", "string", "MySQL key length used."),
     ("ref", "string", "MySQL columns or constants compared with the index."),
-    ("filtered", "float64", "MySQL estimated percentage of rows kept by the table condition (0–100)."),
+    (
+        "filtered",
+        "float64",
+        "MySQL estimated percentage of rows kept by the table condition (0–100).",
+    ),
     ("extra", "string", "MySQL Extra column as printed."),
     ("partitions", "string", "MySQL partitions read."),
-    ("properties", "string", "Every other property of the node as the source printed it, a JSON object."),
+    (
+        "properties",
+        "string",
+        "Every other property of the node as the source printed it, a JSON object.",
+    ),
 )
 
 #: plans nested deeper than this are refused (real plans stay far below; recursion stays safe)
@@ -113,8 +173,16 @@ MAX_DEPTH = 300
 
 _EXTRA_DTYPES = {name: dtype for name, dtype, _ in EXTRA_COLUMNS}
 _PLAN_LEVEL = (
-    "plan_format", "planning_ms", "execution_ms", "jit_ms", "trigger_ms", "query_id", "fingerprint_id",
-    "settings", "statement", "dialect",
+    "plan_format",
+    "planning_ms",
+    "execution_ms",
+    "jit_ms",
+    "trigger_ms",
+    "query_id",
+    "fingerprint_id",
+    "settings",
+    "statement",
+    "dialect",
 )
 
 _NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
@@ -239,8 +307,18 @@ _PARAM_REF = re.compile(r"\$\d+")
 _RETURNS = re.compile(r"\(returns ([^)]*)\)")
 _INITPLAN_NUM = re.compile(r"^InitPlan\s+(\d+)")
 _TEXT_FIELDS = (
-    "filter", "index_cond", "join_filter", "hash_cond", "merge_cond", "recheck_cond",
-    "one_time_filter", "output", "sort_key", "group_key", "presorted_key", "cache_key",
+    "filter",
+    "index_cond",
+    "join_filter",
+    "hash_cond",
+    "merge_cond",
+    "recheck_cond",
+    "one_time_filter",
+    "output",
+    "sort_key",
+    "group_key",
+    "presorted_key",
+    "cache_key",
 )
 
 
@@ -341,7 +419,9 @@ def compute_times(plan: Plan) -> None:
         cte = n.cte_defined
         if cte is None or not n.inclusive_ms:
             continue
-        scans = [s for s in all_nodes if s.fields.get("cte_name") == cte and s.node_type == "CTE Scan"]
+        scans = [
+            s for s in all_nodes if s.fields.get("cte_name") == cte and s.node_type == "CTE Scan"
+        ]
         weights = [s.inclusive_ms or 0.0 for s in scans]
         total = sum(weights)
         if not scans:
@@ -357,7 +437,9 @@ def compute_times(plan: Plan) -> None:
         tokens = _initplan_tokens(n)
         target = None
         if tokens:
-            target = next((x for x in all_nodes if id(x) not in inside and _references(x, tokens)), None)
+            target = next(
+                (x for x in all_nodes if id(x) not in inside and _references(x, tokens)), None
+            )
         if target is None:
             target = parents.get(id(n))
         if target is not None:
@@ -440,7 +522,11 @@ def plans_frame(plans: list[tuple[str, Plan]], source_file: str) -> pd.DataFrame
     for plan_id, plan in plans:
         compute_times(plan)
         statement = plan.fields.get("statement")
-        if isinstance(statement, str) and statement.strip() and not plan.fields.get("fingerprint_id"):
+        if (
+            isinstance(statement, str)
+            and statement.strip()
+            and not plan.fields.get("fingerprint_id")
+        ):
             dialect: Dialect = "mysql" if plan.dialect in ("mysql", "mariadb") else "postgres"
             plan.fields["fingerprint_id"] = fingerprint_id(fingerprint(statement, dialect))
         counter = [0]

@@ -27,9 +27,14 @@ import yaml
 
 from auditkit.loaders._explain_nodes import Plan, PlanNode, PlanParseError, to_float
 
-__all__ = ["documents_from_json", "documents_from_xml", "documents_from_yaml", "plans_from_document"]
+__all__ = [
+    "documents_from_json",
+    "documents_from_xml",
+    "documents_from_yaml",
+    "plans_from_document",
+]
 
-_MASKED = re.compile(r'(:\s*|[\[,]\s*)(?:-?N(?:\.N)?|xxx)(?=\s*[,}\]\n])')
+_MASKED = re.compile(r"(:\s*|[\[,]\s*)(?:-?N(?:\.N)?|xxx)(?=\s*[,}\]\n])")
 
 
 def _key(name: str) -> str:
@@ -65,13 +70,16 @@ def documents_from_json(text: str, first_line: int = 1) -> list[Any]:
                     docs.append(json.loads(row))
                 except json.JSONDecodeError as exc:
                     raise PlanParseError(
-                        f"line {first_line + i}: invalid JSON ({exc.msg})", first_line + i, "one JSON plan per line"
+                        f"line {first_line + i}: invalid JSON ({exc.msg})",
+                        first_line + i,
+                        "one JSON plan per line",
                     ) from None
         return docs
     line = first_line + error.lineno - 1
     where = "the plan is cut short" if error.pos >= len(text.rstrip()) - 1 else error.msg
     raise PlanParseError(
-        f"line {line}: invalid JSON plan ({where} at column {error.colno})", line,
+        f"line {line}: invalid JSON plan ({where} at column {error.colno})",
+        line,
         "a complete EXPLAIN (FORMAT JSON) document",
     )
 
@@ -94,12 +102,18 @@ def _xml_to_obj(elem: ElementTree.Element) -> Any:
 def documents_from_xml(text: str, first_line: int = 1) -> list[Any]:
     """The ``<explain>`` document in ``text`` as dicts (one per ``<Query>``)."""
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise PlanParseError("XML with a DOCTYPE or entities is refused", first_line, "EXPLAIN (FORMAT XML) output")
+        raise PlanParseError(
+            "XML with a DOCTYPE or entities is refused", first_line, "EXPLAIN (FORMAT XML) output"
+        )
     try:
         root = ElementTree.fromstring(text.strip())
     except ElementTree.ParseError as exc:
         line = first_line + exc.position[0] - 1
-        raise PlanParseError(f"line {line}: invalid XML plan ({exc})", line, "a complete EXPLAIN (FORMAT XML) document") from None
+        raise PlanParseError(
+            f"line {line}: invalid XML plan ({exc})",
+            line,
+            "a complete EXPLAIN (FORMAT XML) document",
+        ) from None
     queries = [q for q in root if _tag(q) == "Query"]
     docs: list[Any] = []
     for q in queries or [root]:
@@ -132,43 +146,98 @@ def documents_from_yaml(text: str, first_line: int = 1) -> list[Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = first_line + (mark.line if mark is not None else 0)
-        raise PlanParseError(f"line {line}: invalid YAML plan ({getattr(exc, 'problem', exc)})", line, "a complete EXPLAIN (FORMAT YAML) document") from None
+        raise PlanParseError(
+            f"line {line}: invalid YAML plan ({getattr(exc, 'problem', exc)})",
+            line,
+            "a complete EXPLAIN (FORMAT YAML) document",
+        ) from None
 
 
 # -- documents → plans -----------------------------------------------------------------------
 
 _TEXT = {
-    "relationname": "relation", "schema": "schema", "alias": "alias", "indexname": "index_name",
-    "jointype": "join_type", "filter": "filter", "indexcond": "index_cond", "joinfilter": "join_filter",
-    "hashcond": "hash_cond", "mergecond": "merge_cond", "recheckcond": "recheck_cond",
-    "onetimefilter": "one_time_filter", "sortmethod": "sort_method", "sortspacetype": "sort_space_type",
-    "parentrelationship": "parent_relationship", "subplanname": "subplan_name", "ctename": "cte_name",
-    "functionname": "function_name", "strategy": "strategy", "partialmode": "partial_mode",
-    "operation": "operation", "scandirection": "scan_direction", "cachekey": "cache_key",
+    "relationname": "relation",
+    "schema": "schema",
+    "alias": "alias",
+    "indexname": "index_name",
+    "jointype": "join_type",
+    "filter": "filter",
+    "indexcond": "index_cond",
+    "joinfilter": "join_filter",
+    "hashcond": "hash_cond",
+    "mergecond": "merge_cond",
+    "recheckcond": "recheck_cond",
+    "onetimefilter": "one_time_filter",
+    "sortmethod": "sort_method",
+    "sortspacetype": "sort_space_type",
+    "parentrelationship": "parent_relationship",
+    "subplanname": "subplan_name",
+    "ctename": "cte_name",
+    "functionname": "function_name",
+    "strategy": "strategy",
+    "partialmode": "partial_mode",
+    "operation": "operation",
+    "scandirection": "scan_direction",
+    "cachekey": "cache_key",
 }
-_LISTS = {"sortkey": "sort_key", "groupkey": "group_key", "presortedkey": "presorted_key", "output": "output"}
+_LISTS = {
+    "sortkey": "sort_key",
+    "groupkey": "group_key",
+    "presortedkey": "presorted_key",
+    "output": "output",
+}
 _NUMBERS = {
-    "startupcost": "startup_cost", "totalcost": "total_cost", "planrows": "plan_rows", "planwidth": "plan_width",
-    "actualstartuptime": "actual_startup_ms", "actualtotaltime": "actual_total_ms", "actualrows": "actual_rows",
-    "actualloops": "loops", "rowsremovedbyfilter": "rows_removed_by_filter",
+    "startupcost": "startup_cost",
+    "totalcost": "total_cost",
+    "planrows": "plan_rows",
+    "planwidth": "plan_width",
+    "actualstartuptime": "actual_startup_ms",
+    "actualtotaltime": "actual_total_ms",
+    "actualrows": "actual_rows",
+    "actualloops": "loops",
+    "rowsremovedbyfilter": "rows_removed_by_filter",
     "rowsremovedbyindexrecheck": "rows_removed_by_index_recheck",
-    "rowsremovedbyjoinfilter": "rows_removed_by_join_filter", "sortspaceused": "sort_space_kb",
-    "hashbuckets": "hash_buckets", "originalhashbuckets": "original_hash_buckets", "hashbatches": "hash_batches",
-    "originalhashbatches": "original_hash_batches", "peakmemoryusage": "peak_memory_kb",
+    "rowsremovedbyjoinfilter": "rows_removed_by_join_filter",
+    "sortspaceused": "sort_space_kb",
+    "hashbuckets": "hash_buckets",
+    "originalhashbuckets": "original_hash_buckets",
+    "hashbatches": "hash_batches",
+    "originalhashbatches": "original_hash_batches",
+    "peakmemoryusage": "peak_memory_kb",
     "hashaggbatches": "hash_batches",
-    "heapfetches": "heap_fetches", "sharedhitblocks": "shared_hit_blocks", "sharedreadblocks": "shared_read_blocks",
-    "shareddirtiedblocks": "shared_dirtied_blocks", "sharedwrittenblocks": "shared_written_blocks",
-    "localhitblocks": "local_hit_blocks", "localreadblocks": "local_read_blocks",
-    "localdirtiedblocks": "local_dirtied_blocks", "localwrittenblocks": "local_written_blocks",
-    "tempreadblocks": "temp_read_blocks", "tempwrittenblocks": "temp_written_blocks", "walrecords": "wal_records",
-    "walfpi": "wal_fpi", "walbytes": "wal_bytes", "exactheapblocks": "exact_heap_blocks",
-    "lossyheapblocks": "lossy_heap_blocks", "subplansremoved": "subplans_removed", "indexsearches": "index_searches",
-    "workersplanned": "workers_planned", "workerslaunched": "workers_launched", "cachehits": "cache_hits",
-    "cachemisses": "cache_misses", "cacheevictions": "cache_evictions", "cacheoverflows": "cache_overflows",
+    "heapfetches": "heap_fetches",
+    "sharedhitblocks": "shared_hit_blocks",
+    "sharedreadblocks": "shared_read_blocks",
+    "shareddirtiedblocks": "shared_dirtied_blocks",
+    "sharedwrittenblocks": "shared_written_blocks",
+    "localhitblocks": "local_hit_blocks",
+    "localreadblocks": "local_read_blocks",
+    "localdirtiedblocks": "local_dirtied_blocks",
+    "localwrittenblocks": "local_written_blocks",
+    "tempreadblocks": "temp_read_blocks",
+    "tempwrittenblocks": "temp_written_blocks",
+    "walrecords": "wal_records",
+    "walfpi": "wal_fpi",
+    "walbytes": "wal_bytes",
+    "exactheapblocks": "exact_heap_blocks",
+    "lossyheapblocks": "lossy_heap_blocks",
+    "subplansremoved": "subplans_removed",
+    "indexsearches": "index_searches",
+    "workersplanned": "workers_planned",
+    "workerslaunched": "workers_launched",
+    "cachehits": "cache_hits",
+    "cachemisses": "cache_misses",
+    "cacheevictions": "cache_evictions",
+    "cacheoverflows": "cache_overflows",
 }
 _IO_READ = {"ioreadtime", "sharedioreadtime", "localioreadtime", "tempioreadtime"}
 _IO_WRITE = {"iowritetime", "sharediowritetime", "localiowritetime", "tempiowritetime"}
-_AGG_LABEL = {"Plain": "Aggregate", "Sorted": "GroupAggregate", "Hashed": "HashAggregate", "Mixed": "MixedAggregate"}
+_AGG_LABEL = {
+    "Plain": "Aggregate",
+    "Sorted": "GroupAggregate",
+    "Hashed": "HashAggregate",
+    "Mixed": "MixedAggregate",
+}
 
 
 def _bool(value: Any) -> bool | None:
@@ -206,7 +275,10 @@ def label_for(node_type: str, fields: dict[str, Any], props: dict[str, Any]) -> 
         label = f"Nested Loop {jt} Join"
     elif node_type in ("Hash Join", "Merge Join") and jt and jt != "Inner":
         label = f"{node_type.split()[0]} {jt} Join"
-    elif node_type in ("Index Scan", "Index Only Scan") and fields.get("scan_direction") == "Backward":
+    elif (
+        node_type in ("Index Scan", "Index Only Scan")
+        and fields.get("scan_direction") == "Backward"
+    ):
         label = f"{node_type} Backward"
     elif node_type == "Custom Scan" and props.get("Custom Plan Provider"):
         label = f"Custom Scan ({props['Custom Plan Provider']})"
@@ -223,7 +295,9 @@ def node_from_dict(obj: dict[str, Any], line: int | None = None) -> PlanNode:
     """One structured node (and its ``Plans``) as a :class:`PlanNode`."""
     node_type = str(obj.get("Node Type") or obj.get("Node-Type") or "")
     if not node_type:
-        raise PlanParseError("a plan node has no 'Node Type'", line, "every node to have a 'Node Type'")
+        raise PlanParseError(
+            "a plan node has no 'Node Type'", line, "every node to have a 'Node Type'"
+        )
     fields: dict[str, Any] = {}
     props: dict[str, Any] = {}
     children: list[PlanNode] = []
@@ -236,7 +310,9 @@ def node_from_dict(obj: dict[str, Any], line: int | None = None) -> PlanNode:
         if k == "plans":
             for child in value or []:
                 if not isinstance(child, dict):
-                    raise PlanParseError("'Plans' holds something that is not a node", line, "a list of node objects")
+                    raise PlanParseError(
+                        "'Plans' holds something that is not a node", line, "a list of node objects"
+                    )
                 children.append(node_from_dict(child, line))
         elif k in _TEXT:
             fields[_TEXT[k]] = None if value is None else str(value)
@@ -248,10 +324,14 @@ def node_from_dict(obj: dict[str, Any], line: int | None = None) -> PlanNode:
                 props[name] = value
         elif k in _IO_READ:
             v = to_float(value)
-            io_read = (io_read or 0.0) + (v or 0.0) if v is not None or io_read is not None else None
+            io_read = (
+                (io_read or 0.0) + (v or 0.0) if v is not None or io_read is not None else None
+            )
         elif k in _IO_WRITE:
             v = to_float(value)
-            io_write = (io_write or 0.0) + (v or 0.0) if v is not None or io_write is not None else None
+            io_write = (
+                (io_write or 0.0) + (v or 0.0) if v is not None or io_write is not None else None
+            )
         elif k == "parallelaware":
             fields["parallel_aware"] = _bool(value)
         else:
@@ -313,7 +393,9 @@ def _plan_objects(doc: Any) -> Iterator[dict[str, Any]]:
             yield from _plan_objects(next(iter(doc.values())))
 
 
-def plans_from_document(doc: Any, plan_format: str, line: int, statement: str | None = None) -> list[Plan]:
+def plans_from_document(
+    doc: Any, plan_format: str, line: int, statement: str | None = None
+) -> list[Plan]:
     """Every plan in a decoded structured document. Raises when there is none."""
     plans = []
     for obj in _plan_objects(doc):
@@ -324,7 +406,8 @@ def plans_from_document(doc: Any, plan_format: str, line: int, statement: str | 
         plans.append(Plan(root, "postgres", plan_format, line, fields))
     if not plans:
         raise PlanParseError(
-            f"line {line}: the {plan_format.upper()} document holds no plan", line,
+            f"line {line}: the {plan_format.upper()} document holds no plan",
+            line,
             "an object with a 'Plan' key (EXPLAIN output) or a node with 'Node Type'",
         )
     return plans

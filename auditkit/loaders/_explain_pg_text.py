@@ -33,12 +33,17 @@ from typing import Any
 
 from auditkit.loaders._explain_nodes import Plan, PlanNode, PlanParseError, to_float
 
-__all__ = ["closes_first", "looks_like_node_line", "node_info", "paren_balance", "parse_text_plans", "unwrap_lines"]
+__all__ = [
+    "closes_first",
+    "looks_like_node_line",
+    "node_info",
+    "paren_balance",
+    "parse_text_plans",
+    "unwrap_lines",
+]
 
 _NUM = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|N(?:\.N)?|NaN|-?Infinity)"
-_COST = (
-    rf"\(cost=(?P<sc>{_NUM})\.\.(?P<tc>{_NUM})\s+rows=(?P<pr>{_NUM})\s+width=(?P<pw>{_NUM})\)"
-)
+_COST = rf"\(cost=(?P<sc>{_NUM})\.\.(?P<tc>{_NUM})\s+rows=(?P<pr>{_NUM})\s+width=(?P<pw>{_NUM})\)"
 _ACTUAL = rf"\(actual(?:\s+time=(?P<as>{_NUM})\.\.(?P<at>{_NUM}))?\s+rows=(?P<ar>{_NUM})\s+loops=(?P<al>{_NUM})\)"
 _NEVER = r"\(never\s+executed\)"
 _NODE_LINE = re.compile(
@@ -48,22 +53,77 @@ _HAS_INFO = re.compile(rf"{_COST}|{_ACTUAL}|{_NEVER}")
 _SUBPLAN = re.compile(r"^(?P<kind>InitPlan|SubPlan)(?:\s+\d+)?(?:\s+\(returns [^)]*\))?\s*$")
 _CTE = re.compile(r"^CTE\s+(?P<name>\S.*?)\s*$")
 _KEY_VALUE = re.compile(r"^(?P<key>[A-Za-z][\w /&()\-]*?):(?:\s+(?P<value>.*?))?\s*$")
-_TRIGGER = re.compile(rf"^Trigger\s+(?P<name>.+?):\s+time=(?P<time>{_NUM})\s+calls=(?P<calls>{_NUM})\s*$")
+_TRIGGER = re.compile(
+    rf"^Trigger\s+(?P<name>.+?):\s+time=(?P<time>{_NUM})\s+calls=(?P<calls>{_NUM})\s*$"
+)
 _MS = re.compile(rf"^(?P<n>{_NUM})\s*ms\b")
 
 # node names PostgreSQL prints (explain.c), used to recognise a plan when costs are off
 _NODE_NAMES = (
-    "Result", "ProjectSet", "Insert", "Update", "Delete", "Merge", "Append", "Merge Append",
-    "Recursive Union", "BitmapAnd", "BitmapOr", "Nested Loop", "Merge Join", "Hash Join",
-    "Merge Left Join", "Merge Right Join", "Merge Full Join", "Merge Semi Join", "Merge Anti Join",
-    "Hash Left Join", "Hash Right Join", "Hash Full Join", "Hash Semi Join", "Hash Anti Join",
-    "Hash Right Semi Join", "Hash Right Anti Join", "Seq Scan", "Sample Scan", "Gather",
-    "Gather Merge", "Index Scan", "Index Only Scan", "Bitmap Index Scan", "Bitmap Heap Scan",
-    "Tid Scan", "Tid Range Scan", "Subquery Scan", "Function Scan", "Table Function Scan",
-    "Values Scan", "CTE Scan", "Named Tuplestore Scan", "WorkTable Scan", "Foreign Scan",
-    "Foreign Insert", "Foreign Update", "Foreign Delete", "Custom Scan", "Materialize", "Memoize",
-    "Sort", "Incremental Sort", "Group", "Aggregate", "GroupAggregate", "HashAggregate",
-    "MixedAggregate", "WindowAgg", "Unique", "SetOp", "HashSetOp", "LockRows", "Limit", "Hash",
+    "Result",
+    "ProjectSet",
+    "Insert",
+    "Update",
+    "Delete",
+    "Merge",
+    "Append",
+    "Merge Append",
+    "Recursive Union",
+    "BitmapAnd",
+    "BitmapOr",
+    "Nested Loop",
+    "Merge Join",
+    "Hash Join",
+    "Merge Left Join",
+    "Merge Right Join",
+    "Merge Full Join",
+    "Merge Semi Join",
+    "Merge Anti Join",
+    "Hash Left Join",
+    "Hash Right Join",
+    "Hash Full Join",
+    "Hash Semi Join",
+    "Hash Anti Join",
+    "Hash Right Semi Join",
+    "Hash Right Anti Join",
+    "Seq Scan",
+    "Sample Scan",
+    "Gather",
+    "Gather Merge",
+    "Index Scan",
+    "Index Only Scan",
+    "Bitmap Index Scan",
+    "Bitmap Heap Scan",
+    "Tid Scan",
+    "Tid Range Scan",
+    "Subquery Scan",
+    "Function Scan",
+    "Table Function Scan",
+    "Values Scan",
+    "CTE Scan",
+    "Named Tuplestore Scan",
+    "WorkTable Scan",
+    "Foreign Scan",
+    "Foreign Insert",
+    "Foreign Update",
+    "Foreign Delete",
+    "Custom Scan",
+    "Materialize",
+    "Memoize",
+    "Sort",
+    "Incremental Sort",
+    "Group",
+    "Aggregate",
+    "GroupAggregate",
+    "HashAggregate",
+    "MixedAggregate",
+    "WindowAgg",
+    "Unique",
+    "SetOp",
+    "HashSetOp",
+    "LockRows",
+    "Limit",
+    "Hash",
 )
 _NODE_NAME = re.compile(
     r"^(?:Parallel |Async )*(?:Partial |Finalize )?(?:"
@@ -71,13 +131,23 @@ _NODE_NAME = re.compile(
     + r")(?:\b|$)"
 )
 
-_JOIN = re.compile(r"^(?P<alg>Hash|Merge) (?:(?P<jt>Left|Right|Full|Semi|Anti|Right Semi|Right Anti) )?Join$")
-_NESTLOOP = re.compile(r"^Nested Loop(?: (?P<jt>Left|Right|Full|Semi|Anti|Right Semi|Right Anti) Join)?$")
-_INDEX = re.compile(r"^(?P<kind>Index Scan|Index Only Scan)(?P<back> Backward)? using (?P<idx>.+?) on (?P<rel>.+)$")
+_JOIN = re.compile(
+    r"^(?P<alg>Hash|Merge) (?:(?P<jt>Left|Right|Full|Semi|Anti|Right Semi|Right Anti) )?Join$"
+)
+_NESTLOOP = re.compile(
+    r"^Nested Loop(?: (?P<jt>Left|Right|Full|Semi|Anti|Right Semi|Right Anti) Join)?$"
+)
+_INDEX = re.compile(
+    r"^(?P<kind>Index Scan|Index Only Scan)(?P<back> Backward)? using (?P<idx>.+?) on (?P<rel>.+)$"
+)
 _BITMAP_INDEX = re.compile(r"^Bitmap Index Scan on (?P<idx>.+)$")
 _MODIFY = re.compile(r"^(?P<op>Insert|Update|Delete|Merge) on (?P<rel>.+)$")
-_AGG = re.compile(r"^(?P<pm>Partial |Finalize )?(?P<agg>Aggregate|GroupAggregate|HashAggregate|MixedAggregate)$")
-_SETOP = re.compile(r"^(?P<so>SetOp|HashSetOp)(?: (?P<cmd>Intersect All|Intersect|Except All|Except))?$")
+_AGG = re.compile(
+    r"^(?P<pm>Partial |Finalize )?(?P<agg>Aggregate|GroupAggregate|HashAggregate|MixedAggregate)$"
+)
+_SETOP = re.compile(
+    r"^(?P<so>SetOp|HashSetOp)(?: (?P<cmd>Intersect All|Intersect|Except All|Except))?$"
+)
 _REL_SCAN = re.compile(
     r"^(?P<kind>Seq Scan|Sample Scan|Bitmap Heap Scan|Tid Scan|Tid Range Scan|Foreign Scan"
     r"|Foreign Insert|Foreign Update|Foreign Delete) on (?P<rel>.+)$"
@@ -88,7 +158,12 @@ _SUBQUERY = re.compile(r"^Subquery Scan(?: on)? (?P<alias>.+)$")
 _VALUES = re.compile(r"^Values Scan on (?P<alias>.+)$")
 _CUSTOM = re.compile(r"^Custom Scan \((?P<name>[^)]*)\)(?: on (?P<rel>.+))?$")
 _HEAD_START = re.compile(r"^[A-Z][A-Za-z]")
-_STRATEGY = {"Aggregate": "Plain", "GroupAggregate": "Sorted", "HashAggregate": "Hashed", "MixedAggregate": "Mixed"}
+_STRATEGY = {
+    "Aggregate": "Plain",
+    "GroupAggregate": "Sorted",
+    "HashAggregate": "Hashed",
+    "MixedAggregate": "Mixed",
+}
 _TOP_LEVEL = re.compile(
     r"^(?:Planning(?:\s+Time)?|Execution\s+Time|Total\s+runtime|JIT|Trigger\b|Query\s+Identifier"
     r"|Settings|Serialization|Query\s+Text|Planning\s+time|Execution\s+time)",
@@ -438,7 +513,12 @@ def _set_property(node: PlanNode, key: str, value: str) -> None:
                 node.properties[pk] = pv
     elif k == "hits":
         for pk, pv in _pairs(f"Hits: {value}"):
-            column = {"Hits": "cache_hits", "Misses": "cache_misses", "Evictions": "cache_evictions", "Overflows": "cache_overflows"}.get(pk)
+            column = {
+                "Hits": "cache_hits",
+                "Misses": "cache_misses",
+                "Evictions": "cache_evictions",
+                "Overflows": "cache_overflows",
+            }.get(pk)
             if column:
                 node.fields[column] = to_float(pv)
             elif pk == "Memory Usage":
@@ -455,7 +535,9 @@ def _set_property(node: PlanNode, key: str, value: str) -> None:
         _io_timings(node, value)
     elif k == "wal":
         for m in _KV_EQ.finditer(value):
-            column = {"records": "wal_records", "fpi": "wal_fpi", "bytes": "wal_bytes"}.get(m.group("k").strip())
+            column = {"records": "wal_records", "fpi": "wal_fpi", "bytes": "wal_bytes"}.get(
+                m.group("k").strip()
+            )
             if column:
                 node.fields[column] = to_float(m.group("v"))
     elif re.match(r"worker \d+$", k):
@@ -494,7 +576,13 @@ def _new_node(match: re.Match[str], number: int, arrow: bool) -> tuple[PlanNode,
         fields["plan_rows"] = to_float(match.group("pr"))
         fields["plan_width"] = to_float(match.group("pw"))
     if match.group("never"):
-        fields.update(never_executed=True, actual_rows=0.0, loops=0.0, actual_total_ms=0.0, actual_startup_ms=0.0)
+        fields.update(
+            never_executed=True,
+            actual_rows=0.0,
+            loops=0.0,
+            actual_total_ms=0.0,
+            actual_startup_ms=0.0,
+        )
     elif match.group("ar") is not None:
         fields["actual_rows"] = to_float(match.group("ar"))
         fields["loops"] = to_float(match.group("al"))
@@ -502,7 +590,9 @@ def _new_node(match: re.Match[str], number: int, arrow: bool) -> tuple[PlanNode,
         if match.group("at") is not None:
             fields["actual_startup_ms"] = to_float(match.group("as"))
             fields["actual_total_ms"] = to_float(match.group("at"))
-    text_col = match.end("indent") + (len(match.group("arrow")) if arrow and match.group("arrow") else 0)
+    text_col = match.end("indent") + (
+        len(match.group("arrow")) if arrow and match.group("arrow") else 0
+    )
     return node, text_col
 
 
@@ -538,12 +628,14 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
                     query_text.append(stripped)
                     continue
                 raise PlanParseError(
-                    f"line {number}: '{stripped[:80]}' is not a plan node", number,
+                    f"line {number}: '{stripped[:80]}' is not a plan node",
+                    number,
                     "a root node line such as 'Seq Scan on t  (cost=0.00..1.00 rows=1 width=4)'",
                 )
             if m.group("head").startswith("->") or m.group("arrow"):
                 raise PlanParseError(
-                    f"line {number}: the plan starts with a child node ('->'); its root line is missing", number,
+                    f"line {number}: the plan starts with a child node ('->'); its root line is missing",
+                    number,
                     "the root node on the first line of the plan",
                 )
             node, col = _new_node(m, number, arrow=False)
@@ -559,10 +651,13 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
         if stripped.startswith("->"):
             m = _NODE_LINE.match(line)
             if m is None or not m.group("head"):
-                raise PlanParseError(f"line {number}: node line without a node name", number, "'->  Node Name …'")
+                raise PlanParseError(
+                    f"line {number}: node line without a node name", number, "'->  Node Name …'"
+                )
             if paren_balance(stripped) > 0:
                 raise PlanParseError(
-                    f"line {number}: node line is cut short (unclosed parenthesis): '{stripped[:80]}'", number,
+                    f"line {number}: node line is cut short (unclosed parenthesis): '{stripped[:80]}'",
+                    number,
                     "a complete node line ending in ')'",
                 )
             arrow_col = indent
@@ -570,7 +665,8 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
                 stack.pop()
             if not stack:
                 raise PlanParseError(
-                    f"line {number}: node is not indented under any other node", number,
+                    f"line {number}: node is not indented under any other node",
+                    number,
                     "child nodes ('->') indented right of their parent",
                 )
             header = stack[-1].header if stack[-1].node is None else None
@@ -578,9 +674,15 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
             node, col = _new_node(m, number, arrow=True)
             if header is not None:
                 node.fields["subplan_name"] = header
-                node.fields["parent_relationship"] = "SubPlan" if header.startswith("SubPlan") else "InitPlan"
+                node.fields["parent_relationship"] = (
+                    "SubPlan" if header.startswith("SubPlan") else "InitPlan"
+                )
             else:
-                kids = [c for c in parent_frame.node.children if c.fields.get("parent_relationship") not in ("InitPlan", "SubPlan")]  # type: ignore[union-attr]
+                kids = [
+                    c
+                    for c in parent_frame.node.children  # type: ignore[union-attr]
+                    if c.fields.get("parent_relationship") not in ("InitPlan", "SubPlan")
+                ]
                 node.fields["parent_relationship"] = _relationship(parent_frame.node, len(kids))  # type: ignore[arg-type]
             parent_frame.node.children.append(node)  # type: ignore[union-attr]
             stack.append(_Frame(col, node))
@@ -608,7 +710,9 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
                 continue
         # plan-level lines and their sections (some copies indent them: ' Total runtime' under
         # a root at column 0)
-        if indent <= root_indent or (_TOP_LEVEL.match(stripped) and (_KEY_VALUE.match(stripped) or _TRIGGER.match(stripped))):
+        if indent <= root_indent or (
+            _TOP_LEVEL.match(stripped) and (_KEY_VALUE.match(stripped) or _TRIGGER.match(stripped))
+        ):
             stack = []
             section = _top_level(plan, stripped)
             continue
@@ -619,7 +723,8 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
                 _section_line(plan, section, stripped)
                 continue
             raise PlanParseError(
-                f"line {number}: '{stripped[:80]}' follows a sub-plan header but is not a node", number,
+                f"line {number}: '{stripped[:80]}' follows a sub-plan header but is not a node",
+                number,
                 "a '->' node line under InitPlan/SubPlan/CTE",
             )
         node = stack[-1].node
@@ -631,7 +736,9 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
         else:
             node.properties.setdefault("unparsed", []).append(stripped)
     if not plans:
-        raise PlanParseError("no plan node found", lines[0][0] if lines else None, "a text-format EXPLAIN plan")
+        raise PlanParseError(
+            "no plan node found", lines[0][0] if lines else None, "a text-format EXPLAIN plan"
+        )
     for p in plans:
         _zero_fill(p, _BLOCK_COLUMNS)
         _zero_fill(p, ("io_read_ms", "io_write_ms"))
@@ -639,9 +746,16 @@ def parse_text_plans(lines: list[tuple[int, str]], statement: str | None = None)
 
 
 _BLOCK_COLUMNS = (
-    "shared_hit_blocks", "shared_read_blocks", "shared_dirtied_blocks", "shared_written_blocks",
-    "local_hit_blocks", "local_read_blocks", "local_dirtied_blocks", "local_written_blocks",
-    "temp_read_blocks", "temp_written_blocks",
+    "shared_hit_blocks",
+    "shared_read_blocks",
+    "shared_dirtied_blocks",
+    "shared_written_blocks",
+    "local_hit_blocks",
+    "local_read_blocks",
+    "local_dirtied_blocks",
+    "local_written_blocks",
+    "temp_read_blocks",
+    "temp_written_blocks",
 )
 
 

@@ -47,7 +47,9 @@ _SQL_VERB = re.compile(
     r"\s*(?:EXPLAIN|SELECT|WITH|INSERT|UPDATE|DELETE|MERGE|VALUES|TABLE|EXECUTE|DECLARE|CREATE|ANALYZE|DESCRIBE|DESC|REPLACE)\b",
     re.I,
 )
-_WRAPPED = re.compile(r"(?is)^select\s+(?P<fn>[\w.]+)\(\s*'(?P<sql>(?:[^']|'')*)'\s*(?:,[^()]*)?\)\s*$")
+_WRAPPED = re.compile(
+    r"(?is)^select\s+(?P<fn>[\w.]+)\(\s*'(?P<sql>(?:[^']|'')*)'\s*(?:,[^()]*)?\)\s*$"
+)
 _TOP_KEYS = re.compile(
     r"^\s*(?:Planning(?:\s+Time)?:|Execution\s+Time:|Total\s+runtime:|JIT:|Trigger\s.*:\s+time=|Query\s+Identifier:"
     r"|Settings:|Serialization:|Memory:)",
@@ -76,12 +78,18 @@ class Chunk:
 
 def strip_explain(sql: str) -> str:
     """``EXPLAIN (ANALYZE, BUFFERS) SELECT …`` → ``SELECT …``; MariaDB ``ANALYZE SELECT …`` too."""
-    analyze = re.match(r"\s*ANALYZE\s+(?:FORMAT\s*=\s*\w+\s+)?(?=SELECT|WITH|UPDATE|DELETE|INSERT|REPLACE)", sql, re.I)
+    analyze = re.match(
+        r"\s*ANALYZE\s+(?:FORMAT\s*=\s*\w+\s+)?(?=SELECT|WITH|UPDATE|DELETE|INSERT|REPLACE)",
+        sql,
+        re.I,
+    )
     if analyze:  # MariaDB's ANALYZE statement
         return sql[analyze.end() :].strip()
     if not re.match(r"\s*EXPLAIN\b", sql, re.I):
         return sql.strip()
-    return re.sub(r"^QUERY\s+PLAN\s+", "", _EXPLAIN_PREFIX.sub("", sql, count=1).strip(), flags=re.I)
+    return re.sub(
+        r"^QUERY\s+PLAN\s+", "", _EXPLAIN_PREFIX.sub("", sql, count=1).strip(), flags=re.I
+    )
 
 
 def statement_from(preamble: list[str]) -> str | None:
@@ -102,7 +110,9 @@ def statement_from(preamble: list[str]) -> str | None:
     filled = [k for k, s in enumerate(cleaned) if s.strip()]
     if filled and re.fullmatch(r"-{3,}", cleaned[filled[-1]].strip()):
         last = filled[-1]
-        opening = next((k for k in range(last - 1, -1, -1) if re.fullmatch(r"-{3,}", cleaned[k].strip())), None)
+        opening = next(
+            (k for k in range(last - 1, -1, -1) if re.fullmatch(r"-{3,}", cleaned[k].strip())), None
+        )
         if opening is not None and opening < last - 1:
             text = "\n".join(cleaned[opening + 1 : last]).strip()
             return strip_explain(re.sub(r"(?:;|\\[Gg])\s*$", "", text)) or None
@@ -135,7 +145,10 @@ def statement_from(preamble: list[str]) -> str | None:
         return None
     # pg_regress wraps EXPLAIN in filter functions: select explain_filter('explain …')
     wrapped = _WRAPPED.match(text)
-    if wrapped and (wrapped.group("fn").lower().startswith("explain") or re.match(r"\s*explain\b", wrapped.group("sql"), re.I)):
+    if wrapped and (
+        wrapped.group("fn").lower().startswith("explain")
+        or re.match(r"\s*explain\b", wrapped.group("sql"), re.I)
+    ):
         return strip_explain(wrapped.group("sql").replace("''", "'"))
     return strip_explain(text)
 
@@ -202,11 +215,26 @@ def _header_at(lines: list[str], i: int) -> tuple[str, int, str] | None:
     """A psql result-set header starting at line ``i``: (style, body start index, header text)."""
     line = lines[i]
     n = len(lines)
-    if _RECORD.match(line) and i + 1 < n and (m := _EXPANDED.match(lines[i + 1])) and m.group("key"):
+    if (
+        _RECORD.match(line)
+        and i + 1 < n
+        and (m := _EXPANDED.match(lines[i + 1]))
+        and m.group("key")
+    ):
         return "expanded", i + 1, m.group("key").strip()
-    if _ASCII_BORDER.match(line) and i + 2 < n and _ASCII_ROW.match(lines[i + 1]) and _ASCII_BORDER.match(lines[i + 2]):
+    if (
+        _ASCII_BORDER.match(line)
+        and i + 2 < n
+        and _ASCII_ROW.match(lines[i + 1])
+        and _ASCII_BORDER.match(lines[i + 2])
+    ):
         return "ascii2", i + 3, _ASCII_ROW.match(lines[i + 1]).group("inner").strip()  # type: ignore[union-attr]
-    if _UNI_TOP.match(line) and i + 2 < n and _UNI_ROW.match(lines[i + 1]) and _UNI_SEP.match(lines[i + 2]):
+    if (
+        _UNI_TOP.match(line)
+        and i + 2 < n
+        and _UNI_ROW.match(lines[i + 1])
+        and _UNI_SEP.match(lines[i + 2])
+    ):
         return "uni2", i + 3, _UNI_ROW.match(lines[i + 1]).group("inner").strip()  # type: ignore[union-attr]
     if not line.strip() or _DASHES.match(line) or _FOOTER.match(line):
         return None
@@ -218,7 +246,11 @@ def _header_at(lines: list[str], i: int) -> tuple[str, int, str] | None:
     if j < n and _DASHES.match(lines[j]) and len(lines[j].strip()) >= max(3, min(len(title), 20)):
         while j < n and _DASHES.match(lines[j]):
             j += 1
-        style = "dbeaver" if line.rstrip().endswith("|") and lines[i + 1].rstrip().endswith("+") else "aligned"
+        style = (
+            "dbeaver"
+            if line.rstrip().endswith("|") and lines[i + 1].rstrip().endswith("+")
+            else "aligned"
+        )
         return style, j, title
     if title == "QUERY PLAN":
         return "unaligned", i + 1, title
@@ -244,16 +276,24 @@ def scan_postgres(text: str) -> list[Chunk]:
         preamble = []
         body, i, rows = _body(lines, body_start, style)
         multi = "|" in header or "│" in header or "║" in header
-        if style == "aligned" and body_start > 0 and re.search(r"[+┼╪]", lines[body_start - 1].rstrip()[:-1] or ""):
+        if (
+            style == "aligned"
+            and body_start > 0
+            and re.search(r"[+┼╪]", lines[body_start - 1].rstrip()[:-1] or "")
+        ):
             multi = True
         kind = "" if multi else _classify(body, header)
-        chunk = Chunk(kind, body, header, statement, rows, body[0][0] if body else body_start + 1, len(body))
+        chunk = Chunk(
+            kind, body, header, statement, rows, body[0][0] if body else body_start + 1, len(body)
+        )
         chunks.append(chunk)
     chunks.extend(_bare(preamble))
     return chunks
 
 
-def _body(lines: list[str], start: int, style: str) -> tuple[list[tuple[int, str]], int, int | None]:
+def _body(
+    lines: list[str], start: int, style: str
+) -> tuple[list[tuple[int, str]], int, int | None]:
     """The content lines of a result set starting at ``start``; returns (lines, next index, footer rows)."""
     out: list[tuple[int, str]] = []
     i = start
@@ -322,7 +362,17 @@ def _bare(region: list[tuple[int, str]]) -> list[Chunk]:
 
     def add(kind: str, stop: int) -> int:
         nonlocal last
-        out.append(Chunk(kind, region[i:stop], None, statement_from(texts[last:i]), None, region[i][0], stop - i))
+        out.append(
+            Chunk(
+                kind,
+                region[i:stop],
+                None,
+                statement_from(texts[last:i]),
+                None,
+                region[i][0],
+                stop - i,
+            )
+        )
         last = stop
         return stop
 
@@ -338,7 +388,9 @@ def _bare(region: list[tuple[int, str]]) -> list[Chunk]:
             i = add("xml", next((j + 1 for j in range(i, n) if "</explain>" in texts[j]), n))
         elif s.startswith("- Plan:"):
             i = add("yaml", _yaml_extent(texts, i))
-        elif s.lower().startswith("query text:") or (looks_like_node_line(raw) and not s.startswith("->")):
+        elif s.lower().startswith("query text:") or (
+            looks_like_node_line(raw) and not s.startswith("->")
+        ):
             i = add("text", _text_extent(texts, i))
         else:
             i += 1
@@ -351,7 +403,11 @@ def _yaml_extent(texts: list[str], start: int) -> int:
     j = start + 1
     while j < len(texts) and not _FOOTER.match(texts[j]):
         line = texts[j]
-        if line.strip() and len(line) - len(line.lstrip()) <= indent and not line.strip().startswith("- "):
+        if (
+            line.strip()
+            and len(line) - len(line.lstrip()) <= indent
+            and not line.strip().startswith("- ")
+        ):
             break
         j += 1
     return j
@@ -377,7 +433,11 @@ def _text_extent(texts: list[str], start: int) -> int:
         if _FOOTER.match(line):
             return j + 1
         prev = texts[j - 1]
-        if s and prev.strip() and (paren_balance(prev) > 0 or (closes_first(s) and not s.startswith("->"))):
+        if (
+            s
+            and prev.strip()
+            and (paren_balance(prev) > 0 or (closes_first(s) and not s.startswith("->")))
+        ):
             j += 1
             continue
         if not s:

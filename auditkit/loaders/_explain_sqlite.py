@@ -32,14 +32,35 @@ from auditkit.loaders._explain_psql import statement_from
 __all__ = ["parse_detail", "read_sqlite", "sniff_sqlite"]
 
 _TREE_LINE = re.compile(r"^(?P<pad>(?:[|` ]  )*)(?P<branch>[|`]--)(?P<detail>.+)$")
-_RAW_ROW = re.compile(r"^\s*(?P<id>\d+)(?P<sep>[|\t ])(?P<parent>\d+)(?P=sep)(?P<notused>\d+)(?P=sep)(?P<detail>\S.*?)\s*$")
-_OPERATIONS = (
-    "SCAN", "SEARCH", "USE TEMP B-TREE", "CO-ROUTINE", "MATERIALIZE", "COMPOUND QUERY", "LEFT-MOST SUBQUERY",
-    "UNION ALL", "UNION USING TEMP B-TREE", "INTERSECT USING TEMP B-TREE", "EXCEPT USING TEMP B-TREE",
-    "CORRELATED SCALAR SUBQUERY", "SCALAR SUBQUERY", "CORRELATED LIST SUBQUERY", "LIST SUBQUERY",
-    "MULTI-INDEX OR", "INDEX", "BLOOM FILTER ON", "RIGHT-JOIN", "EXECUTE", "SUBQUERY",
+_RAW_ROW = re.compile(
+    r"^\s*(?P<id>\d+)(?P<sep>[|\t ])(?P<parent>\d+)(?P=sep)(?P<notused>\d+)(?P=sep)(?P<detail>\S.*?)\s*$"
 )
-_KNOWN = re.compile(r"^(?:" + "|".join(re.escape(o) for o in sorted(_OPERATIONS, key=len, reverse=True)) + r")\b")
+_OPERATIONS = (
+    "SCAN",
+    "SEARCH",
+    "USE TEMP B-TREE",
+    "CO-ROUTINE",
+    "MATERIALIZE",
+    "COMPOUND QUERY",
+    "LEFT-MOST SUBQUERY",
+    "UNION ALL",
+    "UNION USING TEMP B-TREE",
+    "INTERSECT USING TEMP B-TREE",
+    "EXCEPT USING TEMP B-TREE",
+    "CORRELATED SCALAR SUBQUERY",
+    "SCALAR SUBQUERY",
+    "CORRELATED LIST SUBQUERY",
+    "LIST SUBQUERY",
+    "MULTI-INDEX OR",
+    "INDEX",
+    "BLOOM FILTER ON",
+    "RIGHT-JOIN",
+    "EXECUTE",
+    "SUBQUERY",
+)
+_KNOWN = re.compile(
+    r"^(?:" + "|".join(re.escape(o) for o in sorted(_OPERATIONS, key=len, reverse=True)) + r")\b"
+)
 _SCAN = re.compile(
     r"^(?P<op>SCAN|SEARCH)\s+(?:TABLE\s+)?(?P<rel>\"[^\"]+\"|\S+)(?:\s+AS\s+(?P<alias>\"[^\"]+\"|\S+))?"
     r"(?:\s+USING\s+(?P<using>INTEGER PRIMARY KEY|PRIMARY KEY|(?:AUTOMATIC\s+)?(?:PARTIAL\s+)?(?:COVERING\s+)?INDEX(?:\s+(?P<idx>(?!\()\S+))?))?"
@@ -100,7 +121,13 @@ def read_sqlite(text: str) -> tuple[list[Plan], list[Failure]]:
                 elif depth == 0:
                     tops.append(node)
                 else:
-                    failures.append(Failure(j + 1, "malformed query plan", f"line {j + 1}: indented without a parent line"))
+                    failures.append(
+                        Failure(
+                            j + 1,
+                            "malformed query plan",
+                            f"line {j + 1}: indented without a parent line",
+                        )
+                    )
                     break
                 stack.append((depth, node))
                 j += 1
@@ -131,9 +158,17 @@ def read_sqlite(text: str) -> tuple[list[Plan], list[Failure]]:
 
 def sniff_sqlite(head: str) -> float:
     """Confidence that ``head`` holds SQLite query plans."""
-    if re.search(r"^QUERY PLAN\s*\n(?:[|` ]  )*[|`]--(?:SCAN|SEARCH|USE|CO-ROUTINE|MATERIALIZE|COMPOUND|SCALAR|CORRELATED|LIST|MULTI)", head, re.M):
+    if re.search(
+        r"^QUERY PLAN\s*\n(?:[|` ]  )*[|`]--(?:SCAN|SEARCH|USE|CO-ROUTINE|MATERIALIZE|COMPOUND|SCALAR|CORRELATED|LIST|MULTI)",
+        head,
+        re.M,
+    ):
         return 0.9
-    rows = [m for m in (_RAW_ROW.match(x) for x in head.split("\n")[:200]) if m and _KNOWN.match(m.group("detail"))]
+    rows = [
+        m
+        for m in (_RAW_ROW.match(x) for x in head.split("\n")[:200])
+        if m and _KNOWN.match(m.group("detail"))
+    ]
     if rows and any(m.group("detail").startswith(("SCAN", "SEARCH")) for m in rows):
         return 0.8
     return 0.0

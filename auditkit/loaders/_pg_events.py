@@ -315,7 +315,9 @@ def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
         seen = np.cumsum(bad)
         bad = np.asarray(seen - (seen - bad)[run_start] > 0)
         for i in sec[bad].tolist():
-            report.skip(int(e.line[i]), f"{sev[i]} line without the entry it belongs to", _full(e, i))
+            report.skip(
+                int(e.line[i]), f"{sev[i]} line without the entry it belongs to", _full(e, i)
+            )
     good = ~bad
     attached, owners = sec[good], owner[good]
     out = e.take(keep.tolist())
@@ -338,7 +340,9 @@ def attach_secondaries(e: Entries, report: ParseReport) -> Entries:
                 name = sev[i]
                 target = _SECONDARY_TARGET.get(name, "context")
                 text = _full(e, i)
-                cols[target][k] = f"{name}: {text}" if target == "context" and name != "CONTEXT" else text
+                cols[target][k] = (
+                    f"{name}: {text}" if target == "context" and name != "CONTEXT" else text
+                )
         else:
             _gather(e, attached.tolist(), pos.tolist(), cols)
         for name, values in cols.items():
@@ -352,7 +356,9 @@ def _plain_details(e: Entries, idx: list[int]) -> bool:
     (no duration or statement keyword split off by the parser, see :func:`_full`)."""
     if set(pick(e.sev, idx)) != {"DETAIL"}:
         return False
-    return not any(pick(e.dur, idx) if e.dur else ()) and not any(pick(e.kind, idx) if e.kind else ())
+    return not any(pick(e.dur, idx) if e.dur else ()) and not any(
+        pick(e.kind, idx) if e.kind else ()
+    )
 
 
 def _gather(e: Entries, attached: list[int], pos: list[int], cols: dict[str, list[str]]) -> None:

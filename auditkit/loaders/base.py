@@ -170,9 +170,7 @@ class BlockLoader(Loader):
             return None
         return iter_block_refs(path, parser.boundary, self.block_size)
 
-    def run(
-        self, path: str | Path, executor: Any = None, **options: Any
-    ) -> Iterable[BlockResult]:
+    def run(self, path: str | Path, executor: Any = None, **options: Any) -> Iterable[BlockResult]:
         """Parse every block, in file order, on ``executor`` (default: this process)."""
         from auditkit.executors import get_executor
 

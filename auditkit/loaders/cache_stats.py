@@ -35,8 +35,16 @@ _NUMBER = re.compile(r"^[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$")
 _SECTION = re.compile(r"^#\s*([A-Za-z][^:]*?)\s*$")
 _KV = re.compile(r"^([A-Za-z_][\w.|:-]*):(.*)$")
 _PIKA_KEYSPACE = re.compile(r"^(db\d+)\s+(.*)$")
-_REDIS_MARKERS = ("redis_version:", "redis_mode:", "connected_clients:", "keyspace_hits:", "used_memory:", "pika_version:",
-                  "maxmemory:", "maxmemory-policy:")
+_REDIS_MARKERS = (
+    "redis_version:",
+    "redis_mode:",
+    "connected_clients:",
+    "keyspace_hits:",
+    "used_memory:",
+    "pika_version:",
+    "maxmemory:",
+    "maxmemory-policy:",
+)
 
 
 def _number(text: str) -> float | None:
@@ -48,20 +56,44 @@ def _number(text: str) -> float | None:
     return None
 
 
-def _rows(server: str, engine: str, section: str, metric: str, raw: str, line: int, source: str) -> list[dict[str, Any]]:
+def _rows(
+    server: str, engine: str, section: str, metric: str, raw: str, line: int, source: str
+) -> list[dict[str, Any]]:
     raw = raw.strip()
-    if "=" in raw and ("," in raw or metric.startswith(("db", "cmdstat_", "errorstat_", "latency_"))):
+    if "=" in raw and (
+        "," in raw or metric.startswith(("db", "cmdstat_", "errorstat_", "latency_"))
+    ):
         out = []
         for part in re.split(r",\s*", raw):
             if "=" not in part:
                 continue
             k, v = part.split("=", 1)
-            out.append({"server": server, "engine": engine, "section": section, "metric": f"{metric}.{k.strip()}",
-                        "value": _number(v), "text": v.strip(), "source_file": source, "source_line": line})
+            out.append(
+                {
+                    "server": server,
+                    "engine": engine,
+                    "section": section,
+                    "metric": f"{metric}.{k.strip()}",
+                    "value": _number(v),
+                    "text": v.strip(),
+                    "source_file": source,
+                    "source_line": line,
+                }
+            )
         if out:
             return out
-    return [{"server": server, "engine": engine, "section": section, "metric": metric, "value": _number(raw),
-             "text": raw, "source_file": source, "source_line": line}]
+    return [
+        {
+            "server": server,
+            "engine": engine,
+            "section": section,
+            "metric": metric,
+            "value": _number(raw),
+            "text": raw,
+            "source_file": source,
+            "source_line": line,
+        }
+    ]
 
 
 @register
@@ -71,11 +103,18 @@ class RedisInfoLoader(Loader):
     name = "redis_info"
     frame = "cache_stats"
     description = "Redis, Valkey or Pika INFO output"
-    expected = "'# Server' style section headers and 'key:value' lines such as 'redis_version:7.2.4'"
+    expected = (
+        "'# Server' style section headers and 'key:value' lines such as 'redis_version:7.2.4'"
+    )
 
     def sniff(self, head: str, path: Path) -> float:
         hits = sum(1 for m in _REDIS_MARKERS if m in head)
-        sections = len(re.findall(r"(?m)^# (?:Server|Clients|Memory|Stats|Keyspace|Persistence|Replication|Config)\s*$", head))
+        sections = len(
+            re.findall(
+                r"(?m)^# (?:Server|Clients|Memory|Stats|Keyspace|Persistence|Replication|Config)\s*$",
+                head,
+            )
+        )
         return min(1.0, 0.25 * hits + 0.2 * sections) if hits else 0.0
 
     def load(self, path: str | Path, **options: Any) -> LoadResult:
@@ -167,9 +206,23 @@ class MemcachedStatsLoader(Loader):
             parts = line.split(" ", 2)
             if len(parts) == 3 and parts[0] == "STAT":
                 name, value = parts[1], parts[2]
-                section = "slabs" if ":" in name or name in ("active_slabs", "total_malloced") else "stats"
-                rows.append({"server": server, "engine": "memcached", "section": section, "metric": name,
-                             "value": _number(value), "text": value, "source_file": str(path), "source_line": i})
+                section = (
+                    "slabs"
+                    if ":" in name or name in ("active_slabs", "total_malloced")
+                    else "stats"
+                )
+                rows.append(
+                    {
+                        "server": server,
+                        "engine": "memcached",
+                        "section": section,
+                        "metric": name,
+                        "value": _number(value),
+                        "text": value,
+                        "source_file": str(path),
+                        "source_line": i,
+                    }
+                )
                 report.ok()
             else:
                 report.skip(i, "not a STAT line", line)

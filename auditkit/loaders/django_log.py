@@ -127,9 +127,21 @@ class DjangoLogParser(BlockParser):
         for line in bad:
             report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
 
-        rows: dict[str, list[Any]] = {k: [] for k in (
-            "ts_text", "duration_ms", "sql", "params", "database", "pid", "thread", "request_id", "rows", "source_line"
-        )}
+        rows: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                "ts_text",
+                "duration_ms",
+                "sql",
+                "params",
+                "database",
+                "pid",
+                "thread",
+                "request_id",
+                "rows",
+                "source_line",
+            )
+        }
         starts = [m.start() for m in self._start.finditer(text)]
         # text before the first record start: orphan continuation lines (file starts mid-entry)
         line_of = _LineIndex(text, block.first_line)
@@ -188,11 +200,18 @@ class DjangoLogParser(BlockParser):
         sql_at = _SQL_START.search(head, skip)
         if not sql_at:
             return None
-        return self._fields(head[: sql_at.start()], head[sql_at.start() :], schema.group("params"), None, None, None)
+        return self._fields(
+            head[: sql_at.start()], head[sql_at.start() :], schema.group("params"), None, None, None
+        )
 
     @staticmethod
     def _fields(
-        prefix: str, sql: str, params: str | None, duration_ms: float | None, alias: str | None, rows: int | None
+        prefix: str,
+        sql: str,
+        params: str | None,
+        duration_ms: float | None,
+        alias: str | None,
+        rows: int | None,
     ) -> dict[str, Any]:
         ts = _TS.search(prefix)
         pid = _PID.search(prefix)
@@ -215,7 +234,9 @@ class DjangoLogParser(BlockParser):
         df = pd.DataFrame(rows)
         ts = pd.to_datetime(ts_text, errors="coerce", format="mixed")
         if len(ts) and getattr(ts.dt, "tz", None) is None:
-            ts = ts.dt.tz_localize(self.tz or "UTC", ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+            ts = ts.dt.tz_localize(
+                self.tz or "UTC", ambiguous="NaT", nonexistent="NaT"
+            ).dt.tz_convert("UTC")
         df.insert(0, "ts", ts)
         df["source_file"] = source
         df["source_format"] = DjangoLogLoader.name
@@ -275,7 +296,9 @@ class DjangoLogLoader(BlockLoader):
     name = "django_log"
     frame = "query_events"
     description = "Django django.db.backends query log"
-    expected = "lines like '(0.002) SELECT …; args=(…); alias=default', optionally behind a logging prefix"
+    expected = (
+        "lines like '(0.002) SELECT …; args=(…); alias=default', optionally behind a logging prefix"
+    )
 
     def sniff(self, head: str, path: Path) -> float:
         timed = _TIMED_LINE.findall(head)

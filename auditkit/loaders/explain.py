@@ -141,7 +141,8 @@ def _read_chunk(chunk: Chunk) -> list[Plan]:
         if chunk.rows is not None and chunk.physical < chunk.rows:
             raise PlanParseError(
                 f"line {first}: the plan is cut short: psql's footer counts {chunk.rows} rows, {chunk.physical} are here",
-                first, f"{chunk.rows} plan lines",
+                first,
+                f"{chunk.rows} plan lines",
             )
         return parse_text_plans(chunk.lines, chunk.statement)
     if chunk.kind == "json":
@@ -166,7 +167,13 @@ def _read_postgres(text: str) -> tuple[list[Plan], list[Failure]]:
             plans += _read_chunk(chunk)
         except RecursionError:
             start = chunk.lines[0][0] if chunk.lines else chunk.line
-            failures.append(Failure(start, "plan too deep", f"line {start}: the plan is nested deeper than {MAX_DEPTH} levels"))
+            failures.append(
+                Failure(
+                    start,
+                    "plan too deep",
+                    f"line {start}: the plan is nested deeper than {MAX_DEPTH} levels",
+                )
+            )
         except PlanParseError as exc:
             reason = _REASONS[chunk.kind]
             if "cut short" in exc.message:
@@ -187,11 +194,19 @@ def read_plans(text: str, family: str) -> tuple[list[Plan], list[Failure]]:
     try:
         plans, failures = readers[family](text)
     except RecursionError:  # a hostile document nested beyond Python's stack
-        return [], [Failure(1, "plan too deep", f"the plan is nested deeper than {MAX_DEPTH} levels")]
+        return [], [
+            Failure(1, "plan too deep", f"the plan is nested deeper than {MAX_DEPTH} levels")
+        ]
     kept = []
     for plan in plans:
         if plan.depth() > MAX_DEPTH:
-            failures.append(Failure(plan.line, "plan too deep", f"line {plan.line}: the plan is nested deeper than {MAX_DEPTH} levels"))
+            failures.append(
+                Failure(
+                    plan.line,
+                    "plan too deep",
+                    f"line {plan.line}: the plan is nested deeper than {MAX_DEPTH} levels",
+                )
+            )
         else:
             kept.append(plan)
     failures.sort(key=lambda f: f.line)
@@ -208,7 +223,10 @@ _LOG_LINE = re.compile(
     re.M,
 )
 _PGSS_HEADER = re.compile(r"^.*\bcalls\b.*\|.*\bquery\b.*$|^.*\bquery\b.*\|.*\bcalls\b.*$", re.M)
-_PG_STRONG = re.compile(r"\(cost=[\dN.]+\.\.[\dN.]+ rows=|\(actual (?:time|rows)=|\"Node Type\"|<Node-Type>|Node Type: \"|^\s*QUERY PLAN\s*$", re.M)
+_PG_STRONG = re.compile(
+    r"\(cost=[\dN.]+\.\.[\dN.]+ rows=|\(actual (?:time|rows)=|\"Node Type\"|<Node-Type>|Node Type: \"|^\s*QUERY PLAN\s*$",
+    re.M,
+)
 
 
 def _postgres_profile(head: str) -> tuple[dict[str, int], float]:
@@ -267,9 +285,15 @@ class _ExplainLoader(Loader):
         report.elapsed_s = time.perf_counter() - start
         return LoadResult(self.name, {self.frame: frame}, report, primary=self.frame)
 
-    def _nothing(self, path: str | Path, report: ParseReport, failures: list[Failure], text: str) -> NothingParsedError:
+    def _nothing(
+        self, path: str | Path, report: ParseReport, failures: list[Failure], text: str
+    ) -> NothingParsedError:
         if not text.strip():
-            message, hint, line = "the file is empty", "export the plan with EXPLAIN and save its output", None
+            message, hint, line = (
+                "the file is empty",
+                "export the plan with EXPLAIN and save its output",
+                None,
+            )
         elif failures:
             first = failures[0]
             message = f"no readable plan: {first.detail}"
@@ -282,7 +306,9 @@ class _ExplainLoader(Loader):
             message = f"no {self.description} found"
             hint = "is this the right format? Name the format explicitly if detection picked this one by mistake"
             line = None
-        err = NothingParsedError(message, path=path, expected=self.expected, report=report, hint=hint)
+        err = NothingParsedError(
+            message, path=path, expected=self.expected, report=report, hint=hint
+        )
         err.line = line
         return err
 
@@ -320,7 +346,9 @@ class ExplainPgXmlLoader(ExplainPgTextLoader):
 
     name = "explain_pg_xml"
     description = "PostgreSQL EXPLAIN plan (XML format)"
-    expected = 'EXPLAIN (FORMAT XML) output: <explain xmlns="http://www.postgresql.org/2009/explain">…'
+    expected = (
+        'EXPLAIN (FORMAT XML) output: <explain xmlns="http://www.postgresql.org/2009/explain">…'
+    )
     kind = "xml"
 
 
@@ -373,7 +401,9 @@ class ExplainSqliteLoader(_ExplainLoader):
     """SQLite EXPLAIN QUERY PLAN (shell tree or raw rows)."""
 
     name = "explain_sqlite"
-    family = "sqlite"  # (``dialect`` stays the fingerprinting default: SQLite quotes like PostgreSQL)
+    family = (
+        "sqlite"  # (``dialect`` stays the fingerprinting default: SQLite quotes like PostgreSQL)
+    )
     description = "SQLite EXPLAIN QUERY PLAN output"
     expected = "'QUERY PLAN' followed by '|--SCAN t' lines, or rows 'id|parent|notused|detail'"
 

@@ -35,9 +35,14 @@ from auditkit.loaders.stream import read_text
 __all__ = ["LocustLoader"]
 
 _ALIASES = {
-    "# requests": "Request Count", "# failures": "Failure Count", "Median response time": "Median Response Time",
-    "Average response time": "Average Response Time", "Requests/s": "Requests/s", "Method": "Type",
-    "# reqs": "Request Count", "# fails": "Failure Count",
+    "# requests": "Request Count",
+    "# failures": "Failure Count",
+    "Median response time": "Median Response Time",
+    "Average response time": "Average Response Time",
+    "Requests/s": "Requests/s",
+    "Method": "Type",
+    "# reqs": "Request Count",
+    "# fails": "Failure Count",
 }
 
 
@@ -61,7 +66,11 @@ def _numeric(df: pd.DataFrame, column: str) -> pd.Series | float:
 
 
 def _percentile(df: pd.DataFrame, q: float, report: ParseReport) -> pd.Series:
-    cols = {float(c[:-1]): c for c in df.columns if c.endswith("%") and c[:-1].replace(".", "", 1).isdigit()}
+    cols = {
+        float(c[:-1]): c
+        for c in df.columns
+        if c.endswith("%") and c[:-1].replace(".", "", 1).isdigit()
+    }
     if not cols:
         return pd.Series(np.nan, index=df.index)
     if q in cols:
@@ -117,19 +126,23 @@ class LocustLoader(Loader):
         df = df.replace({"N/A": np.nan, "": np.nan})
         frames: dict[str, list[pd.DataFrame]] = {}
         if kind in ("stats", "history"):
-            out = pd.DataFrame({
-                "endpoint": df["Name"],
-                "method": df.get("Type"),
-                "rps": _numeric(df, "Requests/s"),
-                "failures_per_s": _numeric(df, "Failures/s"),
-                "p50_ms": _percentile(df, 50.0, report),
-                "p95_ms": _percentile(df, 95.0, report),
-                "p99_ms": _percentile(df, 99.0, report),
-                "source_file": df["source_file"],
-                "source_line": df["source_line"],
-            })
+            out = pd.DataFrame(
+                {
+                    "endpoint": df["Name"],
+                    "method": df.get("Type"),
+                    "rps": _numeric(df, "Requests/s"),
+                    "failures_per_s": _numeric(df, "Failures/s"),
+                    "p50_ms": _percentile(df, 50.0, report),
+                    "p95_ms": _percentile(df, 95.0, report),
+                    "p99_ms": _percentile(df, 99.0, report),
+                    "source_file": df["source_file"],
+                    "source_line": df["source_line"],
+                }
+            )
             if kind == "history":
-                out["ts"] = pd.to_datetime(pd.to_numeric(df["Timestamp"], errors="coerce"), unit="s", utc=True)
+                out["ts"] = pd.to_datetime(
+                    pd.to_numeric(df["Timestamp"], errors="coerce"), unit="s", utc=True
+                )
                 out["users"] = pd.to_numeric(df["User Count"], errors="coerce")
                 out["requests"] = _numeric(df, "Total Request Count")
                 out["failures"] = _numeric(df, "Total Failure Count")
@@ -141,20 +154,38 @@ class LocustLoader(Loader):
             out["load_file_kind"] = kind
             frames["load_samples"] = [out]
         elif kind == "failures":
-            frames["load_failures"] = [pd.DataFrame({
-                "endpoint": df["Name"], "method": df.get("Method"), "error": df["Error"],
-                "occurrences": pd.to_numeric(df["Occurrences"], errors="coerce"),
-                "source_file": df["source_file"], "source_line": df["source_line"],
-            })]
+            frames["load_failures"] = [
+                pd.DataFrame(
+                    {
+                        "endpoint": df["Name"],
+                        "method": df.get("Method"),
+                        "error": df["Error"],
+                        "occurrences": pd.to_numeric(df["Occurrences"], errors="coerce"),
+                        "source_file": df["source_file"],
+                        "source_line": df["source_line"],
+                    }
+                )
+            ]
         else:
             if len(df) == 0:
                 report.warn("exceptions file with a header and no rows: no exceptions were raised")
-            frames["load_failures"] = [pd.DataFrame({
-                "endpoint": "(exception)", "error": df.get("Message"),
-                "occurrences": _numeric(df, "Count"),
-                "source_file": df["source_file"], "source_line": df["source_line"],
-            })]
+            frames["load_failures"] = [
+                pd.DataFrame(
+                    {
+                        "endpoint": "(exception)",
+                        "error": df.get("Message"),
+                        "occurrences": _numeric(df, "Count"),
+                        "source_file": df["source_file"],
+                        "source_line": df["source_line"],
+                    }
+                )
+            ]
         out_frames = finalise(frames, self, report)
         report.elapsed_s = time.perf_counter() - start
         report.check()
-        return LoadResult(self.name, out_frames, report, primary="load_failures" if kind in ("failures", "exceptions") else self.frame)
+        return LoadResult(
+            self.name,
+            out_frames,
+            report,
+            primary="load_failures" if kind in ("failures", "exceptions") else self.frame,
+        )

@@ -37,7 +37,7 @@ def setting_value(setting: str, unit: str | None) -> float | None:
     if not unit:
         return number
     digits = "".join(ch for ch in unit if ch.isdigit())
-    base = unit[len(digits):]
+    base = unit[len(digits) :]
     factor = float(digits) if digits else 1.0
     if base in _SIZE:
         return number * factor * _SIZE[base]
@@ -59,7 +59,12 @@ class PgSettingsLoader(Loader):
         first = head.lstrip().split("\n", 1)[0]
         if first.startswith("name,setting") and "unit" in first:
             return 0.95
-        if first.startswith(("[", "{")) and '"setting"' in head and '"name"' in head and '"unit"' in head:
+        if (
+            first.startswith(("[", "{"))
+            and '"setting"' in head
+            and '"name"' in head
+            and '"unit"' in head
+        ):
             return 0.8
         return 0.0
 
@@ -86,9 +91,17 @@ class PgSettingsLoader(Loader):
                 report.skip(line, "row without name and setting", str(rec))
                 continue
             unit = rec.get("unit") or None
-            out.append({"name": rec["name"], "setting": str(rec["setting"]), "unit": unit,
-                        "value": setting_value(str(rec["setting"]), unit), "source": rec.get("source"),
-                        "source_file": str(path), "source_line": line})
+            out.append(
+                {
+                    "name": rec["name"],
+                    "setting": str(rec["setting"]),
+                    "unit": unit,
+                    "value": setting_value(str(rec["setting"]), unit),
+                    "source": rec.get("source"),
+                    "source_file": str(path),
+                    "source_line": line,
+                }
+            )
             report.ok()
         if not out:
             raise nothing_parsed(self, path, report)

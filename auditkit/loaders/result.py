@@ -148,7 +148,11 @@ class ParseReport:
         return (
             f"<div><b>{escape(self.path)}</b> <i>{escape(self.format)}</i>: {escape(self.summary())}"
             + (f"<ul>{warn}</ul>" if warn else "")
-            + (f"<table><tr><th>reason</th><th>line</th><th>excerpt</th></tr>{rows}</table>" if rows else "")
+            + (
+                f"<table><tr><th>reason</th><th>line</th><th>excerpt</th></tr>{rows}</table>"
+                if rows
+                else ""
+            )
             + "</div>"
         )
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import zstandard
@@ -136,7 +136,9 @@ class BlockRef:
             fh.seek(self.offset)
             data = fh.read(self.length)
         if len(data) != self.length:
-            raise OSError(f"{self.source} changed while it was read: {len(data)} of {self.length} bytes at {self.offset}")
+            raise OSError(
+                f"{self.source} changed while it was read: {len(data)} of {self.length} bytes at {self.offset}"
+            )
         return Block(data, self.first_line, self.source, offset=self.offset)
 
 
@@ -181,7 +183,12 @@ def iter_blocks(
     # byte offsets name places in the file only when it is read as is
     offset: int | None = 0 if compression_of(path) is None else None
     with open_binary(path) as fh:
-        reader = io.BufferedReader(fh, buffer_size=1 << 20) if not isinstance(fh, io.BufferedReader) else fh  # type: ignore[arg-type]
+        # decompressors are raw streams: buffer them so reads of block_size are cheap
+        reader: BinaryIO = (
+            fh
+            if isinstance(fh, io.BufferedReader)
+            else io.BufferedReader(cast(Any, fh), buffer_size=1 << 20)
+        )
         while True:
             chunk = reader.read(block_size)
             if not chunk:
@@ -234,7 +241,11 @@ def iter_block_refs(
                 # counted pages need not stay in this process's memory (the page cache keeps them)
                 done = cut - cut % mmap.PAGESIZE
                 if done > start - start % mmap.PAGESIZE:
-                    mm.madvise(mmap.MADV_DONTNEED, start - start % mmap.PAGESIZE, done - start + start % mmap.PAGESIZE)
+                    mm.madvise(
+                        mmap.MADV_DONTNEED,
+                        start - start % mmap.PAGESIZE,
+                        done - start + start % mmap.PAGESIZE,
+                    )
                 start = cut
             if start < size:
                 yield BlockRef(source, start, size - start, line)

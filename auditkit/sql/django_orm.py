@@ -60,7 +60,10 @@ def statement_shape(fingerprint: str, dialect: str = "postgres") -> StatementSha
     if tree is None:
         return None
     kinds: dict[type[exp.Expr], str] = {
-        exp.Select: "select", exp.Insert: "insert", exp.Update: "update", exp.Delete: "delete"
+        exp.Select: "select",
+        exp.Insert: "insert",
+        exp.Update: "update",
+        exp.Delete: "delete",
     }
     kind = kinds.get(type(tree), "other")
     if kind != "select":
@@ -69,14 +72,22 @@ def statement_shape(fingerprint: str, dialect: str = "postgres") -> StatementSha
     from_ = tree.args.get("from_") or tree.args.get("from")
     main = from_.find(exp.Table) if from_ is not None else None
     tables = tuple(t.name for t in tree.find_all(exp.Table))
-    selected = tuple((c.table or None, c.name) for c in tree.expressions if isinstance(c, exp.Column))
+    selected = tuple(
+        (c.table or None, c.name) for c in tree.expressions if isinstance(c, exp.Column)
+    )
     eq: list[tuple[str | None, str]] = []
     inn: list[tuple[str | None, str]] = []
     where = tree.args.get("where")
     if where is not None:
         for node in where.find_all(exp.EQ):
-            col, other = (node.left, node.right) if isinstance(node.left, exp.Column) else (node.right, node.left)
-            if isinstance(col, exp.Column) and isinstance(other, exp.Placeholder | exp.Literal | exp.Parameter):
+            col, other = (
+                (node.left, node.right)
+                if isinstance(node.left, exp.Column)
+                else (node.right, node.left)
+            )
+            if isinstance(col, exp.Column) and isinstance(
+                other, exp.Placeholder | exp.Literal | exp.Parameter
+            ):
                 eq.append((col.table or None, col.name))
         for node in where.find_all(exp.In):
             if isinstance(node.this, exp.Column):
@@ -89,7 +100,9 @@ def statement_shape(fingerprint: str, dialect: str = "postgres") -> StatementSha
         for node in on.find_all(exp.EQ):
             if isinstance(node.left, exp.Column) and isinstance(node.right, exp.Column):
                 joins.append((node.left.table, node.left.name, node.right.table, node.right.name))
-    return StatementShape("select", main.name if main else None, tables, selected, tuple(eq), tuple(inn), tuple(joins))
+    return StatementShape(
+        "select", main.name if main else None, tables, selected, tuple(eq), tuple(inn), tuple(joins)
+    )
 
 
 def model_name(table: str) -> str:
@@ -141,7 +154,9 @@ def orm_fix(
     lookup = _columns_lookup(models)
     inferred = lookup is None
     if shape is None or shape.kind != "select" or not shape.table:
-        return OrmFix("unknown", None, None, "", "The repeated statement is not a plain SELECT.", True)
+        return OrmFix(
+            "unknown", None, None, "", "The repeated statement is not a plain SELECT.", True
+        )
     filters = shape.eq_filters + shape.in_filters
     table = shape.table
     field: str | None  # OrmFix.field: None when no field can be named
@@ -156,7 +171,9 @@ def orm_fix(
                 owner_table, field = _m2m_owner(jt, owner_col, lookup)
                 model = _model_of(owner_table, lookup)
                 return OrmFix(
-                    "many_to_many", model, field,
+                    "many_to_many",
+                    model,
+                    field,
                     f'{_qs(model)}.prefetch_related("{field}")',
                     f"Each {model or owner_table} loads its {field} with one query through {jt}; "
                     f"prefetch_related fetches them for the whole list in one more query.",
@@ -179,7 +196,9 @@ def orm_fix(
                     parent_model = _model_of(pshape.table, lookup)
                     field = _field_of(pshape.table, fk, lookup)
                     return OrmFix(
-                        "forward_fk", parent_model, field,
+                        "forward_fk",
+                        parent_model,
+                        field,
                         f'{_qs(parent_model)}.select_related("{field}")',
                         f"Each {parent_model} fetches its {field} ({_model_of(table, lookup)}) separately; "
                         f"select_related joins it into the list query.",
@@ -189,36 +208,61 @@ def orm_fix(
                 return _deferred(table, selected, fcol, lookup, seen_list_query=False)
             model = _model_of(table, lookup)
             return OrmFix(
-                "forward_fk", None, None,
-                "queryset.select_related(\"<field pointing to " + (model or table) + ">\")",
+                "forward_fk",
+                None,
+                None,
+                'queryset.select_related("<field pointing to ' + (model or table) + '>")',
                 f"{model or table} rows are fetched one by one by primary key: a foreign key "
                 "followed in a loop (the list query was not seen in the same request).",
                 True,
             )
         if fcol.endswith("_id"):
             parent_field = fcol[:-3]
-            parent_table = _fk_target(table, fcol, lookup) or _guess_parent_table(table, parent_field, earlier, dialect)
-            parent_model = _model_of(parent_table, lookup) if parent_table else parent_field.capitalize()
+            parent_table = _fk_target(table, fcol, lookup) or _guess_parent_table(
+                table, parent_field, earlier, dialect
+            )
+            parent_model = (
+                _model_of(parent_table, lookup) if parent_table else parent_field.capitalize()
+            )
             accessor = _reverse_accessor(table, fcol, lookup)
             return OrmFix(
-                "reverse_fk", parent_model, accessor,
+                "reverse_fk",
+                parent_model,
+                accessor,
                 f'{_qs(parent_model)}.prefetch_related("{accessor}")',
                 f"Each {parent_model} loads its {_model_of(table, lookup)} rows with one query "
                 f"(filtered on {fcol}); prefetch_related loads them for the whole list in one more query.",
                 inferred,
             )
-    return OrmFix("unknown", _model_of(table, lookup), None, "",
-                  f"A query on {table} repeats with different parameters.", True)
+    return OrmFix(
+        "unknown",
+        _model_of(table, lookup),
+        None,
+        "",
+        f"A query on {table} repeats with different parameters.",
+        True,
+    )
 
 
-def _deferred(table: str, selected: list[str], pk: str, lookup: pd.DataFrame | None, *, seen_list_query: bool) -> OrmFix:
+def _deferred(
+    table: str, selected: list[str], pk: str, lookup: pd.DataFrame | None, *, seen_list_query: bool
+) -> OrmFix:
     """A deferred field loaded row by row: the one selected column besides the primary key."""
     field = next((c for c in selected if c != pk), None)
     model = _model_of(table, lookup)
-    why = (f"{field} was deferred by .only()/.defer() and is loaded one row at a time." if seen_list_query
-           else f"{field} is loaded one row at a time, the pattern of a deferred field.")
-    return OrmFix("deferred_field", model, field, f'{_qs(model)}.only(…, "{field}")  # or drop it from .defer()',
-                  why, lookup is None or not seen_list_query)
+    why = (
+        f"{field} was deferred by .only()/.defer() and is loaded one row at a time."
+        if seen_list_query
+        else f"{field} is loaded one row at a time, the pattern of a deferred field."
+    )
+    return OrmFix(
+        "deferred_field",
+        model,
+        field,
+        f'{_qs(model)}.only(…, "{field}")  # or drop it from .defer()',
+        why,
+        lookup is None or not seen_list_query,
+    )
 
 
 # -- names, from the model dump when present, else Django's conventions ------------------------
@@ -289,11 +333,17 @@ def _m2m_owner(through: str, owner_col: str, lookup: pd.DataFrame | None) -> tup
     return prefix, field
 
 
-def _guess_parent_table(child: str, parent_field: str, earlier: list[str] | tuple[str, ...], dialect: str) -> str | None:
+def _guess_parent_table(
+    child: str, parent_field: str, earlier: list[str] | tuple[str, ...], dialect: str
+) -> str | None:
     app = child.split("_", 1)[0]
     guess = f"{app}_{parent_field.replace('_', '')}"
     for prev in earlier:
         shape = statement_shape(prev, dialect)
-        if shape and shape.table and shape.table.replace("_", "").endswith(parent_field.replace("_", "")):
+        if (
+            shape
+            and shape.table
+            and shape.table.replace("_", "").endswith(parent_field.replace("_", ""))
+        ):
             return shape.table
     return guess

@@ -46,7 +46,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["Dialect", "fingerprint", "fingerprint_codes", "fingerprint_id", "fingerprint_many", "spread"]
+__all__ = [
+    "Dialect",
+    "fingerprint",
+    "fingerprint_codes",
+    "fingerprint_id",
+    "fingerprint_many",
+    "spread",
+]
 
 Dialect = Literal["postgres", "mysql"]
 
@@ -200,7 +207,9 @@ def _codes(indices: pa.Array) -> np.ndarray:
     return indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
-def fingerprint_codes(distinct: pa.Array, dialect: Dialect = "postgres") -> tuple[pa.Array, pa.Array, np.ndarray]:
+def fingerprint_codes(
+    distinct: pa.Array, dialect: Dialect = "postgres"
+) -> tuple[pa.Array, pa.Array, np.ndarray]:
     """Fingerprints of the *distinct* texts ``distinct``, as codes into few values.
 
     Returns (fingerprints, ids, codes): ``fingerprints[codes[i]]`` (and ``ids[codes[i]]``) belong
