@@ -191,7 +191,27 @@ def _report(block: Block, fmt: str, text: str) -> ParseReport:
 
 
 class _PgParser(BlockParser):
-    """What the PostgreSQL block parsers share: in a digest they leave ``sql`` unbound."""
+    """What the PostgreSQL block parsers share: in a digest they leave ``sql`` unbound.
+
+    Only the constructor settings named in ``_settings`` (and the digest flag) travel to
+    worker processes; compiled patterns are rebuilt there by ``__init__``.
+    """
+
+    #: constructor keyword arguments, each stored under the same attribute name
+    _settings: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The settings, not the compiled patterns (they pickle slowly, or not at all)."""
+        state = {k: getattr(self, k) for k in self._settings}
+        state["digest"] = self.digest
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the parser (and its compiled patterns) from its settings."""
+        state = dict(state)
+        digest = state.pop("digest", False)
+        self.__init__(**state)  # type: ignore[misc]
+        self.digest = digest
 
     def bind_samples(self, sql: list[str], params: list[str]) -> list[str]:
         """Bind the ``DETAIL: parameters`` of the samples a profile kept (digest frames)."""
@@ -203,6 +223,8 @@ class _PgParser(BlockParser):
 
 class StderrParser(_PgParser):
     """Parses blocks of a stderr log written with one known ``log_line_prefix``."""
+
+    _settings = ("prefix", "tz", "source", "fmt", "notes")
 
     def __init__(
         self,
@@ -238,22 +260,6 @@ class StderrParser(_PgParser):
             + _SEVERITY_BYTES
             + rb":"
         )
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Only the settings travel to worker processes; patterns are recompiled there."""
-        return {
-            "prefix": self.prefix,
-            "tz": self.tz,
-            "source": self.source,
-            "fmt": self.fmt,
-            "notes": self.notes,
-            "digest": self.digest,
-        }
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Rebuild the parser (and its compiled patterns) from its settings."""
-        self.__init__(state["prefix"], state["tz"], state["source"], state["fmt"], state["notes"])  # type: ignore[misc]
-        self.digest = state.get("digest", False)
 
     def parse(self, block: Block) -> BlockResult:
         """Parse one block with the garbage collector paused (see :func:`_no_gc`)."""
@@ -603,6 +609,7 @@ def _record_values(rec: dict[str, Any]) -> dict[str, str]:
 class CsvParser(_PgParser):
     """Parses blocks of a csvlog file with the csv module (quoted newlines and quotes)."""
 
+    _settings = ("tz", "source", "fmt")
     boundary = re.compile(rb'"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
 
     def __init__(self, tz: str | None, source: str, fmt: str = "postgres_csvlog") -> None:
@@ -699,6 +706,8 @@ _CLOUDSQL_CONT = re.compile(r'"textPayload":\s?"\\t')
 class JsonParser(_PgParser):
     """Parses blocks of JSON lines: native jsonlog, Cloud SQL exports, CloudNativePG."""
 
+    _settings = ("prefix", "tz", "source", "fmt", "notes")
+
     #: every line starts a record, except a Cloud SQL continuation line (textPayload "\t…")
     boundary = re.compile(rb'(?![^\n]*"textPayload":\s?"\\t)')
 
@@ -726,22 +735,6 @@ class JsonParser(_PgParser):
             rf"(?:{prefix_pattern('%m [%p] ', capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)",
             re.S,
         )
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Only the settings travel to worker processes; patterns are recompiled there."""
-        return {
-            "prefix": self.prefix,
-            "tz": self.tz,
-            "source": self.source,
-            "fmt": self.fmt,
-            "notes": self.notes,
-            "digest": self.digest,
-        }
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Rebuild the parser (and its compiled patterns) from its settings."""
-        self.__init__(state["prefix"], state["tz"], state["source"], state["fmt"], state["notes"])  # type: ignore[misc]
-        self.digest = state.get("digest", False)
 
     def parse(self, block: Block) -> BlockResult:
         """Parse the JSON objects of one block, whichever of the three flavours each one is."""
@@ -932,6 +925,8 @@ def _is_postgres(ident: str, spid: str, idents: Sequence[str]) -> bool:
 class SyslogParser(_PgParser):
     """Parses blocks of PostgreSQL syslog lines (RFC 3164 / ISO stamps, Heroku logplex)."""
 
+    _settings = ("prefix", "year", "tz", "idents", "source", "fmt", "notes", "cut_month")
+
     def __init__(
         self, prefix: str, year: int, tz: str | None, idents: Sequence[str], source: str,
         fmt: str = "postgres_syslog", notes: Sequence[str] = (), cut_month: int = 12,
@@ -953,19 +948,6 @@ class SyslogParser(_PgParser):
             rb"(?![^\n]*?\] (?:\[\d+-(?!1\])\d+\]|#011|\t))"
             rb"(?![^\n]*? (?:" + _SECONDARY_ALT.encode() + rb"):  )"
         )
-
-    def __getstate__(self) -> dict[str, Any]:
-        """A syslog parser for one prefix; ``year`` and ``cut_month`` place year-less stamps."""
-        return {
-            k: getattr(self, k)
-            for k in ("prefix", "year", "tz", "idents", "source", "fmt", "notes", "cut_month")
-        } | {"digest": self.digest}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Rebuild the parser (and its compiled patterns) from its settings."""
-        digest = state.pop("digest", False)
-        self.__init__(**state)  # type: ignore[misc]
-        self.digest = digest
 
     def parse(self, block: Block) -> BlockResult:
         """Parse one block of syslog lines, stitching continuation parts to their entry."""
