@@ -40,6 +40,21 @@ __all__ = ["PRESETS", "AuditConfig", "FormatHint", "load_config"]
 
 #: family → preset name → values. "default" holds every key; other presets override some.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "severity": {
+        # the one rule over measured impact (auditkit.checks.severity): a fix that saves this
+        # share of all database time in the window, or this much per affected request (counted
+        # when at least min_requests requests were affected), or this much response time per
+        # request (work moved out of the request) is high / medium; any measured saving is low
+        "default": {
+            "high_share": 0.10,
+            "medium_share": 0.02,
+            "high_ms_per_request": 100.0,
+            "medium_ms_per_request": 20.0,
+            "high_response_ms": 1000.0,
+            "medium_response_ms": 250.0,
+            "min_requests": 10,
+        },
+    },
     "slow_query": {
         # pgHero flags statements averaging ≥ 20 ms with ≥ 100 calls; pgBadger ranks by total time
         "default": {
@@ -109,7 +124,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # (Dexter: 50 %), scans below which an index is unused (pgHero: 50), tables too small to
         # matter, write/read ratio above which a table is write-heavy, share of statement time
         # for medium/high severity, rows per equality value below which sorting is cheap (no sort
-        # key added), keys per index at most, and the saving assumed before validation
+        # key added), keys per index at most, and the saving assumed before validation (or read
+        # from a measured plan)
         "default": {
             "min_calls": 1,
             "min_total_ms": 0.0,
@@ -122,6 +138,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "sort_skip_rows": 100,
             "max_columns": 3,
             "assumed_saving": 0.5,
+            # with a measured plan, the saving is the share of its time spent in the scan the
+            # index replaces, at most this much
+            "max_plan_saving": 0.95,
             "unused_medium_bytes": 100 * 1024**2,
             "unused_high_bytes": 1024**3,
         },
@@ -140,9 +159,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "pg_buffer_min_hit_ratio": 0.99,
             "candidate_min_calls": 100,
             "candidate_min_repeat_ratio": 0.5,
-            # report the best few; medium when caching would save this much DB time
+            # a read cheaper than this per execution is not worth a cache round trip, and
+            # caching must save at least this share of all database time to be recommended
+            "candidate_min_mean_ms": 5.0,
+            "candidate_min_share": 0.05,
+            # how stale a cached result may be, assumed when sizing the saving (seconds)
+            "candidate_ttl_s": 600.0,
+            # report the best few
             "candidate_top": 5,
-            "candidate_medium_saved_ms": 10_000.0,
         },
     },
     "capacity": {
@@ -151,8 +175,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "p95_degradation": 2.0,
             "max_failure_rate": 0.01,
             "headroom": 0.7,
-            # background-task candidates: slow at p95, little of it in the database
-            "background_min_p95_ms": 1000.0,
+            # background work: requests waiting at least this long (median) on work outside the
+            # database, the cache and the CPU (e-mail, external calls), and at most this share
+            # of their time in the database
+            "background_min_wait_ms": 100.0,
             "background_max_db_share": 0.3,
         },
     },

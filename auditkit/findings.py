@@ -4,7 +4,11 @@ A check is a pure function from canonical frames (and config) to a list of :clas
 Each finding carries a stable ``check`` id from :data:`CHECKS` (the vocabulary, documented
 here and in ``docs/findings.md``), a :class:`Severity`, a title and summary, the
 :class:`Subject` it is about, the ``metrics`` behind it, a :class:`Recommendation` (prose plus
-ready SQL and Django code) and :class:`Evidence` with its strength.
+ready SQL and Django code), :class:`Evidence` with its strength and the symptoms it explains,
+and its :class:`Impact`: the time its fix saves, in one unit across all checks.
+
+A finding's :attr:`Finding.id` is its identity — the check and its subject, independent of
+wording, severity and run — so the same problem has the same id in every audit of a client.
 
 Every run writes ``findings.json`` (schema: ``auditkit/findings.schema.json``) with
 :func:`findings_document`; :func:`load_findings` reads one back.
@@ -20,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -32,15 +37,20 @@ from auditkit.errors import ConfigError
 
 __all__ = [
     "CHECKS",
+    "CHECK_NAMES",
     "Evidence",
     "EvidenceStrength",
     "Finding",
+    "Impact",
     "Recommendation",
     "Severity",
     "Subject",
+    "duration_text",
     "findings_document",
     "findings_frame",
     "load_findings",
+    "percent_text",
+    "plural",
     "rank",
 ]
 
@@ -114,6 +124,133 @@ CHECKS: dict[str, str] = {
 }
 
 
+#: what each check is called on a page (the id is for tools; people read these)
+CHECK_NAMES: dict[str, str] = {
+    "slow_query": "Slow statement",
+    "n_plus_one": "N+1 queries",
+    "duplicate_query": "Duplicate queries",
+    "missing_index": "Missing index",
+    "unused_index": "Unused index",
+    "duplicate_index": "Duplicate index",
+    "plan_time_share": "Plan: time spent in one node",
+    "plan_misestimate": "Plan: row estimate off",
+    "plan_rows_removed": "Plan: rows read and discarded",
+    "plan_hash_batches": "Plan: hash spilled to disk",
+    "plan_sort_disk": "Plan: sort on disk",
+    "plan_heap_fetches": "Plan: heap fetches",
+    "plan_nested_loop": "Plan: nested loop",
+    "plan_seq_scan": "Plan: sequential scan",
+    "cache_candidate": "Worth caching",
+    "low_cache_hit_ratio": "Cache hit ratio",
+    "http_cache": "HTTP caching",
+    "capacity_limit": "Capacity",
+    "connection_budget": "Connection budget",
+    "background_task_candidate": "Work to move out of the request",
+    "data_quality": "Data quality",
+    "server_errors": "Server errors",
+    "temp_files": "Temporary files",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    """The time a finding's fix saves, in the unit every check shares.
+
+    Database time is measured over the audit's observed window by one timing source for the
+    whole audit (``source``: the Django query log, a server log, ``pg_stat_statements``…; see
+    :mod:`auditkit.analysis.workload`). ``db_ms`` is the total saved in the window, ``db_share``
+    that saving as a fraction of all database time in the window, ``db_ms_per_request`` the
+    saving per affected request. Work moved out of the request (a background task) saves
+    response time rather than database time: ``response_ms_per_request``.
+
+    ``basis`` says how the saving was obtained: ``measured`` (the time of statements that the fix
+    removes), ``estimated`` (a documented assumption, e.g. half of a statement's time for an
+    index not yet validated), or ``validated`` (the database's own planner, with and without a
+    hypothetical index). ``note`` says it in words.
+    """
+
+    db_ms: float | None = None
+    db_share: float | None = None
+    db_ms_per_request: float | None = None
+    response_ms_per_request: float | None = None
+    requests: int | None = None
+    window_s: float | None = None
+    source: str | None = None
+    basis: str = "measured"
+    note: str | None = None
+
+    @property
+    def db_ms_per_hour(self) -> float | None:
+        """Database time saved per hour of the observed workload."""
+        if self.db_ms is None or not self.window_s:
+            return None
+        return self.db_ms / (self.window_s / 3600.0)
+
+    @property
+    def weight(self) -> float:
+        """What ranks findings of one severity: milliseconds saved in the window (database
+        time, or response time for work moved out of requests)."""
+        db = self.db_ms or 0.0
+        response = (self.response_ms_per_request or 0.0) * (self.requests or 0)
+        return max(db, response)
+
+    @classmethod
+    def of(
+        cls,
+        saved_ms: float,
+        total_ms: float | None,
+        *,
+        window_s: float | None = None,
+        requests: int | None = None,
+        source: str | None = None,
+        basis: str = "measured",
+        note: str | None = None,
+    ) -> Impact:
+        """Database time ``saved_ms`` in a window whose database time is ``total_ms``."""
+        return cls(
+            db_ms=round(float(saved_ms), 3),
+            db_share=round(saved_ms / total_ms, 5) if total_ms else None,
+            db_ms_per_request=round(saved_ms / requests, 3) if requests else None,
+            requests=requests,
+            window_s=window_s,
+            source=source,
+            basis=basis,
+            note=note,
+        )
+
+    def phrase(self) -> str:
+        """The saving in words: "saves 48 ms of database time per request (21 % of all
+        database time)"; estimates say so."""
+        est = "an estimated " if self.basis == "estimated" else ""
+        parts = []
+        if self.response_ms_per_request:
+            parts.append(
+                f"answers {est}{duration_text(self.response_ms_per_request)} sooner per request"
+            )
+        if self.db_ms:
+            if self.db_ms_per_request and self.requests:
+                text = f"saves {est}{duration_text(self.db_ms_per_request)} of database time per request"
+                if self.db_share is not None:
+                    text += f" ({percent_text(self.db_share)} of all database time)"
+            elif self.db_share is not None:
+                text = f"saves {est}{percent_text(self.db_share)} of all database time"
+            else:
+                text = f"saves {est}{duration_text(self.db_ms)} of database time"
+            parts.append(text)
+        return " and ".join(parts) or "saves no measurable time"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: _json_number(v) for k, v in asdict(self).items() if v is not None}
+        per_hour = self.db_ms_per_hour
+        if per_hour is not None:
+            d["db_ms_per_hour"] = _json_number(per_hour)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Impact:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
 @dataclass(frozen=True, slots=True)
 class Subject:
     """What a finding is about. Only the fields that apply are set."""
@@ -139,6 +276,14 @@ class Subject:
         if d.get("columns") is not None:
             d["columns"] = tuple(d["columns"])
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def key(self) -> dict[str, Any]:
+        """What identifies the subject: every field but the fingerprint's text when its id is
+        known (the text's wording may change between auditkit versions, its id may not)."""
+        d = self.to_dict()
+        if "fingerprint_id" in d:
+            d.pop("fingerprint", None)
+        return d
 
     def label(self) -> str:
         """A short human label: 'table app_book (author_id)' or the endpoint or fingerprint."""
@@ -180,17 +325,23 @@ class Evidence:
     """The rows that prove a finding and how strong that proof is.
 
     ``items`` are small JSON-ready dicts (a sample statement, a plan node, request ids,
-    ``source_file``/``source_line``), never whole frames.
+    ``source_file``/``source_line``), never whole frames. ``symptoms`` are the findings of other
+    checks that this one explains (a slow statement, a plan's sequential scan), folded into it
+    by :mod:`auditkit.checks.fold`: each a dict with their ``check``, ``title``, ``summary``,
+    ``severity`` and ``id``.
     """
 
     strength: EvidenceStrength = EvidenceStrength.PATTERN
     items: tuple[Mapping[str, Any], ...] = ()
     note: str | None = None
+    symptoms: tuple[Mapping[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"strength": str(self.strength), "items": [dict(i) for i in self.items]}
         if self.note:
             d["note"] = self.note
+        if self.symptoms:
+            d["symptoms"] = [dict(s) for s in self.symptoms]
         return d
 
     @classmethod
@@ -199,6 +350,7 @@ class Evidence:
             strength=EvidenceStrength(data.get("strength", "pattern")),
             items=tuple(data.get("items", ())),
             note=data.get("note"),
+            symptoms=tuple(data.get("symptoms", ())),
         )
 
 
@@ -217,9 +369,13 @@ class Finding:
     metrics: Mapping[str, float | int | str | None] = field(default_factory=dict)
     recommendation: Recommendation | None = None
     evidence: Evidence = field(default_factory=Evidence)
-    #: estimated time saved, milliseconds per hour of the observed workload (for ranking)
-    impact_ms: float | None = None
+    #: the time the fix saves (None: the finding saves no measurable time, e.g. an unused index)
+    impact: Impact | None = None
     chapter: str | None = None
+    #: fingerprint ids of the statements the finding is about (what symptoms are matched on)
+    statements: tuple[str, ...] = ()
+    #: the change in one sentence a manager understands (the action plan's line)
+    action: str | None = None
 
     def __post_init__(self) -> None:
         if self.check not in CHECKS and not (
@@ -231,9 +387,20 @@ class Finding:
             )
         object.__setattr__(self, "severity", Severity.parse(self.severity))
 
+    @property
+    def id(self) -> str:
+        """The finding's identity: its check and subject, stable across runs and wording.
+
+        ``n_plus_one:3f2a…`` — the check, then a digest of :meth:`Subject.key`. Two audits of
+        the same client give the same id to the same problem, whatever its severity or figures.
+        """
+        key = json.dumps([self.check, self.subject.key()], sort_keys=True, default=str)
+        return f"{self.check}:{hashlib.blake2b(key.encode('utf-8'), digest_size=8).hexdigest()}"
+
     # -- JSON --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
+            "id": self.id,
             "check": self.check,
             "severity": str(self.severity),
             "title": self.title,
@@ -243,10 +410,14 @@ class Finding:
             "recommendation": (self.recommendation or Recommendation(summary="")).to_dict(),
             "evidence": self.evidence.to_dict(),
         }
-        if self.impact_ms is not None:
-            d["impact_ms"] = _json_number(self.impact_ms)
+        if self.impact is not None:
+            d["impact"] = self.impact.to_dict()
         if self.chapter:
             d["chapter"] = self.chapter
+        if self.statements:
+            d["statements"] = list(self.statements)
+        if self.action:
+            d["action"] = self.action
         return d
 
     @classmethod
@@ -261,8 +432,10 @@ class Finding:
             metrics=dict(data.get("metrics", {})),
             recommendation=Recommendation.from_dict(rec) if rec and rec.get("summary") else None,
             evidence=Evidence.from_dict(data.get("evidence", {})),
-            impact_ms=data.get("impact_ms"),
+            impact=Impact.from_dict(data["impact"]) if data.get("impact") else None,
             chapter=data.get("chapter"),
+            statements=tuple(data.get("statements", ())),
+            action=data.get("action"),
         )
 
     # -- display -----------------------------------------------------------------------------
@@ -275,6 +448,35 @@ class Finding:
         return finding_html(self, redact=False)
 
 
+def plural(n: float, singular: str, many: str | None = None) -> str:
+    """``1 statement``, ``2 statements``, ``1,234 calls`` (``many`` for irregular plurals)."""
+    word = singular if n == 1 else (many or singular + "s")
+    return f"{n:,.0f} {word}"
+
+
+def duration_text(ms: float) -> str:
+    """Milliseconds for a sentence: "0.4 ms", "48 ms", "1.2 s", "3.5 min"."""
+    if ms < 10:
+        return f"{ms:.1f} ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 120_000:
+        return f"{ms / 1000:.1f} s"
+    if ms < 7_200_000:
+        return f"{ms / 60_000:.1f} min"
+    return f"{ms / 3_600_000:.1f} h"
+
+
+def percent_text(share: float) -> str:
+    """A fraction for a sentence: "21 %", "2.5 %", "0.3 %", "< 0.1 %"."""
+    pct = share * 100
+    if pct >= 10:
+        return f"{pct:.0f} %"
+    if pct >= 0.1:
+        return f"{pct:.1f} %"
+    return "< 0.1 %"
+
+
 def _json_number(v: Any) -> Any:
     if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
         return None
@@ -284,9 +486,10 @@ def _json_number(v: Any) -> Any:
 
 
 def rank(findings: Iterable[Finding]) -> list[Finding]:
-    """Severity first, then estimated impact, then title — the order of every report."""
+    """Severity first, then the time saved, then check and title — the order of every report."""
     return sorted(
-        findings, key=lambda f: (-int(f.severity), -(f.impact_ms or 0.0), f.check, f.title)
+        findings,
+        key=lambda f: (-int(f.severity), -(f.impact.weight if f.impact else 0.0), f.check, f.title),
     )
 
 
@@ -324,7 +527,8 @@ def findings_frame(findings: Iterable[Finding]) -> Any:
             "check": f.check,
             "title": f.title,
             "subject": f.subject.label(),
-            "impact_ms_per_h": f.impact_ms,
+            "saved_ms": f.impact.db_ms if f.impact else None,
+            "share": f.impact.db_share if f.impact else None,
             "strength": str(f.evidence.strength),
             "summary": f.summary,
         }
@@ -332,5 +536,14 @@ def findings_frame(findings: Iterable[Finding]) -> Any:
     ]
     return pd.DataFrame(
         rows,
-        columns=["severity", "check", "title", "subject", "impact_ms_per_h", "strength", "summary"],
+        columns=[
+            "severity",
+            "check",
+            "title",
+            "subject",
+            "saved_ms",
+            "share",
+            "strength",
+            "summary",
+        ],
     )

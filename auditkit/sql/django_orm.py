@@ -3,33 +3,55 @@
 Django's ORM writes recognisable SQL. A query repeated once per row of a list is one of:
 
 * **forward foreign key** — ``SELECT … FROM "app_author" WHERE "app_author"."id" = ?`` after a
-  list query on ``app_book`` that selected ``"app_book"."author_id"``: accessing
-  ``book.author`` in a loop → ``select_related("author")``;
+  list query on ``app_book`` that selected ``"app_book"."author_id"``: ``book.author`` in a loop
+  → ``select_related("author")`` — also when every row points at the same author (the same
+  statement with the same parameters, once per row);
 * **reverse foreign key** — ``SELECT … FROM "app_comment" WHERE "app_comment"."ticket_id" = ?``:
   ``ticket.comment_set.all()`` (or its ``related_name``) in a loop → ``prefetch_related(…)``;
 * **many-to-many** — ``SELECT … FROM "app_tag" INNER JOIN "app_book_tags" ON … WHERE
   "app_book_tags"."book_id" = ?``: ``book.tags.all()`` in a loop → ``prefetch_related("tags")``;
+* **an aggregate per row** — ``SELECT COUNT(*) … WHERE "app_review"."book_id" = ?``
+  (``book.reviews.count()``), ``SELECT 1 … LIMIT 1`` (``.exists()``), ``AVG``/``SUM``/``MIN``/
+  ``MAX`` of a column → ``annotate(review_count=Count("reviews"))`` and the like: prefetching
+  the rows to count them would be the wrong fix;
 * **deferred field** — ``SELECT "app_book"."id", "app_book"."summary" FROM "app_book" WHERE
-  "app_book"."id" = ?`` after ``.only()``/``.defer()``: each access loads one column →
-  include the field in ``only()`` (or stop deferring it).
+  "app_book"."id" = ?`` after ``.only()``/``.defer()``: each access loads one column → load it
+  with the list (``only(...)`` naming the list's fields and this one).
 
-With a Django model dump (the ``schema_columns`` frame, ``inferred=False``) model, field and
-related names are exact. Without one they follow Django's conventions (``app_model`` tables,
-``<field>_id`` columns, ``<model>_set`` accessors) and the fix says it is inferred.
+Names — models, fields, related names, query names — come from :class:`~auditkit.analysis.code.
+CodeMap`: exact with a model dump, Django's conventions otherwise (and the fix says so). When a
+name cannot be known the fix is prose, never a placeholder.
 
 Each distinct fingerprint is parsed once (sqlglot, cached), never per executed statement.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import sqlglot
 from sqlglot import exp
 
+if TYPE_CHECKING:
+    from auditkit.analysis.code import CodeMap, Model
+
 __all__ = ["OrmFix", "StatementShape", "model_name", "orm_fix", "statement_shape"]
+
+_NO_DUMP = pd.DataFrame(
+    {"table": pd.Series(dtype="string"), "inferred": pd.Series(dtype="boolean")}
+)
+_AGGREGATES: dict[type[exp.Expr], str] = {
+    exp.Count: "count",
+    exp.Avg: "avg",
+    exp.Sum: "sum",
+    exp.Min: "min",
+    exp.Max: "max",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +65,11 @@ class StatementShape:
     eq_filters: tuple[tuple[str | None, str], ...]  # columns compared with a parameter
     in_filters: tuple[tuple[str | None, str], ...]
     joins: tuple[tuple[str, str, str, str], ...]  # (left table, left col, right table, right col)
+    #: aggregates selected: (function, table, column) — column None for COUNT(*)
+    aggregates: tuple[tuple[str, str | None, str | None], ...] = ()
+    #: True for ``SELECT 1 … LIMIT 1`` (Django's ``.exists()``)
+    exists: bool = False
+    limit: bool = False
 
 
 @lru_cache(maxsize=20_000)
@@ -75,6 +102,19 @@ def statement_shape(fingerprint: str, dialect: str = "postgres") -> StatementSha
     selected = tuple(
         (c.table or None, c.name) for c in tree.expressions if isinstance(c, exp.Column)
     )
+    aggregates: list[tuple[str, str | None, str | None]] = []
+    constants = 0
+    for e in tree.expressions:
+        node = e.this if isinstance(e, exp.Alias) else e
+        while isinstance(node, exp.Paren):
+            node = node.this
+        fn = _AGGREGATES.get(type(node))
+        if fn is not None:
+            arg = node.this
+            col = arg if isinstance(arg, exp.Column) else None
+            aggregates.append((fn, (col.table or None) if col else None, col.name if col else None))
+        elif isinstance(node, exp.Literal | exp.Placeholder | exp.Parameter):
+            constants += 1
     eq: list[tuple[str | None, str]] = []
     inn: list[tuple[str | None, str]] = []
     where = tree.args.get("where")
@@ -100,17 +140,23 @@ def statement_shape(fingerprint: str, dialect: str = "postgres") -> StatementSha
         for node in on.find_all(exp.EQ):
             if isinstance(node.left, exp.Column) and isinstance(node.right, exp.Column):
                 joins.append((node.left.table, node.left.name, node.right.table, node.right.name))
+    limit = tree.args.get("limit") is not None
     return StatementShape(
-        "select", main.name if main else None, tables, selected, tuple(eq), tuple(inn), tuple(joins)
+        "select",
+        main.name if main else None,
+        tables,
+        selected,
+        tuple(eq),
+        tuple(inn),
+        tuple(joins),
+        tuple(aggregates),
+        exists=limit and constants > 0 and constants == len(tree.expressions),
+        limit=limit,
     )
 
 
 def model_name(table: str) -> str:
-    """Django's model name from its default table name: ``shop_order_item`` → ``OrderItem``.
-
-    The app label is taken to be the first underscore-separated word (Django's default
-    ``<app_label>_<model>``); where that is wrong the model dump gives the truth.
-    """
+    """Django's model name from its default table name: ``shop_order_item`` → ``OrderItem``."""
     parts = table.split("_", 1)
     model = parts[1] if len(parts) == 2 else parts[0]
     return "".join(p.capitalize() for p in model.split("_"))
@@ -118,48 +164,63 @@ def model_name(table: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class OrmFix:
-    """The relation a repeated query walks and the ORM change that removes the repetition."""
+    """The relation a repeated query walks and the ORM change that removes the repetition.
 
-    relation: str  # forward_fk, reverse_fk, many_to_many, deferred_field, unknown
-    model: str | None  # the model of the list queryset to change
-    field: str | None  # the name to pass to select_related / prefetch_related / only
-    code: str  # ready-to-paste Django
+    ``model`` is the model of the list queryset to change, ``method`` the queryset method
+    (``select_related``, ``prefetch_related``, ``annotate``, ``only``) and ``argument`` its
+    argument as code. ``relation`` is ``forward_fk``, ``reverse_fk``, ``many_to_many``,
+    ``count``, ``exists``, ``aggregate``, ``deferred_field`` or ``unknown`` (no fix in code:
+    ``explanation`` says why).
+    """
+
+    relation: str
+    model: Model | None
+    field: str | None
+    method: str | None
+    argument: str | None
     explanation: str
-    inferred: bool  # True when names come from conventions, not a model dump
+    inferred: bool
+    imports: tuple[str, ...] = ()
+
+    @property
+    def code(self) -> str:
+        """The fix as one line of Django (empty when no fix can be written)."""
+        if self.model is None or self.method is None or self.argument is None:
+            return ""
+        return f"{self.model.manager}.{self.method}({self.argument})"
 
 
-def _columns_lookup(models: pd.DataFrame | None) -> pd.DataFrame | None:
-    if models is None or len(models) == 0:
-        return None
-    exact = models[models["inferred"].fillna(False).astype(bool) == False]  # noqa: E712
-    return exact if len(exact) else None
-
-
-def _qs(model: str | None) -> str:
-    return f"{model}.objects" if model else "queryset"
+def _unknown(text: str, model: Model | None = None) -> OrmFix:
+    return OrmFix("unknown", model, None, None, None, text, True)
 
 
 def orm_fix(
     repeated: str,
-    earlier: list[str] | tuple[str, ...] = (),
-    models: pd.DataFrame | None = None,
+    earlier: Sequence[str] = (),
+    code: CodeMap | None = None,
     dialect: str = "postgres",
+    context: Sequence[str] = (),
 ) -> OrmFix:
     """Interpret a repeated fingerprint, given the fingerprints run before it in the request.
 
     ``earlier`` are the request's preceding distinct fingerprints, most recent first (the list
-    query is usually among them). ``models`` is the ``schema_columns`` frame if available.
+    query is usually among them); ``context`` every fingerprint of the request (to find the
+    relation when the list query came before the logged part). ``code`` names the client's
+    models; by default Django's conventions only.
     """
+    from auditkit.analysis.code import CodeMap, joins_of, tables_of
+
+    if code is not None:
+        cm = code
+    else:  # Django's conventions over the tables these statements use
+        fps = [repeated, *earlier, *context]
+        tables, seen = tables_of(fps)
+        cm = CodeMap.build(_NO_DUMP, tables=tables, joins=joins_of(fps), seen_columns=seen)
     shape = statement_shape(repeated, dialect)
-    lookup = _columns_lookup(models)
-    inferred = lookup is None
     if shape is None or shape.kind != "select" or not shape.table:
-        return OrmFix(
-            "unknown", None, None, "", "The repeated statement is not a plain SELECT.", True
-        )
+        return _unknown("The repeated statement is not a plain SELECT.")
     filters = shape.eq_filters + shape.in_filters
     table = shape.table
-    field: str | None  # OrmFix.field: None when no field can be named
 
     # many-to-many: the filter is on a join (through) table's <model>_id column
     for jt in shape.tables:
@@ -167,183 +228,206 @@ def orm_fix(
             continue
         for ftable, fcol in filters:
             if ftable == jt and fcol.endswith("_id"):
-                owner_col = fcol[:-3]
-                owner_table, field = _m2m_owner(jt, owner_col, lookup)
-                model = _model_of(owner_table, lookup)
+                rel = cm.many_to_many(jt)
+                if rel is None:
+                    continue
+                forward = rel.target.table == table or fcol[:-3] == rel.model.name.lower()
+                owner = rel.model if forward else rel.target
+                name = rel.field if forward else rel.accessor
+                query_name = rel.field if forward else rel.query_name
+                if not owner.name:
+                    return _unknown(f"A many-to-many relation through {jt} is read once per row.")
+                agg = _aggregate_fix(shape, owner, query_name, rel.inferred)
+                if agg is not None:
+                    return agg
                 return OrmFix(
                     "many_to_many",
-                    model,
-                    field,
-                    f'{_qs(model)}.prefetch_related("{field}")',
-                    f"Each {model or owner_table} loads its {field} with one query through {jt}; "
-                    f"prefetch_related fetches them for the whole list in one more query.",
-                    inferred,
+                    owner,
+                    name,
+                    "prefetch_related",
+                    json.dumps(name),
+                    f"Each {owner.name} loads its {name} with one query through {jt}; "
+                    f"prefetch_related loads them for the whole list in one more query.",
+                    rel.inferred,
                 )
+    pk = cm.primary_key(table)
     for ftable, fcol in filters:
         if ftable not in (None, table):
             continue
-        if fcol == "id" or _is_pk(table, fcol, lookup):
-            # pk lookup: forward FK from an earlier list query, or a deferred field load
-            selected = [c for t, c in shape.selected if t in (None, table)]
-            for prev in earlier:
-                pshape = statement_shape(prev, dialect)
-                if pshape is None or pshape.kind != "select" or not pshape.table:
-                    continue
-                if pshape.table == table and len(selected) <= 2:
-                    return _deferred(table, selected, fcol, lookup, seen_list_query=True)
-                fk = _fk_column_to(pshape, table, lookup)
-                if fk is not None:
-                    parent_model = _model_of(pshape.table, lookup)
-                    field = _field_of(pshape.table, fk, lookup)
-                    return OrmFix(
-                        "forward_fk",
-                        parent_model,
-                        field,
-                        f'{_qs(parent_model)}.select_related("{field}")',
-                        f"Each {parent_model} fetches its {field} ({_model_of(table, lookup)}) separately; "
-                        f"select_related joins it into the list query.",
-                        inferred,
-                    )
-            if len(selected) <= 2 and selected:
-                return _deferred(table, selected, fcol, lookup, seen_list_query=False)
-            model = _model_of(table, lookup)
-            return OrmFix(
-                "forward_fk",
-                None,
-                None,
-                'queryset.select_related("<field pointing to ' + (model or table) + '>")',
-                f"{model or table} rows are fetched one by one by primary key: a foreign key "
-                "followed in a loop (the list query was not seen in the same request).",
-                True,
+        if fcol == pk:
+            return _by_primary_key(shape, table, fcol, earlier, context, cm, dialect)
+        if fcol.endswith("_id") or cm.foreign_key(table, fcol) is not None:
+            rel = cm.reverse_of(table, fcol)
+            if rel is None:
+                return _unknown(
+                    f"Rows of {cm.model(table).name} are read once per row of a list, filtered on "
+                    f"{fcol}; the model it points to could not be told.",
+                    cm.model(table),
+                )
+            agg = _aggregate_fix(
+                shape, rel.target, rel.query_name, rel.inferred, (rel.model, rel.field)
             )
-        if fcol.endswith("_id"):
-            parent_field = fcol[:-3]
-            parent_table = _fk_target(table, fcol, lookup) or _guess_parent_table(
-                table, parent_field, earlier, dialect
-            )
-            parent_model = (
-                _model_of(parent_table, lookup) if parent_table else parent_field.capitalize()
-            )
-            accessor = _reverse_accessor(table, fcol, lookup)
+            if agg is not None:
+                return agg
             return OrmFix(
                 "reverse_fk",
-                parent_model,
-                accessor,
-                f'{_qs(parent_model)}.prefetch_related("{accessor}")',
-                f"Each {parent_model} loads its {_model_of(table, lookup)} rows with one query "
+                rel.target,
+                rel.accessor,
+                "prefetch_related",
+                json.dumps(rel.accessor),
+                f"Each {rel.target.name} loads its {rel.model.name} rows with one query "
                 f"(filtered on {fcol}); prefetch_related loads them for the whole list in one more query.",
-                inferred,
+                rel.inferred,
             )
+    return _unknown(
+        f"A query on {table} repeats within each request; it follows no relation auditkit recognises.",
+        cm.model(table),
+    )
+
+
+def _aggregate_fix(
+    shape: StatementShape,
+    owner: Model,
+    query_name: str,
+    inferred: bool,
+    child: tuple[Model, str] | None = None,
+) -> OrmFix | None:
+    """``annotate`` for a COUNT / EXISTS / AVG… computed once per row, else None.
+
+    ``child`` is the related model and its foreign-key field to ``owner`` (for EXISTS).
+    """
+    if shape.exists and child is not None:
+        alias = f"has_{query_name}"
+        related, fk_field = child
+        return OrmFix(
+            "exists",
+            owner,
+            alias,
+            "annotate",
+            f'{alias}=Exists({related.manager}.filter({fk_field}=OuterRef("pk")))',
+            f"Each {owner.name} asks whether it has related {query_name} with one query; "
+            "annotate() answers it for the whole list in the list query.",
+            inferred,
+            ("from django.db.models import Exists, OuterRef",),
+        )
+    if not shape.aggregates:
+        return None
+    fn, _t, column = shape.aggregates[0]
+    if fn == "count":
+        alias = f"{query_name}_count"
+        arg = json.dumps(query_name)
+    else:
+        if column is None:
+            return None
+        alias = f"{query_name}_{fn}"
+        arg = json.dumps(f"{query_name}__{column[:-3] if column.endswith('_id') else column}")
+    func = {"count": "Count", "avg": "Avg", "sum": "Sum", "min": "Min", "max": "Max"}[fn]
     return OrmFix(
-        "unknown",
-        _model_of(table, lookup),
+        "count" if fn == "count" else "aggregate",
+        owner,
+        alias,
+        "annotate",
+        f"{alias}={func}({arg})",
+        f"Each {owner.name} computes {func.upper()} over its {query_name} with one query; "
+        "annotate() computes it for the whole list in the list query.",
+        inferred,
+        (f"from django.db.models import {func}",),
+    )
+
+
+def _by_primary_key(
+    shape: StatementShape,
+    table: str,
+    pk: str,
+    earlier: Sequence[str],
+    context: Sequence[str],
+    cm: CodeMap,
+    dialect: str,
+) -> OrmFix:
+    """A row of ``table`` fetched by primary key once per row: a forward FK, or a deferred field."""
+    selected = [c for t, c in shape.selected if t in (None, table)]
+    target = cm.model(table)
+    for prev in earlier:
+        pshape = statement_shape(prev, dialect)
+        if pshape is None or pshape.kind != "select" or not pshape.table:
+            continue
+        if pshape.table == table and len(selected) <= 2:
+            return _deferred(table, selected, pk, pshape, cm)
+        cols = [c for t, c in pshape.selected if t in (None, pshape.table)]
+        rel = cm.foreign_key_to(pshape.table, table, cols)
+        if rel is not None:
+            return _select_related(rel.model, rel.field, target, rel.inferred)
+    if len(selected) <= 2 and selected:
+        return _deferred(table, selected, pk, None, cm)
+    # the list query was not seen before it: a table of the request with one FK to this one
+    holders: set[tuple[str, str]] = set()
+    for fp in context:
+        cshape = statement_shape(fp, dialect)
+        if cshape is None or not cshape.table or cshape.table == table:
+            continue
+        cols = [c for t, c in cshape.selected if t in (None, cshape.table)]
+        rel = cm.foreign_key_to(cshape.table, table, cols)
+        if rel is not None:
+            holders.add((rel.model.table, rel.field))
+    if len(holders) == 1:
+        holder_table, fname = next(iter(holders))
+        return _select_related(cm.model(holder_table), fname, target, True)
+    return _unknown(
+        f"{target.name} rows are fetched one at a time by primary key: a foreign key to "
+        f"{target.name} followed for each row of a list. Which relation could not be told "
+        "(the list query is not in the same request): select_related on that relation removes it.",
         None,
-        "",
-        f"A query on {table} repeats with different parameters.",
-        True,
+    )
+
+
+def _select_related(model: Model, field: str, target: Model, inferred: bool) -> OrmFix:
+    return OrmFix(
+        "forward_fk",
+        model,
+        field,
+        "select_related",
+        json.dumps(field),
+        f"Each {model.name} fetches its {field} ({target.name}) separately; select_related "
+        "joins it into the list query.",
+        inferred,
     )
 
 
 def _deferred(
-    table: str, selected: list[str], pk: str, lookup: pd.DataFrame | None, *, seen_list_query: bool
+    table: str,
+    selected: list[str],
+    pk: str,
+    list_shape: StatementShape | None,
+    cm: CodeMap,
 ) -> OrmFix:
     """A deferred field loaded row by row: the one selected column besides the primary key."""
-    field = next((c for c in selected if c != pk), None)
-    model = _model_of(table, lookup)
-    why = (
-        f"{field} was deferred by .only()/.defer() and is loaded one row at a time."
-        if seen_list_query
-        else f"{field} is loaded one row at a time, the pattern of a deferred field."
-    )
+    column = next((c for c in selected if c != pk), None)
+    model = cm.model(table)
+    if column is None:
+        return _unknown(f"{model.name} rows are re-read by primary key once per row.", model)
+    field = cm.field_name(table, column)
+    if list_shape is None:
+        return OrmFix(
+            "deferred_field",
+            model,
+            field,
+            None,
+            None,
+            f"{model.name}.{field} is loaded one row at a time, the pattern of a field left out by "
+            f".only() or .defer() on a {model.name} list: load {field} with the list.",
+            True,
+        )
+    listed = [
+        cm.field_name(table, c) for t, c in list_shape.selected if t in (None, table) and c != pk
+    ]
+    fields = list(dict.fromkeys([*listed, field]))
     return OrmFix(
         "deferred_field",
         model,
         field,
-        f'{_qs(model)}.only(…, "{field}")  # or drop it from .defer()',
-        why,
-        lookup is None or not seen_list_query,
+        "only",
+        ", ".join(json.dumps(f) for f in fields),
+        f"{field} was left out of the list's .only()/.defer() and is loaded one row at a time; "
+        "naming it in only() loads it with the list.",
+        model.inferred,
     )
-
-
-# -- names, from the model dump when present, else Django's conventions ------------------------
-def _model_of(table: str | None, lookup: pd.DataFrame | None) -> str | None:
-    if table is None:
-        return None
-    if lookup is not None:
-        rows = lookup[lookup["table"] == table]
-        if len(rows) and pd.notna(rows["model"].iloc[0]):
-            return str(rows["model"].iloc[0])
-    return model_name(table)
-
-
-def _is_pk(table: str, column: str, lookup: pd.DataFrame | None) -> bool:
-    if lookup is None or "primary_key" not in lookup:
-        return False
-    rows = lookup[(lookup["table"] == table) & (lookup["column"] == column)]
-    return bool(len(rows) and rows["primary_key"].fillna(False).any())
-
-
-def _fk_column_to(shape: StatementShape, target: str, lookup: pd.DataFrame | None) -> str | None:
-    cols = [c for t, c in shape.selected if t in (None, shape.table)]
-    if lookup is not None:
-        rows = lookup[(lookup["table"] == shape.table) & (lookup["fk_to"] == target)]
-        for col in rows["column"].dropna():
-            if col in cols:
-                return str(col)
-    target_model = model_name(target).lower()
-    candidates = [c for c in cols if c.endswith("_id")]
-    for c in candidates:  # author_id -> author, for table app_author
-        if c[:-3].replace("_", "") == target_model:
-            return c
-    return candidates[0] if len(candidates) == 1 else (candidates[0] if candidates else None)
-
-
-def _field_of(table: str, column: str, lookup: pd.DataFrame | None) -> str:
-    if lookup is not None:
-        rows = lookup[(lookup["table"] == table) & (lookup["column"] == column)]
-        if len(rows) and pd.notna(rows["field"].iloc[0]):
-            return str(rows["field"].iloc[0])
-    return column[:-3] if column.endswith("_id") else column
-
-
-def _fk_target(table: str, column: str, lookup: pd.DataFrame | None) -> str | None:
-    if lookup is None:
-        return None
-    rows = lookup[(lookup["table"] == table) & (lookup["column"] == column)]
-    return str(rows["fk_to"].iloc[0]) if len(rows) and pd.notna(rows["fk_to"].iloc[0]) else None
-
-
-def _reverse_accessor(table: str, column: str, lookup: pd.DataFrame | None) -> str:
-    if lookup is not None:
-        rows = lookup[(lookup["table"] == table) & (lookup["column"] == column)]
-        if len(rows) and "related_name" in rows and pd.notna(rows["related_name"].iloc[0]):
-            return str(rows["related_name"].iloc[0])
-    return f"{model_name(table).lower()}_set"
-
-
-def _m2m_owner(through: str, owner_col: str, lookup: pd.DataFrame | None) -> tuple[str, str]:
-    if lookup is not None and "through" in lookup:
-        rows = lookup[lookup["through"] == through]
-        if len(rows):
-            return str(rows["table"].iloc[0]), str(rows["field"].iloc[0])
-    # Django's auto-created through table: <owner table>_<field>
-    prefix = through.rsplit("_", 1)[0]
-    field = through.rsplit("_", 1)[1]
-    # the owner table is the longest prefix ending before the field name
-    return prefix, field
-
-
-def _guess_parent_table(
-    child: str, parent_field: str, earlier: list[str] | tuple[str, ...], dialect: str
-) -> str | None:
-    app = child.split("_", 1)[0]
-    guess = f"{app}_{parent_field.replace('_', '')}"
-    for prev in earlier:
-        shape = statement_shape(prev, dialect)
-        if (
-            shape
-            and shape.table
-            and shape.table.replace("_", "").endswith(parent_field.replace("_", ""))
-        ):
-            return shape.table
-    return guess

@@ -1,0 +1,263 @@
+"""The analysis layer: frames derived from the canonical frames, computed once per client.
+
+Between the loaders (canonical frames) and the checks (findings) sit the frames that several
+checks and every report page need: which source times the audit and over which window
+(:mod:`.workload`), the query profile, statements grouped by request and by endpoint
+(:mod:`.requests`), the client's models and relations (:mod:`.code`), the combined catalog
+(:mod:`.catalog`), and the parsed workload (:func:`auditkit.sql.analyze.analyze_workload`).
+
+:class:`Analysis` computes each on first use and keeps it. It knows frames, not findings; checks
+receive its attributes by name (the registry in :mod:`auditkit.checks` says which).
+
+Example::
+
+    >>> import auditkit
+    >>> a = Analysis.of(auditkit.load_client("data/sample"))      # doctest: +SKIP
+    >>> a.workload.label, len(a.profile)                           # doctest: +SKIP
+    ('the Django query log', 74)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from auditkit.analysis.catalog import Catalog
+from auditkit.analysis.code import CodeMap, joins_of, tables_of
+from auditkit.analysis.requests import endpoint_table, request_statements, statement_endpoints
+from auditkit.analysis.workload import Workload, choose_workload
+from auditkit.config import AuditConfig
+from auditkit.schemas import FRAMES, empty
+
+if TYPE_CHECKING:
+    from auditkit.client import ClientData, InputFile
+    from auditkit.sql.analyze import WorkloadAnalysis
+    from auditkit.sql.fingerprint import Dialect
+
+__all__ = ["Analysis", "Catalog", "CodeMap", "Workload"]
+
+
+class Analysis:
+    """Derived frames of one client, each computed on first use (see the module docstring)."""
+
+    def __init__(
+        self,
+        frames: Mapping[str, pd.DataFrame],
+        config: AuditConfig | None = None,
+        *,
+        statement_stats: pd.DataFrame | None = None,
+        files: Sequence[InputFile] = (),
+        notes: Sequence[str] = (),
+    ) -> None:
+        self.frames = dict(frames)
+        self.config = config or AuditConfig()
+        self._statement_stats = statement_stats
+        self.files = list(files)
+        self.notes = list(notes)
+
+    @classmethod
+    def of(cls, client: ClientData, config: AuditConfig | None = None) -> Analysis:
+        """The analysis of a loaded client folder."""
+        stats = client.statement_stats() if client.has("statement_stats") else None
+        return cls(
+            client.frames,
+            config or client.config,
+            statement_stats=stats,
+            files=client.files,
+            notes=client.notes,
+        )
+
+    # -- canonical frames ------------------------------------------------------------------------
+    def frame(self, name: str) -> pd.DataFrame:
+        """A canonical frame (empty when no file gave one)."""
+        df = self.frames.get(name)
+        return df if df is not None else empty(FRAMES[name])
+
+    def has(self, name: str) -> bool:
+        """True when the attribute or frame ``name`` holds data."""
+        value = getattr(self, name)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, pd.DataFrame):
+            return len(value) > 0
+        if isinstance(value, Workload):
+            return not value.empty
+        if isinstance(value, Catalog):
+            return not value.empty
+        if isinstance(value, Mapping | Sequence):
+            return len(value) > 0
+        return value is not None
+
+    @property
+    def plan_nodes(self) -> pd.DataFrame:
+        return self.frame("plan_nodes")
+
+    @property
+    def server_events(self) -> pd.DataFrame:
+        return self.frame("server_events")
+
+    @property
+    def server_settings(self) -> pd.DataFrame:
+        return self.frame("server_settings")
+
+    @property
+    def cache_stats(self) -> pd.DataFrame:
+        return self.frame("cache_stats")
+
+    @property
+    def cache_events(self) -> pd.DataFrame:
+        return self.frame("cache_events")
+
+    @property
+    def load_samples(self) -> pd.DataFrame:
+        return self.frame("load_samples")
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        """Requests from any source (access logs, traces, the capture app, APM exports)."""
+        return self.frame("requests")
+
+    @property
+    def pg_stat_statements(self) -> pd.DataFrame:
+        """The pg_stat_statements profile (the delta of the first and last snapshot)."""
+        if self._statement_stats is not None:
+            return self._statement_stats
+        return empty(FRAMES["statement_stats"])
+
+    # -- derived ---------------------------------------------------------------------------------
+    @cached_property
+    def workload(self) -> Workload:
+        """The source that times the audit, its window and total database time."""
+        return choose_workload(self.frame("query_events"), self._statement_stats)
+
+    @property
+    def profile(self) -> pd.DataFrame:
+        """The query profile of the workload (``statement_stats``)."""
+        return self.workload.profile
+
+    @cached_property
+    def statements(self) -> pd.DataFrame:
+        """The workload's statements grouped by request (:func:`request_statements`)."""
+        events = self.workload.events
+        if len(events) == 0:
+            df = events.assign(request_key=pd.Series(dtype="string"))
+            df.attrs["inferred"] = False
+            return df
+        return request_statements(events, self.config, self.requests)
+
+    @cached_property
+    def statement_endpoints(self) -> pd.DataFrame:
+        """Fingerprint → the endpoints issuing it, with calls, time and requests."""
+        return statement_endpoints(self.statements)
+
+    @cached_property
+    def endpoints(self) -> pd.DataFrame:
+        """What each endpoint costs per request (:func:`endpoint_table`)."""
+        return endpoint_table(self.statements, self.requests)
+
+    @cached_property
+    def dialect(self) -> Dialect:
+        """The SQL dialect of the workload's database."""
+        if self.workload.source == "mysql" or "mysql_slow" in set(
+            self.frame("query_events")["source_format"].dropna().astype(str)
+        ):
+            return "mysql"
+        return "postgres"
+
+    @cached_property
+    def sql(self) -> WorkloadAnalysis:
+        """The workload's statements parsed once: tables, columns and the roles they play."""
+        from auditkit.sql.analyze import analyze_workload
+
+        cols = self.frame("schema_columns")
+        known: dict[str, set[str]] = {}
+        for t, c in zip(cols["table"], cols["column"], strict=False):
+            if isinstance(t, str) and isinstance(c, str):
+                known.setdefault(t, set()).add(c)
+        return analyze_workload(self.profile, self.dialect, known_columns=known)
+
+    @cached_property
+    def code(self) -> CodeMap:
+        """The client's models, fields and relations (model dump, Django's apps, conventions)."""
+        fps = self.profile["fingerprint"].dropna().astype(str).tolist() if len(self.profile) else []
+        tables, seen = tables_of(fps)
+        return CodeMap.build(
+            self.frame("schema_columns"),
+            self.frame("schema_tables"),
+            self.frame("schema_indexes"),
+            tables=tables,
+            joins=joins_of(fps),
+            seen_columns=seen,
+        )
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """Indexes, tables and column statistics of the database, combined."""
+        return Catalog.build(
+            self.frame("schema_indexes"),
+            self.frame("schema_tables"),
+            self.frame("column_stats"),
+            self.code,
+        )
+
+    @cached_property
+    def table_writes(self) -> dict[str, int]:
+        """Rows-changing statements per table in the window (INSERT, UPDATE, DELETE calls)."""
+        from auditkit.sql.django_orm import statement_shape
+
+        out: dict[str, int] = {}
+        prof = self.profile
+        for fp, calls in zip(prof["fingerprint"], prof["calls"], strict=False):
+            shape = statement_shape(str(fp)) if isinstance(fp, str) else None
+            if shape is not None and shape.kind in ("insert", "update", "delete") and shape.table:
+                out[shape.table] = out.get(shape.table, 0) + int(calls or 0)
+        return out
+
+    @cached_property
+    def request_times(self) -> pd.DataFrame:
+        """Requests with their database time: where a request source (an access log) does not
+        give ``db_ms``, the workload's statements with the same request id do."""
+        req = self.requests
+        if len(req) == 0:
+            return req
+        st = self.statements
+        if len(st) and "request_key" in st and not bool(st.attrs.get("inferred")):
+            per = st.groupby("request_key")["_ms"].sum()
+            calls = st.groupby("request_key").size()
+            req = req.copy()
+            mapped = req["request_id"].map(per).astype("float64")
+            req["db_ms"] = pd.to_numeric(req["db_ms"], errors="coerce").fillna(mapped)
+            req["db_calls"] = req["db_calls"].fillna(req["request_id"].map(calls)).astype("Int64")
+        return req
+
+    @property
+    def request_waits(self) -> bool:
+        """True when requests record time beyond the database: CPU or outbound work."""
+        req = self.requests
+        return any(
+            c in req and req[c].notna().any()
+            for c in ("cpu_ms", "mail_ms", "http_ms", "external_ms")
+        )
+
+    @property
+    def max_connections(self) -> bool:
+        """True when the server's connection limit is known (pg_settings or audit.yaml)."""
+        return "max_connections" in self.deployment
+
+    @cached_property
+    def deployment(self) -> dict[str, Any]:
+        """Deployment facts (audit.yaml), with ``max_connections`` from pg_settings when the
+        configuration does not give it; each fact's source under ``sources``."""
+        facts: dict[str, Any] = dict(self.config.deployment)
+        sources = {k: "audit.yaml" for k in facts}
+        settings = self.server_settings
+        if "max_connections" not in facts and len(settings):
+            found = settings.loc[settings["name"] == "max_connections", "value"].dropna()
+            if len(found):
+                facts["max_connections"] = int(found.iloc[0])
+                sources["max_connections"] = "pg_settings"
+        facts["sources"] = sources
+        return facts

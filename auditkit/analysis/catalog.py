@@ -1,0 +1,514 @@
+"""The database catalog as the checks see it: indexes, tables and column statistics, combined.
+
+Several exports describe one index (its definition from ``pg_indexes``, its scans from
+``pg_stat_user_indexes``, its size from a sizes export) and one table (``pg_stat_user_tables``,
+sizes, a model dump): :func:`existing_indexes` and :func:`table_infos` combine the rows per
+index and per table. Rows of a Django model dump (``origin = django_models``) are
+*declarations*: they tell which model and field an index belongs to, and stand in for the
+catalog only for tables the catalog does not describe.
+
+Also here: what the advisor needs to compare indexes (:func:`signature`, :func:`keep_rank`),
+the statistics window in words (:func:`stats_window`), and facts for drop advice
+(:func:`size_text`, :func:`write_overhead`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import pandas as pd
+
+from auditkit.analysis.code import CodeMap
+from auditkit.django.naming import is_auto_index_name
+from auditkit.sql.analyze import IndexDefinition, IndexKey, parse_index_definition, split_top_level
+
+__all__ = [
+    "Catalog",
+    "ColumnStats",
+    "IndexInfo",
+    "TableInfo",
+    "as_flag",
+    "as_number",
+    "as_text",
+    "column_stats",
+    "existing_indexes",
+    "infer_distinct",
+    "is_like_twin",
+    "keep_rank",
+    "physical",
+    "records",
+    "signature",
+    "size_text",
+    "stats_window",
+    "table_infos",
+    "write_overhead",
+]
+
+_ORIGIN_DUMP = "django_models"
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """One index as the checks see it: its keys parsed, its statistics and Django origin."""
+
+    table: str
+    name: str
+    keys: tuple[IndexKey, ...]
+    method: str = "btree"
+    unique: bool = False
+    primary: bool = False
+    predicate: str | None = None
+    include: tuple[str, ...] = ()
+    schema: str | None = None
+    definition: str | None = None
+    size_bytes: float | None = None
+    idx_scan: float | None = None
+    valid: bool = True
+    constraint: str | None = None
+    declared_by: str | None = None
+    app_label: str | None = None
+    model: str | None = None
+    fields: tuple[str, ...] = ()
+    stats_reset: str | None = None
+    collected_at: str | None = None
+    declared_only: bool = False
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(k.key for k in self.keys)
+
+    def label(self) -> str:
+        return f"{self.name} ({', '.join(k.label() for k in self.keys)})"
+
+    @property
+    def qualified(self) -> str:
+        return f'"{self.schema}"."{self.name}"' if self.schema else f'"{self.name}"'
+
+
+def _coalesce(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per ``keys``: the first non-null value of every column."""
+    if len(df) == 0:
+        return df
+    # groupby().first() skips nulls column by column, which is exactly what combining wants
+    return df.groupby(keys, sort=False, dropna=False).first().reset_index()
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``df`` as dicts keyed by column name."""
+    return cast(list[dict[str, Any]], df.to_dict("records"))
+
+
+def as_text(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v is pd.NaT:
+        return None
+    s = str(v)
+    return s if s and s.lower() != "nan" else None
+
+
+def as_number(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def as_flag(v: Any) -> bool:
+    return (
+        v is True
+        or (isinstance(v, str) and v.lower() in ("t", "true"))
+        or (v is not pd.NA and v == 1 and not isinstance(v, str))
+    )
+
+
+def _keys_from_columns(columns: str, opclasses: str | None) -> tuple[IndexKey, ...]:
+    parts = split_top_level(columns)
+    ops = [o.strip() or None for o in (opclasses or "").split(",")] if opclasses else []
+    keys = []
+    for i, part in enumerate(parts):
+        op = ops[i] if i < len(ops) else None
+        desc = part.upper().endswith(" DESC")
+        part = re.sub(r"\s+(?:DESC|ASC)$", "", part, flags=re.I).strip()
+        if part.startswith("(") and part.endswith(")"):
+            keys.append(IndexKey(None, part[1:-1], op, desc))
+        elif re.fullmatch(r'"?[\w$]+"?', part):
+            keys.append(IndexKey(part.strip('"'), None, op, desc))
+        else:
+            m = re.fullmatch(r"([\w$]+)\(\d+\)", part)  # MySQL prefix key
+            keys.append(
+                IndexKey(m.group(1), None, op, desc) if m else IndexKey(None, part, op, desc)
+            )
+    return tuple(keys)
+
+
+def _info(rec: Mapping[str, Any], declared_only: bool) -> IndexInfo | None:
+    table, name = as_text(rec.get("table")), as_text(rec.get("index"))
+    if table is None or name is None:
+        return None
+    definition = as_text(rec.get("definition"))
+    parsed: IndexDefinition | None = parse_index_definition(definition) if definition else None
+    if parsed is not None:
+        keys, method, unique = parsed.keys, parsed.method, parsed.unique
+        predicate, include = parsed.predicate, parsed.include
+    else:
+        cols = as_text(rec.get("columns"))
+        if cols is None:
+            return None
+        keys = _keys_from_columns(cols, as_text(rec.get("opclasses")))
+        method = (as_text(rec.get("method")) or "btree").lower()
+        unique = as_flag(rec.get("unique"))
+        predicate = as_text(rec.get("predicate"))
+        inc = as_text(rec.get("include"))
+        include = tuple(c.strip() for c in inc.split(",")) if inc else ()
+    u = rec.get("unique")
+    if u is not None and u is not pd.NA and not (isinstance(u, float) and math.isnan(u)):
+        unique = as_flag(u)
+    valid = rec.get("valid")
+    fields = as_text(rec.get("fields"))
+    return IndexInfo(
+        table=table,
+        name=name,
+        keys=keys,
+        method=method,
+        unique=unique,
+        primary=as_flag(rec.get("primary")),
+        predicate=predicate,
+        include=include,
+        schema=as_text(rec.get("schema")),
+        definition=definition,
+        size_bytes=as_number(rec.get("size_bytes")),
+        idx_scan=as_number(rec.get("idx_scan")),
+        valid=not (valid is False or (isinstance(valid, str) and valid.lower() in ("f", "false"))),
+        constraint=as_text(rec.get("constraint_type")),
+        declared_by=as_text(rec.get("declared_by")),
+        app_label=as_text(rec.get("app_label")),
+        model=as_text(rec.get("model")),
+        fields=tuple(f.strip() for f in fields.split(",")) if fields else (),
+        stats_reset=as_text(rec.get("stats_reset")),
+        collected_at=as_text(rec.get("collected_at")),
+        declared_only=declared_only,
+    )
+
+
+def existing_indexes(schema_indexes: pd.DataFrame) -> list[IndexInfo]:
+    """The indexes of the database, rows of several exports combined per table and name.
+
+    Declarations from a Django model dump are merged into the catalog rows of the same index
+    (adding ``declared_by``, model and fields); a declared index whose table the catalog does
+    not describe is kept as ``declared_only``.
+    """
+    if len(schema_indexes) == 0:
+        return []
+    df = schema_indexes
+    origin = (
+        df["origin"].astype("string")
+        if "origin" in df
+        else pd.Series(pd.NA, index=df.index, dtype="string")
+    )
+    dump = df[origin == _ORIGIN_DUMP]
+    catalog = df[origin.isna() | (origin != _ORIGIN_DUMP)]
+    if len(catalog) and catalog["table"].isna().any():
+        # a sizes export may name an index without its table: index names are unique per
+        # schema in PostgreSQL, so another export's row tells the table
+        known = (
+            catalog.dropna(subset=["table"]).drop_duplicates("index").set_index("index")["table"]
+        )
+        catalog = catalog.assign(table=catalog["table"].fillna(catalog["index"].map(known)))
+    out: list[IndexInfo] = []
+    catalog_tables: set[str] = set()
+    declared = [
+        d for d in (_info(r, True) for r in records(_coalesce(dump, ["table", "index"]))) if d
+    ]
+    by_name = {(d.table, d.name): d for d in declared}
+    by_keys: dict[tuple[str, tuple[str, ...]], IndexInfo] = {}
+    for d in declared:
+        by_keys.setdefault((d.table, d.key_names), d)
+    infos = [
+        i for i in (_info(r, False) for r in records(_coalesce(catalog, ["table", "index"]))) if i
+    ]
+    catalog_names = {(i.table, i.name) for i in infos}
+    for info in infos:
+        catalog_tables.add(info.table)
+        decl = by_name.get((info.table, info.name))
+        if decl is None:
+            # a declaration under a name the catalog does not have (PostgreSQL's own name for an
+            # inline unique constraint, say) is matched by its keys
+            cand = by_keys.get((info.table, info.key_names))
+            if cand is not None and (cand.table, cand.name) not in catalog_names:
+                decl = cand
+        if decl is not None:
+            info = replace(
+                info,
+                declared_by=decl.declared_by,
+                app_label=decl.app_label,
+                model=decl.model,
+                fields=decl.fields,
+            )
+        out.append(info)
+    for d in declared:
+        if d.table not in catalog_tables:
+            out.append(d)
+    return out
+
+
+@dataclass
+class TableInfo:
+    table: str
+    rows: float | None = None
+    size_bytes: float | None = None
+    seq_scan: float | None = None
+    seq_tup_read: float | None = None
+    idx_scan: float | None = None
+    writes: float | None = None
+    updates_non_hot: float | None = None
+    index_writes: float | None = None
+    app_label: str | None = None
+    model: str | None = None
+    latest_migration: str | None = None
+    inferred: bool = True
+    stats_reset: str | None = None
+    collected_at: str | None = None
+
+
+def table_infos(schema_tables: pd.DataFrame) -> dict[str, TableInfo]:
+    out: dict[str, TableInfo] = {}
+    if len(schema_tables) == 0:
+        return out
+    for rec in records(_coalesce(schema_tables, ["table"])):
+        table = as_text(rec.get("table"))
+        if table is None:
+            continue
+        ins, upd, dele = (as_number(rec.get(c)) for c in ("n_tup_ins", "n_tup_upd", "n_tup_del"))
+        writes = (
+            None
+            if ins is None and upd is None and dele is None
+            else (ins or 0) + (upd or 0) + (dele or 0)
+        )
+        hot = as_number(rec.get("n_tup_hot_upd"))
+        model = as_text(rec.get("model"))
+        app, _, cls = (model or "").partition(".")
+        rows = as_number(rec.get("rows_estimate"))
+        out[table] = TableInfo(
+            table=table,
+            rows=rows,
+            size_bytes=as_number(rec.get("size_bytes")),
+            seq_scan=as_number(rec.get("seq_scan")),
+            seq_tup_read=as_number(rec.get("seq_tup_read")),
+            idx_scan=as_number(rec.get("idx_scan")),
+            writes=writes,
+            updates_non_hot=None if upd is None else upd - (hot or 0),
+            index_writes=None if writes is None else (ins or 0) + ((upd or 0) - (hot or 0)),
+            app_label=app or None,
+            model=cls or None,
+            latest_migration=as_text(rec.get("latest_migration")),
+            inferred=model is None,
+            stats_reset=as_text(rec.get("stats_reset")),
+            collected_at=as_text(rec.get("collected_at")),
+        )
+    return out
+
+
+@dataclass
+class ColumnStats:
+    distinct: float | None = None  # absolute number of distinct values
+    width: float | None = None
+
+
+def column_stats(
+    column_stats: pd.DataFrame | None, tables: Mapping[str, TableInfo]
+) -> dict[tuple[str, str], ColumnStats]:
+    out: dict[tuple[str, str], ColumnStats] = {}
+    if column_stats is None or len(column_stats) == 0:
+        return out
+    df = column_stats
+    if "inherited" in df:
+        df = df[~df["inherited"].fillna(False).astype(bool)]
+    for rec in records(_coalesce(df, ["table", "column"])):
+        table, col = as_text(rec.get("table")), as_text(rec.get("column"))
+        if table is None or col is None:
+            continue
+        nd = as_number(rec.get("n_distinct"))
+        rows = tables[table].rows if table in tables else None
+        distinct = None
+        if nd is not None:
+            distinct = nd if nd > 0 else (-nd * rows if rows else None)
+        out[(table, col)] = ColumnStats(distinct, as_number(rec.get("avg_width")))
+    return out
+
+
+def infer_distinct(
+    cstats: dict[tuple[str, str], ColumnStats],
+    tables: Mapping[str, TableInfo],
+    indexes: Sequence[IndexInfo],
+    code: CodeMap,
+) -> None:
+    """Distinct counts pg_stats did not give: a unique column has one value per row, a foreign
+    key at most one per row of the table it points to."""
+    for ix in indexes:
+        if ix.unique and len(ix.keys) == 1 and ix.keys[0].column and not ix.predicate:
+            key = (ix.table, ix.keys[0].column)
+            rows = tables[ix.table].rows if ix.table in tables else None
+            if rows and (key not in cstats or cstats[key].distinct is None):
+                cstats[key] = ColumnStats(rows, cstats[key].width if key in cstats else None)
+    for table, column, target in code.foreign_keys():
+        key = (table, column)
+        rows, target_rows = (tables[t].rows if t in tables else None for t in (table, target))
+        if target_rows and (key not in cstats or cstats[key].distinct is None):
+            distinct = min(target_rows, rows) if rows else target_rows
+            cstats[key] = ColumnStats(distinct, cstats[key].width if key in cstats else None)
+
+
+def stats_window(indexes: Iterable[IndexInfo], tables: Mapping[str, TableInfo]) -> str:
+    """The window the index and table counters cover, in words ("since the statistics reset on
+    2026-05-01 10:00 UTC (3.2 days)")."""
+    resets = [i.stats_reset for i in indexes if i.stats_reset] + [
+        ti.stats_reset for ti in tables.values() if ti.stats_reset
+    ]
+    collected = [i.collected_at for i in indexes if i.collected_at] + [
+        ti.collected_at for ti in tables.values() if ti.collected_at
+    ]
+    if not resets:
+        return "since the statistics were last reset (reset time not exported)"
+    start = pd.to_datetime(min(resets), utc=True, errors="coerce", format="mixed")
+    end = (
+        pd.to_datetime(max(collected), utc=True, errors="coerce", format="mixed")
+        if collected
+        else None
+    )
+    if pd.isna(start):
+        return f"since the statistics reset ({min(resets)})"
+    text = f"since the statistics reset on {start:%Y-%m-%d %H:%M} UTC"
+    if end is not None and not pd.isna(end):
+        days = (end - start).total_seconds() / 86400
+        text += (
+            f" ({days:.1f} days)"
+            if days >= 1
+            else f" ({(end - start).total_seconds() / 3600:.1f} hours)"
+        )
+    return text
+
+
+def size_text(b: float | None) -> str:
+    """A size for a sentence: "1.3 MB", or "unknown size"."""
+    if b is None:
+        return "unknown size"
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if b < 1024 or unit == "TB":
+            return f"{b:,.0f} {unit}" if unit == "bytes" else f"{b:,.1f} {unit}"
+        b /= 1024
+    return f"{b:,.1f} TB"
+
+
+def write_overhead(info: TableInfo | None) -> tuple[str, float | None]:
+    """Rows whose write also wrote each index of the table: inserts and non-HOT updates."""
+    if info is None or info.writes is None:
+        return "its write cost is unknown (no pg_stat_user_tables export)", None
+    # deletes do not touch indexes (vacuum does) and HOT updates skip them: count inserts and
+    # the other updates when the export tells them apart
+    w = info.index_writes if info.index_writes is not None else info.writes
+    return f"{w:,.0f} row writes on {info.table} since the reset also wrote this index", w
+
+
+def physical(indexes: Sequence[IndexInfo]) -> list[IndexInfo]:
+    return [i for i in indexes if not i.declared_only]
+
+
+def is_like_twin(ix: IndexInfo) -> bool:
+    """Django's automatic ``…_like`` (varchar/text_pattern_ops) index of a CharField/TextField."""
+    if ix.declared_by and "LIKE twin" in ix.declared_by:
+        return True
+    cols = [k.column for k in ix.keys if k.column]
+    return (
+        len(cols) == 1
+        and all(k.pattern_ops for k in ix.keys)
+        and is_auto_index_name(ix.name, ix.table, cols) == "_like"
+    )
+
+
+def signature(ix: IndexInfo) -> tuple[Any, ...]:
+    return (
+        ix.method,
+        tuple((k.key, k.opclass, k.descending) for k in ix.keys),
+        ix.predicate or "",
+        ix.include,
+    )
+
+
+def keep_rank(ix: IndexInfo) -> tuple[int, int, int, float, str]:
+    """Sort key choosing which of identical indexes to keep (smallest first)."""
+    declared = ix.declared_by or ""
+    by_field = any(w in declared for w in ("ForeignKey", "db_index", "unique", "many-to-many"))
+    return (
+        0 if ix.primary else 1,
+        0 if (ix.unique or ix.constraint) else 1,
+        0 if by_field else 1,
+        -(ix.idx_scan or 0.0),
+        ix.name,
+    )
+
+
+@dataclass
+class Catalog:
+    """The catalog combined: indexes (with the keys a model dump or Django's conventions imply
+    where no export describes a table), tables, column statistics and the counters' window."""
+
+    indexes: list[IndexInfo]
+    tables: dict[str, TableInfo]
+    columns: dict[tuple[str, str], ColumnStats]
+    window: str
+
+    @classmethod
+    def build(
+        cls,
+        schema_indexes: pd.DataFrame,
+        schema_tables: pd.DataFrame,
+        column_stats_frame: pd.DataFrame | None = None,
+        code: CodeMap | None = None,
+    ) -> Catalog:
+        tables = table_infos(schema_tables)
+        indexes = existing_indexes(schema_indexes)
+        cstats = column_stats(column_stats_frame, tables)
+        if code is not None:
+            infer_distinct(cstats, tables, indexes, code)
+        return cls(indexes, tables, cstats, stats_window(indexes, tables))
+
+    def of(self, table: str) -> list[IndexInfo]:
+        """The indexes of ``table``."""
+        return [i for i in self.indexes if i.table == table]
+
+    @property
+    def has_table_stats(self) -> bool:
+        """True when table access statistics (pg_stat_user_tables or the like) were exported."""
+        return any(t.seq_scan is not None for t in self.tables.values())
+
+    @property
+    def empty(self) -> bool:
+        return not self.indexes and not self.tables
+
+    def with_keys_of(self, code: CodeMap, tables: Iterable[str]) -> list[IndexInfo]:
+        """Every index, plus for each of ``tables`` that no export describes the primary key and
+        unique constraints ``code`` knows (a model dump, Django's own apps, or ``id`` by
+        Django's default): no advice may propose an index those already provide."""
+        out = list(self.indexes)
+        described = {i.table for i in self.indexes}
+        for table in dict.fromkeys(tables):
+            if table in described:
+                continue
+            pk = code.primary_key(table)
+            for key in code.unique_keys(table):
+                out.append(
+                    IndexInfo(
+                        table=table,
+                        name=f"{table}_pkey" if key == (pk,) else f"{table}_{'_'.join(key)}_key",
+                        keys=tuple(IndexKey(c, None, None, False) for c in key),
+                        unique=True,
+                        primary=key == (pk,),
+                        declared_by="primary key" if key == (pk,) else "unique constraint",
+                        declared_only=True,
+                    )
+                )
+        return out
