@@ -31,6 +31,7 @@ from auditkit.findings import (
     Evidence,
     EvidenceStrength,
     Finding,
+    Impact,
     Recommendation,
     Severity,
     Subject,
@@ -51,8 +52,10 @@ __version__ = "0.1.0"
 
 #: public names whose modules are heavy (papermill, database drivers): imported on first use
 _LAZY = {
+    "Audit": "auditkit.auditing",
     "CHAPTERS": "auditkit.checks",
-    "run_chapter": "auditkit.checks",
+    "REGISTRY": "auditkit.checks",
+    "audit": "auditkit.auditing",
     "collect_postgres": "auditkit.collect.postgres",
     "collect_redis": "auditkit.collect.redis",
     "run_audit": "auditkit.runner",
@@ -72,6 +75,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "Audit",
     "AuditConfig",
     "AuditkitError",
     "CHAPTERS",
@@ -83,12 +87,14 @@ __all__ = [
     "Evidence",
     "EvidenceStrength",
     "Finding",
+    "Impact",
     "InputError",
     "InputFile",
     "LoadResult",
     "NotebookError",
     "NothingParsedError",
     "ParseReport",
+    "REGISTRY",
     "Recommendation",
     "RunError",
     "SchemaError",
@@ -99,6 +105,7 @@ __all__ = [
     "aggregate_pgss",
     "all_loaders",
     "attach_requests",
+    "audit",
     "collect_postgres",
     "collect_redis",
     "compare_plans",
@@ -118,5 +125,4 @@ __all__ = [
     "query_profile",
     "run_audit",
     "run_batch",
-    "run_chapter",
 ]

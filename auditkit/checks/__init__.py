@@ -1,79 +1,356 @@
-"""Checks: pure functions from a loaded client to findings, grouped by report chapter.
+"""Checks: pure functions from derived frames to findings, in one ordered registry.
 
-A check is a callable ``check(client, config) -> list[Finding]``: it reads canonical frames
-from :class:`~auditkit.client.ClientData`, thresholds from :class:`~auditkit.config.AuditConfig`,
-and returns :class:`~auditkit.findings.Finding` objects with ids from
-:data:`auditkit.findings.CHECKS`. It never renders HTML and never touches files.
+A check reads frames — the attributes of :class:`auditkit.analysis.Analysis` its
+:class:`CheckSpec` names in ``reads``, in that order — and thresholds from
+:class:`~auditkit.config.AuditConfig`, and returns :class:`~auditkit.findings.Finding`
+objects with ids from :data:`auditkit.findings.CHECKS`. It never sees the client object, a
+loader or a live connection, and never renders HTML.
 
-:data:`CHAPTERS` is the registry: chapter name → ordered tuple of checks. Notebooks call
-:func:`run_chapter`; a chapter with no checks yet simply yields no findings. A new check module
-adds its callable to the tuple of its chapter here.
+:data:`REGISTRY` lists every check in the order :func:`auditkit.audit` runs them, with the
+chapter its findings belong to, the frames it reads, the threshold family it uses and what it
+needs in words: when a check's inputs are missing, the audit says so once in the
+data-quality section instead of guessing. A new check is a function plus one entry here.
 
 Example::
 
-    >>> from auditkit.checks import CHAPTERS, run_chapter
-    >>> sorted(CHAPTERS)
-    ['caching', 'indexing', 'overview', 'queries', 'scaling']
+    >>> from auditkit.checks import REGISTRY
+    >>> [spec.name for spec in REGISTRY][:3]
+    ['data_quality', 'n_plus_one', 'duplicate_query']
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from auditkit.checks.caching import check_caching
-from auditkit.checks.capacity import check_scaling
+import pandas as pd
+
+from auditkit.checks.caching import cacheable_reads, low_cache_hit_ratio
+from auditkit.checks.capacity import background_task_candidates, capacity_limit, connection_budget
 from auditkit.checks.data_quality import data_quality
-from auditkit.checks.indexes import check_indexing
-from auditkit.checks.n_plus_one import check_n_plus_one
-from auditkit.checks.plans import check_plans
-from auditkit.checks.server_events import check_server_events
-from auditkit.checks.slow_queries import check_slow_queries
-from auditkit.client import ClientData
+from auditkit.checks.indexes import candidates, duplicates, unused
+from auditkit.checks.n_plus_one import duplicates_per_request, n_plus_ones
+from auditkit.checks.plans import plan_checks
+from auditkit.checks.server_events import server_errors, temp_files
+from auditkit.checks.slow_queries import slow_statements
 from auditkit.config import AuditConfig
 from auditkit.errors import ConfigError
 from auditkit.findings import Finding
 
-__all__ = ["CHAPTERS", "Check", "available", "run_chapter"]
+if TYPE_CHECKING:
+    from auditkit.analysis import Analysis
+    from auditkit.analysis.catalog import Catalog
+    from auditkit.analysis.code import CodeMap
+    from auditkit.analysis.workload import Workload
 
-#: the signature every check has
-Check = Callable[[ClientData, AuditConfig], list[Finding]]
+__all__ = ["CHAPTERS", "REGISTRY", "CheckSpec", "spec"]
 
-#: chapter → its checks, in the order they run
-CHAPTERS: dict[str, tuple[Check, ...]] = {
-    "overview": (data_quality,),
-    "queries": (check_slow_queries, check_n_plus_one, check_server_events),
-    "indexing": (check_indexing, check_plans),
-    "caching": (check_caching,),
-    "scaling": (check_scaling,),
-}
+#: the report's chapters, in order
+CHAPTERS = ("overview", "queries", "indexing", "caching", "scaling")
 
 
-def run_chapter(
-    chapter: str, client: ClientData, config: AuditConfig | None = None
-) -> list[Finding]:
-    """Run every check of ``chapter`` on ``client`` and return their findings, chapter set.
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check of the registry.
 
-    ``config`` defaults to the client's own (its audit.yaml). An unknown chapter is a
-    :class:`~auditkit.errors.ConfigError` naming the known ones.
+    ``reads`` are the :class:`~auditkit.analysis.Analysis` attributes passed to ``run`` in
+    order (``config`` follows as a keyword); the check runs when any attribute of ``requires``
+    holds data (all of ``reads`` when ``requires`` is empty and ``always`` is False), and
+    ``needs`` says in words what it would need otherwise.
     """
+
+    name: str
+    chapter: str
+    emits: tuple[str, ...]
+    reads: tuple[str, ...]
+    family: str | None
+    needs: str
+    run: Callable[..., list[Finding]]
+    requires: tuple[str, ...] = ()
+    always: bool = False
+
+    def available(self, analysis: Analysis) -> bool:
+        """True when the frames this check needs hold data."""
+        if self.always:
+            return True
+        return any(analysis.has(name) for name in (self.requires or self.reads))
+
+
+# -- adapters: checks whose functions take the workload's figures rather than the workload --------
+def _slow(
+    workload: Workload, statement_endpoints: pd.DataFrame, *, config: AuditConfig
+) -> list[Finding]:
+    return slow_statements(
+        workload.profile,
+        statement_endpoints,
+        config,
+        total_ms=workload.db_ms,
+        window_s=workload.window_s,
+        source=workload.label,
+    )
+
+
+def _missing_index(
+    workload: Workload,
+    catalog: Catalog,
+    code: CodeMap,
+    plan_nodes: pd.DataFrame,
+    statement_endpoints: pd.DataFrame,
+    sql: Any,
+    dialect: Any,
+    *,
+    config: AuditConfig,
+) -> list[Finding]:
+    return candidates(
+        workload.profile,
+        catalog,
+        code,
+        config,
+        plan_nodes=plan_nodes,
+        statement_endpoints=statement_endpoints,
+        total_ms=workload.db_ms,
+        window_s=workload.window_s,
+        source=workload.label,
+        dialect=dialect,
+        analysis=sql,
+    )
+
+
+def _unused(catalog: Catalog, code: CodeMap, dialect: Any, *, config: AuditConfig) -> list[Finding]:
+    return unused(catalog, code, config, dialect=dialect)
+
+
+def _duplicates(
+    catalog: Catalog, code: CodeMap, dialect: Any, *, config: AuditConfig
+) -> list[Finding]:
+    return duplicates(catalog, code, config, dialect=dialect)
+
+
+def _cache_hits(
+    cache_stats: pd.DataFrame, pg_stat_statements: pd.DataFrame, *, config: AuditConfig
+) -> list[Finding]:
+    return low_cache_hit_ratio(cache_stats, config, pg_stat_statements)
+
+
+def _cacheable(
+    statements: pd.DataFrame,
+    code: CodeMap,
+    workload: Workload,
+    table_writes: dict[str, int],
+    *,
+    config: AuditConfig,
+) -> list[Finding]:
+    return cacheable_reads(
+        statements,
+        code,
+        config,
+        total_ms=workload.db_ms,
+        window_s=workload.window_s,
+        source=workload.label,
+        table_writes=table_writes,
+    )
+
+
+def _plans(plan_nodes: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
+    return plan_checks(plan_nodes, config)
+
+
+def _errors(server_events: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
+    return server_errors(server_events)
+
+
+def _temp(server_events: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
+    return temp_files(server_events)
+
+
+def _quality(files: Any, *, config: AuditConfig) -> list[Finding]:
+    return data_quality(files)
+
+
+def _capacity(load_samples: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
+    return capacity_limit(load_samples, config)
+
+
+def _budget(deployment: dict[str, Any], *, config: AuditConfig) -> list[Finding]:
+    return connection_budget(deployment, config)
+
+
+def _background(request_times: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
+    return background_task_candidates(request_times, config)
+
+
+_PLAN_IDS = (
+    "plan_time_share",
+    "plan_misestimate",
+    "plan_rows_removed",
+    "plan_hash_batches",
+    "plan_sort_disk",
+    "plan_heap_fetches",
+    "plan_nested_loop",
+    "plan_seq_scan",
+)
+
+#: every check, in the order the audit runs them
+REGISTRY: tuple[CheckSpec, ...] = (
+    CheckSpec(
+        "data_quality",
+        "overview",
+        ("data_quality",),
+        ("files",),
+        None,
+        "",
+        _quality,
+        always=True,
+    ),
+    CheckSpec(
+        "n_plus_one",
+        "queries",
+        ("n_plus_one",),
+        ("statements", "code", "workload"),
+        "n_plus_one",
+        "statements grouped by request: a query log (Django, the capture app, or a server log "
+        "with one connection per request) or traces",
+        n_plus_ones,
+        requires=("statements",),
+    ),
+    CheckSpec(
+        "duplicate_query",
+        "queries",
+        ("duplicate_query",),
+        ("statements", "code", "workload"),
+        "n_plus_one",
+        "statements grouped by request (a query log or traces)",
+        duplicates_per_request,
+        requires=("statements",),
+    ),
+    CheckSpec(
+        "slow_query",
+        "queries",
+        ("slow_query",),
+        ("workload", "statement_endpoints"),
+        "slow_query",
+        "timed statements: a query log or a pg_stat_statements export",
+        _slow,
+        requires=("workload",),
+    ),
+    CheckSpec(
+        "server_errors",
+        "queries",
+        ("server_errors",),
+        ("server_events",),
+        None,
+        "a database server log",
+        _errors,
+    ),
+    CheckSpec(
+        "temp_files",
+        "queries",
+        ("temp_files",),
+        ("server_events",),
+        None,
+        "a database server log with log_temp_files",
+        _temp,
+    ),
+    CheckSpec(
+        "missing_index",
+        "indexing",
+        ("missing_index",),
+        ("workload", "catalog", "code", "plan_nodes", "statement_endpoints", "sql", "dialect"),
+        "index",
+        "timed statements (a query log or pg_stat_statements); index and table statistics "
+        "sharpen the advice",
+        _missing_index,
+        requires=("workload",),
+    ),
+    CheckSpec(
+        "unused_index",
+        "indexing",
+        ("unused_index",),
+        ("catalog", "code", "dialect"),
+        "index",
+        "index usage statistics (pg_stat_user_indexes, or performance_schema on MySQL)",
+        _unused,
+        requires=("catalog",),
+    ),
+    CheckSpec(
+        "duplicate_index",
+        "indexing",
+        ("duplicate_index",),
+        ("catalog", "code", "dialect"),
+        "index",
+        "index definitions (pg_indexes, SHOW INDEX or a model dump)",
+        _duplicates,
+        requires=("catalog",),
+    ),
+    CheckSpec(
+        "plans",
+        "indexing",
+        _PLAN_IDS,
+        ("plan_nodes",),
+        "plan",
+        "EXPLAIN plans of the slowest statements",
+        _plans,
+    ),
+    CheckSpec(
+        "low_cache_hit_ratio",
+        "caching",
+        ("low_cache_hit_ratio",),
+        ("cache_stats", "pg_stat_statements"),
+        "cache",
+        "cache statistics (Redis INFO, memcached stats) or pg_stat_statements block counters",
+        _cache_hits,
+    ),
+    CheckSpec(
+        "cache_candidate",
+        "caching",
+        ("cache_candidate",),
+        ("statements", "code", "workload", "table_writes"),
+        "cache",
+        "statements with their parameters, tied to requests (a query log)",
+        _cacheable,
+        requires=("statements",),
+    ),
+    CheckSpec(
+        "capacity_limit",
+        "scaling",
+        ("capacity_limit",),
+        ("load_samples",),
+        "capacity",
+        "a load test (Locust CSV history)",
+        _capacity,
+    ),
+    CheckSpec(
+        "connection_budget",
+        "scaling",
+        ("connection_budget",),
+        ("deployment",),
+        "capacity",
+        "the server's max_connections (pg_settings or audit.yaml) and the deployment's workers",
+        _budget,
+        requires=("max_connections",),
+    ),
+    CheckSpec(
+        "background_task_candidate",
+        "scaling",
+        ("background_task_candidate",),
+        ("request_times",),
+        "capacity",
+        "per-request timings beyond the database: CPU time or time on e-mail and outbound calls "
+        "(the capture app, or traces with their outbound spans)",
+        _background,
+        requires=("request_waits",),
+    ),
+)
+
+_BY_NAME = {s.name: s for s in REGISTRY}
+
+
+def spec(name: str) -> CheckSpec:
+    """The registry entry ``name``; an unknown name is a :class:`ConfigError` naming them all."""
     try:
-        checks = CHAPTERS[chapter]
+        return _BY_NAME[name]
     except KeyError:
         raise ConfigError(
-            f"unknown chapter {chapter!r}", hint=f"chapters: {', '.join(CHAPTERS)}"
+            f"unknown check {name!r}", hint=f"checks: {', '.join(_BY_NAME)}"
         ) from None
-    cfg = config or client.config
-    out: list[Finding] = []
-    for check in checks:
-        for finding in check(client, cfg):
-            out.append(
-                finding if finding.chapter else dataclasses.replace(finding, chapter=chapter)
-            )
-    return out
-
-
-def available(check: str) -> bool:
-    """True when the module ``auditkit.checks.<check>`` exists (the check is implemented)."""
-    return importlib.util.find_spec(f"{__name__}.{check}") is not None

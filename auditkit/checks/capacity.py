@@ -22,13 +22,22 @@ from typing import Any, Protocol, cast
 import numpy as np
 import pandas as pd
 
+from auditkit.checks.severity import of_impact
 from auditkit.config import AuditConfig
-from auditkit.findings import Evidence, EvidenceStrength, Finding, Recommendation, Severity, Subject
+from auditkit.findings import (
+    Evidence,
+    EvidenceStrength,
+    Finding,
+    Impact,
+    Recommendation,
+    Severity,
+    Subject,
+    duration_text,
+)
 
 __all__ = [
     "background_task_candidates",
     "capacity_limit",
-    "check_scaling",
     "connection_budget",
     "load_steps",
 ]
@@ -179,12 +188,24 @@ def connection_budget(
     allowed = int(deployment["max_connections"]) - reserved
     usable = allowed * t["headroom"]
     over = need > usable
+    sources = deployment.get("sources") or {}
+    facts = (
+        ", ".join(f"{k} from {v}" for k, v in sorted(sources.items()) if k != "sources")
+        or "the deployment facts given"
+    )
+    per_process = max(1, int((usable - background) // max(1, instances * workers)))
+    django = (
+        'DATABASES["default"]["OPTIONS"]["pool"] = '
+        f'{{"min_size": 1, "max_size": {per_process}}}  # Django ≥ 5.1 with psycopg 3'
+        if over
+        else None
+    )
     return [
         Finding(
             check="connection_budget",
-            severity=Severity.HIGH
+            severity=Severity.CRITICAL
             if need > allowed
-            else Severity.MEDIUM
+            else Severity.HIGH
             if over
             else Severity.INFO,
             title=f"Database connections at peak: {need} of {allowed} allowed",
@@ -206,19 +227,19 @@ def connection_budget(
                 "instances": instances,
                 "web_workers": workers,
                 "threads_per_worker": threads,
+                "background_slots": background,
             },
             recommendation=Recommendation(
                 summary=(
-                    "Put a pooler (PgBouncer in transaction mode, or Django 5.1's psycopg pool) between the workers "
-                    "and PostgreSQL, or lower workers × threads per instance before adding instances."
+                    "Put a pooler between the workers and PostgreSQL — PgBouncer in transaction "
+                    f"mode, or Django's own pool capped at {per_process} connection(s) per worker "
+                    "process — or lower workers × threads per instance before adding instances."
                     if over
-                    else "Keep this budget in mind when adding instances or threads."
+                    else "Keep this budget in mind when adding instances, workers or threads."
                 ),
-                django='DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 2, "max_size": 4}}  # Django ≥ 5.1, psycopg 3',
+                django=django,
             ),
-            evidence=Evidence(
-                strength=EvidenceStrength.INFERRED, note="from the deployment facts in audit.yaml"
-            ),
+            evidence=Evidence(strength=EvidenceStrength.INFERRED, note=facts),
             chapter="scaling",
         )
     ]
@@ -227,65 +248,95 @@ def connection_budget(
 def background_task_candidates(
     requests: pd.DataFrame, config: AuditConfig | None = None
 ) -> list[Finding]:
-    """Endpoints slow at p95 that spend little of it in the database."""
+    """Endpoints whose requests wait on work outside the database that could leave the request.
+
+    Only on evidence of *waiting*: the request's time spent on e-mail or outbound HTTP
+    (``mail_ms``, ``http_ms``, ``external_ms`` from the capture app or traces), or its wall time
+    minus database, cache and CPU time (``cpu_ms``) — never from a missing number. A view that is
+    slow because it computes (password hashing) uses CPU and is not proposed.
+    """
     t = (config or AuditConfig()).thresholds("capacity")
     if len(requests) == 0 or requests["duration_ms"].isna().all():
         return []
-    df = requests.assign(
-        endpoint=requests["endpoint"].astype("string").fillna("(unknown endpoint)")
+    df = requests.dropna(subset=["duration_ms"])
+    df = df.assign(endpoint=df["endpoint"].astype("string").fillna("(unknown endpoint)"))
+    outbound = [c for c in ("mail_ms", "http_ms", "external_ms") if c in df and df[c].notna().any()]
+    has_cpu = "cpu_ms" in df and df["cpu_ms"].notna().any()
+    if not outbound and not has_cpu:
+        return []
+    db = pd.to_numeric(df["db_ms"], errors="coerce") if "db_ms" in df else None
+    if db is None or db.isna().all():
+        return []
+    cache = pd.to_numeric(df["cache_ms"], errors="coerce").fillna(0.0) if "cache_ms" in df else 0.0
+    known = sum(
+        (pd.to_numeric(df[c], errors="coerce").fillna(0.0) for c in outbound),
+        start=pd.Series(0.0, index=df.index),
     )
-    g = df.groupby("endpoint")
-    stats = pd.DataFrame(
-        {
-            "n": g.size(),
-            "p95": g["duration_ms"].quantile(0.95),
-            "dur": g["duration_ms"].sum(),
-            "db": g["db_ms"].sum(min_count=1),
-        }
-    )
-    stats["db_share"] = stats["db"] / stats["dur"]
-    picked = stats[
-        (stats["p95"] >= t["background_min_p95_ms"])
-        & (stats["db_share"].fillna(0) < t["background_max_db_share"])
-    ]
+    if has_cpu:
+        waiting = (
+            df["duration_ms"]
+            - db.fillna(0.0)
+            - cache
+            - pd.to_numeric(df["cpu_ms"], errors="coerce")
+        ).clip(lower=0.0)
+        waiting = waiting.where(pd.to_numeric(df["cpu_ms"], errors="coerce").notna(), known)
+    else:
+        waiting = known
+    df = df.assign(_wait=waiting, _db=db, _known=known)
     out = []
-    for endpoint, r in picked.iterrows():
+    for endpoint, g in df.groupby("endpoint"):
+        wait = float(g["_wait"].median())
+        share_db = float(g["_db"].sum() / g["duration_ms"].sum()) if g["duration_ms"].sum() else 0.0
+        if wait < t["background_min_wait_ms"] or share_db > t["background_max_db_share"]:
+            continue
+        on = [
+            c.removesuffix("_ms").replace("http", "outbound HTTP").replace("mail", "e-mail")
+            for c in outbound
+            if g[c].fillna(0).median() > 0
+        ]
+        what = " and ".join(on) if on else "work outside the database, the cache and the CPU"
+        n = len(g)
+        impact = Impact(
+            response_ms_per_request=round(wait, 1),
+            requests=n,
+            source="requests",
+            basis="measured",
+            note="the median time a request waits on " + what,
+        )
         out.append(
             Finding(
                 check="background_task_candidate",
-                severity=Severity.MEDIUM,
-                title=f"{endpoint}: slow, and not because of the database",
+                severity=of_impact(impact, config),
+                title=f"{endpoint}: requests wait {duration_text(wait)} on {what}",
                 summary=(
-                    f"p95 {r['p95']:.0f} ms over {int(r['n'])} requests, of which only {r['db_share']:.0%} in database "
-                    "calls: the rest is work inside the request (e-mail, files, external HTTP) that the user waits for."
+                    f"Over {n:,} requests, {endpoint} takes {duration_text(float(g['duration_ms'].median()))} "
+                    f"(median), of which {duration_text(wait)} waiting on {what} and "
+                    f"{share_db:.0%} in the database. The visitor waits for it, and the worker "
+                    "serving the request can serve no one else meanwhile."
                 ),
                 subject=Subject(endpoint=str(endpoint)),
                 metrics={
-                    "requests": int(r["n"]),
-                    "p95_ms": round(float(r["p95"]), 1),
-                    "db_share": round(float(r["db_share"]), 4)
-                    if r["db_share"] == r["db_share"]
-                    else None,
+                    "requests": n,
+                    "median_ms": round(float(g["duration_ms"].median()), 1),
+                    "waiting_ms": round(wait, 1),
+                    "db_share": round(share_db, 4),
                 },
                 recommendation=Recommendation(
-                    summary="Return the response first and do the slow part in a background task (Celery, RQ, or Django 6's tasks framework).",
-                    django="@shared_task\ndef send_receipt(order_id):\n    ...\n\n# in the view\nsend_receipt.delay(order.pk)",
+                    summary=(
+                        f"Answer {endpoint} first and do the waiting in a background task (Celery, "
+                        "RQ or Django's tasks framework), started after the transaction commits "
+                        "(transaction.on_commit) so the task sees the saved rows."
+                    ),
                 ),
-                evidence=Evidence(strength=EvidenceStrength.PATTERN),
+                evidence=Evidence(
+                    strength=EvidenceStrength.PATTERN,
+                    note="waiting = wall time − database − cache − CPU"
+                    if has_cpu
+                    else f"time recorded on {what}",
+                ),
+                impact=impact,
                 chapter="scaling",
+                action=f"Move the {what} of {endpoint} to a background task: it {impact.phrase()}.",
             )
         )
     return out
-
-
-def check_scaling(client: Any, config: AuditConfig) -> list[Finding]:
-    """The scaling-chapter check."""
-    out = capacity_limit(client.frame("load_samples"), config)
-    deployment = dict(client.config.deployment)
-    if "max_connections" not in deployment and client.has("server_settings"):
-        settings = client.frame("server_settings")
-        found = settings.loc[settings["name"] == "max_connections", "value"].dropna()
-        if len(found):
-            deployment["max_connections"] = int(found.iloc[0])
-    out += connection_budget(deployment, config)
-    return out + background_task_candidates(client.frame("requests"), config)

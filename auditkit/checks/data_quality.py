@@ -14,9 +14,13 @@ Excerpts of skipped records are raw client text; reports redact them like any ot
 
 from __future__ import annotations
 
-from auditkit.client import ClientData
-from auditkit.config import AuditConfig
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from auditkit.findings import Evidence, EvidenceStrength, Finding, Recommendation, Severity, Subject
+
+if TYPE_CHECKING:
+    from auditkit.client import InputFile
 
 __all__ = ["data_quality"]
 
@@ -24,10 +28,10 @@ __all__ = ["data_quality"]
 _SAMPLES = 5
 
 
-def data_quality(client: ClientData, config: AuditConfig) -> list[Finding]:
+def data_quality(files: Sequence[InputFile]) -> list[Finding]:
     """One finding per input file that was not fully used, plus one if nothing was usable."""
     out: list[Finding] = []
-    for f in client.files:
+    for f in files:
         subject = Subject(file=f.path)
         r = f.report
         if f.status == "error":
@@ -110,15 +114,15 @@ def data_quality(client: ClientData, config: AuditConfig) -> list[Finding]:
                     evidence=Evidence(EvidenceStrength.PATTERN, (), note=f.format),
                 )
             )
-    if not any(f.status == "loaded" for f in client.files):
+    if not any(f.status == "loaded" for f in files):
         out.append(
             Finding(
                 check="data_quality",
                 severity=Severity.HIGH,
                 title="No usable input",
-                summary=f"None of the {len(client.files)} files in the client folder could be used.",
+                summary=f"None of the {len(files)} files in the client folder could be used.",
                 subject=Subject(file="."),
-                metrics={"files": len(client.files)},
+                metrics={"files": len(files)},
                 recommendation=Recommendation(
                     "Ask the client for query logs (Django or database server), statistics exports, "
                     "plans or traces; `auditkit formats` lists what can be read."

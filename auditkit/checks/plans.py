@@ -40,7 +40,6 @@ from auditkit.findings import Evidence, EvidenceStrength, Finding, Recommendatio
 
 __all__ = [
     "PLAN_CHECKS",
-    "check_plans",
     "plan_checks",
     "plan_hash_batches",
     "plan_heap_fetches",
@@ -179,7 +178,6 @@ def _finding(
     summary: str,
     metrics: Mapping[str, Any],
     recommendation: Recommendation,
-    impact: float | None = None,
 ) -> Finding:
     node_id = int(node["node_id"])
     node_type = _s(node.get("node_type")) or "?"
@@ -189,6 +187,12 @@ def _finding(
         "node_type": node_type,
         "relation": _s(node.get("relation")),
         "index_name": _s(node.get("index_name")),
+        "filter": (_s(node.get("filter")) or "")[:300] or None,
+        "index_cond": (_s(node.get("index_cond")) or "")[:300] or None,
+        "sort_key": (_s(node.get("sort_key")) or "")[:300] or None,
+        "exclusive_ms": _f(node.get("exclusive_ms")),
+        "plan_total": round(plan.total, 3) if plan.total else None,
+        "timed": plan.timed,
         "source_file": _s(node.get("source_file")),
         "source_line": _f(node.get("source_line")),
     }
@@ -212,8 +216,8 @@ def _finding(
             ({k: v for k, v in item.items() if v is not None},),
             note=None if plan.timed else "plan without timing: estimates and costs only",
         ),
-        impact_ms=impact,
         chapter="indexing",
+        statements=(plan.fingerprint_id,) if plan.fingerprint_id else (),
     )
 
 
@@ -299,7 +303,6 @@ def plan_time_share(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
             Recommendation(
                 "Work on this node first: the other flags on it (scans, estimates, spills) say how."
             ),
-            impact=w if plan.timed else None,
         )
     ]
 
@@ -374,7 +377,7 @@ def plan_rows_removed(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
                 node,
                 sev,
                 f"{_where(node)} discards {frac:.0%} of the rows it reads",
-                f"{_where(node)} read {(removed + kept) * loops:,.0f} row(s) and its filter ({filt}) removed "
+                f"{_where(node)} read {(removed + kept) * loops:,.0f} row(s) and its filter removed "
                 f"{removed * loops:,.0f} of them ({frac:.0%}).",
                 {
                     "rows_removed": removed * loops,
@@ -459,7 +462,7 @@ def plan_sort_disk(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
                 node,
                 sev,
                 f"{_where(node)} sorted on disk" + (f" ({kb / 1024:,.1f} MB)" if kb else ""),
-                f"The sort ({_s(node.get('sort_key')) or 'its key'}) used {_s(node.get('sort_method')) or 'an external sort'}"
+                f"The sort used {_s(node.get('sort_method')) or 'an external sort'}"
                 + (f" with {kb:,.0f} kB on disk" if kb else "")
                 + ": it did not fit in work_mem.",
                 {
@@ -590,7 +593,7 @@ def plan_seq_scan(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
                 sev,
                 f"Sequential scan of {_s(node.get('relation')) or 'a table'} reading {read:,.0f} rows",
                 f"{_where(node)} read {read:,.0f} row(s)"
-                + (f" to keep {kept * loops:,.0f} with filter {filt}" if filt else "")
+                + (f" to keep {kept * loops:,.0f} with its filter" if filt else "")
                 + (" — a selective filter that an index could serve." if selective else "."),
                 {
                     "rows_read": read,
@@ -666,10 +669,4 @@ def plan_checks(
     twins = {ids[0]: ids[1:] for ids in alike.values() if len(ids) > 1}
     if twins:
         out = [_with_twins(f, twins.get(str(f.metrics.get("plan_id")), [])) for f in out]
-    return sorted(out, key=lambda f: (-int(f.severity), -(f.impact_ms or 0.0), f.check, f.title))
-
-
-def check_plans(client: Any, config: AuditConfig) -> list[Finding]:
-    """The indexing-chapter check over a loaded client's plans."""
-    nodes = client.frame("plan_nodes")
-    return plan_checks(nodes, config) if len(nodes) else []
+    return sorted(out, key=lambda f: (-int(f.severity), f.check, f.title))

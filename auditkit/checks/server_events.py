@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 import pandas as pd
 
@@ -112,9 +112,11 @@ def temp_files(events: pd.DataFrame) -> list[Finding]:
     if len(df) == 0:
         return []
     stmt = df["statement"].astype("string").fillna("(statement not logged)")
-    df["fingerprint"] = fingerprint_many(stmt)[0].to_numpy()
+    fps, ids = fingerprint_many(stmt)
+    df["fingerprint"] = fps.to_numpy()
+    df["fingerprint_id"] = ids.to_numpy()
     out = []
-    for fp, g in df.groupby("fingerprint", sort=False):
+    for (fp, fid), g in df.groupby(["fingerprint", "fingerprint_id"], sort=False):
         size = pd.to_numeric(g["size_bytes"], errors="coerce")
         total_mb = float(size.sum()) / 1e6
         out.append(
@@ -123,7 +125,7 @@ def temp_files(events: pd.DataFrame) -> list[Finding]:
                 severity=Severity.MEDIUM if total_mb >= 100 else Severity.LOW,
                 title=f"Temporary files: {total_mb:.1f} MB written by one statement",
                 summary=f"{len(g)} temporary file(s), up to {float(size.max()) / 1e6:.1f} MB each: the sort or hash did not fit in work_mem.",
-                subject=Subject(fingerprint=str(fp)),
+                subject=Subject(fingerprint=str(fp), fingerprint_id=str(fid)),
                 metrics={
                     "files": len(g),
                     "total_bytes": int(size.sum()),
@@ -143,14 +145,7 @@ def temp_files(events: pd.DataFrame) -> list[Finding]:
                     ),
                 ),
                 chapter="queries",
+                statements=(str(fid),),
             )
         )
     return out
-
-
-def check_server_events(client: Any, config: Any) -> list[Finding]:
-    """The queries-chapter check: errors, lock waits, deadlocks and temp files from server logs."""
-    if not client.has("server_events"):
-        return []
-    events = client.frame("server_events")
-    return server_errors(events) + temp_files(events)
