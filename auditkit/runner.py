@@ -6,13 +6,13 @@
     10_queries.html …       one offline page per chapter
     findings.json           every finding (schema: auditkit/findings.schema.json, docs/findings.md)
     manifest.json           versions, parameters, inputs (hash, format, parse report), timings
-    notebooks/*.ipynb       the executed notebooks (and notebooks/findings/<chapter>.json)
+    notebooks/*.ipynb       the executed notebooks
 
-Steps: load the client once here (filling the parse cache, and giving the manifest its
-inventory); execute the chapter notebooks with papermill, each in its own kernel (in parallel
-when an executor is given), then the overview, which reads the chapters' findings files;
-render every executed notebook to HTML (:mod:`auditkit.report.render`); merge the findings;
-write the manifest. Like papermill, a failed notebook still leaves its executed notebook
+Steps: load the client and audit it once here (:func:`auditkit.audit`), saving the audit in a
+private working folder; execute the notebooks with papermill, each in its own kernel (in
+parallel when an executor is given), each displaying that saved audit; render every executed
+notebook to HTML (:mod:`auditkit.report.render`); write ``findings.json`` from the same audit,
+and the manifest. Like papermill, a failed notebook still leaves its executed notebook
 behind, and its page becomes an error page saying what failed; the rest of the report is
 still written. A client folder that cannot be audited at all (missing, bad audit.yaml) gets
 an error ``index.html`` and a manifest saying why. :func:`run_audit` returns a
@@ -103,10 +103,9 @@ _SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|credential|dsn|api
 NOTEBOOK_PARAMETERS = (
     "client_name",
     "data_dir",
+    "audit_dir",
     "presets",
     "show_literals",
-    "cache_dir",
-    "findings_dir",
     "link_suffix",
     "dsn_env",
 )
@@ -371,6 +370,10 @@ def _scrub_notebook(path: Path, redactor: Redactor) -> None:
     from auditkit.report.render import strip_ansi
 
     nb = nbformat.read(str(path), as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):  # local paths of the consultant's machine
+        if meta.get(key):
+            meta[key] = Path(str(meta[key])).name
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             kind = out.get("output_type")
@@ -459,10 +462,12 @@ def run_audit(
 ) -> RunResult:
     """Audit one client folder into ``<out_dir>/<report_name>/`` (see the module docstring).
 
+    The client is loaded and audited once (:func:`auditkit.audit`); the audit is saved in a
+    private working folder that the chapter notebooks read, and removed when the run ends.
     ``executor`` (an :mod:`auditkit.executors` executor) runs the chapter notebooks in
     parallel; by default they run one after the other. ``parameters`` are extra notebook
     parameters (never secrets); ``presets`` picks threshold presets by family
-    (``{"n_plus_one": "sentry"}``); ``cache_dir`` defaults to ``<out_dir>/.cache/<client>``.
+    (``{"n_plus_one": "sentry"}``); ``cache_dir`` keeps parsed inputs between runs.
     """
     from auditkit.report.render import PAGE_BUDGET_BYTES, auditkit_version
 
@@ -472,12 +477,7 @@ def run_audit(
     name = report_name or _slug(root.name)
     report = Path(out_dir).expanduser().resolve() / name
     nb_dir = report / "notebooks"
-    parts = nb_dir / "findings"
-    cache = (
-        Path(cache_dir).expanduser().resolve()
-        if cache_dir
-        else Path(out_dir).expanduser().resolve() / ".cache" / name
-    )
+    cache = Path(cache_dir).expanduser().resolve() if cache_dir else None
     secret_env = [dsn_env] if dsn_env else []
     redactor = Redactor.from_env(show_literals, secret_env)
     secrets = redactor.secrets
@@ -485,8 +485,7 @@ def run_audit(
     manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         "client": result.client,
-        "data_dir": str(root),
-        "report_dir": str(report),
+        "data_dir": root.name,
         "generated_at": generated_at.isoformat(timespec="seconds"),
         "auditkit_version": auditkit_version(),
         "python": platform.python_version(),
@@ -504,82 +503,73 @@ def run_audit(
 
     report.mkdir(parents=True, exist_ok=True)
     nb_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(parts, ignore_errors=True)  # never merge a previous run's chapter findings
-    parts.mkdir(parents=True, exist_ok=True)
-
-    # 1. load the client once: fills the parse cache, gives the manifest its inventory
+    shutil.rmtree(nb_dir / "findings", ignore_errors=True)  # left by an earlier version's runs
+    work = Path(tempfile.mkdtemp(prefix="auditkit-run-"))  # private (0700): the saved audit
     try:
-        from auditkit import loaders as _loaders  # noqa: F401  (registers every format)
-        from auditkit.client import load_client
-        from auditkit.config import PRESETS, load_config
+        # 1. load and audit the client once: findings.json and every page come from this audit
+        try:
+            from auditkit import loaders as _loaders  # noqa: F401  (registers every format)
+            from auditkit.auditing import audit
+            from auditkit.client import load_client
+            from auditkit.config import PRESETS, load_config
 
-        if not root.is_dir():
-            raise AuditkitError(
-                f"client folder {root.name!r} not found", hint="check the path given"
-            )
-        config = load_config(root).with_presets(**dict(presets or {}))
+            if not root.is_dir():
+                raise AuditkitError(
+                    f"client folder {root.name!r} not found", hint="check the path given"
+                )
+            config = load_config(root).with_presets(**dict(presets or {}))
+            t0 = time.perf_counter()
+            client = load_client(root, config, cache_dir=cache, name=client_name)
+            timings["load_s"] = round(time.perf_counter() - t0, 3)
+            result.client = client.name
+            manifest["client"] = client.name
+            manifest["presets"] = {family: config.preset(family) for family in PRESETS}
+            manifest["inputs"] = [redactor.value(f.to_dict()) for f in client.files]
+            t0 = time.perf_counter()
+            dsn = os.environ.get(dsn_env) if dsn_env else None
+            audited = audit(client, config, dsn=dsn)
+            audited.save(work)
+            timings["audit_s"] = round(time.perf_counter() - t0, 3)
+        except Exception as exc:
+            message = redactor.text(str(exc))
+            return _client_failed(result, manifest, report, nbs, message, started, secrets)
+
+        params: dict[str, Any] = {
+            "client_name": result.client,
+            "audit_dir": ".",
+            "presets": dict(presets or {}),
+            "show_literals": bool(show_literals),
+            "link_suffix": ".html",
+            "dsn_env": dsn_env,
+            **extra,
+        }
+        manifest["parameters"] = params
+        manifest["redaction"] = {"show_literals": bool(show_literals), "secret_env": secret_env}
+        manifest["kernel"] = {"name": kernel_name, "transport": "ipc" if _USE_IPC else "tcp"}
+
+        # 2. execute: every notebook reads the saved audit (in parallel if an executor is given)
+        runs = {nb.stem: NotebookRun(nb.stem, nb.chapter) for nb in nbs}
+        chapters = [nb for nb in nbs if nb.chapter != "overview"]
+        overview = [nb for nb in nbs if nb.chapter == "overview"]
+
+        def job(nb: _Notebook) -> tuple[Any, ...]:
+            out = nb_dir / nb.path.name
+            return (nb.path, out, params, kernel_name, timeout, work, show_literals, secret_env)
+
         t0 = time.perf_counter()
-        client = load_client(root, config, cache_dir=cache, name=client_name)
-        timings["load_s"] = round(time.perf_counter() - t0, 3)
-        result.client = client.name
-        manifest["client"] = client.name
-        manifest["presets"] = {family: config.preset(family) for family in PRESETS}
-        manifest["inputs"] = [redactor.value(f.to_dict()) for f in client.files]
-    except Exception as exc:
-        message = redactor.text(str(exc))
-        return _client_failed(result, manifest, report, nbs, message, started, secrets)
-
-    params: dict[str, Any] = {
-        "client_name": result.client,
-        "data_dir": str(root),
-        "presets": dict(presets or {}),
-        "show_literals": bool(show_literals),
-        "cache_dir": str(cache),
-        "findings_dir": str(parts),
-        "link_suffix": ".html",
-        "dsn_env": dsn_env,
-        **extra,
-    }
-    manifest["parameters"] = params
-    manifest["redaction"] = {"show_literals": bool(show_literals), "secret_env": secret_env}
-    manifest["kernel"] = {
-        "name": kernel_name,
-        "python": sys.executable,
-        "transport": "ipc" if _USE_IPC else "tcp",
-    }
-
-    # 2. execute: chapters (in parallel if an executor is given), then the overview
-    runs = {nb.stem: NotebookRun(nb.stem, nb.chapter) for nb in nbs}
-    chapters = [nb for nb in nbs if nb.chapter != "overview"]
-    overview = [nb for nb in nbs if nb.chapter == "overview"]
-
-    def job(nb: _Notebook) -> tuple[Any, ...]:
-        out = nb_dir / nb.path.name
-        return (
-            nb.path,
-            out,
-            params,
-            kernel_name,
-            timeout,
-            nb.path.parent,
-            show_literals,
-            secret_env,
-        )
-
-    t0 = time.perf_counter()
-    outcomes: dict[str, dict[str, Any]] = {}
-    if chapters:
+        outcomes: dict[str, dict[str, Any]] = {}
+        ordered = [*overview, *chapters]
         if executor is None:
-            for nb in chapters:
+            for nb in ordered:
                 outcomes[nb.stem] = _execute(*job(nb))
         else:
             for nb, outcome in zip(
-                chapters, executor.map(_execute, [job(nb) for nb in chapters]), strict=True
+                ordered, executor.map(_execute, [job(nb) for nb in ordered]), strict=True
             ):
                 outcomes[nb.stem] = outcome
-    for nb in overview:
-        outcomes[nb.stem] = _execute(*job(nb))
-    timings["notebooks_s"] = round(time.perf_counter() - t0, 3)
+        timings["notebooks_s"] = round(time.perf_counter() - t0, 3)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
     # 3. render every page (an error page for a failed notebook)
     t0 = time.perf_counter()
@@ -629,25 +619,36 @@ def run_audit(
                 redactor.text(f"rendering failed: {type(exc).__name__}: {exc}"),
             )
     if not overview:  # no overview notebook run: still give the report a front page
-        links = [(label, href) for label, href in nav]
         error_page(
             report / "index.html",
             title=f"{result.client} — audit",
             message="No overview notebook was run.",
-            links=links,
+            links=list(nav),
             nav=nav,
             secrets=secrets,
         )
     timings["render_s"] = round(time.perf_counter() - t0, 3)
 
-    # 4. findings.json from the chapters' findings files
-    findings_doc = _merge_findings(parts, nbs, runs, result.client, generated_at)
-    _write_json(result.findings_path, findings_doc, secrets)
-    result.findings = len(findings_doc["findings"])
-
-    # 5. manifest.json
+    # 4. findings.json: the same audit the pages show, redacted the same way
     result.notebooks = [runs[nb.stem] for nb in nbs]
     result.status = "ok" if all(r.status == "ok" for r in result.notebooks) else "failed"
+    chapter_status = {
+        nb.chapter: {
+            "status": "complete" if runs[nb.stem].status == "ok" else "failed",
+            "page": nb.page,
+        }
+        for nb in nbs
+    }
+    doc = audited.document(
+        redactor,
+        version=auditkit_version(),
+        status="complete" if result.ok else "failed",
+        chapters=chapter_status,
+    )
+    _write_json(result.findings_path, doc, secrets)
+    result.findings = len(doc["findings"])
+
+    # 5. manifest.json
     result.seconds = round(time.perf_counter() - started, 3)
     timings["total_s"] = result.seconds
     manifest.update(
@@ -656,7 +657,6 @@ def run_audit(
         timings=timings,
         page_budget_bytes=PAGE_BUDGET_BYTES,
         findings=result.findings,
-        cache_dir=str(cache),
     )
     _write_json(result.manifest_path, manifest, secrets)
     return result
@@ -683,40 +683,6 @@ def _execute(
         show_literals=show_literals,
         secret_env=secret_env,
     )
-
-
-def _merge_findings(
-    parts: Path,
-    nbs: Sequence[_Notebook],
-    runs: Mapping[str, NotebookRun],
-    client: str,
-    generated_at: datetime,
-) -> dict[str, Any]:
-    from auditkit.findings import Finding, findings_document
-    from auditkit.report.notebook import read_chapter_findings
-    from auditkit.report.render import auditkit_version
-
-    findings: list[Finding] = []
-    chapters: dict[str, dict[str, Any]] = {}
-    for nb in nbs:
-        path = parts / f"{nb.chapter}.json"
-        run = runs[nb.stem]
-        if path.is_file():
-            head, found = read_chapter_findings(path)
-            findings.extend(found)
-            status = "complete" if head.get("has_inputs") else "no_input"
-            if run.status != "ok":
-                status = "failed"
-            chapters[nb.chapter] = {"status": status, "findings": len(found), "page": nb.page}
-        else:
-            chapters[nb.chapter] = {
-                "status": "failed" if run.status != "ok" else "complete",
-                "findings": 0,
-                "page": nb.page,
-            }
-    doc = findings_document(findings, client, version=auditkit_version(), generated_at=generated_at)
-    doc["chapters"] = chapters
-    return doc
 
 
 def _client_failed(

@@ -21,10 +21,9 @@ HERE = Path(__file__).resolve().parent
 PARAMETERS = '''\
 client_name = None  # as shown in the report; default: audit.yaml's client, else the folder name
 data_dir = "../data/sample"  # the client's folder of files (relative to this notebook or the cwd)
-presets = {"n_plus_one": "default", "index": "default", "slow_query": "default"}
+audit_dir = None  # the run's saved audit (the runner sets it); None: audit data_dir here
+presets = {}  # threshold presets by family, e.g. {"n_plus_one": "sentry"}
 show_literals = False  # True shows literal values in SQL (e-mails, names, ids): consultant's eyes only
-cache_dir = None  # folder for parsed inputs, keyed by file hash (the runner sets one)
-findings_dir = None  # where this chapter writes its findings (the runner sets one)
 link_suffix = ".ipynb"  # links between chapters: .ipynb in JupyterLab, .html in the report
 dsn_env = "AUDITKIT_DSN"  # the NAME of an environment variable with a live DSN, never the DSN'''
 
@@ -33,8 +32,8 @@ def setup(name: str, *extra: str) -> str:
     lines = [
         "from auditkit.report.notebook import chapter",
         "",
-        f'ch = chapter("{name}", data_dir, client_name=client_name, presets=presets, show_literals=show_literals,',
-        "             cache_dir=cache_dir, findings_dir=findings_dir, link_suffix=link_suffix, dsn_env=dsn_env)",
+        f'ch = chapter("{name}", data_dir, audit_dir=audit_dir, client_name=client_name, presets=presets,',
+        "             show_literals=show_literals, link_suffix=link_suffix, dsn_env=dsn_env)",
         *extra,
     ]
     return "\n".join(lines)
@@ -60,49 +59,56 @@ OVERVIEW = notebook(
             "# Performance audit: executive summary\n\n"
             "This report reviews how the application uses its database and caches, from the files "
             "your team provided: query logs, database statistics, query plans, traces, cache "
-            "statistics and load tests — whichever were available. Each finding below states what "
-            "was measured, why it matters, how strong the evidence is, and the exact change that "
-            "fixes it, in SQL and in Django."
+            "statistics and load tests — whichever were available. Each finding states what was "
+            "measured, the time its fix saves, how strong the evidence is, and the exact change, in "
+            "SQL and in Django."
         ),
         code(setup("overview", "ch.header()")),
         md(
+            "## What to do first\n\n"
+            "The changes that save the most time, in order. Each is one sentence here; its finding, "
+            "with the evidence and the exact change, is one click away."
+        ),
+        code("ch.action_plan()"),
+        md(
             "## Findings at a glance\n\n"
-            "Every finding of the audit, most severe first, and within a severity the one that "
-            "would save the most time first. Each title links to its chapter, where the evidence "
-            "and the recommended change are shown in full."
+            "Every finding of the audit, most severe first. A problem is reported once, where its "
+            "cause is: the slow statements, plan nodes and repeats it explains are listed with it."
         ),
         code("ch.executive_summary()"),
         md(
             "## Chapters\n\n"
-            "The audit has one chapter per area. A chapter whose inputs were not provided says so "
-            "and reports nothing: an absent finding there means *not measured*, not *no problem*."
+            "One chapter per area. A check whose inputs were not provided says so: an absent "
+            "finding there means *not measured*, not *no problem*."
         ),
         code("ch.chapters_table()"),
         md(
             "## Data inventory\n\n"
-            "Every file received, the format auditkit recognised, and how much of it was used. "
-            "*read* counts the records in the file, *parsed* those that became data, *skipped* "
-            "those left out (with the reasons below). Unrecognised files are listed, never fatal."
+            "Every file received, the format auditkit recognised, and how much of it was used: "
+            "*records* counts what the file holds, *used* what became data, *skipped* what was left "
+            "out (with the reasons below). Unrecognised files are listed, never fatal."
         ),
         code("ch.inventory_table()"),
         md(
             "## Data quality\n\n"
-            "What could not be used, and why. Skipped records are left out of every figure in this "
-            "report, so a large share of them limits what the report can conclude."
+            "What could not be used, and why; the checks that lacked the data they need; and where "
+            "the report's times come from."
         ),
-        code("ch.skipped_table()"),
         code("ch.data_quality()"),
         md(
             "## How to read this report\n\n"
-            "- **Severity**: *critical* and *high* findings cost the most time or risk outages; "
-            "*medium* are worth planning; *low* and *info* are housekeeping.\n"
-            "- **Evidence**: *validated* — confirmed by the database itself (a re-planned query); "
-            "*statistics* — from the server's own counters; *pattern* — recognised in logs or "
-            "traces; *inferred* — reconstructed by a documented heuristic.\n"
+            "- **Severity** follows one rule: *high* when the fix saves at least 10 % of all database "
+            "time, 100 ms of database time per request or 1 s of response time; *medium* from 2 %, "
+            "20 ms or 250 ms; *low* below; *info* when nothing measurable is saved. Findings that "
+            "save no time (an unused index, a connection budget) are judged by what they risk.\n"
+            "- **Saves** is the time the fix removes over the period the files cover, measured by one "
+            "source for the whole report (named under Data quality); *estimated* when it rests on a "
+            "stated assumption.\n"
+            "- **Evidence**: *validated by the database* (a re-planned query), *from the server's "
+            "statistics*, *recognised in logs or traces*, or *reconstructed by a documented "
+            "heuristic*.\n"
             "- **Privacy**: literal values in SQL (e-mail addresses, names, ids) are replaced by "
-            "placeholders (`?`), and passwords or tokens never appear in this report.\n"
-            "- Thresholds come from named presets of established tools; each chapter states the "
-            "ones it used."
+            "placeholders (`?`), and passwords or tokens never appear in this report."
         ),
     ],
 )
@@ -112,56 +118,49 @@ QUERIES = notebook(
     [
         md(
             "# Queries\n\n"
-            "Which statements the database spends its time on, how their response times are "
-            "distributed, which pages issue them, and the query patterns that waste time — slow "
-            "statements and N+1 loops, where the application issues one query per row instead of one "
-            "query per page."
+            "Which statements the database spends its time on, which pages issue them, and the "
+            "query patterns that waste time — N+1 loops, where the application issues one query per "
+            "row instead of one per page, repeated reads, and slow statements."
         ),
         code(setup("queries", "ch.inputs()")),
         md(
             "## Where the database time goes\n\n"
-            "Total time per statement, over the whole period covered by the logs. A statement can "
-            "rank high by being slow, or by being fast and executed very often; both are worth "
-            "fixing. Hover a bar to see the statement."
+            "Total time per statement over the whole period the files cover. A statement ranks high "
+            "by being slow, or by being fast and run very often; both are worth fixing. Hover a bar "
+            "to see the statement."
         ),
         code("ch.statement_time_figure()"),
-        md(
-            "## Query profile\n\n"
-            "The statements ranked by total time, with their number of executions, share of the "
-            "total, mean, 95th percentile and slowest execution (milliseconds). Statements that "
-            "differ only in their values are grouped together."
-        ),
         code("ch.profile_table()"),
         md(
             "## Response times of statements\n\n"
-            "How long individual statements take. Most should finish within a few milliseconds; "
-            "a long tail on the right is what users feel as slow pages."
+            "How long individual statements take. Most should finish within a few milliseconds; a "
+            "long tail on the right is what users feel as slow pages."
         ),
         code("ch.latency_figure()"),
         md(
             "## Database time per page\n\n"
-            "When the logs tie statements to the requests that issued them, the time each endpoint "
-            "spends in the database, and how many statements one request issues on average."
+            "The time each endpoint spends in the database per request, and how many statements one "
+            "request issues."
         ),
         code("ch.endpoint_table()"),
         code("ch.endpoint_time_figure()"),
         md(
-            "## Slow statements\n\n"
-            "Statements whose time per execution, or share of the total, stands out."
-        ),
-        code('ch.thresholds("slow_query")'),
-        code('ch.show_check("slow_query")'),
-        md(
             "## N+1 queries\n\n"
-            "The same statement repeated with different values inside one request — typically a "
-            "template or serializer following a relation row by row. The fix is usually one "
-            "`select_related` or `prefetch_related` call, shown with each finding."
+            "One query per row of a list — a template or serializer following a relation row by "
+            "row. The fix is one change to the list's queryset (`select_related`, "
+            "`prefetch_related`, `annotate`), shown with each finding."
         ),
         code('ch.thresholds("n_plus_one")'),
-        code('ch.show_check("n_plus_one")'),
-        md("## Duplicate queries\n\nThe same statement with the same values repeated inside one request."),
-        code('ch.show_check("duplicate_query")'),
-        md("## Other findings"),
+        code('ch.show("n_plus_one")'),
+        md("## Duplicate queries\n\nThe same statement with the same values read again within one request."),
+        code('ch.show("duplicate_query")'),
+        md(
+            "## Slow statements\n\n"
+            "Statements whose time stands out and that no cause found elsewhere in this report "
+            "explains."
+        ),
+        code('ch.thresholds("slow_query")'),
+        code('ch.show("slow_query")'),
         code("ch.other_findings()"),
     ],
 )
@@ -172,41 +171,45 @@ INDEXING = notebook(
         md(
             "# Indexing\n\n"
             "Indexes let the database find rows without reading whole tables. This chapter lists "
-            "the indexes worth adding — with the `CREATE INDEX` statement and the Django "
-            "`Meta.indexes` entry — and those worth removing, because every index slows down "
-            "writes and takes space."
+            "the indexes worth adding — with the `CREATE INDEX` statement, the Django "
+            "`Meta.indexes` entry and the migration — and those worth removing, because every index "
+            "slows down writes and takes space."
         ),
         code(setup("indexing", "ch.inputs()")),
         code("ch.live_database()"),
-        md("## Index candidates"),
-        code(
-            "from auditkit.report.figures_indexing import candidates_table, drop_table, plan_comparisons, table_time\n\n"
-            "table_time(ch.profile())"
+        md(
+            "## Where statement time goes, per table\n\n"
+            "Statement time per table and kind of statement: where an index can help most."
+        ),
+        code("ch.table_time_figure()"),
+        md(
+            "## Indexes to add\n\n"
+            "Each candidate serves statements no existing index serves, keys ordered equality → "
+            "range → sort; primary keys, unique constraints and Django's own indexes are taken into "
+            "account. With a live database each is re-planned as a hypothetical index, and the "
+            "planner's verdict replaces the estimate."
         ),
         code('ch.thresholds("index")'),
-        code('ch.show_findings("missing_index")'),
-        md(
-            "Ranked, and re-planned with each candidate as a hypothetical index (HypoPG) when a live "
-            "database is configured: the cost before and after is the planner's own verdict."
-        ),
-        code(
-            "from auditkit.checks.indexes import validate_with_hypopg\n\n"
-            "candidates = validate_with_hypopg(ch.findings(), ch.live_dsn(), ch.profile(), ch.config)\n"
-            "candidates_table(candidates)"
-        ),
-        code("plan_comparisons(candidates)"),
-        md("## Unused and duplicate indexes"),
-        code('ch.show_findings("unused_index", "duplicate_index")'),
-        code("drop_table(ch.findings())"),
+        code("ch.candidates_table()"),
+        code('ch.show("missing_index")'),
+        code("ch.plan_comparisons()"),
+        md("## Indexes to drop\n\nIndexes no statement used in the statistics window, or that another index already provides."),
+        code("ch.drops_table()"),
+        code('ch.show("unused_index", "duplicate_index")'),
         code("ch.index_table()"),
         md(
+            "## Migrations\n\n"
+            "Every index change above, as one migration per app, numbered after the app's latest "
+            "migration."
+        ),
+        code("ch.migrations()"),
+        md(
             "## Query plans\n\n"
-            "What the database actually did for the slowest statements: sequential scans of large "
+            "What the database did for plans no cause above explains: sequential scans of large "
             "tables, row estimates far from reality, sorts and hashes spilling to disk."
         ),
         code('ch.thresholds("plan")'),
-        code('ch.show_findings("plan_*")'),
-        md("## Other findings"),
+        code('ch.show("plan_*")'),
         code("ch.other_findings()"),
     ],
 )
@@ -217,17 +220,16 @@ CACHING = notebook(
         md(
             "# Caching\n\n"
             "A cache answers repeated questions without asking the database again. This chapter "
-            "measures how often the caches in place actually answer (their hit ratio) and points at "
-            "results that repeat often enough to be worth caching."
+            "measures how often the caches in place answer (their hit ratio) and points at results "
+            "that repeat often enough to be worth caching."
         ),
         code(setup("caching", "ch.inputs()")),
         md("## Cache hit ratio"),
         code("ch.cache_hit_figure()"),
         code('ch.thresholds("cache")'),
-        code('ch.show_findings("low_cache_hit_ratio")'),
+        code('ch.show("low_cache_hit_ratio")'),
         md("## What to cache"),
-        code('ch.show_findings("cache_candidate", "http_cache")'),
-        md("## Other findings"),
+        code('ch.show("cache_candidate", "http_cache")'),
         code("ch.other_findings()"),
     ],
 )
@@ -238,8 +240,8 @@ SCALING = notebook(
         md(
             "# Scaling\n\n"
             "How the application behaves as load grows: the point where response times rise or "
-            "errors appear, whether the database connection pool can serve the peak, and work that "
-            "could leave the request for a background task."
+            "errors appear, whether the database's connections suffice at peak, and work that could "
+            "leave the request for a background task."
         ),
         code(setup("scaling", "ch.inputs()")),
         md(
@@ -249,12 +251,11 @@ SCALING = notebook(
         ),
         code("ch.load_curve_figure()"),
         code('ch.thresholds("capacity")'),
-        code('ch.show_findings("capacity_limit")'),
+        code('ch.show("capacity_limit")'),
         md("## Response times per endpoint"),
         code("ch.request_latency_figure()"),
-        md("## Connections and background work"),
-        code('ch.show_findings("connection_budget", "background_task_candidate")'),
-        md("## Other findings"),
+        md("## Connections and work to move"),
+        code('ch.show("connection_budget", "background_task_candidate")'),
         code("ch.other_findings()"),
     ],
 )

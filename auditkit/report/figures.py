@@ -24,7 +24,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from auditkit.report.redact import Redactor
-from auditkit.report.tables import endpoint_frame
 
 __all__ = [
     "TEMPLATE",
@@ -82,14 +81,15 @@ def statement_time(
 
 
 def endpoint_time(
-    events: pd.DataFrame, *, top: int = 15, redactor: Redactor | None = None
+    endpoints: pd.DataFrame, *, top: int = 15, redactor: Redactor | None = None
 ) -> go.Figure:
-    """Total database time per endpoint, from query events that carry an endpoint."""
-    df = endpoint_frame(events, redactor).head(top).iloc[::-1]
+    """Total database time per endpoint (the endpoint table of :mod:`auditkit.analysis.requests`)."""
+    red = redactor or Redactor()
+    df = endpoints.sort_values("db_ms", ascending=False).head(top).iloc[::-1]
     fig = _base("Database time per endpoint", height=max(300, 80 + _HEIGHT_PER_BAR * len(df)))
     fig.add_bar(
         x=df["db_ms"].astype(float),
-        y=[_label(e, 60, 1) for e in df["endpoint"]],
+        y=[_label(red.text(e), 60, 1) for e in df["endpoint"]],
         orientation="h",
         customdata=list(
             zip(df["requests"], df["statements_per_request"].astype(float), strict=True)

@@ -3,11 +3,6 @@
 * :func:`table_time` — where statement time goes, per table: a horizontal bar per table,
   stacked by statement kind (select, insert, update, delete). A statement touching several
   tables has its time split evenly between them, so the bars add up to the workload's time.
-* :func:`candidates_table` — the ranked ``missing_index`` findings: table, keys, kind,
-  statements and time helped, estimated size, evidence strength, cost before/after when
-  validated, and the DDL.
-* :func:`drop_table` — the ``unused_index`` and ``duplicate_index`` findings: index, why, size,
-  scans, and the DROP statement.
 * :func:`plan_comparisons` — for candidates validated with HypoPG, each statement's plan before
   and with the hypothetical index, side by side (:func:`auditkit.plans.compare_plans`).
 
@@ -34,7 +29,12 @@ from auditkit.findings import Finding, rank
 from auditkit.sql.analyze import WorkloadAnalysis, analyze_workload, is_system_relation
 from auditkit.sql.fingerprint import Dialect
 
-__all__ = ["candidates_table", "drop_table", "plan_comparisons", "table_time", "table_time_frame"]
+__all__ = [
+    "plan_comparisons",
+    "table_time",
+    "table_time_chart",
+    "table_time_frame",
+]
 
 _TEMPLATE = "plotly_white"
 _KINDS = ("select", "insert", "update", "delete", "merge", "other")
@@ -90,7 +90,11 @@ def table_time(
     dialect: Dialect = "postgres",
 ) -> go.Figure:
     """Horizontal stacked bars: statement time per table (the ``top`` tables), by statement kind."""
-    data = table_time_frame(stats, analysis=analysis, dialect=dialect)
+    return table_time_chart(table_time_frame(stats, analysis=analysis, dialect=dialect), top=top)
+
+
+def table_time_chart(data: pd.DataFrame, *, top: int = 15) -> go.Figure:
+    """:func:`table_time` from a :func:`table_time_frame` computed before."""
     fig = go.Figure()
     title = "Where statement time goes, per table"
     order = (
@@ -134,118 +138,6 @@ def table_time(
         title_text="statement time (ms), split evenly between the tables a statement reads or writes"
     )
     return fig
-
-
-def _fmt_bytes(b: object) -> str | None:
-    try:
-        v = float(b)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    if v != v:
-        return None
-    for unit in ("B", "kB", "MB", "GB"):
-        if v < 1024 or unit == "GB":
-            return f"{v:,.0f} {unit}" if unit == "B" else f"{v:,.1f} {unit}"
-        v /= 1024
-    return None
-
-
-def candidates_table(findings: Iterable[Finding]) -> pd.DataFrame | None:
-    """The ``missing_index`` findings, ranked, one row each (for display); None when there is none."""
-    rows = []
-    for f in rank(x for x in findings if x.check == "missing_index"):
-        m = f.metrics
-        reduction = m.get("cost_reduction")
-        rows.append(
-            {
-                "severity": str(f.severity),
-                "table": f.subject.table,
-                "keys": m.get("keys"),
-                "kind": m.get("kind"),
-                "statements": m.get("statements"),
-                "calls": m.get("calls"),
-                "time_ms": m.get("total_ms"),
-                "share": m.get("share"),
-                "endpoints": m.get("endpoints"),
-                "est_size": _fmt_bytes(m.get("estimated_size_bytes")),
-                "evidence": str(f.evidence.strength),
-                "cost_before": m.get("cost_before"),
-                "cost_after": m.get("cost_after"),
-                "cost_cut": None if reduction is None else f"{float(reduction):.0%}",
-                "sql": f.recommendation.sql if f.recommendation else None,
-            }
-        )
-    if not rows:
-        return None
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "severity",
-            "table",
-            "keys",
-            "kind",
-            "statements",
-            "calls",
-            "time_ms",
-            "share",
-            "endpoints",
-            "est_size",
-            "evidence",
-            "cost_before",
-            "cost_after",
-            "cost_cut",
-            "sql",
-        ],
-    )
-
-
-def drop_table(findings: Iterable[Finding]) -> pd.DataFrame | None:
-    """The ``unused_index`` and ``duplicate_index`` findings, most severe and largest first (for
-    display); None when there is none."""
-    rows = []
-    for f in findings:
-        if f.check not in ("unused_index", "duplicate_index"):
-            continue
-        m = f.metrics
-        why = (
-            "unused"
-            if f.check == "unused_index"
-            else f"{f.subject.expression} of {m.get('kept_index')}"
-        )
-        rows.append(
-            {
-                "severity": str(f.severity),
-                "table": f.subject.table,
-                "index": f.subject.index,
-                "why": why,
-                "size": _fmt_bytes(m.get("size_bytes")),
-                "size_bytes": m.get("size_bytes"),
-                "scans": m.get("idx_scan"),
-                "declared_by": m.get("declared_by"),
-                "sql": f.recommendation.sql if f.recommendation else None,
-            }
-        )
-    if not rows:
-        return None
-    df = pd.DataFrame(
-        rows,
-        columns=[
-            "severity",
-            "table",
-            "index",
-            "why",
-            "size",
-            "size_bytes",
-            "scans",
-            "declared_by",
-            "sql",
-        ],
-    )
-    order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-    df = df.assign(_o=df["severity"].map(order)).sort_values(
-        ["_o", "size_bytes"], ascending=[True, False]
-    )
-    return df.drop(columns=["_o", "size_bytes"]).reset_index(drop=True)
 
 
 def plan_comparisons(findings: Iterable[Finding]) -> pd.DataFrame | None:

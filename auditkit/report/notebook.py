@@ -1,121 +1,142 @@
 """What the audit notebooks call: one chapter object per notebook, so cells stay one-liners.
 
-A notebook's parameters cell sets plain values (client name, data folder, presets, redaction,
-cache folder); its next cell builds the chapter::
+A notebook's parameters cell sets plain values; its next cell builds the chapter::
 
-    ch = chapter("queries", data_dir, client_name=client_name, presets=presets,
-                 show_literals=show_literals, cache_dir=cache_dir, findings_dir=findings_dir)
+    ch = chapter("queries", data_dir, audit_dir=audit_dir, client_name=client_name,
+                 presets=presets, show_literals=show_literals, link_suffix=link_suffix,
+                 dsn_env=dsn_env)
 
 and every later cell is one call: ``ch.inputs()``, ``ch.profile_table()``,
-``ch.statement_time_figure()``, ``ch.show_findings()``… The chapter loads the client folder
-once (through the parse cache when ``cache_dir`` is set), runs the chapter's checks once, and
-redacts everything it displays with the run's :class:`~auditkit.report.redact.Redactor`.
+``ch.statement_time_figure()``, ``ch.show("n_plus_one")``… The chapter *displays* an
+:class:`~auditkit.auditing.Audit`: the one the run computed and saved (``audit_dir``, set by the
+runner), or — in JupyterLab, without ``audit_dir`` — one computed here from ``data_dir``
+with the same library call. It computes no finding of its own, so a page and ``findings.json``
+always agree. Everything displayed passes the run's :class:`~auditkit.report.redact.Redactor`.
 
-When a chapter's inputs are missing, :meth:`Chapter.inputs` says so in one line and every
-other display method returns ``None`` (which displays nothing), so the notebook needs no
-``if``. Secrets never pass through a parameter: ``dsn_env`` names an environment variable,
-and its value is only read where a live database is used, never displayed.
-
-With ``findings_dir`` set (the runner sets it), :meth:`Chapter.findings` also writes the
-chapter's redacted findings to ``<findings_dir>/<chapter>.json``; the overview reads those
-files for the executive summary, and the runner merges them into ``findings.json``.
+A display method returns ``None`` (which shows nothing) only where the notebook has no heading
+of its own for it; under a heading, a method always says something — the result, or in one
+sentence why there is none — so no heading stands empty.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import plotly.graph_objects as go
-from pandas.io.formats.style import Styler
 
-from auditkit.checks import CHAPTERS, available, run_chapter
-from auditkit.client import ClientData, load_client
+from auditkit.checks import REGISTRY
 from auditkit.config import AuditConfig, load_config
 from auditkit.errors import ConfigError
-from auditkit.findings import Finding, rank
-from auditkit.profile import query_profile
-from auditkit.report import figures, tables
-from auditkit.report.html import HtmlBlock, findings_html, note_html, severity_badge, summary_html
+from auditkit.findings import CHECK_NAMES, Finding, Severity, rank
+from auditkit.report import figures
+from auditkit.report.html import (
+    HtmlBlock,
+    actions_html,
+    findings_html,
+    note_html,
+    severity_badge,
+    summary_html,
+)
 from auditkit.report.redact import Redactor
 from auditkit.report.render import use_report_renderer
+from auditkit.report.tables import Col, table
 
-__all__ = [
-    "CHAPTER_INFO",
-    "Chapter",
-    "ChapterInfo",
-    "Overview",
-    "chapter",
-    "read_chapter_findings",
-    "resolve_data_dir",
-]
+if TYPE_CHECKING:
+    from auditkit.auditing import Audit
+
+__all__ = ["CHAPTER_INFO", "Chapter", "ChapterInfo", "Overview", "chapter", "resolve_data_dir"]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 #: the repository's notebooks folder (relative data folders are also tried from here)
 NOTEBOOKS_DIR = _PACKAGE_ROOT / "notebooks"
+#: fewest points a chart over time or load needs to mean something
+MIN_POINTS = 3
 
 
 @dataclass(frozen=True)
 class ChapterInfo:
-    """A chapter: its notebook, title, the frames it reads and how to name them when missing."""
+    """A chapter: its notebook, title, and what its inputs are called when missing."""
 
     name: str
     notebook: str
     title: str
-    inputs: tuple[str, ...]
     needs: str
 
 
 CHAPTER_INFO: dict[str, ChapterInfo] = {
     c.name: c
     for c in (
-        ChapterInfo("overview", "00_overview", "Executive summary", (), "any input file"),
+        ChapterInfo("overview", "00_overview", "Executive summary", "any input file"),
         ChapterInfo(
             "queries",
             "10_queries",
             "Queries",
-            ("query_events", "statement_stats"),
             "a query log (Django, PostgreSQL or MySQL) or a pg_stat_statements export",
         ),
         ChapterInfo(
             "indexing",
             "20_indexing",
             "Indexing",
-            ("plan_nodes", "schema_indexes", "schema_tables", "query_events"),
-            "EXPLAIN plans, index and table statistics, or a query log",
+            "timed statements, EXPLAIN plans, or index and table statistics",
         ),
         ChapterInfo(
             "caching",
             "30_caching",
             "Caching",
-            ("cache_stats", "cache_events"),
-            "cache statistics (Redis or memcached INFO) or recorded cache operations",
+            "cache statistics (Redis or memcached), cache events, or statements with parameters",
         ),
         ChapterInfo(
             "scaling",
             "40_scaling",
             "Scaling",
-            ("load_samples", "requests"),
-            "load-test results (Locust) or request traces",
+            "a load test, request timings, or the server's connection settings",
         ),
     )
 }
 
-#: check id → the module of auditkit.checks that implements it, where the two differ
-CHECK_MODULES = {"duplicate_query": "n_plus_one", "slow_query": "slow_queries"}
-#: human names of checks in "not available" notes
-_CHECK_LABELS = {
-    "n_plus_one": "N+1 query",
-    "duplicate_query": "duplicate query",
-    "slow_query": "slow statement",
+#: how a threshold family reads, from its values
+_THRESHOLDS: dict[str, str] = {
+    "slow_query": (
+        "A statement counts as slow when it averages at least {min_mean_ms:g} ms per execution"
+        " or takes at least {min_share:.0%} of all database time; at most {top} are listed."
+    ),
+    "n_plus_one": (
+        "A loop is reported when one statement runs at least {min_repeats} times in a request;"
+        " a read repeated with the same values at least {duplicate_min_repeats} times is a"
+        " duplicate."
+    ),
+    "index": (
+        "Candidates come from statements run at least {min_calls} time(s) on tables of at least"
+        " {min_table_rows:,} rows; an index unused means at most {unused_max_scans} scans in the"
+        " statistics window; a hypothetical index must cut the planner's cost by"
+        " {min_cost_reduction:.0%} to be confirmed."
+    ),
+    "plan": (
+        "Plan nodes are flagged from {time_share[0]:.0%} of the plan's time, row estimates off by"
+        " {misestimate[0]:g}× or more, filters discarding {rows_removed[0]:.0%} of the rows read,"
+        " and sequential scans of {seq_scan_rows[0]:,} rows or more."
+    ),
+    "cache": (
+        "A cache should answer at least {min_hit_ratio:.0%} of lookups (PostgreSQL's buffer cache"
+        " {pg_buffer_min_hit_ratio:.0%}); a read is worth caching when it repeats with the same"
+        " values at least {candidate_min_calls} times, costs {candidate_min_mean_ms:g} ms or more,"
+        " and caching it for {candidate_ttl_s:g} s saves {candidate_min_share:.0%} of database"
+        " time or more."
+    ),
+    "capacity": (
+        "The limit is the first load step whose 95th percentile reaches {p95_degradation:g}× that"
+        " of the first step, or where more than {max_failure_rate:.0%} of requests fail; plans"
+        " keep {headroom:.0%} of the limit."
+    ),
 }
 
 
@@ -131,19 +152,18 @@ def resolve_data_dir(data_dir: str | Path) -> Path:
     for c in candidates:
         if c.is_dir():
             return c.resolve()
-    tried = ", ".join(str(c) for c in candidates)
     raise ConfigError(
-        f"client folder {str(data_dir)!r} not found (tried {tried})",
+        f"client folder {str(data_dir)!r} not found",
         hint="pass data_dir= the folder of client files",
     )
 
 
-def read_chapter_findings(path: str | Path) -> tuple[dict[str, Any], list[Finding]]:
-    """A chapter's findings file: its header (chapter, title, has_inputs) and findings."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {k: v for k, v in data.items() if k != "findings"}, [
-        Finding.from_dict(f) for f in data.get("findings", [])
-    ]
+def _block(html: str, text: str = "") -> HtmlBlock:
+    return HtmlBlock(html, text)
+
+
+def _note(text: str, kind: str = "info") -> HtmlBlock:
+    return HtmlBlock(note_html(text, kind), text)
 
 
 class Chapter:
@@ -152,13 +172,13 @@ class Chapter:
     def __init__(
         self,
         name: str,
-        data_dir: str | Path,
+        data_dir: str | Path | None = None,
         *,
+        audit_dir: str | Path | None = None,
+        audit: Audit | None = None,
         client_name: str | None = None,
         presets: Mapping[str, str] | None = None,
         show_literals: bool = False,
-        cache_dir: str | Path | None = None,
-        findings_dir: str | Path | None = None,
         link_suffix: str = ".ipynb",
         dsn_env: str | None = None,
     ) -> None:
@@ -168,33 +188,50 @@ class Chapter:
             )
         self.info = CHAPTER_INFO[name]
         self.name = name
-        self.data_dir = resolve_data_dir(data_dir)
+        self.audit_dir = Path(audit_dir) if audit_dir else None
+        self.data_dir = (
+            resolve_data_dir(data_dir) if data_dir and not audit_dir and audit is None else None
+        )
         self.client_name = client_name
-        self.config: AuditConfig = load_config(self.data_dir).with_presets(**dict(presets or {}))
+        base = load_config(self.data_dir) if self.data_dir else AuditConfig()
+        self.config: AuditConfig = base.with_presets(**dict(presets or {}))
         self.show_literals = bool(show_literals)
-        self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.findings_dir = Path(findings_dir) if findings_dir else None
         self.link_suffix = link_suffix
         self.dsn_env = dsn_env
-        self.redactor = Redactor.from_env(self.show_literals, [dsn_env])
-        self._findings: list[Finding] | None = None
+        self.redactor = Redactor.from_env(self.show_literals, [dsn_env] if dsn_env else [])
         self._shown: set[str] = set()
+        if audit is not None:
+            self.__dict__["audit"] = audit
 
     def __repr__(self) -> str:
-        return f"<Chapter {self.name} of {self.data_dir.name}>"
+        return f"<Chapter {self.name}>"
 
-    # -- data ----------------------------------------------------------------------------------
+    # -- the audit -------------------------------------------------------------------------------
     @cached_property
-    def client(self) -> ClientData:
-        """The client folder, loaded once (parsed inputs come from the cache when possible)."""
-        return load_client(
-            self.data_dir, self.config, cache_dir=self.cache_dir, name=self.client_name
-        )
+    def audit(self) -> Audit:
+        """The audit this chapter displays: the run's, or computed here from ``data_dir``."""
+        from auditkit.auditing import Audit, audit
+        from auditkit.client import load_client
 
-    @property
-    def has_inputs(self) -> bool:
-        """True when any frame this chapter reads has rows (the overview always has)."""
-        return not self.info.inputs or any(self.client.has(f) for f in self.info.inputs)
+        if self.audit_dir is not None:
+            return Audit.load(self.audit_dir)
+        if self.data_dir is None:
+            raise ConfigError("a chapter needs data_dir= or audit_dir=")
+        client = load_client(self.data_dir, self.config, name=self.client_name)
+        return audit(client, self.config, dsn=self.live_dsn())
+
+    def live_dsn(self) -> str | None:
+        """The DSN from the environment variable ``dsn_env`` names (never displayed)."""
+        return os.environ.get(self.dsn_env) if self.dsn_env else None
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """A derived frame of the audit (empty when the inputs did not give it)."""
+        return self.audit.frames.get(name, pd.DataFrame())
+
+    def findings(self, *checks: str) -> list[Finding]:
+        """This chapter's findings (only those of ``checks`` when given; ``plan_*`` for every
+        plan check)."""
+        return [f for f in self.audit.chapter(self.name) if not checks or _matches(f.check, checks)]
 
     def link(self, chapter: str) -> str:
         """The page of ``chapter`` as seen from this one ('' for this very page)."""
@@ -202,363 +239,505 @@ class Chapter:
             return ""
         return CHAPTER_INFO[chapter].notebook + self.link_suffix
 
-    def live_dsn(self) -> str | None:
-        """The DSN from the environment variable ``dsn_env`` names, for live collectors only.
+    @property
+    def _links(self) -> dict[str, str]:
+        return {name: self.link(name) for name in CHAPTER_INFO}
 
-        Never display it; reports mention only the variable's name.
-        """
-        return os.environ.get(self.dsn_env) if self.dsn_env else None
-
-    # -- one-liners for the notebook -------------------------------------------------------------
-    def header(self) -> HtmlBlock:
-        """Client, folder, files and the thresholds presets in force, in one line."""
-        c = self.client
-        loaded = sum(1 for f in c.files if f.status == "loaded")
-        presets = ", ".join(
-            f"{fam} = {self.config.preset(fam)}" for fam in ("slow_query", "n_plus_one", "index")
-        )
-        literal_note = "shown" if self.show_literals else "replaced by placeholders"
-        text = (
-            f"Client: {c.name} · {len(c.files)} files, {loaded} used · presets: {presets} · "
-            f"literal values in SQL {literal_note}."
-        )
-        return HtmlBlock(note_html(self.redactor.text(text)), text)
-
+    # -- common one-liners -----------------------------------------------------------------------
     def inputs(self) -> HtmlBlock:
-        """One line: which sources feed this chapter, or that its inputs are missing."""
-        if not self.has_inputs:
-            text = f"No {self.info.needs} was provided, so this chapter has nothing to report."
-            return HtmlBlock(note_html(text, "missing"), text)
+        """What this chapter rests on, and what it could not do for want of data."""
+        a = self.audit
+        gaps = a.chapter_gaps(self.name)
+        ran = [
+            s for s in REGISTRY if s.chapter == self.name and s.name not in {g.check for g in gaps}
+        ]
         parts = []
-        for frame in self.info.inputs:
-            if self.client.has(frame):
-                srcs = ", ".join(self._formats(frame))
-                label = f"{len(self.client.frame(frame)):,} {frame.replace('_', ' ')}"
-                parts.append(f"{label} ({srcs})" if srcs else label)
-        text = ("Based on " + "; ".join(parts) + ".") if parts else ""
-        if not CHAPTERS.get(self.name):
-            text += " The checks of this chapter are not available in this version of auditkit yet, so it reports no findings."
-        return HtmlBlock(note_html(self.redactor.text(text.strip())), text)
+        if self.name in ("queries", "indexing") and a.notes:
+            parts.append(note_html(self.redactor.text(a.notes[0])))
+        if not ran:
+            parts.append(
+                note_html(
+                    f"No {self.info.needs} was provided, so this chapter has nothing to report.",
+                    "missing",
+                )
+            )
+        for g in gaps:
+            name = CHECK_NAMES.get(g.check, g.check)
+            parts.append(note_html(f"{name}: not measured — it needs {g.needs}.", "missing"))
+        html = "".join(parts) or note_html("Every check of this chapter ran.")
+        return _block(html, re.sub(r"<[^>]+>", " ", html).strip())
 
-    def _formats(self, frame: str) -> list[str]:
-        """Formats of the files that gave rows of ``frame``."""
-        found = set(self.client.sources(frame))
-        for result in self.client.results.values():
-            df = result.frames.get(frame)
-            if df is not None and len(df):
-                found.add(result.format)
-        return sorted(found)
+    def thresholds(self, family: str) -> HtmlBlock:
+        """The thresholds the audit used for ``family``, in a sentence, with their preset."""
+        used = self.audit.thresholds.get(family)
+        values = used["values"] if used else self.config.thresholds(family)
+        preset = used["preset"] if used else self.config.preset(family)
+        sentence = _THRESHOLDS.get(family, "").format(**values)
+        if family == "n_plus_one" and values.get("min_total_ms"):
+            sentence += f" The repeats must add up to {values['min_total_ms']:g} ms or more."
+        return _note(f"{sentence} (Preset: {preset}.)")
 
-    def thresholds(self, *families: str) -> HtmlBlock | None:
-        """The thresholds in force for ``families``, with the preset each comes from."""
-        if not self.has_inputs:
-            return None
-        parts = []
-        for fam in families:
-            values = ", ".join(f"{k} {v}" for k, v in self.config.thresholds(fam).items())
-            parts.append(f"{fam} (preset {self.config.preset(fam)}): {values}")
-        text = "Thresholds — " + "; ".join(parts) + "."
-        return HtmlBlock(note_html(text), text)
-
-    def findings(self) -> list[Finding]:
-        """This chapter's findings (checks run once), written to ``findings_dir`` when set."""
-        if self._findings is None:
-            found = run_chapter(self.name, self.client, self.config) if self.has_inputs else []
-            self._findings = rank(found)
-            self._write_findings()
-        return self._findings
-
-    def _write_findings(self) -> None:
-        if self.findings_dir is None or self._findings is None:
-            return
-        self.findings_dir.mkdir(parents=True, exist_ok=True)
-        doc = {
-            "chapter": self.name,
-            "title": self.info.title,
-            "has_inputs": self.has_inputs,
-            "checks": len(CHAPTERS.get(self.name, ())),
-            "findings": [self.redactor.finding(f).to_dict() for f in self._findings],
-        }
-        target = self.findings_dir / f"{self.name}.json"
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(target)
-
-    def show_findings(self, *checks: str) -> HtmlBlock | None:
-        """The chapter's findings (only those of ``checks`` when given; ``"plan_*"`` for all
-        plan checks) as cards. Nothing when the chapter has no inputs or no checks yet —
-        :meth:`inputs` has said so.
-        """
-        if not self.has_inputs or not CHAPTERS.get(self.name):
-            return None
+    def show(self, *checks: str, empty: str | None = None) -> HtmlBlock:
+        """The findings of ``checks`` as cards, or a sentence saying none was found."""
         self._shown.update(checks or {"*"})
-        found = [f for f in self.findings() if not checks or _matches(f.check, checks)]
-        html = findings_html(
-            found,
-            redactor=self.redactor,
-            empty="No findings here: nothing in the data calls for action.",
-        )
-        return HtmlBlock(html, f"{len(found)} findings")
+        found = self.findings(*checks)
+        if not found:
+            names = ", ".join(CHECK_NAMES.get(c, c).lower() for c in checks if not c.endswith("*"))
+            text = empty or f"Nothing to report: the data provided shows no {names or 'problem'}."
+            if any(g.check in checks for g in self.audit.chapter_gaps(self.name)):
+                text = "Not measured: the inputs this needs were not provided (see above)."
+            return _note(text)
+        return _block(findings_html(found, redactor=self.redactor), f"{len(found)} findings")
 
     def other_findings(self) -> HtmlBlock | None:
-        """Findings of checks no earlier section showed (so every finding has a place)."""
-        if not self.has_inputs or "*" in self._shown:
+        """Findings no earlier section showed, under a heading of their own (nothing when none)."""
+        if "*" in self._shown:
             return None
         found = [f for f in self.findings() if not _matches(f.check, tuple(self._shown))]
         if not found:
             return None
-        return HtmlBlock(findings_html(found, redactor=self.redactor), f"{len(found)} findings")
+        html = '<h2 id="other-findings">Other findings</h2>' + findings_html(
+            found, redactor=self.redactor
+        )
+        return _block(html, f"{len(found)} findings")
 
-    def show_check(self, check: str) -> HtmlBlock | None:
-        """Findings of one check — or, if that check is not implemented yet, a note saying so.
+    # -- queries ---------------------------------------------------------------------------------
+    def profile_table(self, top: int = 20) -> HtmlBlock:
+        """The top statements by total time."""
+        prof = self.frame("profile")
+        if len(prof) == 0:
+            return _note("No statement was timed in the files provided.", "missing")
+        p = prof.head(top).copy()
+        p["statement"] = p["sample_sql"].where(p["sample_sql"].notna(), p["fingerprint"])
+        total = float(self.audit.workload.get("db_ms") or prof["total_ms"].sum())
+        p["share_of_all"] = p["total_ms"] / total if total else None
+        return table(
+            p,
+            [
+                Col("rank", "#", "count"),
+                Col("statement", "statement", "sql"),
+                Col("calls", "executions", "count"),
+                Col("total_ms", "total", "ms"),
+                Col("share_of_all", "share of all", "percent"),
+                Col("mean_ms", "mean", "ms"),
+                Col("p95_ms", "95th percentile", "ms"),
+                Col("max_ms", "slowest", "ms"),
+            ],
+            caption=f"The {len(p)} statements that take the most database time",
+            redactor=self.redactor,
+        )
 
-        Returns no findings for an unavailable check: the report states the gap instead of
-        implying a clean result.
-        """
-        if not self.has_inputs:
-            return None
-        if not available(CHECK_MODULES.get(check, check)):
-            label = _CHECK_LABELS.get(check, check.replace("_", " "))
-            text = f"The {label} check is not available in this version of auditkit, so no {label} findings are reported."
-            return HtmlBlock(note_html(text, "warning"), text)
-        return self.show_findings(check)
-
-    # -- queries -----------------------------------------------------------------------------------
-    @cached_property
-    def _profile(self) -> pd.DataFrame:
-        events = self.client.query_events("profile")
-        if len(events):
-            return query_profile(events)
-        return self.client.frame("statement_stats")
-
-    def profile(self) -> pd.DataFrame:
-        """The query profile (statement_stats frame), unredacted: for the consultant's own use."""
-        return self._profile
-
-    def profile_table(self, top: int = 20) -> Styler | None:
-        """The top statements by total time, literals redacted."""
-        if len(self._profile) == 0:
-            return None
-        return tables.profile_table(self._profile, redactor=self.redactor, top=top)
-
-    def statement_time_figure(self, top: int = 15) -> go.Figure | None:
+    def statement_time_figure(self, top: int = 15) -> go.Figure | HtmlBlock:
         """Bar chart of database time per statement."""
-        if len(self._profile) == 0:
-            return None
-        return figures.statement_time(self._profile, top=top, redactor=self.redactor)
+        prof = self.frame("profile")
+        if len(prof) < 2:
+            return _note("Too few statements were timed to chart.", "missing")
+        return figures.statement_time(prof, top=top, redactor=self.redactor)
 
-    def latency_figure(self) -> go.Figure | None:
+    def latency_figure(self) -> go.Figure | HtmlBlock:
         """Histogram of statement durations."""
-        events = self.client.query_events("profile")
-        if len(events) == 0 or events["duration_ms"].notna().sum() == 0:
-            return None
-        return figures.latency_distribution(events, redactor=self.redactor)
+        d = self.frame("durations")
+        if len(d) < 10:
+            return _note(
+                "The inputs time statements only in aggregate (no individual executions), so their "
+                "distribution cannot be drawn.",
+                "missing",
+            )
+        return figures.latency_distribution(d, redactor=self.redactor)
 
-    def endpoint_table(self, top: int = 20) -> Styler | None:
+    def endpoint_table(self, top: int = 20) -> HtmlBlock:
         """Database time per endpoint (only when the sources tie statements to endpoints)."""
-        return tables.endpoint_table(
-            self.client.query_events("requests"), redactor=self.redactor, top=top
+        ep = self.frame("endpoints")
+        if len(ep) == 0 or ep["endpoint"].eq("(unknown endpoint)").all():
+            return _note(
+                "No file ties statements to the pages that issued them (request ids or traces), so "
+                "database time per page cannot be shown.",
+                "missing",
+            )
+        cols = [
+            Col("endpoint", "endpoint"),
+            Col("requests", "requests", "count"),
+            Col("statements_per_request", "statements / request", "number"),
+            Col("db_ms_per_request", "DB time / request", "ms"),
+            Col("db_ms", "DB time in all", "ms"),
+        ]
+        if ep["response_p50_ms"].notna().any():
+            cols += [
+                Col("response_p50_ms", "response time (median)", "ms"),
+                Col("db_share_of_response", "share in the database", "percent"),
+            ]
+        return table(
+            ep, cols, caption="Database time per endpoint", redactor=self.redactor, limit=top
         )
 
     def endpoint_time_figure(self, top: int = 15) -> go.Figure | None:
-        """Bar chart of database time per endpoint (``None`` without endpoints)."""
-        events = self.client.query_events("requests")
-        if len(tables.endpoint_frame(events)) == 0:
+        """Bar chart of database time per endpoint (nothing without endpoints)."""
+        ep = self.frame("endpoints")
+        if len(ep) < 2:
             return None
-        return figures.endpoint_time(events, top=top, redactor=self.redactor)
+        return figures.endpoint_time(ep, top=top, redactor=self.redactor)
 
-    # -- indexing ----------------------------------------------------------------------------------
-    def index_table(self, top: int = 30) -> Styler | None:
-        """Indexes with their size and scans since the statistics reset (when exported)."""
-        idx = self.client.frame("schema_indexes")
-        if len(idx) == 0:
-            return None
-        df = pd.DataFrame(
-            {
-                "table": idx["table"].map(self.redactor.text),
-                "index": idx["index"].map(self.redactor.text),
-                "columns": idx["columns"].map(self.redactor.text),
-                "size (kB)": idx["size_bytes"].astype(float) / 1024,
-                "scans": idx["idx_scan"],
-            }
-        ).sort_values("size (kB)", ascending=False, na_position="last")
-        return tables.styled(df.head(top), caption="Indexes by size")
+    # -- indexing --------------------------------------------------------------------------------
+    def table_time_figure(self) -> go.Figure | HtmlBlock:
+        """Where statement time goes, per table."""
+        from auditkit.report.figures_indexing import table_time_chart
 
-    def live_database(self) -> HtmlBlock | None:
-        """Whether a live database was configured (by variable name only, never its value)."""
-        if not self.has_inputs:
-            return None
-        if not self.dsn_env:
-            text = "No live database was configured; results rest on the files provided."
-        elif self.live_dsn():
-            text = f"A live database is configured through ${self.dsn_env}."
-        else:
-            text = (
-                f"No live database: set ${self.dsn_env} to validate candidates against the planner."
+        tt = self.frame("table_time")
+        if tt["table"].nunique() < 2 if len(tt) else True:
+            return _note("Too few tables were read to chart where the time goes.", "missing")
+        return table_time_chart(tt)
+
+    def candidates_table(self) -> HtmlBlock:
+        """The index candidates in one table: keys, time helped, evidence, and the SQL."""
+        found = self.findings("missing_index")
+        if not found:
+            return self.show("missing_index")
+        rows = []
+        for f in rank(found):
+            g = self.redactor.finding(f)
+            m = g.metrics
+            rows.append(
+                {
+                    "severity": str(g.severity),
+                    "table": g.subject.table,
+                    "keys": m.get("keys"),
+                    "statements": m.get("statements"),
+                    "time": m.get("total_ms"),
+                    "saves": g.impact.db_share if g.impact else None,
+                    "size": m.get("estimated_size_bytes"),
+                    "evidence": str(g.evidence.strength),
+                    "sql": g.recommendation.sql if g.recommendation else None,
+                }
             )
-        return HtmlBlock(note_html(text), text)
+        return table(
+            pd.DataFrame(rows),
+            [
+                Col("severity", "severity"),
+                Col("table", "table"),
+                Col("keys", "keys"),
+                Col("statements", "statements", "count"),
+                Col("time", "their time", "ms"),
+                Col("saves", "saves (share of all)", "percent"),
+                Col("size", "estimated size", "bytes"),
+                Col("evidence", "evidence"),
+                Col("sql", "SQL"),
+            ],
+            caption="Indexes to add",
+            redactor=Redactor(True, self.redactor.secrets),
+        )
+
+    def plan_comparisons(self) -> HtmlBlock | None:
+        """Plans before and with each validated candidate (nothing when none was validated)."""
+        from auditkit.report.figures_indexing import plan_comparisons
+
+        df = plan_comparisons(self.findings("missing_index"))
+        if df is None or len(df) == 0:
+            return None
+        return table(
+            df,
+            [Col(c, c.replace("_", " "), "text") for c in df.columns],
+            caption="Plans before and with the hypothetical index",
+            redactor=self.redactor,
+        )
+
+    def drops_table(self) -> HtmlBlock:
+        """Indexes to drop (unused or duplicate), largest first."""
+        found = [
+            f
+            for f in self.findings("unused_index", "duplicate_index")
+            if f.severity > Severity.INFO
+        ]
+        if not found:
+            return self.show("unused_index", "duplicate_index")
+        rows = [
+            {
+                "table": f.subject.table,
+                "index": f.subject.index,
+                "why": "unused"
+                if f.check == "unused_index"
+                else f"{f.subject.expression} of {f.metrics.get('kept_index')}",
+                "size": f.metrics.get("size_bytes"),
+                "scans": f.metrics.get("idx_scan"),
+                "sql": f.recommendation.sql if f.recommendation else None,
+            }
+            for f in sorted(
+                found,
+                key=lambda f: (-int(f.severity), -float(f.metrics.get("size_bytes") or 0.0)),
+            )
+        ]
+        return table(
+            pd.DataFrame(rows),
+            [
+                Col("table", "table"),
+                Col("index", "index"),
+                Col("why", "why"),
+                Col("size", "size", "bytes"),
+                Col("scans", "scans", "count"),
+                Col("sql", "SQL"),
+            ],
+            caption="Indexes to drop",
+            redactor=self.redactor,
+        )
+
+    def index_table(self, top: int = 30) -> HtmlBlock | None:
+        """Indexes with their size and scans since the statistics reset (when exported)."""
+        idx = self.frame("indexes")
+        if len(idx) == 0 or idx["size_bytes"].isna().all():
+            return None
+        df = idx.dropna(subset=["size_bytes"]).sort_values("size_bytes", ascending=False)
+        html = (
+            '<h3 id="all-indexes">Every index, by size</h3>'
+            + table(
+                df,
+                [
+                    Col("table", "table"),
+                    Col("index", "index"),
+                    Col("columns", "columns"),
+                    Col("size_bytes", "size", "bytes"),
+                    Col("idx_scan", "scans", "count"),
+                ],
+                redactor=self.redactor,
+                limit=top,
+            ).html
+        )
+        return _block(html, "indexes")
+
+    def migrations(self) -> HtmlBlock:
+        """One migration per app holding every index change of this chapter."""
+        files = self.audit.migrations
+        if not files:
+            return _note("No index change to migrate.")
+        parts = []
+        for m in files:
+            where = (
+                f"Save as {m.path}."
+                if m.path
+                else "Create the file as the comment at its top says."
+            )
+            parts.append(
+                f'<h3 id="migration-{escape(m.app_label)}">App {escape(m.app_label)}: '
+                f"{m.operations} operation(s)</h3><p>{escape(where)}</p>"
+                f"<pre><code>{escape(self.redactor.text(m.text) if not self.show_literals else m.text)}</code></pre>"
+            )
+        return _block("".join(parts), f"{len(files)} migrations")
+
+    def live_database(self) -> HtmlBlock:
+        """Whether candidates were validated against a live database (by variable name only)."""
+        v = self.audit.validation
+        if v and self.dsn_env:
+            if v.startswith("not validated"):
+                return _note(
+                    f"A live database is configured through ${self.dsn_env}, but candidates were "
+                    f"{v}.",
+                    "warning",
+                )
+            return _note(
+                f"Candidates were re-planned against the live database configured through "
+                f"${self.dsn_env}: {v}."
+            )
+        if self.dsn_env:
+            return _note(
+                f"No live database was used: set ${self.dsn_env} to validate candidates against "
+                "the planner (read-only, with hypothetical indexes)."
+            )
+        return _note("No live database was used; the advice rests on the files provided.")
 
     # -- caching and scaling -----------------------------------------------------------------------
-    def cache_hit_figure(self) -> go.Figure | None:
-        """Cache hit ratio per key prefix or per server over time."""
-        stats, events = self.client.frame("cache_stats"), self.client.frame("cache_events")
-        if len(stats) == 0 and (len(events) == 0 or events["hit"].notna().sum() == 0):
-            return None
-        return figures.cache_hit_ratio(stats, events, redactor=self.redactor)
+    def cache_hit_figure(self) -> go.Figure | HtmlBlock:
+        """Hit ratio over time per server (only with enough snapshots to draw a trend)."""
+        stats = self.frame("cache_stats")
+        events = self.frame("cache_events")
+        if len(events) and "hit" in events and events["hit"].notna().sum() >= MIN_POINTS:
+            return figures.cache_hit_ratio(None, events, redactor=self.redactor)
+        if len(stats) == 0:
+            return _note("No cache statistics or cache events were provided.", "missing")
+        snaps = (
+            stats.groupby("server")["source_file"].nunique().max() if "source_file" in stats else 0
+        )
+        if snaps < MIN_POINTS:
+            return _note(
+                f"{int(snaps)} snapshot(s) of the cache's counters were provided: enough for the hit "
+                f"ratio over the window (below), not for a trend, which needs {MIN_POINTS} or more."
+            )
+        return figures.cache_hit_ratio(stats, None, redactor=self.redactor)
 
-    def load_curve_figure(self) -> go.Figure | None:
-        """Throughput and latency against users, from load-test samples."""
-        samples = self.client.frame("load_samples")
+    def load_curve_figure(self) -> go.Figure | HtmlBlock:
+        """Throughput and latency against users (at least three load steps)."""
+        samples = self.frame("load_samples")
         if len(samples) == 0:
-            return None
+            return _note("No load test was provided.", "missing")
+        steps = samples["users"].dropna().nunique() if "users" in samples else 0
+        if steps < MIN_POINTS:
+            return _note(
+                f"The load test held {steps} user level(s): a curve needs {MIN_POINTS} or more steps.",
+                "missing",
+            )
         return figures.load_curve(samples)
 
-    def request_latency_figure(self) -> go.Figure | None:
+    def request_latency_figure(self) -> go.Figure | HtmlBlock:
         """Response times per endpoint, from requests or traces."""
-        req = self.client.frame("requests")
-        if len(req) == 0 or req["duration_ms"].notna().sum() == 0:
-            return None
+        req = self.frame("requests")
+        if len(req) < 10:
+            return _note(
+                "No request timings (access log, traces or capture app) were provided.", "missing"
+            )
         return figures.latency_distribution(
             req, by="endpoint", what="request", redactor=self.redactor
         )
 
 
 class Overview(Chapter):
-    """The executive summary chapter: every chapter's findings, inventory, data quality."""
+    """The executive summary: the action plan, every finding, inventory and data quality."""
 
-    def chapter_findings(self) -> dict[str, tuple[dict[str, Any], list[Finding]]]:
-        """Per chapter: its header and findings — from ``findings_dir`` after a run, else computed.
+    def header(self) -> HtmlBlock:
+        """Client, files used, the workload window and the redaction in force."""
+        a = self.audit
+        inv = self.frame("inventory")
+        used = int((inv["status"] == "loaded").sum()) if len(inv) else 0
+        wl = a.workload
+        window = ""
+        if wl.get("start") and wl.get("end"):
+            window = f" · statements from {wl['start'][:16].replace('T', ' ')} to {wl['end'][:16].replace('T', ' ')} UTC"
+        literal_note = "shown" if self.show_literals else "replaced by placeholders"
+        text = (
+            f"Client: {a.client} · {len(inv)} files, {used} used{window} · literal values in SQL "
+            f"{literal_note}."
+        )
+        return _note(self.redactor.text(text))
 
-        In a run, a chapter without a findings file did not complete (its header says so).
-        """
-        out: dict[str, tuple[dict[str, Any], list[Finding]]] = {}
-        for name, info in CHAPTER_INFO.items():
-            if name == self.name:
-                out[name] = (
-                    {
-                        "title": info.title,
-                        "has_inputs": True,
-                        "checks": len(CHAPTERS.get(name, ())),
-                    },
-                    self.findings(),
-                )
-                continue
-            if self.findings_dir is not None:
-                path = self.findings_dir / f"{name}.json"
-                if path.is_file():
-                    out[name] = read_chapter_findings(path)
-                else:
-                    out[name] = ({"title": info.title, "failed": True}, [])
-                continue
-            has = any(self.client.has(f) for f in info.inputs)
-            found = run_chapter(name, self.client, self.config) if has else []
-            out[name] = (
-                {"title": info.title, "has_inputs": has, "checks": len(CHAPTERS.get(name, ()))},
-                found,
-            )
-        return out
-
-    @cached_property
-    def _all(self) -> dict[str, tuple[dict[str, Any], list[Finding]]]:
-        return self.chapter_findings()
-
-    def all_findings(self) -> list[Finding]:
-        """Every chapter's findings, severity-ranked."""
-        return rank(f for _, found in self._all.values() for f in found)
+    def action_plan(self) -> HtmlBlock:
+        """The few changes that matter most, ranked by the time they save."""
+        return _block(
+            actions_html(self.audit.actions, links=self._links, redactor=self.redactor), "actions"
+        )
 
     def executive_summary(self) -> HtmlBlock:
-        """Counts per severity and the ranked findings, each linking into its chapter."""
-        links = {name: self.link(name) for name in CHAPTER_INFO}
+        """Counts per severity and every finding, each linking into its chapter."""
         titles = {name: info.title for name, info in CHAPTER_INFO.items()}
-        found = self.all_findings()
-        html = summary_html(found, links=links, chapter_titles=titles, redactor=self.redactor)
-        return HtmlBlock(html, f"{len(found)} findings")
+        html = summary_html(
+            self.audit.findings, links=self._links, chapter_titles=titles, redactor=self.redactor
+        )
+        return _block(html, f"{len(self.audit.findings)} findings")
 
     def chapters_table(self) -> HtmlBlock:
-        """Each chapter: link, whether its inputs were provided, its findings by severity."""
+        """Each chapter: link, what it rests on, its findings by severity."""
         rows = []
-        for name, (head, found) in self._all.items():
+        for name, info in CHAPTER_INFO.items():
             if name == self.name:
                 continue
-            info = CHAPTER_INFO[name]
-            if head.get("failed"):
-                status = "did not complete (see its page)"
-            elif not head.get("has_inputs"):
-                status = f"no input: needs {info.needs}"
-            elif not head.get("checks"):
-                status = "inputs present; no checks available yet"
+            found = self.audit.chapter(name)
+            gaps = self.audit.chapter_gaps(name)
+            specs = [s for s in REGISTRY if s.chapter == name]
+            if len(gaps) == len(specs):
+                status = f"not measured: needs {info.needs}"
+            elif gaps:
+                status = f"{len(specs) - len(gaps)} of {len(specs)} checks ran (see the chapter)"
             else:
-                status = "complete"
+                status = "every check ran"
             counts = Counter(f.severity for f in found)
             badges = (
                 " ".join(f"{severity_badge(s)} {counts[s]}" for s in sorted(counts, reverse=True))
-                or "—"
+                or "none"
             )
             rows.append(
-                f'<tr><td><a href="{_attr(self.link(name))}">{_text(info.title)}</a></td>'
-                f"<td>{_text(status)}</td><td>{badges}</td></tr>"
+                f'<tr><td><a href="{escape(self.link(name), quote=True)}">{escape(info.title)}</a></td>'
+                f"<td>{escape(status)}</td><td>{badges}</td></tr>"
             )
         html = (
-            '<table class="ak-chapters"><thead><tr><th>chapter</th><th>status</th><th>findings</th></tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>"
+            '<table class="ak-chapters"><thead><tr><th>chapter</th><th>checks</th><th>findings</th>'
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         )
-        return HtmlBlock(html, f"{len(rows)} chapters")
+        return _block(html, f"{len(rows)} chapters")
 
-    def inventory_table(self) -> Styler:
-        """Every input file with format, status and read / parsed / skipped counts."""
-        return tables.inventory_table(self.client, redactor=self.redactor)
+    def inventory_table(self) -> HtmlBlock:
+        """Every input file with format, status and read / used / skipped counts."""
+        inv = self.frame("inventory")
+        return table(
+            inv,
+            [
+                Col("file", "file"),
+                Col("format", "format"),
+                Col("status", "status"),
+                Col("size_bytes", "size", "bytes"),
+                Col("read", "records", "count"),
+                Col("parsed", "used", "count"),
+                Col("skipped", "skipped", "count"),
+                Col("note", "note"),
+            ],
+            caption=f"{len(inv)} files in the client folder",
+            redactor=self.redactor,
+        )
 
-    def skipped_table(self) -> Styler | HtmlBlock:
-        """What the loaders skipped, by file and reason (a one-line note when nothing was)."""
-        st = tables.skipped_table(self.client, redactor=self.redactor)
-        if isinstance(st, pd.DataFrame):
-            text = "No record of any loaded file was skipped."
-            return HtmlBlock(note_html(text), text)
-        return st
-
-    def data_quality(self) -> HtmlBlock | None:
-        """The data-quality findings (unreadable, unrecognised or partly skipped files)."""
-        return self.show_findings("data_quality")
+    def data_quality(self) -> HtmlBlock:
+        """What could not be used and why: skipped records, unread files, checks without data,
+        and what the audit learnt about its inputs."""
+        parts = []
+        skipped = self.frame("skipped")
+        if len(skipped):
+            parts.append(
+                table(
+                    skipped,
+                    [
+                        Col("file", "file"),
+                        Col("reason", "reason"),
+                        Col("records", "records", "count"),
+                        Col("first_lines", "first lines"),
+                        Col("excerpt", "excerpt", "sql"),
+                    ],
+                    caption="Skipped records by file and reason",
+                    redactor=self.redactor,
+                ).html
+            )
+        else:
+            parts.append(note_html("No record of any loaded file was skipped."))
+        found = [f for f in self.audit.findings if f.check == "data_quality"]
+        if found:
+            parts.append(findings_html(found, redactor=self.redactor))
+        gaps = self.audit.gaps
+        if gaps:
+            items = "".join(
+                f"<li>{escape(CHECK_NAMES.get(g.check, g.check))} ({escape(CHAPTER_INFO[g.chapter].title)}): "
+                f"needs {escape(g.needs)}.</li>"
+                for g in gaps
+            )
+            parts.append(f"<p><b>Not measured for want of data:</b></p><ul>{items}</ul>")
+        for n in self.audit.notes:
+            parts.append(note_html(self.redactor.text(n)))
+        return _block("".join(parts), "data quality")
 
 
 def _matches(check: str, wanted: tuple[str, ...]) -> bool:
     return check in wanted or (check.startswith("plan_") and "plan_*" in wanted)
 
 
-def _text(value: object) -> str:
-    return escape(str(value))
-
-
-def _attr(value: object) -> str:
-    return escape(str(value), quote=True)
-
-
 def chapter(
     name: str,
-    data_dir: str | Path = "../data/sample",
+    data_dir: str | Path | None = "../data/sample",
     *,
+    audit_dir: str | Path | None = None,
+    audit: Audit | None = None,
     client_name: str | None = None,
     presets: Mapping[str, str] | None = None,
     show_literals: bool = False,
-    cache_dir: str | Path | None = None,
-    findings_dir: str | Path | None = None,
     link_suffix: str = ".ipynb",
     dsn_env: str | None = None,
 ) -> Chapter:
     """The chapter object a notebook works with (an :class:`Overview` for ``"overview"``).
 
-    Also switches plotly to the report renderer (see :mod:`auditkit.report.render`).
+    It displays ``audit`` when given (an :class:`~auditkit.auditing.Audit` made in the session),
+    else the audit saved in ``audit_dir``, else one computed from ``data_dir``. Also switches
+    plotly to the report renderer (see :mod:`auditkit.report.render`).
     """
     use_report_renderer()
     cls = Overview if name == "overview" else Chapter
     return cls(
         name,
         data_dir,
+        audit_dir=audit_dir,
+        audit=audit,
         client_name=client_name,
         presets=presets,
         show_literals=show_literals,
-        cache_dir=cache_dir,
-        findings_dir=findings_dir,
         link_suffix=link_suffix,
         dsn_env=dsn_env,
     )

@@ -132,6 +132,7 @@ SQL_KEYS = frozenset(
         "excerpt",
         "filter",
         "index_cond",
+        "sort_key",
         "join_filter",
         "recheck_cond",
         "hash_cond",
@@ -285,7 +286,11 @@ class Redactor:
             ev.strength,
             tuple(self.value(dict(i)) for i in ev.items),
             self.text(ev.note) if ev.note else None,
+            tuple(self.value(dict(s)) for s in ev.symptoms),
         )
+        impact = f.impact
+        if impact is not None and impact.note:
+            impact = dataclasses.replace(impact, note=self.text(impact.note))
         metrics = {k: self.value(v, k) if isinstance(v, str) else v for k, v in f.metrics.items()}
         return dataclasses.replace(
             f,
@@ -295,6 +300,8 @@ class Redactor:
             metrics=metrics,
             recommendation=rec,
             evidence=evidence,
+            impact=impact,
+            action=self.text(f.action) if f.action else None,
         )
 
     def frame(

@@ -1,55 +1,94 @@
-"""Display-ready tables: redacted, with units in the headers, escaped when rendered.
+"""Display-ready tables: human labels, units, thousands separators, nothing raw.
 
-Each function takes canonical frames (or findings) and returns a pandas ``Styler`` — or a
-plain DataFrame where noted — that a notebook displays as is. Stylers are built with
-``escape="html"`` because pandas does not escape cell text in a Styler by default, and
-client text (SQL, file names, endpoints) may hold markup.
+Every table a page shows goes through :func:`table`: the caller names the columns to show, each
+with a label a client reads (``"DB time / request"``, not ``db_ms_per_request``) and a kind that
+says how to print it (``count``, ``ms``, ``percent``, ``bytes``, ``text``, ``sql``). Missing values
+print as an em dash, never ``None`` or ``NaN``; there is no index column; SQL is redacted and
+shown on one line; numbers are right-aligned with thousands separators. Cell text is
+HTML-escaped (pandas does not escape a Styler by default, and client text may hold markup).
 
 Example::
 
     >>> import pandas as pd
-    >>> from auditkit import query_profile
-    >>> prof = query_profile(pd.DataFrame({"sql": ["SELECT 1"], "duration_ms": [2.0]}))
-    >>> "total (ms)" in profile_table(prof).to_html()
+    >>> html = table(pd.DataFrame({"n": [1234.0], "ms": [float("nan")]}),
+    ...              [Col("n", "calls", "count"), Col("ms", "total", "ms")]).html
+    >>> "1,234" in html and "—" in html and "nan" not in html.lower()
     True
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
 
 import pandas as pd
-from pandas.io.formats.style import Styler
 
-from auditkit.client import ClientData
-from auditkit.findings import Finding, findings_frame
+from auditkit.report.html import HtmlBlock
 from auditkit.report.redact import Redactor
 
-__all__ = [
-    "endpoint_frame",
-    "endpoint_table",
-    "findings_table",
-    "inventory_table",
-    "profile_table",
-    "skipped_table",
-    "styled",
-]
+__all__ = ["Col", "fmt_bytes", "fmt_count", "fmt_ms", "fmt_percent", "table"]
 
 #: characters of a statement shown in a table cell
 STATEMENT_CHARS = 240
+_DASH = "—"
 
 
-def styled(df: pd.DataFrame, *, precision: int = 1, caption: str | None = None) -> Styler:
-    """The house style: escaped cells and headers, no index, thousands separators."""
-    st = (
-        df.style.format(escape="html", precision=precision, thousands=",", na_rep="")
-        .format_index(escape="html", axis=1)
-        .hide(axis="index")
-        .set_table_attributes('class="ak-table"')
-    )
-    if caption:
-        st = st.set_caption(caption)
-    return st
+def _missing(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    try:
+        return bool(isinstance(v, float) and math.isnan(v))
+    except TypeError:
+        return False
+
+
+def fmt_count(v: Any) -> str:
+    """``1,234``; an em dash when missing."""
+    if _missing(v):
+        return _DASH
+    return f"{float(v):,.0f}"
+
+
+def fmt_ms(v: Any) -> str:
+    """Milliseconds: ``0.42 ms``, ``48 ms``, ``1,234 ms``, ``12.3 s`` for long ones."""
+    if _missing(v):
+        return _DASH
+    x = float(v)
+    if x >= 100_000:
+        return f"{x / 1000:,.1f} s"
+    if x >= 100:
+        return f"{x:,.0f} ms"
+    if x >= 10:
+        return f"{x:.1f} ms"
+    return f"{x:.2f} ms"
+
+
+def fmt_percent(v: Any) -> str:
+    """A fraction as a percentage: ``21 %``, ``2.5 %``, ``0.3 %``."""
+    if _missing(v):
+        return _DASH
+    x = float(v) * 100
+    if x >= 10:
+        return f"{x:.0f} %"
+    if x >= 0.1:
+        return f"{x:.1f} %"
+    return "< 0.1 %" if x > 0 else "0 %"
+
+
+def fmt_bytes(v: Any) -> str:
+    """``1.3 MB``; an em dash when missing."""
+    if _missing(v):
+        return _DASH
+    x = float(v)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if x < 1024 or unit == "TB":
+            return f"{x:,.0f} {unit}" if unit == "B" else f"{x:,.1f} {unit}"
+        x /= 1024
+    return f"{x:,.1f} TB"
 
 
 def _one_line(text: str, limit: int = STATEMENT_CHARS) -> str:
@@ -57,138 +96,71 @@ def _one_line(text: str, limit: int = STATEMENT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def findings_table(findings: Iterable[Finding], redactor: Redactor | None = None) -> pd.DataFrame:
-    """Findings as a ranked DataFrame (severity, check, title, subject, impact), redacted."""
+_SELECT_LIST = re.compile(r"(?is)^(\(?\s*SELECT\s+(?:DISTINCT\s+)?)(.{80,}?)(\s+FROM\s)")
+
+
+def short_sql(sql: str) -> str:
+    """A statement for a table cell: on one line, a long select list shortened to ``…``
+    (``SELECT … FROM "t" WHERE …``); what it reads and filters stays."""
+    text = " ".join(str(sql).split())
+    return _SELECT_LIST.sub(lambda m: f"{m.group(1)}…{m.group(3)}", text, count=1)
+
+
+@dataclass(frozen=True)
+class Col:
+    """One column of a displayed table: the frame's column, its label and how to print it."""
+
+    column: str
+    label: str
+    kind: str = "text"  # count | ms | percent | bytes | text | sql | number
+
+
+_NUMERIC = {"count", "ms", "percent", "bytes", "number"}
+
+
+def _formatter(kind: str, redactor: Redactor) -> Callable[[Any], str]:
+    if kind == "count":
+        return fmt_count
+    if kind == "ms":
+        return fmt_ms
+    if kind == "percent":
+        return fmt_percent
+    if kind == "bytes":
+        return fmt_bytes
+    if kind == "number":
+        return lambda v: _DASH if _missing(v) else f"{float(v):,.1f}"
+    if kind == "sql":
+        return lambda v: _DASH if _missing(v) else _one_line(short_sql(redactor.sql(v)))
+    return lambda v: _DASH if _missing(v) or str(v) == "" else _one_line(redactor.text(v), 300)
+
+
+def table(
+    df: pd.DataFrame,
+    columns: Sequence[Col],
+    *,
+    caption: str | None = None,
+    redactor: Redactor | None = None,
+    limit: int | None = None,
+) -> HtmlBlock:
+    """``df``'s ``columns`` as an HTML table (see the module docstring)."""
     red = redactor or Redactor()
-    df = findings_frame([red.finding(f) for f in findings])
-    assert isinstance(df, pd.DataFrame)
-    return df
-
-
-def profile_table(
-    profile: pd.DataFrame, *, redactor: Redactor | None = None, top: int = 20
-) -> Styler:
-    """The query profile's top statements: calls, total and share of time, mean, p95, max.
-
-    The statement shown is the slowest execution with its literals redacted (or as logged
-    with ``show_literals``), on one line.
-    """
-    red = redactor or Redactor()
-    p = profile.head(top)
-    statement = p["sample_sql"].where(p["sample_sql"].notna(), p["fingerprint"])
-    df = pd.DataFrame(
-        {
-            "#": p["rank"].astype("Int64"),
-            "statement": [_one_line(red.sql(s)) for s in statement],
-            "calls": p["calls"].astype("Int64"),
-            "total (ms)": p["total_ms"].astype(float),
-            "share (%)": p["share"].astype(float) * 100,
-            "mean (ms)": p["mean_ms"].astype(float),
-            "p95 (ms)": p["p95_ms"].astype(float),
-            "max (ms)": p["max_ms"].astype(float),
-        }
+    rows = df.head(limit) if limit else df
+    head = "".join(
+        f'<th class="{"ak-num" if c.kind in _NUMERIC else "ak-text"}">{escape(c.label)}</th>'
+        for c in columns
     )
-    return styled(df, caption=f"Top {len(df)} statements by total time").bar(
-        subset=["share (%)"], color="#bfdbfe", vmin=0, vmax=100
+    body = []
+    formats = [(c, _formatter(c.kind, red)) for c in columns]
+    for rec in rows.to_dict("records"):
+        cells = []
+        for c, f in formats:
+            value = rec.get(c.column)
+            cls = "ak-num" if c.kind in _NUMERIC else "ak-sql" if c.kind == "sql" else "ak-text"
+            cells.append(f'<td class="{cls}">{escape(f(value))}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{escape(caption)}</caption>" if caption else ""
+    html = (
+        f'<table class="ak-table">{cap}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
     )
-
-
-def inventory_table(client: ClientData, *, redactor: Redactor | None = None) -> Styler:
-    """Every input file: format, status, size, records read / parsed / skipped, events, note."""
-    red = redactor or Redactor()
-    inv = client.inventory()
-    df = pd.DataFrame(
-        {
-            "file": inv["file"].map(red.text),
-            "format": inv["format"].fillna(""),
-            "status": inv["status"],
-            "size (kB)": inv["size_bytes"].astype(float) / 1024,
-            "read": inv["read"].astype("Int64"),
-            "parsed": inv["parsed"].astype("Int64"),
-            "skipped": inv["skipped"].astype("Int64"),
-            "events": inv["events"].astype("Int64"),
-            "note": inv["note"].map(
-                lambda n: _one_line(red.text(n), 200) if isinstance(n, str) else ""
-            ),
-        }
-    )
-    return styled(df, caption=f"{len(df)} files in the client folder")
-
-
-def skipped_table(
-    client: ClientData, *, redactor: Redactor | None = None, per_reason: int = 3
-) -> pd.DataFrame | Styler:
-    """What was skipped, per file and reason: count, first line numbers, a redacted excerpt.
-
-    Returns an empty DataFrame when nothing was skipped.
-    """
-    red = redactor or Redactor()
-    rows = []
-    for f in client.files:
-        r = f.report
-        if r is None or not r.skipped_total:
-            continue
-        for reason, count in r.skipped.most_common():
-            samples = [s for s in r.samples if s.reason == reason]
-            rows.append(
-                {
-                    "file": red.text(f.path),
-                    "reason": reason,
-                    "records": count,
-                    "first lines": ", ".join(str(s.line) for s in samples[:per_reason]),
-                    "excerpt": _one_line(red.sql(samples[0].excerpt), 160) if samples else "",
-                }
-            )
-    if not rows:
-        return pd.DataFrame(columns=["file", "reason", "records", "first lines", "excerpt"])
-    return styled(pd.DataFrame(rows), caption="Skipped records by file and reason")
-
-
-def endpoint_frame(events: pd.DataFrame, redactor: Redactor | None = None) -> pd.DataFrame:
-    """Database time per endpoint from query events that carry one (empty frame otherwise).
-
-    Columns: endpoint, requests (distinct request or trace ids), statements, db_ms,
-    statements_per_request, db_ms_per_request — sorted by db_ms.
-    """
-    red = redactor or Redactor()
-    cols = [
-        "endpoint",
-        "requests",
-        "statements",
-        "db_ms",
-        "statements_per_request",
-        "db_ms_per_request",
-    ]
-    if len(events) == 0 or "endpoint" not in events or events["endpoint"].isna().all():
-        return pd.DataFrame(columns=cols)
-    ev = events.dropna(subset=["endpoint"])
-    rid = ev["request_id"].fillna(ev["trace_id"]) if "trace_id" in ev else ev["request_id"]
-    g = ev.assign(_rid=rid).groupby("endpoint", sort=False)
-    df = pd.DataFrame(
-        {
-            "requests": g["_rid"].nunique(),
-            "statements": g.size(),
-            "db_ms": g["duration_ms"].sum(),
-        }
-    ).reset_index()
-    df["statements_per_request"] = df["statements"] / df["requests"].where(df["requests"] > 0)
-    df["db_ms_per_request"] = df["db_ms"] / df["requests"].where(df["requests"] > 0)
-    df["endpoint"] = df["endpoint"].map(red.text)
-    return df.sort_values("db_ms", ascending=False, kind="stable").reset_index(drop=True)[cols]
-
-
-def endpoint_table(
-    events: pd.DataFrame, *, redactor: Redactor | None = None, top: int = 20
-) -> Styler | None:
-    """:func:`endpoint_frame` styled for the report; ``None`` when no event has an endpoint."""
-    df = endpoint_frame(events, redactor).head(top)
-    if len(df) == 0:
-        return None
-    df = df.rename(
-        columns={
-            "db_ms": "DB time (ms)",
-            "statements_per_request": "statements / request",
-            "db_ms_per_request": "DB time / request (ms)",
-        }
-    )
-    return styled(df, caption="Database time per endpoint")
+    return HtmlBlock(html, f"{len(rows)} rows")
