@@ -81,18 +81,32 @@ def test_capacity_on_real_locust_history(peer_data: Path) -> None:
 
 def test_connection_budget() -> None:
     (f,) = connection_budget({"instances": 3, "web_workers": 8, "threads_per_worker": 4, "max_connections": 100})
-    assert f.metrics["needed"] == 96 and f.severity == auditkit.Severity.MEDIUM
+    assert f.metrics["needed"] == 96 and f.severity == auditkit.Severity.HIGH  # past the headroom
+    assert f.recommendation is not None and '"max_size": 2' in (f.recommendation.django or "")
     (g,) = connection_budget({"instances": 4, "web_workers": 8, "threads_per_worker": 4, "max_connections": 100})
-    assert g.severity == auditkit.Severity.HIGH
+    assert g.severity == auditkit.Severity.CRITICAL  # more than the server allows
+    (h,) = connection_budget({"instances": 1, "web_workers": 2, "threads_per_worker": 4, "max_connections": 100})
+    assert h.severity == auditkit.Severity.INFO and h.recommendation is not None and h.recommendation.django is None
     assert connection_budget({}) == []
 
 
-def test_background_candidates() -> None:
-    req = pd.DataFrame({"endpoint": ["/report/"] * 20 + ["/list/"] * 20,
-                        "duration_ms": np.r_[np.full(20, 2500.0), np.full(20, 1500.0)],
-                        "db_ms": np.r_[np.full(20, 100.0), np.full(20, 1400.0)]})
+def test_background_candidates_only_on_evidence_of_waiting() -> None:
+    n = 20
+    req = pd.DataFrame({
+        "endpoint": ["/report/"] * n + ["/list/"] * n + ["/login/"] * n,
+        "duration_ms": np.r_[np.full(n, 2500.0), np.full(n, 1500.0), np.full(n, 600.0)],
+        "db_ms": np.r_[np.full(n, 100.0), np.full(n, 1400.0), np.full(n, 5.0)],
+        # /login/ hashes a password: CPU, nothing to move
+        "cpu_ms": np.r_[np.full(n, 40.0), np.full(n, 60.0), np.full(n, 590.0)],
+        "mail_ms": np.r_[np.full(n, 2300.0), np.zeros(n), np.zeros(n)],
+    })
     found = background_task_candidates(req, AuditConfig())
     assert [f.subject.endpoint for f in found] == ["/report/"]
+    f = found[0]
+    assert "e-mail" in f.title and f.impact is not None and f.impact.response_ms_per_request == 2360.0
+    assert f.severity == auditkit.Severity.HIGH
+    # durations and database time alone say nothing about waiting: no advice from a missing number
+    assert background_task_candidates(req.drop(columns=["cpu_ms", "mail_ms"]), AuditConfig()) == []
 
 
 def test_pg_settings(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ with ``migrate`` and leave ``makemigrations --check`` nothing to do.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,9 +30,9 @@ from conftest import REQUIRE_SERVICES, ROOT
 
 import auditkit
 from auditkit.checks.indexes import (
-    combined_migration,
     duplicate_indexes,
     index_candidates,
+    migrations_for,
     unused_indexes,
     validate_with_hypopg,
     validation_plans,
@@ -231,11 +232,11 @@ def test_advisor_proposes_the_right_index_for_each_planted_lookup(
         assert f.check == "missing_index" and f.evidence.strength == EvidenceStrength.STATISTICS
         assert f.metrics["calls"] == 30 and f.metrics["estimated_size_bytes"] > 0
         assert f.metrics["model"] in ("Order", "Customer") and not f.metrics["inferred_model"]
-        migration = f.recommendation.migration if f.recommendation else ""
-        assert "AddIndexConcurrently(" in (migration or "") and "atomic = False" in (
-            migration or ""
-        )
-        assert '("shop", "0001_initial")' in (migration or "")
+        operation = f.recommendation.migration if f.recommendation else ""
+        assert "AddIndexConcurrently(" in (operation or "")
+        assert f.metrics["latest_migration"] == "0001_initial"
+    (shop_app,) = migrations_for(candidates)
+    assert "atomic = False" in shop_app.text and '("shop", "0001_initial")' in shop_app.text
 
 
 def test_no_index_for_covered_lookups(candidates: list[Finding]) -> None:
@@ -342,13 +343,44 @@ def test_without_hypopg_the_advice_says_so(
     )
 
 
+def test_the_whole_audit_of_another_app_names_only_its_code(shop: Shop) -> None:
+    """Audited end to end — with HypoPG against its own database — every fix of this shop
+    names only its own models, fields and relations, never the sample app's. (Before the
+    migrations test below creates the indexes for real.)"""
+    result = auditkit.audit(shop.client, dsn=shop.dsn)
+    models = {"Customer", "Order", "Tag"}
+    fields = {"customer", "reference", "status", "created_at", "email", "name", "slug", "tags", "orders", "total"}
+    texts = []
+    for f in result.findings:
+        rec = f.recommendation
+        code = "\n".join(x for x in (rec.django, rec.migration, rec.sql) if x) if rec else ""
+        texts.append(code + "\n" + (f.action or "") + "\n" + (rec.summary if rec else ""))
+        for model in re.findall(r"\b([A-Z][A-Za-z]+)\.(?:objects|Meta)\b", code):
+            assert model in models, (model, f.title)
+        for name in re.findall(r'model_name="(\w+)"', code):
+            assert name in {m.lower() for m in models}, (name, f.title)
+        for name in re.findall(r'fields=\["-?(\w+)"', code):
+            assert name in fields, (name, f.title)
+    joined = "\n".join(texts)
+    for foreign in ("Book", "Author", "Review", "catalog_", "bestseller", "XXXX", "<field"):
+        assert foreign not in joined
+    # the planner confirmed each candidate: severity and evidence follow the validation
+    candidates = [f for f in result.findings if f.check == "missing_index"]
+    assert candidates and all(f.evidence.strength == EvidenceStrength.VALIDATED for f in candidates)
+    assert all(f.impact is not None and f.impact.basis == "validated" for f in candidates)
+    assert result.validation and "hypopg" in result.validation
+    # one migration for the app, after its latest
+    (migration,) = result.migrations
+    assert migration.path == "shop/migrations/0002_auditkit_indexes.py"
+
+
 def _write_extra_indexes(project: Path, findings: list[Finding]) -> None:
     imports = {"from django.db import models"}
     per_model: dict[str, list[str]] = {}
     for f in findings:
         lines = (f.recommendation.django if f.recommendation else "").splitlines()  # type: ignore[union-attr]
         imports |= {ln for ln in lines if ln.startswith("from ")}
-        entry = next(ln for ln in lines if ln.startswith("models.Index"))
+        entry = next(ln.strip().rstrip(",") for ln in lines if ln.strip().startswith("models.Index"))
         per_model.setdefault(str(f.metrics["model"]).lower(), []).append(entry)
     body = "\n".join(sorted(imports)) + "\n\nADDED = {\n"
     for model, entries in per_model.items():
@@ -358,17 +390,29 @@ def _write_extra_indexes(project: Path, findings: list[Finding]) -> None:
 
 
 def test_generated_migrations_apply(shop: Shop, candidates: list[Finding]) -> None:
+    """Every index change of the app — the candidates and a duplicate to drop — in the one
+    migration auditkit writes for the app, numbered after its latest: it applies, and with the
+    models changed as the findings say, Django has nothing left to generate."""
     migrations = shop.project / "shop" / "migrations"
-    first, rest = candidates[0], candidates[1:]
-    assert first.recommendation is not None and first.recommendation.migration is not None
-    # one finding's own migration, verbatim, under the name its header suggests
-    header = first.recommendation.migration.splitlines()[0]
-    name = header.split("shop/migrations/")[1].split(".py")[0]
-    (migrations / f"{name}.py").write_text(first.recommendation.migration)
-    # the others in one combined migration after it
-    combined = combined_migration(rest, dependency=("shop", name))
-    (migrations / "0003_auditkit_indexes.py").write_text(combined["shop"])
+    dup = duplicate_indexes(
+        shop.client.frame("schema_indexes"),
+        shop.client.frame("schema_tables"),
+        schema_columns=shop.client.frame("schema_columns"),
+    )
+    drop = next(f for f in dup if f.subject.index == "shop_order_customer_dup")
+    files = migrations_for([*candidates, drop])
+    assert [m.app_label for m in files] == ["shop"]
+    migration = files[0]
+    assert migration.path == "shop/migrations/0002_auditkit_indexes.py"
+    assert migration.operations == len(candidates) + 1
+    (migrations / "0002_auditkit_indexes.py").write_text(migration.text)
     _write_extra_indexes(shop.project, candidates)
+    models_py = shop.project / "shop" / "models.py"
+    models_py.write_text(
+        models_py.read_text().replace(
+            '            models.Index(fields=["customer"], name="shop_order_customer_dup"),\n', ""
+        )
+    )
     _manage(shop.env, shop.project, "migrate", "shop", "-v", "0")
     with psycopg.connect(shop.dsn) as conn:
         rows = conn.execute(
@@ -381,28 +425,8 @@ def test_generated_migrations_apply(shop: Shop, candidates: list[Finding]) -> No
     defs = {r[0]: r[2] for r in rows}
     assert "upper((email)::text)" in next(d for d in defs.values() if "upper" in d)
     assert "varchar_pattern_ops" in next(d for n, d in defs.items() if "name" in d)
-    # the Meta.indexes entries and the migrations agree: Django has nothing left to generate
-    _manage(shop.env, shop.project, "makemigrations", "shop", "--check", "--dry-run")
-
-    # the drop recommendation for the duplicate index applies as well
-    dup = duplicate_indexes(
-        shop.client.frame("schema_indexes"),
-        shop.client.frame("schema_tables"),
-        schema_columns=shop.client.frame("schema_columns"),
-    )
-    drop = next(f for f in dup if f.subject.index == "shop_order_customer_dup")
-    assert drop.recommendation is not None and drop.recommendation.migration is not None
-    text = drop.recommendation.migration.replace(
-        '("shop", "0001_initial")', '("shop", "0003_auditkit_indexes")'
-    )
-    (migrations / "0004_drop_duplicate.py").write_text(text)
-    models_py = shop.project / "shop" / "models.py"
-    models_py.write_text(
-        models_py.read_text().replace(
-            '            models.Index(fields=["customer"], name="shop_order_customer_dup"),\n', ""
-        )
-    )
-    _manage(shop.env, shop.project, "migrate", "shop", "-v", "0")
+    # the Meta.indexes entries and the migration agree: Django has nothing left to generate
     _manage(shop.env, shop.project, "makemigrations", "shop", "--check", "--dry-run")
     with psycopg.connect(shop.dsn) as conn:
         assert conn.execute("SELECT to_regclass('shop_order_customer_dup')").fetchone()[0] is None
+

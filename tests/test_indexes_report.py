@@ -6,13 +6,10 @@ import pandas as pd
 import pytest
 
 from auditkit import query_profile
-from auditkit.findings import Finding, Recommendation, Severity, Subject
-from auditkit.report.figures_indexing import (
-    candidates_table,
-    drop_table,
-    table_time,
-    table_time_frame,
-)
+from auditkit.auditing import Audit
+from auditkit.findings import Finding, Impact, Recommendation, Severity, Subject
+from auditkit.report.figures_indexing import table_time, table_time_frame
+from auditkit.report.notebook import chapter
 
 
 @pytest.fixture
@@ -62,6 +59,10 @@ def _f(check: str, severity: Severity, **metrics: object) -> Finding:
         ),
         metrics=metrics,
         recommendation=Recommendation("r", sql="SQL"),
+        impact=Impact.of(float(metrics.get("total_ms", 0.0)), 100.0)  # type: ignore[arg-type]
+        if check == "missing_index"
+        else None,
+        chapter="indexing",
     )  # type: ignore[arg-type]
 
 
@@ -88,19 +89,17 @@ def test_candidates_and_drop_tables() -> None:
         ),
         _f("plan_seq_scan", Severity.HIGH),
     ]
-    cand = candidates_table(findings)
-    assert (
-        list(cand["keys"]) == ["b, c", "a"]
-        and cand.iloc[0]["cost_cut"] == "93%"
-        and cand.iloc[0]["est_size"] == "2.0 kB"
-    )
-    drops = drop_table(findings)
-    assert drops is not None
-    assert list(drops["index"]) == ["d", "u2", "u1"] and drops.iloc[0]["why"] == "identical of k"
+    ch = chapter("indexing", audit=Audit("client", findings))
+    cand = ch.candidates_table().html
+    assert cand.index("b, c") < cand.index(">a<") and "2.0 kB" in cand and "50 %" in cand
+    drops = ch.drops_table().html
+    assert drops.index(">d<") < drops.index(">u2<") < drops.index(">u1<")
+    assert "identical of k" in drops and "NaN" not in drops and "None" not in drops
 
 
 def test_plan_comparisons_empty_without_validation() -> None:
     from auditkit.report.figures_indexing import plan_comparisons
 
     assert plan_comparisons([_f("missing_index", Severity.LOW, keys="a")]) is None
-    assert candidates_table([]) is None and drop_table([]) is None
+    empty = chapter("indexing", audit=Audit("client", []))
+    assert "Nothing to report" in empty.candidates_table().html

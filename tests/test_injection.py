@@ -74,10 +74,16 @@ def test_tables_and_figures_escape_client_text() -> None:
             "trace_id": [None, None],
         }
     )
+    from auditkit.analysis.requests import endpoint_table, request_statements
+
     prof = query_profile(events)
-    html = tables.profile_table(prof).to_html() + tables.endpoint_table(events).to_html()
+    endpoints = endpoint_table(request_statements(events))
+    html = (
+        tables.table(prof, [tables.Col("fingerprint", "statement", "sql")]).html
+        + tables.table(endpoints, [tables.Col("endpoint", "endpoint")]).html
+    )
     assert "<script>" not in html and "<img" not in html
-    for fig in (figures.statement_time(prof), figures.endpoint_time(events)):
+    for fig in (figures.statement_time(prof), figures.endpoint_time(endpoints)):
         text = fig.to_json()
         assert "<script" not in text and "<img" not in text
         assert "&lt;script&gt;" in text or "&lt;img" in text

@@ -8,7 +8,6 @@ function definitions, loops, conditions or parsing in any cell, and short code c
 from __future__ import annotations
 
 import ast
-import json
 import os
 import subprocess
 import sys
@@ -80,7 +79,7 @@ def test_parameters_cell_first_with_literal_defaults(path: Path) -> None:
     assert names["data_dir"] == "../data/sample"
     assert names["show_literals"] is False
     assert names["dsn_env"] == "AUDITKIT_DSN"  # a variable's name, never a DSN
-    assert set(names["presets"]) == {"n_plus_one", "index", "slow_query"}
+    assert names["presets"] == {} and names["audit_dir"] is None
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -137,45 +136,46 @@ def _client(root: Path) -> Path:
     return root
 
 
-def test_chapter_with_missing_inputs_says_so_in_one_line(tmp_path: Path) -> None:
+def test_chapter_with_missing_inputs_says_so_and_no_heading_stands_empty(tmp_path: Path) -> None:
     ch = chapter("caching", _client(tmp_path / "c"))
     note = ch.inputs()
-    assert "nothing to report" in note.text and note.html.count("<p") == 1
-    assert (
-        ch.cache_hit_figure() is None
-        and ch.show_findings() is None
-        and ch.thresholds("cache") is None
-    )
+    assert "nothing to report" in note.text or "not measured" in note.text
+    # under a heading a method always says something: the result, or why there is none
+    assert "No cache statistics" in ch.cache_hit_figure().text
+    assert ch.show("low_cache_hit_ratio").text.startswith(("Not measured", "Nothing to report"))
+    assert "Preset: default" in ch.thresholds("cache").text
+    # a section without a heading of its own shows nothing when empty
     assert ch.other_findings() is None
 
 
-def test_unavailable_check_reports_no_findings_and_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import auditkit.report.notebook as nbmod
-
-    ch = chapter("queries", _client(tmp_path / "c"))
-    monkeypatch.setattr(nbmod, "available", lambda module: False)
-    block = ch.show_check("n_plus_one")
-    assert block is not None and "N+1 query check is not available" in block.text
+def test_checks_without_their_data_say_what_they_need(tmp_path: Path) -> None:
+    ch = chapter("scaling", _client(tmp_path / "c"))
+    text = ch.inputs().html
+    assert "Work to move out of the request: not measured" in text and "cpu" in text.lower()
 
 
 def test_queries_chapter_displays_redacted_tables_and_figures(tmp_path: Path) -> None:
     ch = chapter("queries", _client(tmp_path / "c"))
-    html = ch.profile_table().to_html()
+    html = ch.profile_table().html
     assert "a@b.example" not in html and "= ?" in html
+    assert "nan" not in html.lower() and "none" not in html.lower()
     fig = ch.statement_time_figure()
     assert fig.layout.xaxis.title.text == "total database time (ms)"
     assert "a@b.example" not in fig.to_json()
     literal = chapter("queries", tmp_path / "c", show_literals=True)
-    assert "a@b.example" in literal.profile_table().to_html()
+    assert "a@b.example" in literal.profile_table().html
 
 
-def test_findings_files_written_for_the_runner(tmp_path: Path) -> None:
-    ch = chapter("overview", _client(tmp_path / "c"), findings_dir=tmp_path / "parts")
-    ch.findings()
-    doc = json.loads((tmp_path / "parts" / "overview.json").read_text())
-    assert doc["chapter"] == "overview" and doc["has_inputs"] is True
+def test_a_chapter_displays_the_saved_audit(tmp_path: Path) -> None:
+    """The runner saves the audit once; a chapter shows exactly its findings."""
+    import auditkit
+
+    client = auditkit.load_client(_client(tmp_path / "c"))
+    audit = auditkit.audit(client)
+    audit.save(tmp_path / "work")
+    ch = chapter("queries", None, audit_dir=tmp_path / "work")
+    assert [f.id for f in ch.findings()] == [f.id for f in audit.chapter("queries")]
+    assert ch.frame("profile")["fingerprint_id"].tolist() == audit.frames["profile"]["fingerprint_id"].tolist()
     assert isinstance(ch, Chapter)
 
 

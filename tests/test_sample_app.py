@@ -193,3 +193,91 @@ def test_planted_index_problems_show_in_the_statistics() -> None:
     statements = _csv_rows("pg_stat_statements.csv")
     assert {"datname", "rolname", "queryid", "calls", "total_exec_time"} <= set(statements[0])
     assert any('UPPER("orders_customer"."email"::text)' in r["query"] for r in statements)
+
+
+# -- (c) the audit's migrations apply to the app -------------------------------------------------
+
+
+def _edit_models(app: Path, findings: list) -> None:  # type: ignore[type-arg]
+    """Change the models as the findings say: Meta.indexes entries added and removed."""
+    import re
+
+    for f in findings:
+        m = f.metrics
+        app_dir = app / str(m["app_label"])
+        models_py = app_dir / "models.py"
+        text = models_py.read_text(encoding="utf-8")
+        lines = (f.recommendation.django or "").splitlines()
+        if f.check == "missing_index":
+            imports = [ln for ln in lines if ln.startswith("from ")]
+            entry = next(ln for ln in lines if ln.strip().startswith("models.Index"))
+            for imp in imports:
+                if imp not in text:  # after `from __future__`, before the other imports
+                    first = re.search(r"^(?!from __future__)(?:from|import) ", text, re.M)
+                    at = first.start() if first else 0
+                    text = text[:at] + imp + "\n" + text[at:]
+            cls = re.search(rf"^class {m['model']}\(models\.Model\):\n", text, re.M)
+            assert cls, m["model"]
+            body_end = re.search(r"^class |\Z", text[cls.end():], re.M)
+            block = text[cls.end(): cls.end() + (body_end.start() if body_end else 0)]
+            if "    class Meta:\n" in block and "indexes = (" in block:
+                new = block.replace("indexes = (\n", f"indexes = (\n            {entry},\n", 1)
+            elif "    class Meta:\n" in block:
+                new = block.replace("    class Meta:\n", f"    class Meta:\n        indexes = [{entry}]\n", 1)
+            else:
+                new = block.replace("\n    def ", f"\n    class Meta:\n        indexes = [{entry}]\n\n    def ", 1)
+            text = text[: cls.end()] + new + text[cls.end() + len(block):]
+        else:  # a declared index to drop: its Meta.indexes line (and the comment above it) goes
+            name = str(f.subject.index)
+            text = re.sub(rf"\n[ ]*#[^\n]*\n([ ]*models\.Index\([^\n]*name=\"{name}\"\),\n)", "\n", text)
+            text = re.sub(rf"\n[ ]*models\.Index\([^\n]*name=\"{name}\"\),", "", text)
+        models_py.write_text(text, encoding="utf-8")
+
+
+@pytest.mark.postgres
+def test_the_audits_migrations_apply_and_leave_nothing_to_generate(
+    fresh_database: str, tmp_path: Path
+) -> None:
+    """Every index change the audit of the sample recommends, as the one migration per app it
+    writes: with the models changed as the findings say, the migrations apply to a fresh
+    database and ``makemigrations --check`` finds nothing left to do."""
+    import shutil
+
+    import auditkit
+
+    result = auditkit.audit(auditkit.load_client(SAMPLE))
+    app = tmp_path / "sample_app"
+    shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__"))
+    files = result.migrations
+    assert {m.app_label for m in files} == {"catalog", "orders"}
+    for m in files:
+        assert m.path is not None
+        (app / m.path).write_text(m.text, encoding="utf-8")
+    changed = [
+        f
+        for f in result.findings
+        if f.check in ("missing_index", "unused_index", "duplicate_index")
+        and f.recommendation is not None
+        and f.recommendation.migration
+        and not f.metrics.get("django_table")
+    ]
+    _edit_models(app, changed)
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOKSHOP_", "DJANGO_"))}
+        env.update({"BOOKSHOP_DATABASE_URL": fresh_database, "DJANGO_SETTINGS_MODULE": "bookshop.settings"})
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=app, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    migrate = manage("migrate", "--no-input")
+    assert migrate.returncode == 0, migrate.stderr
+    pending = manage("makemigrations", "--check", "--dry-run")
+    assert pending.returncode == 0, pending.stdout + pending.stderr
+    with psycopg.connect(fresh_database) as conn:
+        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
+    for f in changed:
+        if f.check == "missing_index":
+            assert f.subject.index in names
+        else:
+            assert f.subject.index not in names

@@ -28,7 +28,7 @@ def test_slow_statement_found_without_literals() -> None:
     assert f.check == "slow_query" and f.severity == auditkit.Severity.HIGH
     assert f.metrics["calls"] == 3 and f.metrics["mean_ms"] == 1000.0
     assert "sentinel@example.org" not in str(f.to_dict())
-    assert f.impact_ms is not None and f.impact_ms > 0
+    assert f.impact is not None and f.impact.db_ms and f.impact.basis == "at stake"
 
 
 def test_presets_apply() -> None:
