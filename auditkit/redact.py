@@ -40,10 +40,11 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from auditkit.findings import Evidence, Finding, Recommendation, Subject
@@ -84,9 +85,17 @@ class Rule:
     what: str
     apply: Callable[[str], str]
     trigger: str
+    _trigger: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_trigger", re.compile(self.trigger))
 
     def __call__(self, text: str) -> str:
         return self.apply(text)
+
+    def scrub(self, text: str) -> str:
+        """:attr:`apply`, skipped when the trigger does not match (the common, cheap case)."""
+        return self.apply(text) if self._trigger.search(text) else text
 
 
 def _sub(
@@ -115,6 +124,13 @@ def _keep_groups(*names: str) -> Callable[[re.Match[str]], str]:
         )
 
     return repl
+
+
+def _header_value(m: re.Match[str]) -> str:
+    """A header's value → [secret]; a quoted name needs a quoted value (JSON), else it is prose."""
+    if m.group("kq") and not m.group("vq"):
+        return m.group(0)  # "ix_for_authorization": pages: … is not a header
+    return _keep_groups("key", "sep", "end")(m)
 
 
 def _shaped(pattern: str, accept: Callable[[str], bool], flags: int = 0) -> Callable[[str], str]:
@@ -381,8 +397,9 @@ RULES: tuple[Rule, ...] = (
         " as a header line, a JSON attribute or a trace tag",
         _sub(
             r"""(?ix)(?P<key>\b[\w.-]*?(?:authorization|x-api-key|x-auth-token|api-token))(?![A-Za-z0-9_])"""
-            r"""(?P<sep>["']?\s*[:=]\s*\[?\s*["']?)(?!\[secret\]|secret\])(?P<v>(?:[A-Za-z][A-Za-z0-9-]*[ \t]+)?[^\s"'\],;\[][^\s"'\],;]*)(?P<end>)""",
-            _keep_groups("key", "sep", "end"),
+            r"""(?P<sep>(?P<kq>["']?)\s*[:=]\s*\[?\s*(?P<vq>["']?))"""
+            r"""(?P<v>(?:[A-Za-z][A-Za-z0-9-]*[ \t]+)?[^\s"'\],;\[][^\s"'\],;]*)(?P<end>)""",
+            _header_value,
         ),
         r"(?i:authorization|x-api-key|x-auth-token|api-token)",
     ),
@@ -392,8 +409,9 @@ RULES: tuple[Rule, ...] = (
         "the value of Cookie and Set-Cookie headers (session, CSRF and any other cookie)",
         _sub(
             r"""(?ix)(?P<key>\b[\w.-]*?(?:set-cookie|cookie))(?![A-Za-z0-9_])"""
-            r"""(?P<sep>["']?\s*[:=]\s*\[?\s*["']?)(?!\[secret\]|secret\])(?P<v>[^"'\r\n\]\[=][^"'\r\n\]=]*=[^"'\r\n\]]*)(?P<end>)""",
-            _keep_groups("key", "sep", "end"),
+            r"""(?P<sep>(?P<kq>["']?)\s*[:=]\s*\[?\s*(?P<vq>["']?))"""
+            r"""(?P<v>[^"'\r\n\]\[=][^"'\r\n\]=]*=[^"'\r\n\]]*)(?P<end>)""",
+            _header_value,
         ),
         r"(?i:cookie)",
     ),
@@ -507,7 +525,7 @@ RULES: tuple[Rule, ...] = (
         'SQL INSERT values in a secret column\'s position: INSERT INTO "django_session"'
         " (\"session_key\", …) VALUES ('…', …)",
         _insert_values,
-        r"(?i:insert\s)",
+        rf"(?i:insert\s[^(]*\([^)]*(?:{_SECRET_COLUMN_WORDS}|key))",
     ),
     Rule(
         "django_reset_token",
@@ -585,7 +603,7 @@ def scrub_secrets(text: str, values: Iterable[str] = ()) -> str:
     for value in sorted((v for v in values if v), key=len, reverse=True):
         text = text.replace(value, SECRET_PLACEHOLDER)
     for r in _SECRET_RULES:
-        text = r.apply(text)
+        text = r.scrub(text)
     return text
 
 
@@ -594,7 +612,7 @@ def redact_text(text: str, *, literals: bool = True, secrets: Iterable[str] = ()
     text = scrub_secrets(text, secrets)
     if literals:
         for r in _LITERAL_RULES:
-            text = r.apply(text)
+            text = r.scrub(text)
     return text
 
 
@@ -667,10 +685,11 @@ def scrub_frame(df: pd.DataFrame) -> pd.DataFrame:
 
     A column named like a secret (``session_key``, ``csrftoken``, ``password``) loses every
     value; other text columns go through the secret rules. Only cells matching one of the
-    rules' triggers (:data:`SECRET_TRIGGER`, run as one compiled regex over the column) are
+    rules' triggers (:data:`SECRET_TRIGGER`, one compiled RE2 pass over all text columns) are
     scrubbed in Python, so a large query log pays the rules on the few statements that need
     them. Id columns (``trace_id``, ``fingerprint_id``…) are left alone.
     """
+    text_columns = []
     for col in df.columns:
         series = df[col]
         if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
@@ -678,20 +697,52 @@ def scrub_frame(df: pd.DataFrame) -> pd.DataFrame:
         name = str(col)
         if is_secret_column(name):
             df[col] = series.where(series.isna(), SECRET_PLACEHOLDER)
+        elif not _ID_COLUMN.match(name) and len(series):
+            text_columns.append(col)
+    if not text_columns:
+        return df
+    hits = _trigger_hits([df[c] for c in text_columns])
+    for col, mask in zip(text_columns, hits, strict=True):
+        if not mask.any():
             continue
-        if _ID_COLUMN.match(name) or len(series) == 0:
-            continue
-        text = series.astype("string")
-        hits = text.str.contains(SECRET_TRIGGER, regex=True, na=False)
-        if not hits.any():
-            continue
-        if series.dtype == object:
-            # mixed content (lists, numbers): only the string cells are text
-            hits &= series.map(lambda v: isinstance(v, str)).astype(bool)
+        series = df[col]
         updated = series.copy()
-        updated[hits] = [scrub_secrets(v) for v in series[hits]]
+        updated[mask] = [scrub_secrets(v) for v in series[mask]]
         df[col] = updated.astype(series.dtype)
     return df
+
+
+def _trigger_hits(columns: list[pd.Series]) -> list[np.ndarray]:
+    """Per column, which cells match :data:`SECRET_TRIGGER`: one Arrow RE2 pass over them all.
+
+    One call compiles the (long) pattern once, whatever the number of columns.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays: list[pa.Array] = []
+    for series in columns:
+        arr: pa.Array | pa.ChunkedArray | None = None
+        if series.dtype != object:
+            try:
+                arr = pa.array(series.array)
+            except (pa.ArrowException, TypeError, ValueError):
+                arr = None
+        if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            # mixed content (lists, numbers): only the string cells are text
+            arr = pa.array(
+                [v if isinstance(v, str) else None for v in series], type=pa.large_string()
+            )
+        chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+        arrays.extend(c.cast(pa.large_string()) for c in chunks)
+    # one contiguous array: RE2 builds its automaton per batch, so one batch is cheapest
+    matched = pc.match_substring_regex(pa.concat_arrays(arrays), SECRET_TRIGGER)
+    flat = np.asarray(matched.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    out, at = [], 0
+    for series in columns:
+        out.append(flat[at : at + len(series)])
+        at += len(series)
+    return out
 
 
 # -- the policy of one run -------------------------------------------------------------------------
