@@ -28,7 +28,9 @@ every frame file has the SHA-256 recorded for it, and (on POSIX) the entry belon
 current user and is not writable by anyone else. Anything else — another version's entry, a
 planted or corrupted one, a half-written one — is ignored, never read, and replaced on the next
 store. Entries are written into a temporary folder and renamed into place, so a reader sees a
-whole entry or none, and two runs caching the same file at once do not collide.
+whole entry or none, and two runs caching the same file at once do not collide. Reading
+Parquet runs no code (pyarrow ≥ 14.0.1 no longer unpickles its legacy Python extension type),
+and the trust checks above run before any frame file is opened.
 """
 
 from __future__ import annotations

@@ -433,6 +433,29 @@ def _write_json(path: Path, data: Any, secrets: Sequence[str]) -> None:
     tmp.replace(path)
 
 
+def _local_paths(root: Path, report: Path, cache: Path | None) -> list[tuple[str, str]]:
+    """Paths of this machine a manifest must not hold, longest first, with what replaces them."""
+    pairs = [(str(report), "."), (str(root), root.name), (sys.executable, "python")]
+    if cache is not None:
+        pairs.append((str(cache), "<parse cache>"))
+    pairs.append((str(Path.home()), "~"))
+    return sorted(pairs, key=lambda kv: len(kv[0]), reverse=True)
+
+
+def _portable(value: Any, local: Sequence[tuple[str, str]]) -> Any:
+    """``value`` (a JSON-like manifest part) with every local path replaced (see _local_paths)."""
+    if isinstance(value, str):
+        for path, label in local:
+            if len(path) > 1:
+                value = value.replace(path, label)
+        return value
+    if isinstance(value, Mapping):
+        return {k: _portable(v, local) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_portable(v, local) for v in value]
+    return value
+
+
 def _relative(path: Path, base: Path) -> str:
     try:
         return path.relative_to(base).as_posix()
@@ -453,6 +476,7 @@ def run_audit(
     report_name: str | None = None,
     presets: Mapping[str, str] | None = None,
     cache_dir: str | Path | None = None,
+    no_cache: bool = False,
     dsn_env: str | None = "AUDITKIT_DSN",
     kernel_name: str = "python3",
     timeout: float = 600.0,
@@ -462,7 +486,10 @@ def run_audit(
     ``executor`` (an :mod:`auditkit.executors` executor) runs the chapter notebooks in
     parallel; by default they run one after the other. ``parameters`` are extra notebook
     parameters (never secrets); ``presets`` picks threshold presets by family
-    (``{"n_plus_one": "sentry"}``); ``cache_dir`` defaults to ``<out_dir>/.cache/<client>``.
+    (``{"n_plus_one": "sentry"}``). Parsed inputs are kept in the parse cache — the user's
+    cache folder (:func:`auditkit.parse_cache.default_cache_dir`), or ``cache_dir`` — never
+    under ``out_dir``; ``no_cache=True`` parses every file afresh and keeps nothing. The manifest
+    names files relative to the client and report folders, never by a path of this machine.
     """
     from auditkit.report.render import PAGE_BUDGET_BYTES, auditkit_version
 
@@ -473,11 +500,15 @@ def run_audit(
     report = Path(out_dir).expanduser().resolve() / name
     nb_dir = report / "notebooks"
     parts = nb_dir / "findings"
+    from auditkit.parse_cache import default_cache_dir
+
+    cache_label = None if no_cache else "named" if cache_dir else "default"
     cache = (
-        Path(cache_dir).expanduser().resolve()
-        if cache_dir
-        else Path(out_dir).expanduser().resolve() / ".cache" / name
+        None
+        if cache_label is None
+        else Path(cache_dir or default_cache_dir()).expanduser().resolve()
     )
+    local = _local_paths(root, report, cache)
     secret_env = [dsn_env] if dsn_env else []
     redactor = Redactor.from_env(show_literals, secret_env)
     secrets = redactor.secrets
@@ -485,8 +516,8 @@ def run_audit(
     manifest: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         "client": result.client,
-        "data_dir": str(root),
-        "report_dir": str(report),
+        "data_dir": root.name,
+        "report_dir": report.name,
         "generated_at": generated_at.isoformat(timespec="seconds"),
         "auditkit_version": auditkit_version(),
         "python": platform.python_version(),
@@ -526,7 +557,7 @@ def run_audit(
         manifest["presets"] = {family: config.preset(family) for family in PRESETS}
         manifest["inputs"] = [redactor.value(f.to_dict()) for f in client.files]
     except Exception as exc:
-        message = redactor.text(str(exc))
+        message = _portable(redactor.text(str(exc)), local)
         return _client_failed(result, manifest, report, nbs, message, started, secrets)
 
     params: dict[str, Any] = {
@@ -534,17 +565,17 @@ def run_audit(
         "data_dir": str(root),
         "presets": dict(presets or {}),
         "show_literals": bool(show_literals),
-        "cache_dir": str(cache),
+        "cache_dir": str(cache) if cache else None,
         "findings_dir": str(parts),
         "link_suffix": ".html",
         "dsn_env": dsn_env,
         **extra,
     }
-    manifest["parameters"] = params
+    manifest["parameters"] = _portable(params, local)
     manifest["redaction"] = {"show_literals": bool(show_literals), "secret_env": secret_env}
     manifest["kernel"] = {
         "name": kernel_name,
-        "python": sys.executable,
+        "python": Path(sys.executable).name,
         "transport": "ipc" if _USE_IPC else "tcp",
     }
 
@@ -656,9 +687,9 @@ def run_audit(
         timings=timings,
         page_budget_bytes=PAGE_BUDGET_BYTES,
         findings=result.findings,
-        cache_dir=str(cache),
+        cache=cache_label,
     )
-    _write_json(result.manifest_path, manifest, secrets)
+    _write_json(result.manifest_path, _portable(manifest, local), secrets)
     return result
 
 

@@ -282,3 +282,21 @@ def test_default_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert (
         default_cache_dir() == platformdirs.user_cache_path("auditkit", appauthor=False) / "parsed"
     )
+
+
+def test_cli_cache_info_and_clear(stored: tuple[ParseCache, str, Path]) -> None:
+    from click.testing import CliRunner
+
+    from auditkit.cli import cli
+
+    cache, sha, _ = stored
+    runner = CliRunner()
+    res = runner.invoke(cli, ["cache", "info", "--cache-dir", str(cache.root)])
+    assert res.exit_code == 0 and "1 entries" in res.output, res.output
+    res = runner.invoke(cli, ["cache", "info", "--cache-dir", str(cache.root), "--json"])
+    assert json.loads(res.output)["entries"] == 1
+    res = runner.invoke(cli, ["cache", "clear", "--cache-dir", str(cache.root), "--stale"])
+    assert res.exit_code == 0 and "removed 0 entries" in res.output
+    res = runner.invoke(cli, ["cache", "clear", "--cache-dir", str(cache.root)])
+    assert res.exit_code == 0 and "removed 1 entries" in res.output
+    assert cache.get(sha, "django_log", {}) is None
