@@ -37,6 +37,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -61,12 +62,19 @@ __all__ = [
     "redact_text",
     "rule",
     "scrub_frame",
+    "scrub_parameters",
     "scrub_secrets",
+    "scrub_values",
+    "secret_parameters",
 ]
 
 LITERAL_PLACEHOLDER = "?"
 EMAIL_PLACEHOLDER = "[email]"
 SECRET_PLACEHOLDER = "[secret]"
+
+
+#: texts this long (a whole report page) are matched against triggers with RE2, not ``re``
+_LARGE = 1 << 16
 
 
 # -- the rule type -------------------------------------------------------------------------------
@@ -95,7 +103,16 @@ class Rule:
 
     def scrub(self, text: str) -> str:
         """:attr:`apply`, skipped when the trigger does not match (the common, cheap case)."""
-        return self.apply(text) if self._trigger.search(text) else text
+        return self.apply(text) if self.triggered(text) else text
+
+    def triggered(self, text: str) -> bool:
+        """True when the trigger matches ``text`` (RE2 for large texts: whole report pages)."""
+        if len(text) < _LARGE:
+            return self._trigger.search(text) is not None
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return bool(pc.match_substring_regex(pa.array([text]), self.trigger)[0].as_py())
 
 
 def _sub(
@@ -126,11 +143,18 @@ def _keep_groups(*names: str) -> Callable[[re.Match[str]], str]:
     return repl
 
 
-def _header_value(m: re.Match[str]) -> str:
-    """A header's value → [secret]; a quoted name needs a quoted value (JSON), else it is prose."""
-    if m.group("kq") and not m.group("vq"):
-        return m.group(0)  # "ix_for_authorization": pages: … is not a header
-    return _keep_groups("key", "sep", "end")(m)
+def _header_value(name: str) -> Callable[[re.Match[str]], str]:
+    """A replacement for headers whose name (the end of group ``key``) matches ``name``: their
+    value → [secret]. A quoted name needs a quoted value (JSON); otherwise it is prose."""
+    header = re.compile(name)
+    keep = _keep_groups("key", "sep", "end")
+
+    def repl(m: re.Match[str]) -> str:
+        if not header.search(m.group("key")) or (m.group("kq") and not m.group("vq")):
+            return m.group(0)  # "ix_for_authorization": pages: … is not a header
+        return keep(m)
+
+    return repl
 
 
 def _shaped(pattern: str, accept: Callable[[str], bool], flags: int = 0) -> Callable[[str], str]:
@@ -176,8 +200,6 @@ _SECRET_WORDS = (
     r"|session(?:[_-]?(?:id|key|token|data))?|csrf(?:middleware)?token|csrf[_-]?token"
     r"|x-amz-(?:credential|signature|security-token)"
 )
-#: ``<prefix>_<word>`` names (``DB_PASSWORD``, ``aws_secret_access_key``) end in a secret word
-_SECRET_KEY = rf"[A-Za-z0-9_.-]*?(?:{_SECRET_WORDS})"
 #: column names whose values are secrets whatever they look like
 _SECRET_COLUMN_WORDS = (
     r"password|passwd|passphrase|secret|token|api_?key|apikey|access_?key|secret_?key"
@@ -209,7 +231,7 @@ def is_secret_column(name: str, table: str | None = None) -> bool:
 _SQL_STRING = r"(?:[EeNn]|_[A-Za-z0-9]+)?'(?:[^'\\]|''|\\.)*(?:'|\Z)"
 _SQL_OPERAND = re.compile(rf"\s*(?:{_SQL_STRING})")
 _SQL_COLUMN = re.compile(
-    r"""(?P<col>"(?:[^"]|"")+"|`[^`]+`|\b[A-Za-z_][\w$]*)\s*(?P<op>=|<>|!=|(?i:\bI?LIKE\b)|(?i:\bIN\b)\s*\()"""
+    r"""(?P<col>"(?:[^"]|"")++"|`[^`]++`|(?<![\w$])[A-Za-z_][\w$]*+)\s*+(?P<op>=|<>|!=|(?i:\bI?LIKE\b)|(?i:\bIN\b)\s*\()"""
 )
 _QUALIFIER = re.compile(r"""(?:"((?:[^"]|"")+)"|`([^`]+)`|([A-Za-z_][\w$]*))\s*\.\s*$""")
 
@@ -219,16 +241,41 @@ def _sql_table_before(text: str, at: int) -> str | None:
     return next((g for g in m.groups() if g), None) if m else None
 
 
+_SQL_SECRET_HEAD = re.compile(
+    rf"""(?:{_SECRET_COLUMN_WORDS}|key)(?P<q>["`]?)\s*+(?P<op>=|<>|!=|\bi?like\b|\bin\s*\()"""
+)
+
+
+def _folded(text: str) -> str:
+    """``text`` in lower case, offsets unchanged: case-insensitive heads are searched in it with
+    a case-sensitive pattern (several times faster in ``re``). Where lower-casing would move
+    offsets (a few non-ASCII letters), non-ASCII characters are blanked instead."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if c.isascii() else " " for c in text)
+
+
 def _secret_operands(text: str) -> str:
-    """``"password" = '…'``, ``"session_key" IN ('…', '…')``, ``… LIKE '…'``: values → [secret]."""
+    """``"password" = '…'``, ``"session_key" IN ('…', '…')``, ``… LIKE '…'``: values → [secret].
+
+    Anchored on the column word (a fast search); the column is then read back to its start.
+    """
     if "'" not in text:
         return text
     out: list[str] = []
     pos = 0
-    for m in _SQL_COLUMN.finditer(text):
-        if m.start() < pos or not is_secret_column(
-            m.group("col"), _sql_table_before(text, m.start())
-        ):
+    for m in _SQL_SECRET_HEAD.finditer(_folded(text)):
+        if m.start() < pos:
+            continue
+        start = m.start()
+        while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_$"):
+            start -= 1
+        quote = m.group("q")
+        if quote and (start == 0 or text[start - 1] != quote):
+            continue
+        column = text[start : m.start("q")]
+        if not is_secret_column(column, _sql_table_before(text, start - len(quote))):
             continue
         rest = m.end()
         in_list = m.group("op").endswith("(")
@@ -306,35 +353,202 @@ def _insert_values(text: str) -> str:
     return "".join(out)
 
 
-# -- key = value -------------------------------------------------------------------------------
-_ASSIGNMENT = re.compile(
-    rf"""(?ix)(?<![A-Za-z0-9])(?P<key>{_SECRET_KEY})(?![A-Za-z0-9_])
-    (?P<kq>["'`]?)
-    (?P<sep>\s*(?:=>|=|:(?!:))\s*)
-    (?!\[secret\])
-    (?:
-        (?P<q1>')(?P<v1>(?:[^'\\]|''|\\.)*)(?P<e1>'|\Z)
-      | (?P<q2>")(?P<v2>(?:[^"\\]|\\.)*)(?P<e2>"|\Z)
-      | (?P<v3>[^\s&;,()'"<>\]}}|]+)
-    )"""
+# -- bound parameters of secret columns -----------------------------------------------------------
+_PLACEHOLDER = re.compile(
+    r"%\((?P<name>\w+)\)s|(?P<pos>%s|\?)|\$(?P<num>\d+)|(?<![:\w]):(?P<colon>[A-Za-z_]\w*)"
+)
+_SCAN_LITERALS = re.compile(rf"{_SQL_STRING}|--[^\n]*|/\*.*?(?:\*/|\Z)", re.S)
+_OPERAND_PLACEHOLDER = re.compile(r"\s*(%\(\w+\)s|%s|\?|\$\d+|:[A-Za-z_]\w*)")
+
+
+def _placeholders(sql: str) -> dict[int, int | str]:
+    """Where each bind placeholder of ``sql`` starts, and which parameter it takes.
+
+    ``%s`` and ``?`` take the next positional parameter (0-based), ``$n`` parameter n-1,
+    ``%(name)s`` and ``:name`` the named one. Placeholders inside literals and comments are not.
+    """
+    masked = _SCAN_LITERALS.sub(lambda m: " " * len(m.group(0)), sql)
+    out: dict[int, int | str] = {}
+    ordinal = 0
+    for m in _PLACEHOLDER.finditer(masked):
+        if m.group("pos"):
+            out[m.start()] = ordinal
+            ordinal += 1
+        elif m.group("num"):
+            out[m.start()] = int(m.group("num")) - 1
+        else:
+            out[m.start()] = m.group("name") or m.group("colon")
+    return out
+
+
+def secret_parameters(sql: str) -> set[int | str]:
+    """The bind parameters of ``sql`` that a secret column takes (0-based positions or names).
+
+    ``UPDATE "auth_user" SET "password" = %s WHERE "id" = %s`` → ``{0}``;
+    ``WHERE "session_key" IN ($2, $3)`` → ``{1, 2}``; ``INSERT INTO "django_session"
+    ("session_key", …) VALUES (%s, …)`` → ``{0}``.
+    """
+    slots = _placeholders(sql)
+    if not slots:
+        return set()
+    found: set[int | str] = set()
+    for m in _SQL_COLUMN.finditer(sql):
+        if not is_secret_column(m.group("col"), _sql_table_before(sql, m.start())):
+            continue
+        pos, in_list = m.end(), m.group("op").endswith("(")
+        while (ph := _OPERAND_PLACEHOLDER.match(sql, pos)) is not None:
+            slot = slots.get(ph.start(1))
+            if slot is not None:
+                found.add(slot)
+            pos = ph.end()
+            comma = re.match(r"\s*,", sql[pos:])
+            if not in_list or comma is None:
+                break
+            pos += comma.end()
+    for m in _INSERT.finditer(sql):
+        table = m.group("table").replace('"', "").replace("`", "")
+        cols = [c.strip() for c in m.group("cols").split(",")]
+        secret = {i for i, c in enumerate(cols) if is_secret_column(c, table)}
+        if not secret:
+            continue
+        depth, index = 0, 0
+        for t in re.finditer(
+            r"\(|\)|,|%\(\w+\)s|%s|\?|\$\d+|:[A-Za-z_]\w*|[^(),%?$:]+|.", sql[m.end() :]
+        ):
+            tok = t.group(0)
+            if tok == "(":
+                depth += 1
+                index = 0 if depth == 1 else index
+            elif tok == ")":
+                depth -= 1
+                if depth < 0:
+                    break
+            elif tok == "," and depth == 1:
+                index += 1
+            elif (
+                depth == 1
+                and index in secret
+                and (slot := slots.get(m.end() + t.start())) is not None
+            ):
+                found.add(slot)
+            elif depth == 0 and tok.strip() and tok != ",":
+                break
+    return found
+
+
+_PG_PARAMETER = re.compile(r"\$(\d+) = ('(?:[^']|'')*'|NULL)")
+_ITEM = re.compile(
+    r"""\s*('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^,()\[\]{}'"]*(?:\([^()]*\))?[^,()\[\]{}'"]*)\s*(,|$)"""
 )
 
 
-def _assignment(m: re.Match[str]) -> str:
-    key_quote = m.group("kq")
-    head = m.group("key") + key_quote + m.group("sep")
-    if m.group("q1") is not None:
-        value, quote, end = m.group("v1"), "'", m.group("e1")
-    elif m.group("q2") is not None:
-        value, quote, end = m.group("v2"), '"', m.group("e2")
-    else:
-        if key_quote in ('"', "`"):
-            return m.group(0)  # "password" = other_column: SQL, no value here
-        value, quote, end = m.group("v3"), "", ""
-    if _NOT_A_VALUE.match(value) or (quote and value.startswith("+")):
-        return m.group(0)  # a placeholder, or code: "… token: " + name
-    return f"{head}{quote}{SECRET_PLACEHOLDER}{end}"
+def _parameter_values(params: str) -> list[str] | dict[str, str] | None:
+    """The values in a logged parameter list, as text: a JSON array or object, a Python tuple
+    (Django's ``args=``), or PostgreSQL's ``$1 = '…', $2 = '…'``. None when unreadable."""
+    text = params.strip()
+    pg = _PG_PARAMETER.findall(text)
+    if pg:
+        out: dict[str, str] = {}
+        for num, value in pg:
+            out[str(int(num) - 1)] = value[1:-1].replace("''", "'") if value != "NULL" else ""
+        return out
+    if text[:1] in "[{":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, list):
+            return [v if isinstance(v, str) else json.dumps(v) for v in data]
+        if isinstance(data, dict):
+            return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+    if text[:1] in "([" and text[-1:] in ")]":
+        inner, items, pos = text[1:-1], [], 0
+        while pos < len(inner):
+            m = _ITEM.match(inner, pos)
+            if m is None or m.end() == pos:
+                return None
+            item = m.group(1).strip()
+            items.append(item[1:-1] if item[:1] in "'\"" and item[-1:] == item[:1] else item)
+            pos = m.end()
+        return items
+    return None
 
+
+def scrub_parameters(sql: str, scrubbed_sql: str, params: str) -> str:
+    """``params`` (the parameters logged with ``sql``) without the values of secret columns.
+
+    The secret values are those the rules removed from ``sql`` (``"password" = '…'`` → the
+    literal) and those bound to a secret column's placeholder (:func:`secret_parameters`).
+    """
+    values: set[str] = set()
+    before = [m.group(0) for m in re.finditer(_SQL_STRING, sql)]
+    after = [m.group(0) for m in re.finditer(_SQL_STRING, scrubbed_sql)]
+    if len(before) == len(after):
+        for a, b in zip(before, after, strict=True):
+            if a != b and SECRET_PLACEHOLDER in b:
+                body = a[a.index("'") + 1 :]
+                values.add(body[:-1] if body.endswith("'") else body)
+    slots = secret_parameters(sql)
+    if slots:
+        parsed = _parameter_values(params)
+        if isinstance(parsed, list):
+            values.update(parsed[i] for i in slots if isinstance(i, int) and i < len(parsed))
+        elif isinstance(parsed, dict):
+            values.update(parsed[str(k)] for k in slots if str(k) in parsed)
+    for value in sorted(
+        (v for v in values if len(v) >= 3 and v != SECRET_PLACEHOLDER), key=len, reverse=True
+    ):
+        for form in {value, value.replace("'", "''"), json.dumps(value)[1:-1], repr(value)[1:-1]}:
+            params = params.replace(form, SECRET_PLACEHOLDER)
+    return params
+
+
+# -- key = value -------------------------------------------------------------------------------
+_ASSIGNMENT_HEAD = re.compile(
+    rf"""(?:{_SECRET_WORDS})(?P<kq>["'`]?)(?P<sep>\s*+(?:=>|=|:(?!:))\s*+)(?!\[secret\]|secret\])"""
+)
+_ASSIGNMENT_VALUE = re.compile(
+    r"""(?P<q1>')(?P<v1>(?:[^'\\]|''|\\.)*+)(?P<e1>'|\Z)"""
+    r"""|(?P<q2>")(?P<v2>(?:[^"\\]|\\.)*+)(?P<e2>"|\Z)"""
+    r"""|(?P<v3>[^\s&;,()'"<>\]}|]+)"""
+)
+
+
+def _assignments(text: str) -> str:
+    """``key=value`` (and ``key: value``, JSON, quoted SQL columns) whose key ends in a secret
+    word: the value → [secret], its quotes kept.
+
+    Anchored on the secret word (a fast search), then the key is read back to its start and
+    the value forward, so any text, however large, is scanned once.
+    """
+    out: list[str] = []
+    pos = 0
+    for m in _ASSIGNMENT_HEAD.finditer(_folded(text)):
+        if m.start() < pos:
+            continue
+        v = _ASSIGNMENT_VALUE.match(text, m.end())
+        if v is None:
+            continue
+        key_quote = m.group("kq")
+        if v.group("q1") is not None:
+            value, quote, end = v.group("v1"), "'", v.group("e1")
+        elif v.group("q2") is not None:
+            value, quote, end = v.group("v2"), '"', v.group("e2")
+        else:
+            if key_quote in ('"', "`"):
+                continue  # "password" = other_column: SQL, no value here
+            value, quote, end = v.group("v3"), "", ""
+        if _NOT_A_VALUE.match(value) or (quote and value.startswith("+")):
+            continue  # a placeholder, or code: "… token: " + name
+        out.append(text[pos : m.end()] + quote + SECRET_PLACEHOLDER + end)
+        pos = v.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+#: where a token shape may start: not inside a longer base64 run (plotly's binary arrays,
+#: ``"bdata":"…"``, whose "/" HTML-escapes to ``\u002f``), which is data, not a credential
+_NOT_IN_BASE64 = r'(?<![A-Za-z0-9_+/=\\])(?<!"bdata":")'
 
 # -- the rules, in order -----------------------------------------------------------------------
 _B64URL = r"[A-Za-z0-9_-]"
@@ -381,7 +595,7 @@ RULES: tuple[Rule, ...] = (
         "secret",
         "the password of a URL or DSN: postgres://user:pw@, mysql://, redis://:pw@, amqp://…",
         _sub(
-            r"(?i)\b(?P<head>[a-z][a-z0-9+.-]*://[^\s:/@'\"]*:)(?P<pw>[^\s@/'\"]*)(?P<at>@)",
+            r"(?i)(?<![a-z0-9+.-])(?P<head>[a-z][a-z0-9+.-]*+://[^\s:/@'\"]*+:)(?P<pw>[^\s@/'\"]*+)(?P<at>@)",
             lambda m: (
                 m.group(0)
                 if not m.group("pw")
@@ -396,10 +610,10 @@ RULES: tuple[Rule, ...] = (
         "the value of Authorization, Proxy-Authorization, X-Api-Key and similar headers,"
         " as a header line, a JSON attribute or a trace tag",
         _sub(
-            r"""(?ix)(?P<key>\b[\w.-]*?(?:authorization|x-api-key|x-auth-token|api-token))(?![A-Za-z0-9_])"""
+            r"""(?<![\w.-])(?P<key>[\w.-]++)"""
             r"""(?P<sep>(?P<kq>["']?)\s*[:=]\s*\[?\s*(?P<vq>["']?))"""
             r"""(?P<v>(?:[A-Za-z][A-Za-z0-9-]*[ \t]+)?[^\s"'\],;\[][^\s"'\],;]*)(?P<end>)""",
-            _header_value,
+            _header_value(r"(?i)(?:authorization|x-api-key|x-auth-token|api-token)$"),
         ),
         r"(?i:authorization|x-api-key|x-auth-token|api-token)",
     ),
@@ -408,10 +622,10 @@ RULES: tuple[Rule, ...] = (
         "secret",
         "the value of Cookie and Set-Cookie headers (session, CSRF and any other cookie)",
         _sub(
-            r"""(?ix)(?P<key>\b[\w.-]*?(?:set-cookie|cookie))(?![A-Za-z0-9_])"""
+            r"""(?<![\w.-])(?P<key>[\w.-]++)"""
             r"""(?P<sep>(?P<kq>["']?)\s*[:=]\s*\[?\s*(?P<vq>["']?))"""
             r"""(?P<v>[^"'\r\n\]\[=][^"'\r\n\]=]*=[^"'\r\n\]]*)(?P<end>)""",
-            _header_value,
+            _header_value(r"(?i)(?:set-cookie|cookie)$"),
         ),
         r"(?i:cookie)",
     ),
@@ -498,7 +712,7 @@ RULES: tuple[Rule, ...] = (
         " secret, token, api_key, session=, sessionid=, csrftoken, aws_secret_access_key=,"
         " private_key, X-Amz-Signature… (libpq keyword strings, settings, query strings, SQL"
         " `SET \"password\" = '…'`); quoted values keep their quotes",
-        _sub(_ASSIGNMENT.pattern, _assignment, _ASSIGNMENT.flags),
+        _assignments,
         rf"(?i:{_SECRET_WORDS})[\"'`]?\s*(?:=|:)",
     ),
     Rule(
@@ -542,7 +756,7 @@ RULES: tuple[Rule, ...] = (
         "secret",
         "Django session keys by shape: 32 lowercase letters and digits, not hexadecimal",
         _shaped(
-            r"(?<![A-Za-z0-9_])[a-z0-9]{32}(?![A-Za-z0-9_])",
+            rf"{_NOT_IN_BASE64}[a-z0-9]{{32}}(?![A-Za-z0-9_+/=\\])",
             lambda t: (
                 re.search("[g-z]", t) is not None and _random_looking(t, upper=False, distinct=0.4)
             ),
@@ -554,7 +768,7 @@ RULES: tuple[Rule, ...] = (
         "secret",
         "CSRF tokens and API keys by shape: 32 to 128 letters and digits of mixed case",
         _shaped(
-            r"(?<![A-Za-z0-9_])[A-Za-z0-9]{32,128}(?![A-Za-z0-9_])",
+            rf"{_NOT_IN_BASE64}[A-Za-z0-9]{{32,128}}(?![A-Za-z0-9_+/=\\])",
             lambda t: _random_looking(t, upper=True, distinct=0.45 if len(t) < 64 else 0.35),
         ),
         r"[A-Za-z0-9]{32}",
@@ -564,7 +778,7 @@ RULES: tuple[Rule, ...] = (
         "secret",
         "AWS secret access keys by shape: 40 base64 characters of mixed case and digits",
         _shaped(
-            r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+            rf"{_NOT_IN_BASE64}[A-Za-z0-9/+]{{40}}(?![A-Za-z0-9_+/=\\])",
             lambda t: (
                 t.count("/") <= 3 and not t.startswith("/") and _random_looking(t, upper=True)
             ),
@@ -576,7 +790,8 @@ RULES: tuple[Rule, ...] = (
         "literal",
         "e-mail addresses (a literal: shown with --show-literals)",
         _sub(
-            r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", EMAIL_PLACEHOLDER
+            r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]++@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+            EMAIL_PLACEHOLDER,
         ),
         r"@",
     ),
@@ -604,6 +819,14 @@ def scrub_secrets(text: str, values: Iterable[str] = ()) -> str:
         text = text.replace(value, SECRET_PLACEHOLDER)
     for r in _SECRET_RULES:
         text = r.scrub(text)
+    return text
+
+
+def scrub_values(text: str, values: Iterable[str]) -> str:
+    """Replace only the exact ``values`` (a DSN from the environment): for whole pages and
+    documents, whose data was redacted by the rules before it was laid out."""
+    for value in sorted((v for v in values if v), key=len, reverse=True):
+        text = text.replace(value, SECRET_PLACEHOLDER)
     return text
 
 
@@ -702,6 +925,9 @@ def scrub_frame(df: pd.DataFrame) -> pd.DataFrame:
     if not text_columns:
         return df
     hits = _trigger_hits([df[c] for c in text_columns])
+    if "sql" in text_columns and "params" in df.columns:
+        # before "sql" is scrubbed: the secrets found in a statement leave its parameters too
+        _scrub_parameter_column(df, hits[text_columns.index("sql")])
     for col, mask in zip(text_columns, hits, strict=True):
         if not mask.any():
             continue
@@ -710,6 +936,19 @@ def scrub_frame(df: pd.DataFrame) -> pd.DataFrame:
         updated[mask] = [scrub_secrets(v) for v in series[mask]]
         df[col] = updated.astype(series.dtype)
     return df
+
+
+def _scrub_parameter_column(df: pd.DataFrame, mask: np.ndarray) -> None:
+    params = df["params"]
+    rows = np.flatnonzero(mask & params.notna().to_numpy())
+    if not len(rows):
+        return
+    sql = df["sql"].to_numpy(dtype=object)
+    values = params.to_numpy(dtype=object).copy()
+    for i in rows:
+        text = str(sql[i])
+        values[i] = scrub_parameters(text, scrub_secrets(text), str(values[i]))
+    df["params"] = pd.Series(values, index=params.index, name=params.name).astype(params.dtype)
 
 
 def _trigger_hits(columns: list[pd.Series]) -> list[np.ndarray]:

@@ -118,6 +118,28 @@ def test_plotly_bundle_passes_untouched() -> None:
         pytest.fail(f"a rule changed plotly.js near: {js[max(0, at - 80) : at + 80]!r}")
 
 
+def test_plotly_figures_pass_untouched() -> None:
+    """Charts carry their numbers as base64 (``"bdata"``): data, never mistaken for a token."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    rng = np.random.default_rng(7)
+    pages = []
+    for _ in range(120):
+        n = int(rng.integers(2, 60))
+        fig = go.Figure(
+            [
+                go.Bar(x=rng.random(n) * 10 ** rng.integers(0, 6), orientation="h"),
+                go.Histogram(x=rng.lognormal(size=n * 3)),
+                go.Box(x=rng.normal(size=n)),
+            ]
+        )
+        pages.append(fig.to_html(include_plotlyjs=False, full_html=False))
+    html = "\n".join(pages)
+    assert html.count('"bdata":"') >= 300
+    assert scrub_secrets(html) == html
+
+
 # -- the cases the issue names, through the redactor a report uses ------------------------------
 HASH = "pbkdf2_sha256$870000$Q2xpZW50U2FsdA$" + "ZmFrZWhhc2hmYWtlaGFzaGZha2VoYXNoZmFrZWg="
 SESSION_KEY = "w4b2l8q0n6k3r7t1y5u9i2o4p6a8s0d1"
@@ -198,3 +220,63 @@ def test_scrub_frame_removes_secrets_and_keeps_the_rest() -> None:
     assert list(out["sessionid"].fillna("NA")) == [SECRET_PLACEHOLDER, "NA", SECRET_PLACEHOLDER]
     assert out["mixed"][0] == "token=[secret]" and out["mixed"][1] == 3
     assert (out.dtypes == df.dtypes).all()
+
+
+# -- bound parameters: the values a secret column takes ---------------------------------------------
+@pytest.mark.parametrize(
+    ("sql", "params", "expected"),
+    [
+        (  # jsonl_queries: a JSON array, %s placeholders
+            'UPDATE "auth_user" SET "password" = %s WHERE "auth_user"."id" = %s',
+            f'["{HASH}", 1]',
+            '["[secret]", 1]',
+        ),
+        (  # PostgreSQL DETAIL parameters, $n placeholders, an IN list
+            'SELECT 1 FROM "django_session" WHERE "django_session"."session_key" IN ($2, $3) AND "x" = $1',
+            "$1 = '5', $2 = 'abc123', $3 = 'def456'",
+            "$1 = '5', $2 = '[secret]', $3 = '[secret]'",
+        ),
+        (  # Django's args= tuple, an INSERT by column position
+            'INSERT INTO "django_session" ("session_key", "session_data", "expire_date") VALUES (%s, %s, %s)',
+            "('k1k1k1', 'e30:1sQ', datetime.datetime(2024, 5, 1, 10, 0))",
+            "('[secret]', '[secret]', datetime.datetime(2024, 5, 1, 10, 0))",
+        ),
+        (  # the literal removed from the statement is removed from its parameters
+            'UPDATE "auth_user" SET "password" = \'plain-pw\' WHERE "auth_user"."id" = 2',
+            "('plain-pw', 2)",
+            "('[secret]', 2)",
+        ),
+        (
+            'SELECT 1 FROM "t" WHERE "password" = %(pw)s',
+            '{"pw": "hunter2", "n": 1}',
+            '{"pw": "[secret]", "n": 1}',
+        ),
+        ('SELECT 1 FROM "t" WHERE "name" = %s', "('Ann',)", "('Ann',)"),  # nothing secret
+        (
+            'SELECT 1 FROM "t" WHERE "name" = \'%s\' AND "password" = %s',
+            "('pw1',)",
+            "('[secret]',)",
+        ),
+    ],
+)
+def test_secret_parameters(sql: str, params: str, expected: str) -> None:
+    from auditkit.redact import scrub_parameters
+
+    assert scrub_parameters(sql, scrub_secrets(sql), params) == expected
+
+
+def test_scrub_frame_removes_secret_parameters() -> None:
+    df = pd.DataFrame(
+        {
+            "sql": pd.array(
+                [
+                    'UPDATE "auth_user" SET "password" = %s WHERE "id" = %s',
+                    'SELECT "a" FROM "b" WHERE "c" = %s',
+                ],
+                dtype="string",
+            ),
+            "params": pd.array(['["plain-pw", 7]', '["ann@example.org"]'], dtype="string"),
+        }
+    )
+    out = scrub_frame(df)
+    assert list(out["params"]) == ['["[secret]", 7]', '["ann@example.org"]']
