@@ -19,6 +19,11 @@ it left (a private key block goes first, so no later rule splits it; shape rules
 token a named rule already recognised is not counted twice). Values are replaced *inside*
 their quotes — ``"password" = '[secret]'`` — so a statement stays a statement.
 
+Bound parameters follow their statement: a value a secret column takes — by literal or by
+placeholder position (``"password" = %s``, ``$2``, an ``INSERT`` column) — is removed from the
+logged parameters too (:func:`scrub_parameters`). Whole pages and documents, whose contents
+were redacted when they were laid out, need only the exact values removed (:func:`scrub_values`).
+
 SQL literal redaction follows the scanning rules of :mod:`auditkit.sql.fingerprint` — quoted
 identifiers are kept, strings, numbers and dollar-quoted bodies become ``?``, bind
 placeholders (``%s``, ``$1``) stay — but keeps the statement's case and layout, so a redacted

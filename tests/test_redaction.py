@@ -280,3 +280,12 @@ def test_scrub_frame_removes_secret_parameters() -> None:
     )
     out = scrub_frame(df)
     assert list(out["params"]) == ['["[secret]", 7]', '["ann@example.org"]']
+
+
+def test_scrub_values_removes_only_the_exact_values() -> None:
+    from auditkit.redact import scrub_values
+
+    page = '<p>postgres://app:pw1234@db/x password=other</p>{"bdata":"AAAA8D8"}'
+    assert scrub_values(page, ["postgres://app:pw1234@db/x", "pw1234", ""]) == (
+        '<p>[secret] password=other</p>{"bdata":"AAAA8D8"}'
+    )

@@ -21,7 +21,10 @@ from auditkit.redact import (
     redact_text,
     rule,
     scrub_frame,
+    scrub_parameters,
     scrub_secrets,
+    scrub_values,
+    secret_parameters,
 )
 
 __all__ = [
@@ -38,5 +41,8 @@ __all__ = [
     "redact_text",
     "rule",
     "scrub_frame",
+    "scrub_parameters",
     "scrub_secrets",
+    "scrub_values",
+    "secret_parameters",
 ]
