@@ -117,9 +117,14 @@ def digest(
     finally:
         if executor is not None:
             executor.close()
+    from auditkit.redact import Redactor
+
+    redactor = Redactor(show_literals=show_literals)  # literals when asked, secrets never
     prof = result.profile.head(top)
     if not show_literals:
         prof = prof.assign(sample_sql=prof["fingerprint"])
+    else:
+        prof = prof.assign(sample_sql=prof["sample_sql"].map(redactor.sql))
     if as_json:
         cols = [
             "rank",
@@ -145,7 +150,7 @@ def digest(
                 {
                     "statements": out,
                     "groups": len(result.profile),
-                    "files": [r.to_dict() for r in result.reports],
+                    "files": [redactor.value(r.to_dict()) for r in result.reports],
                     "elapsed_s": round(result.elapsed_s, 3),
                 },
                 indent=1,
@@ -243,6 +248,48 @@ def fingerprint(sql: str | None) -> None:
     text = sql if sql is not None else sys.stdin.read()
     f = fp(text)
     click.echo(f"{fingerprint_id(f)}  {f}")
+
+
+@cli.group()
+def cache() -> None:
+    """The parse cache: parsed client files kept between runs (private, secrets removed).
+
+    It lives in the user's cache folder ($AUDITKIT_CACHE_DIR when set), or in the folder
+    `auditkit run --cache-dir` names; never beside the reports.
+    """
+
+
+_CACHE_DIR_OPTION = click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The cache folder (default: the user's cache folder).",
+)
+
+
+@cache.command("info")
+@_CACHE_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def cache_info(cache_dir: Path | None, as_json: bool) -> None:
+    """Where the cache is, how many entries it holds, their size and age."""
+    from auditkit.parse_cache import ParseCache, default_cache_dir
+
+    info = ParseCache(cache_dir or default_cache_dir()).info()
+    click.echo(json.dumps(info.to_dict(), indent=1) if as_json else info.summary())
+
+
+@cache.command("clear")
+@_CACHE_DIR_OPTION
+@click.option(
+    "--stale", is_flag=True, help="Remove only entries this version of auditkit cannot use."
+)
+def cache_clear(cache_dir: Path | None, stale: bool) -> None:
+    """Delete the cached parses (only auditkit's own entries; the folder stays)."""
+    from auditkit.parse_cache import ParseCache, default_cache_dir
+
+    store = ParseCache(cache_dir or default_cache_dir())
+    removed = store.clear(stale_only=stale)
+    click.echo(f"{store.root}: removed {removed.entries} entries ({removed.bytes / 2**20:.1f} MiB)")
 
 
 def _attach_optional_commands() -> None:

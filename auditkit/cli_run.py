@@ -98,6 +98,13 @@ def _presets(values: tuple[str, ...]) -> dict[str, str]:
     type=float,
     help="Seconds one notebook cell may run.",
 )
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the parse cache (default: the user's cache folder; see `auditkit cache info`).",
+)
+@click.option("--no-cache", is_flag=True, help="Parse every file afresh and keep nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the summary.")
 @click.pass_context
 def run(
@@ -111,6 +118,8 @@ def run(
     dsn_env: str,
     notebooks: Path | None,
     timeout: float,
+    cache_dir: Path | None,
+    no_cache: bool,
     quiet: bool,
 ) -> None:
     """Audit each client folder DATA_DIR… into OUT/<client>/ (index.html, one page per chapter,
@@ -139,6 +148,8 @@ def run(
             dsn_env=dsn_env or None,
             notebooks=notebooks,
             timeout=timeout,
+            cache_dir=cache_dir,
+            no_cache=no_cache,
         )
     except AuditkitError as exc:
         bar.close()

@@ -16,10 +16,7 @@ picks one source family for a purpose; ``frame("query_events")`` keeps everythin
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,13 +258,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _cache_key(sha: str, fmt: str, options: dict[str, Any]) -> str:
-    from auditkit import __version__
-
-    raw = f"auditkit-{__version__}|{sha}|{fmt}|{sorted(options.items())}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
 def load_client(
     data_dir: str | Path,
     config: AuditConfig | None = None,
@@ -375,28 +365,34 @@ def _routes(client: ClientData) -> None:
 def _cached(
     cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any]
 ) -> LoadResult | None:
+    """The file's parse from the parse cache (see :mod:`auditkit.parse_cache`), if trusted."""
     if cache is None:
         return None
-    f = cache / f"{_cache_key(info.sha256, fmt, options)}.pickle"
-    if not f.is_file():
-        return None
-    try:
-        with open(f, "rb") as fh:
-            result = pickle.load(fh)
-    except Exception:
-        return None
-    info.cached = True
-    return result if isinstance(result, LoadResult) else None
+    from auditkit.parse_cache import ParseCache
+
+    result = ParseCache(cache).get(info.sha256, fmt, options)
+    info.cached = result is not None
+    return result
 
 
 def _store(
     cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any], result: LoadResult
 ) -> None:
-    if cache is None:
-        return
-    cache.mkdir(parents=True, exist_ok=True)
-    # unique per writer: two processes may cache the same file at once; replace() is atomic
-    tmp = cache / f".{info.sha256[:16]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    with open(tmp, "wb") as fh:
-        pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(cache / f"{_cache_key(info.sha256, fmt, options)}.pickle")
+    """Keep a fresh parse: secrets scrubbed from it (always), then cached when a cache is set.
+
+    Scrubbing here, at the boundary, means no frame, cache entry or page of an audit ever holds
+    a password, token or session key (:func:`auditkit.redact.scrub_frame`).
+    """
+    from auditkit.redact import scrub_frame, scrub_secrets
+
+    result.report.path = info.path  # relative to the client folder, never a local path
+    for df in result.frames.values():
+        scrub_frame(df)
+    report = result.report
+    report.warnings = [scrub_secrets(w) for w in report.warnings]
+    for s in report.samples:
+        s.excerpt = scrub_secrets(s.excerpt)
+    if cache is not None:
+        from auditkit.parse_cache import ParseCache
+
+        ParseCache(cache).put(info.sha256, fmt, options, result)

@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import AuditkitError, ConfigError
-from auditkit.report.redact import Redactor, scrub_secrets
+from auditkit.redact import Redactor, scrub_secrets, scrub_values
 
 __all__ = [
     "MANIFEST_VERSION",
@@ -390,7 +390,7 @@ def _scrub_notebook(path: Path, redactor: Redactor) -> None:
                     data["text/plain"] = redactor.text(data["text/plain"])
                 for mime, value in list(data.items()):
                     if isinstance(value, str) and redactor.secrets:
-                        data[mime] = scrub_secrets(value, redactor.secrets)
+                        data[mime] = scrub_values(value, redactor.secrets)
     nbformat.write(nb, str(path))
 
 
@@ -430,10 +430,33 @@ def _versions() -> dict[str, str | None]:
 def _write_json(path: Path, data: Any, secrets: Sequence[str]) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
     if secrets:
-        text = scrub_secrets(text, secrets)
+        text = scrub_values(text, secrets)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def _local_paths(root: Path, report: Path, cache: Path | None) -> list[tuple[str, str]]:
+    """Paths of this machine a manifest must not hold, longest first, with what replaces them."""
+    pairs = [(str(report), "."), (str(root), root.name), (sys.executable, "python")]
+    if cache is not None:
+        pairs.append((str(cache), "<parse cache>"))
+    pairs.append((str(Path.home()), "~"))
+    return sorted(pairs, key=lambda kv: len(kv[0]), reverse=True)
+
+
+def _portable(value: Any, local: Sequence[tuple[str, str]]) -> Any:
+    """``value`` (a JSON-like manifest part) with every local path replaced (see _local_paths)."""
+    if isinstance(value, str):
+        for path, label in local:
+            if len(path) > 1:
+                value = value.replace(path, label)
+        return value
+    if isinstance(value, Mapping):
+        return {k: _portable(v, local) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_portable(v, local) for v in value]
+    return value
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -456,6 +479,7 @@ def run_audit(
     report_name: str | None = None,
     presets: Mapping[str, str] | None = None,
     cache_dir: str | Path | None = None,
+    no_cache: bool = False,
     dsn_env: str | None = "AUDITKIT_DSN",
     kernel_name: str = "python3",
     timeout: float = 600.0,
@@ -467,7 +491,10 @@ def run_audit(
     ``executor`` (an :mod:`auditkit.executors` executor) runs the chapter notebooks in
     parallel; by default they run one after the other. ``parameters`` are extra notebook
     parameters (never secrets); ``presets`` picks threshold presets by family
-    (``{"n_plus_one": "sentry"}``); ``cache_dir`` keeps parsed inputs between runs.
+    (``{"n_plus_one": "sentry"}``). Parsed inputs are kept in the parse cache — the user's
+    cache folder (:func:`auditkit.parse_cache.default_cache_dir`), or ``cache_dir`` — never
+    under ``out_dir``; ``no_cache=True`` parses every file afresh and keeps nothing. The manifest
+    names files relative to the client and report folders, never by a path of this machine.
     """
     from auditkit.report.render import PAGE_BUDGET_BYTES, auditkit_version
 
@@ -477,7 +504,15 @@ def run_audit(
     name = report_name or _slug(root.name)
     report = Path(out_dir).expanduser().resolve() / name
     nb_dir = report / "notebooks"
-    cache = Path(cache_dir).expanduser().resolve() if cache_dir else None
+    from auditkit.parse_cache import default_cache_dir
+
+    cache_label = None if no_cache else "named" if cache_dir else "default"
+    cache = (
+        None
+        if cache_label is None
+        else Path(cache_dir or default_cache_dir()).expanduser().resolve()
+    )
+    local = _local_paths(root, report, cache)
     secret_env = [dsn_env] if dsn_env else []
     redactor = Redactor.from_env(show_literals, secret_env)
     secrets = redactor.secrets
@@ -486,6 +521,7 @@ def run_audit(
         "manifest_version": MANIFEST_VERSION,
         "client": result.client,
         "data_dir": root.name,
+        "report_dir": report.name,
         "generated_at": generated_at.isoformat(timespec="seconds"),
         "auditkit_version": auditkit_version(),
         "python": platform.python_version(),
@@ -531,7 +567,7 @@ def run_audit(
             audited.save(work)
             timings["audit_s"] = round(time.perf_counter() - t0, 3)
         except Exception as exc:
-            message = redactor.text(str(exc))
+            message = _portable(redactor.text(str(exc)), local)
             return _client_failed(result, manifest, report, nbs, message, started, secrets)
 
         params: dict[str, Any] = {
@@ -543,9 +579,13 @@ def run_audit(
             "dsn_env": dsn_env,
             **extra,
         }
-        manifest["parameters"] = params
+        manifest["parameters"] = _portable(params, local)
         manifest["redaction"] = {"show_literals": bool(show_literals), "secret_env": secret_env}
-        manifest["kernel"] = {"name": kernel_name, "transport": "ipc" if _USE_IPC else "tcp"}
+        manifest["kernel"] = {
+            "name": kernel_name,
+            "python": Path(sys.executable).name,
+            "transport": "ipc" if _USE_IPC else "tcp",
+        }
 
         # 2. execute: every notebook reads the saved audit (in parallel if an executor is given)
         runs = {nb.stem: NotebookRun(nb.stem, nb.chapter) for nb in nbs}
@@ -657,8 +697,9 @@ def run_audit(
         timings=timings,
         page_budget_bytes=PAGE_BUDGET_BYTES,
         findings=result.findings,
+        cache=cache_label,
     )
-    _write_json(result.manifest_path, manifest, secrets)
+    _write_json(result.manifest_path, _portable(manifest, local), secrets)
     return result
 
 

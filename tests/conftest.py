@@ -41,6 +41,18 @@ def need_service(name: str, host: str, port: int) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_parse_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs that use the default parse cache write to a throwaway folder, not the user's."""
+    previous = os.environ.get("AUDITKIT_CACHE_DIR")
+    os.environ["AUDITKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("parse-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("AUDITKIT_CACHE_DIR", None)
+    else:
+        os.environ["AUDITKIT_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def peer_data() -> Path:
     """The shared peer-data corpus next to the repository; tests skip when it is absent."""

@@ -221,7 +221,7 @@ def test_sample_manifest(sample_run: RunResult) -> None:
     }
     assert all(n["seconds"] > 0 for n in m["notebooks"])
     assert m["timings"]["total_s"] >= m["timings"]["notebooks_s"] > 0
-    assert "python" not in m["kernel"]
+    assert m["kernel"]["python"] == Path(sys.executable).name
 
 
 def test_sample_pages_hold_the_size_budget_and_plotly_once(sample_run: RunResult) -> None:
@@ -252,6 +252,7 @@ def test_rerun_hits_the_parse_cache(tmp_path: Path) -> None:
     assert loaded1 and not any(loaded1.values())
     assert loaded2.keys() == loaded1.keys() and all(loaded2.values())
     validate_findings(second.findings_path)
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.suffix in (".parquet", ".pickle")]
 
 
 def test_batch_with_a_broken_client_completes_and_fails(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditkit.report.redact import scrub_secrets
+from auditkit.redact import scrub_values
 
 if TYPE_CHECKING:  # nbformat pulls in jsonschema (1.5 s): only the runner needs it at run time
     from nbformat import NotebookNode
@@ -248,7 +248,7 @@ def page_html(
 
 
 def _write(path: Path, html: str, secrets: Iterable[str]) -> Page:
-    html = scrub_secrets(html, secrets) if secrets else html
+    html = scrub_values(html, secrets) if secrets else html
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     charts = html.count(_PLOT_DIV)
