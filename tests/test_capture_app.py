@@ -381,4 +381,4 @@ def test_auditkit_run_reads_it(capture_dir: Path, tmp_path: Path) -> None:
     findings = json.loads((tmp_path / capture_dir.name / "findings.json").read_text())
     items = findings["findings"] if isinstance(findings, dict) else findings
     n1 = [f for f in items if f["check"] == "n_plus_one" and f["subject"].get("endpoint") == "/books/"]
-    assert n1 and 'select_related("author")' in json.dumps(n1[0])
+    assert n1 and n1[0]["recommendation"]["django"] == 'Book.objects.select_related("author")'
