@@ -388,6 +388,7 @@ def _snapshot(session: _Session, result: CollectionResult, out: Path, *, last: b
     result.collected_at = moment.astimezone(UTC).isoformat(timespec="seconds")
     result.stats_reset = info[3].astimezone(UTC).isoformat(timespec="seconds") if info[3] else None
     has_pgss, role, read_all_stats = bool(info[4]), str(info[5]), bool(info[6])
+    tables = True
     queries = dict(STATISTICS)
     if last:
         queries.update(CATALOG)
@@ -403,8 +404,10 @@ def _snapshot(session: _Session, result: CollectionResult, out: Path, *, last: b
         if error is not None:
             result.skipped[name] = f"not readable by role {role}: {error}"
             continue
+        if name == "pg_stat_user_tables.csv":
+            tables = bool(rows)
         if not rows:
-            result.skipped[name] = _why_empty(name, role)
+            result.skipped[name] = _why_empty(name, role, tables)
             continue
         if name == "pg_settings.csv":
             rows = _redacted_settings(header, rows)
@@ -437,11 +440,11 @@ def _read(session: _Session, query: str) -> tuple[list[str], list[tuple[Any, ...
     return header, rows, None
 
 
-def _why_empty(name: str, role: str) -> str:
-    if name == "pg_stats.csv":
+def _why_empty(name: str, role: str, tables: bool) -> str:
+    if name == "pg_stats.csv" and tables:
         return (
             f"no rows visible to role {role}: pg_stats shows only columns the role may SELECT "
-            "(grant SELECT on the tables, or run as their owner, for the planner's statistics)"
+            "(grant SELECT on the tables, or run as their owner), and only of analysed tables"
         )
     if name == "pg_stat_statements.csv":
         return "no statements recorded yet (just reset?)"
