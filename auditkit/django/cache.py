@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from auditkit.django.context import CURRENT
+from auditkit.django.context import CURRENT, UNSAMPLED
 
 __all__ = ["OPERATIONS", "install", "uninstall"]
 
@@ -248,6 +248,8 @@ def instrument(backend: Any, alias: str) -> Any:
 
 def _untracked_sink(submit: Callable[[Any], bool]) -> Callable[[tuple[Any, ...]], None]:
     def sink(entry: tuple[Any, ...]) -> None:
+        if UNSAMPLED.get():
+            return
         common = {"pid": os.getpid(), "thread": threading.current_thread().name}
         submit(("cache", entry, common))
 

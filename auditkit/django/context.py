@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CACHE_FIELDS", "CURRENT", "STATEMENT_FIELDS", "Capture"]
+__all__ = ["CACHE_FIELDS", "CURRENT", "STATEMENT_FIELDS", "UNSAMPLED", "Capture"]
 
 #: the order of the values in one entry of :attr:`Capture.statements`
 STATEMENT_FIELDS = (
@@ -97,4 +97,9 @@ class Capture:
 #: the capture of the request or task running in this context (None: nothing is captured)
 CURRENT: contextvars.ContextVar[Capture | None] = contextvars.ContextVar(
     "auditkit_capture", default=None
+)
+
+#: True inside a request or task that sampling left out: its work is not "untracked" work
+UNSAMPLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "auditkit_unsampled", default=False
 )

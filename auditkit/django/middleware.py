@@ -33,7 +33,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase
 
 from auditkit.django import runtime
-from auditkit.django.context import CURRENT, Capture
+from auditkit.django.context import CURRENT, UNSAMPLED, Capture
 
 __all__ = ["CaptureMiddleware", "request_ids"]
 
@@ -85,8 +85,16 @@ class CaptureMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         rt = runtime.current()
-        if rt is None or not rt.sampled():
+        if rt is None:
             return self.get_response(request)
+        if not rt.sampled():
+            if not rt.settings.untracked:
+                return self.get_response(request)
+            skipped = UNSAMPLED.set(True)  # its statements are not "outside a request"
+            try:
+                return self.get_response(request)
+            finally:
+                UNSAMPLED.reset(skipped)
         settings = rt.settings
         request_id, trace_id = request_ids(request.META, settings.request_id_header)
         capture = Capture(

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from auditkit.django.context import CURRENT
+from auditkit.django.context import CURRENT, UNSAMPLED
 
 __all__ = ["install", "record_statement", "uninstall"]
 
@@ -111,6 +111,8 @@ def record_statement(
 
 def _untracked_sink(submit: Callable[[Any], bool]) -> Callable[[tuple[Any, ...]], None]:
     def sink(entry: tuple[Any, ...]) -> None:
+        if UNSAMPLED.get():
+            return
         common = {
             "request_id": None,
             "endpoint": None,

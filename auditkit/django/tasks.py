@@ -14,12 +14,14 @@ from collections.abc import Callable
 from contextvars import Token
 from typing import Any
 
-from auditkit.django.context import CURRENT, Capture
+from auditkit.django.context import CURRENT, UNSAMPLED, Capture
 
 __all__ = ["install", "uninstall"]
 
 #: task id → (capture, context token) of tasks running in this process
 _running: dict[str, tuple[Capture, Token[Capture | None]]] = {}
+#: task id → token of UNSAMPLED for tasks that sampling left out
+_skipped: dict[str, Token[bool]] = {}
 _state: dict[str, Any] = {"active": None, "submit": None, "rate": 1.0}
 
 
@@ -29,6 +31,7 @@ def _prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **
         return
     rate = _state["rate"]
     if rate < 1.0 and random.random() >= rate:
+        _skipped[str(task_id)] = UNSAMPLED.set(True)
         return
     name = getattr(task, "name", None) or getattr(sender, "name", None) or "task"
     capture = Capture(str(task_id), kind="task", endpoint=f"task:{name}", sample_rate=rate)
@@ -37,6 +40,12 @@ def _prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **
 
 
 def _postrun(task_id: str | None = None, state: str | None = None, **kw: Any) -> None:
+    skipped = _skipped.pop(str(task_id), None)
+    if skipped is not None:
+        try:
+            UNSAMPLED.reset(skipped)
+        except ValueError:
+            UNSAMPLED.set(False)
     running = _running.pop(str(task_id), None)
     if running is None:
         return
@@ -76,3 +85,4 @@ def uninstall() -> None:
     signals.task_prerun.disconnect(dispatch_uid="auditkit.capture.prerun")
     signals.task_postrun.disconnect(dispatch_uid="auditkit.capture.postrun")
     _running.clear()
+    _skipped.clear()

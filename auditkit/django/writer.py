@@ -109,6 +109,7 @@ class CaptureWriter:
         self._files: dict[str, _File] = {}
         self._paused_until = 0.0
         self._checked_total_at = 0.0
+        self._head_bytes = 0
         self.dropped = 0  # captures (or untracked entries) not written
         self.written = 0  # captures written
         self.errors = 0
@@ -245,18 +246,26 @@ class CaptureWriter:
         return total
 
     def _append(self, stream: str, lines: Iterable[str]) -> None:
+        """Append ``lines``, starting a new file wherever the next line would pass max_bytes."""
         if self._paused():
             self.dropped += 1
             return
-        data = "".join(lines).encode("utf-8", "replace")
         try:
-            f = self._files.get(stream)
-            if f is not None and f.size + len(data) > self.settings.max_bytes and f.size > 0:
-                self._rotate(stream)
-                f = None
-            if f is None:
-                f = self._open(stream)
-            self._write_all(f, data)
+            f = self._files.get(stream) or self._open(stream)
+            chunk: list[bytes] = []
+            size = 0
+            for line in lines:
+                data = line.encode("utf-8", "replace")
+                if chunk and f.size + size + len(data) > self.settings.max_bytes:
+                    self._write_all(f, b"".join(chunk))
+                    chunk, size = [], 0
+                if f.size + len(data) > self.settings.max_bytes and f.size > self._head_bytes:
+                    self._rotate(stream)
+                    f = self._open(stream)
+                chunk.append(data)
+                size += len(data)
+            if chunk:
+                self._write_all(f, b"".join(chunk))
         except OSError as exc:
             self.errors += 1
             self.dropped += 1
@@ -293,6 +302,7 @@ class CaptureWriter:
             "started": iso(now),
         }
         self._write_all(f, _dumps(head).encode())
+        self._head_bytes = f.size
         self._files[stream] = f
         return f
 
