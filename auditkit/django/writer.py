@@ -40,13 +40,14 @@ from auditkit.django.context import Capture
 from auditkit.django.records import (
     CACHE_FORMAT,
     CACHE_VERSION,
+    JSON,
     QUERIES_FORMAT,
     QUERIES_VERSION,
     ParamRedactor,
     cache_records,
     capture_common,
     iso,
-    query_records,
+    query_lines,
     statement_record,
 )
 
@@ -65,7 +66,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _dumps(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"
+    return JSON.encode(record) + "\n"
 
 
 def _stamp(ts: float) -> str:
@@ -197,7 +198,7 @@ class CaptureWriter:
             kind = item[0]
             if kind == "capture":
                 capture: Capture = item[1]
-                lines["queries"].extend(_dumps(r) for r in query_records(capture, self.redact))
+                lines["queries"].extend(query_lines(capture, self.redact))
                 if capture.cache_ops:
                     common = capture_common(capture)
                     lines["cache"].extend(
