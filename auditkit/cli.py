@@ -250,7 +250,9 @@ class _Interval(click.ParamType):
 
     name = "interval"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         from auditkit.collect.timing import parse_interval
 
         try:
@@ -289,14 +291,42 @@ _OUT = click.option(
 
 
 @collect.command("postgres")
-@click.option("--dsn-env", required=True, metavar="VAR", help="Environment variable holding the DSN.")
+@click.option(
+    "--dsn-env", required=True, metavar="VAR", help="Environment variable holding the DSN."
+)
 @_OUT
-@click.option("--every", type=_Interval(), default="60s", show_default=True, help="Time between snapshots.")
-@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="Snapshots to take.")
-@click.option("--explain-top", type=click.IntRange(min=0), default=20, show_default=True, help="EXPLAIN this many top statements (0: none).")
-@click.option("--analyze", is_flag=True, help="EXPLAIN ANALYZE the top statements that are plain SELECTs without parameters (rolled back).")
-@click.option("--statement-timeout", type=_Interval(), default="30s", show_default=True, help="statement_timeout of the session.")
-@click.option("--lock-timeout", type=_Interval(), default="1s", show_default=True, help="lock_timeout of the session.")
+@click.option(
+    "--every", type=_Interval(), default="60s", show_default=True, help="Time between snapshots."
+)
+@click.option(
+    "--count", type=click.IntRange(min=1), default=1, show_default=True, help="Snapshots to take."
+)
+@click.option(
+    "--explain-top",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="EXPLAIN this many top statements (0: none).",
+)
+@click.option(
+    "--analyze",
+    is_flag=True,
+    help="EXPLAIN ANALYZE the top statements that are plain SELECTs without parameters (rolled back).",
+)
+@click.option(
+    "--statement-timeout",
+    type=_Interval(),
+    default="30s",
+    show_default=True,
+    help="statement_timeout of the session.",
+)
+@click.option(
+    "--lock-timeout",
+    type=_Interval(),
+    default="1s",
+    show_default=True,
+    help="lock_timeout of the session.",
+)
 def collect_postgres_command(
     dsn_env: str,
     out: Path,
@@ -326,11 +356,31 @@ def collect_postgres_command(
 
 
 @collect.command("redis")
-@click.option("--url-env", required=True, metavar="VAR", help="Environment variable holding the Redis URL.")
+@click.option(
+    "--url-env", required=True, metavar="VAR", help="Environment variable holding the Redis URL."
+)
 @_OUT
-@click.option("--every", type=_Interval(), default="60s", show_default=True, help="Time between INFO snapshots.")
-@click.option("--count", type=click.IntRange(min=1), default=2, show_default=True, help="INFO snapshots to take.")
-@click.option("--slowlog", type=click.IntRange(min=0), default=128, show_default=True, help="SLOWLOG entries to read.")
+@click.option(
+    "--every",
+    type=_Interval(),
+    default="60s",
+    show_default=True,
+    help="Time between INFO snapshots.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="INFO snapshots to take.",
+)
+@click.option(
+    "--slowlog",
+    type=click.IntRange(min=0),
+    default=128,
+    show_default=True,
+    help="SLOWLOG entries to read.",
+)
 def collect_redis_command(url_env: str, out: Path, every: float, count: int, slowlog: int) -> None:
     """INFO snapshots, CONFIG GET and SLOWLOG GET (read-only commands only)."""
     from auditkit.collect.redis import collect_redis
@@ -347,12 +397,32 @@ def collect_redis_command(url_env: str, out: Path, every: float, count: int, slo
 
 
 @collect.command("memcached")
-@click.option("--url-env", metavar="VAR", help="Environment variable holding memcached://host:port.")
-@click.option("--server", metavar="HOST:PORT", help="The address itself (memcached has no password).")
+@click.option(
+    "--url-env", metavar="VAR", help="Environment variable holding memcached://host:port."
+)
+@click.option(
+    "--server", metavar="HOST:PORT", help="The address itself (memcached has no password)."
+)
 @_OUT
-@click.option("--every", type=_Interval(), default="60s", show_default=True, help="Time between stats snapshots.")
-@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="stats snapshots to take.")
-@click.option("--metadump", is_flag=True, help="Also list every key (lru_crawler metadump): key names are client data.")
+@click.option(
+    "--every",
+    type=_Interval(),
+    default="60s",
+    show_default=True,
+    help="Time between stats snapshots.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="stats snapshots to take.",
+)
+@click.option(
+    "--metadump",
+    is_flag=True,
+    help="Also list every key (lru_crawler metadump): key names are client data.",
+)
 def collect_memcached_command(
     url_env: str | None, server: str | None, out: Path, every: float, count: int, metadump: bool
 ) -> None:

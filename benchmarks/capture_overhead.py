@@ -134,9 +134,8 @@ def _configure(dsn: str, capture_dir: Path) -> None:
 
 
 def _seed() -> None:
-    from django.core.management import call_command
-
     from benchshop.models import Author, Book, Review
+    from django.core.management import call_command
 
     call_command("makemigrations", "benchshop", verbosity=0)
     call_command("migrate", verbosity=0)
@@ -211,19 +210,29 @@ def run(dsn: str, rounds: int, requests: int) -> int:
                 off += times
                 block_off = statistics.median(times)
         pairs.append((block_off, block_on))
-    written = sum(1 for f in capture_dir.glob("queries-*.jsonl") for line in f.open() if '"type":"request"' in line)
-    statements = sum(1 for f in capture_dir.glob("queries-*.jsonl") for line in f.open() if '"sql"' in line)
+    written = sum(
+        1
+        for f in capture_dir.glob("queries-*.jsonl")
+        for line in f.open()
+        if '"type":"request"' in line
+    )
+    statements = sum(
+        1 for f in capture_dir.glob("queries-*.jsonl") for line in f.open() if '"sql"' in line
+    )
     connection.close()
-    p50_on, p50_off = statistics.median(on), statistics.median(off)
     # the overhead is the median of paired differences of adjacent blocks' medians: robust to
     # the load of a shared machine changing during the run
     overhead = statistics.median(b_on - b_off for b_off, b_on in pairs)
     pct = overhead / statistics.median(b_off for b_off, _ in pairs) * 100.0
-    print(f"view: 20 books + 20 review counts + 1 cache lookup, {rounds} rounds x {requests} requests per mode")
+    print(
+        f"view: 20 books + 20 review counts + 1 cache lookup, {rounds} rounds x {requests} requests per mode"
+    )
     print(f"captured: {written} requests, {statements} statements written")
     print(f"{'mode':<14}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}")
     for name, values in (("capture off", off), ("capture on", on)):
-        print(f"{name:<14}{_percentile(values, 0.5):>10.3f}{_percentile(values, 0.95):>10.3f}{statistics.fmean(values):>10.3f}")
+        print(
+            f"{name:<14}{_percentile(values, 0.5):>10.3f}{_percentile(values, 0.95):>10.3f}{statistics.fmean(values):>10.3f}"
+        )
     per_statement = overhead * 1000.0 / 22
     print(
         f"overhead at p50 (median of {len(pairs)} paired blocks): {overhead:.3f} ms per request "
@@ -243,7 +252,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--dsn-env", help="use the database in this environment variable instead of a private cluster")
+    parser.add_argument(
+        "--dsn-env",
+        help="use the database in this environment variable instead of a private cluster",
+    )
     args = parser.parse_args()
     if args.dsn_env:
         sys.exit(run(os.environ[args.dsn_env], args.rounds, args.requests))

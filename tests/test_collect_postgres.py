@@ -80,6 +80,7 @@ def _workload(dsn: str) -> None:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[object]:
     from conftest import REQUIRE_SERVICES
+
     from devtools.postgres import ThrowawayPostgres, available
 
     reason = available()

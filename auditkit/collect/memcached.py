@@ -91,7 +91,9 @@ def _address(url_env: str | None, server: str | None) -> tuple[int, Any]:
     elif server:
         value = server
     else:
-        raise CollectorError("no memcached address", hint="give --url-env VAR or --server HOST:PORT")
+        raise CollectorError(
+            "no memcached address", hint="give --url-env VAR or --server HOST:PORT"
+        )
     if value.startswith("/"):
         return socket.AF_UNIX, value
     parts = urlsplit(value if "://" in value else f"memcached://{value}")
@@ -110,7 +112,9 @@ class _Connection:
     def ask(self, command: str, limit: int | None = None) -> tuple[list[str], bool]:
         """Reply lines of ``command`` up to ``END`` (without it) and whether it was cut short."""
         if command not in READ_ONLY_COMMANDS:
-            raise CollectorError(f"refusing to send {command!r}: the memcached collector only reads")
+            raise CollectorError(
+                f"refusing to send {command!r}: the memcached collector only reads"
+            )
         self.sock.sendall(command.encode() + b"\r\n")
         lines: list[str] = []
         single = command == "version"
@@ -199,7 +203,9 @@ def collect_memcached(
             except CollectorError as exc:
                 result.skipped["metadump.txt"] = str(exc)
             else:
-                _write(out / "metadump.txt", lines, moment, "lru_crawler metadump all", sidecar, result)
+                _write(
+                    out / "metadump.txt", lines, moment, "lru_crawler metadump all", sidecar, result
+                )
                 if cut:
                     sidecar["files"]["metadump.txt"]["truncated_at"] = metadump_limit
                     result.skipped["metadump.txt (rest)"] = f"stopped after {metadump_limit} keys"
@@ -230,7 +236,11 @@ def _write(
     result: MemcachedCollection,
 ) -> None:
     path.write_text("\n".join([*lines, "END"]) + "\n", encoding="utf-8")
-    sidecar["files"][path.name] = {"command": command, "collected_at": _iso(moment), "lines": len(lines)}
+    sidecar["files"][path.name] = {
+        "command": command,
+        "collected_at": _iso(moment),
+        "lines": len(lines),
+    }
     result.files.append(path)
 
 
@@ -240,12 +250,15 @@ def _notes(result: MemcachedCollection, sidecar: dict[str, Any]) -> str:
         "",
         f"- server version: {result.version or '?'}",
         f"- stats snapshots: {result.snapshots}",
-        "- commands sent: " + ", ".join(sorted({f['command'] for f in sidecar['files'].values()} | {"version"})),
+        "- commands sent: "
+        + ", ".join(sorted({f["command"] for f in sidecar["files"].values()} | {"version"})),
         "",
         "| file | command | collected at (UTC) |",
         "|---|---|---|",
     ]
-    lines += [f"| {n} | {f['command']} | {f['collected_at']} |" for n, f in sidecar["files"].items()]
+    lines += [
+        f"| {n} | {f['command']} | {f['collected_at']} |" for n, f in sidecar["files"].items()
+    ]
     if result.skipped:
         lines += ["", "Not collected:", ""]
         lines += [f"- {name}: {why}" for name, why in result.skipped.items()]

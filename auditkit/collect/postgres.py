@@ -373,7 +373,9 @@ def collect_postgres(
     return result
 
 
-def _snapshot(session: _Session, result: CollectionResult, out: Path, *, last: bool, dsn: str) -> None:
+def _snapshot(
+    session: _Session, result: CollectionResult, out: Path, *, last: bool, dsn: str
+) -> None:
     """One read-only transaction: the statistics views (and, on the last, the catalog)."""
     info = session.execute(
         "SELECT version(), current_setting('server_version_num')::int, now(), "
@@ -416,7 +418,8 @@ def _snapshot(session: _Session, result: CollectionResult, out: Path, *, last: b
             if hidden:
                 result.notes.append(
                     f"pg_stat_statements: the text of {hidden} statement(s) is hidden from role "
-                    f"{role}" + ("" if read_all_stats else " (grant it pg_read_all_stats or pg_monitor)")
+                    f"{role}"
+                    + ("" if read_all_stats else " (grant it pg_read_all_stats or pg_monitor)")
                 )
         path = out / name if last else out / "snapshots" / f"{name[:-4]}-{_stamp(moment)}.csv"
         _write_csv(path, header, rows)
@@ -521,7 +524,9 @@ def _explain(
         candidates = _top_statements(session, top)
     except psycopg.Error as exc:
         session.rollback()
-        result.skipped["pg_explain.json"] = f"cannot read pg_stat_statements: {str(exc).splitlines()[0]}"
+        result.skipped["pg_explain.json"] = (
+            f"cannot read pg_stat_statements: {str(exc).splitlines()[0]}"
+        )
         return
     lines: list[str] = []
     failures: list[str] = []

@@ -29,9 +29,7 @@ def parse_interval(text: str | float) -> float:
         return float(text)
     m = _INTERVAL.match(text)
     if not m:
-        raise ConfigError(
-            f"{text!r} is not an interval", hint="write it like 500ms, 5s, 2m or 1h"
-        )
+        raise ConfigError(f"{text!r} is not an interval", hint="write it like 500ms, 5s, 2m or 1h")
     return float(m.group(1)) * _FACTORS[(m.group(2) or "s").lower()]
 
 

@@ -19,6 +19,7 @@ when its first ``get`` was one; ``get_many`` counts hits per key. Writes have ``
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import os
@@ -162,6 +163,7 @@ def _wrap(op: str, method: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(method)
         def get(self: Any, key: Any, default: Any = None, version: Any = None) -> Any:
+            value: Any = _MISSING
             outer = _OUTER.get()
             if outer is not None:  # inside another operation: report the hit, record nothing
                 value = method(self, key, _MISSING, version=version)
@@ -173,7 +175,6 @@ def _wrap(op: str, method: Callable[..., Any]) -> Callable[..., Any]:
             token = _OUTER.set(_Op())
             t0 = time.perf_counter()
             error = None
-            value: Any = _MISSING
             try:
                 value = method(self, key, _MISSING, version=version)
             except Exception as exc:
@@ -239,10 +240,9 @@ def instrument(backend: Any, alias: str) -> Any:
     if not getattr(cls, "_auditkit_recording", False):
         backend._auditkit_backend = f"{cls.__module__}.{cls.__qualname__}"
         backend._auditkit_alias = alias
-        try:
+        # an exotic class whose layout forbids it is left as it is
+        with contextlib.suppress(TypeError):
             backend.__class__ = recording_class(cls)
-        except TypeError:  # an exotic class whose layout forbids it: leave it as it is
-            pass
     return backend
 
 
@@ -281,8 +281,6 @@ def uninstall() -> None:
 
     _state["untracked"] = None
     if _state["original"] is not None:
-        try:
+        with contextlib.suppress(AttributeError):
             del caches.create_connection
-        except AttributeError:
-            pass
         _state["original"] = None

@@ -156,7 +156,9 @@ def parse_settings(raw: Any) -> tuple[CaptureSettings | None, list[tuple[str, st
         if key not in known or key == "dir":
             continue
         if key in _BOOLS and not isinstance(value, bool):
-            problems.append(("auditkit.E004", f"AUDITKIT_CAPTURE[{key!r}] must be True or False", ""))
+            problems.append(
+                ("auditkit.E004", f"AUDITKIT_CAPTURE[{key!r}] must be True or False", "")
+            )
         elif key in _POSITIVE_INTS and (
             not isinstance(value, int) or isinstance(value, bool) or value <= 0
         ):

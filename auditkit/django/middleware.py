@@ -113,7 +113,7 @@ class CaptureMiddleware:
             capture.finish()
             capture.status = response.status_code if response is not None else 500
             _resolve(request, capture)
-            if response is not None and settings.response_header:
-                if not response.has_header(settings.response_header):
-                    response[settings.response_header] = request_id
+            header = settings.response_header
+            if response is not None and header and not response.has_header(header):
+                response[header] = request_id
             rt.submit(("capture", capture))

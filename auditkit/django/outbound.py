@@ -19,6 +19,7 @@ lookup. :func:`uninstall` restores the original methods.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -76,10 +77,9 @@ def install(email_backend: str | None = None) -> None:
     from django.utils.module_loading import import_string
 
     for name in filter(None, [email_backend, "django.core.mail.backends.smtp.EmailBackend"]):
-        try:
+        # a broken EMAIL_BACKEND is Django's error to report, not ours
+        with contextlib.suppress(Exception):
             import_string(name)
-        except Exception:  # a broken EMAIL_BACKEND is Django's error to report, not ours
-            pass
     for cls in _subclasses(BaseEmailBackend):
         _patch(cls, "send_messages", "mail_ms")
     for name in ("connect", "send", "getresponse"):

@@ -20,6 +20,7 @@ import sysconfig
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from auditkit.django.context import CURRENT, UNSAMPLED
@@ -40,15 +41,20 @@ def _library_dirs() -> tuple[str, ...]:
     import auditkit
 
     paths = sysconfig.get_paths()
-    dirs = {paths.get("stdlib"), paths.get("platstdlib"), paths.get("purelib"), paths.get("platlib")}
+    dirs = {
+        paths.get("stdlib"),
+        paths.get("platstdlib"),
+        paths.get("purelib"),
+        paths.get("platlib"),
+    }
     dirs |= {os.path.dirname(django.__file__), os.path.dirname(auditkit.__file__)}
     return tuple(sorted(d + os.sep for d in dirs if d))
 
 
 def _stack(depth: int) -> str | None:
     """The innermost ``depth`` application frames, outermost first: ``file:line function``."""
-    frames = []
-    frame = sys._getframe(2)
+    frames: list[str] = []
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None and len(frames) < depth:
         filename = frame.f_code.co_filename
         if not filename.startswith(_LIBRARY_DIRS) and not filename.startswith("<"):

@@ -235,12 +235,24 @@ def query_lines(capture: Capture, redact: ParamRedactor) -> Iterator[str]:
     encode = JSON.encode
     tail = "".join(f",{_string(k)}:{encode(v)}" for k, v in capture_common(capture).items())
     places: dict[tuple[Any, Any, Any], str] = {}
-    for ts, duration, sql, params, many, alias, vendor, database, rows, error, stack in (
-        capture.statements
-    ):
+    for (
+        ts,
+        duration,
+        sql,
+        params,
+        many,
+        alias,
+        vendor,
+        database,
+        rows,
+        error,
+        stack,
+    ) in capture.statements:
         place = places.get((alias, vendor, database))
         if place is None:
-            place = f',"alias":{encode(alias)},"vendor":{encode(vendor)},"database":{encode(database)}'
+            place = (
+                f',"alias":{encode(alias)},"vendor":{encode(vendor)},"database":{encode(database)}'
+            )
             places[(alias, vendor, database)] = place
         extra = ""
         if rows is not None and rows >= 0:
@@ -272,7 +284,9 @@ def capture_common(capture: Capture) -> dict[str, Any]:
     return common
 
 
-def cache_records(entries: list[tuple[Any, ...]], common: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def cache_records(
+    entries: list[tuple[Any, ...]], common: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
     """Cache-operation records (format ``auditkit.cache``) of ``entries`` (see ``CACHE_FIELDS``)."""
     for entry in entries:
         values = dict(zip(CACHE_FIELDS, entry, strict=True))

@@ -61,9 +61,7 @@ def _postrun(task_id: str | None = None, state: str | None = None, **kw: Any) ->
         submit(("capture", capture))
 
 
-def install(
-    active: Callable[[], bool], submit: Callable[[Any], bool], sample_rate: float
-) -> bool:
+def install(active: Callable[[], bool], submit: Callable[[Any], bool], sample_rate: float) -> bool:
     """Connect to Celery's task signals; False when Celery is not importable."""
     try:
         from celery import signals

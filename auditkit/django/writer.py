@@ -2,7 +2,8 @@
 
 The request path only puts a finished capture on a bounded queue (``queue_size``); when the
 queue is full the capture is dropped and counted, never waited for. One daemon thread per
-process turns captures into JSON lines (:mod:`auditkit.django.records`) and appends them with
+process wakes when captures arrive, lets a few gather (50 ms), and turns them into JSON lines,
+handing the GIL back to request threads between captures, (:mod:`auditkit.django.records`) and appends them with
 one ``os.write`` per batch to its own files — one per stream and process, so several worker
 processes never write to the same file:
 
@@ -23,6 +24,7 @@ on first use. :meth:`CaptureWriter.close` (registered with ``atexit``) drains th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -62,6 +64,8 @@ STREAMS: dict[str, tuple[str, int]] = {
 }
 #: how long the writer pauses after a write error or while the folder is over its size limit
 PAUSE_S = 30.0
+#: how long the writer lets captures gather after waking up
+GATHER_S = 0.05
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -118,10 +122,8 @@ class CaptureWriter:
     def after_fork(self) -> None:
         """In a forked child: forget the parent's thread and files (their fds are closed)."""
         for f in self._files.values():
-            try:
+            with contextlib.suppress(OSError):
                 os.close(f.fd)
-            except OSError:
-                pass
         self._lock = threading.Lock()
         self._reset()
 
@@ -175,8 +177,10 @@ class CaptureWriter:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
+            if item is not None and item[0] != "flush":
+                time.sleep(GATHER_S)  # let a few requests gather: fewer wake-ups, larger writes
             batch = [item]
-            while len(batch) < 256:
+            while len(batch) < 1024:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
@@ -197,6 +201,7 @@ class CaptureWriter:
         for item in batch:
             kind = item[0]
             if kind == "capture":
+                time.sleep(0)  # hand the GIL to a request thread waiting for it, between captures
                 capture: Capture = item[1]
                 lines["queries"].extend(query_lines(capture, self.redact))
                 if capture.cache_ops:
@@ -271,7 +276,9 @@ class CaptureWriter:
             self.errors += 1
             self.dropped += 1
             self._paused_until = time.monotonic() + PAUSE_S
-            log.warning("auditkit capture: cannot write to %s (%s); pausing", self.settings.dir, exc)
+            log.warning(
+                "auditkit capture: cannot write to %s (%s); pausing", self.settings.dir, exc
+            )
 
     @staticmethod
     def _write_all(f: _File, data: bytes) -> None:
@@ -339,13 +346,14 @@ class CaptureWriter:
     def _prune(self, stream: str) -> None:
         """Delete this process's oldest closed files of ``stream`` beyond ``max_files``."""
         base = f"{stream}-*-{self.host}-{os.getpid()}"
-        found = {*self.settings.dir.glob(f"{base}.jsonl"), *self.settings.dir.glob(f"{base}-*.jsonl")}
+        found = {
+            *self.settings.dir.glob(f"{base}.jsonl"),
+            *self.settings.dir.glob(f"{base}-*.jsonl"),
+        }
         closed = sorted(found, key=_age)
         for old in closed[: max(0, len(closed) - self.settings.max_files)]:
-            try:
+            with contextlib.suppress(OSError):
                 old.unlink()
-            except OSError:
-                pass
 
     def _dump_models(self) -> None:
         """Write ``models.json`` (the model dump) atomically; a failure is logged, not raised."""

@@ -256,9 +256,8 @@ class JsonlQueriesParser(BlockParser):
         frame["source_file"] = report.path
         frame["pid"] = pd.to_numeric(frame["pid"], errors="coerce").astype("Int64")
         frame["thread"] = frame["thread"].astype("string")
-        for extra in ("task_state",):
-            if extra in frame:
-                frame[extra] = frame[extra].astype("string")
+        if "task_state" in frame:
+            frame["task_state"] = frame["task_state"].astype("string")
         if "sample_rate" in frame:
             frame["sample_rate"] = pd.to_numeric(frame["sample_rate"], errors="coerce")
         frame = frame.sort_values(["ts", "source_line"], kind="stable", na_position="last")

@@ -56,8 +56,11 @@ def _document(loader: Loader, path: str | Path, report: ParseReport, fmt: str) -
 
 
 def _server_name(doc: dict[str, Any]) -> tuple[str, str, str | None]:
-    server = doc.get("server") if isinstance(doc.get("server"), dict) else {}
-    engine = str(server.get("server_name") or ("valkey" if server.get("valkey_version") else "redis"))
+    found = doc.get("server")
+    server: dict[str, Any] = found if isinstance(found, dict) else {}
+    engine = str(
+        server.get("server_name") or ("valkey" if server.get("valkey_version") else "redis")
+    )
     run_id = server.get("run_id")
     name = f"{engine}:{str(run_id)[:12]}" if run_id else f"{engine}:unknown"
     return name, engine, server.get("redis_version") or server.get("valkey_version")
@@ -90,7 +93,7 @@ class RedisConfigLoader(Loader):
         if not isinstance(config, dict):
             report.skip(1, "no config object", text[:80])
             raise nothing_parsed(self, path, report)
-        ts = pd.to_datetime(doc.get("collected_at"), utc=True, errors="coerce")
+        ts = pd.to_datetime(str(doc.get("collected_at") or ""), utc=True, errors="coerce")
         rows = []
         for key, value in config.items():
             line = _line_of(text, json.dumps(str(key)))
@@ -155,12 +158,11 @@ class RedisSlowlogLoader(Loader):
             args = entry.get("args")
             rows.append(
                 {
-                    "ts": pd.to_datetime(entry.get("ts"), utc=True, errors="coerce"),
+                    "ts": pd.to_datetime(str(entry.get("ts") or ""), utc=True, errors="coerce"),
                     "kind": "slow_command",
                     "message": str(entry["command"]),
-                    "detail": f"{args} argument(s)" + (
-                        f"; client {entry['client_name']}" if entry.get("client_name") else ""
-                    ),
+                    "detail": f"{args} argument(s)"
+                    + (f"; client {entry['client_name']}" if entry.get("client_name") else ""),
                     "duration_ms": float(duration) / 1000.0,
                     "source_format": self.name,
                     "server": server,
