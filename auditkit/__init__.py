@@ -53,6 +53,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "CHAPTERS": "auditkit.checks",
     "run_chapter": "auditkit.checks",
+    "collect_memcached": "auditkit.collect.memcached",
     "collect_postgres": "auditkit.collect.postgres",
     "collect_redis": "auditkit.collect.redis",
     "run_audit": "auditkit.runner",
@@ -99,6 +100,7 @@ __all__ = [
     "aggregate_pgss",
     "all_loaders",
     "attach_requests",
+    "collect_memcached",
     "collect_postgres",
     "collect_redis",
     "compare_plans",
