@@ -184,7 +184,10 @@ PROJECT = {
         USE_TZ = True
         INSTALLED_APPS = ["django.contrib.contenttypes", "auditkit.django"]
         MIDDLEWARE = ["auditkit.django.middleware.CaptureMiddleware"]
-        DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["UNITS_DB"]}}
+        DATABASES = {
+            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["UNITS_DB"]},
+            "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ["UNITS_DB"] + "2"},
+        }
         CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
         AUDITKIT_CAPTURE = {
             "dir": os.environ["UNITS_DIR"], "sample_rate": 0.5, "params": "keep", "stack": True,
@@ -192,7 +195,7 @@ PROJECT = {
         }
     """,
     "urls.py": """
-        from django.db import connection
+        from django.db import connection, connections
         from django.http import HttpResponse
         from django.urls import path
 
@@ -200,6 +203,9 @@ PROJECT = {
         def view(request):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT %s, %s", [7, "kept"])
+            if request.GET.get("other"):  # a second alias, first opened inside a request
+                with connections["other"].cursor() as cursor:
+                    cursor.execute("SELECT 2")
             return HttpResponse("ok")
 
 
@@ -220,7 +226,7 @@ PROJECT = {
             cursor.execute("SELECT 1")
         client = Client()
         for i in range(200):
-            client.get("/v/", HTTP_X_CORRELATION_ID=f"corr-{i}")
+            client.get("/v/", {"other": "1"} if i % 10 == 0 else {}, HTTP_X_CORRELATION_ID=f"corr-{i}")
         open(os.path.join(os.environ["UNITS_DIR"], "OFF"), "w").close()
         import time; time.sleep(1.1)
         for i in range(20):
@@ -252,9 +258,12 @@ def test_options_in_a_project(tmp_path: Path) -> None:
     assert 70 <= len(requests) <= 130  # sample_rate 0.5 of 200 requests
     assert all(i.startswith("corr-") for i in ids)  # the configured header, none after OFF
     statements = [r for r in records if "sql" in r and r["request_id"] is not None]
+    other = [s for s in statements if s["alias"] == "other"]
+    statements = [s for s in statements if s["alias"] == "default"]
     assert len(statements) == len(requests)  # whole requests: one statement each, none orphaned
     assert {s["request_id"] for s in statements} == ids
     assert all(s["params"] == [7, "kept"] for s in statements)  # params: keep
+    assert other and all(s["sql"] == "SELECT 2" and s["request_id"] in ids for s in other)
     assert all("urls.py" in s["stack"] and " view" in s["stack"] for s in statements)
     untracked = [r for r in records if "sql" in r and r["request_id"] is None]
     assert [u["sql"] for u in untracked] == ["SELECT 1"]
