@@ -48,20 +48,22 @@ CACHE_FORMAT = "auditkit.cache"
 CACHE_VERSION = 1
 
 
-_SECOND: list[Any] = [None, ""]  # the last whole second formatted, and its text
+_last_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
 
 
 def iso(ts: float) -> str:
     """A POSIX timestamp as ISO 8601 UTC with microseconds and ``Z``.
 
     The writer formats thousands of these a second, mostly within the same second: the
-    date-and-time part is formatted once per second.
+    date-and-time part is formatted once per second (one tuple, replaced whole: thread-safe).
     """
+    global _last_second
     second = int(ts)
-    if _SECOND[0] != second:
-        _SECOND[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _SECOND[0] = second
-    return f"{_SECOND[1]}.{int((ts - second) * 1_000_000):06d}Z"
+    last = _last_second
+    if last[0] != second:
+        last = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        _last_second = last
+    return f"{last[1]}.{min(999_999, round((ts - second) * 1_000_000)):06d}Z"
 
 
 class ParamRedactor:
