@@ -345,13 +345,11 @@ def test_request_records(client: auditkit.ClientData) -> None:
     assert lst["route"] == "books/" and lst["view"] == "shop.views.book_list" and lst["method"] == "GET"
     assert lst["status"] == 200 and lst["kind"] == "http" and lst["db_calls"] >= 11
     signup, contact, weather = r.loc["signup"], r.loc["contact"], r.loc["weather"]
-    def share(r: pd.Series) -> float:
-        return float(r["cpu_ms"] / r["duration_ms"])
-
-    # busy computing (a loaded machine may take the CPU away for a while, hence the margins)
-    assert signup["cpu_ms"] >= 30 and share(signup) > 0.3 and signup["mail_ms"] == signup["http_ms"] == 0
-    assert contact["mail_ms"] >= 80 and share(contact) < share(signup) / 3  # waiting on mail
-    assert weather["http_ms"] >= 80 and share(weather) < share(signup) / 3  # waiting on an API
+    # CPU time, unlike wall-clock shares, does not depend on how busy the machine is: hashing
+    # needs its CPU time whatever the load; sleeping on a relay or an API needs next to none
+    assert signup["cpu_ms"] >= 40 and signup["mail_ms"] == signup["http_ms"] == 0  # computing
+    assert contact["mail_ms"] >= 80 and contact["cpu_ms"] < 30  # waiting on mail
+    assert weather["http_ms"] >= 80 and weather["cpu_ms"] < 30  # waiting on an API
     assert contact["mail_ms"] <= contact["duration_ms"] and weather["http_ms"] <= weather["duration_ms"]
     missing = r[r["status"] == 404].iloc[0]
     assert pd.isna(missing["endpoint"]) and missing["db_calls"] == 0
