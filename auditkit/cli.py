@@ -292,6 +292,204 @@ def cache_clear(cache_dir: Path | None, stale: bool) -> None:
     click.echo(f"{store.root}: removed {removed.entries} entries ({removed.bytes / 2**20:.1f} MiB)")
 
 
+class _Interval(click.ParamType):
+    """``500ms``, ``5s``, ``2m``, ``1h`` or plain seconds."""
+
+    name = "interval"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        from auditkit.collect.timing import parse_interval
+
+        try:
+            return parse_interval(value)
+        except AuditkitError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _collected(out: Path, files: list[Path], skipped: dict[str, str]) -> None:
+    """Print what a collector wrote, and what it could not collect and why."""
+    click.echo(f"wrote {len(files)} files to {out}")
+    for path in files:
+        click.echo(f"  {path.relative_to(out) if path.is_relative_to(out) else path}")
+    if skipped:
+        click.echo("not collected:")
+        for name, why in skipped.items():
+            click.echo(f"  {name}: {why}")
+
+
+@cli.group()
+def collect() -> None:
+    """Read-only collectors: write a live server's statistics as files auditkit reads.
+
+    Credentials come from environment variables only (--dsn-env / --url-env name one); no file
+    written holds a password or a connection string.
+    """
+
+
+_OUT = click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write into (created if missing), e.g. data/acme/postgres.",
+)
+
+
+@collect.command("postgres")
+@click.option(
+    "--dsn-env", required=True, metavar="VAR", help="Environment variable holding the DSN."
+)
+@_OUT
+@click.option(
+    "--every", type=_Interval(), default="60s", show_default=True, help="Time between snapshots."
+)
+@click.option(
+    "--count", type=click.IntRange(min=1), default=1, show_default=True, help="Snapshots to take."
+)
+@click.option(
+    "--explain-top",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="EXPLAIN this many top statements (0: none).",
+)
+@click.option(
+    "--analyze",
+    is_flag=True,
+    help="EXPLAIN ANALYZE the top statements that are plain SELECTs without parameters (rolled back).",
+)
+@click.option(
+    "--statement-timeout",
+    type=_Interval(),
+    default="30s",
+    show_default=True,
+    help="statement_timeout of the session.",
+)
+@click.option(
+    "--lock-timeout",
+    type=_Interval(),
+    default="1s",
+    show_default=True,
+    help="lock_timeout of the session.",
+)
+def collect_postgres_command(
+    dsn_env: str,
+    out: Path,
+    every: float,
+    count: int,
+    explain_top: int,
+    analyze: bool,
+    statement_timeout: float,
+    lock_timeout: float,
+) -> None:
+    """pg_stat_statements, table/index statistics and I/O, pg_indexes, sizes, pg_stats,
+    pg_settings and EXPLAIN plans, in read-only transactions."""
+    from auditkit.collect.postgres import collect_postgres
+
+    result = collect_postgres(
+        dsn_env,
+        out,
+        every_s=every,
+        count=count,
+        explain_top=explain_top,
+        explain_analyze=analyze,
+        statement_timeout_ms=int(statement_timeout * 1000),
+        lock_timeout_ms=int(lock_timeout * 1000),
+        progress=lambda message: click.echo(message, err=True),
+    )
+    _collected(out, result.files, result.skipped)
+
+
+@collect.command("redis")
+@click.option(
+    "--url-env", required=True, metavar="VAR", help="Environment variable holding the Redis URL."
+)
+@_OUT
+@click.option(
+    "--every",
+    type=_Interval(),
+    default="60s",
+    show_default=True,
+    help="Time between INFO snapshots.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="INFO snapshots to take.",
+)
+@click.option(
+    "--slowlog",
+    type=click.IntRange(min=0),
+    default=128,
+    show_default=True,
+    help="SLOWLOG entries to read.",
+)
+def collect_redis_command(url_env: str, out: Path, every: float, count: int, slowlog: int) -> None:
+    """INFO snapshots, CONFIG GET and SLOWLOG GET (read-only commands only)."""
+    from auditkit.collect.redis import collect_redis
+
+    result = collect_redis(
+        url_env,
+        out,
+        every_s=every,
+        count=count,
+        slowlog=slowlog,
+        progress=lambda message: click.echo(message, err=True),
+    )
+    _collected(out, result.files, result.skipped)
+
+
+@collect.command("memcached")
+@click.option(
+    "--url-env", metavar="VAR", help="Environment variable holding memcached://host:port."
+)
+@click.option(
+    "--server", metavar="HOST:PORT", help="The address itself (memcached has no password)."
+)
+@_OUT
+@click.option(
+    "--every",
+    type=_Interval(),
+    default="60s",
+    show_default=True,
+    help="Time between stats snapshots.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="stats snapshots to take.",
+)
+@click.option(
+    "--metadump",
+    is_flag=True,
+    help="Also list every key (lru_crawler metadump): key names are client data.",
+)
+def collect_memcached_command(
+    url_env: str | None, server: str | None, out: Path, every: float, count: int, metadump: bool
+) -> None:
+    """stats snapshots, stats items/slabs/settings and detail dump (read-only commands only)."""
+    from auditkit.collect.memcached import collect_memcached
+
+    if bool(url_env) == bool(server):
+        raise click.UsageError("give exactly one of --url-env and --server")
+    result = collect_memcached(
+        out,
+        url_env=url_env,
+        server=server,
+        every_s=every,
+        count=count,
+        metadump=metadump,
+        progress=lambda message: click.echo(message, err=True),
+    )
+    _collected(out, result.files, result.skipped)
+
+
 def _attach_optional_commands() -> None:
     """Commands living in their own modules (kept out of this file to keep it thin)."""
     try:

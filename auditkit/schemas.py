@@ -322,6 +322,22 @@ REQUESTS = FrameSchema(
         ("service", TEXT, "Service or application name."),
         ("inferred", BOOL, "True when the request was reconstructed by heuristic, not read."),
         ("source_format", TEXT, "Format the row came from."),
+        ("cache_ms", FLOAT, "Time in cache operations during the request, milliseconds."),
+        (
+            "cpu_ms",
+            FLOAT,
+            "CPU time of the thread that served the request (time.thread_time), milliseconds.",
+        ),
+        ("mail_ms", FLOAT, "Time spent sending e-mail (Django e-mail backends), milliseconds."),
+        (
+            "http_ms",
+            FLOAT,
+            "Time waiting on outbound HTTP calls (http.client, urllib3, requests), milliseconds.",
+        ),
+        ("route", TEXT, "URL pattern the request resolved to (Django route template)."),
+        ("url_name", TEXT, "Name of the URL pattern (namespace:name), when it has one."),
+        ("view", TEXT, "Dotted path of the view function or class."),
+        ("kind", TEXT, "http for a web request, task for a background task (Celery)."),
         *_PROVENANCE,
     ),
 )

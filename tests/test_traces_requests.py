@@ -237,15 +237,15 @@ def test_jsonl_queries_round_trip(tmp_path: Path) -> None:
 
 
 def test_jsonl_queries_newer_version_warns(tmp_path: Path) -> None:
-    path = tmp_path / "v2.jsonl"
+    path = tmp_path / "v3.jsonl"
     path.write_text(
-        '{"type": "meta", "format": "auditkit.queries", "version": 2}\n'
+        '{"type": "meta", "format": "auditkit.queries", "version": 3}\n'
         '{"ts": "2024-05-01T10:00:00Z", "duration_ms": 1, "sql": "SELECT 1", "params": null, "alias": "default",'
         ' "request_id": null, "endpoint": null, "method": null, "pid": 1, "thread": "t", "new_field": 1}\n'
     )
     result = load(path)
     assert result.format == "jsonl_queries"
-    assert "format version 2" in result.report.warnings[0]
+    assert "format version 3" in result.report.warnings[0]
     assert len(result.frames["requests"]) == 0
 
 

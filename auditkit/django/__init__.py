@@ -1,16 +1,33 @@
-"""The Django side of auditkit: an installable app a client adds to ``INSTALLED_APPS``.
+"""The Django side of auditkit: the capture app a client adds to a project.
 
-``auditkit.django`` (app label ``auditkit``, no models, no migrations) provides:
+Installed like this, it works with ``DEBUG=False`` and in production::
 
-* ``manage.py auditkit_dump_models`` — writes the model dump (``docs/formats/django-models.md``):
-  apps → models → tables, fields → columns, foreign keys, many-to-many through tables and
-  declared indexes and constraints, plus each app's latest migration, so that index advice
-  and N+1 fixes name the exact model, field and migration;
-* :mod:`auditkit.django.naming` — Django's own index naming rules, used to name recommended
-  indexes and to recognise the indexes Django creates automatically.
+    INSTALLED_APPS += ["auditkit.django"]
+    MIDDLEWARE.insert(0, "auditkit.django.middleware.CaptureMiddleware")
+    AUDITKIT_CAPTURE = {"dir": "/var/log/auditkit"}   # further keys: auditkit.django.conf
 
-Nothing here is imported by ``import auditkit``; Django is only configured by the client's
-project.
+``auditkit.django`` (app label ``auditkit``, no models, no migrations) then writes, into the
+capture folder, files a consultant hands to ``auditkit run``:
+
+* ``queries-*.jsonl`` — every statement of every sampled request and Celery task (SQL with
+  placeholders, parameters redacted at source, duration, alias, request id, optionally the
+  application frames), then one record per request (route, status, duration, CPU time,
+  database, cache, e-mail and outbound HTTP time) — ``docs/formats/jsonl-queries.md``;
+* ``cache-*.jsonl`` — every cache operation (key, hit or miss, TTL, duration, request id);
+* ``models.json`` — the model dump, written once at start-up.
+
+The parts, one module each: :mod:`~auditkit.django.conf` (settings),
+:mod:`~auditkit.django.checks` (system checks), :mod:`~auditkit.django.middleware` (requests),
+:mod:`~auditkit.django.recorder` (statements), :mod:`~auditkit.django.cache` (cache
+operations), :mod:`~auditkit.django.outbound` (e-mail and HTTP time),
+:mod:`~auditkit.django.tasks` (Celery), :mod:`~auditkit.django.context` (the capture in
+progress), :mod:`~auditkit.django.records` (the file formats), :mod:`~auditkit.django.writer`
+(the writer thread and rotation), :mod:`~auditkit.django.runtime` (install, kill switch).
+
+It also provides ``manage.py auditkit_dump_models`` (the model dump on demand,
+``docs/formats/django-models.md``) and :mod:`auditkit.django.naming` (Django's index naming
+rules). Nothing here is imported by ``import auditkit``; Django is only configured by the
+client's project.
 """
 
 from __future__ import annotations

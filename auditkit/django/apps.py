@@ -8,8 +8,15 @@ __all__ = ["AuditkitConfig"]
 
 
 class AuditkitConfig(AppConfig):
-    """auditkit's helper app: management commands only (no models, no migrations)."""
+    """auditkit's app: the capture recorders (when ``AUDITKIT_CAPTURE`` is set) and the
+    ``auditkit_dump_models`` command. No models, no migrations."""
 
     name = "auditkit.django"
     label = "auditkit"
     verbose_name = "auditkit performance audit"
+
+    def ready(self) -> None:
+        from auditkit.django import checks  # noqa: F401  (registers the system checks)
+        from auditkit.django.runtime import install_from_settings
+
+        install_from_settings()

@@ -1,8 +1,9 @@
 """The auditkit query log: JSON Lines written by the Django capture app.
 
 One JSON object per line: query records (one executed statement, with the request it belongs
-to), request records (``"type": "request"``, one per HTTP request) and an optional meta record
-first. The format is specified in ``docs/formats/jsonl-queries.md``; this module is its reader.
+to), request records (``"type": "request"``, one per HTTP request), task records
+(``"type": "task"``, one per background task, version 2) and meta records (the first line, and
+the writer's own counters). The format is specified in ``docs/formats/jsonl-queries.md``; this module is its reader.
 
 The file is streamed in blocks like any large log. Statements become ``query_events`` as each
 block is parsed; requests need the whole file (a request record may come after its
@@ -28,7 +29,7 @@ from auditkit.schemas import REQUESTS, conform, empty
 __all__ = ["FORMAT_VERSION", "JsonlQueriesLoader", "JsonlQueriesParser"]
 
 #: the version of the format this reader knows (docs/formats/jsonl-queries.md)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _MYSQL_VENDORS = frozenset({"mysql", "mariadb"})
 _QUERY_FIELDS = (
@@ -123,9 +124,9 @@ class JsonlQueriesParser(BlockParser):
                     continue
                 report.ok()
                 self._query(obj, line, rows)
-            elif kind == "request":
+            elif kind in ("request", "task"):
                 if obj.get("request_id") in (None, ""):
-                    report.skip(line, "request record without request_id", raw)
+                    report.skip(line, f"{kind} record without request_id", raw)
                     continue
                 report.ok()
                 requests.append({**obj, "_line": line})
@@ -220,6 +221,16 @@ class JsonlQueriesParser(BlockParser):
                     else (_int(agg["db_calls"]) if agg is not None else None),
                     "cache_hits": _int(rec.get("cache_hits")),
                     "cache_misses": _int(rec.get("cache_misses")),
+                    "cache_ms": _float(rec.get("cache_ms")),
+                    "cpu_ms": _float(rec.get("cpu_ms")),
+                    "mail_ms": _float(rec.get("mail_ms")),
+                    "http_ms": _float(rec.get("http_ms")),
+                    "route": _text(rec.get("route")),
+                    "url_name": _text(rec.get("url_name")),
+                    "view": _text(rec.get("view")),
+                    "kind": "task" if rec.get("type") == "task" else "http",
+                    "task_state": _text(rec.get("state")),
+                    "sample_rate": _float(rec.get("sample_rate")),
                     "pid": _int(rec.get("pid")),
                     "thread": _text(rec.get("thread")),
                     "source_line": rec["_line"],
@@ -245,6 +256,10 @@ class JsonlQueriesParser(BlockParser):
         frame["source_file"] = report.path
         frame["pid"] = pd.to_numeric(frame["pid"], errors="coerce").astype("Int64")
         frame["thread"] = frame["thread"].astype("string")
+        if "task_state" in frame:
+            frame["task_state"] = frame["task_state"].astype("string")
+        if "sample_rate" in frame:
+            frame["sample_rate"] = pd.to_numeric(frame["sample_rate"], errors="coerce")
         frame = frame.sort_values(["ts", "source_line"], kind="stable", na_position="last")
         return {"requests": conform(frame.reset_index(drop=True), REQUESTS)}
 
@@ -318,7 +333,7 @@ class JsonlQueriesLoader(BlockLoader):
     description = "auditkit query log: JSON Lines of query and request records (docs/formats/jsonl-queries.md)"
     expected = (
         'one JSON object per line: {"ts", "duration_ms", "sql", "params", "alias", "request_id", '
-        '"endpoint", "method", "pid", "thread"} or {"type": "request", …}'
+        '"endpoint", "method", "pid", "thread"} or {"type": "request", …} or {"type": "task", …}'
     )
 
     def sniff(self, head: str, path: Path) -> float:
@@ -336,7 +351,9 @@ class JsonlQueriesLoader(BlockLoader):
             if obj.get("type") == "meta" and obj.get("format") == "auditkit.queries":
                 return 1.0
             if ("sql" in obj and "duration_ms" in obj and "ts" in obj) or (
-                obj.get("type") == "request" and "request_id" in obj and "duration_ms" in obj
+                obj.get("type") in ("request", "task")
+                and "request_id" in obj
+                and "duration_ms" in obj
             ):
                 hits += 1
         return 0.95 if hits else 0.0
