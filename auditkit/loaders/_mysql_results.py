@@ -39,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["ResultSet", "read_result_sets"]
+__all__ = ["ResultSet", "read_result_sets", "time_stamp"]
 
 _RULE = re.compile(r"^\+(?:-+\+)+\s*$")
 _FOOTER = re.compile(r"^(\d+) rows? in set\b|^Empty set\b")
@@ -123,7 +123,7 @@ class _Context:
         if self.in_dashes:
             self.dash_lines.append(line)
             return
-        stamp = _stamp(s)
+        stamp = time_stamp(s)
         if s.startswith(("--", "#")):
             self.comments.append(s.lstrip("-#").strip())
             if stamp is not None:
@@ -172,7 +172,8 @@ class _Context:
         return statement, comment, self.ts
 
 
-def _stamp(text: str) -> pd.Timestamp | None:
+def time_stamp(text: str) -> pd.Timestamp | None:
+    """The first time stamp in ``text`` (ISO 8601, ``date`` output or epoch seconds), UTC."""
     m = _STAMP.search(text)
     if not m:
         return None

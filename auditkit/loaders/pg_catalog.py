@@ -630,9 +630,7 @@ def mysql_index_rows(parts: pd.DataFrame) -> list[dict[str, Any]]:
     for (_, _), g in parts.groupby(["table", "index"], sort=False, dropna=False):
         first = g.iloc[0]
         keys = [k + (" DESC" if d else "") for k, d in zip(g["_key"], g["_desc"], strict=True)]
-        row = {
-            k: v for k, v in first.items() if not str(k).startswith("_") and k != "cardinality"
-        }
+        row = {k: v for k, v in first.items() if not str(k).startswith("_") and k != "cardinality"}
         row.update(
             {
                 "columns": ", ".join(keys),
