@@ -41,7 +41,7 @@ CREATE TABLE book (id INT PRIMARY KEY AUTO_INCREMENT, author_id INT, title VARCH
 INSERT INTO author (name, email, city) VALUES {", ".join(_author(i) for i in range(200))};
 INSERT INTO book (author_id, title) SELECT id, CONCAT('t', id) FROM author;
 ANALYZE TABLE author, book;
-""" + "".join(f"SELECT id FROM author WHERE email = 'a{i}@x.org';\n" for i in range(20)) + "".join(
+""" + "".join(f"SELECT `id` FROM `author` WHERE `email` = 'a{i}@x.org';\n" for i in range(20)) + "".join(
     f"SELECT * FROM author WHERE name = 'n{i}';\n" for i in range(10)
 )
 #: view → (query, filter for the server's own count)
