@@ -100,12 +100,19 @@ class ThrowawayMariaDB:
         self.options = {k: v for k, v in merged.items() if v is not None}
         self.dir = Path(tempfile.mkdtemp(prefix="auditkit-mariadb-"))
         self.port = _free_port()
-        self.socket = str(self.dir / "mysqld.sock")
+        # the socket lives where servers keep theirs, so no temporary path shows in the slow
+        # log's start banner (fixtures made from it are committed)
+        run = Path("/run/mysqld")
+        self.socket = str(
+            run / f"auditkit-{self.port}.sock"
+            if run.is_dir() and os.access(run, os.W_OK)
+            else self.dir / "mysqld.sock"
+        )
         self.datadir = self.dir / "data"
         self.slow_log = self.dir / "slow.log"
         self.error_log = self.dir / "error.log"
         self._proc: subprocess.Popen[bytes] | None = None
-        self._finalizer = weakref.finalize(self, _cleanup, None, self.dir)
+        self._finalizer = weakref.finalize(self, _cleanup, None, self.dir, self.socket)
         try:
             self._start()
         except BaseException:
@@ -155,7 +162,7 @@ class ThrowawayMariaDB:
             start_new_session=True,
         )
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _cleanup, self._proc.pid, self.dir)
+        self._finalizer = weakref.finalize(self, _cleanup, self._proc.pid, self.dir, self.socket)
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -214,7 +221,7 @@ class ThrowawayMariaDB:
         return out.stdout
 
 
-def _cleanup(pid: int | None, directory: Path) -> None:
+def _cleanup(pid: int | None, directory: Path, socket_path: str) -> None:
     if pid is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
@@ -225,3 +232,5 @@ def _cleanup(pid: int | None, directory: Path) -> None:
                     break
                 time.sleep(0.1)
     shutil.rmtree(directory, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        Path(socket_path).unlink(missing_ok=True)
