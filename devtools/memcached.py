@@ -53,7 +53,19 @@ class ThrowawayMemcached:
         self.port = _free_port()
         user = ["-u", "root"] if os.geteuid() == 0 else []
         self._proc = subprocess.Popen(
-            [exe, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", str(memory_mb), *user, *extra],
+            [
+                exe,
+                "-l",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "0",
+                "-m",
+                str(memory_mb),
+                *user,
+                *extra,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -36,7 +36,7 @@ def replies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
         for user in range(30):  # per-user profiles: read 3 times, 2 users never cached
             mc.command(f"set user:{user}:profile 0 300 5", b"hello")
         mc.command("set config:site 0 0 2", b"ok")
-        for rnd in range(3):
+        for _rnd in range(3):
             for user in range(32):
                 mc.command(f"get user:{user}:profile")
             mc.command("get config:site")

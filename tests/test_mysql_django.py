@@ -28,11 +28,9 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 import auditkit

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -133,7 +134,7 @@ class _Context:
             self.ts = stamp
             return
         m = _PROMPT.match(s)
-        if m or _CONTINUATION.match(line) and self.statement_lines:
+        if m or (_CONTINUATION.match(line) and self.statement_lines):
             body = _PROMPT.sub("", s, count=1) if m else _CONTINUATION.sub("", line, count=1)
             if m:
                 self.statement_lines = []
@@ -199,7 +200,7 @@ def _tabular(lines: list[str], i: int) -> tuple[ResultSet, int]:
     rule = lines[i].rstrip()
     bounds = [k for k, ch in enumerate(rule) if ch == "+"]
     header_line = lines[i + 1].rstrip()
-    columns = [header_line[a + 1 : b].strip() for a, b in zip(bounds, bounds[1:], strict=False)]
+    columns = [header_line[a + 1 : b].strip() for a, b in itertools.pairwise(bounds)]
     rs = ResultSet(columns, first_line=i + 2, style="tabular")
     j = i + 3
     n = len(lines)
@@ -217,7 +218,7 @@ def _tabular(lines: list[str], i: int) -> tuple[ResultSet, int]:
             j += 1
             s = s + "\n" + lines[j].rstrip()
         if len(s) == len(rule) and all(s[b] == "|" for b in bounds):
-            cells = [s[a + 1 : b] for a, b in zip(bounds, bounds[1:], strict=False)]
+            cells = [s[a + 1 : b] for a, b in itertools.pairwise(bounds)]
         else:
             cells = [c for c in s.strip().strip("|").split(" | ")]
             if len(cells) != len(columns):
@@ -394,6 +395,7 @@ def _json(text: str) -> list[ResultSet]:
             arrays = [(k, v) for k, v in doc.items() if isinstance(v, list)] or [(None, [doc])]
         for name, arr in arrays:
             rs = ResultSet([], style="json", first_line=1, comment=name)
+            objects: list[dict[str, Any]] = []
             for k, obj in enumerate(arr, start=1):
                 if not isinstance(obj, dict):
                     rs.bad.append((k, "not a JSON object", json.dumps(obj)[:160]))
@@ -401,13 +403,13 @@ def _json(text: str) -> list[ResultSet]:
                 for key in obj:
                     if key not in rs.columns:
                         rs.columns.append(str(key))
-                rs.rows.append(obj)  # type: ignore[arg-type]
+                objects.append(obj)
                 rs.lines.append(k)
-            rs.rows = [[o.get(c) for c in rs.columns] for o in rs.rows]  # type: ignore[union-attr]
+            rs.rows = [[o.get(c) for c in rs.columns] for o in objects]
             sets.append(rs)
         return sets
     rs = ResultSet([], style="json", first_line=1)
-    objects: list[dict[str, Any]] = []
+    objects = []
     for k, line in enumerate(text.split("\n"), start=1):
         item = line.strip().rstrip(",")
         if not item or item in ("[", "]"):

@@ -892,11 +892,11 @@ class MySQLStatsLoader(Loader):
                 continue
             reader = _ROW_READERS[view]
             for line, rec in zip(rs.lines, rs.records(), strict=True):
-                reason = reader(f, rec, line)
-                if reason is None:
+                why = reader(f, rec, line)
+                if why is None:
                     report.ok()
                 else:
-                    report.skip(line, reason, "\t".join(str(v) for v in rec.values())[:160])
+                    report.skip(line, why, "\t".join(str(v) for v in rec.values())[:160])
             primary = primary or _FRAME_OF[view]
         for column, count in sorted(f.numbers.underflows.items()):
             report.warn(
@@ -963,7 +963,8 @@ def _frames(f: _File) -> dict[str, pd.DataFrame]:
         if "_pages" in g:
             g["size_bytes"] = g["_pages"] * page
         rows.setdefault("schema_indexes", []).extend(
-            g.drop(columns=[c for c in ("_pages",) if c in g]).to_dict("records")
+            {str(k): v for k, v in r.items()}
+            for r in g.drop(columns=[c for c in ("_pages",) if c in g]).to_dict("records")
         )
     tstats = rows.pop("_innodb_table_stats", [])
     for r in tstats:
@@ -1118,7 +1119,7 @@ def status_delta(
             if snaps["uptime"].notna().all()
             else []
         )
-        snaps = snaps.sort_values(by + ["source_file", "snapshot"], kind="stable").reset_index(
+        snaps = snaps.sort_values([*by, "source_file", "snapshot"], kind="stable").reset_index(
             drop=True
         )
         if len(snaps) < 2:

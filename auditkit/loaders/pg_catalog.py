@@ -626,11 +626,13 @@ def mysql_index_rows(parts: pd.DataFrame) -> list[dict[str, Any]]:
     ``SHOW CREATE TABLE``; extra attributes of the first part (``foreign_key``…) are kept.
     """
     parts = parts.sort_values(["table", "index", "_seq"], kind="stable")
-    out = []
+    out: list[dict[str, Any]] = []
     for (_, _), g in parts.groupby(["table", "index"], sort=False, dropna=False):
         first = g.iloc[0]
         keys = [k + (" DESC" if d else "") for k, d in zip(g["_key"], g["_desc"], strict=True)]
-        row = {k: v for k, v in first.items() if not str(k).startswith("_") and k != "cardinality"}
+        row: dict[str, Any] = {
+            str(k): v for k, v in first.items() if not str(k).startswith("_") and k != "cardinality"
+        }
         row.update(
             {
                 "columns": ", ".join(keys),
