@@ -31,6 +31,8 @@ from auditkit.errors import SchemaError
 
 __all__ = [
     "CACHE_EVENTS",
+    "CACHE_KEYS",
+    "CACHE_KEY_FAMILIES",
     "CACHE_STATS",
     "COLUMN_STATS",
     "FRAMES",
@@ -44,6 +46,7 @@ __all__ = [
     "SCHEMA_TABLES",
     "SERVER_EVENTS",
     "SERVER_SETTINGS",
+    "SERVER_STATUS",
     "STATEMENT_STATS",
     "Column",
     "FrameSchema",
@@ -202,6 +205,44 @@ STATEMENT_STATS = FrameSchema(
         ("database", TEXT, "Database (the most frequent one when several)."),
         ("user", TEXT, "User (the most frequent one when several)."),
         ("sources", TEXT, "Files the statement was seen in, comma separated."),
+        # MySQL / MariaDB: performance_schema statement digests, sys views, the slow log
+        (
+            "rows_examined",
+            INT,
+            "Rows the server read to run the statement, summed (MySQL SUM_ROWS_EXAMINED); ≫ rows means a scan.",
+        ),
+        (
+            "lock_ms",
+            FLOAT,
+            "Time waiting for table locks, summed, milliseconds (MySQL SUM_LOCK_TIME).",
+        ),
+        (
+            "no_index_used",
+            INT,
+            "Executions that read a table without any index (MySQL SUM_NO_INDEX_USED).",
+        ),
+        (
+            "full_scans",
+            INT,
+            "Executions whose first table was read by a full scan (MySQL SUM_SELECT_SCAN).",
+        ),
+        (
+            "full_joins",
+            INT,
+            "Executions that joined a table without an index on the join (MySQL SUM_SELECT_FULL_JOIN).",
+        ),
+        ("tmp_tables", INT, "Internal temporary tables created (MySQL SUM_CREATED_TMP_TABLES)."),
+        (
+            "tmp_disk_tables",
+            INT,
+            "Internal temporary tables written to disk (MySQL SUM_CREATED_TMP_DISK_TABLES).",
+        ),
+        (
+            "sort_merge_passes",
+            INT,
+            "Merge passes of sorts that spilled (MySQL SUM_SORT_MERGE_PASSES).",
+        ),
+        ("dialect", TEXT, "SQL dialect of the statements: postgres, mysql or mariadb."),
     ),
 )
 
@@ -249,6 +290,8 @@ SERVER_SETTINGS = FrameSchema(
             "Numeric value in base units: bytes for sizes, milliseconds for times; NaN when not numeric.",
         ),
         ("source", TEXT, "Where the value comes from (default, configuration file, …)."),
+        ("ts", TS, "When the settings were read, UTC (NaT when unknown)."),
+        ("server", TEXT, "Server the settings belong to, when known."),
         *_PROVENANCE,
     ),
 )
@@ -426,6 +469,14 @@ SCHEMA_TABLES = FrameSchema(
         ("n_tup_del", INT, "Rows deleted."),
         ("n_dead_tup", INT, "Dead rows."),
         ("model", TEXT, "Django model (app_label.Model) mapped to the table, when known."),
+        (
+            "rows_read",
+            INT,
+            "Rows read from the table by any access path (MySQL performance_schema COUNT_READ).",
+        ),
+        ("index_size_bytes", INT, "All indexes of the table, bytes (MySQL INDEX_LENGTH)."),
+        ("engine", TEXT, "Storage engine (InnoDB, MyISAM, Aria, …)."),
+        ("dialect", TEXT, "Database the export came from: postgres, mysql or mariadb."),
         *_PROVENANCE,
     ),
 )
@@ -445,6 +496,27 @@ SCHEMA_INDEXES = FrameSchema(
         ("predicate", TEXT, "WHERE clause of a partial index."),
         ("size_bytes", INT, "Index size, bytes."),
         ("idx_scan", INT, "Scans since the statistics reset."),
+        (
+            "index_reads",
+            INT,
+            "Rows read through the index since the server started or the statistics were truncated (MySQL performance_schema COUNT_READ; 0 = unused).",
+        ),
+        (
+            "index_writes",
+            INT,
+            "Rows inserted, updated or deleted through the index in the same window (MySQL COUNT_WRITE): its upkeep.",
+        ),
+        (
+            "redundant_to",
+            TEXT,
+            "Index that makes this one redundant (its columns are a prefix of it), as the server reports it (MySQL sys.schema_redundant_indexes).",
+        ),
+        (
+            "foreign_key",
+            TEXT,
+            "Foreign-key constraint whose columns this index leads with: InnoDB needs such an index, so it cannot be dropped while it is the only one.",
+        ),
+        ("dialect", TEXT, "Database the export came from: postgres, mysql or mariadb."),
         *_PROVENANCE,
     ),
 )
@@ -506,6 +578,112 @@ COLUMN_STATS = FrameSchema(
     ),
 )
 
+# --- MySQL / MariaDB server status, memcached key families and keys (issue 16) ------------
+
+SERVER_STATUS = FrameSchema(
+    "server_status",
+    "one status counter or system variable of one database server at one snapshot (SHOW GLOBAL STATUS / VARIABLES)",
+    _cols(
+        ("ts", TS, "When the snapshot was taken, UTC (NaT when the export does not say)."),
+        ("server", TEXT, "Server name or address (the file name when the export does not say)."),
+        ("engine", TEXT, "mysql, mariadb or percona, when the variables tell."),
+        (
+            "kind",
+            TEXT,
+            "status (a SHOW GLOBAL STATUS counter or gauge) or variable (a setting).",
+            "required",
+        ),
+        (
+            "name",
+            TEXT,
+            "Name as the server spells it (Connections, Innodb_buffer_pool_reads, max_connections, …).",
+            "required",
+        ),
+        (
+            "value",
+            FLOAT,
+            "Numeric value (counters kept cumulative, as the server reports them); NaN when not numeric.",
+        ),
+        ("text", TEXT, "The value as the server printed it."),
+        ("snapshot", INT, "Ordinal of the snapshot within its file, from 1."),
+        (
+            "uptime_s",
+            FLOAT,
+            "The server's Uptime at this snapshot, seconds: the clock of deltas when the export has no time stamps.",
+        ),
+        (
+            "counter",
+            BOOL,
+            "True for a cumulative counter (deltas and rates make sense), False for a gauge or text; <NA> for variables.",
+        ),
+        *_PROVENANCE,
+    ),
+)
+
+CACHE_KEY_FAMILIES = FrameSchema(
+    "cache_key_families",
+    "one key family (key prefix) of one cache server, with its counts, at one time",
+    _cols(
+        ("ts", TS, "When the statistics were taken, UTC (NaT when unknown)."),
+        ("server", TEXT, "Server name or address."),
+        ("engine", TEXT, "memcached, redis, …"),
+        (
+            "key_prefix",
+            TEXT,
+            "The family: memcached's own prefix (the key up to the first delimiter, 'stats detail') or the key with its variable parts replaced (from a key dump).",
+            "required",
+        ),
+        ("gets", INT, "Reads of keys of the family (memcached 'get' count, cumulative)."),
+        ("hits", INT, "Reads that found the key."),
+        ("misses", INT, "Reads that did not find it (gets − hits)."),
+        ("sets", INT, "Writes."),
+        ("deletes", INT, "Deletes."),
+        ("hit_ratio", FLOAT, "hits / gets (0–1); NaN without reads."),
+        ("keys", INT, "Keys of the family held at the time (from a key dump)."),
+        ("size_bytes", INT, "Bytes the family's items take (from a key dump)."),
+        (
+            "never_fetched_keys",
+            INT,
+            "Keys written and never read since (memcached fetch=no): wasted writes.",
+        ),
+        ("no_expiry_keys", INT, "Keys without an expiry time."),
+        (
+            "median_ttl_s",
+            FLOAT,
+            "Median time to live the keys were given, seconds, when the dump time is known.",
+        ),
+        ("source_format", TEXT, "Format the row came from (memcached_detail, memcached_metadump)."),
+        *_PROVENANCE,
+    ),
+)
+
+CACHE_KEYS = FrameSchema(
+    "cache_keys",
+    "one key held by a cache server, with its metadata (never its value)",
+    _cols(
+        ("ts", TS, "When the keys were dumped, UTC (NaT when unknown)."),
+        ("server", TEXT, "Server name or address."),
+        ("engine", TEXT, "memcached, redis, …"),
+        ("key", TEXT, "The key, decoded (may be redacted in reports).", "required"),
+        (
+            "key_prefix",
+            TEXT,
+            "Key with its variable parts (numbers, hex, UUIDs, e-mail addresses) replaced.",
+        ),
+        ("expires_at", TS, "When the key expires, UTC; NaT when it never does."),
+        ("last_access", TS, "Last read or write, UTC."),
+        (
+            "ttl_s",
+            FLOAT,
+            "Seconds left to live at dump time; NaN when it never expires or the dump time is unknown.",
+        ),
+        ("size_bytes", INT, "Item size, bytes (key, value and overhead)."),
+        ("fetched", BOOL, "True when the key was read since it was written."),
+        ("slab_class", INT, "memcached slab class holding the item."),
+        *_PROVENANCE,
+    ),
+)
+
 FRAMES: dict[str, FrameSchema] = {
     f.name: f
     for f in (
@@ -523,6 +701,9 @@ FRAMES: dict[str, FrameSchema] = {
         SCHEMA_INDEXES,
         SCHEMA_COLUMNS,
         COLUMN_STATS,
+        SERVER_STATUS,
+        CACHE_KEY_FAMILIES,
+        CACHE_KEYS,
     )
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # System packages and services the test suite needs (Debian/Ubuntu, run as root):
 #   postgresql (+ contrib for pg_stat_statements) and postgresql-<major>-hypopg, chromium for the
-#   browser tests, pgbadger for the benchmark, redis and mariadb servers, memcached (the collector's
-#   tests start their own on a free port; the system service need not run).
+#   browser tests, pgbadger for the benchmark, redis and mariadb servers, memcached (the tests
+#   start their own memcached and MariaDB processes from these binaries).
 # Idempotent: installs only what is missing and starts services that are not answering.
 set -euo pipefail
 
@@ -26,6 +26,7 @@ fi
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v memcached >/dev/null 2>&1 || need+=(memcached)
 command -v mariadbd >/dev/null 2>&1 || command -v mysqld >/dev/null 2>&1 || need+=(mariadb-server)
+command -v mariadb-install-db >/dev/null 2>&1 || command -v mysql_install_db >/dev/null 2>&1 || need+=(mariadb-server)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

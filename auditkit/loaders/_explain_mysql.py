@@ -35,18 +35,32 @@ line, in a boxed ``| EXPLAIN |`` cell or in a ``\\G`` ``EXPLAIN: {`` row:
   iterators are named by ``access_type`` (``nested_loop``, ``hash_join``, ``filter``,
   ``sort``, ``limit``…). ``operation`` is kept as ``label``; ``actual_first_row_ms`` /
   ``actual_last_row_ms`` / ``actual_rows`` are per loop, as in PostgreSQL.
+
+Plans exported in bulk — a folder of ``q17.json`` (``EXPLAIN FORMAT=JSON``), ``q17.analyze.json``
+(MariaDB ``ANALYZE FORMAT=JSON``) or ``q17.txt`` (tabular) files, each beside the statement it
+explains in ``q17.sql`` — carry no statement of their own: :func:`statement_beside` reads it from
+the ``.sql`` file, so the plan gets the statement's fingerprint and joins the slow log and the
+digests.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from auditkit.loaders._explain_nodes import Failure, Plan, PlanNode, PlanParseError, to_float
-from auditkit.loaders._explain_psql import find_json_end, statement_from
+from auditkit.loaders._explain_psql import find_json_end, statement_from, strip_explain
+from auditkit.loaders.stream import read_text
 
-__all__ = ["plans_from_json_text", "read_mysql", "sniff_mysql", "strip_json_comments"]
+__all__ = [
+    "plans_from_json_text",
+    "read_mysql",
+    "sniff_mysql",
+    "statement_beside",
+    "strip_json_comments",
+]
 
 _BORDER = re.compile(r"^\+[-+]+\+\s*$")
 _BOX_ROW = re.compile(r"^\|(?P<inner>.*)\|\s*$")
@@ -664,3 +678,30 @@ def sniff_mysql(head: str) -> tuple[int, int]:
     if re.search(r'"operation"\s*:', head) and re.search(r'"access_type"\s*:', head):
         json_plans += 1
     return tabular, json_plans
+
+
+def statement_beside(path: str | Path) -> str | None:
+    """The statement in the ``.sql`` file beside plan file ``path``, or None.
+
+    ``q17.json`` and ``q17.analyze.json`` both look for ``q17.analyze.sql`` then ``q17.sql``; a
+    leading ``EXPLAIN …``/``ANALYZE …`` and the closing ``;`` are removed. Files over 1 MiB,
+    files that are themselves the plan, and files holding no statement give None.
+    """
+    p = Path(path)
+    stem = p.name
+    candidates = []
+    while "." in stem:
+        stem = stem.rsplit(".", 1)[0]
+        candidates.append(p.with_name(f"{stem}.sql"))
+    for sql_path in candidates:
+        if sql_path == p or not sql_path.is_file() or sql_path.stat().st_size > 1 << 20:
+            continue
+        text, _bad = read_text(sql_path)
+        lines = [
+            ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(("--", "#"))
+        ]
+        sql = re.sub(r"(?:;|\\[Gg])\s*$", "", "\n".join(lines).strip())
+        if not sql or re.search(r"^\s*(?:\+-|\|\s*id\s*\||\{)", text, re.M):
+            continue  # empty, or an EXPLAIN result saved as .sql: not a statement
+        return strip_explain(sql) or None
+    return None

@@ -89,7 +89,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from auditkit.errors import NothingParsedError
-from auditkit.loaders._explain_mysql import read_mysql, sniff_mysql
+from auditkit.loaders._explain_mysql import read_mysql, sniff_mysql, statement_beside
 from auditkit.loaders._explain_nodes import (
     EXTRA_COLUMNS,
     MAX_DEPTH,
@@ -279,6 +279,10 @@ class _ExplainLoader(Loader):
         report.check()
         if not plans:
             raise self._nothing(path, report, failures, text)
+        beside = statement_beside(path)
+        for plan in plans:  # a plan exported alone: its statement is in the .sql file beside it
+            if beside and not plan.fields.get("statement"):
+                plan.fields["statement"] = beside
         name = Path(path).name
         frame = plans_frame([(f"{name}#{i}", p) for i, p in enumerate(plans, 1)], str(path))
         report.events[self.frame] = len(frame)

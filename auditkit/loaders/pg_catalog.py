@@ -74,6 +74,7 @@ __all__ = [
     "PgStatIndexesLoader",
     "PgStatTablesLoader",
     "PgStatsLoader",
+    "mysql_index_rows",
     "read_records",
 ]
 
@@ -613,36 +614,53 @@ class MySQLIndexesLoader(_CatalogLoader):
     ) -> dict[str, pd.DataFrame]:
         parts = pd.DataFrame(rows.get("schema_indexes", []))
         if len(parts):
-            parts = parts.sort_values(["table", "index", "_seq"], kind="stable")
-            out = []
-            for (_, _), g in parts.groupby(["table", "index"], sort=False, dropna=False):
-                first = g.iloc[0]
-                keys = [
-                    k + (" DESC" if d else "") for k, d in zip(g["_key"], g["_desc"], strict=True)
-                ]
-                out.append(
-                    {
-                        "schema": first["schema"],
-                        "table": first["table"],
-                        "index": first["index"],
-                        "columns": ", ".join(keys),
-                        "definition": _mysql_definition(first, keys),
-                        "method": first["method"],
-                        "unique": first["unique"],
-                        "primary": first["primary"],
-                        "cardinality": g["cardinality"].max(),
-                        "source_file": first["source_file"],
-                        "source_line": int(g["source_line"].min()),
-                    }
-                )
-            rows = {"schema_indexes": out}
+            rows = {"schema_indexes": mysql_index_rows(parts)}
         return super().frames_from(rows, report)
 
 
+def mysql_index_rows(parts: pd.DataFrame) -> list[dict[str, Any]]:
+    """One ``schema_indexes`` row per index from rows of one key part each.
+
+    ``parts`` holds what :meth:`MySQLIndexesLoader.row` returns (``_seq`` position, ``_key``
+    text, ``_desc`` flag and the index's attributes), from SHOW INDEX, STATISTICS or a parsed
+    ``SHOW CREATE TABLE``; extra attributes of the first part (``foreign_key``…) are kept.
+    """
+    parts = parts.sort_values(["table", "index", "_seq"], kind="stable")
+    out: list[dict[str, Any]] = []
+    for (_, _), g in parts.groupby(["table", "index"], sort=False, dropna=False):
+        first = g.iloc[0]
+        keys = [k + (" DESC" if d else "") for k, d in zip(g["_key"], g["_desc"], strict=True)]
+        row: dict[str, Any] = {
+            str(k): v for k, v in first.items() if not str(k).startswith("_") and k != "cardinality"
+        }
+        row.update(
+            {
+                "columns": ", ".join(keys),
+                "definition": _mysql_definition(first, keys),
+                "cardinality": g["cardinality"].max() if "cardinality" in g else None,
+                "source_line": int(g["source_line"].min()),
+                "dialect": "mysql",
+            }
+        )
+        out.append(row)
+    return out
+
+
 def _mysql_definition(first: pd.Series, keys: list[str]) -> str:
-    cols = ", ".join(k if k.startswith("(") else f"`{k}`" if "(" not in k else k for k in keys)
+    def quoted(key: str) -> str:
+        desc = key.endswith(" DESC")
+        name = key[: -len(" DESC")] if desc else key
+        if not name.startswith("("):
+            m = re.fullmatch(r"(.+?)(\(\d+\))?", name)
+            name = f"`{m.group(1)}`{m.group(2) or ''}" if m else f"`{name}`"
+        return name + (" DESC" if desc else "")
+
+    cols = ", ".join(quoted(k) for k in keys)
     if first["primary"]:
         return f"ALTER TABLE `{first['table']}` ADD PRIMARY KEY ({cols})"
-    unique = "UNIQUE " if first["unique"] else ""
-    using = f" USING {str(first['method']).upper()}" if first["method"] in ("btree", "hash") else ""
-    return f"CREATE {unique}INDEX `{first['index']}` ON `{first['table']}` ({cols}){using}"
+    method = str(first["method"]).lower()
+    kind = "UNIQUE " if first["unique"] else ""
+    if method in ("fulltext", "spatial"):
+        kind = f"{method.upper()} "
+    using = f" USING {method.upper()}" if method in ("btree", "hash") else ""
+    return f"CREATE {kind}INDEX `{first['index']}` ON `{first['table']}` ({cols}){using}"
