@@ -279,7 +279,7 @@ SERVER_EVENTS = FrameSchema(
 
 SERVER_SETTINGS = FrameSchema(
     "server_settings",
-    "one configuration setting of a database server (pg_settings)",
+    "one configuration setting of a database or application server (pg_settings, SHOW VARIABLES, gunicorn and uWSGI start-up lines)",
     _cols(
         ("name", TEXT, "Setting name (max_connections, shared_buffers, work_mem, …).", "required"),
         ("setting", TEXT, "Value as the server reports it, in its unit.", "required"),
@@ -291,7 +291,11 @@ SERVER_SETTINGS = FrameSchema(
         ),
         ("source", TEXT, "Where the value comes from (default, configuration file, …)."),
         ("ts", TS, "When the settings were read, UTC (NaT when unknown)."),
-        ("server", TEXT, "Server the settings belong to, when known."),
+        (
+            "server",
+            TEXT,
+            "Server the settings belong to, when known (postgres, mysql, gunicorn, uwsgi, or a host name).",
+        ),
         *_PROVENANCE,
     ),
 )
@@ -381,6 +385,24 @@ REQUESTS = FrameSchema(
         ("url_name", TEXT, "Name of the URL pattern (namespace:name), when it has one."),
         ("view", TEXT, "Dotted path of the view function or class."),
         ("kind", TEXT, "http for a web request, task for a background task (Celery)."),
+        (
+            "upstream_ms",
+            FLOAT,
+            "Time the proxy waited on the application (nginx $upstream_response_time, summed over retries), milliseconds.",
+        ),
+        ("upstream_addr", TEXT, "Application server the proxy sent the request to."),
+        (
+            "upstream_status",
+            TEXT,
+            "Status the application returned to the proxy (per try, comma separated).",
+        ),
+        (
+            "cache_status",
+            TEXT,
+            "Proxy or CDN cache outcome as the log spells it, upper case (HIT, MISS, BYPASS, EXPIRED, DYNAMIC, STALE, …).",
+        ),
+        ("response_bytes", INT, "Response body size, bytes."),
+        ("path", TEXT, "Request path without the query string, when the source gives it."),
         *_PROVENANCE,
     ),
 )
@@ -397,6 +419,19 @@ CACHE_EVENTS = FrameSchema(
         ("duration_ms", FLOAT, "Operation time, milliseconds."),
         ("endpoint", TEXT, "Endpoint that issued the operation."),
         ("request_id", TEXT, "Request that issued the operation."),
+        (
+            "ttl_s",
+            FLOAT,
+            "Time to live given by a write, seconds; NaN when none was given or the key never expires.",
+        ),
+        ("trace_id", TEXT, "Trace the operation belongs to, hex."),
+        ("cache", TEXT, "Django cache alias (default, sessions, …) or the cache's name."),
+        ("backend", TEXT, "Backend: redis, memcached, locmem, database, file, …"),
+        ("value_bytes", INT, "Size of the value read or written, bytes."),
+        ("key_count", INT, "Keys the operation touched (get_many, set_many, delete_many)."),
+        ("pid", INT, "Process id."),
+        ("thread", TEXT, "Thread name or id."),
+        ("source_format", TEXT, "Format the row came from."),
         *_PROVENANCE,
     ),
 )
@@ -477,6 +512,16 @@ SCHEMA_TABLES = FrameSchema(
         ("index_size_bytes", INT, "All indexes of the table, bytes (MySQL INDEX_LENGTH)."),
         ("engine", TEXT, "Storage engine (InnoDB, MyISAM, Aria, …)."),
         ("dialect", TEXT, "Database the export came from: postgres, mysql or mariadb."),
+        (
+            "heap_blks_read",
+            INT,
+            "Table blocks read from disk or the OS cache (pg_statio_user_tables).",
+        ),
+        ("heap_blks_hit", INT, "Table blocks found in shared buffers."),
+        ("idx_blks_read", INT, "Blocks of the table's indexes read from disk or the OS cache."),
+        ("idx_blks_hit", INT, "Blocks of the table's indexes found in shared buffers."),
+        ("toast_blks_read", INT, "TOAST blocks read from disk or the OS cache."),
+        ("toast_blks_hit", INT, "TOAST blocks found in shared buffers."),
         *_PROVENANCE,
     ),
 )
@@ -517,6 +562,12 @@ SCHEMA_INDEXES = FrameSchema(
             "Foreign-key constraint whose columns this index leads with: InnoDB needs such an index, so it cannot be dropped while it is the only one.",
         ),
         ("dialect", TEXT, "Database the export came from: postgres, mysql or mariadb."),
+        (
+            "idx_blks_read",
+            INT,
+            "Index blocks read from disk or the OS cache (pg_statio_user_indexes).",
+        ),
+        ("idx_blks_hit", INT, "Index blocks found in shared buffers."),
         *_PROVENANCE,
     ),
 )
@@ -582,7 +633,7 @@ COLUMN_STATS = FrameSchema(
 
 SERVER_STATUS = FrameSchema(
     "server_status",
-    "one status counter or system variable of one database server at one snapshot (SHOW GLOBAL STATUS / VARIABLES)",
+    "one status counter or system variable of one database server at one snapshot (SHOW GLOBAL STATUS / VARIABLES, pg_stat_database and the other cumulative PostgreSQL views)",
     _cols(
         ("ts", TS, "When the snapshot was taken, UTC (NaT when the export does not say)."),
         ("server", TEXT, "Server name or address (the file name when the export does not say)."),
@@ -615,6 +666,16 @@ SERVER_STATUS = FrameSchema(
             "counter",
             BOOL,
             "True for a cumulative counter (deltas and rates make sense), False for a gauge or text; <NA> for variables.",
+        ),
+        (
+            "view",
+            TEXT,
+            "Where the counter comes from: SHOW GLOBAL STATUS, pg_stat_database, pg_stat_bgwriter, pg_stat_checkpointer, pg_stat_archiver, …",
+        ),
+        (
+            "database",
+            TEXT,
+            "Database the counter belongs to (pg_stat_database rows), empty for server-wide counters.",
         ),
         *_PROVENANCE,
     ),
