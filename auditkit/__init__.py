@@ -11,10 +11,8 @@ render parameterised notebooks into offline HTML reports. The public API is list
 
 from __future__ import annotations
 
-from auditkit import loaders as _loaders  # noqa: F401  (registers every format)
-from auditkit.client import ClientData, InputFile, load_client
-from auditkit.config import AuditConfig, load_config
-from auditkit.digest import Digest, digest
+from typing import TYPE_CHECKING
+
 from auditkit.errors import (
     AuditkitError,
     CollectorError,
@@ -26,42 +24,86 @@ from auditkit.errors import (
     SchemaError,
     UnknownFormatError,
 )
-from auditkit.findings import (
-    CHECKS,
-    Evidence,
-    EvidenceStrength,
-    Finding,
-    Impact,
-    Recommendation,
-    Severity,
-    Subject,
-    findings_frame,
-    load_findings,
-)
-from auditkit.load import load
-from auditkit.loaders.detect import detect
-from auditkit.loaders.pg_stat_statements import aggregate_pgss, pgss_delta
-from auditkit.loaders.registry import all_loaders
-from auditkit.loaders.result import LoadResult, ParseReport
-from auditkit.plans import compare_plans, plan_summary
-from auditkit.profile import query_profile
-from auditkit.requests import attach_requests, infer_requests
-from auditkit.sql.fingerprint import fingerprint, fingerprint_id, fingerprint_many
 
 __version__ = "0.1.0"
 
-#: public names whose modules are heavy (papermill, database drivers): imported on first use
+#: public names and the module each comes from, imported on first access: ``import auditkit``
+#: and ``auditkit --help`` cost no pandas (and no loader registration) until a name is used
 _LAZY = {
     "Audit": "auditkit.auditing",
+    "audit": "auditkit.auditing",
     "CHAPTERS": "auditkit.checks",
     "REGISTRY": "auditkit.checks",
-    "audit": "auditkit.auditing",
+    "ClientData": "auditkit.client",
+    "InputFile": "auditkit.client",
+    "load_client": "auditkit.client",
+    "AuditConfig": "auditkit.config",
+    "load_config": "auditkit.config",
+    "Digest": "auditkit.digest",
+    "digest": "auditkit.digest",
+    "CHECKS": "auditkit.findings",
+    "Evidence": "auditkit.findings",
+    "EvidenceStrength": "auditkit.findings",
+    "Finding": "auditkit.findings",
+    "Impact": "auditkit.findings",
+    "Recommendation": "auditkit.findings",
+    "Severity": "auditkit.findings",
+    "Subject": "auditkit.findings",
+    "findings_frame": "auditkit.findings",
+    "load_findings": "auditkit.findings",
+    "load": "auditkit.load",
+    "detect": "auditkit.loaders.detect",
+    "aggregate_pgss": "auditkit.loaders.pg_stat_statements",
+    "pgss_delta": "auditkit.loaders.pg_stat_statements",
+    "all_loaders": "auditkit.loaders.registry",
+    "LoadResult": "auditkit.loaders.result",
+    "ParseReport": "auditkit.loaders.result",
+    "compare_plans": "auditkit.plans",
+    "plan_summary": "auditkit.plans",
+    "query_profile": "auditkit.profile",
+    "attach_requests": "auditkit.requests",
+    "infer_requests": "auditkit.requests",
+    "fingerprint": "auditkit.sql.fingerprint",
+    "fingerprint_id": "auditkit.sql.fingerprint",
+    "fingerprint_many": "auditkit.sql.fingerprint",
     "collect_memcached": "auditkit.collect.memcached",
     "collect_postgres": "auditkit.collect.postgres",
     "collect_redis": "auditkit.collect.redis",
     "run_audit": "auditkit.runner",
     "run_batch": "auditkit.runner",
 }
+
+if TYPE_CHECKING:  # the names, for type checkers and editors
+    from auditkit.auditing import Audit, audit
+    from auditkit.checks import CHAPTERS, REGISTRY
+    from auditkit.client import ClientData, InputFile, load_client
+    from auditkit.collect.memcached import collect_memcached
+    from auditkit.collect.postgres import collect_postgres
+    from auditkit.collect.redis import collect_redis
+    from auditkit.config import AuditConfig, load_config
+    from auditkit.digest import Digest, digest
+    from auditkit.findings import (
+        CHECKS,
+        Evidence,
+        EvidenceStrength,
+        Finding,
+        Impact,
+        Recommendation,
+        Severity,
+        Subject,
+        findings_frame,
+        load_findings,
+    )
+    from auditkit.load import load
+    from auditkit.loaders.detect import detect
+    from auditkit.loaders.pg_stat_statements import aggregate_pgss, pgss_delta
+    from auditkit.loaders.registry import all_loaders
+    from auditkit.loaders.result import LoadResult, ParseReport
+    from auditkit.plans import compare_plans, plan_summary
+    from auditkit.profile import query_profile
+    from auditkit.requests import attach_requests, infer_requests
+    from auditkit.runner import run_audit, run_batch
+    from auditkit.sql.fingerprint import fingerprint, fingerprint_id, fingerprint_many
 
 
 def __getattr__(name: str) -> object:
@@ -73,6 +115,10 @@ def __getattr__(name: str) -> object:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'auditkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 import click
-import pandas as pd
 
 from auditkit.errors import AuditkitError, ConfigError, InputError
 
@@ -66,8 +65,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _is_na(v: Any) -> bool:
+    """pandas' NA without importing pandas for commands that never made one."""
+    return type(v).__name__ == "NAType"
+
+
 def _fmt_ms(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or _is_na(v):
         return "-"
     v = float(v)
     if v >= 1000:
@@ -87,7 +91,12 @@ def _fmt_ms(v: Any) -> str:
 @click.option(
     "--prefix", default=None, help="PostgreSQL log_line_prefix, when detection needs help."
 )
-@click.option("--workers", default=1, show_default=True, help="Local worker processes for parsing.")
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Local worker processes for parsing  [default: every core for inputs of 48 MiB and more].",
+)
 @click.option("--scheduler", default=None, help="Dask scheduler address: parse on a cluster.")
 @click.option(
     "--show-literals", is_flag=True, help="Show sample statements with their literal values."
@@ -98,7 +107,7 @@ def digest(
     as_json: bool,
     fmt: str | None,
     prefix: str | None,
-    workers: int,
+    workers: int | None,
     scheduler: str | None,
     show_literals: bool,
 ) -> None:
@@ -111,9 +120,9 @@ def digest(
     from auditkit.executors import executor_for
 
     options: dict[str, Any] = {"prefix": prefix} if prefix else {}
-    executor = executor_for(workers, scheduler) if (workers > 1 or scheduler) else None
+    executor = executor_for(scheduler=scheduler) if scheduler else None
     try:
-        result = run_digest(files, executor=executor, format=fmt, **options)
+        result = run_digest(files, workers=workers, executor=executor, format=fmt, **options)
     finally:
         if executor is not None:
             executor.close()
@@ -174,7 +183,7 @@ class _ProfileRow(Protocol):
     fingerprint: str
 
 
-def _print_profile(prof: pd.DataFrame, result: Any) -> None:
+def _print_profile(prof: Any, result: Any) -> None:
     full = result.profile
     click.echo(
         f"{int(full['calls'].sum())} executions in {len(full)} statement groups, "

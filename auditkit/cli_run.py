@@ -55,10 +55,9 @@ def _presets(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--workers",
     "-w",
-    default=1,
-    show_default=True,
+    default=None,
     type=click.IntRange(min=1),
-    help="Clients audited in parallel on local processes.",
+    help="Local processes: clients audited in parallel, or one client's chapters  [default: every core].",
 )
 @click.option(
     "--scheduler",
@@ -105,13 +104,18 @@ def _presets(values: tuple[str, ...]) -> dict[str, str]:
     help="Folder of the parse cache (default: the user's cache folder; see `auditkit cache info`).",
 )
 @click.option("--no-cache", is_flag=True, help="Parse every file afresh and keep nothing.")
+@click.option(
+    "--single-file",
+    is_flag=True,
+    help="Also write the whole report as one self-contained page, OUT/<client>/<client>.html, for e-mailing.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the summary.")
 @click.pass_context
 def run(
     ctx: click.Context,
     data_dirs: tuple[Path, ...],
     out_dir: Path,
-    workers: int,
+    workers: int | None,
     scheduler: str | None,
     show_literals: bool,
     presets: tuple[str, ...],
@@ -120,12 +124,14 @@ def run(
     timeout: float,
     cache_dir: Path | None,
     no_cache: bool,
+    single_file: bool,
     quiet: bool,
 ) -> None:
     """Audit each client folder DATA_DIR… into OUT/<client>/ (index.html, one page per chapter,
     findings.json, manifest.json, the executed notebooks)."""
     from tqdm import tqdm
 
+    from auditkit.executors import default_workers
     from auditkit.runner import RunResult, run_batch
 
     chosen = _presets(presets)
@@ -140,7 +146,7 @@ def run(
         batch = run_batch(
             list(data_dirs),
             out_dir,
-            workers=workers,
+            workers=workers or default_workers(),
             scheduler=scheduler,
             on_result=progress,
             show_literals=show_literals,
@@ -150,6 +156,7 @@ def run(
             timeout=timeout,
             cache_dir=cache_dir,
             no_cache=no_cache,
+            single_file=single_file,
         )
     except AuditkitError as exc:
         bar.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.executors import Executor, get_executor
+from auditkit.executors import Executor, get_executor, workers_for
 from auditkit.loaders.base import BlockLoader, BlockParser, nothing_parsed
 from auditkit.loaders.detect import detect
 from auditkit.loaders.registry import get_loader
@@ -133,7 +133,7 @@ def _digest_file(
 def digest(
     paths: Iterable[str | Path],
     *,
-    workers: int = 1,
+    workers: int | None = None,
     executor: Executor | None = None,
     format: str | None = None,
     top: int | None = None,
@@ -141,20 +141,23 @@ def digest(
 ) -> Digest:
     """The query profile of ``paths`` (formats detected unless ``format`` is given).
 
-    ``workers > 1`` parses blocks on local processes; pass ``executor`` for Dask.
+    Blocks are parsed on local processes, ``workers`` of them — by default every core once the
+    input is large enough to repay starting them (:func:`auditkit.executors.workers_for`);
+    ``workers=1`` keeps everything in this process. Pass ``executor`` for Dask.
     """
     start = time.perf_counter()
+    files = [Path(p) for p in paths]
     own = executor is None
-    ex = (
-        executor or get_executor("process", workers=workers)
-        if workers > 1
-        else executor or get_executor("serial")
-    )
+    if executor is None:
+        size = sum(p.stat().st_size for p in files if p.is_file())
+        n = workers_for(size, workers)
+        executor = get_executor("process", workers=n) if n > 1 else get_executor("serial")
+    ex = executor
     try:
         total = ProfilePartial()
         reports = []
-        for p in paths:
-            part, report = _digest_file(Path(p), ex, format, options)
+        for p in files:
+            part, report = _digest_file(p, ex, format, options)
             total.merge(part)
             reports.append(report)
     finally:

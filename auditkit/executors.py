@@ -24,6 +24,9 @@ from typing import Any, Protocol, TypeVar
 from auditkit.errors import ConfigError
 
 __all__ = [
+    "PARALLEL_MIN_BYTES",
+    "default_workers",
+    "workers_for",
     "DaskExecutor",
     "Executor",
     "ProcessExecutor",
@@ -149,6 +152,26 @@ def get_executor(name: str = "serial", **options: Any) -> Executor:
             f"unknown executor {name!r}", hint=f"use one of: {', '.join(sorted(_REGISTRY))}"
         ) from None
     return factory(**options)
+
+
+#: below this much input, starting worker processes costs more than it saves
+PARALLEL_MIN_BYTES = 48 * 1024 * 1024
+
+
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def workers_for(size_bytes: int, workers: int | None = None) -> int:
+    """Worker processes for ``size_bytes`` of input: ``workers`` when given, else every core
+    once the input is large enough to repay the processes' start-up (:data:`PARALLEL_MIN_BYTES`)."""
+    if workers is not None:
+        return max(1, workers)
+    return default_workers() if size_bytes >= PARALLEL_MIN_BYTES else 1
 
 
 def executor_for(workers: int = 1, scheduler: str | None = None) -> Executor:

@@ -483,6 +483,7 @@ def run_audit(
     dsn_env: str | None = "AUDITKIT_DSN",
     kernel_name: str = "python3",
     timeout: float = 600.0,
+    single_file: bool = False,
 ) -> RunResult:
     """Audit one client folder into ``<out_dir>/<report_name>/`` (see the module docstring).
 
@@ -495,6 +496,8 @@ def run_audit(
     cache folder (:func:`auditkit.parse_cache.default_cache_dir`), or ``cache_dir`` — never
     under ``out_dir``; ``no_cache=True`` parses every file afresh and keeps nothing. The manifest
     names files relative to the client and report folders, never by a path of this machine.
+    The pages share one plotly.js (``assets/``); ``single_file=True`` also writes the whole
+    report as one self-contained page, ``<report_name>.html``, for e-mailing.
     """
     from auditkit.report.render import PAGE_BUDGET_BYTES, auditkit_version
 
@@ -613,8 +616,15 @@ def run_audit(
 
     # 3. render every page (an error page for a failed notebook)
     t0 = time.perf_counter()
-    from auditkit.report.render import error_page, export_notebook
+    from auditkit.report.render import (
+        PLOTLY_ASSET,
+        error_page,
+        export_notebook,
+        single_file_html,
+        write_plotly_asset,
+    )
 
+    bodies: dict[str, str] = {}
     nav = [
         (("Summary" if nb.chapter == "overview" else nb.title), nb.page)
         for nb in [*overview, *chapters]
@@ -636,7 +646,9 @@ def run_audit(
                     current=nb.page,
                     footer=f"Audit of {result.client}.",
                     secrets=secrets,
+                    plotly_src=PLOTLY_ASSET,
                 )
+                bodies[nb.page] = page.body
             else:
                 links = (
                     [("Executed notebook (with the error)", run.executed)] if run.executed else []
@@ -667,6 +679,20 @@ def run_audit(
             nav=nav,
             secrets=secrets,
         )
+    charts = any(r.charts for r in runs.values())
+    if charts:
+        write_plotly_asset(report)
+    else:  # an earlier run's copy would only weigh on the folder
+        (report / PLOTLY_ASSET).unlink(missing_ok=True)
+    single = report / f"{report.name}.html"
+    if single_file and bodies:
+        sections = [(label, href, bodies[href]) for label, href in nav if href in bodies]
+        html = single_file_html(
+            f"{result.client} — audit", sections, footer=f"Audit of {result.client}."
+        )
+        single.write_text(scrub_values(html, secrets) if secrets else html, encoding="utf-8")
+    else:
+        single.unlink(missing_ok=True)
     timings["render_s"] = round(time.perf_counter() - t0, 3)
 
     # 4. findings.json: the same audit the pages show, redacted the same way

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 from auditkit.errors import ConfigError
 from auditkit.findings import CHECKS
 from auditkit.report.notebook import NOTEBOOKS_DIR
-from auditkit.report.render import PAGE_BUDGET_BYTES
+from auditkit.report.render import PAGE_BUDGET_BYTES, PLOTLY_ASSET, REPORT_BUDGET_BYTES
 from auditkit.runner import RunResult, execute_notebook, run_audit, run_batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +143,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
     """The whole audit of data/sample (every chapter), run once for the tests below."""
     if not any(SAMPLE.rglob("*.gz")) and not any(SAMPLE.rglob("*.log")):
         pytest.skip("data/sample has no data yet (run make sample)")
-    return run_audit(SAMPLE, tmp_path_factory.mktemp("reports"))
+    return run_audit(SAMPLE, tmp_path_factory.mktemp("reports"), single_file=True)
 
 
 def test_sample_audit_writes_every_page(sample_run: RunResult) -> None:
@@ -224,18 +225,39 @@ def test_sample_manifest(sample_run: RunResult) -> None:
     assert m["kernel"]["python"] == Path(sys.executable).name
 
 
-def test_sample_pages_hold_the_size_budget_and_plotly_once(sample_run: RunResult) -> None:
+def test_sample_pages_share_one_plotly_and_hold_the_size_budget(sample_run: RunResult) -> None:
     report = Path(sample_run.report_dir)
+    single = report / f"{report.name}.html"
+    asset = report / PLOTLY_ASSET
+    assert PLOTLY_HEADER in asset.read_text(encoding="utf-8")[:2000]
     charted = 0
     for page in html_pages(report):
+        if page == single:
+            continue
         text = page.read_text(encoding="utf-8")
-        assert page.stat().st_size <= PAGE_BUDGET_BYTES, (page.name, page.stat().st_size)
+        assert page.stat().st_size <= 512 * 1024, (page.name, page.stat().st_size)
         charts = text.count('class="plotly-graph-div"')
-        assert text.count(PLOTLY_HEADER) == (1 if charts else 0), page.name
+        assert PLOTLY_HEADER not in text, page.name  # never inlined: shared
+        scripts = re.findall(r"<script[^>]*\ssrc=\"([^\"]+)\"", text)
+        assert scripts == ([PLOTLY_ASSET] if charts else []), (page.name, scripts)
         charted += charts > 0
-        assert "<script src=" not in text and "cdn." not in text.split(PLOTLY_HEADER)[0]
+        assert "cdn." not in text
         assert "jp-InputArea" not in text and "input_area" not in text  # code hidden
     assert charted >= 2  # queries and scaling draw charts
+    # the whole folder a consultant sends stays small: plotly.js once, not once per page
+    deliverable = [p for p in report.rglob("*") if p.is_file() and p != single]
+    deliverable = [p for p in deliverable if "notebooks" not in p.relative_to(report).parts]
+    assert sum(p.stat().st_size for p in deliverable) <= REPORT_BUDGET_BYTES
+    # the single self-contained file: every chapter, plotly.js inlined once, links inside it
+    text = single.read_text(encoding="utf-8")
+    assert single.stat().st_size <= PAGE_BUDGET_BYTES
+    assert text.count(PLOTLY_HEADER) == 1 and "<script src=" not in text
+    assert text.count('class="ak-chapter"') == len(CHAPTER_PAGES)
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids))  # chapter-prefixed: no clash between chapters
+    for anchor in re.findall(r'href="#([^"]+)"', text):
+        assert anchor in set(ids), anchor
+    assert not re.search(r'href="[^"#:]+\.html', text)  # no link out to the separate pages
 
 
 # -- small clients -------------------------------------------------------------------------------

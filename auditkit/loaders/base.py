@@ -140,8 +140,8 @@ def finalise(
     return out
 
 
-def _parse_block(parser: BlockParser, block: Block) -> BlockResult:
-    return parser.parse(block)
+def _parse_block(parser: BlockParser, block: Block | BlockRef) -> BlockResult:
+    return parser.parse(block.read() if isinstance(block, BlockRef) else block)
 
 
 class BlockLoader(Loader):
@@ -171,22 +171,42 @@ class BlockLoader(Loader):
         return iter_block_refs(path, parser.boundary, self.block_size)
 
     def run(self, path: str | Path, executor: Any = None, **options: Any) -> Iterable[BlockResult]:
-        """Parse every block, in file order, on ``executor`` (default: this process)."""
+        """Parse every block, in file order, on ``executor`` (default: this process).
+
+        Workers that can read this machine's files are sent places in the file, not bytes.
+        """
         from auditkit.executors import get_executor
 
         parser = self.make_parser(path, **options)
         ex = executor or get_executor("serial")
-        results = ex.map(_parse_block, ((parser, b) for b in self.blocks(path, parser)))
+        refs = self.block_refs(path, parser) if getattr(ex, "shares_files", False) else None
+        blocks: Iterable[Block | BlockRef] = refs if refs is not None else self.blocks(path, parser)
+        results = ex.map(_parse_block, ((parser, b) for b in blocks))
         return _with_finish(parser, results, self, path)
 
-    def load(self, path: str | Path, executor: Any = None, **options: Any) -> LoadResult:
+    def load(
+        self, path: str | Path, executor: Any = None, workers: int | None = None, **options: Any
+    ) -> LoadResult:
+        """Load ``path`` in blocks; on every core when it is large
+        (:func:`auditkit.executors.workers_for`), unless ``workers`` or ``executor`` say."""
+        from auditkit.executors import get_executor, workers_for
+
         start = time.perf_counter()
+        own = None
+        if executor is None:
+            n = workers_for(Path(path).stat().st_size, workers)
+            if n > 1:
+                executor = own = get_executor("process", workers=n)
         report = ParseReport(str(path), self.name)
         collected: dict[str, list[pd.DataFrame]] = {}
-        for res in self.run(path, executor, **options):
-            report.merge(res.report)
-            for name, df in res.frames.items():
-                collected.setdefault(name, []).append(df)
+        try:
+            for res in self.run(path, executor, **options):
+                report.merge(res.report)
+                for name, df in res.frames.items():
+                    collected.setdefault(name, []).append(df)
+        finally:
+            if own is not None:
+                own.close()
         frames = finalise(collected, self, report)
         report.elapsed_s = time.perf_counter() - start
         report.check()

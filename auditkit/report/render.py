@@ -6,20 +6,24 @@ A page is self-contained: it opens from a file or an e-mail attachment with no n
   ``exclude_input`` / ``exclude_input_prompt`` / ``exclude_output_prompt``; before export, the
   parameter cells and every code cell left without visible output are removed, so hidden
   code leaves no empty box behind. stderr streams (library warnings) are dropped.
-* **plotly.js once, offline.** In the kernel, :func:`use_report_renderer` makes every figure
-  display as the plotly mimetype (interactive in JupyterLab) *plus* an HTML ``<div>`` and
-  script that call ``Plotly.newPlot`` without any plotly.js of their own. The page shell then
-  inlines the plotly.js bundled with the plotly package once, in ``<head>``, when — and only
-  when — the page has a chart. (plotly's ``notebook_connected`` renderer loads plotly.js from
-  a CDN and ``notebook`` relies on require.js from a CDN: neither works offline.)
+* **plotly.js once per report, offline.** In the kernel, :func:`use_report_renderer` makes
+  every figure display as the plotly mimetype (interactive in JupyterLab) *plus* an HTML
+  ``<div>`` and script that call ``Plotly.newPlot`` without any plotly.js of their own. The
+  pages of a report share one copy of the plotly.js bundled with the plotly package, written
+  beside them (:data:`PLOTLY_ASSET`, by :func:`write_plotly_asset`) and loaded with a relative
+  ``<script src>`` by the pages that have a chart. A page rendered alone (``plotly_src=None``)
+  inlines it instead; so does :func:`single_file_html`, the whole report in one self-contained
+  file for e-mailing. (plotly's ``notebook_connected`` renderer loads plotly.js from a CDN and
+  ``notebook`` relies on require.js from a CDN: neither works offline.)
 * **No external requests.** The page shell is ours, not JupyterLab's template (which loads
-  require.js, MathJax and mermaid from CDNs): inline CSS (``report.css``), inline plotly.js,
-  nothing else. A browser test intercepts every request and fails on any that is not file:.
+  require.js, MathJax and mermaid from CDNs): inline CSS (``report.css``), plotly.js from the
+  report's own folder, nothing else. A browser test intercepts every request and fails on any
+  that is not file:.
 * **A table of contents** from the page's headings, and a navigation bar across chapters.
 
-Size budget: :data:`PAGE_BUDGET_BYTES` (6 MiB) per page. plotly.js (plotly 6/7) is about
-4.8 MB of it; a chapter's own content stays far below the rest (tens to hundreds of kB),
-and a page without charts carries no plotly.js at all. A test holds every page of a run to it.
+Size budget: :data:`PAGE_BUDGET_BYTES` (6 MiB) for any one file, and :data:`REPORT_BUDGET_BYTES`
+(8 MiB) for a whole report folder. plotly.js (plotly 6/7) is about 4.8 MB and is there once; a
+chapter's own content is tens to hundreds of kB. Tests hold every run to both.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 from html.parser import HTMLParser
@@ -42,6 +46,10 @@ if TYPE_CHECKING:  # nbformat pulls in jsonschema (1.5 s): only the runner needs
 
 __all__ = [
     "PAGE_BUDGET_BYTES",
+    "PLOTLY_ASSET",
+    "REPORT_BUDGET_BYTES",
+    "single_file_html",
+    "write_plotly_asset",
     "auditkit_version",
     "PLOTLY_RENDERER",
     "Page",
@@ -53,8 +61,12 @@ __all__ = [
     "use_report_renderer",
 ]
 
-#: every page of a report stays under this size (plotly.js included)
+#: any one file of a report stays under this size (plotly.js included where it is inlined)
 PAGE_BUDGET_BYTES = 6 * 1024 * 1024
+#: a whole report folder (pages, the shared plotly.js, findings.json, manifest.json) stays under this
+REPORT_BUDGET_BYTES = 8 * 1024 * 1024
+#: where the pages of a report find their shared plotly.js, relative to the pages
+PLOTLY_ASSET = "assets/plotly.min.js"
 #: the plotly renderer the notebooks use (see the module docstring)
 PLOTLY_RENDERER = "plotly_mimetype+auditkit_html"
 #: cells with these tags never reach a page
@@ -64,12 +76,13 @@ _PLOT_DIV = 'class="plotly-graph-div"'
 
 @dataclass(frozen=True)
 class Page:
-    """A written page: where, how big, how many charts, whether plotly.js is inlined."""
+    """A written page: where, how big, how many charts, whether it needs plotly.js, its body."""
 
     path: Path
     size_bytes: int
     charts: int
     plotly_js: bool
+    body: str = field(default="", repr=False, compare=False)
 
 
 # -- kernel side ---------------------------------------------------------------------------------
@@ -123,6 +136,16 @@ def plotly_js() -> str:
     from plotly.offline import get_plotlyjs
 
     return str(get_plotlyjs())
+
+
+def write_plotly_asset(report_dir: str | Path) -> Path:
+    """Write the shared plotly.js of a report at ``report_dir/``:data:`PLOTLY_ASSET` (once)."""
+    path = Path(report_dir) / PLOTLY_ASSET
+    text = plotly_js()
+    if not path.is_file() or path.stat().st_size != len(text.encode("utf-8")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return path
 
 
 # -- notebook → body -----------------------------------------------------------------------------
@@ -230,10 +253,21 @@ def page_html(
     current: str | None = None,
     toc: bool = True,
     footer: str = "",
+    plotly_src: str | None = None,
 ) -> str:
-    """The page shell around ``body`` (trusted HTML): CSS, plotly.js if needed, nav, TOC."""
+    """The page shell around ``body`` (trusted HTML): CSS, plotly.js if needed, nav, TOC.
+
+    ``plotly_src`` is the relative address of a shared plotly.js (:data:`PLOTLY_ASSET`); without
+    it, a page with charts inlines plotly.js and stands alone.
+    """
     charts = body.count(_PLOT_DIV)
-    head_js = f'<script type="text/javascript">{plotly_js()}</script>' if charts else ""
+    if not charts:
+        head_js = ""
+    elif plotly_src:
+        head_js = f'<script type="text/javascript" src="{escape(plotly_src, quote=True)}"></script>'
+    else:
+        head_js = f'<script type="text/javascript">{plotly_js()}</script>'
+
     contents = toc_html(body) if toc else ""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
@@ -247,12 +281,12 @@ def page_html(
     )
 
 
-def _write(path: Path, html: str, secrets: Iterable[str]) -> Page:
+def _write(path: Path, html: str, secrets: Iterable[str], body: str = "") -> Page:
     html = scrub_values(html, secrets) if secrets else html
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     charts = html.count(_PLOT_DIV)
-    return Page(path, path.stat().st_size, charts, charts > 0)
+    return Page(path, path.stat().st_size, charts, charts > 0, body)
 
 
 def export_notebook(
@@ -264,11 +298,12 @@ def export_notebook(
     current: str | None = None,
     footer: str = "",
     secrets: Iterable[str] = (),
+    plotly_src: str | None = None,
 ) -> Page:
     """Render an executed notebook to an offline page at ``out_path``.
 
     ``secrets`` are exact values scrubbed from the page as a last line of defence (the
-    notebooks never display them in the first place).
+    notebooks never display them in the first place). ``plotly_src``: see :func:`page_html`.
     """
     import nbformat
 
@@ -278,9 +313,8 @@ def export_notebook(
         else nbformat.read(str(notebook), as_version=4)
     )
     body = notebook_body(nb)
-    return _write(
-        Path(out_path), page_html(title, body, nav=nav, current=current, footer=footer), secrets
-    )
+    html = page_html(title, body, nav=nav, current=current, footer=footer, plotly_src=plotly_src)
+    return _write(Path(out_path), html, secrets, body)
 
 
 def error_page(
@@ -308,6 +342,41 @@ def error_page(
     return _write(
         Path(out_path), page_html(title, body, nav=nav, current=current, toc=False), secrets
     )
+
+
+_ID = re.compile(r'\bid="([^"]*)"')
+_HREF = re.compile(r'\bhref="([^"#]*?)(?:#([^"]*))?"')
+
+
+def _relink(body: str, prefix: str, pages: dict[str, str]) -> str:
+    """``body`` with its ids prefixed and its links between pages turned into in-file anchors."""
+
+    def href(m: re.Match[str]) -> str:
+        target, anchor = m.group(1), m.group(2)
+        if target and target not in pages:  # an outside link (or the executed notebook)
+            return m.group(0)
+        page_prefix = pages[target] if target else prefix
+        return f'href="#{page_prefix}-{anchor}"' if anchor else f'href="#{page_prefix}"'
+
+    return _HREF.sub(href, _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', body))
+
+
+def single_file_html(
+    title: str, chapters: Sequence[tuple[str, str, str]], *, footer: str = ""
+) -> str:
+    """The whole report as one self-contained page: ``chapters`` are (label, page file, body).
+
+    Every chapter becomes a section; ids are prefixed with the chapter so they stay unique, and
+    links between pages become links inside the file. plotly.js is inlined once.
+    """
+    pages = {page: Path(page).stem for _, page, _ in chapters}
+    sections = "\n".join(
+        f'<section id="{escape(pages[page], quote=True)}" class="ak-chapter">'
+        f"{_relink(body, pages[page], pages)}</section>"
+        for _, page, body in chapters
+    )
+    nav = [(label, f"#{pages[page]}") for label, page, _ in chapters]
+    return page_html(title, sections, nav=nav, footer=footer)
 
 
 def strip_ansi(text: str) -> str:
