@@ -317,6 +317,7 @@ def execute_notebook(
     every case (papermill writes it as it goes) and then scrubbed: error and stream outputs
     are redacted, and the values of the ``secret_env`` variables removed everywhere.
     """
+    import auditkit.report  # noqa: F401  (first: it spares papermill's imports a slow one)
     import papermill
 
     start = time.perf_counter()
