@@ -29,6 +29,7 @@ chapter's own content is tens to hundreds of kB. Tests hold every run to both.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -181,17 +182,22 @@ def prepare(nb: NotebookNode) -> NotebookNode:
     return nb
 
 
-def notebook_body(nb: NotebookNode) -> str:
-    """The cells of an executed notebook as HTML, code and prompts excluded."""
+@functools.cache
+def _exporter() -> Any:
+    """One nbconvert exporter per process: building one compiles its Jinja templates anew."""
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(
+    return HTMLExporter(
         template_name="basic",
         exclude_input=True,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    body, _ = exporter.from_notebook_node(prepare(nb))
+
+
+def notebook_body(nb: NotebookNode) -> str:
+    """The cells of an executed notebook as HTML, code and prompts excluded."""
+    body, _ = _exporter().from_notebook_node(prepare(nb))
     return str(body)
 
 
