@@ -24,4 +24,4 @@ import sys as _sys
 # jsonschema goes without that one format checker (jsonschema then leaves "iri" formats
 # unchecked, as it does whenever the package is absent).
 if "jsonschema" not in _sys.modules:
-    _sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
+    _sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
