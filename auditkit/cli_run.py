@@ -6,6 +6,8 @@ Attach to the main command group with ``cli.add_command(run)`` (see :mod:`auditk
     auditkit run data/* --workers 2              # a batch on two local processes
     auditkit run data/* --scheduler tcp://10.0.0.5:8786   # the same batch on a Dask cluster
     auditkit run data/acme --preset n_plus_one=sentry --preset index=dexter
+    auditkit run data/acme --previous reports-2026-01/acme   # what changed since that audit
+    auditkit run data/* --previous reports-2026-01            # a batch: each client's own
 
 Exit status: 0 when every audit succeeded, 1 when any client or chapter failed (its report
 shows the error; the others are complete), 2 for a usage error.
@@ -105,6 +107,16 @@ def _presets(values: tuple[str, ...]) -> dict[str, str]:
     help="Folder of the parse cache (default: the user's cache folder; see `auditkit cache info`).",
 )
 @click.option("--no-cache", is_flag=True, help="Parse every file afresh and keep nothing.")
+@click.option(
+    "--previous",
+    "previous",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    metavar="OLD_REPORT",
+    help="The previous audit: a client's report folder or findings.json, or for a batch the "
+    "folder of previous reports (one sub-folder per client). The summary page and "
+    "findings.json then say what changed since.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the summary.")
 @click.pass_context
 def run(
@@ -120,6 +132,7 @@ def run(
     timeout: float,
     cache_dir: Path | None,
     no_cache: bool,
+    previous: Path | None,
     quiet: bool,
 ) -> None:
     """Audit each client folder DATA_DIR… into OUT/<client>/ (index.html, one page per chapter,
@@ -150,6 +163,7 @@ def run(
             timeout=timeout,
             cache_dir=cache_dir,
             no_cache=no_cache,
+            **({"previous": previous} if previous is not None else {}),
         )
     except AuditkitError as exc:
         bar.close()
@@ -163,6 +177,7 @@ def run(
         click.echo(
             f"  {'ok    ' if r.ok else 'FAILED'} {r.client}: {r.index}"
             + (f"  ({r.error})" if r.error else "")
+            + (f"  — {r.since_previous}" if r.since_previous else "")
         )
     if len(batch.results) == 1 and batch.ok:
         click.echo(f"Open {batch.results[0].index} in a browser.")
