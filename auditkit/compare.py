@@ -581,18 +581,21 @@ def compare(
     new: Audit | Mapping[str, Any] | Snapshot | str | Path,
     *,
     min_change: float = MIN_CHANGE,
+    min_requests: int | None = None,
 ) -> Comparison:
     """Compare two audits of one client (see the module docstring).
 
     ``min_change`` is the relative change of a finding's measured impact beyond which it is
-    ``better`` or ``worse`` (:data:`MIN_CHANGE`), on top of :data:`NOISE_FLOOR`.
+    ``better`` or ``worse`` (:data:`MIN_CHANGE`), on top of :data:`NOISE_FLOOR`; a cost per
+    request measured over fewer than ``min_requests`` requests is not judged (see
+    :func:`compare_findings`).
     """
     a, b = snapshot(old), snapshot(new)
     basis, caveats = _basis(a, b)
     return Comparison(
         old=a,
         new=b,
-        findings=compare_findings(a, b, min_change=min_change),
+        findings=compare_findings(a, b, min_change=min_change, min_requests=min_requests),
         basis=basis,
         caveats=caveats,
         statements=compare_statements(a, b, basis),
@@ -602,10 +605,22 @@ def compare(
 
 # -- findings ----------------------------------------------------------------------------------
 def compare_findings(
-    old: Snapshot, new: Snapshot, *, min_change: float = MIN_CHANGE
+    old: Snapshot,
+    new: Snapshot,
+    *,
+    min_change: float = MIN_CHANGE,
+    min_requests: int | None = None,
 ) -> list[FindingChange]:
     """Every finding of either audit with its change: new and worse first, then resolved,
-    better, persisting; within a change, the new audit's order (severity, then time saved)."""
+    better, persisting; within a change, the new audit's order (severity, then time saved).
+
+    A cost per request measured over fewer than ``min_requests`` requests on either side
+    (default: the severity rule's ``min_requests``, :mod:`auditkit.config`) is too noisy to call
+    better or worse: the finding persists, with a note saying so."""
+    if min_requests is None:
+        from auditkit.config import AuditConfig
+
+        min_requests = int(AuditConfig().thresholds("severity")["min_requests"])
     before = {str(f["id"]): f for f in old.findings}
     after = {str(f["id"]): f for f in new.findings}
     out: list[FindingChange] = []
@@ -616,8 +631,8 @@ def compare_findings(
             out.append(_change(f, "new", None, measure, None, value))
             continue
         measure, o, n = _measure(prev.get("impact"), f.get("impact"))
-        change = _judge(measure, o, n, prev, f, min_change)
-        out.append(_change(f, change, prev, measure, o, n))
+        change, note = _judge(measure, o, n, prev, f, min_change, min_requests)
+        out.append(_change(f, change, prev, measure, o, n, note=note))
     for fid, f in before.items():
         if fid in after:
             continue
@@ -698,25 +713,33 @@ def _judge(
     prev: Mapping[str, Any],
     cur: Mapping[str, Any],
     min_change: float,
-) -> str:
+    min_requests: int,
+) -> tuple[str, str | None]:
+    """The change of a finding in both audits, and why it is not judged when it is not."""
     if measure is not None and old is not None and new is not None:
         floor = max(NOISE_FLOOR.get(measure, 0.0), min_change * abs(old))
-        if new - old > floor:
-            return "worse"
-        if old - new > floor:
-            return "better"
-        return "persisting"
+        if abs(new - old) <= floor:
+            return "persisting", None
+        if measure.endswith("_per_request"):
+            counts = [_value(prev.get("impact"), "requests"), _value(cur.get("impact"), "requests")]
+            if any(c is not None and c < min_requests for c in counts):
+                seen = " and ".join(f"{c:,.0f}" for c in counts if c is not None)
+                return "persisting", (
+                    f"too few requests ({seen}; {min_requests} needed) to tell a change of cost "
+                    "from noise"
+                )
+        return ("worse" if new > old else "better"), None
     # nothing measured on both sides (an unused index, a capacity limit): severity decides
     try:
         before = Severity.parse(prev.get("severity", "info"))
         after = Severity.parse(cur.get("severity", "info"))
     except Exception:  # an unknown severity word from another version: no verdict
-        return "persisting"
+        return "persisting", None
     if after > before:
-        return "worse"
+        return "worse", None
     if after < before:
-        return "better"
-    return "persisting"
+        return "better", None
+    return "persisting", None
 
 
 def _not_observed(f: Mapping[str, Any], new: Snapshot) -> str | None:

@@ -120,9 +120,13 @@ def test_pair_reports_exactly_the_fix_and_the_new_problem(audits: tuple[Audit, A
     by_change = {change: {fc.id for fc in c.of(change)} for change in CHANGES}
     assert by_change["resolved"] == {before["/books/authors/"]}
     assert by_change["new"] == {after["/books/good/"]}
-    # every other finding is in both audits: the same problem, never new or resolved
+    # every other finding is in both audits and persists: each was measured over 3 requests,
+    # too few to call a change of milliseconds better or worse (the comparison says so)
     others = {f.id for f in old.findings} - {before["/books/authors/"]}
-    assert {fc.id for fc in c.findings if fc.change in ("persisting", "better", "worse")} == others
+    assert {fc.id for fc in c.of("persisting")} == others
+    assert not c.of("better") and not c.of("worse")
+    moved = [fc for fc in c.of("persisting") if fc.note]
+    assert all("too few requests" in str(fc.note) for fc in moved)
     resolved = c.of("resolved")[0]
     assert resolved.note is None  # /books/authors/ was requested in the new audit: fixed
     assert resolved.measure == "db_ms_per_request" and resolved.old and resolved.new is None
@@ -242,14 +246,26 @@ def test_more_traffic_in_the_same_window_is_said(sample_doc: dict[str, Any]) -> 
 
 
 def test_finding_worse_and_better_by_impact(sample_doc: dict[str, Any]) -> None:
-    new = copy.deepcopy(sample_doc)
+    old, new = copy.deepcopy(sample_doc), copy.deepcopy(sample_doc)
+    for doc in (old, new):  # measured over enough requests to be judged
+        for f in doc["findings"]:
+            if f.get("impact"):
+                f["impact"]["requests"] = 50
     timed = [f for f in new["findings"] if (f.get("impact") or {}).get("db_ms_per_request")]
     assert len(timed) >= 2
     timed[0]["impact"]["db_ms_per_request"] = timed[0]["impact"]["db_ms_per_request"] * 3 + 5
     timed[1]["impact"]["db_ms_per_request"] = 0.0
-    c = {fc.id: fc for fc in compare(sample_doc, new).findings}
+    c = {fc.id: fc for fc in compare(old, new).findings}
     assert c[timed[0]["id"]].change == "worse" and c[timed[0]["id"]].ratio > 3
     assert c[timed[1]["id"]].change == "better" and c[timed[1]["id"]].new == 0.0
+    assert sum(fc.change == "persisting" for fc in c.values()) == len(c) - 2
+    # the same change measured over 3 requests is not told from noise
+    few = copy.deepcopy(new)
+    for f in few["findings"]:
+        if f.get("impact"):
+            f["impact"]["requests"] = 3
+    judged = {fc.id: fc for fc in compare(old, few).findings}[timed[0]["id"]]
+    assert judged.change == "persisting" and "too few requests" in str(judged.note)
 
 
 def test_resolved_without_traffic_is_not_called_fixed(sample_doc: dict[str, Any]) -> None:

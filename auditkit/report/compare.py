@@ -27,6 +27,8 @@ CHANGE_COLOURS: dict[str, tuple[str, str]] = {
 }
 #: endpoints listed in the section
 ENDPOINTS_SHOWN = 10
+#: an endpoint's status in words
+_SEEN = {"both": "in both audits", "new": "new", "gone": "no longer"}
 
 
 def _e(value: object) -> str:
@@ -94,7 +96,9 @@ def _n(v: Any) -> str:
         f = float(v)
     except (TypeError, ValueError):
         return "–"
-    return "–" if f != f else f"{f:,.1f}".removesuffix(".0")
+    if f != f:
+        return "–"
+    return f"{f:,.0f}" if abs(f) >= 100 else f"{f:,.1f}".removesuffix(".0")
 
 
 def _endpoints_table(c: Comparison) -> str:
@@ -112,7 +116,7 @@ def _endpoints_table(c: Comparison) -> str:
             else f"{_n(r['requests_old'])} → {_n(r['requests_new'])}"
         )
         rows.append(
-            f"<tr><td>{_e(r['status'])}</td><td>{_e(r['endpoint'])}</td>"
+            f"<tr><td>{_e(r['endpoint'])}</td><td>{_e(_SEEN.get(r['status'], r['status']))}</td>"
             f'<td class="ak-num">{_e(traffic)}</td>'
             f'<td class="ak-num">{_e(_ms(r["db_ms_per_request_old"]))} → '
             f"{_e(_ms(r['db_ms_per_request_new']))}</td>"
@@ -122,7 +126,7 @@ def _endpoints_table(c: Comparison) -> str:
     traffic_label = "requests per hour" if per_hour else "requests (windows unknown)"
     return (
         '<table class="ak-table"><caption>Endpoints whose database time per request moved most'
-        "</caption><thead><tr><th>endpoint seen</th><th>endpoint</th>"
+        "</caption><thead><tr><th>endpoint</th><th>requested</th>"
         f'<th class="ak-num">{_e(traffic_label)}</th><th class="ak-num">database time per request'
         '</th><th class="ak-num">statements per request</th></tr></thead><tbody>'
         + "".join(rows)
