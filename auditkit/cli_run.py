@@ -178,6 +178,7 @@ def run(
             f"  {'ok    ' if r.ok else 'FAILED'} {r.client}: {r.index}"
             + (f"  ({r.error})" if r.error else "")
             + (f"  — {r.since_previous}" if r.since_previous else "")
+            + ("  — no previous audit found" if previous and r.ok and not r.since_previous else "")
         )
     if len(batch.results) == 1 and batch.ok:
         click.echo(f"Open {batch.results[0].index} in a browser.")
