@@ -128,6 +128,9 @@ class Snapshot:
     endpoints: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: where it came from, for messages ("reports/acme/findings.json", "the audit")
     origin: str = "the audit"
+    #: whether the source holds statement and endpoint figures at all (findings.json 2 does not)
+    has_statements: bool = True
+    has_endpoints: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Who and when, for the comparison object."""
@@ -172,6 +175,8 @@ def _from_audit(a: Audit) -> Snapshot:
         statements=_statements_frame(a.frames.get("profile")),
         statements_complete=_complete(a.workload, a.frames.get("profile")),
         endpoints=_endpoints_frame(a.frames.get("endpoints")),
+        has_statements="profile" in a.frames,
+        has_endpoints="endpoints" in a.frames,
     )
 
 
@@ -264,6 +269,8 @@ def _from_document(doc: Mapping[str, Any], *, origin: str, path: Path | None = N
             pd.DataFrame(doc["endpoints"]) if doc.get("endpoints") else None
         ),
         origin=origin,
+        has_statements="statements" in doc,
+        has_endpoints="endpoints" in doc,
     )
 
 
@@ -821,7 +828,25 @@ def _basis(old: Snapshot, new: Snapshot) -> tuple[str, list[str]]:
         )
     if old.client != new.client:
         caveats.append(f"The audits name different clients ({old.client!r} and {new.client!r}).")
-    if not (old.statements_complete and new.statements_complete):
+    for what, has in (
+        ("statement", old.has_statements and new.has_statements),
+        ("endpoint", old.has_endpoints and new.has_endpoints),
+    ):
+        if not has:
+            which = (
+                "the previous audit"
+                if not (old.has_statements if what == "statement" else old.has_endpoints)
+                else "the new audit"
+            )
+            caveats.append(
+                f"The findings.json of {which} holds no {what} figures (written before "
+                f"findings.json version 3): {what}s are not compared, findings are."
+            )
+    if (
+        old.has_statements
+        and new.has_statements
+        and not (old.statements_complete and new.statements_complete)
+    ):
         caveats.append(
             "Only the top statements of "
             + ("the old audit" if not old.statements_complete else "the new audit")
@@ -851,6 +876,8 @@ def compare_statements(old: Snapshot, new: Snapshot, basis: str) -> pd.DataFrame
     workload, per hour, or totals) and ``status``: ``both``, ``new``, ``gone`` (``entered`` /
     ``left`` when the other side lists only its top statements). Largest change first."""
     a, b = old.statements, new.statements
+    if not (old.has_statements and new.has_statements):  # one side cannot say: no comparison
+        a = b = a.iloc[0:0]
     cols = [
         "fingerprint_id",
         "fingerprint",
@@ -911,6 +938,8 @@ def compare_endpoints(old: Snapshot, new: Snapshot) -> pd.DataFrame:
     database time and statements per request, the 95th percentile of response time, and
     ``status`` (``both``, ``new``, ``gone``). Largest change in database time per request first."""
     a, b = old.endpoints, new.endpoints
+    if not (old.has_endpoints and new.has_endpoints):  # one side cannot say: no comparison
+        a = b = a.iloc[0:0]
     measures = [c for c in _ENDPOINT_COLUMNS if c != "endpoint"]
     cols = ["endpoint", "status"]
     for c in measures:

@@ -319,6 +319,19 @@ def test_other_version_with_ids_compares(sample_doc: dict[str, Any]) -> None:
     assert any("different auditkit versions" in s for s in c.caveats)
 
 
+def test_version_2_document_compares_findings_only(audits: tuple[Audit, Audit]) -> None:
+    """findings.json version 2 (ids, but no statement or endpoint figures) compares its findings
+    and says why statements and endpoints are not compared — rather than calling them all new."""
+    old, new = audits
+    v2 = old.document()
+    v2["schema_version"] = 2
+    del v2["statements"], v2["endpoints"], v2["workload"]["statement_groups"]
+    c = compare(v2, new)
+    assert c.counts["resolved"] == 1 and c.counts["new"] == 1
+    assert len(c.statements) == 0 and len(c.endpoints) == 0
+    assert sum("holds no" in s and "previous audit" in s for s in c.caveats) == 2
+
+
 def test_not_a_findings_json(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text("[1, 2", encoding="utf-8")
     with pytest.raises(InputError, match="not JSON"):
