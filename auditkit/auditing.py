@@ -38,14 +38,17 @@ if TYPE_CHECKING:
     from auditkit.analysis import Analysis
     from auditkit.checks.indexes.ddl import MigrationFile
     from auditkit.client import ClientData
+    from auditkit.compare import Comparison, Snapshot
     from auditkit.report.redact import Redactor
 
 __all__ = ["ACTIONS", "Audit", "Gap", "audit"]
 
 #: findings the action plan lists at most
 ACTIONS = 7
-#: version of findings.json (2: finding ids, the shared impact unit, symptoms, actions, gaps)
-SCHEMA_VERSION = 2
+#: version of findings.json (2: finding ids, the shared impact unit, symptoms, actions, gaps;
+#: 3: statements and endpoints, and since_previous with each finding's change when the run was
+#: given the previous audit of the client)
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,18 @@ class Audit:
         version: str | None = None,
         status: str = "complete",
         chapters: Mapping[str, Mapping[str, Any]] | None = None,
+        previous: Snapshot | Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The ``findings.json`` document (schema: ``auditkit/findings.schema.json``)."""
+        """The ``findings.json`` document (schema: ``auditkit/findings.schema.json``).
+
+        ``previous`` — the client's previous audit (its findings.json document, or a
+        :class:`~auditkit.compare.Snapshot`) — adds ``since_previous``, this document compared
+        with it by :func:`auditkit.compare.compare`, and each finding's ``change``. The
+        comparison is made on the document as written (redacted), so its finding ids are the
+        ones another tool reads.
+        """
         from auditkit import __version__
+        from auditkit.compare import document_sections
 
         shown = [redactor.finding(f) if redactor else f for f in self.findings]
         per_chapter: dict[str, Any] = {}
@@ -133,7 +145,12 @@ class Audit:
                 **(dict((chapters or {}).get(name, {}))),
             }
         text = (lambda s: redactor.text(s)) if redactor else (lambda s: s)
-        return {
+        sections = document_sections(self)
+        if redactor is not None:  # fingerprints hold no literal values; the redactor agrees
+            for row in sections["statements"]:
+                if "fingerprint" in row:
+                    row["fingerprint"] = redactor.sql(row["fingerprint"])
+        doc = {
             "schema_version": SCHEMA_VERSION,
             "client": self.client,
             "generated_at": self.generated_at.isoformat(timespec="seconds"),
@@ -149,7 +166,13 @@ class Audit:
                 for m in self.migrations
             ],
             "chapters": per_chapter,
+            **sections,
         }
+        if previous is not None:
+            from auditkit.compare import compare
+
+            doc.update(_since_previous(doc, compare(previous, doc), redactor))
+        return doc
 
     # -- save / load ----------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -181,6 +204,18 @@ class Audit:
             validation=doc.get("validation"),
             thresholds=dict(doc.get("thresholds", {})),
         )
+
+
+def _since_previous(
+    doc: Mapping[str, Any], previous: Comparison, redactor: Redactor | None
+) -> dict[str, Any]:
+    """``since_previous`` and each finding's ``change``, for findings.json (schema 3)."""
+    section = previous.to_dict(full=False)
+    if redactor is not None:
+        section = redactor.value(section)
+    changes = {c.id: c.change for c in previous.findings}
+    findings = [{**f, "change": changes.get(f["id"], "new")} for f in doc["findings"]]
+    return {"findings": findings, "since_previous": section}
 
 
 def _to_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -278,6 +313,7 @@ def workload_facts(analysis: Analysis) -> dict[str, Any]:
         "window_s": wl.window_s,
         "db_ms": round(wl.db_ms, 3),
         "statements": wl.calls if not wl.empty else 0,
+        "statement_groups": len(wl.profile),
         "requests": int(analysis.statements["request_key"].nunique())
         if len(analysis.statements) and "request_key" in analysis.statements
         else None,

@@ -301,6 +301,31 @@ def cache_clear(cache_dir: Path | None, stale: bool) -> None:
     click.echo(f"{store.root}: removed {removed.entries} entries ({removed.bytes / 2**20:.1f} MiB)")
 
 
+@cli.command("compare")
+@click.argument("old", type=click.Path(exists=True, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the comparison as one JSON object (for tools)."
+)
+@click.option("--top", default=10, show_default=True, help="Statements and endpoints shown.")
+def compare_command(old: Path, new: Path, as_json: bool, top: int) -> None:
+    """What changed between two audits of a client: OLD and NEW are report folders or
+    findings.json files.
+
+    Each finding is new, resolved, persisting, better or worse, with the change in the time its
+    fix saves (per request, else per hour: never totals of different windows); statements are
+    compared by fingerprint, endpoints by route. See docs/compare.md.
+    """
+    from auditkit.compare import compare
+
+    result = compare(old, new)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=1, ensure_ascii=False, default=str))
+        return
+    for line in result.lines(top=top):
+        click.echo(line)
+
+
 class _Interval(click.ParamType):
     """``500ms``, ``5s``, ``2m``, ``1h`` or plain seconds."""
 

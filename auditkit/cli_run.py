@@ -6,6 +6,8 @@ Attach to the main command group with ``cli.add_command(run)`` (see :mod:`auditk
     auditkit run data/* --workers 2              # a batch on two local processes
     auditkit run data/* --scheduler tcp://10.0.0.5:8786   # the same batch on a Dask cluster
     auditkit run data/acme --preset n_plus_one=sentry --preset index=dexter
+    auditkit run data/acme --previous reports-2026-01/acme   # what changed since that audit
+    auditkit run data/* --previous reports-2026-01            # a batch: each client's own
 
 Exit status: 0 when every audit succeeded, 1 when any client or chapter failed (its report
 shows the error; the others are complete), 2 for a usage error.
@@ -109,6 +111,16 @@ def _presets(values: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Also write the whole report as one self-contained page, OUT/<client>/<client>.html, for e-mailing.",
 )
+@click.option(
+    "--previous",
+    "previous",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    metavar="OLD_REPORT",
+    help="The previous audit: a client's report folder or findings.json, or for a batch the "
+    "folder of previous reports (one sub-folder per client). The summary page and "
+    "findings.json then say what changed since.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the summary.")
 @click.pass_context
 def run(
@@ -125,6 +137,7 @@ def run(
     cache_dir: Path | None,
     no_cache: bool,
     single_file: bool,
+    previous: Path | None,
     quiet: bool,
 ) -> None:
     """Audit each client folder DATA_DIR… into OUT/<client>/ (index.html, one page per chapter,
@@ -157,6 +170,7 @@ def run(
             cache_dir=cache_dir,
             no_cache=no_cache,
             single_file=single_file,
+            **({"previous": previous} if previous is not None else {}),
         )
     except AuditkitError as exc:
         bar.close()
@@ -170,6 +184,8 @@ def run(
         click.echo(
             f"  {'ok    ' if r.ok else 'FAILED'} {r.client}: {r.index}"
             + (f"  ({r.error})" if r.error else "")
+            + (f"  — {r.since_previous}" if r.since_previous else "")
+            + ("  — no previous audit found" if previous and r.ok and not r.since_previous else "")
         )
     if len(batch.results) == 1 and batch.ok:
         click.echo(f"Open {batch.results[0].index} in a browser.")

@@ -69,6 +69,7 @@ __all__ = [
     "RunResult",
     "default_notebooks",
     "execute_notebook",
+    "previous_reports",
     "run_audit",
     "run_batch",
 ]
@@ -108,6 +109,7 @@ NOTEBOOK_PARAMETERS = (
     "show_literals",
     "link_suffix",
     "dsn_env",
+    "previous",
 )
 _USE_IPC = os.name == "posix"
 _KERNEL_START_LOCK = threading.Lock()
@@ -141,6 +143,8 @@ class RunResult:
     notebooks: list[NotebookRun] = field(default_factory=list)
     findings: int = 0
     seconds: float = 0.0
+    #: since the previous audit, in one sentence (None: no previous audit was given)
+    since_previous: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -161,7 +165,8 @@ class RunResult:
     def summary(self) -> str:
         """One line for a terminal."""
         if self.ok:
-            return f"{self.client}: ok, {self.findings} findings in {self.seconds:.1f} s → {self.index}"
+            since = f" {self.since_previous}" if self.since_previous else ""
+            return f"{self.client}: ok, {self.findings} findings in {self.seconds:.1f} s → {self.index}{since}"
         failed = [n.notebook for n in self.notebooks if n.status == "failed"]
         what = self.error or f"notebook(s) failed: {', '.join(failed)}"
         return f"{self.client}: FAILED ({what}) in {self.seconds:.1f} s → {self.index}"
@@ -318,6 +323,8 @@ def execute_notebook(
     are redacted, and the values of the ``secret_env`` variables removed everywhere.
     """
     import auditkit.report  # noqa: F401  (first: it spares papermill's imports a slow one)
+
+    # isort: split
     import papermill
 
     start = time.perf_counter()
@@ -467,6 +474,81 @@ def _relative(path: Path, base: Path) -> str:
         return str(path)
 
 
+# -- the previous audit (auditkit.compare) ------------------------------------------------------
+#: the previous audit's findings.json, as the notebooks find it beside the saved audit
+PREVIOUS_FILE = "previous.json"
+
+
+def _previous_document(previous: str | Path | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The previous audit's document, or why it cannot be used (never raises)."""
+    if previous is None:
+        return None, None
+    from auditkit.compare import load_document
+
+    try:
+        doc, _ = load_document(Path(previous).expanduser())
+    except AuditkitError as exc:
+        return None, str(exc)
+    return doc, None
+
+
+def _save_previous(doc: Mapping[str, Any], work: Path, manifest: dict[str, Any]) -> None:
+    (work / PREVIOUS_FILE).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    manifest["previous"] = {
+        "client": doc.get("client"),
+        "generated_at": doc.get("generated_at"),
+        "auditkit_version": doc.get("auditkit_version"),
+        "findings": len(doc.get("findings") or []),
+    }
+
+
+def _since_sentence(section: Mapping[str, Any]) -> str:
+    counts = section.get("counts") or {}
+    parts = [f"{n} {c}" for c, n in counts.items() if n]
+    when = str((section.get("previous") or {}).get("generated_at") or "")[:10]
+    return f"since {when or 'the previous audit'}: {', '.join(parts) or 'no findings either time'}"
+
+
+def previous_reports(
+    previous: str | Path, names: Sequence[str], clients: Sequence[str | Path]
+) -> list[Path | None]:
+    """For each client of a batch, its previous audit under ``previous`` (or None).
+
+    ``previous`` is one client's report folder or findings.json (a batch of one client), or a
+    folder of reports with one sub-folder per client, matched by report name (the client
+    folder's name, as ``auditkit run`` names report folders). A single report given to a batch
+    of several clients is an error: it cannot be the previous audit of them all.
+    """
+    root = Path(previous).expanduser()
+    if not root.exists():
+        raise ConfigError(
+            f"previous audit {str(previous)!r} not found",
+            hint="give the previous report folder (or findings.json), or the folder of reports",
+        )
+    single = root.is_file() or (root / "findings.json").is_file()
+    if single:
+        if len(names) > 1:
+            raise ConfigError(
+                f"{root.name!r} is one client's report, but the batch audits {len(names)} clients",
+                hint="give the folder holding the previous reports, one sub-folder per client",
+            )
+        return [root]
+    out: list[Path | None] = []
+    for name, client in zip(names, clients, strict=True):
+        found = None
+        for candidate in (name, _slug(Path(client).expanduser().resolve().name)):
+            if (root / candidate / "findings.json").is_file():
+                found = root / candidate
+                break
+        out.append(found)
+    if len(names) == 1 and out[0] is None:
+        raise ConfigError(
+            f"no previous audit of {names[0]!r} in {root.name!r}",
+            hint=f"give its report folder, or a folder holding {names[0]}/findings.json",
+        )
+    return out
+
+
 # -- one client --------------------------------------------------------------------------------
 def run_audit(
     data_dir: str | Path,
@@ -485,8 +567,13 @@ def run_audit(
     kernel_name: str = "python3",
     timeout: float = 600.0,
     single_file: bool = False,
+    previous: str | Path | None = None,
 ) -> RunResult:
     """Audit one client folder into ``<out_dir>/<report_name>/`` (see the module docstring).
+
+    ``previous`` is the client's previous audit (its report folder or findings.json): the
+    summary page opens with what changed since, and findings.json carries it
+    (``since_previous``, each finding's ``change``; see :mod:`auditkit.compare`).
 
     The client is loaded and audited once (:func:`auditkit.audit`); the audit is saved in a
     private working folder that the chapter notebooks read, and removed when the run ends.
@@ -541,6 +628,9 @@ def run_audit(
     _check_parameters(extra)
     nbs = _notebooks(notebooks)
 
+    # the previous audit is read before anything is written: it may be this very report folder
+    previous_doc, previous_error = _previous_document(previous)
+
     report.mkdir(parents=True, exist_ok=True)
     nb_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(nb_dir / "findings", ignore_errors=True)  # left by an earlier version's runs
@@ -557,6 +647,8 @@ def run_audit(
                 raise AuditkitError(
                     f"client folder {root.name!r} not found", hint="check the path given"
                 )
+            if previous_error:
+                raise AuditkitError(f"the previous audit cannot be used: {previous_error}")
             config = load_config(root).with_presets(**dict(presets or {}))
             t0 = time.perf_counter()
             client = load_client(root, config, cache_dir=cache, name=client_name)
@@ -570,6 +662,8 @@ def run_audit(
             audited = audit(client, config, dsn=dsn)
             audited.save(work)
             timings["audit_s"] = round(time.perf_counter() - t0, 3)
+            if previous_doc is not None:
+                _save_previous(previous_doc, work, manifest)
         except Exception as exc:
             message = _portable(redactor.text(str(exc)), local)
             return _client_failed(result, manifest, report, nbs, message, started, secrets)
@@ -581,6 +675,7 @@ def run_audit(
             "show_literals": bool(show_literals),
             "link_suffix": ".html",
             "dsn_env": dsn_env,
+            "previous": PREVIOUS_FILE if previous_doc is not None else None,
             **extra,
         }
         manifest["parameters"] = _portable(params, local)
@@ -711,9 +806,12 @@ def run_audit(
         version=auditkit_version(),
         status="complete" if result.ok else "failed",
         chapters=chapter_status,
+        previous=previous_doc,
     )
     _write_json(result.findings_path, doc, secrets)
     result.findings = len(doc["findings"])
+    if "since_previous" in doc:
+        result.since_previous = _since_sentence(doc["since_previous"])
 
     # 5. manifest.json
     result.seconds = round(time.perf_counter() - started, 3)
@@ -840,12 +938,18 @@ def run_batch(
     arrives (in input order) — the CLI's progress display. Folders with the same name get
     ``-2``, ``-3``… report folders. One client's failure never stops the others. A batch of
     one client with ``workers > 1`` runs that client's chapter notebooks in parallel instead.
+    ``previous`` (in ``options``) gives each client its previous audit (see
+    :func:`previous_reports`); a client without one is audited alone.
     """
     from auditkit.executors import executor_for
 
     started = time.perf_counter()
     _check_parameters(dict(options.get("parameters") or {}))
     names = _report_names(dirs)
+    previous = options.pop("previous", None)
+    earlier = (
+        previous_reports(previous, names, dirs) if previous is not None else [None] * len(dirs)
+    )
     if (
         len(dirs) == 1
         and executor is None
@@ -859,7 +963,10 @@ def run_batch(
         chapters = ProcessExecutor(workers)
         try:
             result = _run_one(
-                str(dirs[0]), str(out_dir), names[0], {**options, "executor": chapters}
+                str(dirs[0]),
+                str(out_dir),
+                names[0],
+                {**options, "executor": chapters, "previous": earlier[0]},
             )
         finally:
             chapters.close()
@@ -868,7 +975,8 @@ def run_batch(
         return BatchResult([result], round(time.perf_counter() - started, 3))
     ex = executor or executor_for(workers, scheduler)
     jobs = [
-        (str(d), str(out_dir), name, dict(options)) for d, name in zip(dirs, names, strict=True)
+        (str(d), str(out_dir), name, {**options, "previous": str(p) if p else None})
+        for d, name, p in zip(dirs, names, earlier, strict=True)
     ]
     results: list[RunResult] = []
     try:

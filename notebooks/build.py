@@ -25,15 +25,17 @@ audit_dir = None  # the run's saved audit (the runner sets it); None: audit data
 presets = {}  # threshold presets by family, e.g. {"n_plus_one": "sentry"}
 show_literals = False  # True shows literal values in SQL (e-mails, names, ids): consultant's eyes only
 link_suffix = ".ipynb"  # links between chapters: .ipynb in JupyterLab, .html in the report
-dsn_env = "AUDITKIT_DSN"  # the NAME of an environment variable with a live DSN, never the DSN'''
+dsn_env = "AUDITKIT_DSN"  # the NAME of an environment variable with a live DSN, never the DSN
+previous = None  # the client's previous audit (report folder or findings.json): "since the last audit"'''
 
 
-def setup(name: str, *extra: str) -> str:
+def setup(name: str, *extra: str, previous: bool = False) -> str:
+    last = "dsn_env=dsn_env, previous=previous)" if previous else "dsn_env=dsn_env)"
     lines = [
         "from auditkit.report.notebook import chapter",
         "",
         f'ch = chapter("{name}", data_dir, audit_dir=audit_dir, client_name=client_name, presets=presets,',
-        "             show_literals=show_literals, link_suffix=link_suffix, dsn_env=dsn_env)",
+        f"             show_literals=show_literals, link_suffix=link_suffix, {last}",
         *extra,
     ]
     return "\n".join(lines)
@@ -63,7 +65,8 @@ OVERVIEW = notebook(
             "measured, the time its fix saves, how strong the evidence is, and the exact change, in "
             "SQL and in Django."
         ),
-        code(setup("overview", "ch.header()")),
+        code(setup("overview", "ch.header()", previous=True)),
+        code("ch.since_last_audit()  # shown only when the previous audit is given"),
         md(
             "## What to do first\n\n"
             "The changes that save the most time, in order. Each is one sentence here; its finding, "

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -52,6 +52,7 @@ from auditkit.report.tables import Col, table
 
 if TYPE_CHECKING:
     from auditkit.auditing import Audit
+    from auditkit.compare import Comparison
 
 __all__ = ["CHAPTER_INFO", "Chapter", "ChapterInfo", "Overview", "chapter", "resolve_data_dir"]
 
@@ -587,7 +588,41 @@ class Chapter:
 
 
 class Overview(Chapter):
-    """The executive summary: the action plan, every finding, inventory and data quality."""
+    """The executive summary: the action plan, every finding, inventory and data quality, and —
+    when the client's previous audit is given (``previous``) — what changed since."""
+
+    def __init__(self, *args: Any, previous: str | Path | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.previous = previous
+
+    # -- since the last audit ------------------------------------------------------------------------
+    @cached_property
+    def comparison(self) -> Comparison | None:
+        """This audit compared with ``previous`` (None when no previous audit was given).
+
+        The comparison is made on this audit's findings.json document — redacted as the report
+        is —, so the page and findings.json's ``since_previous`` agree.
+        """
+        from auditkit.compare import compare
+
+        if not self.previous:
+            return None
+        return compare(_find_previous(self.previous, self.audit_dir), self._document)
+
+    @cached_property
+    def _document(self) -> dict[str, Any]:
+        return self.audit.document(self.redactor)
+
+    def since_last_audit(self) -> HtmlBlock | None:
+        """What changed since the previous audit, with its own heading (nothing when no
+        previous audit was given): each finding new, worse, resolved or better, the change in
+        what it costs, and the endpoints whose database time per request moved most."""
+        from auditkit.report.compare import since_last_audit_html
+
+        c = self.comparison
+        if c is None:
+            return None
+        return _block(since_last_audit_html(c, links=self._links), c.headline())
 
     def header(self) -> HtmlBlock:
         """Client, files used, the workload window and the redaction in force."""
@@ -706,6 +741,22 @@ class Overview(Chapter):
         return _block("".join(parts), "data quality")
 
 
+def _find_previous(previous: str | Path, audit_dir: Path | None) -> Path:
+    """The previous audit ``previous`` names: absolute, or relative to the working directory,
+    the saved audit (the runner puts it there) or the notebooks folder."""
+    p = Path(previous).expanduser()
+    if p.is_absolute():
+        return p
+    bases = [Path.cwd(), *([audit_dir] if audit_dir else []), NOTEBOOKS_DIR, _PACKAGE_ROOT]
+    for base in bases:
+        if (base / p).exists():
+            return base / p
+    raise ConfigError(
+        f"previous audit {str(previous)!r} not found",
+        hint="pass previous= the previous report folder or its findings.json",
+    )
+
+
 def _matches(check: str, wanted: tuple[str, ...]) -> bool:
     return check in wanted or (check.startswith("plan_") and "plan_*" in wanted)
 
@@ -721,16 +772,30 @@ def chapter(
     show_literals: bool = False,
     link_suffix: str = ".ipynb",
     dsn_env: str | None = None,
+    previous: str | Path | None = None,
 ) -> Chapter:
     """The chapter object a notebook works with (an :class:`Overview` for ``"overview"``).
 
     It displays ``audit`` when given (an :class:`~auditkit.auditing.Audit` made in the session),
     else the audit saved in ``audit_dir``, else one computed from ``data_dir``. Also switches
-    plotly to the report renderer (see :mod:`auditkit.report.render`).
+    plotly to the report renderer (see :mod:`auditkit.report.render`). ``previous`` (the
+    overview only) is the client's previous audit: a report folder or findings.json.
     """
     use_report_renderer()
-    cls = Overview if name == "overview" else Chapter
-    return cls(
+    if name == "overview":
+        return Overview(
+            name,
+            data_dir,
+            audit_dir=audit_dir,
+            audit=audit,
+            client_name=client_name,
+            presets=presets,
+            show_literals=show_literals,
+            link_suffix=link_suffix,
+            dsn_env=dsn_env,
+            previous=previous,
+        )
+    return Chapter(
         name,
         data_dir,
         audit_dir=audit_dir,
