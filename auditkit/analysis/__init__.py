@@ -104,6 +104,26 @@ class Analysis:
         return self.frame("server_settings")
 
     @property
+    def server_status(self) -> pd.DataFrame:
+        """Status counters and variables of the database server (SHOW GLOBAL STATUS/VARIABLES,
+        PostgreSQL's cumulative views), as exported: cumulative."""
+        return self.frame("server_status")
+
+    @cached_property
+    def status_delta(self) -> pd.DataFrame:
+        """What each status counter did between the first and last snapshot, per server
+        (:func:`auditkit.loaders.mysql_stats.status_delta`: delta, interval, rate); gauges
+        keep their two values. Its messages go to :attr:`notes`."""
+        from auditkit.loaders.mysql_stats import status_delta
+
+        status = self.server_status
+        if len(status) == 0:
+            return pd.DataFrame()
+        delta, messages = status_delta(status)
+        self.notes.extend(f"server status: {m}" for m in messages if "one status snapshot" not in m)
+        return delta
+
+    @property
     def cache_stats(self) -> pd.DataFrame:
         return self.frame("cache_stats")
 
@@ -165,6 +185,11 @@ class Analysis:
             self.frame("query_events")["source_format"].dropna().astype(str)
         ):
             return "mysql"
+        # MySQL/MariaDB statistics exports (performance_schema, information_schema, SHOW)
+        for name in ("statement_stats", "schema_indexes", "schema_tables"):
+            df = self.frame(name)
+            if "dialect" in df and df["dialect"].isin(("mysql", "mariadb")).any():
+                return "mysql"
         return "postgres"
 
     @cached_property
@@ -201,6 +226,7 @@ class Analysis:
             self.frame("schema_tables"),
             self.frame("column_stats"),
             self.code,
+            server_status=self.server_status,
         )
 
     @cached_property

@@ -99,6 +99,7 @@ def _missing_index(
     statement_endpoints: pd.DataFrame,
     sql: Any,
     dialect: Any,
+    digests: pd.DataFrame,
     *,
     config: AuditConfig,
 ) -> list[Finding]:
@@ -114,6 +115,8 @@ def _missing_index(
         source=workload.label,
         dialect=dialect,
         analysis=sql,
+        digests=digests,
+        events=workload.events,
     )
 
 
@@ -256,7 +259,16 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "missing_index",
         "indexing",
         ("missing_index",),
-        ("workload", "catalog", "code", "plan_nodes", "statement_endpoints", "sql", "dialect"),
+        (
+            "workload",
+            "catalog",
+            "code",
+            "plan_nodes",
+            "statement_endpoints",
+            "sql",
+            "dialect",
+            "pg_stat_statements",
+        ),
         "index",
         "timed statements (a query log or pg_stat_statements); index and table statistics "
         "sharpen the advice",

@@ -39,6 +39,7 @@ __all__ = [
     "meta_index_entry",
     "migration_operation",
     "migrations_for",
+    "mysql_add_index",
 ]
 
 
@@ -198,12 +199,14 @@ def drop_recommendation(ix: IndexInfo, code: CodeMap, dialect: Dialect, why: str
     model = code.model(ix.table)
     model_name = ix.model if ix.model else model.name
     declared = ix.declared_by or ""
-    create = ix.definition or ""
-    create = re.sub(
-        r"^CREATE (UNIQUE )?INDEX ",
-        lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY ",
-        create,
-    )
+    if dialect == "mysql":
+        create = mysql_add_index(ix)
+    else:
+        create = re.sub(
+            r"^CREATE (UNIQUE )?INDEX ",
+            lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY ",
+            ix.definition or "",
+        )
     migration: str | None
     if declared.startswith("Meta.indexes"):
         django_change = (
@@ -223,13 +226,27 @@ def drop_recommendation(ix: IndexInfo, code: CodeMap, dialect: Dialect, why: str
         field_name = (
             ix.fields[0] if ix.fields else code.field_name(ix.table, ix.keys[0].column or "")
         )
-        django_change = (
-            f"Set db_index=False on {model_name}.{field_name} and run makemigrations "
-            f"{model.app_label}: the AlterField it writes would drop the index inside a transaction, "
-            "locking writes on the table, so make that migration non-atomic (atomic = False) and "
-            "wrap its AlterField in migrations.SeparateDatabaseAndState with the operation below as "
-            "the database operation."
-        )
+        if dialect == "mysql":
+            django_change = (
+                f"Set db_index=False on {model_name}.{field_name} and run makemigrations "
+                f"{model.app_label}; keep the AlterField it writes for Django's state only "
+                "(migrations.SeparateDatabaseAndState(state_operations=[…])) and let the "
+                "operation below drop the index in place (ALGORITHM=INPLACE, LOCK=NONE: "
+                "reads and writes continue)."
+            )
+            if "ForeignKey" in declared:
+                django_change += (
+                    " On InnoDB a foreign key needs an index leading with its column: "
+                    "another index of the table does, or the drop would fail."
+                )
+        else:
+            django_change = (
+                f"Set db_index=False on {model_name}.{field_name} and run makemigrations "
+                f"{model.app_label}: the AlterField it writes would drop the index inside a transaction, "
+                "locking writes on the table, so make that migration non-atomic (atomic = False) and "
+                "wrap its AlterField in migrations.SeparateDatabaseAndState with the operation below as "
+                "the database operation."
+            )
         migration = _runsql(sql, create, dialect)
     elif "many-to-many" in declared:
         django_change = (
@@ -249,6 +266,29 @@ def drop_recommendation(ix: IndexInfo, code: CodeMap, dialect: Dialect, why: str
     if model.inferred and not ix.model:
         django_change += " (The model name follows Django's table naming: no model dump was given.)"
     return Recommendation(summary=why, sql=sql, django=django_change, migration=migration)
+
+
+def mysql_add_index(ix: IndexInfo) -> str:
+    """The MySQL statement recreating ``ix`` online (the reverse of its drop); "" when its keys
+    are unknown."""
+    m = re.match(
+        r"^CREATE (UNIQUE |FULLTEXT |SPATIAL )?INDEX `?[^`(]+`? ON `?[^`(]+`? \((.*)\)(?: USING \w+)?;?$",
+        (ix.definition or "").strip(),
+        re.S,
+    )
+    if m:
+        kind, cols = (m.group(1) or "").strip(), m.group(2)
+    elif ix.keys and all(k.column or k.expression for k in ix.keys):
+        kind = "UNIQUE" if ix.unique else ""
+        cols = ", ".join(
+            (f"`{k.column}`" if k.column else f"({k.expression})")
+            + (" DESC" if k.descending else "")
+            for k in ix.keys
+        )
+    else:
+        return ""
+    lock = "" if kind in ("FULLTEXT", "SPATIAL") else ", ALGORITHM=INPLACE, LOCK=NONE"
+    return f"ALTER TABLE `{ix.table}` ADD {kind + ' ' if kind else ''}INDEX `{ix.name}` ({cols}){lock};"
 
 
 def _runsql(drop_sql: str, create_sql: str, dialect: Dialect) -> str | None:
