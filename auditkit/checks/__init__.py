@@ -30,6 +30,7 @@ from auditkit.checks.caching import cacheable_reads, low_cache_hit_ratio
 from auditkit.checks.capacity import background_task_candidates, capacity_limit, connection_budget
 from auditkit.checks.data_quality import data_quality
 from auditkit.checks.indexes import candidates, duplicates, unused
+from auditkit.checks.mysql_server import mysql_server_health
 from auditkit.checks.n_plus_one import duplicates_per_request, n_plus_ones
 from auditkit.checks.plans import plan_checks
 from auditkit.checks.server_events import server_errors, temp_files
@@ -153,6 +154,16 @@ def _cacheable(
         source=workload.label,
         table_writes=table_writes,
     )
+
+
+def _mysql_server(
+    status_delta: pd.DataFrame,
+    server_status: pd.DataFrame,
+    digests: pd.DataFrame,
+    *,
+    config: AuditConfig,
+) -> list[Finding]:
+    return mysql_server_health(status_delta, server_status, digests, config)
 
 
 def _plans(plan_nodes: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
@@ -322,6 +333,17 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "statements with their parameters, tied to requests (a query log)",
         _cacheable,
         requires=("statements",),
+    ),
+    CheckSpec(
+        "mysql_server",
+        "caching",
+        ("low_cache_hit_ratio", "temp_files", "plan_nested_loop"),
+        ("status_delta", "server_status", "pg_stat_statements"),
+        "mysql_server",
+        "SHOW GLOBAL STATUS of a MySQL/MariaDB server, ideally before and after the audited "
+        "period, with SHOW GLOBAL VARIABLES",
+        _mysql_server,
+        requires=("server_status",),
     ),
     CheckSpec(
         "capacity_limit",
