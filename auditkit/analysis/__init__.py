@@ -275,15 +275,25 @@ class Analysis:
 
     @cached_property
     def deployment(self) -> dict[str, Any]:
-        """Deployment facts (audit.yaml), with ``max_connections`` from pg_settings when the
-        configuration does not give it; each fact's source under ``sources``."""
+        """Deployment facts (audit.yaml), with ``max_connections`` from pg_settings or MySQL's
+        SHOW GLOBAL VARIABLES when the configuration does not give it; each fact's source under
+        ``sources``."""
         facts: dict[str, Any] = dict(self.config.deployment)
         sources = {k: "audit.yaml" for k in facts}
         settings = self.server_settings
         if "max_connections" not in facts and len(settings):
-            found = settings.loc[settings["name"] == "max_connections", "value"].dropna()
-            if len(found):
-                facts["max_connections"] = int(found.iloc[0])
-                sources["max_connections"] = "pg_settings"
+            rows = settings[(settings["name"] == "max_connections") & settings["value"].notna()]
+            if len(rows):
+                facts["max_connections"] = int(rows["value"].iloc[0])
+                source = rows["source"].iloc[0] if "source" in rows else None
+                if isinstance(source, str) and source.startswith("SHOW GLOBAL VARIABLES"):
+                    sources["max_connections"] = source
+                    if "reserved_connections" not in facts:
+                        # MySQL keeps one connection beyond max_connections for an administrator:
+                        # none of max_connections is reserved
+                        facts["reserved_connections"] = 0
+                        sources["reserved_connections"] = source
+                else:
+                    sources["max_connections"] = "pg_settings"
         facts["sources"] = sources
         return facts

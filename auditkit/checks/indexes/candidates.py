@@ -521,12 +521,17 @@ def candidates(
     pks = {i.table: {k.column for k in i.keys if k.column} for i in indexes if i.primary}
 
     found: dict[tuple[str, tuple[Any, ...]], _Candidate] = {}
+    texts = dict(
+        zip(work["fingerprint_id"].astype(str), work["fingerprint"].astype(str), strict=False)
+    )
     if len(uses):
         for (fid, _scope), scope_uses in uses.groupby(["fingerprint_id", "scope"], sort=False):
             for need in _needs_of_scope(
                 str(fid), scope_uses, code, cstats, tables, t, pks, dialect
             ):
-                if is_system_relation(need.table):
+                if is_system_relation(need.table) or _mysql_system(
+                    texts.get(need.fingerprint_id, ""), need.table
+                ):
                     continue
                 info = tables.get(need.table)
                 if info is not None and info.rows is not None and info.rows < t["min_table_rows"]:
@@ -569,6 +574,19 @@ def candidates(
         window,
         source,
         mysql_facts(digests, events) if dialect == "mysql" else {},
+    )
+
+
+def _mysql_system(fingerprint: str, table: str) -> bool:
+    """True when ``fingerprint`` reads ``table`` from a MySQL/MariaDB system schema
+    (performance_schema, information_schema, sys, mysql): the consultant's own exports in a slow
+    log, never a target for index advice."""
+    return bool(
+        re.search(
+            rf"\b(?:performance_schema|information_schema|sys|mysql)`?\s*\.\s*`?{re.escape(table)}\b",
+            fingerprint,
+            re.I,
+        )
     )
 
 
