@@ -143,6 +143,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "max_plan_saving": 0.95,
             "unused_medium_bytes": 100 * 1024**2,
             "unused_high_bytes": 1024**3,
+            # MySQL: characters of a TEXT column an index keeps (191 × 4 bytes of utf8mb4 fits
+            # the 767-byte key limit of every InnoDB row format)
+            "mysql_text_prefix_chars": 191,
         },
         # Dexter: statements with >= 100 calls; a hypothetical index must cut cost >= 50 %
         "dexter": {"min_calls": 100, "min_cost_reduction": 0.5, "max_columns": 2},

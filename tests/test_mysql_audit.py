@@ -7,8 +7,11 @@ planted problems:
 
 * an index nothing reads: ``Member.legacy_code`` has ``db_index=True``, no view filters on it;
 * a full-scan lookup: ``/member?card=…`` filters on ``Member.card_number``, which has no index;
+  another, ``/address?address=…``, on the TEXT column ``Member.address`` (an index needs a
+  key prefix there);
 * a foreign-key index nothing reads (``Member.branch``): InnoDB needs it, so it must *not* be
   proposed for dropping;
+* a redundant index: ``Loan.Meta.indexes`` declares ``(title)`` and ``(title, member)``;
 * server health: ``thread_cache_size = 0`` (every connection creates a thread), GROUP BY on a
   TEXT column (its temporary tables go to disk), a sort larger than a 32 kB sort buffer (merge
   passes);
@@ -45,6 +48,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "mysql_client"
 
 MEMBERS = 3000
 LOOKUPS = 40
+ADDRESS_LOOKUPS = 20
 REPORTS = 15
 CARD_USERS = 10
 CARD_ROUNDS = 4
@@ -62,11 +66,18 @@ class Member(models.Model):
     legacy_code = models.CharField(max_length=30, db_index=True)  # indexed, never read
     branch = models.ForeignKey(Branch, on_delete=models.PROTECT)  # its index is never read
     notes = models.TextField()
+    address = models.TextField()  # looked up whole, never indexed: a TEXT key needs a prefix
 
 
 class Loan(models.Model):
     member = models.ForeignKey(Member, on_delete=models.CASCADE)
     title = models.CharField(max_length=200)
+
+    class Meta:
+        indexes = [  # the first is a leading prefix of the second: redundant
+            models.Index(fields=["title"], name="loan_title_idx"),
+            models.Index(fields=["title", "member"], name="loan_title_member_idx"),
+        ]
 """
 VIEWS = """
 from django.core.cache import cache
@@ -80,6 +91,10 @@ from library.models import Loan, Member
 def member_by_card(request):
     m = Member.objects.filter(card_number=request.GET["card"]).first()
     return JsonResponse({"id": m.pk if m else None})
+
+
+def by_address(request):
+    return JsonResponse({"n": Member.objects.filter(address=request.GET["address"]).count()})
 
 
 def notes_report(request):
@@ -97,6 +112,7 @@ def card(request, pk):
 
 urlpatterns = [
     path("member", member_by_card),
+    path("address", by_address),
     path("notes", notes_report),
     path("member/<int:pk>/card", card),
 ]
@@ -127,7 +143,8 @@ from library.models import Branch, Loan, Member
 Branch.objects.bulk_create([Branch(name=f"branch {{i}}") for i in range(5)])
 Member.objects.bulk_create(
     [Member(card_number=f"C{{i:06d}}", legacy_code=f"L{{i}}", branch_id=1 + i % 5,
-            notes=("note " * 60) + str(i % 50)) for i in range({MEMBERS})],
+            notes=("note " * 60) + str(i % 50), address=f"{{i}} Library Road")
+     for i in range({MEMBERS})],
     batch_size=500,
 )
 Loan.objects.bulk_create([Loan(member_id=1 + i % {MEMBERS}, title=f"t{{i}}") for i in range(600)])
@@ -145,6 +162,8 @@ def get(*args):
 
 for i in range({LOOKUPS}):
     get("/member", {{"card": f"C{{i * 70:06d}}"}})
+for i in range({ADDRESS_LOOKUPS}):
+    get("/address", {{"address": f"{{i * 50}} Library Road"}})
 for _ in range({REPORTS}):
     get("/notes")
 for _ in range({CARD_ROUNDS}):
@@ -357,11 +376,24 @@ def test_the_audit_finds_the_planted_index_problems(library: tuple[Path, dict[st
         if f.check in ("unused_index", "duplicate_index") and "branch" in str(f.subject.columns)
     ]
 
+    # the redundant index: the server's sys view and the definitions agree; Meta.indexes
+    # declares it, so the migration removes the entry
+    dup = _one(findings, "duplicate_index", table="library_loan")
+    assert dup.subject.index == "loan_title_idx" and dup.subject.expression == "redundant prefix"
+    assert "sys.schema_redundant_indexes reports the same" in dup.summary
+    assert dup.recommendation.sql == (
+        "ALTER TABLE `library_loan` DROP INDEX `loan_title_idx`, ALGORITHM=INPLACE, LOCK=NONE;"
+    )
+    assert 'migrations.RemoveIndex(model_name="loan", name="loan_title_idx")' in (
+        dup.recommendation.migration or ""
+    )
+    assert not [
+        f for f in findings if f.check == "unused_index" and f.subject.index == "loan_title_idx"
+    ]
+
     # 2. the full-scan lookup: an index on card_number, with the server's evidence
-    miss = _one(findings, "missing_index", table="library_member")
-    assert miss.subject.columns == (
-        "card_number",
-    )  # InnoDB's implicit id suffix serves ORDER BY id
+    miss = _one(findings, "missing_index", table="library_member", columns=("card_number",))
+    # (InnoDB's implicit id suffix serves ORDER BY id: no id key)
     assert miss.recommendation.sql == (
         f"ALTER TABLE `library_member` ADD INDEX `{miss.subject.index}` (`card_number`), "
         "ALGORITHM=INPLACE, LOCK=NONE;"
@@ -377,12 +409,22 @@ def test_the_audit_finds_the_planted_index_problems(library: tuple[Path, dict[st
     assert miss.metrics["plan_seq_scans"] >= 1  # the EXPLAIN beside its .sql shows the full scan
     assert "online (ALGORITHM=INPLACE, LOCK=NONE" in miss.recommendation.summary
 
+    # the TEXT column: a prefix key, created with RunSQL (models.Index has no key length)
+    text = _one(findings, "missing_index", table="library_member", columns=("address",))
+    assert text.recommendation.sql == (
+        f"ALTER TABLE `library_member` ADD INDEX `{text.subject.index}` (`address`(191)), "
+        "ALGORITHM=INPLACE, LOCK=NONE;"
+    )
+    assert text.recommendation.django is None
+    assert "migrations.RunSQL(" in text.recommendation.migration
+    assert text.metrics["mysql_no_index_used"] == ADDRESS_LOOKUPS
+
     # Django migrations: one, for this app, naming only its models and fields
     assert [m.app_label for m in audit.migrations] == ["library"]
     mig = audit.migrations[0]
     assert mig.path == "library/migrations/0002_auditkit_indexes.py"
     assert '("library", "0001_initial")' in mig.text
-    for f in (unused, miss):
+    for f in (unused, miss, dup, text):
         text = _texts(f)
         for word in re.findall(r'model_name="(\w+)"', text):
             assert word in ("member", "loan", "branch")

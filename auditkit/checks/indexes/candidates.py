@@ -143,6 +143,8 @@ def _describe(k: CandidateKey, limit: bool) -> str:
         text = f"{name} — join key: each lookup from the other table becomes an index seek"
     elif k.role == "range":
         text = f"{name} — range (<, >, BETWEEN): after the equality columns, the index reads one contiguous slice"
+    elif k.role == "like" and not k.opclass:
+        text = f"{name} — LIKE 'prefix%' (Django __startswith/__istartswith): the index seeks to the prefix"
     elif k.role == "like":
         text = (
             f"{name} — LIKE 'prefix%' (Django __startswith/__istartswith): only a pattern-ops index serves LIKE "
@@ -154,6 +156,11 @@ def _describe(k: CandidateKey, limit: bool) -> str:
         )
     else:
         text = f"{name} — GROUP BY: grouped rows come out of the index together"
+    if k.prefix:
+        text += (
+            f"; MySQL indexes a TEXT column only by a prefix: its first {k.prefix} characters "
+            "(at most 767 bytes in utf8mb4 on every row format), enough to tell most values apart"
+        )
     if k.expression_sql is not None and k.role != "like":
         fn = (k.function or "expression").upper()
         hint = (
@@ -286,6 +293,9 @@ def _needs_of_scope(
         if not seek and rng is None and not (sort and limit and sort[0].role == "order"):
             keys = []
         keys = _dedupe(keys)[: int(t["max_columns"])]
+        if dialect == "mysql":
+            keys = [_mysql_key(k, table, code, t) for k in keys]
+            eq = [_mysql_key(k, table, code, t) for k in eq]
         if keys:
             needs.append(
                 _Need(table, keys, [_describe(k, limit) for k in keys], fid, dropped=dropped)
@@ -299,6 +309,19 @@ def _needs_of_scope(
             jkeys = _dedupe([*eq, j])[: int(t["max_columns"])]
             needs.append(_Need(table, jkeys, [_describe(k, limit) for k in jkeys], fid))
     return needs
+
+
+#: Django fields MySQL stores as TEXT/BLOB: an index on them needs a key prefix length
+_MYSQL_TEXT_TYPES = {"TextField", "BinaryField", "JSONField"}
+
+
+def _mysql_key(k: CandidateKey, table: str, code: CodeMap, t: Mapping[str, Any]) -> CandidateKey:
+    """A key in MySQL's terms: no operator class (a plain index serves LIKE 'x%'), and a prefix
+    length for a TEXT column, which MySQL cannot index whole (error 1170)."""
+    prefix = None
+    if k.expression_sql is None and code.field_type(table, k.column) in _MYSQL_TEXT_TYPES:
+        prefix = int(t["mysql_text_prefix_chars"])
+    return replace(k, opclass=None, prefix=prefix)
 
 
 def _unique_keys(keys: list[CandidateKey]) -> list[CandidateKey]:
@@ -345,7 +368,8 @@ def _matches(need_key: CandidateKey, ikey: IndexKey) -> bool:
     if need_key.key != ikey.key:
         return False
     if need_key.role == "like":
-        return ikey.pattern_ops
+        # PostgreSQL needs a pattern-ops index for LIKE 'x%'; MySQL's plain index serves it
+        return ikey.pattern_ops if need_key.opclass else not ikey.pattern_ops
     if need_key.role in ("range", "order", "group"):
         return not ikey.pattern_ops
     return True  # equality works with either operator class
@@ -573,7 +597,7 @@ def candidates(
         grand,
         window,
         source,
-        mysql_facts(digests, events) if dialect == "mysql" else {},
+        mysql_facts(digests, events, work) if dialect == "mysql" else {},
     )
 
 
@@ -1143,13 +1167,22 @@ def _num_sum(df: pd.DataFrame, col: str) -> pd.Series:
     return pd.to_numeric(df[col], errors="coerce").groupby(df["fingerprint_id"]).sum(min_count=1)
 
 
+def _squash(fingerprint: Any) -> str:
+    return re.sub(r"\s+", "", str(fingerprint)).lower()
+
+
 def mysql_facts(
-    digests: pd.DataFrame | None, events: pd.DataFrame | None
+    digests: pd.DataFrame | None,
+    events: pd.DataFrame | None,
+    profile: pd.DataFrame | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per fingerprint id, what the MySQL/MariaDB server counted about its executions:
     performance_schema digests (``digest_calls``, ``no_index_used``, ``full_scans``,
     ``rows_examined``, ``rows_sent``) and the slow log (``slow_calls``, ``slow_full_scans``,
-    ``slow_rows_examined``, ``slow_rows_sent``, ``slow_filesorts``, ``slow_tmp_disk``)."""
+    ``slow_rows_examined``, ``slow_rows_sent``, ``slow_filesorts``, ``slow_tmp_disk``).
+
+    A digest whose text differs from the logged statement's only in spacing (MariaDB writes
+    ``COUNT (*)``) is keyed by the fingerprint id of ``profile``'s statement."""
     out: dict[str, dict[str, float]] = {}
 
     def put(fid: Any, key: str, value: Any) -> None:
@@ -1159,6 +1192,17 @@ def mysql_facts(
 
     if digests is not None and len(digests) and "fingerprint_id" in digests:
         d = digests[digests["fingerprint_id"].notna()]
+        if profile is not None and len(profile) and "fingerprint" in d:
+            by_text = {
+                _squash(fp): str(fid)
+                for fp, fid in zip(profile["fingerprint"], profile["fingerprint_id"], strict=False)
+            }
+            d = d.assign(
+                fingerprint_id=[
+                    by_text.get(_squash(fp), str(fid))
+                    for fp, fid in zip(d["fingerprint"], d["fingerprint_id"], strict=False)
+                ]
+            )
         for col, key in (
             ("calls", "digest_calls"),
             ("no_index_used", "no_index_used"),

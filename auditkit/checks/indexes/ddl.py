@@ -55,9 +55,13 @@ class CandidateKey:
     unit: str | None = None
     opclass: str | None = None
     descending: bool = False
+    #: MySQL: index only the first characters of a TEXT/BLOB column (a key-length limit)
+    prefix: int | None = None
 
     def ddl(self) -> str:
         text = f'"{self.column}"' if self.expression_sql is None else f"({self.expression_sql})"
+        if self.prefix:
+            text += f"({self.prefix})"
         if self.opclass:
             text += f" {self.opclass}"
         if self.descending:
@@ -66,6 +70,8 @@ class CandidateKey:
 
     def label(self) -> str:
         text = self.column if self.expression_sql is None else self.expression_sql.replace('"', "")
+        if self.prefix:
+            text += f"({self.prefix})"
         if self.opclass:
             text += f" {self.opclass}"
         if self.descending:
@@ -116,6 +122,8 @@ def meta_index_entry(
     """The ``models.Index(...)`` entry and the imports it needs; None when an expression has no
     Django equivalent (the index is then created with ``RunSQL`` only)."""
     fields = [code.field_name(table, k.column) for k in keys]
+    if any(k.prefix for k in keys):
+        return None  # models.Index has no key prefix length: RunSQL creates it
     if not any(k.expression_sql for k in keys):
         names = [("-" if k.descending else "") + f for k, f in zip(keys, fields, strict=True)]
         args = f"fields={json.dumps(names)}, name={json.dumps(name)}"

@@ -131,7 +131,7 @@ def unused(
                 and signature(o) == signature(ix)
                 and keep_rank(o) < keep_rank(ix)
             ]
-            if twin:
+            if twin or _redundant_prefix(ix, indexes):
                 continue
         if code.is_django(ix.table):
             django_owned.append(ix)
@@ -227,6 +227,29 @@ def unused(
     return sorted(
         out, key=lambda f: (-int(f.severity), -(as_number(f.metrics.get("size_bytes")) or 0.0))
     )
+
+
+def _redundant_prefix(ix: IndexInfo, indexes: Iterable[IndexInfo]) -> bool:
+    """True when duplicate_indexes reports ``ix`` as a redundant prefix of another index (by
+    their keys, or as the server's sys.schema_redundant_indexes says): one finding per index."""
+    if ix.unique or ix.method != "btree":
+        return False
+    for o in indexes:
+        if o is ix or o.table != ix.table or not o.valid:
+            continue
+        if ix.redundant_to == o.name:
+            return True
+        if (
+            o.method == "btree"
+            and len(o.keys) > len(ix.keys)
+            and (o.predicate or "") == (ix.predicate or "")
+            and all(
+                (a.key, a.opclass, a.descending) == (b.key, b.opclass, b.descending)
+                for a, b in zip(ix.keys, o.keys, strict=False)
+            )
+        ):
+            return True
+    return False
 
 
 def foreign_key_needs(
