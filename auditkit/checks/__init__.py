@@ -160,10 +160,11 @@ def _mysql_server(
     status_delta: pd.DataFrame,
     server_status: pd.DataFrame,
     digests: pd.DataFrame,
+    profile: pd.DataFrame,
     *,
     config: AuditConfig,
 ) -> list[Finding]:
-    return mysql_server_health(status_delta, server_status, digests, config)
+    return mysql_server_health(status_delta, server_status, digests, config, profile)
 
 
 def _plans(plan_nodes: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
@@ -338,7 +339,7 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "mysql_server",
         "caching",
         ("low_cache_hit_ratio", "temp_files", "plan_nested_loop"),
-        ("status_delta", "server_status", "pg_stat_statements"),
+        ("status_delta", "server_status", "pg_stat_statements", "profile"),
         "mysql_server",
         "SHOW GLOBAL STATUS of a MySQL/MariaDB server, ideally before and after the audited "
         "period, with SHOW GLOBAL VARIABLES",

@@ -31,6 +31,7 @@ threshold, else low; full joins low.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -152,21 +153,38 @@ def _label(server: _Server) -> str:
     return f" on {server.name}" if server.name else ""
 
 
-def _statements(digests: pd.DataFrame | None, column: str, top: int = 5) -> list[dict[str, Any]]:
-    """The statements with the most of ``column`` in the digests, for evidence."""
+def _statements(
+    digests: pd.DataFrame | None,
+    column: str,
+    profile: pd.DataFrame | None = None,
+    top: int = 5,
+) -> list[dict[str, Any]]:
+    """The statements with the most of ``column`` in the digests, for evidence; named by the
+    workload's fingerprint id where the digest text differs from it only in spacing (so the
+    finding joins the cause of the same statement)."""
     if digests is None or len(digests) == 0 or column not in digests:
         return []
     v = pd.to_numeric(digests[column], errors="coerce")
     rows = digests.assign(_v=v)[v.fillna(0) > 0].sort_values("_v", ascending=False).head(top)
+    by_text: dict[str, str] = {}
+    if profile is not None and len(profile) and "fingerprint" in profile:
+        by_text = {
+            _squash(fp): str(fid)
+            for fp, fid in zip(profile["fingerprint"], profile["fingerprint_id"], strict=False)
+        }
     return [
         {
-            "fingerprint_id": str(r["fingerprint_id"]),
+            "fingerprint_id": by_text.get(_squash(r["fingerprint"]), str(r["fingerprint_id"])),
             "fingerprint": str(r["fingerprint"])[:300],
             "calls": int(as_number(r.get("calls")) or 0),
             column: int(r["_v"]),
         }
         for _, r in rows.iterrows()
     ]
+
+
+def _squash(text: Any) -> str:
+    return re.sub(r"[\s`]+", "", str(text)).lower()
 
 
 def _hit_ratio_finding(
@@ -202,8 +220,12 @@ def mysql_server_health(
     server_status: pd.DataFrame,
     digests: pd.DataFrame | None = None,
     config: AuditConfig | None = None,
+    profile: pd.DataFrame | None = None,
 ) -> list[Finding]:
-    """Findings on a MySQL/MariaDB server's memory and spills (see the module docstring)."""
+    """Findings on a MySQL/MariaDB server's memory and spills (see the module docstring).
+
+    ``digests`` (performance_schema) name the statements behind spills and full joins;
+    ``profile`` (the workload's statements) gives them the workload's fingerprint ids."""
     t = (config or AuditConfig()).thresholds("mysql_server")
     out: list[Finding] = []
     for s in _servers(status_delta, server_status):
@@ -279,7 +301,7 @@ def mysql_server_health(
             and disk / tmp > t["tmp_disk_max_share"]
         ):
             share = disk / tmp
-            items = _statements(digests, "tmp_disk_tables")
+            items = _statements(digests, "tmp_disk_tables", profile)
             out.append(
                 Finding(
                     check="temp_files",
@@ -331,7 +353,7 @@ def mysql_server_health(
         sorts = (s.get("Sort_scan") or 0.0) + (s.get("Sort_range") or 0.0)
         if merges and sorts >= t["min_sorts"] and merges / sorts > t["sort_merge_max_share"]:
             share = merges / sorts
-            items = _statements(digests, "sort_merge_passes")
+            items = _statements(digests, "sort_merge_passes", profile)
             out.append(
                 Finding(
                     check="temp_files",
@@ -372,7 +394,7 @@ def mysql_server_health(
         # joins that scan the joined table for every row of the other
         full = s.get("Select_full_join")
         if full is not None and full >= t["full_join_min"]:
-            items = _statements(digests, "full_joins")
+            items = _statements(digests, "full_joins", profile)
             out.append(
                 Finding(
                     check="plan_nested_loop",

@@ -1168,7 +1168,7 @@ def _num_sum(df: pd.DataFrame, col: str) -> pd.Series:
 
 
 def _squash(fingerprint: Any) -> str:
-    return re.sub(r"\s+", "", str(fingerprint)).lower()
+    return re.sub(r"[\s`]+", "", str(fingerprint)).lower()
 
 
 def mysql_facts(
