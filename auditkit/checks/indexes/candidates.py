@@ -959,11 +959,12 @@ def _findings(
             "django_table": model.django,
             **server_metrics,
         }
+        online = "online" if dialect == "mysql" else "concurrently"
         if model.django:
             django_text = None
             rec_summary = (
                 f"{c.table} belongs to Django's own {model.app_label} app, so no model of yours can "
-                f"declare the index: create {name} concurrently with the SQL, from a migration of one "
+                f"declare the index: create {name} {online} with the SQL, from a migration of one "
                 "of your apps (the RunSQL operation below). " + "; ".join(c.explanation) + "."
             )
         else:
@@ -981,9 +982,10 @@ def _findings(
                 + "."
             )
             if entry is None:
+                what = "key prefix length" if any(k.prefix for k in c.keys) else "expression"
                 rec_summary = (
-                    f"Create {name} concurrently with the SQL, from a migration (RunSQL below): its "
-                    "expression has no Django equivalent, so no Meta.indexes entry declares it. "
+                    f"Create {name} {online} with the SQL, from a migration (RunSQL below): its "
+                    f"{what} has no Django equivalent, so no Meta.indexes entry declares it. "
                     + "; ".join(c.explanation)
                     + "."
                 )
