@@ -196,8 +196,8 @@ class ClientData:
                 pg.append((path, df))
             elif "sys_view" in df and df["sys_view"].notna().all():
                 partial.append((path, df))
-            else:
-                digests.append((path, df))
+            else:  # a file holding the digest table and a sys view too: the table
+                digests.append((path, df[df["sys_view"].isna()] if "sys_view" in df else df))
         parts: list[pd.DataFrame] = []
         for kind, snaps, delta_of in (
             ("pg_stat_statements", pg, pgss_delta),

@@ -435,6 +435,10 @@ def test_the_audit_finds_the_planted_index_problems(library: tuple[Path, dict[st
     )
     assert text.recommendation.django is None
     assert "migrations.RunSQL(" in text.recommendation.migration
+    assert (
+        f'reverse_sql="ALTER TABLE `library_member` DROP INDEX `{text.subject.index}`, '
+        'ALGORITHM=INPLACE, LOCK=NONE"' in text.recommendation.migration
+    )
     assert text.metrics["mysql_no_index_used"] == ADDRESS_LOOKUPS
 
     # Django migrations: one, for this app, naming only its models and fields

@@ -165,9 +165,12 @@ def migration_operation(
     """
     if entry is None:
         create = create_sql.replace(" IF NOT EXISTS", "").rstrip(";")
+        table = re.match(r"ALTER TABLE (`[^`]+`)", create)
         drop = (
             f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'
             if dialect == "postgres"
+            else f"ALTER TABLE {table.group(1)} DROP INDEX `{name}`, ALGORITHM=INPLACE, LOCK=NONE"
+            if table
             else f"DROP INDEX `{name}`"
         )
         return (
