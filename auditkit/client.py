@@ -168,30 +168,56 @@ class ClientData:
         return empty(FRAMES["statement_stats"]), "none"
 
     def statement_stats(self) -> pd.DataFrame:
-        """pg_stat_statements as one profile: the delta of the first and last snapshot.
+        """The statement statistics as one profile: the delta of the first and last snapshot.
 
         Several exports of the same server are snapshots; adding them up would count every
         statement again per snapshot. With two or more, the counters that moved between the
         first and the last (by file order: name them so, e.g. ``…_before``/``…_after`` or
         by date) are the audit window, and a reset in between is reported in ``notes``.
+        pg_stat_statements snapshots are subtracted by
+        :func:`~auditkit.loaders.pg_stat_statements.pgss_delta`, MySQL/MariaDB
+        ``events_statements_summary_by_digest`` snapshots by
+        :func:`~auditkit.loaders.mysql_stats.digest_delta`. A ``sys`` view that lists only some
+        statements (``statements_with_full_table_scans``) is no snapshot of the workload: it
+        stands in only when no digest table was exported.
         """
+        from auditkit.loaders.mysql_stats import digest_delta
         from auditkit.loaders.pg_stat_statements import aggregate_pgss, pgss_delta
 
-        snaps = [
-            (path, r.frames["statement_stats"])
-            for path, r in sorted(self.results.items())
-            if "statement_stats" in r.frames and len(r.frames["statement_stats"])
-        ]
-        if not snaps:
+        pg: list[tuple[str, pd.DataFrame]] = []
+        digests: list[tuple[str, pd.DataFrame]] = []
+        partial: list[tuple[str, pd.DataFrame]] = []
+        for path, r in sorted(self.results.items()):
+            df = r.frames.get("statement_stats")
+            if df is None or len(df) == 0:
+                continue
+            mysql = "dialect" in df and df["dialect"].isin(("mysql", "mariadb")).any()
+            if not mysql:
+                pg.append((path, df))
+            elif "sys_view" in df and df["sys_view"].notna().all():
+                partial.append((path, df))
+            else:  # a file holding the digest table and a sys view too: the table
+                digests.append((path, df[df["sys_view"].isna()] if "sys_view" in df else df))
+        parts: list[pd.DataFrame] = []
+        for kind, snaps, delta_of in (
+            ("pg_stat_statements", pg, pgss_delta),
+            ("performance_schema digests", digests or partial, digest_delta),
+        ):
+            if not snaps:
+                continue
+            if len(snaps) == 1:
+                parts.append(_keep_mysql_counts(aggregate_pgss(snaps[0][1]), snaps[0][1]))
+                continue
+            ordered = sorted(snaps, key=lambda kv: _snapshot_order(kv[0]))
+            delta, messages = delta_of(ordered[0][1], ordered[-1][1])
+            self.notes.extend(f"{kind} {ordered[0][0]} → {ordered[-1][0]}: {m}" for m in messages)
+            parts.append(_keep_mysql_counts(aggregate_pgss(delta), delta))
+        if not parts:
             return empty(FRAMES["statement_stats"])
-        if len(snaps) == 1:
-            return aggregate_pgss(snaps[0][1])
-        ordered = sorted(snaps, key=lambda kv: _snapshot_order(kv[0]))
-        delta, messages = pgss_delta(ordered[0][1], ordered[-1][1])
-        self.notes.extend(
-            f"pg_stat_statements {ordered[0][0]} → {ordered[-1][0]}: {m}" for m in messages
-        )
-        return aggregate_pgss(delta)
+        if len(parts) == 1:
+            return parts[0]
+        both = pd.concat(parts, ignore_index=True)
+        return _keep_mysql_counts(aggregate_pgss(both), both)
 
     def sources(self, frame: str) -> list[str]:
         """Formats that contributed rows to ``frame``."""
@@ -235,6 +261,42 @@ class ClientData:
 
     def _repr_html_(self) -> str:
         return f"<b>{self.name}</b>: {len(self.files)} files<br>" + self.inventory()._repr_html_()  # type: ignore[operator]
+
+
+#: MySQL digest counters summed per fingerprint (aggregate_pgss knows PostgreSQL's)
+_MYSQL_COUNTS = (
+    "rows_examined",
+    "lock_ms",
+    "no_index_used",
+    "full_scans",
+    "full_joins",
+    "tmp_tables",
+    "tmp_disk_tables",
+    "sort_merge_passes",
+)
+
+
+def _keep_mysql_counts(agg: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``agg`` with the MySQL digest counters and dialect of ``rows`` summed per fingerprint."""
+    if len(agg) == 0 or "fingerprint_id" not in rows:
+        return agg
+    agg = agg.copy()
+    g = rows.groupby("fingerprint_id", sort=False)
+    for col in _MYSQL_COUNTS:
+        if col in rows and pd.to_numeric(rows[col], errors="coerce").notna().any():
+            summed = (
+                pd.to_numeric(rows[col], errors="coerce")
+                .groupby(rows["fingerprint_id"], sort=False)
+                .sum(min_count=1)
+            )
+            agg[col] = (
+                agg["fingerprint_id"]
+                .map(summed)
+                .astype(agg[col].dtype if col in agg else "float64")
+            )
+    if "dialect" in rows:
+        agg["dialect"] = agg["fingerprint_id"].map(g["dialect"].first()).astype("string")
+    return agg
 
 
 def _snapshot_order(path: str) -> tuple[int, str]:

@@ -143,6 +143,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "max_plan_saving": 0.95,
             "unused_medium_bytes": 100 * 1024**2,
             "unused_high_bytes": 1024**3,
+            # MySQL: characters of a TEXT column an index keeps (191 × 4 bytes of utf8mb4 fits
+            # the 767-byte key limit of every InnoDB row format)
+            "mysql_text_prefix_chars": 191,
         },
         # Dexter: statements with >= 100 calls; a hypothetical index must cut cost >= 50 %
         "dexter": {"min_calls": 100, "min_cost_reduction": 0.5, "max_columns": 2},
@@ -168,6 +171,29 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # report the best few
             "candidate_top": 5,
         },
+    },
+    "mysql_server": {
+        # MySQL/MariaDB server health from SHOW GLOBAL STATUS deltas (auditkit.checks.mysql_server).
+        # InnoDB buffer-pool hit ratio (read requests served from memory) below which memory is
+        # short (Percona/PMM: 99 %); share of internal temporary tables written to disk above
+        # which tmp_table_size is too small (mysqltuner: 25 %); share of sorts needing merge
+        # passes (sort_buffer_size) above which sorts spill (mysqltuner: 10 %); thread-cache hit
+        # ratio (1 − Threads_created/Connections) below which new connections create threads
+        # (mysqltuner: 50 %); joins without an index (Select_full_join) from which to report; and
+        # buffer-pool read requests / temporary tables / sorts / connections below which the
+        # window is too quiet to judge
+        "default": {
+            "buffer_pool_min_hit_ratio": 0.99,
+            "tmp_disk_max_share": 0.25,
+            "sort_merge_max_share": 0.10,
+            "thread_cache_min_hit_ratio": 0.5,
+            "full_join_min": 1,
+            "min_read_requests": 1000,
+            "min_tmp_tables": 10,
+            "min_sorts": 10,
+            "min_connections": 10,
+        },
+        "mysqltuner": {"buffer_pool_min_hit_ratio": 0.90},
     },
     "capacity": {
         # latency rises past the knee when p95 grows by this factor over the baseline step

@@ -104,6 +104,26 @@ class Analysis:
         return self.frame("server_settings")
 
     @property
+    def server_status(self) -> pd.DataFrame:
+        """Status counters and variables of the database server (SHOW GLOBAL STATUS/VARIABLES,
+        PostgreSQL's cumulative views), as exported: cumulative."""
+        return self.frame("server_status")
+
+    @cached_property
+    def status_delta(self) -> pd.DataFrame:
+        """What each status counter did between the first and last snapshot, per server
+        (:func:`auditkit.loaders.mysql_stats.status_delta`: delta, interval, rate); gauges
+        keep their two values. Its messages go to :attr:`notes`."""
+        from auditkit.loaders.mysql_stats import status_delta
+
+        status = self.server_status
+        if len(status) == 0:
+            return pd.DataFrame()
+        delta, messages = status_delta(status)
+        self.notes.extend(f"server status: {m}" for m in messages if "one status snapshot" not in m)
+        return delta
+
+    @property
     def cache_stats(self) -> pd.DataFrame:
         return self.frame("cache_stats")
 
@@ -165,6 +185,11 @@ class Analysis:
             self.frame("query_events")["source_format"].dropna().astype(str)
         ):
             return "mysql"
+        # MySQL/MariaDB statistics exports (performance_schema, information_schema, SHOW)
+        for name in ("statement_stats", "schema_indexes", "schema_tables"):
+            df = self.frame(name)
+            if "dialect" in df and df["dialect"].isin(("mysql", "mariadb")).any():
+                return "mysql"
         return "postgres"
 
     @cached_property
@@ -201,6 +226,7 @@ class Analysis:
             self.frame("schema_tables"),
             self.frame("column_stats"),
             self.code,
+            server_status=self.server_status,
         )
 
     @cached_property
@@ -249,15 +275,25 @@ class Analysis:
 
     @cached_property
     def deployment(self) -> dict[str, Any]:
-        """Deployment facts (audit.yaml), with ``max_connections`` from pg_settings when the
-        configuration does not give it; each fact's source under ``sources``."""
+        """Deployment facts (audit.yaml), with ``max_connections`` from pg_settings or MySQL's
+        SHOW GLOBAL VARIABLES when the configuration does not give it; each fact's source under
+        ``sources``."""
         facts: dict[str, Any] = dict(self.config.deployment)
         sources = {k: "audit.yaml" for k in facts}
         settings = self.server_settings
         if "max_connections" not in facts and len(settings):
-            found = settings.loc[settings["name"] == "max_connections", "value"].dropna()
-            if len(found):
-                facts["max_connections"] = int(found.iloc[0])
-                sources["max_connections"] = "pg_settings"
+            rows = settings[(settings["name"] == "max_connections") & settings["value"].notna()]
+            if len(rows):
+                facts["max_connections"] = int(rows["value"].iloc[0])
+                source = rows["source"].iloc[0] if "source" in rows else None
+                if isinstance(source, str) and source.startswith("SHOW GLOBAL VARIABLES"):
+                    sources["max_connections"] = source
+                    if "reserved_connections" not in facts:
+                        # MySQL keeps one connection beyond max_connections for an administrator:
+                        # none of max_connections is reserved
+                        facts["reserved_connections"] = 0
+                        sources["reserved_connections"] = source
+                else:
+                    sources["max_connections"] = "pg_settings"
         facts["sources"] = sources
         return facts

@@ -23,7 +23,7 @@ from typing import Any, cast
 import pandas as pd
 
 from auditkit.analysis.code import CodeMap
-from auditkit.django.naming import is_auto_index_name
+from auditkit.django.naming import auto_index_name, is_auto_index_name
 from auditkit.sql.analyze import IndexDefinition, IndexKey, parse_index_definition, split_top_level
 
 __all__ = [
@@ -35,10 +35,12 @@ __all__ = [
     "as_number",
     "as_text",
     "column_stats",
+    "declared_by_name",
     "existing_indexes",
     "infer_distinct",
     "is_like_twin",
     "keep_rank",
+    "mysql_window",
     "physical",
     "records",
     "signature",
@@ -76,10 +78,37 @@ class IndexInfo:
     stats_reset: str | None = None
     collected_at: str | None = None
     declared_only: bool = False
+    #: MySQL/MariaDB performance_schema: rows read and written through the index in the window
+    index_reads: float | None = None
+    index_writes: float | None = None
+    #: the FOREIGN KEY constraint(s) whose columns the index leads with (SHOW CREATE TABLE)
+    foreign_key: str | None = None
+    #: the index that makes this one redundant, as the server reports it (sys)
+    redundant_to: str | None = None
+    #: the database the export came from: postgres, mysql or mariadb (None when unknown)
+    dialect: str | None = None
 
     @property
     def key_names(self) -> tuple[str, ...]:
         return tuple(k.key for k in self.keys)
+
+    @property
+    def usage(self) -> float | None:
+        """How much the workload used the index: scans (PostgreSQL ``idx_scan``), else rows
+        read through it (MySQL performance_schema ``COUNT_READ``); None when not exported."""
+        return self.idx_scan if self.idx_scan is not None else self.index_reads
+
+    @property
+    def is_mysql(self) -> bool:
+        return self.dialect in ("mysql", "mariadb")
+
+    def usage_text(self) -> str:
+        """The usage in words: "scanned 3 times" or "read 0 rows through it"."""
+        from auditkit.findings import plural
+
+        if self.idx_scan is None and self.index_reads is not None:
+            return f"had {plural(int(self.index_reads), 'row')} read through it"
+        return f"was scanned {plural(int(self.idx_scan or 0), 'time')}"
 
     def label(self) -> str:
         return f"{self.name} ({', '.join(k.label() for k in self.keys)})"
@@ -191,7 +220,38 @@ def _info(rec: Mapping[str, Any], declared_only: bool) -> IndexInfo | None:
         stats_reset=as_text(rec.get("stats_reset")),
         collected_at=as_text(rec.get("collected_at")),
         declared_only=declared_only,
+        index_reads=as_number(rec.get("index_reads")),
+        index_writes=as_number(rec.get("index_writes")),
+        foreign_key=as_text(rec.get("foreign_key")),
+        redundant_to=as_text(rec.get("redundant_to")),
+        dialect=as_text(rec.get("dialect")),
     )
+
+
+def declared_by_name(ix: IndexInfo, code: CodeMap) -> IndexInfo:
+    """``ix`` with the field that declares it when no model dump said so but its name is the
+    one Django gives a field's index: ``db_index=True`` or a foreign key's automatic index
+    (on MySQL named after its FOREIGN KEY constraint). Marked as inferred."""
+    if ix.declared_by or ix.primary or len(ix.keys) != 1 or not ix.keys[0].column:
+        return ix
+    column = ix.keys[0].column
+    fk = {(t, c): target for t, c, target in code.foreign_keys()}
+    target = fk.get((ix.table, column))
+    suffix = is_auto_index_name(ix.name, ix.table, [column])
+    if suffix is None and target is not None:
+        to_column = code.primary_key(target)
+        if ix.name == auto_index_name(ix.table, [column], f"_fk_{target}_{to_column}"):
+            suffix = ""
+    if suffix != "" or ix.unique:
+        return ix
+    model = code.model(ix.table)
+    field = code.field_name(ix.table, column)
+    by = (
+        f"ForeignKey {model.name}.{field} (automatic index)"
+        if target is not None
+        else f"db_index=True on {model.name}.{field}"
+    )
+    return replace(ix, declared_by=by + " (inferred from Django's index name)", fields=(field,))
 
 
 def existing_indexes(schema_indexes: pd.DataFrame) -> list[IndexInfo]:
@@ -272,6 +332,8 @@ class TableInfo:
     inferred: bool = True
     stats_reset: str | None = None
     collected_at: str | None = None
+    #: rows read from the table by any access path (MySQL performance_schema COUNT_READ)
+    rows_read: float | None = None
 
 
 def table_infos(schema_tables: pd.DataFrame) -> dict[str, TableInfo]:
@@ -308,6 +370,7 @@ def table_infos(schema_tables: pd.DataFrame) -> dict[str, TableInfo]:
             inferred=model is None,
             stats_reset=as_text(rec.get("stats_reset")),
             collected_at=as_text(rec.get("collected_at")),
+            rows_read=as_number(rec.get("rows_read")),
         )
     return out
 
@@ -392,6 +455,55 @@ def stats_window(indexes: Iterable[IndexInfo], tables: Mapping[str, TableInfo]) 
     return text
 
 
+def mysql_window(server_status: pd.DataFrame | None) -> str:
+    """The window MySQL/MariaDB performance_schema counters cover, in words.
+
+    They count from the server's start or the last ``TRUNCATE`` of their table, whichever is
+    later; the server's ``Uptime`` (SHOW GLOBAL STATUS) gives the first, nothing exported gives
+    the second, so the text says both.
+    """
+    tail = ", or since performance_schema was last truncated if that was later (the exports do not say)"
+    if server_status is None or len(server_status) == 0 or "name" not in server_status:
+        return (
+            "since the server started" + tail + "; the server's Uptime was not exported "
+            "(SHOW GLOBAL STATUS tells it)"
+        )
+    rows = server_status[
+        (server_status["kind"].astype("string") == "status")
+        & (server_status["name"].astype("string").str.lower() == "uptime")
+    ]
+    values = pd.to_numeric(rows["value"], errors="coerce")
+    rows = rows[values.notna()]
+    if len(rows) == 0:
+        return "since the server started" + tail + "; its Uptime was not exported"
+    pos = int(pd.to_numeric(rows["value"], errors="coerce").to_numpy().argmax())
+    last = rows.iloc[pos]
+    uptime = float(last["value"])
+    engines = (
+        set(server_status["engine"].dropna().astype(str)) if "engine" in server_status else set()
+    )
+    version = server_status[server_status["name"].astype("string").str.lower() == "version"]
+    mariadb = (
+        "mariadb" in engines
+        or version["text"].astype("string").str.contains("mariadb", case=False, na=False).any()
+    )
+    server = "MariaDB" if mariadb else "the MySQL server"
+    ts = last.get("ts")
+    span = (
+        f"{uptime / 86400:.1f} days"
+        if uptime >= 86400
+        else f"{uptime / 3600:.1f} hours"
+        if uptime >= 3600
+        else f"{uptime / 60:.0f} minutes"
+        if uptime >= 120
+        else f"{uptime:.0f} seconds"
+    )
+    if ts is not None and not pd.isna(ts):
+        start = pd.Timestamp(ts) - pd.Timedelta(seconds=uptime)
+        return f"since {server} started on {start:%Y-%m-%d %H:%M} UTC ({span} of uptime)" + tail
+    return f"since {server} started ({span} of uptime at the status snapshot)" + tail
+
+
 def size_text(b: float | None) -> str:
     """A size for a sentence: "1.3 MB", or "unknown size"."""
     if b is None:
@@ -403,10 +515,23 @@ def size_text(b: float | None) -> str:
     return f"{b:,.1f} TB"
 
 
-def write_overhead(info: TableInfo | None) -> tuple[str, float | None]:
-    """Rows whose write also wrote each index of the table: inserts and non-HOT updates."""
+def write_overhead(
+    info: TableInfo | None, index: IndexInfo | None = None
+) -> tuple[str, float | None]:
+    """Rows whose write also wrote each index of the table: inserts and non-HOT updates; for a
+    MySQL index whose own writes performance_schema counted (``COUNT_WRITE``), those."""
+    if (info is None or info.writes is None) and index is not None and index.index_writes:
+        # performance_schema counts inserts against the table's no-index row, so an index's own
+        # COUNT_WRITE (updates and deletes through it) is a floor, used only without the table's
+        w = index.index_writes
+        return f"at least {w:,.0f} row writes went through it (performance_schema)", w
     if info is None or info.writes is None:
-        return "its write cost is unknown (no pg_stat_user_tables export)", None
+        export = (
+            "performance_schema table_io_waits_summary_by_table"
+            if index is not None and index.is_mysql
+            else "pg_stat_user_tables"
+        )
+        return f"its write cost is unknown (no {export} export)", None
     # deletes do not touch indexes (vacuum does) and HOT updates skip them: count inserts and
     # the other updates when the export tells them apart
     w = info.index_writes if info.index_writes is not None else info.writes
@@ -468,13 +593,20 @@ class Catalog:
         schema_tables: pd.DataFrame,
         column_stats_frame: pd.DataFrame | None = None,
         code: CodeMap | None = None,
+        server_status: pd.DataFrame | None = None,
     ) -> Catalog:
+        """``server_status`` (SHOW GLOBAL STATUS) dates MySQL performance_schema counters."""
         tables = table_infos(schema_tables)
         indexes = existing_indexes(schema_indexes)
         cstats = column_stats(column_stats_frame, tables)
         if code is not None:
             infer_distinct(cstats, tables, indexes, code)
-        return cls(indexes, tables, cstats, stats_window(indexes, tables))
+            indexes = [declared_by_name(i, code) for i in indexes]
+        mysql = any(i.index_reads is not None for i in indexes) and not any(
+            i.stats_reset for i in indexes
+        )
+        window = mysql_window(server_status) if mysql else stats_window(indexes, tables)
+        return cls(indexes, tables, cstats, window)
 
     def of(self, table: str) -> list[IndexInfo]:
         """The indexes of ``table``."""

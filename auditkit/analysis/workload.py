@@ -173,6 +173,11 @@ def choose_workload(
     from auditkit.profile import query_profile
 
     stats = statement_stats if statement_stats is not None else empty(FRAMES["statement_stats"])
+    stats_label = (
+        "performance_schema statement digests"
+        if "dialect" in stats and stats["dialect"].isin(("mysql", "mariadb")).any()
+        else "pg_stat_statements"
+    )
     events = query_events
     groups: dict[str, tuple[SourceFamily, pd.DataFrame]] = {}
     if len(events):
@@ -232,7 +237,7 @@ def choose_workload(
         if len(stats):
             reconciliation.append(
                 (
-                    "pg_stat_statements",
+                    stats_label,
                     float(pd.to_numeric(stats["total_ms"], errors="coerce").fillna(0).sum()),
                     int(pd.to_numeric(stats["calls"], errors="coerce").fillna(0).sum()),
                 )
@@ -255,7 +260,7 @@ def choose_workload(
         last = stats["last_seen"].dropna() if "last_seen" in stats else pd.Series(dtype=object)
         return Workload(
             source="pg_stat_statements",
-            label="pg_stat_statements",
+            label=stats_label,
             reason=(
                 "No log timed individual statements, so the server's cumulative statistics time "
                 "them: totals per statement, with no view of requests."

@@ -30,6 +30,7 @@ from auditkit.checks.caching import cacheable_reads, low_cache_hit_ratio
 from auditkit.checks.capacity import background_task_candidates, capacity_limit, connection_budget
 from auditkit.checks.data_quality import data_quality
 from auditkit.checks.indexes import candidates, duplicates, unused
+from auditkit.checks.mysql_server import mysql_server_health
 from auditkit.checks.n_plus_one import duplicates_per_request, n_plus_ones
 from auditkit.checks.plans import plan_checks
 from auditkit.checks.server_events import server_errors, temp_files
@@ -99,6 +100,7 @@ def _missing_index(
     statement_endpoints: pd.DataFrame,
     sql: Any,
     dialect: Any,
+    digests: pd.DataFrame,
     *,
     config: AuditConfig,
 ) -> list[Finding]:
@@ -114,6 +116,8 @@ def _missing_index(
         source=workload.label,
         dialect=dialect,
         analysis=sql,
+        digests=digests,
+        events=workload.events,
     )
 
 
@@ -150,6 +154,17 @@ def _cacheable(
         source=workload.label,
         table_writes=table_writes,
     )
+
+
+def _mysql_server(
+    status_delta: pd.DataFrame,
+    server_status: pd.DataFrame,
+    digests: pd.DataFrame,
+    profile: pd.DataFrame,
+    *,
+    config: AuditConfig,
+) -> list[Finding]:
+    return mysql_server_health(status_delta, server_status, digests, config, profile)
 
 
 def _plans(plan_nodes: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
@@ -256,7 +271,16 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "missing_index",
         "indexing",
         ("missing_index",),
-        ("workload", "catalog", "code", "plan_nodes", "statement_endpoints", "sql", "dialect"),
+        (
+            "workload",
+            "catalog",
+            "code",
+            "plan_nodes",
+            "statement_endpoints",
+            "sql",
+            "dialect",
+            "pg_stat_statements",
+        ),
         "index",
         "timed statements (a query log or pg_stat_statements); index and table statistics "
         "sharpen the advice",
@@ -310,6 +334,17 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "statements with their parameters, tied to requests (a query log)",
         _cacheable,
         requires=("statements",),
+    ),
+    CheckSpec(
+        "mysql_server",
+        "caching",
+        ("low_cache_hit_ratio", "temp_files", "plan_nested_loop"),
+        ("status_delta", "server_status", "pg_stat_statements", "profile"),
+        "mysql_server",
+        "SHOW GLOBAL STATUS of a MySQL/MariaDB server, ideally before and after the audited "
+        "period, with SHOW GLOBAL VARIABLES",
+        _mysql_server,
+        requires=("server_status",),
     ),
     CheckSpec(
         "capacity_limit",

@@ -143,6 +143,8 @@ def _describe(k: CandidateKey, limit: bool) -> str:
         text = f"{name} — join key: each lookup from the other table becomes an index seek"
     elif k.role == "range":
         text = f"{name} — range (<, >, BETWEEN): after the equality columns, the index reads one contiguous slice"
+    elif k.role == "like" and not k.opclass:
+        text = f"{name} — LIKE 'prefix%' (Django __startswith/__istartswith): the index seeks to the prefix"
     elif k.role == "like":
         text = (
             f"{name} — LIKE 'prefix%' (Django __startswith/__istartswith): only a pattern-ops index serves LIKE "
@@ -154,6 +156,11 @@ def _describe(k: CandidateKey, limit: bool) -> str:
         )
     else:
         text = f"{name} — GROUP BY: grouped rows come out of the index together"
+    if k.prefix:
+        text += (
+            f"; MySQL indexes a TEXT column only by a prefix: its first {k.prefix} characters "
+            "(at most 767 bytes in utf8mb4 on every row format), enough to tell most values apart"
+        )
     if k.expression_sql is not None and k.role != "like":
         fn = (k.function or "expression").upper()
         hint = (
@@ -186,6 +193,7 @@ def _needs_of_scope(
     tables: Mapping[str, TableInfo],
     t: Mapping[str, Any],
     pks: Mapping[str, set[str]],
+    dialect: Dialect = "postgres",
 ) -> list[_Need]:
     needs: list[_Need] = []
     limit = bool(scope_uses["limit"].iloc[0])
@@ -260,6 +268,21 @@ def _needs_of_scope(
                 f"orders the few rows sharing a {sort[-2].label()} value)"
             )
             sort = sort[:-1]
+        if (
+            dialect == "mysql"
+            and seek
+            and rng is None
+            and sort
+            and all(k.role == "order" and k.column in pks.get(table, {"id"}) for k in sort)
+            and len({k.descending for k in sort}) == 1
+        ):
+            # InnoDB ends every secondary index with the primary key: rows with equal keys
+            # already come out in primary-key order, either way round
+            dropped.append(
+                f"ORDER BY {', '.join(k.label() for k in sort)} (InnoDB appends the primary key to "
+                "every secondary index, so the equality keys already deliver rows in that order)"
+            )
+            sort = []
         rows_left = _rows_after(table, seek, stats, tables)
         if sort and seek and rows_left is not None and rows_left <= t["sort_skip_rows"]:
             dropped.append(
@@ -270,6 +293,9 @@ def _needs_of_scope(
         if not seek and rng is None and not (sort and limit and sort[0].role == "order"):
             keys = []
         keys = _dedupe(keys)[: int(t["max_columns"])]
+        if dialect == "mysql":
+            keys = [_mysql_key(k, table, code, t) for k in keys]
+            eq = [_mysql_key(k, table, code, t) for k in eq]
         if keys:
             needs.append(
                 _Need(table, keys, [_describe(k, limit) for k in keys], fid, dropped=dropped)
@@ -283,6 +309,19 @@ def _needs_of_scope(
             jkeys = _dedupe([*eq, j])[: int(t["max_columns"])]
             needs.append(_Need(table, jkeys, [_describe(k, limit) for k in jkeys], fid))
     return needs
+
+
+#: Django fields MySQL stores as TEXT/BLOB: an index on them needs a key prefix length
+_MYSQL_TEXT_TYPES = {"TextField", "BinaryField", "JSONField"}
+
+
+def _mysql_key(k: CandidateKey, table: str, code: CodeMap, t: Mapping[str, Any]) -> CandidateKey:
+    """A key in MySQL's terms: no operator class (a plain index serves LIKE 'x%'), and a prefix
+    length for a TEXT column, which MySQL cannot index whole (error 1170)."""
+    prefix = None
+    if k.expression_sql is None and code.field_type(table, k.column) in _MYSQL_TEXT_TYPES:
+        prefix = int(t["mysql_text_prefix_chars"])
+    return replace(k, opclass=None, prefix=prefix)
 
 
 def _unique_keys(keys: list[CandidateKey]) -> list[CandidateKey]:
@@ -329,7 +368,8 @@ def _matches(need_key: CandidateKey, ikey: IndexKey) -> bool:
     if need_key.key != ikey.key:
         return False
     if need_key.role == "like":
-        return ikey.pattern_ops
+        # PostgreSQL needs a pattern-ops index for LIKE 'x%'; MySQL's plain index serves it
+        return ikey.pattern_ops if need_key.opclass else not ikey.pattern_ops
     if need_key.role in ("range", "order", "group"):
         return not ikey.pattern_ops
     return True  # equality works with either operator class
@@ -463,8 +503,16 @@ def candidates(
     source: str | None = None,
     dialect: Dialect = "postgres",
     analysis: WorkloadAnalysis | None = None,
+    digests: pd.DataFrame | None = None,
+    events: pd.DataFrame | None = None,
 ) -> list[Finding]:
     """``missing_index`` findings for the workload's ``profile`` (a ``statement_stats`` frame).
+
+    On MySQL/MariaDB, ``digests`` (``events_statements_summary_by_digest``, the delta of its
+    snapshots) and ``events`` (the slow log's statements) add the server's own evidence to a
+    candidate: executions that used no index or scanned in full, rows examined against rows
+    sent; EXPLAIN plans (``plan_nodes``) add the full scan (access type ``ALL`` or ``index``),
+    filesort and temporary tables.
 
     ``total_ms`` (all database time of the window, default: the profile's) and ``window_s``
     (default: the profile's first to last execution) put each saving in the shared impact
@@ -497,10 +545,17 @@ def candidates(
     pks = {i.table: {k.column for k in i.keys if k.column} for i in indexes if i.primary}
 
     found: dict[tuple[str, tuple[Any, ...]], _Candidate] = {}
+    texts = dict(
+        zip(work["fingerprint_id"].astype(str), work["fingerprint"].astype(str), strict=False)
+    )
     if len(uses):
         for (fid, _scope), scope_uses in uses.groupby(["fingerprint_id", "scope"], sort=False):
-            for need in _needs_of_scope(str(fid), scope_uses, code, cstats, tables, t, pks):
-                if is_system_relation(need.table):
+            for need in _needs_of_scope(
+                str(fid), scope_uses, code, cstats, tables, t, pks, dialect
+            ):
+                if is_system_relation(need.table) or _mysql_system(
+                    texts.get(need.fingerprint_id, ""), need.table
+                ):
                     continue
                 info = tables.get(need.table)
                 if info is not None and info.rows is not None and info.rows < t["min_table_rows"]:
@@ -542,6 +597,20 @@ def candidates(
         grand,
         window,
         source,
+        mysql_facts(digests, events, work) if dialect == "mysql" else {},
+    )
+
+
+def _mysql_system(fingerprint: str, table: str) -> bool:
+    """True when ``fingerprint`` reads ``table`` from a MySQL/MariaDB system schema
+    (performance_schema, information_schema, sys, mysql): the consultant's own exports in a slow
+    log, never a target for index advice."""
+    return bool(
+        re.search(
+            rf"\b(?:performance_schema|information_schema|sys|mysql)`?\s*\.\s*`?{re.escape(table)}\b",
+            fingerprint,
+            re.I,
+        )
     )
 
 
@@ -642,9 +711,10 @@ def _plan_evidence(
 ) -> list[dict[str, Any]]:
     if plan_nodes is None or len(plan_nodes) == 0 or "relation" not in plan_nodes:
         return []
+    kind = plan_nodes["node_type"].astype("string")
     nodes = plan_nodes[
         (plan_nodes["relation"].astype("string") == table)
-        & plan_nodes["node_type"].astype("string").str.contains("Seq Scan", na=False)
+        & (kind.str.contains("Seq Scan", na=False) | kind.isin(_MYSQL_FULL_SCANS))
     ]
     out = []
     cols = [c for c in columns if c]
@@ -676,6 +746,9 @@ def _plan_evidence(
         )
     return out
 
+
+#: MySQL EXPLAIN access types that read a whole table: a table scan, a full index scan
+_MYSQL_FULL_SCANS = ("ALL", "index")
 
 #: nodes an index scan makes unnecessary above the scan it replaces
 _REPLACED_ABOVE = ("Sort", "Incremental Sort", "Gather", "Gather Merge", "Materialize")
@@ -723,11 +796,14 @@ def _write_tradeoff(
     if info is None or info.writes is None:
         return None, None
     reads = (info.seq_scan or 0) + (info.idx_scan or 0)
+    what = "scans"
+    if info.seq_scan is None and info.idx_scan is None and info.rows_read is not None:
+        reads, what = info.rows_read, "rows read"  # MySQL performance_schema counts rows
     ratio = info.writes / reads if reads else (math.inf if info.writes else 0.0)
     n = len([i for i in existing if not i.declared_only])
     if info.writes and ratio >= t["write_heavy_ratio"]:
         return (
-            f"Write cost: {info.table} took {info.writes:,.0f} row writes against {reads:,.0f} scans since the "
+            f"Write cost: {info.table} took {info.writes:,.0f} row writes against {reads:,.0f} {what} since the "
             f"statistics reset; every insert (and every update that changes an indexed column) also writes "
             f"this index, on top of the {n} existing one(s) — weigh the read saving against that."
         ), ratio
@@ -760,9 +836,11 @@ def _findings(
     grand: float,
     window_s: float | None,
     source: str | None,
+    mysql: Mapping[str, Mapping[str, float]] | None = None,
 ) -> list[Finding]:
     t = cfg.thresholds("index")
     by_fid = stats.drop_duplicates("fingerprint_id").set_index("fingerprint_id")
+    mysql = mysql or {}
     out: list[Finding] = []
     for c in cands:
         fids = [f for f in c.fids if f in by_fid.index]
@@ -816,6 +894,16 @@ def _findings(
             k.label().replace(k.column, code.field_name(c.table, k.column), 1) for k in c.keys
         )
         summary = [_lead(len(fids), calls, total, share, c.table, keys_text, endpoints)]
+        server_text, server_metrics = _mysql_text(fids, mysql)
+        if server_text:
+            summary.append(server_text)
+        sorts = _mysql_sorts(plan_nodes, fids) if dialect == "mysql" else []
+        if sorts and any(k.role in ("order", "group") for k in c.keys):
+            summary.append(
+                f"EXPLAIN shows {_list(sorts)}; the index delivers the rows in order instead."
+            )
+        elif sorts:
+            summary.append(f"EXPLAIN also shows {_list(sorts)}.")
         if c.extends:
             summary.append(
                 f"Existing {', '.join(sorted(c.extends))} serves only the equality part; this index extends it."
@@ -840,7 +928,7 @@ def _findings(
         evidence_items += [{"plan_node": p} for p in plan_items]
         strength = (
             EvidenceStrength.STATISTICS
-            if (plan_items or catalog.has_table_stats)
+            if (plan_items or catalog.has_table_stats or server_metrics)
             else EvidenceStrength.PATTERN
         )
         note = "; ".join(c.explanation)
@@ -869,27 +957,35 @@ def _findings(
             "inferred_model": model.inferred,
             "latest_migration": model.latest_migration,
             "django_table": model.django,
+            **server_metrics,
         }
+        online = "online" if dialect == "mysql" else "concurrently"
         if model.django:
             django_text = None
             rec_summary = (
                 f"{c.table} belongs to Django's own {model.app_label} app, so no model of yours can "
-                f"declare the index: create {name} concurrently with the SQL, from a migration of one "
+                f"declare the index: create {name} {online} with the SQL, from a migration of one "
                 "of your apps (the RunSQL operation below). " + "; ".join(c.explanation) + "."
             )
         else:
             imports = [i for i in entry[1] if i != "from django.db import models"] if entry else []
             django_text = None if entry is None else "\n".join([*imports, entry[0]])
+            how = (
+                "online (ALGORITHM=INPLACE, LOCK=NONE: reads and writes go on while it builds)"
+                if dialect == "mysql"
+                else "concurrently (no write lock)"
+            )
             rec_summary = (
-                f"Create {name} concurrently (no write lock), and add the entry to "
+                f"Create {name} {how}, and add the entry to "
                 f"{model.name}.Meta.indexes so Django's state matches. "
                 + "; ".join(c.explanation)
                 + "."
             )
             if entry is None:
+                what = "key prefix length" if any(k.prefix for k in c.keys) else "expression"
                 rec_summary = (
-                    f"Create {name} concurrently with the SQL, from a migration (RunSQL below): its "
-                    "expression has no Django equivalent, so no Meta.indexes entry declares it. "
+                    f"Create {name} {online} with the SQL, from a migration (RunSQL below): its "
+                    f"{what} has no Django equivalent, so no Meta.indexes entry declares it. "
                     + "; ".join(c.explanation)
                     + "."
                 )
@@ -1064,3 +1160,147 @@ def _list(items: Sequence[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# MySQL / MariaDB: the server's own evidence
+# --------------------------------------------------------------------------------------------
+def _num_sum(df: pd.DataFrame, col: str) -> pd.Series:
+    return pd.to_numeric(df[col], errors="coerce").groupby(df["fingerprint_id"]).sum(min_count=1)
+
+
+def _squash(fingerprint: Any) -> str:
+    return re.sub(r"[\s`]+", "", str(fingerprint)).lower()
+
+
+def mysql_facts(
+    digests: pd.DataFrame | None,
+    events: pd.DataFrame | None,
+    profile: pd.DataFrame | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per fingerprint id, what the MySQL/MariaDB server counted about its executions:
+    performance_schema digests (``digest_calls``, ``no_index_used``, ``full_scans``,
+    ``rows_examined``, ``rows_sent``) and the slow log (``slow_calls``, ``slow_full_scans``,
+    ``slow_rows_examined``, ``slow_rows_sent``, ``slow_filesorts``, ``slow_tmp_disk``).
+
+    A digest whose text differs from the logged statement's only in spacing (MariaDB writes
+    ``COUNT (*)``) is keyed by the fingerprint id of ``profile``'s statement."""
+    out: dict[str, dict[str, float]] = {}
+
+    def put(fid: Any, key: str, value: Any) -> None:
+        v = as_number(value)
+        if v is not None:
+            out.setdefault(str(fid), {})[key] = v
+
+    if digests is not None and len(digests) and "fingerprint_id" in digests:
+        d = digests[digests["fingerprint_id"].notna()]
+        if profile is not None and len(profile) and "fingerprint" in d:
+            by_text = {
+                _squash(fp): str(fid)
+                for fp, fid in zip(profile["fingerprint"], profile["fingerprint_id"], strict=False)
+            }
+            d = d.assign(
+                fingerprint_id=[
+                    by_text.get(_squash(fp), str(fid))
+                    for fp, fid in zip(d["fingerprint"], d["fingerprint_id"], strict=False)
+                ]
+            )
+        for col, key in (
+            ("calls", "digest_calls"),
+            ("no_index_used", "no_index_used"),
+            ("full_scans", "full_scans"),
+            ("rows_examined", "rows_examined"),
+            ("rows", "rows_sent"),
+        ):
+            if col in d:
+                for fid, v in _num_sum(d, col).items():
+                    put(fid, key, v)
+    if events is not None and len(events) and "rows_examined" in events:
+        e = events[events["fingerprint_id"].notna() & events["rows_examined"].notna()]
+        if len(e):
+            for fid, v in e.groupby("fingerprint_id").size().items():
+                put(fid, "slow_calls", v)
+            for col, key in (
+                ("rows_examined", "slow_rows_examined"),
+                ("rows", "slow_rows_sent"),
+            ):
+                if col in e:
+                    for fid, v in _num_sum(e, col).items():
+                        put(fid, key, v)
+            for col, key in (
+                ("full_scan", "slow_full_scans"),
+                ("filesort", "slow_filesorts"),
+                ("tmp_table_on_disk", "slow_tmp_disk"),
+            ):
+                if col in e:
+                    flags = e[col].astype("boolean").fillna(False).astype("float64")
+                    for fid, v in flags.groupby(e["fingerprint_id"]).sum().items():
+                        put(fid, key, v)
+    return out
+
+
+def _mysql_text(
+    fids: Sequence[str], facts: Mapping[str, Mapping[str, float]]
+) -> tuple[str, dict[str, float]]:
+    """The server's evidence for a candidate's statements, in words and as metrics."""
+    keys = (
+        "digest_calls",
+        "no_index_used",
+        "full_scans",
+        "rows_examined",
+        "rows_sent",
+        "slow_calls",
+        "slow_full_scans",
+        "slow_rows_examined",
+        "slow_rows_sent",
+        "slow_filesorts",
+    )
+    total: dict[str, float] = {}
+    for f in fids:
+        for k in keys:
+            if k in facts.get(f, {}):
+                total[k] = total.get(k, 0.0) + facts[f][k]
+    parts = []
+    calls = total.get("digest_calls")
+    if calls:
+        scans = max(total.get("no_index_used", 0.0), total.get("full_scans", 0.0))
+        text = f"performance_schema counted {plural(int(calls), 'execution')}"
+        if scans:
+            text += f", {scans:,.0f} of them without an index"
+        if "rows_examined" in total and "rows_sent" in total:
+            text += (
+                f"; they examined {total['rows_examined']:,.0f} rows to send "
+                f"{total['rows_sent']:,.0f}"
+            )
+        parts.append(text)
+    slow = total.get("slow_calls")
+    if slow:
+        text = f"the slow log shows {plural(int(slow), 'execution')}"
+        if total.get("slow_full_scans"):
+            text += f", {total['slow_full_scans']:,.0f} of them full scans"
+        if "slow_rows_examined" in total and "slow_rows_sent" in total:
+            text += (
+                f" (Rows_examined {total['slow_rows_examined']:,.0f} against Rows_sent "
+                f"{total['slow_rows_sent']:,.0f})"
+            )
+        if total.get("slow_filesorts"):
+            text += f", {total['slow_filesorts']:,.0f} with a filesort"
+        parts.append(text)
+    if not parts:
+        return "", {}
+    return "On the server, " + "; ".join(parts) + ".", {f"mysql_{k}": v for k, v in total.items()}
+
+
+def _mysql_sorts(plan_nodes: pd.DataFrame | None, fids: Sequence[str]) -> list[str]:
+    """Filesorts and temporary tables in the MySQL EXPLAIN plans of ``fids``."""
+    if plan_nodes is None or len(plan_nodes) == 0 or "fingerprint_id" not in plan_nodes:
+        return []
+    nodes = plan_nodes[plan_nodes["fingerprint_id"].isin(list(fids))]
+    found: list[str] = []
+    kinds = set(nodes["node_type"].dropna().astype(str))
+    extra = " ".join(nodes["extra"].dropna().astype(str)) if "extra" in nodes else ""
+    if "filesort" in kinds or "Using filesort" in extra:
+        found.append("a filesort")
+    if "temporary_table" in kinds or "Using temporary" in extra:
+        found.append("a temporary table")
+    return found

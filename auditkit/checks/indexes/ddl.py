@@ -39,6 +39,7 @@ __all__ = [
     "meta_index_entry",
     "migration_operation",
     "migrations_for",
+    "mysql_add_index",
 ]
 
 
@@ -54,9 +55,13 @@ class CandidateKey:
     unit: str | None = None
     opclass: str | None = None
     descending: bool = False
+    #: MySQL: index only the first characters of a TEXT/BLOB column (a key-length limit)
+    prefix: int | None = None
 
     def ddl(self) -> str:
         text = f'"{self.column}"' if self.expression_sql is None else f"({self.expression_sql})"
+        if self.prefix:
+            text += f"({self.prefix})"
         if self.opclass:
             text += f" {self.opclass}"
         if self.descending:
@@ -65,6 +70,8 @@ class CandidateKey:
 
     def label(self) -> str:
         text = self.column if self.expression_sql is None else self.expression_sql.replace('"', "")
+        if self.prefix:
+            text += f"({self.prefix})"
         if self.opclass:
             text += f" {self.opclass}"
         if self.descending:
@@ -115,6 +122,8 @@ def meta_index_entry(
     """The ``models.Index(...)`` entry and the imports it needs; None when an expression has no
     Django equivalent (the index is then created with ``RunSQL`` only)."""
     fields = [code.field_name(table, k.column) for k in keys]
+    if any(k.prefix for k in keys):
+        return None  # models.Index has no key prefix length: RunSQL creates it
     if not any(k.expression_sql for k in keys):
         names = [("-" if k.descending else "") + f for k, f in zip(keys, fields, strict=True)]
         args = f"fields={json.dumps(names)}, name={json.dumps(name)}"
@@ -156,9 +165,12 @@ def migration_operation(
     """
     if entry is None:
         create = create_sql.replace(" IF NOT EXISTS", "").rstrip(";")
+        table = re.match(r"ALTER TABLE (`[^`]+`)", create)
         drop = (
             f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"'
             if dialect == "postgres"
+            else f"ALTER TABLE {table.group(1)} DROP INDEX `{name}`, ALGORITHM=INPLACE, LOCK=NONE"
+            if table
             else f"DROP INDEX `{name}`"
         )
         return (
@@ -198,12 +210,14 @@ def drop_recommendation(ix: IndexInfo, code: CodeMap, dialect: Dialect, why: str
     model = code.model(ix.table)
     model_name = ix.model if ix.model else model.name
     declared = ix.declared_by or ""
-    create = ix.definition or ""
-    create = re.sub(
-        r"^CREATE (UNIQUE )?INDEX ",
-        lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY ",
-        create,
-    )
+    if dialect == "mysql":
+        create = mysql_add_index(ix)
+    else:
+        create = re.sub(
+            r"^CREATE (UNIQUE )?INDEX ",
+            lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY ",
+            ix.definition or "",
+        )
     migration: str | None
     if declared.startswith("Meta.indexes"):
         django_change = (
@@ -223,13 +237,27 @@ def drop_recommendation(ix: IndexInfo, code: CodeMap, dialect: Dialect, why: str
         field_name = (
             ix.fields[0] if ix.fields else code.field_name(ix.table, ix.keys[0].column or "")
         )
-        django_change = (
-            f"Set db_index=False on {model_name}.{field_name} and run makemigrations "
-            f"{model.app_label}: the AlterField it writes would drop the index inside a transaction, "
-            "locking writes on the table, so make that migration non-atomic (atomic = False) and "
-            "wrap its AlterField in migrations.SeparateDatabaseAndState with the operation below as "
-            "the database operation."
-        )
+        if dialect == "mysql":
+            django_change = (
+                f"Set db_index=False on {model_name}.{field_name} and run makemigrations "
+                f"{model.app_label}; keep the AlterField it writes for Django's state only "
+                "(migrations.SeparateDatabaseAndState(state_operations=[…])) and let the "
+                "operation below drop the index in place (ALGORITHM=INPLACE, LOCK=NONE: "
+                "reads and writes continue)."
+            )
+            if "ForeignKey" in declared:
+                django_change += (
+                    " On InnoDB a foreign key needs an index leading with its column: "
+                    "another index of the table does, or the drop would fail."
+                )
+        else:
+            django_change = (
+                f"Set db_index=False on {model_name}.{field_name} and run makemigrations "
+                f"{model.app_label}: the AlterField it writes would drop the index inside a transaction, "
+                "locking writes on the table, so make that migration non-atomic (atomic = False) and "
+                "wrap its AlterField in migrations.SeparateDatabaseAndState with the operation below as "
+                "the database operation."
+            )
         migration = _runsql(sql, create, dialect)
     elif "many-to-many" in declared:
         django_change = (
@@ -249,6 +277,29 @@ def drop_recommendation(ix: IndexInfo, code: CodeMap, dialect: Dialect, why: str
     if model.inferred and not ix.model:
         django_change += " (The model name follows Django's table naming: no model dump was given.)"
     return Recommendation(summary=why, sql=sql, django=django_change, migration=migration)
+
+
+def mysql_add_index(ix: IndexInfo) -> str:
+    """The MySQL statement recreating ``ix`` online (the reverse of its drop); "" when its keys
+    are unknown."""
+    m = re.match(
+        r"^CREATE (UNIQUE |FULLTEXT |SPATIAL )?INDEX `?[^`(]+`? ON `?[^`(]+`? \((.*)\)(?: USING \w+)?;?$",
+        (ix.definition or "").strip(),
+        re.S,
+    )
+    if m:
+        kind, cols = (m.group(1) or "").strip(), m.group(2)
+    elif ix.keys and all(k.column or k.expression for k in ix.keys):
+        kind = "UNIQUE" if ix.unique else ""
+        cols = ", ".join(
+            (f"`{k.column}`" if k.column else f"({k.expression})")
+            + (" DESC" if k.descending else "")
+            for k in ix.keys
+        )
+    else:
+        return ""
+    lock = "" if kind in ("FULLTEXT", "SPATIAL") else ", ALGORITHM=INPLACE, LOCK=NONE"
+    return f"ALTER TABLE `{ix.table}` ADD {kind + ' ' if kind else ''}INDEX `{ix.name}` ({cols}){lock};"
 
 
 def _runsql(drop_sql: str, create_sql: str, dialect: Dialect) -> str | None:

@@ -6,6 +6,12 @@ Django declares for a field, else the most scanned. *Redundant*: a non-unique bt
 keys are a leading prefix of another valid btree index with the same predicate (that index
 serves every lookup the shorter one serves). ``subject.expression`` says which. Indexes of
 Django's own tables are listed in one informational finding.
+
+On MySQL/MariaDB, ``sys.schema_redundant_indexes`` (``redundant_to``) is used when exported: an
+index the server reports redundant to another is a redundant prefix even where the exported
+definitions do not show it (InnoDB appends the primary key to every secondary index). PRIMARY
+is never proposed, and a foreign key's index is dropped only for one that leads with the same
+columns (the longer index then serves the constraint).
 """
 
 from __future__ import annotations
@@ -119,6 +125,22 @@ def duplicates(
                 host = sorted(longer, key=lambda o: (len(o.keys), o.name))[0]
                 flagged.add((table, ix.name))
                 out.append(_dup_finding(ix, host, "redundant prefix", info, code, dialect, t))
+        # what the server itself reports redundant (MySQL sys.schema_redundant_indexes), when
+        # the definitions above did not already tell: it knows InnoDB's implicit key suffix
+        names = {i.name: i for i in group}
+        for ix in group:
+            dominant = names.get(ix.redundant_to or "")
+            if (
+                dominant is None
+                or dominant is ix
+                or (table, ix.name) in flagged
+                or (table, dominant.name) in flagged
+                or ix.primary
+                or (ix.unique and not (dominant.unique and dominant.key_names == ix.key_names))
+            ):
+                continue
+            flagged.add((table, ix.name))
+            out.append(_dup_finding(ix, dominant, "redundant prefix", info, code, dialect, t))
     owned = [f for f in out if code.is_django(str(f.subject.table))]
     out = [f for f in out if not code.is_django(str(f.subject.table))]
     if owned:
@@ -157,6 +179,8 @@ def _dup_finding(
             f"{ix.label()} is a leading prefix of {other.label()}, which serves every lookup it serves. "
             f"It takes {size_text(ix.size_bytes)} and {overhead}."
         )
+    if ix.redundant_to == other.name:
+        summary += " The server's sys.schema_redundant_indexes reports the same."
     if ix.declared_by:
         summary += f" Declared by {ix.declared_by}."
     sev = of_size(ix.size_bytes, t)

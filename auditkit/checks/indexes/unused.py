@@ -7,6 +7,14 @@ identical twin of an index that is kept (:mod:`auditkit.checks.indexes.duplicate
 those). An invalid index (a failed ``CREATE INDEX CONCURRENTLY``) is always reported. Indexes
 Django creates on its own tables are listed in one informational finding: no client drops them.
 Severity follows the index's size (:func:`auditkit.checks.severity.of_size`).
+
+MySQL and MariaDB have no scan counter: ``performance_schema`` counts the rows read through
+each index (``COUNT_READ``) since the server started or the table was truncated, and an index
+read by no row in that window is unused (``sys.schema_unused_indexes`` lists the same). The
+window is stated from the server's ``Uptime``. Besides PRIMARY and UNIQUE keys, the index InnoDB
+needs for a foreign key — the only one leading with its columns — is never proposed
+(:func:`foreign_key_needs`); the DDL is ``ALTER TABLE … DROP INDEX …, ALGORITHM=INPLACE,
+LOCK=NONE``.
 """
 
 from __future__ import annotations
@@ -37,11 +45,10 @@ from auditkit.findings import (
     Recommendation,
     Severity,
     Subject,
-    plural,
 )
 from auditkit.sql.fingerprint import Dialect
 
-__all__ = ["unused", "unused_indexes"]
+__all__ = ["foreign_key_needs", "unused", "unused_indexes"]
 
 
 def unused_indexes(
@@ -95,14 +102,17 @@ def unused(
     window = catalog.window
     out: list[Finding] = []
     django_owned: list[IndexInfo] = []
+    fk_columns = {(table, column) for table, column, _ in code.foreign_keys()}
     for ix in indexes:
-        if ix.idx_scan is None and ix.valid:
+        if ix.usage is None and ix.valid:
             continue
         if ix.primary or ix.unique or ix.constraint in ("p", "u", "x"):
             continue
+        if foreign_key_needs(ix, indexes, fk_columns):
+            continue
         info = tables.get(ix.table)
         if ix.valid:
-            if ix.idx_scan is not None and ix.idx_scan > t["unused_max_scans"]:
+            if ix.usage is not None and ix.usage > t["unused_max_scans"]:
                 continue
             if (
                 info is not None
@@ -121,12 +131,12 @@ def unused(
                 and signature(o) == signature(ix)
                 and keep_rank(o) < keep_rank(ix)
             ]
-            if twin:
+            if twin or _redundant_prefix(ix, indexes):
                 continue
         if code.is_django(ix.table):
             django_owned.append(ix)
             continue
-        overhead, writes = write_overhead(info)
+        overhead, writes = write_overhead(info, ix)
         if not ix.valid:
             title = f"Drop invalid index {ix.name} on {ix.table}"
             summary = (
@@ -135,10 +145,9 @@ def unused(
             )
             sev = Severity.MEDIUM
         else:
-            scans = int(ix.idx_scan or 0)
             title = f"Unused index {ix.name} on {ix.table}"
             summary = (
-                f"{ix.label()} was scanned {plural(scans, 'time')} {window}. It takes {size_text(ix.size_bytes)} "
+                f"{ix.label()} {ix.usage_text()} {window}. It takes {size_text(ix.size_bytes)} "
                 f"and {overhead}."
             )
             if ix.declared_by and ("ForeignKey" in ix.declared_by):
@@ -183,6 +192,7 @@ def unused(
                 ),
                 metrics={
                     "idx_scan": ix.idx_scan,
+                    "index_reads": ix.index_reads,
                     "size_bytes": ix.size_bytes,
                     "table_writes": writes,
                     "window": window,
@@ -195,7 +205,14 @@ def unused(
                 recommendation=recommendation,
                 evidence=Evidence(
                     EvidenceStrength.STATISTICS,
-                    ({"index": ix.name, "definition": ix.definition, "idx_scan": ix.idx_scan},),
+                    (
+                        {
+                            "index": ix.name,
+                            "definition": ix.definition,
+                            "idx_scan": ix.idx_scan,
+                            "index_reads": ix.index_reads,
+                        },
+                    ),
                     note=window,
                 ),
                 chapter="indexing",
@@ -209,6 +226,47 @@ def unused(
         out.append(django_indexes_note(django_owned, "unused_index", window))
     return sorted(
         out, key=lambda f: (-int(f.severity), -(as_number(f.metrics.get("size_bytes")) or 0.0))
+    )
+
+
+def _redundant_prefix(ix: IndexInfo, indexes: Iterable[IndexInfo]) -> bool:
+    """True when duplicate_indexes reports ``ix`` as a redundant prefix of another index (by
+    their keys, or as the server's sys.schema_redundant_indexes says): one finding per index."""
+    if ix.unique or ix.method != "btree":
+        return False
+    for o in indexes:
+        if o is ix or o.table != ix.table or not o.valid:
+            continue
+        if ix.redundant_to == o.name:
+            return True
+        if (
+            o.method == "btree"
+            and len(o.keys) > len(ix.keys)
+            and (o.predicate or "") == (ix.predicate or "")
+            and all(
+                (a.key, a.opclass, a.descending) == (b.key, b.opclass, b.descending)
+                for a, b in zip(ix.keys, o.keys, strict=False)
+            )
+        ):
+            return True
+    return False
+
+
+def foreign_key_needs(
+    ix: IndexInfo, indexes: Iterable[IndexInfo], fk_columns: set[tuple[str, str]]
+) -> bool:
+    """True when InnoDB needs ``ix`` for a foreign key: a MySQL/MariaDB index that leads with a
+    FOREIGN KEY's columns (SHOW CREATE TABLE names the constraint; else a foreign key of the
+    model dump or Django's conventions) and is the only index of its table that does. InnoDB
+    refuses to drop it (error 1553), so it is not proposed."""
+    if not ix.is_mysql or not ix.keys or not ix.keys[0].column:
+        return False
+    lead = ix.keys[0].column
+    if ix.foreign_key is None and (ix.table, lead) not in fk_columns:
+        return False
+    return not any(
+        o is not ix and o.table == ix.table and o.valid and o.keys and o.keys[0].column == lead
+        for o in indexes
     )
 
 
