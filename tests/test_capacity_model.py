@@ -37,6 +37,8 @@ from auditkit.checks.capacity import (
     background_task_candidates,
     capacity_limit,
     connection_budget,
+)
+from auditkit.checks.capacity import (
     connection_churn as churn_check,
 )
 from auditkit.config import AuditConfig
@@ -343,3 +345,69 @@ def test_production_traffic_alone() -> None:
     assert "only a load test can say" in f.summary and "6 worker threads" in f.summary
     plan = a.capacity_plan
     assert plan.instances is None and any("load test" in m for m in plan.missing)
+
+
+# -- the chapter -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample_audit() -> auditkit.Audit:
+    return auditkit.audit(auditkit.load_client(SAMPLE))
+
+
+def test_sample_chapter_shows_saturation_model_and_plan(sample_audit: auditkit.Audit) -> None:
+    import plotly.graph_objects as go
+
+    from auditkit.report.notebook import chapter
+
+    ch = chapter("scaling", None, audit=sample_audit)
+    fig = ch.load_curve_figure()
+    assert isinstance(fig, go.Figure)
+    names = [t.name for t in fig.data]
+    assert "model (Universal Scalability Law)" in names and "95% confidence band" in names
+    assert "after the fixes of the other chapters" in names  # the what-if
+    measured = next(t for t in fig.data if t.name == "measured (load steps)")
+    assert len(measured.x) == 6
+    labels = " ".join(a.text for a in fig.layout.annotations)
+    assert "saturation ≈" in labels and "peak" in labels
+    model = ch.capacity_model().html
+    for text in ("contention (σ)", "coherency (κ)", "saturation point", "peak throughput", "95% interval"):
+        assert text in model
+    plan = ch.capacity_plan_table().html
+    assert "instances" in plan and "database connections" in plan
+    what_if = ch.what_if().text
+    assert "the model&#x27;s peak moves from" in what_if or "the model's peak moves from" in what_if
+    for block in (ch.load_steps_table(), ch.capacity_model(), ch.capacity_plan_table(),
+                  ch.traffic_table(), ch.what_if()):
+        assert " nan" not in block.html.lower() and "none" not in block.html.lower()
+    cap = next(f for f in sample_audit.findings if f.check == "capacity_limit")
+    # the page and the finding tell one story
+    assert f"{cap.metrics['limit_users']} users" in model
+
+
+def test_chapter_without_a_load_test_says_what_production_supports(tmp_path: Path) -> None:
+    from auditkit.report.notebook import chapter
+
+    root = tmp_path / "clinic"
+    root.mkdir()
+    lines = []
+    t0 = pd.Timestamp("2025-03-03 08:00:00", tz="UTC")
+    rng = np.random.default_rng(11)
+    for i in range(3000):
+        ts = t0 + pd.Timedelta(seconds=float(i) * 2.0 + float(rng.uniform(0, 1)))
+        stamp = ts.strftime("%d/%b/%Y:%H:%M:%S +0000")
+        path = "/appointments/" if i % 3 else "/patients/42/"
+        rt = 0.05 + (0.2 if path == "/patients/42/" else 0.0)
+        lines.append(f'10.0.0.1 - - [{stamp}] "GET {path} HTTP/1.1" 200 512 "-" "Mozilla/5.0" rt={rt:.3f}')
+    (root / "access.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "audit.yaml").write_text(
+        "client: Clinic\ndeployment:\n  web_workers: 3\n  threads_per_worker: 2\n", encoding="utf-8"
+    )
+    ch = chapter("scaling", root)
+    assert "No load test was provided" in ch.load_curve_figure().text
+    (f,) = ch.findings("capacity_limit")
+    assert f.severity == Severity.INFO and "not measured" in f.title
+    assert "6 worker threads" in f.summary and "only a load test can say" in f.summary
+    plan = ch.capacity_plan_table().html
+    assert "a stepped load test" in plan  # what the plan could not size
+    traffic = ch.traffic_table().html
+    assert "/appointments/" in traffic and "/books/" not in traffic
+    assert "not production" not in traffic

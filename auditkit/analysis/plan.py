@@ -65,10 +65,10 @@ class CapacityPlan:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            [{"item": ln.item, "value": ln.value, "basis": ln.basis} for ln in self.lines],
-            columns=["item", "value", "basis"],
-        )
+        """The plan's lines, then what it could not size for want of data."""
+        rows = [{"item": ln.item, "value": ln.value, "basis": ln.basis} for ln in self.lines]
+        rows += [{"item": "not sized", "value": "—", "basis": f"needs {m}"} for m in self.missing]
+        return pd.DataFrame(rows, columns=["item", "value", "basis"])
 
 
 def cpu_share(requests: pd.DataFrame | None) -> tuple[float | None, str]:
