@@ -302,6 +302,7 @@ SCALING = notebook(
             "worker."
         ),
         code('ch.show("background_task_candidate")'),
+        code("ch.work_to_move()"),
         code("ch.other_findings()"),
     ],
 )

@@ -411,3 +411,51 @@ def test_chapter_without_a_load_test_says_what_production_supports(tmp_path: Pat
     traffic = ch.traffic_table().html
     assert "/appointments/" in traffic and "/books/" not in traffic
     assert "not production" not in traffic
+
+
+# -- the plan's workers and threads, the database line, async views and a CDN -------------------
+def _stepped_samples() -> pd.DataFrame:
+    return _history([(u, 20, float(usl(u, 0.03, 0.0005, 0.9))) for u in (1, 2, 4, 8, 16, 32, 64)])
+
+
+def test_plan_sizes_threads_from_cores_and_the_cpu_share() -> None:
+    samples = _stepped_samples()
+    t0 = samples["ts"].min()
+    n = 400
+    req = pd.DataFrame({
+        "ts": t0 - pd.Timedelta(days=2) + pd.to_timedelta(np.arange(n) * 30.0, unit="s"),
+        "request_id": [str(i) for i in range(n)], "endpoint": "/api/slots/",
+        "duration_ms": 100.0, "cpu_ms": 25.0, "db_ms": 60.0,
+    })
+    cfg = AuditConfig(deployment={"cpus": 4, "web_workers": 2, "threads_per_worker": 1,
+                                  "max_connections": 40})
+    a = Analysis({"load_samples": samples, "requests": req}, cfg)
+    plan = a.capacity_plan
+    assert (plan.workers, plan.threads) == (4, 4)  # one per core; 1 / 25 % CPU
+    table = plan.to_frame().set_index("item")
+    assert "production peak" in table.loc["target throughput", "basis"]
+    assert plan.instances is not None and plan.connections is not None
+    assert plan.connections == plan.instances * 4 * 4 + 5
+    if plan.pooler:
+        assert "pooling" in table.index
+    # 60 % of request time in the database while one worker thread sufficed: the database line
+    assert "database" in table.index and "ALTER SYSTEM" in table.loc["database", "basis"]
+
+
+def test_async_views_and_cdn_on_evidence_only() -> None:
+    from auditkit.analysis.work import work_to_move
+
+    n = 600
+    ts = pd.Timestamp("2025-03-01", tz="UTC") + pd.to_timedelta(np.arange(n) * 0.2, unit="s")
+    req = pd.DataFrame({
+        "ts": ts, "request_id": [str(i) for i in range(n)],
+        "endpoint": ["/quotes/<id>/"] * 300 + ["/static/app.css"] * 150 + ["/home/"] * 150,
+        "http_ms": [450.0] * 300 + [np.nan] * 300,
+        "duration_ms": 480.0, "response_bytes": 20_000,
+    })
+    work = work_to_move(req).set_index("what")
+    assert work.loc["async view", "where"] == "/quotes/<id>/"
+    assert "overlap" in work.loc["async view", "evidence"]
+    assert "150 requests" in work.loc["CDN", "evidence"] and "3.0 MB" in work.loc["CDN", "evidence"]
+    # no outbound waits and no static paths: nothing to say
+    assert work_to_move(req[req["endpoint"] == "/home/"].assign(http_ms=np.nan)).empty

@@ -91,6 +91,18 @@ def cpu_share(requests: pd.DataFrame | None) -> tuple[float | None, str]:
     return None, "no CPU or database timings per request"
 
 
+def _db_share(requests: pd.DataFrame | None) -> float | None:
+    """Share of request time spent in the database (None without both timings)."""
+    if requests is None or len(requests) == 0 or "db_ms" not in requests:
+        return None
+    db = pd.to_numeric(requests["db_ms"], errors="coerce")
+    dur = pd.to_numeric(requests["duration_ms"], errors="coerce")
+    ok = db.notna() & dur.notna() & (dur > 0)
+    if ok.sum() < 10:
+        return None
+    return float(min(db[ok].sum() / dur[ok].sum(), 1.0))
+
+
 def _fmt(v: float) -> str:
     return f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
 
@@ -224,6 +236,20 @@ def capacity_plan(
                 "worker pool), then scale out"
             )
         lines.append(PlanLine("scale out or up", scale, "the fitted model and Little's law"))
+        db_share = _db_share(requests)
+        if not scale.startswith("worker-bound") and db_share is not None and db_share >= 0.5:
+            lines.append(
+                PlanLine(
+                    "database",
+                    "the likely limit: a larger instance, or read replicas for the reads "
+                    "(Django database routers)",
+                    f"{db_share:.0%} of request time is spent in the database while the workers "
+                    "are not all busy. On a managed service (RDS, Cloud SQL, Azure) the size "
+                    "and replicas are a setting; server parameters change through its parameter "
+                    "groups or flags, not ALTER SYSTEM, and some (shared_preload_libraries) need "
+                    "a restart",
+                )
+            )
 
     # -- workers and threads --------------------------------------------------------------------
     workers: int | None = None

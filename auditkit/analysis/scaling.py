@@ -70,6 +70,11 @@ def scaling_frames(analysis: Analysis, findings: Iterable[Finding]) -> dict[str,
             wf["service_ms"] = service
             wf["findings"] = count
             frames["usl_what_if"] = wf
+    from auditkit.analysis.work import work_to_move
+
+    work = work_to_move(analysis.requests, analysis.deployment)
+    if len(work):
+        frames["work_to_move"] = work
     plan = analysis.capacity_plan
     frames["capacity_plan"] = plan.to_frame()
     shape = analysis.traffic

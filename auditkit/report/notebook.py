@@ -735,6 +735,26 @@ class Chapter:
             redactor=self.redactor,
         )
 
+    def work_to_move(self) -> HtmlBlock:
+        """Async views and a CDN, where the request log shows the evidence for them."""
+        work = self.frame("work_to_move")
+        if len(work) == 0:
+            return _note(
+                "No outbound HTTP waits that overlap, and no static or media files served by the "
+                "application, in the request log."
+            )
+        return table(
+            work,
+            [
+                Col("what", "move to"),
+                Col("where", "where"),
+                Col("evidence", "evidence"),
+                Col("change", "change"),
+            ],
+            caption="Other work to move out of the application's workers",
+            redactor=self.redactor,
+        )
+
     def traffic_figure(self) -> go.Figure | HtmlBlock:
         """Request rate over the request log's window (three buckets or more)."""
         from auditkit.report import figures_scaling
