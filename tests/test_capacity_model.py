@@ -118,6 +118,10 @@ def test_raytracer_matches_the_r_usl_package() -> None:
 def test_degenerate_inputs_give_the_stated_warnings() -> None:
     two = fit_usl([4, 8], [3.9, 7.5])
     assert not two.usable and "at least 3" in two.warnings[0]
+    steps = load_steps(_history([(4, 20, 3.9), (8, 20, 7.5)]))
+    (f,) = capacity_limit(steps, two, None, {}, Analysis({}).capacity_plan)
+    assert f.severity == Severity.INFO and f.summary.startswith("2 load level(s)")
+    assert "requests/s at 8 users" in f.summary  # measured with noise around 7.5
     three = fit_usl([1, 2, 4], [10, 19, 34])
     assert three.usable and any("leave no room" in w for w in three.warnings)
     no_single = fit_usl([4, 8, 16, 32], usl([4, 8, 16, 32], 0.05, 0.001, 10))
@@ -308,9 +312,11 @@ def test_churn_from_pg_stat_database_sessions_and_none_when_pooled() -> None:
     status = pd.concat([_status("sessions", "pg_stat_database", [100, 700, 1300], "clinic"),
                         _status("sessions", "pg_stat_database", [5, 5, 5], "postgres")])
     churn = connection_churn(None, status, _http(1200))
-    assert churn is not None and churn.sessions == 1200
+    assert churn is not None and churn.sessions == 1200 and churn.databases == ("clinic",)
     (f,) = churn_check(churn, {})
     assert f.metrics["sessions_per_request"] == pytest.approx(1.0, abs=0.01)
+    code = f.recommendation.django if f.recommendation else ""
+    assert '"clinic"' in (code or "") and "bookshop" not in (code or "") + f.summary
     pooled = connection_churn(None, _status("sessions", "pg_stat_database", [100, 102, 104], "clinic"),
                               _http(1200))
     assert churn_check(pooled, {}) == []

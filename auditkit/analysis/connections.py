@@ -158,6 +158,17 @@ def _counter_delta(
     return delta, lo, hi, seconds, src
 
 
+def _busy_databases(status: pd.DataFrame) -> tuple[str, ...]:
+    """Databases whose pg_stat_database.sessions grew between the snapshots."""
+    rows = status[
+        (status["name"] == "sessions") & (status["view"].astype("string") == "pg_stat_database")
+    ]
+    if "database" not in rows or len(rows) == 0:
+        return ()
+    grew = rows.groupby("database")["value"].agg(lambda v: float(v.max() - v.min()))
+    return tuple(sorted(str(d) for d, g in grew.items() if g > 0 and str(d)))
+
+
 def connection_churn(
     server_events: pd.DataFrame | None,
     server_status: pd.DataFrame | None,
@@ -179,6 +190,7 @@ def connection_churn(
             sessions=int(delta),
             window_s=seconds,
             requests=_requests_between(requests, lo, hi),
+            databases=_busy_databases(status),
             source_file=src,
         )
     my = _counter_delta(status, "Connections", None)

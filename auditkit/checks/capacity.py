@@ -55,6 +55,11 @@ def _r(v: float, digits: int = 3) -> float | None:
     return float(f"{v:.{digits}g}")
 
 
+def _sentences(parts: tuple[str, ...]) -> str:
+    """Warnings as sentences: capitalised, each ending with a full stop."""
+    return " ".join(p[:1].upper() + p[1:] + ("" if p.endswith(".") else ".") for p in parts)
+
+
 def capacity_limit(
     load_steps: pd.DataFrame,
     capacity_fit: USLFit | None,
@@ -81,7 +86,7 @@ def capacity_limit(
     items = tuple(
         {
             "users": int(r["users"]),
-            "rps": round(float(r["rps"]), 2),
+            "rps": None if pd.isna(r["rps"]) else round(float(r["rps"]), 2),
             "p95_ms": None if pd.isna(r["p95_ms"]) else float(r["p95_ms"]),
             "failure_rate": round(float(r["failure_rate"]), 4),
             "trusted": bool(r["trusted"]),
@@ -94,7 +99,7 @@ def capacity_limit(
                 check="capacity_limit",
                 severity=Severity.INFO,
                 title="The load test cannot carry a capacity model",
-                summary=" ".join(fit.warnings)
+                summary=_sentences(fit.warnings)
                 + (
                     f" Measured: up to {float(steps['rps'].max()):.1f} requests/s at "
                     f"{int(steps.sort_values('rps')['users'].iloc[-1])} users."
@@ -203,7 +208,7 @@ def capacity_limit(
             evidence=Evidence(
                 strength=EvidenceStrength.STATISTICS,
                 items=items,
-                note="; ".join(fit.warnings) or None,
+                note=_sentences(fit.warnings) or None,
             ),
             chapter="scaling",
             action=(
