@@ -204,6 +204,21 @@ def test_capacity_limit_on_a_ramp_without_cumulative_counts() -> None:
     assert "80 users" in f.summary and "fail" in f.summary
 
 
+def test_real_locust_ramp_then_plateau(peer_data: Path) -> None:
+    """Locust 2.x history of another project (bitcoin-api, see the peer-data manifest): users
+    ramp 10 → 50 in the first seconds, then hold; most requests fail with HTTP 429."""
+    history = auditkit.load(peer_data / "bitcoin-api/results_stats_history.csv").frame
+    a = Analysis({"load_samples": history})
+    steps = a.load_steps
+    assert steps.loc[steps["trusted"], "users"].tolist() == [50]
+    assert steps.loc[~steps["trusted"], "note"].str.startswith("too short").all()
+    fit = a.capacity_fit
+    assert fit is not None and not fit.usable
+    (f,) = capacity_limit(steps, fit, None, {}, a.capacity_plan)
+    assert f.severity == Severity.HIGH and "fail" in f.title
+    assert "1 load level(s)" in f.summary and "failed at 50 users" in f.summary
+
+
 # -- the sample's stepped load test (P12) ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def sample_analysis() -> Analysis:

@@ -94,18 +94,31 @@ def capacity_limit(
         for _, r in load_steps.iterrows()
     )
     if not fit.usable:
+        fails = ""
+        if len(failing):
+            f0 = failing.iloc[0]
+            fails = (
+                f" {f0['failure_rate']:.0%} of requests failed at {int(f0['users'])} users: the "
+                "service is past its limit there."
+            )
         return [
             Finding(
                 check="capacity_limit",
-                severity=Severity.INFO,
-                title="The load test cannot carry a capacity model",
+                severity=Severity.HIGH if len(failing) else Severity.INFO,
+                title="The load test cannot carry a capacity model"
+                + (
+                    f"; requests fail at {int(failing['users'].iloc[0])} users"
+                    if len(failing)
+                    else ""
+                ),
                 summary=_sentences(fit.warnings)
                 + (
                     f" Measured: up to {float(steps['rps'].max()):.1f} requests/s at "
                     f"{int(steps.sort_values('rps')['users'].iloc[-1])} users."
                     if len(steps)
                     else ""
-                ),
+                )
+                + fails,
                 subject=Subject(expression="load test"),
                 metrics={"steps": len(load_steps), "trusted_steps": len(steps)},
                 recommendation=Recommendation(
