@@ -185,7 +185,13 @@ def capacity_limit(
         "measured_peak_rps": round(float(peak_obs["rps"]), 3),
         "healthy_users": int(last_good["users"]),
         "healthy_rps": round(float(last_good["rps"]), 3),
-        "safe_rps": _r(fit.peak_rps * t["headroom"]),
+        # what to plan for on the tested deployment: the plan's per-instance figure (the
+        # latency objective may hold it below the model's peak × headroom)
+        "safe_rps": _r(
+            plan.per_instance_rps * plan.instances_now
+            if plan.per_instance_rps
+            else fit.peak_rps * t["headroom"]
+        ),
         "steps": len(steps),
         "target_rps": _r(plan.target_rps) if plan.target_rps else None,
         "instances_needed": plan.instances,

@@ -609,12 +609,15 @@ class Chapter:
                 Col("in_service", "requests in service", "number"),
                 Col("think_s", "implied think time (s)", "number"),
                 Col("trusted_text", "in the model"),
-                Col("note", "note"),
+                *(
+                    [Col("note", "note")]
+                    if steps["note"].fillna("").astype(str).str.len().gt(0).any()
+                    else []
+                ),
             ],
             caption=(
-                "Load steps: throughput from the load tool's request count over the settled "
-                "seconds of each step; requests in service = throughput × time in the "
-                "application (Little's law)"
+                "Load steps (requests in service = throughput × time in the application, "
+                "Little's law)"
             ),
             redactor=self.redactor,
         )
