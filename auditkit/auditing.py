@@ -283,12 +283,16 @@ def audit(
     notes = list(client.notes)
     if not wl.empty:
         notes.insert(0, wl.describe())
+    from auditkit.analysis.scaling import scaling_frames
+
+    frames = display_frames(analysis)
+    frames.update(scaling_frames(analysis, roots))
     return Audit(
         client=client.name,
         findings=rank(roots),
         gaps=gaps,
         notes=notes,
-        frames=display_frames(analysis),
+        frames=frames,
         workload=workload_facts(analysis),
         validation=validation,
         thresholds={

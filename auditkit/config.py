@@ -206,6 +206,26 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             # of their time in the database
             "background_min_wait_ms": 100.0,
             "background_max_db_share": 0.3,
+            # load steps: seconds dropped at the start of a step (spawning, warm-up), the
+            # fewest settled seconds a step needs, the largest relative standard error of its
+            # throughput, and the window over which Locust computes its current percentiles
+            "step_warmup_s": 3.0,
+            "step_min_s": 5.0,
+            "step_max_noise": 0.15,
+            "locust_percentile_window_s": 10.0,
+            # the capacity model: confidence level, the R² below which a fit is called poor
+            "confidence": 0.95,
+            "min_r_squared": 0.9,
+            # the plan: target = observed peak × growth unless given; a p95 objective in ms
+            # (0: p95_degradation × the lowest step's p95); threads per worker at most; and
+            # connections kept for migrations, shells and monitoring
+            "growth": 2.0,
+            "target_rps": 0.0,
+            "latency_objective_ms": 0.0,
+            "max_threads": 8,
+            "maintenance_connections": 5,
+            # connection churn: reported when sessions per request reach this
+            "churn_min_sessions_per_request": 0.2,
         },
     },
 }

@@ -46,7 +46,11 @@ def notebook(title: str, cells: list[NotebookNode]) -> NotebookNode:
     params = new_code_cell(PARAMETERS)
     params.metadata["tags"] = ["parameters"]
     nb.cells = [cells[0], params, *cells[1:]]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata["title"] = title
     return nb
@@ -155,7 +159,9 @@ QUERIES = notebook(
         ),
         code('ch.thresholds("n_plus_one")'),
         code('ch.show("n_plus_one")'),
-        md("## Duplicate queries\n\nThe same statement with the same values read again within one request."),
+        md(
+            "## Duplicate queries\n\nThe same statement with the same values read again within one request."
+        ),
         code('ch.show("duplicate_query")'),
         md(
             "## Slow statements\n\n"
@@ -196,7 +202,9 @@ INDEXING = notebook(
         code("ch.candidates_table()"),
         code('ch.show("missing_index")'),
         code("ch.plan_comparisons()"),
-        md("## Indexes to drop\n\nIndexes no statement used in the statistics window, or that another index already provides."),
+        md(
+            "## Indexes to drop\n\nIndexes no statement used in the statistics window, or that another index already provides."
+        ),
         code("ch.drops_table()"),
         code('ch.show("unused_index", "duplicate_index")'),
         code("ch.index_table()"),
@@ -242,23 +250,62 @@ SCALING = notebook(
     [
         md(
             "# Scaling\n\n"
-            "How the application behaves as load grows: the point where response times rise or "
-            "errors appear, whether the database's connections suffice at peak, and work that could "
-            "leave the request for a background task."
+            "How far the application goes as load grows, why it stops there, and what it needs "
+            "to go further: a capacity model fitted to the load test, a plan sized in instances, "
+            "workers and database connections, the work to move out of the request, and what "
+            "the fixes of the other chapters would buy."
         ),
         code(setup("scaling", "ch.inputs()")),
         md(
             "## Behaviour under load\n\n"
-            "Throughput (requests per second) and latency as the number of concurrent users grows. "
-            "Where throughput stops rising while latency climbs, the system has reached its ceiling."
+            "Throughput (requests per second) and latency as the number of concurrent users "
+            "grows. The dots are the load test's steps; the line is the Universal Scalability "
+            "Law fitted to them, with its confidence band. Where the line bends, more users "
+            "mostly wait: that is the saturation point. The dashed line is the what-if below."
         ),
         code("ch.load_curve_figure()"),
+        code("ch.load_steps_table()"),
+        md(
+            "## The capacity model\n\n"
+            "Three numbers describe how throughput grows: what one user alone gets (λ), the "
+            "share of the work that is serialised (σ, contention) and the cost that grows with "
+            "every pair of users (κ, coherency). Contention caps throughput; coherency makes it "
+            "fall past a peak."
+        ),
+        code("ch.capacity_model()"),
         code('ch.thresholds("capacity")'),
         code('ch.show("capacity_limit")'),
+        md(
+            "## What the fixes would buy\n\n"
+            "The database time the findings of the other chapters save per request, applied to "
+            "the model."
+        ),
+        code("ch.what_if()"),
+        md(
+            "## Capacity plan\n\n"
+            "Instances, workers, threads and database connections for the target load, each "
+            "line with where its numbers come from."
+        ),
+        code("ch.capacity_plan_table()"),
+        md("## Database connections"),
+        code('ch.show("connection_budget", "connection_churn")'),
+        md(
+            "## Traffic\n\n"
+            "How the request log's traffic is spread over time and endpoints: the peak a plan "
+            "must carry, and the endpoints that dominate the load."
+        ),
+        code("ch.traffic_figure()"),
+        code("ch.traffic_table()"),
         md("## Response times per endpoint"),
         code("ch.request_latency_figure()"),
-        md("## Connections and work to move"),
-        code('ch.show("connection_budget", "background_task_candidate")'),
+        md(
+            "## Work to move out of the request\n\n"
+            "Time a request waits on e-mail, outbound calls or other work outside the database, "
+            "the cache and the CPU: a background task answers the visitor sooner and frees the "
+            "worker."
+        ),
+        code('ch.show("background_task_candidate")'),
+        code("ch.work_to_move()"),
         code("ch.other_findings()"),
     ],
 )

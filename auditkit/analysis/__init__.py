@@ -33,6 +33,10 @@ from auditkit.config import AuditConfig
 from auditkit.schemas import FRAMES, empty
 
 if TYPE_CHECKING:
+    from auditkit.analysis.capacity import USLFit
+    from auditkit.analysis.connections import Churn
+    from auditkit.analysis.plan import CapacityPlan
+    from auditkit.analysis.traffic import TrafficShape
     from auditkit.client import ClientData, InputFile
     from auditkit.sql.analyze import WorkloadAnalysis
     from auditkit.sql.fingerprint import Dialect
@@ -275,25 +279,86 @@ class Analysis:
 
     @cached_property
     def deployment(self) -> dict[str, Any]:
-        """Deployment facts (audit.yaml), with ``max_connections`` from pg_settings or MySQL's
-        SHOW GLOBAL VARIABLES when the configuration does not give it; each fact's source under
-        ``sources``."""
-        facts: dict[str, Any] = dict(self.config.deployment)
-        sources = {k: "audit.yaml" for k in facts}
-        settings = self.server_settings
-        if "max_connections" not in facts and len(settings):
-            rows = settings[(settings["name"] == "max_connections") & settings["value"].notna()]
-            if len(rows):
-                facts["max_connections"] = int(rows["value"].iloc[0])
-                source = rows["source"].iloc[0] if "source" in rows else None
-                if isinstance(source, str) and source.startswith("SHOW GLOBAL VARIABLES"):
-                    sources["max_connections"] = source
-                    if "reserved_connections" not in facts:
-                        # MySQL keeps one connection beyond max_connections for an administrator:
-                        # none of max_connections is reserved
-                        facts["reserved_connections"] = 0
-                        sources["reserved_connections"] = source
-                else:
-                    sources["max_connections"] = "pg_settings"
-        facts["sources"] = sources
-        return facts
+        """Deployment facts (audit.yaml, the application server's start-up log, the
+        database's settings), each fact's source under ``sources``
+        (:func:`~auditkit.analysis.deployment.deployment_facts`)."""
+        from auditkit.analysis.deployment import deployment_facts
+
+        return deployment_facts(
+            self.config.deployment, self.server_settings, self.frame("server_status")
+        )
+
+    # -- scaling -----------------------------------------------------------------------------------
+    @cached_property
+    def load_steps(self) -> pd.DataFrame:
+        """The plateaus of the load test (:func:`~auditkit.analysis.load.load_steps`)."""
+        from auditkit.analysis.load import load_steps
+
+        t = self.config.thresholds("capacity")
+        return load_steps(
+            self.load_samples,
+            self.requests,
+            warmup_s=float(t["step_warmup_s"]),
+            min_step_s=float(t["step_min_s"]),
+            max_noise=float(t["step_max_noise"]),
+            percentile_window_s=float(t["locust_percentile_window_s"]),
+        )
+
+    @cached_property
+    def capacity_fit(self) -> USLFit | None:
+        """The Universal Scalability Law fitted to the trusted load steps (``None`` without a
+        load test; a fit with ``usable`` False when the steps cannot carry one)."""
+        from auditkit.analysis.capacity import fit_usl
+
+        steps = self.load_steps
+        if len(steps) == 0:
+            return None
+        t = self.config.thresholds("capacity")
+        trusted = steps[steps["trusted"].astype(bool)]
+        fit = fit_usl(
+            trusted["users"],
+            trusted["rps"],
+            level=float(t["confidence"]),
+            min_r_squared=float(t["min_r_squared"]),
+        )
+        dropped = steps[~steps["trusted"].astype(bool)]
+        if len(dropped):
+            from dataclasses import replace
+
+            why = "; ".join(
+                f"{int(u)} users: {n}"
+                for u, n in zip(dropped["users"], dropped["note"], strict=True)
+            )
+            fit = replace(fit, warnings=(*fit.warnings, f"steps left out of the fit — {why}"))
+        return fit
+
+    @cached_property
+    def traffic(self) -> TrafficShape | None:
+        """The shape of the request traffic (:func:`~auditkit.analysis.traffic.traffic_shape`)."""
+        from auditkit.analysis.traffic import traffic_shape
+
+        return traffic_shape(self.requests)
+
+    @cached_property
+    def churn(self) -> Churn | None:
+        """Database sessions against requests (:func:`~auditkit.analysis.connections.connection_churn`)."""
+        from auditkit.analysis.connections import connection_churn
+
+        return connection_churn(self.server_events, self.frame("server_status"), self.requests)
+
+    @cached_property
+    def capacity_plan(self) -> CapacityPlan:
+        """Instances, workers, threads and connections for the target load
+        (:func:`~auditkit.analysis.plan.capacity_plan`)."""
+        from auditkit.analysis.plan import capacity_plan
+
+        t = self.config.thresholds("capacity")
+        return capacity_plan(
+            self.capacity_fit,
+            self.load_steps,
+            self.deployment,
+            self.traffic,
+            self.request_times,
+            t,
+            target_rps=float(t["target_rps"]) or None,
+        )

@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from auditkit.checks.caching import cacheable_reads, low_cache_hit_ratio
-from auditkit.checks.capacity import background_task_candidates, capacity_limit, connection_budget
+from auditkit.checks.capacity import (
+    background_task_candidates,
+    capacity_limit,
+    connection_budget,
+    connection_churn,
+)
 from auditkit.checks.data_quality import data_quality
 from auditkit.checks.indexes import candidates, duplicates, unused
 from auditkit.checks.mysql_server import mysql_server_health
@@ -183,12 +188,28 @@ def _quality(files: Any, *, config: AuditConfig) -> list[Finding]:
     return data_quality(files)
 
 
-def _capacity(load_samples: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
-    return capacity_limit(load_samples, config)
+def _capacity(
+    load_steps: pd.DataFrame,
+    capacity_fit: Any,
+    traffic: Any,
+    deployment: dict[str, Any],
+    capacity_plan: Any,
+    *,
+    config: AuditConfig,
+) -> list[Finding]:
+    return capacity_limit(
+        load_steps, capacity_fit, traffic, deployment, capacity_plan, config=config
+    )
 
 
-def _budget(deployment: dict[str, Any], *, config: AuditConfig) -> list[Finding]:
-    return connection_budget(deployment, config)
+def _budget(
+    deployment: dict[str, Any], capacity_plan: Any, *, config: AuditConfig
+) -> list[Finding]:
+    return connection_budget(deployment, capacity_plan, config=config)
+
+
+def _churn(churn: Any, deployment: dict[str, Any], *, config: AuditConfig) -> list[Finding]:
+    return connection_churn(churn, deployment, config=config)
 
 
 def _background(request_times: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
@@ -350,20 +371,33 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "capacity_limit",
         "scaling",
         ("capacity_limit",),
-        ("load_samples",),
+        ("load_steps", "capacity_fit", "traffic", "deployment", "capacity_plan"),
         "capacity",
-        "a load test (Locust CSV history)",
+        "a stepped load test (Locust CSV history), or production request timings (an access "
+        "log with request times)",
         _capacity,
+        requires=("load_samples", "traffic"),
     ),
     CheckSpec(
         "connection_budget",
         "scaling",
         ("connection_budget",),
-        ("deployment",),
+        ("deployment", "capacity_plan"),
         "capacity",
         "the server's max_connections (pg_settings or audit.yaml) and the deployment's workers",
         _budget,
         requires=("max_connections",),
+    ),
+    CheckSpec(
+        "connection_churn",
+        "scaling",
+        ("connection_churn",),
+        ("churn", "deployment"),
+        "capacity",
+        "database sessions counted: a PostgreSQL log with log_connections, or snapshots of "
+        "pg_stat_database or MySQL's SHOW GLOBAL STATUS",
+        _churn,
+        requires=("churn",),
     ),
     CheckSpec(
         "background_task_candidate",

@@ -146,6 +146,9 @@ class LocustLoader(Loader):
                 out["users"] = pd.to_numeric(df["User Count"], errors="coerce")
                 out["requests"] = _numeric(df, "Total Request Count")
                 out["failures"] = _numeric(df, "Total Failure Count")
+                # cumulative since the start, like the counts: a step's own mean is derived
+                # from two of them (auditkit.analysis.load)
+                out["total_mean_ms"] = _numeric(df, "Total Average Response Time")
             else:
                 out["requests"] = _numeric(df, "Request Count")
                 out["failures"] = _numeric(df, "Failure Count")
