@@ -166,6 +166,30 @@ def write_fixtures(pg: Any, target: Path) -> Path:
     return target
 
 
+#: exports with a dashboard's own column names, for the audit.yaml ``map:`` tests
+MAPPING_INPUTS = {
+    "top_statements.csv": """
+        SELECT query AS statement_text, calls AS executions, total_exec_time AS total_ms,
+               mean_exec_time AS avg_ms, rows AS rows_returned, shared_blks_hit AS cache_hits,
+               shared_blks_read AS disk_reads
+        FROM pg_stat_statements
+        WHERE query ILIKE '%library%' AND query NOT ILIKE '%pg_stat_statements%'
+        ORDER BY total_exec_time DESC""",
+    "table_activity.csv": """
+        SELECT relname AS tbl, n_live_tup AS approx_rows, seq_scan AS full_scans,
+               idx_scan AS index_scans, n_tup_upd AS updates
+        FROM pg_stat_user_tables ORDER BY relname""",
+}
+
+
+def write_mapping_inputs(pg: Any, target: Path) -> Path:
+    """Exports of pg_stat_statements and pg_stat_user_tables under other column names."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name, sql in MAPPING_INPUTS.items():
+        (target / name).write_text(_psql(pg, "--csv", sql=sql))
+    return target
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "--save":
         raise SystemExit(__doc__)
@@ -178,6 +202,7 @@ if __name__ == "__main__":
     shutil.rmtree(out, ignore_errors=True)
     with ThrowawayPostgres({"autovacuum": False, "logging_collector": False}) as pg:
         write_fixtures(pg, out)
+        write_mapping_inputs(pg, out.parent / "mapping")
         version = pg.execute("SHOW server_version")[0][0]
     if saved:
         keep.write_text(saved)
