@@ -130,3 +130,55 @@ def test_mapped_loader_never_sniffs(tmp_path: Path) -> None:
     shutil.copy(MAPPING / "top_statements.csv", path)
     with pytest.raises(auditkit.UnknownFormatError):
         detect(path)
+
+
+# -- auditkit inspect: the closest format and the map: line -------------------------------------
+def test_inspect_proposes_the_map_line_that_reads_the_file(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from auditkit.cli import cli
+
+    folder = _folder(tmp_path, "client: library\n")
+    (folder / "notes.log").write_text("call the DBA on Monday\nand again on Tuesday\n")
+    runner = CliRunner()
+    text = runner.invoke(cli, ["inspect", str(folder)])
+    assert text.exit_code == 0, text.output
+    assert "closest: pg_stat_statements (column 'executions' is probably 'calls'" in text.output
+    assert (
+        'map: {"exports/top_statements.csv": {as: pg_stat_statements, columns: {executions: calls, '
+        "statement_text: query" in text.output
+    )
+    assert "closest: schema_tables (column 'tbl' is probably 'table'" in text.output
+    assert "closest: none (no known format is close" in text.output  # notes.log
+
+    out = runner.invoke(cli, ["inspect", "--json", str(folder)])
+    assert out.exit_code == 0, out.output
+    files = {f["path"]: f for f in json.loads(out.output)["files"]}
+    top = files["exports/top_statements.csv"]["closest"]
+    assert top["target"] == "pg_stat_statements" and top["format"] == "pgss_csv"
+    assert (
+        top["columns"]["executions"] == "calls" and top["columns"]["total_ms"] == "total_exec_time"
+    )
+    assert (
+        files["exports/table_activity.csv"]["closest"]["columns"]["approx_rows"] == "rows_estimate"
+    )
+    assert files["notes.log"]["closest"]["map"] is None
+    assert "closest" not in files["audit.yaml"]
+
+    # the proposed lines, put in audit.yaml as they are, read both files
+    entries: dict[str, object] = {}
+    for f in files.values():
+        if f.get("closest") and f["closest"]["map"]:
+            entries.update(yaml.safe_load(f["closest"]["map"])["map"])
+    (folder / "audit.yaml").write_text(yaml.safe_dump({"map": entries}))
+    client = auditkit.load_client(folder)
+    status = {f.path: f.status for f in client.files}
+    assert status["exports/top_statements.csv"] == "loaded"
+    assert status["exports/table_activity.csv"] == "loaded"
+    profile, source = client.query_profile()
+    assert source == "pg_stat_statements" and profile["calls"].sum() == 8026
+    tables = client.frame("schema_tables").set_index("table")
+    assert tables.loc["library_book", "n_tup_upd"] == 200

@@ -36,6 +36,7 @@ import json
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,17 @@ from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import read_text
 from auditkit.schemas import BOOL, FRAMES, conform
 
-__all__ = ["MappedLoader", "Target", "required_columns", "resolve_target", "suggest_columns"]
+__all__ = [
+    "SYNONYMS",
+    "Closest",
+    "MappedLoader",
+    "Target",
+    "closest_format",
+    "map_line",
+    "required_columns",
+    "resolve_target",
+    "suggest_columns",
+]
 
 #: formats whose files are tables of named columns (the map's ``columns`` applies to them)
 _PGSS = {"pgss_csv", "pgss_json", "pgss_psql"}
@@ -123,6 +134,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "rows_estimate": ("rows", "approx_rows", "n_live_tup", "reltuples", "row_count", "live_rows"),
     "seq_scan": ("full_scans", "seq_scans", "sequential_scans"),
     "idx_scan": ("index_scans", "idx_scans"),
+    "n_tup_ins": ("inserts", "rows_inserted"),
+    "n_tup_upd": ("updates", "rows_updated"),
+    "n_tup_del": ("deletes", "rows_deleted"),
     "ts": ("timestamp", "time", "datetime", "date", "@timestamp", "start_time"),
     "duration_ms": ("duration", "elapsed_ms", "took_ms", "time_ms", "latency_ms"),
     "endpoint": ("path", "url", "route", "view", "uri"),
@@ -134,27 +148,34 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 def suggest_columns(missing: list[str], have: list[str]) -> dict[str, str]:
     """For each missing column, the file column most like it ({file column: expected}).
 
-    A known synonym first (:data:`SYNONYMS`: ``executions`` for ``calls``), then a name that
-    contains the other, then the closest spelling (at least half alike); a file column is
-    suggested once.
+    A known synonym first (:data:`SYNONYMS`: ``executions`` for ``calls``), then a name whose
+    words hold the other's (``table_name`` for ``table``), then a close spelling; a file column
+    is suggested once.
     """
-    out: dict[str, str] = {}
+    return {h: want for h, (want, _q) in _guess(missing, have).items()}
+
+
+def _likeness(want: str, h: str) -> float:
+    """How surely file column ``h`` is expected column ``want``: 0.9 synonym, 0.75 words, 0.6 spelling."""
+    synonyms = SYNONYMS.get(want, ())
+    if h in synonyms:
+        return 0.9 - synonyms.index(h) / 1000
+    words_w, words_h = set(want.split("_")), set(h.split("_"))
+    if min(len(want), len(h)) >= 4 and (words_w <= words_h or words_h <= words_w):
+        return 0.75
+    if difflib.SequenceMatcher(None, want, h).ratio() >= 0.8:
+        return 0.6
+    return 0.0
+
+
+def _guess(missing: list[str], have: list[str]) -> dict[str, tuple[str, float]]:
+    out: dict[str, tuple[str, float]] = {}
     free = list(have)
-
-    def score(want: str, h: str) -> float:
-        synonyms = SYNONYMS.get(want, ())
-        if h in synonyms:
-            return 3.0 - synonyms.index(h) / 100
-        if want in h or h in want:
-            return 2.0
-        ratio = difflib.SequenceMatcher(None, want, h).ratio()
-        return ratio if ratio >= 0.5 else 0.0
-
     for want in missing:
-        ranked = sorted(((score(want, h), h) for h in free), reverse=True)
+        ranked = sorted(((_likeness(want, h), h) for h in free), reverse=True)
         if ranked and ranked[0][0] > 0:
-            best = ranked[0][1]
-            out[best] = want
+            quality, best = ranked[0]
+            out[best] = (want, quality)
             free.remove(best)
     return out
 
@@ -311,3 +332,158 @@ def _flag(v: Any) -> bool | None:
     if s in ("f", "false", "0", "no", "n", "off", "miss"):
         return False
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# the closest known format of an unread file (auditkit inspect)
+# --------------------------------------------------------------------------------------------
+#: frames a table of one's own is usually mapped onto (the others need ids only loaders make)
+_MAPPABLE_FRAMES = (
+    "query_events",
+    "requests",
+    "cache_events",
+    "schema_tables",
+    "schema_indexes",
+    "column_stats",
+    "cache_stats",
+)
+
+
+@dataclass
+class Closest:
+    """What an unread file is most like, what differs, and the ``map:`` line that reads it."""
+
+    path: str
+    target: str | None = None  # what to write after 'as:' (a view, a format or a frame)
+    format: str | None = None  # the format (or frame) that would read it
+    score: float = 0.0
+    differs: list[str] = field(default_factory=list)
+    columns: dict[str, str] = field(default_factory=dict)
+    suggestion: str | None = None
+    reason: str | None = None  # why nothing is proposed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "format": self.format,
+            "score": round(self.score, 3),
+            "differs": list(self.differs),
+            "columns": dict(self.columns),
+            "map": self.suggestion,
+            "reason": self.reason,
+        }
+
+
+def _candidates() -> list[tuple[str, str, str, tuple[frozenset[str], ...], frozenset[str]]]:
+    """(as, kind, name, required sets, other known columns) of every mappable target."""
+    from auditkit.loaders.pg_stat_statements import PGSS_COLUMNS
+    from auditkit.loaders.pg_stat_views import VIEW_FORMATS
+
+    view_of: dict[str, str] = {}
+    for view, fmt in VIEW_FORMATS.items():
+        view_of.setdefault(fmt, view)
+    out = []
+    for name in all_loaders():
+        if name == MappedLoader.name:
+            continue
+        target = Target(name, "format", name)
+        required = required_columns(target)
+        if not required:
+            continue
+        known = frozenset(PGSS_COLUMNS) if name in _PGSS else frozenset()
+        out.append((view_of.get(name, name), "format", name, required, known))
+    for frame in _MAPPABLE_FRAMES:
+        schema = FRAMES[frame]
+        target = Target(frame, "frame", frame)
+        known = frozenset(c.name for c in schema.columns) - {"source_file", "source_line"}
+        out.append((frame, "frame", frame, required_columns(target), known))
+    return out
+
+
+def closest_format(path: str | Path, relpath: str | None = None) -> Closest:
+    """The known format (or frame) an unread file is closest to, and the ``map:`` line.
+
+    A table (CSV, JSON records, psql output) is compared by its columns with what every format
+    and mappable frame requires, file columns guessed by :func:`suggest_columns`; a file without
+    a header by the loaders' own sniffers (the best rating below the detection threshold).
+    """
+    from auditkit.loaders.detect import looks_binary
+    from auditkit.loaders.stream import read_head
+
+    rel = relpath or Path(path).name
+    out = Closest(rel)
+    try:
+        raw = read_head(path)
+    except OSError as exc:
+        out.reason = f"cannot read the file ({exc.strerror or exc})"
+        return out
+    if not raw:
+        out.reason = "the file is empty"
+        return out
+    head = raw.decode("utf-8", errors="replace")
+    header: list[str] = []
+    try:
+        header, _records = records_from_text(head)
+    except Exception:  # a head cut mid-record may not parse: then it is no table
+        header = []
+    if header and len(header) >= 2:
+        return _closest_table(out, rel, header)
+    if looks_binary(raw):
+        out.reason = "binary, not a text export or log (decompress it or export it as text)"
+        return out
+    scores = []
+    for name, loader in all_loaders().items():
+        try:
+            scores.append((float(loader.sniff(head, Path(path))), name))
+        except Exception:
+            continue
+    scores.sort(reverse=True)
+    if not scores or scores[0][0] <= 0:
+        out.reason = "no known format is close: no loader's sniffer sees anything of its own"
+        return out
+    score, name = scores[0]
+    out.target, out.format, out.score = name, name, score
+    out.differs = [f"{name} recognises it only at {score:.2f} (detection needs 0.5)"]
+    out.suggestion = map_line(rel, name, {})
+    return out
+
+
+def _closest_table(out: Closest, rel: str, header: list[str]) -> Closest:
+    have = set(header)
+    best: tuple[tuple[float, int, int], Any] | None = None
+    for as_name, kind, name, required, known in _candidates():
+        for req in required:
+            found = req & have
+            guesses = _guess(sorted(req - have), [h for h in header if h not in req])
+            guessed = {h: want for h, (want, _q) in guesses.items()}
+            coverage = (len(found) + sum(q for _w, q in guesses.values())) / len(req)
+            extra = len((known - req) & have)
+            key = (coverage, len(found) + len(guessed) + extra, len(req))
+            if best is None or key > best[0]:
+                best = (key, (as_name, kind, name, req, found, guessed, known))
+    if best is None or best[0][0] < 0.5:
+        out.reason = (
+            "no known format or frame has columns like these ("
+            + ", ".join(header[:12])
+            + (", …" if len(header) > 12 else "")
+            + ")"
+        )
+        return out
+    (coverage, _n, _size), (as_name, kind, name, req, found, guessed, known) = best
+    out.target, out.format, out.score = as_name, name, coverage
+    out.columns = dict(guessed)
+    # the target's other columns, where a file column surely is one (a synonym or its words)
+    free = [h for h in header if h not in guessed and h not in known]
+    optional = _guess(sorted(known - req - have), free)
+    out.columns.update({h: want for h, (want, q) in optional.items() if q >= 0.75})
+    for file_col, want in out.columns.items():
+        out.differs.append(f"column {file_col!r} is probably {want!r}")
+    for want in sorted(req - found - set(guessed.values())):
+        out.differs.append(f"missing column {want!r}")
+    if not out.differs:
+        out.differs.append(
+            f"it has the columns {as_name} needs ({', '.join(sorted(req))}) but not enough of its "
+            "other columns to be recognised"
+        )
+    out.suggestion = map_line(rel, as_name, out.columns)
+    return out
