@@ -14,12 +14,14 @@ from __future__ import annotations
 from auditkit import loaders as _loaders  # noqa: F401  (registers every format)
 from auditkit.client import ClientData, InputFile, load_client
 from auditkit.config import AuditConfig, load_config
+from auditkit.counters import status_delta
 from auditkit.digest import Digest, digest
 from auditkit.errors import (
     AuditkitError,
     CollectorError,
     ConfigError,
     InputError,
+    MappingError,
     NotebookError,
     NothingParsedError,
     RunError,
@@ -92,6 +94,7 @@ __all__ = [
     "InputError",
     "InputFile",
     "LoadResult",
+    "MappingError",
     "NotebookError",
     "NothingParsedError",
     "ParseReport",
@@ -127,4 +130,5 @@ __all__ = [
     "query_profile",
     "run_audit",
     "run_batch",
+    "status_delta",
 ]
