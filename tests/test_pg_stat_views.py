@@ -322,3 +322,31 @@ def test_sniffers_claim_only_their_files(peer_data: Path) -> None:
         head = read_head(path).decode("utf-8", "replace")
         claimed = [n for n, loader in loaders.items() if loader.sniff(head, path) > 0]
         assert claimed == [EXPECTED[name][0]], name
+
+
+def test_datadog_agent_snapshot_of_statistics_queries(peer_data: Path) -> None:
+    """The Datadog postgres check's recorded queries and results (see MANIFEST.md)."""
+    path = peer_data / "datadog-integrations-core/postgres/tests/snapshots/1.requests.json"
+    assert auditkit.detect(path).format == "pg_query_results"
+    result = auditkit.load(path)
+    report = result.report
+    assert report.read == 28 and report.parsed == 3 and report.skipped_total == 25
+    assert report.skipped["pg_stat_database without the columns of its export"] == 2
+    status = result.frame
+    db = status[status["view"] == "pg_stat_database"]
+    assert db["database"].nunique() == 106
+    pg = db[db["database"] == "postgres"].set_index("name")
+    assert pg.loc["xact_commit", "value"] == 124 and pg.loc["blks_read", "value"] == 125
+    assert pg.loc["blks_hit", "value"] == 8668 and pg.loc["blks_hit", "counter"]
+    assert not pg.loc["pg_database_size", "counter"] and not pg.loc["wraparound", "counter"]
+    bg = status[status["view"] == "pg_stat_bgwriter"].set_index("name")
+    assert bg.loc["checkpoints_req", "value"] == 214 and bg.loc["buffers_alloc", "value"] == 2020
+    assert bg.loc["checkpoint_write_time", "value"] == 337.0
+    arch = status[status["view"] == "pg_stat_archiver"].set_index("name")
+    assert arch.loc["failed_count", "value"] == 0 and arch.loc["failed_count", "counter"]
+
+
+def test_wal_names_and_times_are_text() -> None:
+    arch = auditkit.load(VIEWS / "pg_stat_archiver.txt").frame.set_index("name")
+    for name in ("last_archived_wal", "last_archived_time", "stats_reset"):
+        assert math.isnan(arch.loc[name, "value"]) and not arch.loc[name, "counter"]

@@ -88,6 +88,10 @@ VIEW_FORMATS: dict[str, str] = {
 }
 
 _STAMP = re.compile(r"(\d{8}T\d{6}Z)")
+#: columns that are text or times, never numbers
+_TEXT = frozenset({"stats_reset", "checksum_last_failure", "collected_at"})
+#: columns that are levels now (sizes, ages), not counters, in any view
+_GAUGE_SUFFIXES = ("_size", "size_bytes", "wraparound")
 _BLOCKS = ("heap_blks", "idx_blks", "toast_blks", "tidx_blks")
 
 
@@ -192,8 +196,9 @@ class _StatusViewLoader(_CatalogLoader):
         for name, raw in rec.items():
             if name in self.keys or name.startswith("__"):
                 continue
-            value = _num(raw)
             text = "" if raw is None else str(raw)
+            # WAL file names and times are text even when they look like numbers
+            value = None if name in _TEXT or name.startswith("last_") else _num(raw)
             out.append(
                 {
                     "ts": ts,
@@ -202,7 +207,9 @@ class _StatusViewLoader(_CatalogLoader):
                     "name": name,
                     "value": value,
                     "text": text,
-                    "counter": value is not None and name not in self.gauges,
+                    "counter": value is not None
+                    and name not in self.gauges
+                    and not name.endswith(_GAUGE_SUFFIXES),
                     "view": self.view,
                     "database": db,
                 }
