@@ -20,6 +20,8 @@ negative count. :func:`status_delta` detects it and uses the second snapshot's v
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 __all__ = ["DELTA_COLUMNS", "status_delta"]
@@ -65,10 +67,6 @@ def _utc(text: object) -> pd.Timestamp | None:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def _values(frame: pd.DataFrame, names: pd.Index) -> pd.Series:
-    return pd.to_numeric(frame.loc[names, "value"], errors="coerce")
-
-
 def status_delta(
     status: pd.DataFrame, first: int | None = None, last: int | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
@@ -88,109 +86,123 @@ def status_delta(
     rows = status[status["kind"] == "status"] if len(status) else status
     if len(rows) == 0:
         return pd.DataFrame(columns=DELTA_COLUMNS), ["no status snapshot"]
+    keys = list(_SERIES)
     rows = rows.copy()
-    for col in _SERIES:
+    for col in (*keys, "source_file"):
         if col not in rows:
             rows[col] = None
         rows[col] = rows[col].astype("object").where(rows[col].notna(), "")
-    out: list[dict[str, object]] = []
-    for (server, view, database), g in rows.groupby(list(_SERIES), sort=False):
-        label = _label(str(server), str(view), str(database))
-        snaps = (
-            g.groupby(["source_file", "snapshot"], sort=False, dropna=False)
-            .agg(ts=("ts", "first"), uptime=("uptime_s", "first"))
-            .reset_index()
+    for col in ("ts", "uptime_s", "text", "snapshot"):
+        if col not in rows:
+            rows[col] = None
+    rows["snapshot"] = pd.to_numeric(rows["snapshot"], errors="coerce").fillna(0)
+    snap_cols = [*keys, "source_file", "snapshot"]
+    # one row per snapshot of a series, ordered by time, else Uptime, else file and ordinal
+    snaps = rows.drop_duplicates(snap_cols)[[*snap_cols, "ts", "uptime_s"]].reset_index(drop=True)
+    all_ts = snaps["ts"].notna().groupby([snaps[k] for k in keys], sort=False).transform("all")
+    all_up = (
+        snaps["uptime_s"].notna().groupby([snaps[k] for k in keys], sort=False).transform("all")
+    )
+    ts_ns = pd.to_datetime(snaps["ts"], utc=True, errors="coerce")
+    order = pd.Series(0.0, index=snaps.index)
+    order[all_ts] = ts_ns[all_ts].astype("int64").astype("float64")
+    up_only = all_up & ~all_ts
+    order[up_only] = pd.to_numeric(snaps.loc[up_only, "uptime_s"], errors="coerce")
+    snaps["_order"] = order
+    snaps = snaps.sort_values([*keys, "_order", "source_file", "snapshot"], kind="stable")
+    snaps["_pos"] = snaps.groupby(keys, sort=False).cumcount()
+    snaps["_n"] = snaps.groupby(keys, sort=False)["_pos"].transform("size")
+    n = snaps["_n"]
+    i0 = pd.Series(first or 0, index=snaps.index)
+    i1 = (
+        (n - 1) if last is None else (pd.Series(last, index=snaps.index) if last >= 0 else n + last)
+    )
+    for lone in snaps.loc[n < 2, keys].itertuples(index=False):
+        messages.append(f"{_label(*(str(v) for v in lone))}: one status snapshot, no delta")
+    s0 = snaps[(n >= 2) & (snaps["_pos"] == i0)]
+    s1 = snaps[(n >= 2) & (snaps["_pos"] == i1)]
+    if len(s0) == 0 or len(s1) == 0:
+        return pd.DataFrame(columns=DELTA_COLUMNS), messages
+    take = [*keys, "name", "value", "text", "counter"]
+    before = rows.merge(s0[snap_cols], on=snap_cols)[take].drop_duplicates([*keys, "name"])
+    after = rows.merge(s1[snap_cols], on=snap_cols)[take].drop_duplicates([*keys, "name"])
+    m = after.merge(
+        before[[*keys, "name", "value", "text"]],
+        on=[*keys, "name"],
+        how="left",
+        suffixes=("", "_b"),
+    )
+    m["after"] = pd.to_numeric(m["value"], errors="coerce").astype("float64")
+    m["before"] = pd.to_numeric(m["value_b"], errors="coerce").astype("float64")
+    m["counter"] = m["counter"].astype("boolean").fillna(False).astype(bool)
+    m["down"] = m["counter"] & (m["after"] < m["before"])
+    # one row per series: its two snapshots, stats_reset before and after, counters down
+    series: pd.DataFrame = s0[[*keys, "ts", "uptime_s"]].merge(
+        s1[[*keys, "ts", "uptime_s"]], on=keys, suffixes=("_0", "_1")
+    )
+    resets = m[m["name"] == "stats_reset"][[*keys, "text", "text_b"]]
+    series = series.merge(resets, on=keys, how="left")
+    series = series.merge(m.groupby(keys, sort=False)["down"].any().reset_index(), on=keys)
+    facts = []
+    for r in series.itertuples(index=False):
+        reset, span, message = _window(r, _label(*(str(getattr(r, k)) for k in keys)))
+        if message:
+            messages.append(message)
+        facts.append(
+            {
+                **{k: getattr(r, k) for k in keys},
+                "reset": reset,
+                "interval_s": span,
+                "ts_before": r.ts_0,
+                "ts_after": r.ts_1,
+            }
         )
-        by = (
-            ["ts"]
-            if snaps["ts"].notna().all()
-            else ["uptime"]
-            if snaps["uptime"].notna().all()
-            else []
+    m = m.merge(pd.DataFrame(facts), on=keys)
+    usable = m["counter"] & m["after"].notna()
+    reset_rows = m["reset"].astype(bool)
+    m["delta"] = m["after"].where(reset_rows, m["after"] - m["before"]).where(usable)
+    interval = pd.to_numeric(m["interval_s"], errors="coerce").astype("float64")
+    m["interval_s"] = interval
+    m["rate_per_s"] = (m["delta"] / interval).where(interval > 0)
+    for k in keys:
+        m[k] = m[k].where(m[k] != "", None)
+    return m[DELTA_COLUMNS].reset_index(drop=True), messages
+
+
+def _window(r: Any, label: str) -> tuple[bool, float, str | None]:
+    """Whether a series was reset between its snapshots, the interval, and what to say."""
+    up0, up1 = r.uptime_s_0, r.uptime_s_1
+    ts0, ts1 = r.ts_0, r.ts_1
+    reset_before = _utc(getattr(r, "text_b", None))
+    reset_after = _utc(getattr(r, "text", None))
+    has_up = pd.notna(up0) and pd.notna(up1)
+    if has_up and float(up1) < float(up0):
+        return (
+            True,
+            float(up1),
+            f"{label} restarted between the snapshots (Uptime went down): the second "
+            "snapshot's counters are used, over its own uptime",
         )
-        snaps = snaps.sort_values([*by, "source_file", "snapshot"], kind="stable").reset_index(
-            drop=True
+    if reset_after is not None and reset_after != reset_before:
+        interval = (
+            (pd.Timestamp(ts1) - reset_after).total_seconds() if pd.notna(ts1) else float("nan")
         )
-        if len(snaps) < 2:
-            messages.append(f"{label}: one status snapshot, no delta")
-            continue
-        s0, s1 = snaps.iloc[first or 0], snaps.iloc[last if last is not None else len(snaps) - 1]
-        b = g[(g["source_file"] == s0["source_file"]) & (g["snapshot"] == s0["snapshot"])]
-        a = g[(g["source_file"] == s1["source_file"]) & (g["snapshot"] == s1["snapshot"])]
-        bv = b.drop_duplicates("name").set_index("name")
-        av = a.drop_duplicates("name").set_index("name")
-        restarted = (
-            pd.notna(s0["uptime"]) and pd.notna(s1["uptime"]) and s1["uptime"] < s0["uptime"]
+        return (
+            True,
+            interval,
+            f"{label}: statistics were reset between the snapshots (stats_reset "
+            f"{reset_after.isoformat()}): the second snapshot's counters are used, since the reset",
         )
-        reset_before = _utc(bv["text"].get("stats_reset")) if "text" in bv else None
-        reset_after = _utc(av["text"].get("stats_reset")) if "text" in av else None
-        stats_reset = reset_after is not None and reset_after != reset_before
-        counters = av["counter"].fillna(False).astype(bool)
-        common = counters[counters].index.intersection(bv.index)
-        # a counter that went down says "reset" only when neither Uptime nor stats_reset can
-        went_down = (
-            not (pd.notna(s0["uptime"]) and pd.notna(s1["uptime"]))
-            and reset_before is None
-            and reset_after is None
-            and bool((_values(av, common) < _values(bv, common)).any())
+    # a counter that went down says "reset" only when neither Uptime nor stats_reset can
+    if not has_up and reset_before is None and reset_after is None and bool(r.down):
+        return (
+            True,
+            float("nan"),
+            f"{label}: counters went down between the snapshots (a restart or a statistics "
+            "reset): the second snapshot's counters are used; the interval they cover is unknown",
         )
-        reset = bool(restarted or stats_reset or went_down)
-        if restarted:
-            interval = float(s1["uptime"])
-            messages.append(
-                f"{label} restarted between the snapshots (Uptime went down): the second "
-                "snapshot's counters are used, over its own uptime"
-            )
-        elif stats_reset and reset_after is not None:
-            interval = (
-                (s1["ts"] - reset_after).total_seconds() if pd.notna(s1["ts"]) else float("nan")
-            )
-            messages.append(
-                f"{label}: statistics were reset between the snapshots (stats_reset "
-                f"{reset_after.isoformat()}): the second snapshot's counters are used, since the reset"
-            )
-        elif went_down:
-            interval = float("nan")
-            messages.append(
-                f"{label}: counters went down between the snapshots (a restart or a statistics "
-                "reset): the second snapshot's counters are used; the interval they cover is unknown"
-            )
-        elif pd.notna(s0["ts"]) and pd.notna(s1["ts"]):
-            interval = (s1["ts"] - s0["ts"]).total_seconds()
-        elif pd.notna(s0["uptime"]) and pd.notna(s1["uptime"]):
-            interval = float(s1["uptime"] - s0["uptime"])
-        else:
-            interval = float("nan")
-        before_values = bv["value"]
-        for name, rec in av.iterrows():
-            after = rec["value"]
-            before = before_values.get(name)
-            counter = bool(rec["counter"]) if pd.notna(rec["counter"]) else False
-            delta = None
-            if counter and pd.notna(after):
-                if reset:
-                    delta = after
-                elif before is not None and pd.notna(before):
-                    delta = after - before
-            rate = delta / interval if delta is not None and interval and interval > 0 else None
-            out.append(
-                {
-                    "server": server or None,
-                    "view": view or None,
-                    "database": database or None,
-                    "name": name,
-                    "counter": counter,
-                    "before": before,
-                    "after": after,
-                    "delta": delta,
-                    "interval_s": interval,
-                    "rate_per_s": rate,
-                    "ts_before": s0["ts"],
-                    "ts_after": s1["ts"],
-                    "reset": reset,
-                }
-            )
-    frame = pd.DataFrame(out, columns=DELTA_COLUMNS)
-    for col in ("before", "after", "delta", "interval_s", "rate_per_s"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    return frame, messages
+    if pd.notna(ts0) and pd.notna(ts1):
+        return False, (pd.Timestamp(ts1) - pd.Timestamp(ts0)).total_seconds(), None
+    if has_up:
+        return False, float(up1) - float(up0), None
+    return False, float("nan"), None

@@ -350,3 +350,19 @@ def test_wal_names_and_times_are_text() -> None:
     arch = auditkit.load(VIEWS / "pg_stat_archiver.txt").frame.set_index("name")
     for name in ("last_archived_wal", "last_archived_time", "stats_reset"):
         assert math.isnan(arch.loc[name, "value"]) and not arch.loc[name, "counter"]
+
+
+def test_delta_of_every_database_of_two_agent_snapshots(peer_data: Path) -> None:
+    """106 databases × 17 counters: one series per database, each with its own delta."""
+    path = peer_data / "datadog-integrations-core/postgres/tests/snapshots/1.requests.json"
+    first = auditkit.load(path, ts="2026-01-01T10:00:00Z").frame
+    second = auditkit.load(path, ts="2026-01-01T10:02:00Z").frame
+    second["source_file"] = "later.json"
+    second.loc[second["name"] == "xact_commit", "value"] += 60
+    delta, messages = status_delta(pd.concat([first, second], ignore_index=True))
+    assert messages == []
+    commits = delta[delta["name"] == "xact_commit"]
+    assert len(commits) == 106 and (commits["delta"] == 60).all()
+    assert (commits["rate_per_s"] == 0.5).all() and not commits["reset"].any()
+    size = delta[(delta["name"] == "pg_database_size") & (delta["database"] == "postgres")].iloc[0]
+    assert pd.isna(size["delta"]) and size["after"] == 7741955  # a gauge: both values, no delta
