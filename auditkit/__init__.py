@@ -18,6 +18,7 @@ from auditkit.errors import (
     CollectorError,
     ConfigError,
     InputError,
+    MappingError,
     NotebookError,
     NothingParsedError,
     RunError,
@@ -39,6 +40,7 @@ _LAZY = {
     "load_client": "auditkit.client",
     "AuditConfig": "auditkit.config",
     "load_config": "auditkit.config",
+    "status_delta": "auditkit.counters",
     "Digest": "auditkit.digest",
     "digest": "auditkit.digest",
     "CHECKS": "auditkit.findings",
@@ -81,6 +83,7 @@ if TYPE_CHECKING:  # the names, for type checkers and editors
     from auditkit.collect.postgres import collect_postgres
     from auditkit.collect.redis import collect_redis
     from auditkit.config import AuditConfig, load_config
+    from auditkit.counters import status_delta
     from auditkit.digest import Digest, digest
     from auditkit.findings import (
         CHECKS,
@@ -138,6 +141,7 @@ __all__ = [
     "InputError",
     "InputFile",
     "LoadResult",
+    "MappingError",
     "NotebookError",
     "NothingParsedError",
     "ParseReport",
@@ -173,4 +177,5 @@ __all__ = [
     "query_profile",
     "run_audit",
     "run_batch",
+    "status_delta",
 ]

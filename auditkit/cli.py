@@ -211,20 +211,29 @@ def _print_profile(prof: Any, result: Any) -> None:
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the inventory as JSON.")
 def inspect(folder: Path, as_json: bool) -> None:
-    """List every file of a client folder with its detected format and parse report."""
+    """List every file of a client folder with its detected format and parse report.
+
+    For a file no loader recognises: the closest known format (or frame), what differs (a
+    missing column, a column probably named otherwise) and a ready audit.yaml map: line.
+    """
     from auditkit.client import load_client
+    from auditkit.loaders.mapping import closest_format
 
     client = load_client(folder)
+    closest = {
+        f.path: closest_format(folder / f.path, f.path)
+        for f in client.files
+        if f.status == "unrecognised"
+    }
     if as_json:
-        click.echo(
-            json.dumps(
-                {"client": client.name, "files": [f.to_dict() for f in client.files]},
-                indent=1,
-                default=str,
-            )
-        )
+        files = [
+            {**f.to_dict(), **({"closest": closest[f.path].to_dict()} if f.path in closest else {})}
+            for f in client.files
+        ]
+        click.echo(json.dumps({"client": client.name, "files": files}, indent=1, default=str))
         return
     click.echo(f"{client.name}: {len(client.files)} files in {folder}")
+    pad = f"  {'':<50} {'':<18}"
     for f in client.files:
         status = f.status if f.status != "loaded" else (f.format or "")
         line = f"  {f.path:<50} {status:<18}"
@@ -235,7 +244,15 @@ def inspect(folder: Path, as_json: bool) -> None:
         click.echo(line)
         if f.report:
             for w in f.report.warnings[:3]:
-                click.echo(f"  {'':<50} {'':<18} warning: {w}")
+                click.echo(f"{pad} warning: {w}")
+        near = closest.get(f.path)
+        if near is not None and near.suggestion:
+            click.echo(f"{pad} closest: {near.target} ({'; '.join(near.differs)})")
+            click.echo(f"{pad} {near.suggestion}")
+        elif near is not None and near.reason:
+            click.echo(f"{pad} closest: none ({near.reason})")
+    if any(c.suggestion for c in closest.values()):
+        click.echo("\nAdd the map: lines you agree with to audit.yaml (docs/formats/mapping.md).")
 
 
 @cli.command()

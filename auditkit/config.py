@@ -22,13 +22,19 @@ values; unknown families, presets or keys are errors that say what exists.
     thresholds:
       slow_query: {min_mean_ms: 50}
     ignore: ["*.tmp", "notes/**"]
+    map:                          # files no loader recognises (docs/formats/mapping.md)
+      "exports/queries-*.csv":
+        as: pg_stat_statements    # a format, a PostgreSQL view or a canonical frame
+        columns: {total: total_exec_time, n: calls, sql: query}   # file column: expected column
+        options: {}
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +42,7 @@ import yaml
 
 from auditkit.errors import ConfigError
 
-__all__ = ["PRESETS", "AuditConfig", "FormatHint", "load_config"]
+__all__ = ["PRESETS", "AuditConfig", "FileMap", "FormatHint", "load_config"]
 
 #: family → preset name → values. "default" holds every key; other presets override some.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -245,6 +251,40 @@ class FormatHint:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FileMap:
+    """From audit.yaml ``map:``: files matching ``match`` are read as ``target``.
+
+    ``target`` is a format name (``auditkit formats``), a PostgreSQL view (``pg_stat_statements``,
+    ``pg_stat_user_tables``, …) or a canonical frame (``schema_tables``, ``query_events``, …);
+    ``columns`` renames the file's columns to the ones the target expects; ``options`` go to
+    the loader. See :mod:`auditkit.loaders.mapping` and ``docs/formats/mapping.md``.
+    """
+
+    match: str
+    target: str
+    columns: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def applies_to(self, relpath: str) -> bool:
+        return fnmatch.fnmatch(relpath, self.match) or fnmatch.fnmatch(
+            Path(relpath).name, self.match
+        )
+
+    def hint(self) -> FormatHint:
+        """The loader call this mapping stands for (the ``mapped`` loader with its options)."""
+        return FormatHint(
+            self.match,
+            "mapped",
+            {
+                "as": self.target,
+                "columns": dict(self.columns),
+                "options": dict(self.options),
+                "match": self.match,
+            },
+        )
+
+
 @dataclass(frozen=True)
 class AuditConfig:
     """Settings of one audit: presets, overrides, format hints, deployment facts."""
@@ -255,6 +295,7 @@ class AuditConfig:
     formats: tuple[FormatHint, ...] = ()
     deployment: Mapping[str, Any] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
+    maps: tuple[FileMap, ...] = ()
 
     def __post_init__(self) -> None:
         for family, preset in self.presets.items():
@@ -289,13 +330,18 @@ class AuditConfig:
     def with_presets(self, **presets: str) -> AuditConfig:
         """A copy with other presets chosen (notebook parameters use this)."""
         merged = {**self.presets, **{k: v for k, v in presets.items() if v}}
-        return AuditConfig(
-            self.client, merged, self.overrides, self.formats, self.deployment, self.ignore
-        )
+        return replace(self, presets=merged)
 
     def format_for(self, relpath: str) -> FormatHint | None:
-        """The audit.yaml format hint for a file, if any."""
+        """The audit.yaml format hint for a file, if any (a ``map:`` entry first)."""
+        mapped = self.map_for(relpath)
+        if mapped is not None:
+            return mapped.hint()
         return next((h for h in self.formats if h.applies_to(relpath)), None)
+
+    def map_for(self, relpath: str) -> FileMap | None:
+        """The audit.yaml ``map:`` entry for a file, if any."""
+        return next((m for m in self.maps if m.applies_to(relpath)), None)
 
     def ignored(self, relpath: str) -> bool:
         return any(fnmatch.fnmatch(relpath, pat) for pat in self.ignore)
@@ -327,7 +373,7 @@ def load_config(folder_or_file: str | Path | None) -> AuditConfig:
         raise ConfigError(f"{path}: cannot read audit.yaml ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: audit.yaml must be a mapping of settings")
-    known = {"client", "formats", "deployment", "presets", "thresholds", "ignore"}
+    known = {"client", "formats", "deployment", "presets", "thresholds", "ignore", "map"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(
@@ -348,4 +394,48 @@ def load_config(folder_or_file: str | Path | None) -> AuditConfig:
         formats=hints,
         deployment=dict(data.get("deployment") or {}),
         ignore=tuple(data.get("ignore") or ()),
+        maps=_maps(data.get("map"), path),
     )
+
+
+def _maps(section: Any, path: Path) -> tuple[FileMap, ...]:
+    """The ``map:`` section: ``{glob: {as, columns, options}}`` or a list of ``{match, as, …}``."""
+    if not section:
+        return ()
+    if isinstance(section, Mapping):
+        entries = [
+            {"match": k, **(v if isinstance(v, Mapping) else {"as": v})} for k, v in section.items()
+        ]
+    elif isinstance(section, list) and all(isinstance(e, Mapping) for e in section):
+        entries = [dict(e) for e in section]
+    else:
+        raise ConfigError(
+            f"{path}: map must be a mapping of file patterns to {{as: …, columns: {{…}}}}",
+            hint='e.g. map: {"exports/*.csv": {as: pg_stat_statements, columns: {total: total_exec_time}}}',
+        )
+    out = []
+    for e in entries:
+        unknown = set(e) - {"match", "as", "columns", "options"}
+        if unknown or not e.get("match") or not e.get("as"):
+            shown = json.dumps({k: v for k, v in e.items()}, default=str)
+            raise ConfigError(
+                f"{path}: map entry {shown} needs a file pattern and 'as'"
+                + (f" (unknown key(s) {', '.join(sorted(unknown))})" if unknown else ""),
+                hint="keys: as (a format, PostgreSQL view or frame), columns {file column: expected column}, options",
+            )
+        columns = e.get("columns") or {}
+        options = e.get("options") or {}
+        if not isinstance(columns, Mapping) or not isinstance(options, Mapping):
+            raise ConfigError(f"{path}: map {e['match']!r}: columns and options must be mappings")
+        from auditkit.loaders.mapping import resolve_target
+
+        resolve_target(str(e["as"]))  # an unknown target is a ConfigError naming what exists
+        out.append(
+            FileMap(
+                str(e["match"]),
+                str(e["as"]),
+                {str(k): str(v) for k, v in columns.items()},
+                dict(options),
+            )
+        )
+    return tuple(out)

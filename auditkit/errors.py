@@ -8,6 +8,7 @@ catch them all with one ``except`` and let real bugs through::
     ├── InputError             a client file cannot be used
     │   ├── UnknownFormatError     no loader recognises the file
     │   ├── NothingParsedError     a loader recognised it but produced no events
+    │   ├── MappingError           an audit.yaml map: does not fit the file (a column is missing)
     │   └── SchemaError            a frame does not match its canonical schema
     ├── CollectorError         a live collector could not read a server (read-only, never writes)
     └── RunError               a notebook or batch run failed
@@ -26,6 +27,7 @@ __all__ = [
     "CollectorError",
     "ConfigError",
     "InputError",
+    "MappingError",
     "NotebookError",
     "NothingParsedError",
     "RunError",
@@ -106,6 +108,30 @@ class NothingParsedError(InputError):
         self.expected = expected
         self.report = report
         text = f"{message}; expected {expected}" if expected else message
+        super().__init__(text, path=path, hint=hint)
+
+
+class MappingError(InputError):
+    """An audit.yaml ``map:`` entry does not fit the file it matched.
+
+    ``missing`` lists the columns the target needs and the file lacks, ``have`` the columns the
+    file has, and ``suggestion`` the ``map:`` line to add (with guessed file columns).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        missing: list[str] | None = None,
+        have: list[str] | None = None,
+        suggestion: str = "",
+    ) -> None:
+        self.missing = list(missing or [])
+        self.have = list(have or [])
+        self.suggestion = suggestion
+        text = message + (f"; the file has: {', '.join(self.have)}" if self.have else "")
+        hint = f"add to audit.yaml: {suggestion}" if suggestion else None
         super().__init__(text, path=path, hint=hint)
 
 

@@ -27,9 +27,9 @@ file                           content                                          
 pg_stat_statements.csv         pg_stat_statements (+ datname, rolname)              pgss_csv
 pg_stat_user_tables.csv        pg_stat_user_tables (+ reltuples, stats_reset)        pg_stat_tables
 pg_stat_user_indexes.csv       pg_stat_user_indexes (+ stats_reset)                  pg_stat_indexes
-pg_statio_user_tables.csv      pg_statio_user_tables                                 (statio loader)
-pg_statio_user_indexes.csv     pg_statio_user_indexes                                (statio loader)
-pg_stat_database.csv           pg_stat_database                                      (stat_database loader)
+pg_statio_user_tables.csv      pg_statio_user_tables                                 pg_statio_tables
+pg_statio_user_indexes.csv     pg_statio_user_indexes                                pg_statio_indexes
+pg_stat_database.csv           pg_stat_database                                      pg_stat_database
 pg_indexes.csv                 pg_indexes + pg_index details (indisunique,           pg_indexes
                                indisprimary, indkey, …), access method, constraint
 pg_relation_sizes.csv          size of every user table and index                    pg_relation_sizes

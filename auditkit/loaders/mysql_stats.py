@@ -58,8 +58,9 @@ NaN and the parse report says how many there were. NULL, ``\\N`` and empty cells
 values. Times (FIRST_SEEN, …) are read in ``tz`` (default UTC: the server's time zone).
 
 :func:`digest_delta` subtracts two digest snapshots (like :func:`~auditkit.loaders.
-pg_stat_statements.pgss_delta`); :func:`status_delta` gives the delta, interval and rate of
-every status counter between two snapshots.
+pg_stat_statements.pgss_delta`); :func:`status_delta` (from :mod:`auditkit.counters`, shared
+with PostgreSQL's cumulative views) gives the delta, interval and rate of every status counter
+between two snapshots.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.counters import status_delta
 from auditkit.loaders._mysql_results import ResultSet, read_result_sets
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.pg_catalog import MySQLIndexesLoader, mysql_index_rows
@@ -1072,104 +1074,3 @@ def digest_delta(before: pd.DataFrame, after: pd.DataFrame) -> tuple[pd.DataFram
     delta["share"] = total / grand if grand and grand > 0 else np.nan
     out = conform(delta, STATEMENT_STATS)
     return out.sort_values("rank", kind="stable").reset_index(drop=True), messages
-
-
-def status_delta(
-    status: pd.DataFrame, first: int | None = None, last: int | None = None
-) -> tuple[pd.DataFrame, list[str]]:
-    """Delta, interval and rate of every status counter between two snapshots, per server.
-
-    ``status`` is a ``server_status`` frame (several files concatenated are fine). Snapshots are
-    ordered by time stamp, else by the server's ``Uptime``, else by file and ordinal; ``first``
-    and ``last`` pick two of them by position (default: the first and the last). The interval is
-    the difference of the time stamps, else of ``Uptime``. When ``Uptime`` went down the server
-    restarted in between: the second snapshot's values are the delta, over its own uptime, and a
-    message says so. Gauges (``Threads_connected``, ``Max_used_connections``…) get their two
-    values but no delta. Columns: server, name, counter, before, after, delta, interval_s,
-    rate_per_s, ts_before, ts_after.
-    """
-    columns = [
-        "server",
-        "name",
-        "counter",
-        "before",
-        "after",
-        "delta",
-        "interval_s",
-        "rate_per_s",
-        "ts_before",
-        "ts_after",
-    ]
-    messages: list[str] = []
-    rows = status[status["kind"] == "status"]
-    if len(rows) == 0:
-        return pd.DataFrame(columns=columns), ["no SHOW GLOBAL STATUS snapshot"]
-    out = []
-    servers = rows["server"].astype("object").where(rows["server"].notna(), "")
-    for server, g in rows.groupby(servers, sort=False):
-        snaps = (
-            g.groupby(["source_file", "snapshot"], sort=False)
-            .agg(ts=("ts", "first"), uptime=("uptime_s", "first"))
-            .reset_index()
-        )
-        by = (
-            ["ts"]
-            if snaps["ts"].notna().all()
-            else ["uptime"]
-            if snaps["uptime"].notna().all()
-            else []
-        )
-        snaps = snaps.sort_values([*by, "source_file", "snapshot"], kind="stable").reset_index(
-            drop=True
-        )
-        if len(snaps) < 2:
-            messages.append(f"server {server or '(unnamed)'}: one status snapshot, no delta")
-            continue
-        s0, s1 = snaps.iloc[first or 0], snaps.iloc[last if last is not None else len(snaps) - 1]
-        b = g[(g["source_file"] == s0["source_file"]) & (g["snapshot"] == s0["snapshot"])]
-        a = g[(g["source_file"] == s1["source_file"]) & (g["snapshot"] == s1["snapshot"])]
-        restarted = (
-            pd.notna(s0["uptime"]) and pd.notna(s1["uptime"]) and s1["uptime"] < s0["uptime"]
-        )
-        if pd.notna(s0["ts"]) and pd.notna(s1["ts"]) and not restarted:
-            interval = (s1["ts"] - s0["ts"]).total_seconds()
-        elif pd.notna(s0["uptime"]) and pd.notna(s1["uptime"]):
-            interval = float(s1["uptime"] - (0 if restarted else s0["uptime"]))
-        else:
-            interval = float("nan")
-        if restarted:
-            messages.append(
-                f"server {server or '(unnamed)'} restarted between the snapshots (Uptime went down): "
-                "the second snapshot's counters are used, over its own uptime"
-            )
-        bv = b.drop_duplicates("name").set_index("name")["value"]
-        av = a.drop_duplicates("name").set_index("name")
-        for name, rec in av.iterrows():
-            after = rec["value"]
-            before = bv.get(name)
-            counter = bool(rec["counter"]) if pd.notna(rec["counter"]) else False
-            delta = None
-            if counter and pd.notna(after):
-                if restarted:
-                    delta = after
-                elif before is not None and pd.notna(before):
-                    delta = after - before
-            rate = delta / interval if delta is not None and interval and interval > 0 else None
-            out.append(
-                {
-                    "server": server or None,
-                    "name": name,
-                    "counter": counter,
-                    "before": before,
-                    "after": after,
-                    "delta": delta,
-                    "interval_s": interval,
-                    "rate_per_s": rate,
-                    "ts_before": s0["ts"],
-                    "ts_after": s1["ts"],
-                }
-            )
-    frame = pd.DataFrame(out, columns=columns)
-    for col in ("before", "after", "delta", "interval_s", "rate_per_s"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    return frame, messages

@@ -60,6 +60,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from auditkit.loaders._psql_tables import psql_tables
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -76,6 +77,7 @@ __all__ = [
     "PgStatsLoader",
     "mysql_index_rows",
     "read_records",
+    "records_from_text",
 ]
 
 _SYSTEM_SCHEMAS = {
@@ -95,8 +97,12 @@ _JSON_KEY = re.compile(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
 # reading CSV / JSON records
 # --------------------------------------------------------------------------------------------
 def _header_keys(head: str) -> set[str]:
-    """Lower-cased column names of a CSV header line or of the first JSON record in ``head``."""
+    """Lower-cased column names of a CSV header line, of the first JSON record or of the first
+    psql table in ``head``."""
     text = head.lstrip("\ufeff").lstrip()
+    psql = _psql_header(text)
+    if psql is not None:
+        return {c.lower() for c in psql}
     if text.startswith("[") or text.startswith("{"):
         first = text[: text.find("}") + 1] if "}" in text else text
         return {k.lower() for k in _JSON_KEY.findall(first)}
@@ -111,15 +117,62 @@ def read_records(path: str | Path) -> tuple[list[str], Iterator[tuple[int, dict[
     """The column names and the records (line number, lower-cased name → value) of an export.
 
     CSV with a header (delimiter , TAB ; or |, quoted fields may span lines), a JSON array of
-    objects, a JSON object holding one such array, or JSON lines. Values are strings from CSV
-    (nulls as None), JSON values as they are.
+    objects, a JSON object holding one such array, JSON lines, or psql output (aligned, border
+    2 or expanded ``\\x``; the first result table of the file). Values are strings from CSV and
+    psql (nulls as None), JSON values as they are.
     """
     text, _bad = read_text(path)
+    return records_from_text(text)
+
+
+def records_from_text(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+    """:func:`read_records` on text already read."""
     text = text.lstrip("\ufeff")
     stripped = text.lstrip()
+    if _psql_header(stripped) is not None:
+        return _psql_records(text)
     if stripped.startswith("[") or stripped.startswith("{"):
         return _json_records(text)
     return _csv_records(text)
+
+
+_PSQL_RULE = re.compile(r"^\s*\+?-+(?:\+-+)+\+?\s*$|^\s*-+\s*$")
+_PSQL_RECORD = re.compile(r"^\s*-\[ RECORD 1 \]-*(?:\+-*)?\s*$")
+
+
+def _psql_header(text: str) -> list[str] | None:
+    """The column names when ``text`` starts (after psql's echo or a title) with a psql table."""
+    lines = text.split("\n", 40)[:40]
+    for i, line in enumerate(lines[:-1]):
+        nxt = lines[i + 1]
+        if _PSQL_RECORD.match(line):
+            names = [ln.split("|", 1)[0].strip() for ln in lines[i + 1 :] if "|" in ln]
+            return [n for n in names if n] or None
+        if "|" in line and " | " in line.strip("|") and _PSQL_RULE.match(nxt) and "+" in nxt:
+            return [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.strip().startswith("+-") and i + 2 < len(lines) and lines[i + 1].startswith("|"):
+            return [c.strip() for c in lines[i + 1].strip().strip("|").split("|")]
+    return None
+
+
+def _psql_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+    tables = [t for t in psql_tables(text, text_column="indexdef") if t.columns]
+    if not tables:
+        return [], iter(())
+    table = tables[0]
+    header = [c.strip().lower() for c in table.columns]
+
+    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+        for line, values in zip(table.lines, table.rows, strict=False):
+            yield (
+                line,
+                {
+                    h: (None if v is None or v.strip().lower() in _NULLS else v.strip())
+                    for h, v in zip(header, values, strict=False)
+                },
+            )
+
+    return header, rows()
 
 
 def _csv_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
@@ -206,8 +259,16 @@ def _bool(v: Any) -> bool | None:
     return None
 
 
-_SIZE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(bytes|b|kb|mb|gb|tb)?\s*$", re.I)
-_UNITS = {"b": 1, "bytes": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+_SIZE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(bytes|b|kb|mb|gb|tb|pb)?\s*$", re.I)
+_UNITS = {
+    "b": 1,
+    "bytes": 1,
+    "kb": 1024,
+    "mb": 1024**2,
+    "gb": 1024**3,
+    "tb": 1024**4,
+    "pb": 1024**5,
+}
 
 
 def _size(v: Any) -> int | None:
@@ -248,9 +309,15 @@ class _CatalogLoader(Loader):
             return 0.0
         return 0.95 if any(req <= keys for req in self.required) else 0.0
 
-    def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
-        """Canonical rows (frame name → row) for one record, or a skip reason."""
+    def row(self, rec: Mapping[str, Any]) -> dict[str, Any] | str:
+        """Canonical rows (frame name → a row, or a list of rows) for one record, or a skip
+        reason."""
         raise NotImplementedError
+
+    def complete(
+        self, rows: dict[str, list[dict[str, Any]]], path: str | Path, options: Mapping[str, Any]
+    ) -> None:
+        """Fill what needs the whole file (time stamps, snapshot ordinals); default: nothing."""
 
     def load(self, path: str | Path, **options: Any) -> LoadResult:
         start = time.perf_counter()
@@ -278,11 +345,13 @@ class _CatalogLoader(Loader):
                 report.skip(line, out, ",".join(str(v) for v in rec.values() if v is not None))
                 continue
             report.ok()
-            for frame_name, values in out.items():
-                values.setdefault("source_file", str(path))
-                values.setdefault("source_line", line)
-                rows.setdefault(frame_name, []).append(values)
+            for frame_name, produced in out.items():
+                for values in produced if isinstance(produced, list) else [produced]:
+                    values.setdefault("source_file", str(path))
+                    values.setdefault("source_line", line)
+                    rows.setdefault(frame_name, []).append(values)
         report.lines = last
+        self.complete(rows, path, options)
         frames = self.frames_from(rows, report)
         report.elapsed_s = time.perf_counter() - start
         report.check()
@@ -457,57 +526,113 @@ class PgStatIndexesLoader(_CatalogLoader):
         return {"schema_indexes": values}
 
 
-_SIZE_NAMES = ("size_bytes", "pg_relation_size", "relation_size", "relation_size_bytes")
+_SIZE_NAMES = (
+    "size_bytes",
+    "pg_relation_size",
+    "relation_size",
+    "relation_size_bytes",
+    "size",
+    "pg_size_pretty",
+)
+_TABLE_SIZE_NAMES = ("table_size", "table_size_bytes", "heap_size", "data_size")
+_INDEX_SIZE_NAMES = ("index_size", "index_size_bytes")
+_INDEXES_SIZE_NAMES = ("indexes_size", "indexes_size_bytes", "pg_indexes_size", "total_index_size")
 _TOTAL_NAMES = (
     "total_size_bytes",
     "pg_total_relation_size",
     "total_relation_size",
     "total_relation_size_bytes",
+    "total_size",
+    "total_bytes",
 )
+#: columns naming the relation (a table unless the row says index), an index, a table
+_RELATION_NAMES = ("relname", "relation", "name", "relation_name", "object_name")
+_INDEX_NAMES = ("index_name", "indexname", "indexrelname")
+_TABLE_NAMES = ("table_name", "tablename", "table")
+_ALL_SIZES = (
+    _SIZE_NAMES + _TABLE_SIZE_NAMES + _INDEX_SIZE_NAMES + _INDEXES_SIZE_NAMES + _TOTAL_NAMES
+)
+
+
+def _size_header_sets() -> tuple[frozenset[str], ...]:
+    sets = [
+        frozenset({n, s})
+        for n in ("relname", "relation", *_TABLE_NAMES, *_INDEX_NAMES)
+        for s in _ALL_SIZES
+    ]
+    # psql \dt+ / \di+ and listings naming relations 'name': only with a type or schema beside
+    sets += [frozenset({"name", "type", "size"}), frozenset({"schema", "name", "size"})]
+    return tuple(sets)
 
 
 @register
 class PgRelationSizesLoader(_CatalogLoader):
-    """Table and index sizes: ``pg_relation_size`` / ``pg_total_relation_size`` per relation."""
+    """Table and index sizes, in the column sets people export them with.
+
+    ``pg_relation_size`` / ``pg_total_relation_size`` per relation (the collector's
+    ``relname, relkind, table_name, size_bytes, total_size_bytes``), listings with
+    ``table_name``/``index_name`` and ``table_size``/``index_size``/``indexes_size``/
+    ``total_size``, the PostgreSQL wiki's ``relation, total_size``, psql ``\\dt+`` and ``\\di+``
+    (``Name``, ``Type``, ``Table``, ``Size``); sizes in bytes or as ``pg_size_pretty`` text
+    (``16 kB``). A relation is an index when ``relkind``/``kind``/``type`` says so or when the
+    row names an index; ``schema.name`` in one column is split.
+    """
 
     name = "pg_relation_sizes"
     frame = "schema_tables"
-    description = (
-        "PostgreSQL relation sizes (pg_relation_size / pg_total_relation_size per relation)"
+    description = "PostgreSQL table and index sizes (pg_relation_size, pg_size_pretty listings, \\dt+ / \\di+)"
+    expected = (
+        "a CSV/JSON/psql export naming relations (relname, relation, table_name or index_name) "
+        "with a size column (size_bytes, pg_relation_size, table_size, index_size, total_size, …)"
     )
-    expected = "a CSV/JSON export with relname and size_bytes (or pg_relation_size), optionally relkind and table_name"
-    required = tuple(frozenset({"relname", s}) for s in _SIZE_NAMES + _TOTAL_NAMES)
-    forbidden = frozenset({"seq_scan", "idx_scan", "indexrelname", "indexdef"})
+    required = _size_header_sets()
+    forbidden = frozenset(
+        {"seq_scan", "idx_scan", "indexdef", "heap_blks_read", "idx_blks_read", "indkey"}
+    )
 
-    def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
+    def row(self, rec: Mapping[str, Any]) -> dict[str, Any] | str:
         schema = _schema_of(rec)
+        index = _first(rec, *_INDEX_NAMES)
+        name = index if index is not None else _first(rec, *_RELATION_NAMES, *_TABLE_NAMES)
+        if name is None:
+            return "no relation name"
+        text = str(name).strip()
+        if "." in text and not text.startswith('"'):
+            prefix, _, text = text.rpartition(".")
+            schema = schema or prefix
         if schema in _SYSTEM_SCHEMAS:
             return "system schema"
-        name = _first(rec, "relname")
-        if name is None:
-            return "no relname"
-        kind = str(_first(rec, "relkind", "kind") or "r").strip().lower()
+        kind = str(_first(rec, "relkind", "kind", "type") or ("i" if index is not None else "r"))
+        kind = kind.strip().lower()
         size = _size(_first(rec, *_SIZE_NAMES))
         total = _size(_first(rec, *_TOTAL_NAMES))
-        if kind in ("i", "index"):
-            table = _first(rec, "table_name", "tablename", "indrelname")
+        if kind in ("i", "index", "partitioned index", "ii"):
+            table = (
+                _first(rec, *_TABLE_NAMES, "indrelname")
+                if index is None
+                else _first(rec, *_TABLE_NAMES, "relname", "indrelname")
+            )
+            own = size if size is not None else _size(_first(rec, *_INDEX_SIZE_NAMES))
             return {
                 "schema_indexes": {
                     "schema": schema,
                     "table": None if table is None else str(table),
-                    "index": str(name),
-                    "size_bytes": size if size is not None else total,
+                    "index": text,
+                    "size_bytes": own if own is not None else total,
                 }
             }
         if kind in ("r", "p", "m", "table", "partitioned table", "materialized view"):
-            return {
-                "schema_tables": {
-                    "schema": schema,
-                    "table": str(name),
-                    "size_bytes": size,
-                    "total_size_bytes": total,
-                }
+            heap = size if size is not None else _size(_first(rec, *_TABLE_SIZE_NAMES))
+            values: dict[str, Any] = {
+                "schema": schema,
+                "table": text,
+                "size_bytes": heap,
+                "total_size_bytes": total,
             }
+            indexes = _size(_first(rec, *_INDEXES_SIZE_NAMES, *_INDEX_SIZE_NAMES))
+            if indexes is not None:
+                values["index_size_bytes"] = indexes
+            return {"schema_tables": values}
         return f"relkind {kind!r} is neither a table nor an index"
 
 
