@@ -259,5 +259,36 @@ class Analysis:
             if len(found):
                 facts["max_connections"] = int(found.iloc[0])
                 sources["max_connections"] = "pg_settings"
+        for fact, (server, source, value) in _app_server_facts(settings).items():
+            if fact not in facts:
+                facts[fact] = value
+                sources[fact] = f"{server} log ({source})"
         facts["sources"] = sources
         return facts
+
+
+#: deployment facts read from application-server settings, by setting name
+_APP_SERVER_FACTS = {"workers": "web_workers", "threads": "threads_per_worker"}
+_SOURCE_RANK = {"configuration": 0, "start-up lines": 1, "inferred from worker boots": 2}
+
+
+def _app_server_facts(settings: pd.DataFrame) -> dict[str, tuple[str, str, int]]:
+    """``web_workers``/``threads_per_worker`` from gunicorn or uWSGI logs: ``{fact: (server,
+    source, value)}``, the latest start's stated value before an inferred one."""
+    if not len(settings) or "server" not in settings:
+        return {}
+    rows = settings[settings["server"].isin(["gunicorn", "uwsgi"])]
+    rows = rows[rows["name"].isin(list(_APP_SERVER_FACTS)) & rows["value"].notna()]
+    out: dict[str, tuple[str, str, int]] = {}
+    if not len(rows):
+        return out
+    rows = rows.assign(
+        _rank=rows["source"].map(_SOURCE_RANK).fillna(3),
+        _ts=rows["ts"].fillna(pd.Timestamp.min.tz_localize("UTC")) if "ts" in rows else 0,
+    ).sort_values(["_ts", "_rank"], ascending=[False, True], kind="stable")
+    for name, fact in _APP_SERVER_FACTS.items():
+        pick = rows[rows["name"] == name]
+        if len(pick):
+            r = pick.iloc[0]
+            out[fact] = (str(r["server"]), str(r["source"]), int(r["value"]))
+    return out
