@@ -88,8 +88,12 @@ def _write_shop(semconv: str, console: Path, lines: Path) -> None:
                 self.out.write(s.to_json(indent=None) + "\n")
             return SpanExportResult.SUCCESS
 
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
     pretty, flat = io.StringIO(), io.StringIO()
+    memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
     provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=pretty)))
     provider.add_span_processor(SimpleSpanProcessor(JsonLines(flat)))
     tracer = provider.get_tracer("auditkit.tests")
@@ -153,6 +157,17 @@ def _write_shop(semconv: str, console: Path, lines: Path) -> None:
     provider.shutdown()
     console.write_text(pretty.getvalue())
     lines.write_text(flat.getvalue())
+    _write_otlp(memory.get_finished_spans(), lines.with_suffix(".otlp.json"))
+
+
+def _write_otlp(spans, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same spans as the OTLP exporter encodes them, in protobuf's JSON mapping."""
+    try:
+        from google.protobuf.json_format import MessageToJson
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    except ImportError:
+        return
+    path.write_text(MessageToJson(encode_spans(spans)))
 
 
 @pytest.fixture(scope="module", params=["old", "new"])
@@ -213,6 +228,35 @@ def test_sdk_frames(shop: tuple[Path, Path]) -> None:
         assert (req["cache_hits"].iloc[2], req["cache_misses"].iloc[2]) == (0, 0)  # no reads
     cols = ["request_id", "endpoint", "db_calls", "duration_ms"]
     pd.testing.assert_frame_equal(a.frames["requests"][cols], b.frames["requests"][cols])
+
+
+def test_sdk_and_otlp_exports_agree(shop: tuple[Path, Path]) -> None:
+    """The SDK's JSON and its OTLP encoding of the same spans give the same three frames."""
+    _, lines = shop
+    otlp = lines.with_suffix(".otlp.json")
+    if not otlp.exists():
+        pytest.skip("opentelemetry-exporter-otlp-proto-common (dev extra) is not installed")
+    assert detect(otlp).format == "otlp_json"
+    a = get_loader("otel_sdk_json").load(lines)
+    b = get_loader("otlp_json").load(otlp)
+    keys = {
+        "requests": [
+            "request_id",
+            "trace_id",
+            "endpoint",
+            "method",
+            "status",
+            "db_calls",
+            "cache_ms",
+        ],
+        "query_events": ["request_id", "sql", "fingerprint_id", "database"],
+        "cache_events": ["request_id", "op", "key", "ttl_s", "backend", "endpoint"],
+    }
+    for frame, cols in keys.items():
+        left = a.frames[frame][cols].sort_values(cols[:2]).reset_index(drop=True)
+        right = b.frames[frame][cols].sort_values(cols[:2]).reset_index(drop=True)
+        # to_json writes microseconds, OTLP nanoseconds: times agree to the microsecond
+        pd.testing.assert_frame_equal(left, right, check_exact=False, atol=0.002)
 
 
 def test_sdk_file_shapes_agree(tmp_path: Path, shop: tuple[Path, Path]) -> None:
