@@ -358,6 +358,9 @@ def read_json_documents(
         return [], False
     try:
         return [(1, json.loads(text))], False
+    except RecursionError:
+        report.skip(1, "invalid JSON", "nested too deeply to read")
+        return [], False
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
             report.skip(
@@ -372,6 +375,8 @@ def read_json_documents(
             docs.append((i, json.loads(line)))
         except json.JSONDecodeError as exc:
             report.skip(i, "invalid JSON line", f"{exc.msg}: {line}")
+        except RecursionError:
+            report.skip(i, "invalid JSON line", f"nested too deeply to read: {line}")
     return docs, True
 
 
