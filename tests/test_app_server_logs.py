@@ -151,7 +151,7 @@ def test_gunicorn_peer_log(peer_data: Path) -> None:
     assert ev["severity"].value_counts().to_dict() == {"INFO": 5, "ERROR": 4}
     assert ev["kind"].tolist() == [
         "server_start", "other", "other", "worker_boot", "worker_error", "worker_exit",
-        "worker_crash", "server_stop", "error",
+        "worker_crash", "server_stop", "app_error",
     ]  # fmt: skip
     tb = ev.loc[ev["kind"] == "worker_error", "detail"].iloc[0]
     assert tb.startswith("Traceback") and "No module named 'argon2'" in tb

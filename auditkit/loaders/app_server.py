@@ -25,7 +25,8 @@ Frames:
 * ``server_events`` — one row per worker or server event, ``kind`` one of
   :data:`EVENT_KINDS` (``worker_boot``, ``worker_exit``, ``worker_timeout``,
   ``worker_killed``, ``worker_crash``, ``worker_error``, ``listen_queue_full``,
-  ``server_start``, ``server_stop``, ``error``, ``other``), ``pid`` the worker's;
+  ``server_start``, ``server_stop``, ``app_error``, ``other``), ``pid`` the worker's — the
+  application server's own kinds, so checks of database errors never read them;
 * ``server_settings`` — ``server`` = ``gunicorn``/``uwsgi``, one row per fact and start-up:
   ``workers``, ``worker_class``, ``threads``, ``bind``, ``timeout``, ``version``…, with
   ``source`` saying where it came from: ``configuration`` (gunicorn's debug dump, uWSGI's
@@ -68,7 +69,7 @@ EVENT_KINDS = (
     "worker_crash",
     "worker_error",
     "listen_queue_full",
-    "error",
+    "app_error",
     "other",
 )
 
@@ -334,7 +335,7 @@ class GunicornLogLoader(Loader):
                     col.setting(ts, line, c.group("key"), value, "configuration")
             more = []
         if kind == "other" and level in ("ERROR", "CRITICAL"):
-            kind = "error"
+            kind = "app_error"
         col.event(
             ts,
             line,
