@@ -380,7 +380,8 @@ class AccessLogLoader(BlockLoader):
     name = "access_log"
     frame = "requests"
     description = (
-        "nginx or gunicorn access log (common/combined, optionally with request time and id)"
+        "nginx or gunicorn access log (common/combined, optionally with request time and id, "
+        "nginx upstream and cache fields)"
     )
     expected = (
         'lines like 203.0.113.9 - - [01/May/2024:10:00:00 +0000] "GET /path HTTP/1.1" 200 5120 '
@@ -472,7 +473,7 @@ def _roles(head: str, time_pos: int | None) -> dict[str, int]:
     if addr is not None:
         roles["upstream_addr"] = addr
     after = max(x for x in (time_pos, addr, -1) if x is not None)
-    seconds = re.compile(r"\d+\.\d+")
+    seconds = re.compile(r"\d+\.\d{3}")  # nginx writes times to the millisecond
     timing = next(
         (i for i in order if i > after and every(i, lambda v: _is_list(v, seconds))), None
     )
