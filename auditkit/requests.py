@@ -221,7 +221,23 @@ _COMMAND_OPS: dict[str, str] = {
 }
 
 #: commands whose arguments are all keys (their key count is the argument count)
-_ALL_KEYS = frozenset({"mget", "del", "unlink", "exists", "gets", "get", "get_multi", "gets_many"})
+_ALL_KEYS = frozenset(
+    {
+        "mget",
+        "del",
+        "unlink",
+        "exists",
+        "gets",
+        "get",
+        "get_multi",
+        "gets_many",
+        "get_many",
+        "delete_multi",
+        "delete_many",
+        "set_multi",
+        "set_many",
+    }
+)
 _KEY_VALUE_PAIRS = frozenset({"mset", "msetnx"})
 #: placeholders instrumentations write for redacted arguments
 _REDACTED = frozenset({"?", "...", "…", "*"})

@@ -531,6 +531,33 @@ def test_datadog_django_cache_spans(tmp_path: Path) -> None:
     assert any("nested in another cache span" in w for w in res.report.warnings)
 
 
+def test_datadog_memcached_spans(tmp_path: Path) -> None:
+    spans = [
+        {"trace_id": 5, "span_id": 1, "parent_id": 0, "name": "django.request", "resource": "GET shop.views.home",
+         "service": "shop", "type": "web", "error": 0, "start": 1700000000000000000, "duration": 9_000_000,
+         "meta": {"http.route": "", "http.method": "GET", "http.url": "http://shop/home/"}, "metrics": {}},
+        {"trace_id": 5, "span_id": 2, "parent_id": 1, "name": "memcached.cmd", "resource": "get_many",
+         "service": "memcached", "type": "cache", "error": 0, "start": 1700000000001000000, "duration": 500_000,
+         "meta": {"db.system": "memcached", "memcached.query": "get_many :1:home:a :1:home:b"},
+         "metrics": {"db.row_count": 1.0}},
+        {"trace_id": 5, "span_id": 3, "parent_id": 1, "name": "memcached.cmd", "resource": "set",
+         "service": "memcached", "type": "cache", "error": 0, "start": 1700000000002000000, "duration": 300_000,
+         "meta": {"db.system": "memcached", "memcached.query": "set :1:home:b"}, "metrics": {}},
+    ]  # fmt: skip
+    path = tmp_path / "dd.json"
+    path.write_text(json.dumps([spans]))
+    res = get_loader("datadog_json").load(path)
+    c = res.frames["cache_events"]
+    assert c[["op", "key_count", "backend"]].values.tolist() == [
+        ["get_many", 2, "memcached"],
+        ["set", 1, "memcached"],
+    ]
+    assert pd.isna(c["key"].iloc[0]) and c["key"].iloc[1] == ":1:home:b"
+    req = res.frames["requests"].iloc[0]
+    assert (req["endpoint"], req["cache_hits"], req["cache_misses"]) == ("/home/", 1, 1)
+    assert req["cache_ms"] == pytest.approx(0.8)
+
+
 def test_jaeger_and_otlp_cache_spans() -> None:
     jaeger = get_loader("jaeger_json").load(TRACES / "synthetic" / "jaeger_ui_export_sql.json")
     assert "cache_events" in jaeger.frames and len(jaeger.frames["cache_events"]) >= 1

@@ -259,7 +259,8 @@ def cache_fields(attrs: Mapping[str, Any], *names: str | None) -> dict[str, Any]
 
     * a client span of a cache server (``db.system``/``db.system.name`` redis, valkey or
       memcached): its command is ``db.operation.name``/``db.operation``, else the first word of
-      its statement (``db.query.text``/``db.statement``, Datadog's ``redis.raw_command``), else
+      its statement (``db.query.text``/``db.statement``, Datadog's ``redis.raw_command`` and
+      ``memcached.query``), else
       the span name; keys and a Redis TTL come from the statement's arguments;
     * a span around Django's cache API (Datadog's ``django.cache`` spans with
       ``django.cache.key``/``django.cache.backend``, Sentry-style ``cache.get`` spans with
@@ -276,7 +277,16 @@ def cache_fields(attrs: Mapping[str, Any], *names: str | None) -> dict[str, Any]
         marked = True
     if system not in CACHE_SYSTEMS and not marked:
         return {}
-    statement = _str(_first(attrs, "db.query.text", "db.statement", "redis.raw_command"))
+    statement = _str(
+        _first(
+            attrs,
+            "db.query.text",
+            "db.statement",
+            "redis.raw_command",  # Datadog
+            "memcached.query",  # Datadog pymemcache / pylibmc
+            "memcached.command",
+        )
+    )
     command, args = cache_command(statement)
     if system in CACHE_SYSTEMS and not marked:
         declared = _str(_first(attrs, "db.operation.name", "db.operation"))
