@@ -63,6 +63,7 @@ def gunicorn_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", "2", "--timeout", "1",
          "--graceful-timeout", "2", "--bind", f"127.0.0.1:{port}", "--error-logfile", str(log),
+         "--access-logfile", str(log),
          "--log-level", "info", "--chdir", str(folder), "tinyapp:app"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -94,7 +95,12 @@ def test_gunicorn_run(gunicorn_log: Path) -> None:
     res = get_loader("gunicorn_log").load(gunicorn_log)
     text = gunicorn_log.read_text()
     prefixed = sum(1 for ln in text.splitlines() if ln.startswith("[") and "] [" in ln[:40])
-    assert res.report.read == res.report.parsed == prefixed
+    access = [ln for ln in text.splitlines() if '"GET /' in ln and not ln.startswith("[")]
+    # one file for both logs, as a container's stderr: the access lines are requests
+    assert res.report.read == res.report.parsed == prefixed + len(access)
+    req = res.frames["requests"]
+    assert len(req) == len(access) >= 1
+    assert req.loc[req["path"] == "/", "status"].tolist() == [200]
     ev = res.frames["server_events"]
     kinds = ev["kind"].value_counts()
     assert kinds["server_start"] == 1 and kinds["server_stop"] == 1

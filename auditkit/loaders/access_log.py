@@ -59,7 +59,7 @@ from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block
 from auditkit.requests import path_of
 
-__all__ = ["AccessLogLoader", "AccessLogParser"]
+__all__ = ["AccessLogLoader", "AccessLogParser", "match_line", "upstream_ms"]
 
 
 def _quoted(name: str) -> str:
@@ -103,6 +103,11 @@ def _match(line: str) -> dict[str, str | None] | None:
             return None
         fields["client"] = tokens[-3]
     return fields
+
+
+def match_line(line: str) -> dict[str, str | None] | None:
+    """The fields of one access-log line (time, request, status, size, …), or None."""
+    return _match(line)
 
 
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|\S+')

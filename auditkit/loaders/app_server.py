@@ -33,7 +33,9 @@ Frames:
   ``cores``), ``start-up lines`` (``Using worker``, ``Listening at``), or ``inferred from
   worker boots`` (the most workers alive at once after a start, when nothing states it);
 * ``requests`` — uWSGI request lines: ``endpoint``/``path`` the path without query string,
-  ``duration_ms`` (``msecs`` or ``micros``), ``status``, ``response_bytes``, ``pid``.
+  ``duration_ms`` (``msecs`` or ``micros``), ``status``, ``response_bytes``, ``pid``; and
+  gunicorn access-log lines found in the error log (a container's stderr often carries both),
+  read as the ``access_log`` format reads them.
 
 Times without a zone (uWSGI's ``ctime`` stamps) are read in ``tz`` (default UTC, with a
 warning in the parse report). uWSGI banner lines carry no time: they take the last time seen.
@@ -50,10 +52,12 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders.access_log import AccessLogLoader
+from auditkit.loaders.access_log import match_line as access_match
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
-from auditkit.loaders.stream import read_text
+from auditkit.loaders.stream import Block, read_text
 from auditkit.requests import path_of
 
 __all__ = ["EVENT_KINDS", "GunicornLogLoader", "UwsgiLogLoader"]
@@ -110,6 +114,8 @@ class _Collector:
         self.start: tuple[Any, int] | None = None  # (ts, line) of the current start
         self.stated: set[str] = set()  # settings stated since the current start
         self.naive = False
+        #: requests already parsed into a frame (gunicorn's access lines)
+        self.requests_frame: pd.DataFrame | None = None
 
     def event(
         self,
@@ -190,6 +196,9 @@ class _Collector:
             ("server_settings", self.settings),
             ("requests", self.requests),
         ):
+            if name == "requests" and self.requests_frame is not None:
+                out[name] = [self.requests_frame]
+                continue
             df = pd.DataFrame(rows)
             if len(df):
                 df["ts"] = _times(df["ts"], self.tz)
@@ -219,6 +228,30 @@ def _times(values: pd.Series, tz: str | None) -> pd.Series:
 def _read(path: str | Path, fmt: str) -> tuple[str, ParseReport]:
     text, bad = read_text(path)
     return text, ParseReport.for_text(path, fmt, text, bad)
+
+
+def _access_requests(
+    access: dict[int, str], n_lines: int, source: str, report: ParseReport, options: dict[str, Any]
+) -> pd.DataFrame:
+    """Access-log lines found among the error log's, read by the access-log parser."""
+    lines = [""] * n_lines
+    for i, raw in access.items():
+        lines[i - 1] = raw
+    text = "\n".join(lines)
+    head = "\n".join(list(access.values())[:500])
+    parser = AccessLogLoader().parser(Path(source), head, **options)
+    result = parser.parse(Block(text.encode("utf-8"), 1, source))
+    sub = result.report
+    report.read += sub.read
+    report.parsed += sub.parsed
+    for reason, count in sub.skipped.items():
+        report.skipped[reason] += count
+    report.samples.extend(sub.samples)
+    for warning in sub.warnings:
+        report.warn(warning)
+    df = result.frames["requests"]
+    df["source_format"] = GunicornLogLoader.name
+    return df
 
 
 def _result(
@@ -291,12 +324,16 @@ class GunicornLogLoader(Loader):
         text, report = _read(path, self.name)
         col = _Collector("gunicorn", self.name, str(path), options.get("tz"))
         entries: list[tuple[int, re.Match[str], list[str]]] = []
-        for i, raw in enumerate(text.split("\n"), 1):
+        lines = text.split("\n")
+        access: dict[int, str] = {}  # a container's stderr mixes the access log in
+        for i, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
             m = _GUNICORN.fullmatch(raw.rstrip("\r"))
             if m:
                 entries.append((i, m, []))
+            elif access_match(raw) is not None:
+                access[i] = raw
             elif entries:
                 entries[-1][2].append(raw.rstrip("\r"))
             else:
@@ -304,6 +341,8 @@ class GunicornLogLoader(Loader):
         for line, m, more in entries:
             report.ok()
             self._entry(col, line, m, more)
+        if access:
+            col.requests_frame = _access_requests(access, len(lines), str(path), report, options)
         return _result(self, path, col, report, started)
 
     @staticmethod
