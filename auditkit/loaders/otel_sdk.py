@@ -38,6 +38,7 @@ import json
 import re
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +122,25 @@ def _hex(value: Any, digits: int) -> str:
     return out
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FRACTION = re.compile(r"\.(\d+)")
+
+
 def _iso_ns(value: Any) -> int | None:
     """Nanoseconds since the epoch of an ISO 8601 time (naive = UTC); None when unreadable."""
     if not isinstance(value, str) or not value.strip():
         return None
+    fraction = _FRACTION.search(value)
+    try:  # the SDK writes microseconds: the standard library reads them fast (not nanoseconds)
+        if fraction is not None and len(fraction.group(1)) > 6:
+            raise ValueError("nanoseconds")
+        dt = datetime.fromisoformat(value.strip())
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        delta = dt - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    except (ValueError, OverflowError):
+        pass  # nanoseconds, or another spelling: pandas reads those
     try:
         ts = pd.Timestamp(value.strip())
     except (ValueError, OverflowError):
