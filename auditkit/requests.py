@@ -2,10 +2,13 @@
 
 Three ways a requests frame comes to be, one function each:
 
-* :func:`frames_from_spans` — traces (OTLP, Jaeger, Datadog) are trees of spans. Every *root*
-  span (no parent, or a parent that is not in the file) is one request; every span below it
-  that carries SQL is one statement of that request. The trace loaders turn their format into
-  :class:`Span` records and call this, so the three formats agree on what a request is.
+* :func:`trace_frames` (and :func:`frames_from_spans`, its first two frames) — traces (OTLP,
+  OpenTelemetry SDK, Jaeger, Zipkin, Datadog) are trees of spans. Every *root* span (no
+  parent, or a parent that is not in the file) is one request; every span below it that
+  carries SQL is one statement of that request, and every cache operation (a Redis or
+  memcached command, a Django cache call; :func:`cache_op` maps commands to Django's cache
+  API) one cache event. The trace loaders turn their format into :class:`Span` records and
+  call this, so every format agrees on what a request is.
 * :func:`infer_requests` — a query log gives statements, sometimes with a request id (the
   capture app's JSON lines) and often without (a plain ``django.db.backends`` log). Statements
   that carry a request id are grouped by it (``inferred=False``: the ids are real). The others
