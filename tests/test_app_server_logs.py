@@ -162,6 +162,7 @@ def test_gunicorn_peer_log(peer_data: Path) -> None:
     tb = ev.loc[ev["kind"] == "worker_error", "detail"].iloc[0]
     assert tb.startswith("Traceback") and "No module named 'argon2'" in tb
     assert ev["ts"].iloc[0] == pd.Timestamp("2026-02-21 18:31:15", tz="UTC")  # -0800
+    assert any("does not state threads" in w for w in res.report.warnings)
     s = res.frames["server_settings"].set_index("name")
     assert s.loc["worker_class", "setting"] == "gthread"
     assert s.loc["bind", "setting"] == "http://0.0.0.0:18080,http://0.0.0.0:19090"

@@ -343,6 +343,16 @@ class GunicornLogLoader(Loader):
             self._entry(col, line, m, more)
         if access:
             col.requests_frame = _access_requests(access, len(lines), str(path), report, options)
+        names = {r["name"]: r["setting"] for r in col.settings}
+        if (
+            names.get("worker_class") in ("gthread", "gevent", "eventlet")
+            and "threads" not in names
+        ):
+            report.warn(
+                f"worker class {names['worker_class']}: the log does not state threads or connections "
+                "per worker (log once at --log-level debug, or give deployment.threads_per_worker "
+                "in audit.yaml)"
+            )
         return _result(self, path, col, report, started)
 
     @staticmethod
