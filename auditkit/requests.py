@@ -597,11 +597,12 @@ def trace_frames(spans: Sequence[Span], *, source_format: str, source_file: str)
                 "source_line": s.line,
                 "span_id": s.span_id,
                 "service": s.service,
+                "error": s.error,
             }
         )
     requests = _frame(req_rows, REQUESTS, ("error",), ("spans",), ("span_id", "operation"))
     queries = _frame(q_rows, QUERY_EVENTS, ("error",), (), ("db_system", "service"))
-    caches = _frame(c_rows, CACHE_EVENTS, ("hit",), (), ("span_id", "service"))
+    caches = _frame(c_rows, CACHE_EVENTS, ("hit", "error"), (), ("span_id", "service"))
     return TraceFrames(requests, _fingerprint(queries), caches, warnings)
 
 

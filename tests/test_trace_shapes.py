@@ -219,6 +219,7 @@ def test_sdk_frames(shop: tuple[Path, Path]) -> None:
         assert (c["backend"] == "redis").all()
         assert c.loc[1, "ttl_s"] == 300.0
         assert c["hit"].isna().all()  # OpenTelemetry's Redis spans do not say
+        assert any("2 of 2 cache read span(s) do not say" in w for w in res.report.warnings)
         assert (c["source_format"] == "otel_sdk_json").all()
         assert list(c["endpoint"]) == ["catalogue/<slug:category>/"] * 2 + ["basket/add/"] * 2
         assert set(c["request_id"]) <= set(req["request_id"])
@@ -440,8 +441,9 @@ def test_datadog_redis_cache_events(peer_data: Path) -> None:
         snap / "tests.contrib.redis.test_redis_asyncio.test_connection_error.json"
     )
     c = err.frames["cache_events"]
-    # a failed call is neither a hit nor a miss
-    assert c["hit"].isna().all()
+    # a failed call is neither a hit nor a miss, and not a read that fails to say
+    assert c["hit"].isna().all() and c["error"].all()
+    assert not any("do not say" in w for w in err.report.warnings)
     assert err.frames["requests"]["cache_misses"].tolist() == [0]
 
 

@@ -408,6 +408,14 @@ def spans_result(
         caches["key_prefix"] = keys.map(key_family, na_action="ignore").astype("string")
         frames["cache_events"] = caches
         report.events["cache_events"] = len(caches)
+        reads = caches["op"].isin(["get", "get_many", "has_key"]) & ~caches["error"].fillna(False)
+        unknown = int((reads & caches["hit"].isna()).sum())
+        if unknown:
+            report.warn(
+                f"{unknown} of {int(reads.sum())} cache read span(s) do not say whether they hit "
+                "(OpenTelemetry's Redis and memcached instrumentations do not record it): take hit "
+                "ratios from the cache server's statistics (Redis INFO, memcached stats)"
+            )
     report.elapsed_s = time.perf_counter() - started
     report.check()
     if report.parsed == 0:
