@@ -218,3 +218,28 @@ def test_app_server_garbage(tmp_path: Path) -> None:
     )
     res = get_loader("uwsgi_log").load(long)
     assert len(res.frames["requests"]) == 1
+
+
+def test_gunicorn_kill_and_crash_messages(tmp_path: Path) -> None:
+    """The master's words for a killed (out of memory) and a crashed worker, gunicorn 20–27."""
+    log = tmp_path / "error.log"
+    log.write_text(
+        "[2026-12-05 08:00:00 +0100] [10] [INFO] Starting gunicorn 23.0.0\n"
+        "[2026-12-05 08:00:00 +0100] [11] [INFO] Booting worker with pid: 11\n"
+        "[2026-12-05 08:00:00 +0100] [12] [INFO] Booting worker with pid: 12\n"
+        "[2026-12-05 08:00:00 +0100] [13] [INFO] Booting worker with pid: 13\n"
+        "[2026-12-05 08:05:00 +0100] [10] [ERROR] Worker (pid:11) was sent SIGKILL! Perhaps out of memory?\n"
+        "[2026-12-05 08:05:01 +0100] [14] [INFO] Booting worker with pid: 14\n"
+        "[2026-12-05 08:06:00 +0100] [10] [WARNING] Worker with pid 12 was terminated due to signal 9\n"
+        "[2026-12-05 08:07:00 +0100] [10] [ERROR] Worker (pid:13) exited with code 1\n"
+    )
+    res = get_loader("gunicorn_log").load(log)
+    ev = res.frames["server_events"]
+    assert ev["kind"].tolist() == [
+        "server_start", "worker_boot", "worker_boot", "worker_boot", "worker_killed",
+        "worker_boot", "worker_killed", "worker_crash",
+    ]  # fmt: skip
+    assert ev.loc[ev["kind"] == "worker_killed", "pid"].tolist() == [11, 12]
+    assert ev["ts"].iloc[0] == pd.Timestamp("2026-12-05 07:00:00", tz="UTC")
+    s = res.frames["server_settings"].set_index("name")
+    assert s.loc["workers", "setting"] == "3"  # never more than three alive at once

@@ -289,6 +289,9 @@ def _gunicorn_kind(msg: str) -> tuple[str, int | None]:
         return "worker_timeout", pid
     if "was sent sigkill" in low or "was sent code 9" in low:
         return "worker_killed", pid
+    term = re.match(r"Worker with pid (\d+) was terminated due to signal (\d+)", msg)
+    if term:  # gunicorn 20.1+: 9 is a kill (the OOM killer, or the master after a timeout)
+        return ("worker_killed" if term.group(2) == "9" else "worker_exit"), int(term.group(1))
     if re.match(r"Worker \(pid:\d+\) exited with code", msg):
         return "worker_crash", pid
     if msg.startswith(("Exception in worker process", "Error handling request")):
