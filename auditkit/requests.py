@@ -119,6 +119,9 @@ class Span:
     cache_value_bytes: int | None = None
     #: time to live a cache write gave, seconds
     cache_ttl_s: float | None = None
+    #: the further commands of a pipeline span, ``(op, key, key_count, ttl_s)`` each (the
+    #: first command fills the fields above); empty for a single command
+    cache_more: tuple[tuple[str, str | None, int, float | None], ...] = ()
 
     @property
     def end_ns(self) -> int | None:
@@ -415,7 +418,9 @@ def trace_frames(spans: Sequence[Span], *, source_format: str, source_file: str)
     * one cache event per span with a :attr:`Span.cache_op` (Redis and memcached client spans,
       Django cache spans of APM agents): ``ts`` its start, its request's ids and endpoint. A
       cache span nested in another (a Django ``cache.get`` span around its Redis ``GET``) is
-      counted once, as the outer one. A read's ``hit`` is the span's own verdict, else, for
+      counted once, as the outer one. A pipeline span (one command per line of its statement)
+      gives one event per Django cache operation in it, its time on the first. A read's
+      ``hit`` is the span's own verdict, else, for
       ``get``/``has_key``, whether it returned rows (``db.row_count``,
       ``db.response.returned_rows``). Requests get ``cache_ms`` (sum of their cache spans),
       ``cache_hits`` and ``cache_misses`` (``get_many`` counts each key when the span says how
@@ -600,6 +605,19 @@ def trace_frames(spans: Sequence[Span], *, source_format: str, source_file: str)
                 "error": s.error,
             }
         )
+        for op, key, count, ttl in s.cache_more:  # a pipeline: its time is on its first command
+            c_rows.append(
+                {
+                    **c_rows[-1],
+                    "op": op,
+                    "key": key,
+                    "hit": None,
+                    "duration_ms": None,
+                    "ttl_s": ttl,
+                    "key_count": count or None,
+                    "value_bytes": None,
+                }
+            )
     requests = _frame(req_rows, REQUESTS, ("error",), ("spans",), ("span_id", "operation"))
     queries = _frame(q_rows, QUERY_EVENTS, ("error",), (), ("db_system", "service"))
     caches = _frame(c_rows, CACHE_EVENTS, ("hit", "error"), (), ("span_id", "service"))

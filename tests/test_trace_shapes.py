@@ -560,6 +560,28 @@ def test_datadog_memcached_spans(tmp_path: Path) -> None:
     assert req["cache_ms"] == pytest.approx(0.8)
 
 
+def test_pipeline_spans(tmp_path: Path) -> None:
+    """A Redis pipeline span (commands one per line) gives one event per cache operation."""
+    from auditkit.loaders.otlp import cache_fields
+
+    fields = cache_fields(
+        {"db.system": "redis", "db.statement": "SET a 1 EX 60\nGET b\nPING\nDEL c d",
+         "db.operation.name": "SET GET PING DEL"},
+        "SET GET PING DEL",
+    )  # fmt: skip
+    assert (fields["cache_op"], fields["cache_key"], fields["cache_ttl_s"]) == ("set", "a", 60.0)
+    assert fields["cache_more"] == (("get", "b", 1, None), ("delete_many", None, 2, None))
+    spans = [
+        Span("a" * 32, "1" * 16, None, "GET /", 0, 9_000_000, 1, route="/"),
+        Span("a" * 32, "2" * 16, "1" * 16, "SET GET", 1_000_000, 2_000_000, 2, **fields),
+    ]
+    out = trace_frames(spans, source_format="t", source_file="f")
+    c = out.cache_events
+    assert c["op"].tolist() == ["set", "get", "delete_many"]
+    assert c["duration_ms"].tolist()[0] == 2.0 and c["duration_ms"].iloc[1:].isna().all()
+    assert out.requests["cache_ms"].tolist() == [2.0]
+
+
 def test_jaeger_and_otlp_cache_spans() -> None:
     jaeger = get_loader("jaeger_json").load(TRACES / "synthetic" / "jaeger_ui_export_sql.json")
     assert "cache_events" in jaeger.frames and len(jaeger.frames["cache_events"]) >= 1

@@ -289,10 +289,20 @@ def cache_fields(attrs: Mapping[str, Any], *names: str | None) -> dict[str, Any]
             "memcached.command",
         )
     )
+    more: list[tuple[str, str | None, int, float | None]] = []
+    if statement and "\n" in statement.strip() and system in CACHE_SYSTEMS and not marked:
+        # a pipeline (OpenTelemetry and Datadog join its commands with newlines)
+        for part in statement.strip().split("\n")[1:]:
+            part_cmd, part_args = cache_command(part)
+            part_op, part_key, part_n = cache_op(part_cmd, part_args)
+            if part_op is not None:
+                more.append((part_op, part_key, part_n, cache_ttl(part_cmd, part_args)))
+        statement = statement.strip().split("\n", 1)[0]
     command, args = cache_command(statement)
     if system in CACHE_SYSTEMS and not marked:
         declared = _str(_first(attrs, "db.operation.name", "db.operation"))
-        if declared and (not command or declared.lower() != command.lower()):
+        single = declared is not None and not more and " " not in declared.strip()
+        if declared is not None and single and (not command or declared.lower() != command.lower()):
             command = declared
             args = [] if not statement else args
         if not command and named:
@@ -302,10 +312,10 @@ def cache_fields(attrs: Mapping[str, Any], *names: str | None) -> dict[str, Any]
         backend = cache_backend_of(system)
     else:
         op = None
-        for n in named:
-            if n.lower() in ("django.cache", "cache"):
+        for name in named:
+            if name.lower() in ("django.cache", "cache"):
                 continue
-            op = cache_op(n)[0]
+            op = cache_op(name)[0]
             if op:
                 break
         raw_key = attrs.get("django.cache.key", attrs.get("cache.key"))
@@ -324,8 +334,11 @@ def cache_fields(attrs: Mapping[str, Any], *names: str | None) -> dict[str, Any]
         ttl = None
         backend = cache_backend_of(_str(attrs.get("django.cache.backend")) or system)
     if op is None:
-        return {}
+        if not more:
+            return {}
+        op, key, count, ttl = more.pop(0)
     return {
+        "cache_more": tuple(more),
         "cache_op": op,
         "cache_key": key,
         "cache_hit": _bool(attrs.get("cache.hit")),
