@@ -104,3 +104,31 @@ def test_console_garbage(tmp_path: Path) -> None:
     res = get_loader("locust_console").load(cut)
     res.report.check()
     assert res.report.skipped["not Locust output"] == 1
+
+
+def test_console_without_type_column(tmp_path: Path) -> None:
+    """Locust 1.x printed the method inside the name column (no Type column): written by hand
+    after Locust 1.x's print_stats layout."""
+    text = (
+        " Name                                      # reqs      # fails  |     Avg     Min     Max  Median  |   req/s failures/s\n"
+        "-------------------------------------------------------------------------------------------------------------------\n"
+        " GET /products/                                  120     2(1.67%)  |      35      12     410      30  |    9.80    0.20\n"
+        " POST /basket/add/                                40     0(0.00%)  |      52      20     300      48  |    3.10    0.00\n"
+        "-------------------------------------------------------------------------------------------------------------------\n"
+        " Aggregated                                      160     2(1.25%)  |      39      12     410      33  |   12.90    0.20\n"
+    )
+    path = tmp_path / "console.txt"
+    path.write_text(text)
+    assert detect(path).format == "locust_console"
+    res = get_loader("locust_console").load(path)
+    s = res.frames["load_samples"]
+    assert (
+        s[["method", "endpoint", "requests"]].values.tolist()
+        == [
+            ["GET", "/products/", 120],
+            ["POST", "/basket/add/", 40],
+            [None, "Aggregated", 160],
+        ]
+        or s["method"].isna().iloc[2]
+    )
+    assert s["p50_ms"].tolist() == [30, 48, 33] and s["rps"].tolist()[-1] == 12.9
