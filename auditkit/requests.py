@@ -2,10 +2,13 @@
 
 Three ways a requests frame comes to be, one function each:
 
-* :func:`frames_from_spans` — traces (OTLP, Jaeger, Datadog) are trees of spans. Every *root*
-  span (no parent, or a parent that is not in the file) is one request; every span below it
-  that carries SQL is one statement of that request. The trace loaders turn their format into
-  :class:`Span` records and call this, so the three formats agree on what a request is.
+* :func:`trace_frames` (and :func:`frames_from_spans`, its first two frames) — traces (OTLP,
+  OpenTelemetry SDK, Jaeger, Zipkin, Datadog) are trees of spans. Every *root* span (no
+  parent, or a parent that is not in the file) is one request; every span below it that
+  carries SQL is one statement of that request, and every cache operation (a Redis or
+  memcached command, a Django cache call; :func:`cache_op` maps commands to Django's cache
+  API) one cache event. The trace loaders turn their format into :class:`Span` records and
+  call this, so every format agrees on what a request is.
 * :func:`infer_requests` — a query log gives statements, sometimes with a request id (the
   capture app's JSON lines) and often without (a plain ``django.db.backends`` log). Statements
   that carry a request id are grouped by it (``inferred=False``: the ids are real). The others
@@ -42,16 +45,22 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
-from auditkit.schemas import QUERY_EVENTS, REQUESTS, conform, empty
+from auditkit.schemas import CACHE_EVENTS, QUERY_EVENTS, REQUESTS, conform, empty
 from auditkit.sql.fingerprint import fingerprint_many
 
 __all__ = [
+    "CACHE_OPS",
     "REQUEST_GAP_MS",
     "Span",
+    "TraceFrames",
     "attach_requests",
+    "cache_backend_of",
+    "cache_command",
+    "cache_op",
     "frames_from_spans",
     "infer_requests",
     "path_of",
+    "trace_frames",
 ]
 
 #: statements of one pid/thread further apart than this (ms) start a new inferred request
@@ -97,6 +106,22 @@ class Span:
     rows: int | None = None
     #: client process id (Datadog ``process_id``)
     pid: int | None = None
+    #: cache operation in Django's cache API vocabulary (get, set, …) when the span is one
+    #: (see :func:`cache_op`); None for every other span
+    cache_op: str | None = None
+    cache_key: str | None = None
+    #: True on a hit, False on a miss, None when the span does not say (or for writes)
+    cache_hit: bool | None = None
+    #: redis, memcached, locmem, database, file, …
+    cache_backend: str | None = None
+    #: keys a multi-key operation touched (get_many, set_many, delete_many)
+    cache_keys: int | None = None
+    cache_value_bytes: int | None = None
+    #: time to live a cache write gave, seconds
+    cache_ttl_s: float | None = None
+    #: the further commands of a pipeline span, ``(op, key, key_count, ttl_s)`` each (the
+    #: first command fills the fields above); empty for a single command
+    cache_more: tuple[tuple[str, str | None, int, float | None], ...] = ()
 
     @property
     def end_ns(self) -> int | None:
@@ -121,6 +146,198 @@ def path_of(url_or_target: str | None) -> str | None:
     for sep in ("?", "#"):
         text = text.split(sep, 1)[0]
     return text or None
+
+
+# -- cache operations -------------------------------------------------------------------------
+
+#: Django's cache API: the vocabulary of ``cache_events.op``
+CACHE_OPS = (
+    "get",
+    "set",
+    "add",
+    "delete",
+    "get_many",
+    "set_many",
+    "delete_many",
+    "incr",
+    "decr",
+    "touch",
+    "has_key",
+    "clear",
+)
+
+#: Redis and memcached commands (and the operation names APM agents give Django cache spans)
+#: → the Django cache operation that issues them. Django's Redis backend sends GET, SET (NX for
+#: add), DEL, MGET, MSET, INCRBY, EXPIRE/PERSIST, EXISTS and FLUSHDB; its memcached backends
+#: get, get_multi, set, add, delete, incr, decr, touch and flush_all.
+_COMMAND_OPS: dict[str, str] = {
+    # Redis
+    "get": "get",
+    "getex": "get",
+    "getdel": "get",
+    "mget": "get_many",
+    "set": "set",
+    "setex": "set",
+    "psetex": "set",
+    "setnx": "add",
+    "mset": "set_many",
+    "msetnx": "set_many",
+    "del": "delete",
+    "unlink": "delete",
+    "incr": "incr",
+    "incrby": "incr",
+    "incrbyfloat": "incr",
+    "decr": "decr",
+    "decrby": "decr",
+    "expire": "touch",
+    "pexpire": "touch",
+    "expireat": "touch",
+    "pexpireat": "touch",
+    "persist": "touch",
+    "exists": "has_key",
+    "flushdb": "clear",
+    "flushall": "clear",
+    # memcached (text protocol and client method names)
+    "gets": "get",
+    "get_multi": "get_many",
+    "gets_many": "get_many",
+    "get_many": "get_many",
+    "cas": "set",
+    "replace": "set",
+    "append": "set",
+    "prepend": "set",
+    "set_multi": "set_many",
+    "set_many": "set_many",
+    "add": "add",
+    "delete": "delete",
+    "delete_multi": "delete_many",
+    "delete_many": "delete_many",
+    "touch": "touch",
+    "flush_all": "clear",
+    # Django's own names (APM spans around django.core.cache) and Sentry's span operations
+    "has_key": "has_key",
+    "clear": "clear",
+    "get_or_set": "get",
+    "get_item": "get",
+    "set_item": "set",
+    "put": "set",
+    "remove": "delete",
+    "remove_item": "delete",
+    "flush": "clear",
+}
+
+#: commands whose arguments are all keys (their key count is the argument count)
+_ALL_KEYS = frozenset(
+    {
+        "mget",
+        "del",
+        "unlink",
+        "exists",
+        "gets",
+        "get",
+        "get_multi",
+        "gets_many",
+        "get_many",
+        "delete_multi",
+        "delete_many",
+        "set_multi",
+        "set_many",
+    }
+)
+_KEY_VALUE_PAIRS = frozenset({"mset", "msetnx"})
+#: placeholders instrumentations write for redacted arguments
+_REDACTED = frozenset({"?", "...", "…", "*"})
+
+
+def cache_op(command: str | None, args: Sequence[str] = ()) -> tuple[str | None, str | None, int]:
+    """``(op, key, key_count)`` of a Redis or memcached command with its arguments.
+
+    ``op`` is in Django's cache API vocabulary (:data:`CACHE_OPS`), or None for a command
+    Django's cache does not issue (``HGET``, ``PING``, ``LPUSH``…: not cache operations here).
+    ``key`` is the key of a one-key operation (None when redacted to ``?`` or when several keys
+    are touched); ``key_count`` counts the keys touched (0 when unknown).
+
+    >>> cache_op("SET", ["user:1", "x", "NX", "EX", "60"])
+    ('add', 'user:1', 1)
+    >>> cache_op("MGET", ["a", "b"])
+    ('get_many', None, 2)
+    >>> cache_op("get", ["?"])
+    ('get', None, 1)
+    """
+    if not command:
+        return None, None, 0
+    name = command.strip().lower()
+    name = name.rsplit(".", 1)[-1] if "." in name else name  # RedisCache.get, cache.get
+    op = _COMMAND_OPS.get(name)
+    if op is None:
+        return None, None, 0
+    if name == "set" and any(a.upper() == "NX" for a in args[2:]):
+        op = "add"
+    if name in _KEY_VALUE_PAIRS:
+        keys = list(args[0::2])
+    elif name in _ALL_KEYS:
+        keys = list(args)
+    elif op == "clear":
+        keys = []
+    else:
+        keys = list(args[:1])
+    if op in ("get", "delete") and len(keys) > 1:
+        op = "get_many" if op == "get" else "delete_many"
+    one = keys[0] if len(keys) == 1 and keys[0] not in _REDACTED else None
+    return op, one, len(keys)
+
+
+def cache_command(statement: str | None) -> tuple[str | None, list[str]]:
+    """The command and arguments of a cache statement (``"SET k v EX 60"``), split on spaces."""
+    if not statement or not statement.strip():
+        return None, []
+    parts = statement.split()
+    return parts[0], parts[1:]
+
+
+def cache_ttl(command: str | None, args: Sequence[str]) -> float | None:
+    """The time to live a Redis write gives, in seconds (``SET k v EX 60``, ``SETEX k 60 v``)."""
+    if not command:
+        return None
+    name = command.lower()
+    try:
+        if name == "setex" and len(args) >= 2:
+            return float(args[1])
+        if name == "psetex" and len(args) >= 2:
+            return float(args[1]) / 1000.0
+        if name in ("set", "getex"):
+            for i, a in enumerate(args[:-1]):
+                if a.upper() == "EX":
+                    return float(args[i + 1])
+                if a.upper() == "PX":
+                    return float(args[i + 1]) / 1000.0
+        if name in ("expire", "pexpire") and len(args) >= 2:
+            return float(args[1]) / (1000.0 if name == "pexpire" else 1.0)
+    except ValueError:
+        return None
+    return None
+
+
+def cache_backend_of(text: str | None) -> str | None:
+    """``redis``, ``memcached``, ``locmem``, ``database``, ``file`` or ``dummy`` from a backend
+    class path (``django.core.cache.backends.redis.RedisCache``) or a ``db.system`` value."""
+    if not text:
+        return None
+    low = text.lower()
+    for needle, name in (
+        ("valkey", "redis"),
+        ("redis", "redis"),
+        ("memcache", "memcached"),
+        ("pylibmc", "memcached"),
+        ("locmem", "locmem"),
+        ("db.databasecache", "database"),
+        ("databasecache", "database"),
+        ("filebased", "file"),
+        ("dummy", "dummy"),
+    ):
+        if needle in low:
+            return name
+    return low
 
 
 # -- spans → frames ---------------------------------------------------------------------------
@@ -161,10 +378,26 @@ def _root_index(spans: Sequence[Span]) -> tuple[list[int], list[int], int]:
     return root, roots, cycles
 
 
+@dataclass(slots=True)
+class TraceFrames:
+    """The frames one file of spans gives, and what to warn about."""
+
+    requests: pd.DataFrame
+    query_events: pd.DataFrame
+    cache_events: pd.DataFrame
+    warnings: list[str]
+
+
 def frames_from_spans(
     spans: Sequence[Span], *, source_format: str, source_file: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """``(requests, query_events, warnings)`` from the spans of one file.
+    """``(requests, query_events, warnings)`` from the spans of one file: see :func:`trace_frames`."""
+    out = trace_frames(spans, source_format=source_format, source_file=source_file)
+    return out.requests, out.query_events, out.warnings
+
+
+def trace_frames(spans: Sequence[Span], *, source_format: str, source_file: str) -> TraceFrames:
+    """Requests, statements and cache operations from the spans of one file.
 
     * one request per root span: ``ts`` its start, ``duration_ms`` its duration, ``method``,
       ``status`` and ``service`` its own; ``endpoint`` its route, else the route of the
@@ -181,6 +414,18 @@ def frames_from_spans(
     ``error`` and ``spans`` (spans in the request); statements get ``db_system``,
     ``service`` and ``error``. Statements are fingerprinted in the dialect of their
     ``db_system`` (MySQL rules for mysql/mariadb, PostgreSQL rules otherwise).
+
+    * one cache event per span with a :attr:`Span.cache_op` (Redis and memcached client spans,
+      Django cache spans of APM agents): ``ts`` its start, its request's ids and endpoint. A
+      cache span nested in another (a Django ``cache.get`` span around its Redis ``GET``) is
+      counted once, as the outer one. A pipeline span (one command per line of its statement)
+      gives one event per Django cache operation in it, its time on the first. A read's
+      ``hit`` is the span's own verdict, else, for
+      ``get``/``has_key``, whether it returned rows (``db.row_count``,
+      ``db.response.returned_rows``). Requests get ``cache_ms`` (sum of their cache spans),
+      ``cache_hits`` and ``cache_misses`` (``get_many`` counts each key when the span says how
+      many came back); the counts are <NA> when a read of the request does not say whether it
+      hit, and all three are <NA> when the file has no cache span at all.
     """
     warnings: list[str] = []
     root, roots, cycles = _root_index(spans)
@@ -224,6 +469,32 @@ def frames_from_spans(
             f"{nested} statement span(s) nested in a span with the same SQL counted once"
         )
 
+    # cache operations: spans with a cache op, not nested in another cache span
+    is_cache = [s.cache_op is not None for s in spans]
+    nested_cache = 0
+    for i, s in enumerate(spans):
+        if not is_cache[i]:
+            continue
+        p = by_id.get((s.trace_id, s.parent_id)) if s.parent_id else None
+        hops = 0
+        while p is not None and p != i and hops < 1000:
+            if spans[p].cache_op is not None:
+                is_cache[i] = False
+                nested_cache += 1
+                break
+            ps = spans[p]
+            p = by_id.get((ps.trace_id, ps.parent_id)) if ps.parent_id else None
+            hops += 1
+    if nested_cache:
+        warnings.append(
+            f"{nested_cache} cache span(s) nested in another cache span counted once (as the outer one)"
+        )
+    any_cache = any(is_cache)
+    hits_of: dict[int, tuple[int, int] | None] = {}
+    for i, s in enumerate(spans):
+        if is_cache[i]:
+            hits_of[i] = _hits(s)
+
     req_rows: list[dict[str, Any]] = []
     endpoint_of: dict[int, str | None] = {}
     for r in roots:
@@ -247,6 +518,9 @@ def frames_from_spans(
         endpoint_of[r] = endpoint
         stmts = [spans[i] for i in mine if is_stmt[i]]
         durations = [x.duration_ns for x in stmts if x.duration_ns is not None]
+        cache_ms, cache_hits, cache_misses = _request_cache(
+            [i for i in mine if is_cache[i]], spans, hits_of, any_cache
+        )
         req_rows.append(
             {
                 "ts": s.start_ns,
@@ -258,6 +532,9 @@ def frames_from_spans(
                 "duration_ms": s.duration_ns / _NS_PER_MS if s.duration_ns is not None else None,
                 "db_ms": sum(durations) / _NS_PER_MS if durations or not stmts else None,
                 "db_calls": len(stmts),
+                "cache_hits": cache_hits,
+                "cache_misses": cache_misses,
+                "cache_ms": cache_ms,
                 "service": s.service,
                 "inferred": False,
                 "source_format": source_format,
@@ -296,9 +573,91 @@ def frames_from_spans(
                 "error": s.error,
             }
         )
+    c_rows: list[dict[str, Any]] = []
+    for i, s in enumerate(spans):
+        if not is_cache[i]:
+            continue
+        r = root[i]
+        counts = hits_of[i]
+        hit = s.cache_hit
+        if hit is None and counts and sum(counts) and s.cache_op in ("get", "has_key"):
+            hit = counts[0] > 0
+        c_rows.append(
+            {
+                "ts": s.start_ns,
+                "op": s.cache_op,
+                "key": s.cache_key,
+                "hit": hit,
+                "duration_ms": s.duration_ns / _NS_PER_MS if s.duration_ns is not None else None,
+                "endpoint": endpoint_of[r],
+                "request_id": rid[r],
+                "ttl_s": s.cache_ttl_s,
+                "trace_id": s.trace_id,
+                "backend": s.cache_backend,
+                "value_bytes": s.cache_value_bytes,
+                "key_count": s.cache_keys or None,
+                "pid": s.pid,
+                "source_format": source_format,
+                "source_file": source_file,
+                "source_line": s.line,
+                "span_id": s.span_id,
+                "service": s.service,
+                "error": s.error,
+            }
+        )
+        for op, key, count, ttl in s.cache_more:  # a pipeline: its time is on its first command
+            c_rows.append(
+                {
+                    **c_rows[-1],
+                    "op": op,
+                    "key": key,
+                    "hit": None,
+                    "duration_ms": None,
+                    "ttl_s": ttl,
+                    "key_count": count or None,
+                    "value_bytes": None,
+                }
+            )
     requests = _frame(req_rows, REQUESTS, ("error",), ("spans",), ("span_id", "operation"))
     queries = _frame(q_rows, QUERY_EVENTS, ("error",), (), ("db_system", "service"))
-    return requests, _fingerprint(queries), warnings
+    caches = _frame(c_rows, CACHE_EVENTS, ("hit", "error"), (), ("span_id", "service"))
+    return TraceFrames(requests, _fingerprint(queries), caches, warnings)
+
+
+_READS = frozenset({"get", "has_key", "get_many"})
+
+
+def _hits(s: Span) -> tuple[int, int] | None:
+    """(hits, misses) of a cache read span; (0, 0) for a write or a failed call (neither a hit
+    nor a miss); None when a read does not say."""
+    if s.cache_op not in _READS or s.error:
+        return (0, 0)
+    if s.cache_op == "get_many":
+        if s.rows is not None and s.cache_keys:
+            hits = max(0, min(s.rows, s.cache_keys))
+            return hits, s.cache_keys - hits
+        return None
+    if s.cache_hit is not None:
+        return (1, 0) if s.cache_hit else (0, 1)
+    if s.rows is not None:
+        return (1, 0) if s.rows > 0 else (0, 1)
+    return None
+
+
+def _request_cache(
+    members: list[int],
+    spans: Sequence[Span],
+    hits_of: dict[int, tuple[int, int] | None],
+    any_cache: bool,
+) -> tuple[float | None, int | None, int | None]:
+    """``(cache_ms, cache_hits, cache_misses)`` of one request from its cache spans."""
+    if not any_cache:
+        return None, None, None
+    total = sum(spans[i].duration_ns or 0 for i in members) / _NS_PER_MS
+    counts = [hits_of[i] for i in members]
+    if any(c is None for c in counts):
+        return total, None, None
+    return total, sum(c[0] for c in counts if c), sum(c[1] for c in counts if c)
 
 
 _MYSQL_SYSTEMS = frozenset({"mysql", "mariadb", "tidb", "aurora-mysql", "memsql", "singlestore"})

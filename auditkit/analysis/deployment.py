@@ -66,6 +66,29 @@ def _setting(settings: pd.DataFrame, name: str, servers: tuple[str, ...] | None)
     return str(text) if text is not None and pd.notna(text) else None
 
 
+#: how an application server's setting was learnt, most direct first (the loaders' ``source``)
+_HOW = {"configuration": 0, "start-up lines": 1, "inferred from worker boots": 2}
+
+
+def _app_setting(app: pd.DataFrame, name: str) -> tuple[Any, str]:
+    """The latest start's value of ``name``, a stated one before one inferred from worker
+    boots, and how it was learnt."""
+    rows = app[app["name"] == name]
+    if not len(rows) or "source" not in rows:
+        return _setting(app, name, None), ""
+    how = rows["source"].map(_HOW).fillna(len(_HOW))
+    ts = rows["ts"] if "ts" in rows else pd.Series(pd.NaT, index=rows.index)
+    rows = rows.assign(_how=how, _ts=ts).sort_values(
+        ["_ts", "_how"], ascending=[False, True], na_position="last", kind="stable"
+    )
+    best = rows.iloc[0]
+    value = best.get("value")
+    if value is not None and pd.notna(value):
+        return float(value), str(best["source"])
+    text = best.get("setting")
+    return (str(text) if text is not None and pd.notna(text) else None), str(best["source"])
+
+
 def deployment_facts(
     configured: Mapping[str, Any],
     server_settings: pd.DataFrame | None = None,
@@ -87,11 +110,11 @@ def deployment_facts(
             for name, key in _APP_KEYS.items():
                 if key in facts:
                     continue
-                value = _setting(app, name, None)
+                value, how = _app_setting(app, name)
                 if value is None:
                     continue
                 facts[key] = int(value) if isinstance(value, float) else value
-                sources[key] = f"{kind} start-up log"
+                sources[key] = f"{kind} log ({how})" if how else f"{kind} start-up log"
             if "instances" not in facts and "source_file" in app:
                 files = app["source_file"].dropna().nunique()
                 if files:

@@ -20,8 +20,11 @@ A span is a statement when its ``meta`` has ``sql.query`` or ``db.statement``, o
 name — so ``postgres.connect`` spans are not statements. ``db.name``, ``db.user``,
 ``db.system``, ``metrics.db.row_count`` and ``metrics.process_id`` fill the statement's
 database, user, dialect, rows and pid. A request's endpoint is ``meta.http.route``, else the
-path of ``meta.http.url``, else the span's ``resource`` (Datadog's own endpoint name). A
-*record* is one span; ``source_line`` is its ordinal in the file.
+path of ``meta.http.url``, else the span's ``resource`` (Datadog's own endpoint name).
+Redis and memcached command spans (``redis.raw_command``) and ``django.cache`` spans
+(``django.cache.key``, ``db.row_count`` = keys found) become ``cache_events`` through
+:func:`~auditkit.loaders.otlp.cache_fields`. A *record* is one span; ``source_line`` is its
+ordinal in the file.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 from auditkit.loaders.base import Loader
 from auditkit.loaders.otlp import (
     NON_SQL_SYSTEMS,
+    cache_fields,
     excerpt,
     mapping,
     read_json_documents,
@@ -200,4 +204,5 @@ class DatadogJsonLoader(Loader):
             db_system=str(system) if system else None,
             rows=_num(metrics.get("db.row_count")),
             pid=_num(metrics.get("process_id")),
+            **cache_fields(meta, resource, name),
         )

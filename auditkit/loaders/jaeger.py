@@ -39,7 +39,7 @@ from auditkit.loaders.otlp import (
     excerpt,
     mapping,
     read_json_documents,
-    semconv_fields,
+    span_fields,
     spans_result,
 )
 from auditkit.loaders.registry import register
@@ -187,7 +187,7 @@ class JaegerJsonLoader(Loader):
             kind=kind,
             error=error,
             label=name or None,
-            **semconv_fields(tags),
+            **span_fields(tags, name),
         )
 
 

@@ -19,7 +19,8 @@ Attribute names of both generations of the semantic conventions are read: ``db.s
 ``http.status_code`` / ``http.response.status_code``, ``http.target`` / ``http.url`` /
 ``url.path`` / ``url.full``, and ``http.route``. How spans become requests and statements is
 :func:`auditkit.requests.frames_from_spans`: one request per root span (no parent, or a
-parent outside the file), one statement per span carrying SQL.
+parent outside the file), one statement per span carrying SQL, one cache event per Redis,
+memcached or Django cache span (:func:`cache_fields`).
 
 The collector's file exporter writes JSON Lines: one document per line; a line that is not
 valid JSON is skipped (a file cut mid-write keeps every whole line). A *record* in the parse
@@ -39,12 +40,22 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.loaders.base import Loader, nothing_parsed
+from auditkit.loaders.memcached import key_family
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import read_text
-from auditkit.requests import Span, frames_from_spans, path_of
+from auditkit.requests import (
+    Span,
+    cache_backend_of,
+    cache_command,
+    cache_op,
+    cache_ttl,
+    path_of,
+    trace_frames,
+)
 
 __all__ = [
+    "CACHE_SYSTEMS",
     "NON_SQL_SYSTEMS",
     "OtlpJsonLoader",
     "attributes",
@@ -52,7 +63,9 @@ __all__ = [
     "hex_id",
     "mapping",
     "read_json_documents",
+    "cache_fields",
     "semconv_fields",
+    "span_fields",
     "spans_result",
 ]
 
@@ -115,6 +128,8 @@ def hex_id(value: object, nbytes: int) -> str:
 
 def mapping(value: Any) -> Mapping[str, Any]:
     """``value`` when it is a JSON object, else an empty one (malformed input never raises)."""
+    if type(value) is dict:  # the common case, without the slower ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -208,6 +223,132 @@ def semconv_fields(attrs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def span_fields(attrs: Mapping[str, Any], *names: str | None) -> dict[str, Any]:
+    """:func:`semconv_fields` and :func:`cache_fields` together: every field a span's
+    attributes (or tags) give a :class:`~auditkit.requests.Span`; ``names`` are the span's
+    resource and name, which name the operation of a Django cache span."""
+    return {**semconv_fields(attrs), **cache_fields(attrs, *names)}
+
+
+#: db.system values of caches whose commands become ``cache_events``
+CACHE_SYSTEMS = frozenset({"redis", "valkey", "memcached"})
+
+#: attributes that mark a span of a cache API (Django cache spans of APM agents, Sentry)
+_CACHE_MARKS = ("django.cache.key", "django.cache.backend", "cache.key", "cache.hit")
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in (
+        "true",
+        "false",
+        "1",
+        "0",
+        "hit",
+        "miss",
+    ):
+        return value.strip().lower() in ("true", "1", "hit")
+    return None
+
+
+def cache_fields(attrs: Mapping[str, Any], *names: str | None) -> dict[str, Any]:
+    """The cache fields of a :class:`~auditkit.requests.Span` (``cache_op``, ``cache_key``…).
+
+    Two kinds of span are cache operations:
+
+    * a client span of a cache server (``db.system``/``db.system.name`` redis, valkey or
+      memcached): its command is ``db.operation.name``/``db.operation``, else the first word of
+      its statement (``db.query.text``/``db.statement``, Datadog's ``redis.raw_command`` and
+      ``memcached.query``), else
+      the span name; keys and a Redis TTL come from the statement's arguments;
+    * a span around Django's cache API (Datadog's ``django.cache`` spans with
+      ``django.cache.key``/``django.cache.backend``, Sentry-style ``cache.get`` spans with
+      ``cache.key``/``cache.hit``/``cache.item_size``): its operation is the last dotted part
+      of ``names`` (the span's resource or name: ``…RedisCache.get``, ``cache.get``).
+
+    Commands Django's cache never sends (``HGET``, ``PING``…) give no cache fields.
+    """
+    system = _str(_first(attrs, "db.system.name", "db.system", "db.type"))
+    system = system.lower() if system else None
+    marked = any(attrs.get(k) not in (None, "") for k in _CACHE_MARKS)
+    named = [n for n in names if n]
+    if not marked and any(n.lower().startswith(("cache.", "django.cache")) for n in named):
+        marked = True
+    if system not in CACHE_SYSTEMS and not marked:
+        return {}
+    statement = _str(
+        _first(
+            attrs,
+            "db.query.text",
+            "db.statement",
+            "redis.raw_command",  # Datadog
+            "memcached.query",  # Datadog pymemcache / pylibmc
+            "memcached.command",
+        )
+    )
+    more: list[tuple[str, str | None, int, float | None]] = []
+    if statement and "\n" in statement.strip() and system in CACHE_SYSTEMS and not marked:
+        # a pipeline (OpenTelemetry and Datadog join its commands with newlines)
+        for part in statement.strip().split("\n")[1:]:
+            part_cmd, part_args = cache_command(part)
+            part_op, part_key, part_n = cache_op(part_cmd, part_args)
+            if part_op is not None:
+                more.append((part_op, part_key, part_n, cache_ttl(part_cmd, part_args)))
+        statement = statement.strip().split("\n", 1)[0]
+    command, args = cache_command(statement)
+    if system in CACHE_SYSTEMS and not marked:
+        declared = _str(_first(attrs, "db.operation.name", "db.operation"))
+        single = declared is not None and not more and " " not in declared.strip()
+        if declared is not None and single and (not command or declared.lower() != command.lower()):
+            command = declared
+            args = [] if not statement else args
+        if not command and named:
+            command = named[-1]
+        op, key, count = cache_op(command, args)
+        ttl = cache_ttl(command, args)
+        backend = cache_backend_of(system)
+    else:
+        op = None
+        for name in named:
+            if name.lower() in ("django.cache", "cache"):
+                continue
+            op = cache_op(name)[0]
+            if op:
+                break
+        raw_key = attrs.get("django.cache.key", attrs.get("cache.key"))
+        if isinstance(raw_key, list):
+            keys = raw_key
+        elif raw_key in (None, ""):
+            keys = []
+        elif op and op.endswith("_many"):  # Datadog joins the keys of one call with spaces
+            keys = str(raw_key).split()
+        else:
+            keys = [raw_key]
+        key = str(keys[0]) if len(keys) == 1 else None
+        count = len(keys)
+        if op in ("get", "delete") and count > 1:
+            op = "get_many" if op == "get" else "delete_many"
+        ttl = None
+        backend = cache_backend_of(_str(attrs.get("django.cache.backend")) or system)
+    if op is None:
+        if not more:
+            return {}
+        op, key, count, ttl = more.pop(0)
+    return {
+        "cache_more": tuple(more),
+        "cache_op": op,
+        "cache_key": key,
+        "cache_hit": _bool(attrs.get("cache.hit")),
+        "cache_backend": backend,
+        "cache_keys": count or None,
+        "cache_value_bytes": _int(attrs.get("cache.item_size")),
+        "cache_ttl_s": ttl,
+    }
+
+
 def _nanos(value: Any) -> int | None:
     """int64 nanoseconds given as a string or a number; None when absent or zero."""
     if value is None or isinstance(value, bool):
@@ -242,6 +383,9 @@ def read_json_documents(
         return [], False
     try:
         return [(1, json.loads(text))], False
+    except RecursionError:
+        report.skip(1, "invalid JSON", "nested too deeply to read")
+        return [], False
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
             report.skip(
@@ -256,6 +400,8 @@ def read_json_documents(
             docs.append((i, json.loads(line)))
         except json.JSONDecodeError as exc:
             report.skip(i, "invalid JSON line", f"{exc.msg}: {line}")
+        except RecursionError:
+            report.skip(i, "invalid JSON line", f"nested too deeply to read: {line}")
     return docs, True
 
 
@@ -263,20 +409,31 @@ def spans_result(
     loader: Loader, path: str | Path, report: ParseReport, spans: list[Span], started: float
 ) -> LoadResult:
     """The :class:`LoadResult` of a trace loader: requests and statements from ``spans``."""
-    requests, queries, warnings = frames_from_spans(
-        spans, source_format=loader.name, source_file=str(path)
-    )
-    for w in warnings:
+    out = trace_frames(spans, source_format=loader.name, source_file=str(path))
+    for w in out.warnings:
         report.warn(w)
-    report.events["requests"] = len(requests)
-    report.events["query_events"] = len(queries)
+    frames = {"requests": out.requests, "query_events": out.query_events}
+    report.events["requests"] = len(out.requests)
+    report.events["query_events"] = len(out.query_events)
+    if len(out.cache_events):
+        caches = out.cache_events
+        keys = caches["key"]
+        caches["key_prefix"] = keys.map(key_family, na_action="ignore").astype("string")
+        frames["cache_events"] = caches
+        report.events["cache_events"] = len(caches)
+        reads = caches["op"].isin(["get", "get_many", "has_key"]) & ~caches["error"].fillna(False)
+        unknown = int((reads & caches["hit"].isna()).sum())
+        if unknown:
+            report.warn(
+                f"{unknown} of {int(reads.sum())} cache read span(s) do not say whether they hit "
+                "(OpenTelemetry's Redis and memcached instrumentations do not record it): take hit "
+                "ratios from the cache server's statistics (Redis INFO, memcached stats)"
+            )
     report.elapsed_s = time.perf_counter() - started
     report.check()
     if report.parsed == 0:
         raise nothing_parsed(loader, path, report)
-    return LoadResult(
-        loader.name, {"requests": requests, "query_events": queries}, report, primary="requests"
-    )
+    return LoadResult(loader.name, frames, report, primary="requests")
 
 
 def excerpt(obj: Any) -> str:
@@ -413,7 +570,7 @@ class OtlpJsonLoader(Loader):
             kind=kind,
             error=code in (2, "2", "STATUS_CODE_ERROR"),
             label=name or None,
-            **semconv_fields(attrs),
+            **span_fields(attrs, name),
         )
 
 
