@@ -8,7 +8,7 @@ app returns in ``X-Request-ID`` — the same id the query log carries::
 
 Environment: ``BOOKSHOP_BIND`` (default ``127.0.0.1:8000``), ``BOOKSHOP_WEB_WORKERS`` (2),
 ``BOOKSHOP_WEB_THREADS`` (4), ``BOOKSHOP_ACCESS_LOG`` (``-``: stdout),
-``BOOKSHOP_ERROR_LOG`` (``-``: stderr).
+``BOOKSHOP_ERROR_LOG`` (``-``: stderr; ``scripts/make_sample.py`` passes ``--error-logfile``).
 """
 
 from __future__ import annotations

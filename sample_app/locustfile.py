@@ -9,6 +9,11 @@ books first). :class:`StepLoad` doubles the users every ``BOOKSHOP_STEP_S`` seco
 (``BOOKSHOP_STEPS``, default ``4,8,16,32,64,128``); the last step is beyond what the two-worker
 server can serve, so its response times climb while its throughput flattens.
 
+Every request carries an ``X-Request-ID`` of its own, as a front proxy (nginx ``$request_id``)
+would add: the shop's logs and auditkit's capture app all record that id, and gunicorn's access
+log shows it (``rid=``). Each simulated user keeps its cookies (the shop's ``visitor`` cookie).
+With ``BOOKSHOP_VARIANT=revisit`` staff also open the revisit release's recent-orders page.
+
 Environment (written by ``scripts/make_sample.py`` from the seeding summary):
 ``BOOKSHOP_BOOKS``, ``BOOKSHOP_CUSTOMERS``, ``BOOKSHOP_ORDERS``, ``BOOKSHOP_TAGS`` (comma separated).
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import uuid
 
 from locust import HttpUser, LoadTestShape, between, task
 
@@ -27,6 +33,7 @@ ORDERS = int(os.environ.get("BOOKSHOP_ORDERS", "150000"))
 TAGS = os.environ.get("BOOKSHOP_TAGS", "fantasy,crime,history,science,poetry").split(",")
 STEPS = [int(u) for u in os.environ.get("BOOKSHOP_STEPS", "4,8,16,32,64,128").split(",")]
 STEP_S = float(os.environ.get("BOOKSHOP_STEP_S", "15"))
+REVISIT = os.environ.get("BOOKSHOP_VARIANT", "baseline") == "revisit"
 
 _BOOK_WEIGHTS = list(itertools.accumulate(1.0 / (r**0.9) for r in range(1, BOOKS + 1)))
 _TAG_WEIGHTS = list(itertools.accumulate(1.0 / (r**0.7) for r in range(1, len(TAGS) + 1)))
@@ -44,6 +51,11 @@ def _email_as_typed(customer_id: int) -> str:
     return email.upper()
 
 
+def _rid() -> dict[str, str]:
+    """A fresh request id header, as a front proxy sets one."""
+    return {"X-Request-ID": uuid.uuid4().hex}
+
+
 class Shopper(HttpUser):
     """One visitor or service of the shop; weights give the traffic mix."""
 
@@ -51,25 +63,25 @@ class Shopper(HttpUser):
 
     @task(10)
     def new_books(self) -> None:  # P1
-        self.client.get("/books/", name="/books/")
+        self.client.get("/books/", name="/books/", headers=_rid())
 
     @task(6)
     def reviews(self) -> None:  # P2
-        self.client.get("/books/reviews/", name="/books/reviews/")
+        self.client.get("/books/reviews/", name="/books/reviews/", headers=_rid())
 
     @task(6)
     def tag_page(self) -> None:  # P3
         slug = _rng.choices(TAGS, cum_weights=_TAG_WEIGHTS)[0]
-        self.client.get(f"/books/tags/{slug}/", name="/books/tags/[slug]/")
+        self.client.get(f"/books/tags/{slug}/", name="/books/tags/[slug]/", headers=_rid())
 
     @task(10)
     def catalogue(self) -> None:  # control
-        self.client.get("/books/catalogue/", name="/books/catalogue/")
+        self.client.get("/books/catalogue/", name="/books/catalogue/", headers=_rid())
 
     @task(20)
-    def book_page(self) -> None:  # cached rating summary: popular books hit, the tail misses
+    def book_page(self) -> None:  # P11: the rating summary, cached per book and visitor
         book = _rng.choices(range(1, BOOKS + 1), cum_weights=_BOOK_WEIGHTS)[0]
-        self.client.get(f"/books/{book}/", name="/books/[id]/")
+        self.client.get(f"/books/{book}/", name="/books/[id]/", headers=_rid())
 
     @task(8)
     def customer_lookup(self) -> None:  # P4
@@ -78,6 +90,7 @@ class Shopper(HttpUser):
             "/customers/lookup/",
             params={"email": _email_as_typed(customer)},
             name="/customers/lookup/",
+            headers=_rid(),
             catch_response=True,
         ) as response:
             if response.status_code == 404:
@@ -86,24 +99,30 @@ class Shopper(HttpUser):
     @task(5)
     def fulfilment_queue(self) -> None:  # P5
         status = _rng.choices(["pending", "paid", "shipped"], weights=[6, 3, 1])[0]
-        self.client.get("/orders/queue/", params={"status": status}, name="/orders/queue/")
+        self.client.get(
+            "/orders/queue/", params={"status": status}, name="/orders/queue/", headers=_rid()
+        )
 
     @task(6)
     def bestsellers(self) -> None:  # P8, uncached
-        self.client.get("/stats/bestsellers/", name="/stats/bestsellers/")
+        self.client.get("/stats/bestsellers/", name="/stats/bestsellers/", headers=_rid())
 
     @task(6)
     def dashboard(self) -> None:  # cached
-        self.client.get("/stats/dashboard/", name="/stats/dashboard/")
+        self.client.get("/stats/dashboard/", name="/stats/dashboard/", headers=_rid())
 
     @task(3)
-    def confirm_order(self) -> None:  # P9: e-mails inline
+    def confirm_order(self) -> None:  # P9: e-mails through the SMTP relay, inline
         order = ORDERS - _rng.randrange(0, 400)  # the newest orders: many still pending
-        self.client.post(f"/orders/{order}/confirm/", name="/orders/[id]/confirm/")
+        self.client.post(f"/orders/{order}/confirm/", name="/orders/[id]/confirm/", headers=_rid())
+
+    @task(5 if REVISIT else 0)
+    def recent_orders(self) -> None:  # R1, the revisit release's new page
+        self.client.get("/orders/recent/", name="/orders/recent/", headers=_rid())
 
     @task(1)
     def home(self) -> None:
-        self.client.get("/", name="/")
+        self.client.get("/", name="/", headers=_rid())
 
 
 class StepLoad(LoadTestShape):

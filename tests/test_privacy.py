@@ -497,7 +497,8 @@ def _access_log(root: Path) -> None:
 
 def _redis_and_load(root: Path) -> None:
     s = SECRETS
-    info = (ROOT / "data" / "sample" / "redis" / "info_before.txt").read_text(encoding="utf-8")
+    first = min((ROOT / "data" / "sample" / "redis").glob("info-*.txt"))  # names sort by time
+    info = first.read_text(encoding="utf-8")
     (root / "redis").mkdir(parents=True, exist_ok=True)
     (root / "redis" / "info.txt").write_text(
         f"$ redis-cli -u redis://:{s['dsn_redis']}@cache.internal:6379/0 INFO\n" + info,

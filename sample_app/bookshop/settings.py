@@ -13,8 +13,19 @@ Everything that differs between machines comes from the environment, twelve-fact
     client hands a consultant. Unset (the default), nothing is logged, as in production.
 ``BOOKSHOP_CONN_MAX_AGE``
     persistent connections, seconds (default 0: Django's default, a connection per request).
-``BOOKSHOP_AUDITKIT_APP``
-    ``1`` adds ``auditkit.django`` to ``INSTALLED_APPS`` (for ``manage.py auditkit_dump_models``).
+``BOOKSHOP_CAPTURE_DIR``
+    when set, auditkit's capture app is installed as its documentation says (``auditkit.django``
+    in ``INSTALLED_APPS``, its ``CaptureMiddleware`` first in ``MIDDLEWARE``) and writes its
+    JSON lines (statements, requests, cache operations) and the model dump into this folder.
+    Unset (the default), the shop runs without it.
+``BOOKSHOP_EMAIL_HOST``, ``BOOKSHOP_EMAIL_PORT``
+    the SMTP relay order confirmations go through (default ``127.0.0.1:1025``, a local sink
+    such as ``python -m aiosmtpd -n`` or the one ``scripts/make_sample.py`` starts).
+``BOOKSHOP_VARIANT``
+    which release of the shop runs: ``baseline`` (default: every problem of ``PLANTED.md``) or
+    ``revisit`` (P1, P4 and P6 fixed, one new problem — ``PLANTED.md``, "Revisit"). Read here
+    as :data:`VARIANT`; models, migrations (``MIGRATION_MODULES``), views, URLs and the Locust
+    traffic follow it.
 ``BOOKSHOP_DEBUG``, ``BOOKSHOP_SECRET_KEY``, ``BOOKSHOP_ALLOWED_HOSTS``
     the usual.
 
@@ -27,6 +38,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import conninfo_to_dict
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -47,10 +59,19 @@ INSTALLED_APPS = [
     "orders",
 ]
 
-# auditkit's own helper app (``manage.py auditkit_dump_models``), switched on where the
-# consultant's tooling is installed; it has no models, middleware or migrations
-if os.environ.get("BOOKSHOP_AUDITKIT_APP") == "1":
-    INSTALLED_APPS.append("auditkit.django")
+#: the release of the shop (see the module docstring and PLANTED.md)
+VARIANTS = ("baseline", "revisit")
+VARIANT = os.environ.get("BOOKSHOP_VARIANT", "baseline") or "baseline"
+if VARIANT not in VARIANTS:
+    raise ImproperlyConfigured(
+        f"BOOKSHOP_VARIANT must be one of {', '.join(VARIANTS)}, not {VARIANT!r}"
+    )
+if VARIANT == "revisit":
+    # the revisit release's migrations: the baseline's, then the fixes (PLANTED.md, "Revisit")
+    MIGRATION_MODULES = {
+        "catalog": "catalog.migrations_revisit",
+        "orders": "orders.migrations_revisit",
+    }
 
 MIDDLEWARE = [
     # first, so that every statement of the request, middleware included, carries its id
@@ -63,6 +84,15 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# auditkit's capture app, installed as its documentation says: the app, its middleware first
+# (so it sees every statement of a request, the other middleware's included), a folder. The
+# request id it records is the incoming X-Request-ID, the same one RequestIdMiddleware echoes.
+CAPTURE_DIR = os.environ.get("BOOKSHOP_CAPTURE_DIR", "")
+if CAPTURE_DIR:
+    INSTALLED_APPS.append("auditkit.django")
+    MIDDLEWARE.insert(0, "auditkit.django.middleware.CaptureMiddleware")
+    AUDITKIT_CAPTURE = {"dir": CAPTURE_DIR}
 
 ROOT_URLCONF = "bookshop.urls"
 WSGI_APPLICATION = "bookshop.wsgi.application"
@@ -116,9 +146,11 @@ CACHES = {
     }
 }
 
-# A slow SMTP relay, simulated: sending one message takes a network round trip or three.
-EMAIL_BACKEND = "bookshop.mail.SlowSMTPBackend"
-EMAIL_SIMULATED_LATENCY_S = float(os.environ.get("BOOKSHOP_EMAIL_LATENCY_S", "0.35"))
+# Order confirmations go out through Django's SMTP backend to a relay (P9: inside the request)
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = os.environ.get("BOOKSHOP_EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = int(os.environ.get("BOOKSHOP_EMAIL_PORT", "1025"))
+EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = "orders@bookshop.example.com"
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []

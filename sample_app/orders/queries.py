@@ -16,6 +16,7 @@ __all__ = [
     "bestsellers",
     "customer_by_email",
     "fulfilment_queue",
+    "recent_orders",
     "sales_since",
     "sales_window_start",
     "status_totals",
@@ -45,6 +46,12 @@ def fulfilment_queue(status: str, limit: int = 50) -> QuerySet[Order]:
         .select_related("customer")
         .order_by("created_at", "id")[:limit]
     )
+
+
+def recent_orders(limit: int = 25) -> QuerySet[Order]:
+    """Revisit release, R1: the newest orders (by id: the primary key's index serves it) —
+    without their customers, which the page prints."""
+    return Order.objects.order_by("-id")[:limit]
 
 
 def bestsellers(since: dt.datetime, limit: int = 10) -> QuerySet[OrderLine, dict[str, Any]]:

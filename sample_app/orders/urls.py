@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import path
 
 from orders import views
@@ -15,3 +16,6 @@ urlpatterns = [
     path("stats/bestsellers/", views.bestsellers, name="bestsellers"),  # P8, uncached
     path("stats/dashboard/", views.dashboard, name="dashboard"),  # cached
 ]
+
+if settings.VARIANT == "revisit":  # a page the revisit release added (R1)
+    urlpatterns.append(path("orders/recent/", views.recent_orders, name="recent_orders"))
