@@ -11,6 +11,8 @@ render parameterised notebooks into offline HTML reports. The public API is list
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING
 
 from auditkit.errors import (
@@ -122,6 +124,23 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
+
+
+class _Package(types.ModuleType):
+    """The package: ``auditkit.digest`` and ``auditkit.load`` stay the functions.
+
+    Importing a submodule binds it to its package's attribute of the same name; two public
+    functions share their module's name, and imports are lazy here, so that binding would
+    replace the function with the module whenever the submodule is imported first.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__:
+            return  # resolved by __getattr__ to the function the module defines
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

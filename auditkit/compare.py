@@ -611,6 +611,10 @@ def compare(
 
 
 # -- findings ----------------------------------------------------------------------------------
+#: checks whose findings are about the files given, not the application: never new or resolved
+INPUT_CHECKS = frozenset({"data_quality"})
+
+
 def compare_findings(
     old: Snapshot,
     new: Snapshot,
@@ -628,8 +632,8 @@ def compare_findings(
         from auditkit.config import AuditConfig
 
         min_requests = int(AuditConfig().thresholds("severity")["min_requests"])
-    before = {str(f["id"]): f for f in old.findings}
-    after = {str(f["id"]): f for f in new.findings}
+    before = {str(f["id"]): f for f in old.findings if f.get("check") not in INPUT_CHECKS}
+    after = {str(f["id"]): f for f in new.findings if f.get("check") not in INPUT_CHECKS}
     out: list[FindingChange] = []
     for fid, f in after.items():
         prev = before.get(fid)
@@ -857,7 +861,16 @@ def _basis(old: Snapshot, new: Snapshot) -> tuple[str, list[str]]:
             )
             + " are kept: a statement missing from one side may be below its top list, not gone."
         )
+    if _input_notes(old) != _input_notes(new):
+        caveats.append(
+            "The two audits read different sets of files (their data-quality notes differ): "
+            "those notes describe the inputs, not the application, and are not compared."
+        )
     return basis, caveats
+
+
+def _input_notes(snap: Snapshot) -> set[str]:
+    return {str(f.get("title", "")) for f in snap.findings if f.get("check") in INPUT_CHECKS}
 
 
 def _per(s: Snapshot, basis: str) -> float | None:

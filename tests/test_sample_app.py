@@ -488,16 +488,6 @@ def test_the_revisit_compared_with_the_first_audit() -> None:
 # -- (d) what the analysis must still learn from this sample ----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Analysis.requests concatenates every requests source: the access log and the capture "
-        "app's request records describe the same requests (same ids), so endpoint_table counts "
-        "each request twice where both name the endpoint alike (/books/: 20.5 statements per "
-        "request instead of 41). The analysis must keep one record per request id, preferring "
-        "the capture app's."
-    ),
-)
 def test_each_request_counts_once() -> None:
     import auditkit
     from auditkit.analysis import Analysis

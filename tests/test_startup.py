@@ -44,3 +44,20 @@ def test_import_auditkit_is_lazy_but_complete() -> None:
     for name in auditkit.__all__:  # every public name still resolves
         assert getattr(auditkit, name) is not None, name
     assert "fingerprint" in dir(auditkit)
+
+
+def test_public_functions_named_like_their_modules_stay_functions() -> None:
+    # importing the submodule first must not replace auditkit.digest / auditkit.load
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import auditkit.digest, auditkit.load, auditkit\n"
+            "print(callable(auditkit.digest) and not hasattr(auditkit.digest, '__path__'),"
+            " type(auditkit.digest).__name__, type(auditkit.load).__name__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["True", "function", "function"]

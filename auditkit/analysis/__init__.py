@@ -27,7 +27,12 @@ import pandas as pd
 
 from auditkit.analysis.catalog import Catalog
 from auditkit.analysis.code import CodeMap, joins_of, tables_of
-from auditkit.analysis.requests import endpoint_table, request_statements, statement_endpoints
+from auditkit.analysis.requests import (
+    endpoint_table,
+    one_per_request,
+    request_statements,
+    statement_endpoints,
+)
 from auditkit.analysis.workload import Workload, choose_workload
 from auditkit.config import AuditConfig
 from auditkit.schemas import FRAMES, empty
@@ -139,10 +144,11 @@ class Analysis:
     def load_samples(self) -> pd.DataFrame:
         return self.frame("load_samples")
 
-    @property
+    @cached_property
     def requests(self) -> pd.DataFrame:
-        """Requests from any source (access logs, traces, the capture app, APM exports)."""
-        return self.frame("requests")
+        """Requests from any source (access logs, traces, the capture app, APM exports), one
+        row per request (:func:`~auditkit.analysis.requests.one_per_request`)."""
+        return one_per_request(self.frame("requests"))
 
     @property
     def pg_stat_statements(self) -> pd.DataFrame:

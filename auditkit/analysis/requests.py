@@ -22,12 +22,39 @@ __all__ = [
     "NO_ENDPOINT",
     "attach_endpoints",
     "endpoint_table",
+    "one_per_request",
     "request_statements",
     "statement_endpoints",
 ]
 
 #: the endpoint of statements no source ties to one
 NO_ENDPOINT = "(unknown endpoint)"
+
+#: what makes one record of a request richer than another (the capture app or a trace over an
+#: access log): the view it resolved to and the time it spent in the database
+_RICHER = ("route", "view", "db_ms", "db_calls", "cpu_ms")
+
+
+def one_per_request(requests: pd.DataFrame) -> pd.DataFrame:
+    """One row per request id.
+
+    An access log and the capture app (or a trace) describe the same request under the same
+    id; counting both would double every request. The richer record is kept (it names the
+    view and the database time), its gaps filled from the others (the proxy's upstream time,
+    the response size). Rows without a request id are kept as they are.
+    """
+    if len(requests) == 0 or "request_id" not in requests:
+        return requests
+    ids = requests["request_id"]
+    shared = ids.notna() & ids.duplicated(keep=False)
+    if not shared.any():
+        return requests
+    richer = [c for c in _RICHER if c in requests]
+    rank = requests.loc[shared, richer].notna().sum(axis=1) if richer else 0
+    part = requests[shared].assign(_rank=rank).sort_values("_rank", ascending=False, kind="stable")
+    merged = part.groupby("request_id", sort=False).first().reset_index()[requests.columns]
+    out = pd.concat([requests[~shared], merged.astype(requests.dtypes)], ignore_index=True)
+    return out.sort_values("ts", kind="stable", ignore_index=True) if "ts" in out else out
 
 
 def attach_endpoints(events: pd.DataFrame, requests: pd.DataFrame | None) -> pd.DataFrame:
