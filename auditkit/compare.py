@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHANGES",
+    "INPUT_CHECKS",
     "COMPARISON_VERSION",
     "MIN_CHANGE",
     "Comparison",
