@@ -16,6 +16,8 @@ back as ``pending`` records and resolved once, in order, by :meth:`BlockParser.f
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -25,13 +27,14 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from auditkit.errors import NothingParsedError
+from auditkit.errors import InputError, NothingParsedError
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import (
     DEFAULT_BLOCK_SIZE,
     Block,
     BlockRef,
-    compression_of,
+    collect_notes,
+    is_plain,
     iter_block_refs,
     iter_blocks,
     read_head,
@@ -43,7 +46,13 @@ __all__ = ["BlockLoader", "BlockParser", "BlockResult", "Loader", "add_fingerpri
 
 
 class Loader:
-    """One file format. Subclasses set the class attributes and implement sniff and load."""
+    """One file format. Subclasses set the class attributes and implement sniff and load.
+
+    Every subclass's :meth:`load` is wrapped once (:meth:`__init_subclass__`), so that no loader
+    can forget the common duties: what the reader noticed (a compressed stream cut short, a
+    UTF-16 file transcoded) becomes a warning of the parse report — or part of the error's hint
+    when nothing could be parsed —, and the report is checked to add up.
+    """
 
     #: stable format name, used in reports, audit.yaml and ``--format``
     name: ClassVar[str] = ""
@@ -66,6 +75,43 @@ class Loader:
 
     def __repr__(self) -> str:
         return f"<loader {self.name}>"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "load" in cls.__dict__ and not getattr(cls.__dict__["load"], "_checked", False):
+            cls.load = _checked_load(cls.__dict__["load"])  # type: ignore[method-assign]
+
+
+def _checked_load(load: Any) -> Any:
+    """Wrap a loader's ``load``: read notes into its report, then check the report adds up."""
+
+    @functools.wraps(load)
+    def wrapper(self: Loader, path: str | Path, *args: Any, **options: Any) -> LoadResult:
+        outer = _IN_LOAD.get()
+        if outer:  # a loader delegating to another: the outermost call does the bookkeeping
+            return load(self, path, *args, **options)  # type: ignore[no-any-return]
+        token = _IN_LOAD.set(True)
+        try:
+            with collect_notes() as notes:
+                try:
+                    result: LoadResult = load(self, path, *args, **options)
+                except InputError as exc:
+                    if notes:
+                        exc.hint = "; ".join([*notes, *([exc.hint] if exc.hint else [])])
+                        exc.args = (exc._render(),)
+                    raise
+        finally:
+            _IN_LOAD.reset(token)
+        for message in notes:
+            result.report.warn(message)
+        result.report.check()
+        return result
+
+    wrapper._checked = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+_IN_LOAD: contextvars.ContextVar[bool] = contextvars.ContextVar("auditkit_in_load", default=False)
 
 
 @dataclass
@@ -166,7 +212,7 @@ class BlockLoader(Loader):
         None when the file is compressed (no offsets), or when this loader overrides
         :meth:`blocks`: its blocks may carry state a place in the file does not.
         """
-        if type(self).blocks is not BlockLoader.blocks or compression_of(path) is not None:
+        if type(self).blocks is not BlockLoader.blocks or not is_plain(path):
             return None
         return iter_block_refs(path, parser.boundary, self.block_size)
 
