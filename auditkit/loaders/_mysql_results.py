@@ -383,7 +383,7 @@ def _json(text: str) -> list[ResultSet]:
     """JSON: an array of objects, an object holding arrays of objects, or JSON lines."""
     stripped = text.strip()
     try:
-        doc = json.loads(stripped)
+        doc = _json.loads(stripped)
     except json.JSONDecodeError:
         doc = None
     sets: list[ResultSet] = []
@@ -415,7 +415,7 @@ def _json(text: str) -> list[ResultSet]:
         if not item or item in ("[", "]"):
             continue
         try:
-            obj = json.loads(item)
+            obj = _json.loads(item)
         except json.JSONDecodeError:
             rs.bad.append((k, "invalid JSON", line[:160]))
             continue

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders import _json
 from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult, add_fingerprints
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import ParseReport
@@ -110,7 +111,7 @@ class JsonlQueriesParser(BlockParser):
                 continue
             line = block.first_line + offset
             try:
-                obj = json.loads(raw)
+                obj = _json.loads(raw)
             except json.JSONDecodeError as exc:
                 report.skip(line, "invalid JSON line", f"{exc.msg}: {raw}")
                 continue
@@ -343,7 +344,7 @@ class JsonlQueriesLoader(BlockLoader):
         hits = 0
         for ln in lines[:10]:
             try:
-                obj = json.loads(ln)
+                obj = _json.loads(ln)
             except json.JSONDecodeError:
                 continue
             if not isinstance(obj, dict):

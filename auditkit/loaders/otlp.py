@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from auditkit.loaders import _json
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -241,7 +242,7 @@ def read_json_documents(
     if not text.strip():
         return [], False
     try:
-        return [(1, json.loads(text))], False
+        return [(1, _json.loads(text))], False
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
             report.skip(
@@ -253,7 +254,7 @@ def read_json_documents(
         if not line.strip():
             continue
         try:
-            docs.append((i, json.loads(line)))
+            docs.append((i, _json.loads(line)))
         except json.JSONDecodeError as exc:
             report.skip(i, "invalid JSON line", f"{exc.msg}: {line}")
     return docs, True

@@ -60,6 +60,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from auditkit.loaders import _json
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -154,7 +155,7 @@ def _json_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, A
     stripped = text.strip()
     records: list[tuple[int, Any]] = []
     try:
-        data = json.loads(stripped)
+        data = _json.loads(stripped)
         if isinstance(data, dict):
             arrays = [v for v in data.values() if isinstance(v, list)]
             data = arrays[0] if len(arrays) == 1 else [data]
@@ -163,7 +164,7 @@ def _json_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, A
         for i, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 try:
-                    records.append((i, json.loads(line)))
+                    records.append((i, _json.loads(line)))
                 except json.JSONDecodeError:
                     records.append((i, line))
     header: list[str] = []

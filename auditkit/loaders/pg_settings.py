@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders import _json
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -76,7 +77,7 @@ class PgSettingsLoader(Loader):
         records: list[tuple[int, dict[str, Any]]]
         if stripped.startswith(("[", "{")):
             try:
-                data = json.loads(stripped)
+                data = _json.loads(stripped)
             except json.JSONDecodeError as exc:
                 report.skip(exc.lineno, "invalid JSON", str(exc))
                 raise nothing_parsed(self, path, report) from None

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.errors import NothingParsedError
+from auditkit.loaders import _json
 from auditkit.loaders._psql_tables import psql_tables
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.registry import register
@@ -380,7 +381,7 @@ class PgssJsonLoader(_PgssLoader):
         objects: list[Mapping[str, Any]]
         info: Mapping[str, Any] = {}
         try:
-            doc = json.loads(text)
+            doc = _json.loads(text)
         except json.JSONDecodeError:
             doc = None
         if doc is not None:
@@ -400,7 +401,7 @@ class PgssJsonLoader(_PgssLoader):
                 if not item:
                     continue
                 try:
-                    obj = json.loads(item)
+                    obj = _json.loads(item)
                 except json.JSONDecodeError:
                     report.skip(n, "invalid JSON", line)
                     continue

@@ -74,7 +74,6 @@ from __future__ import annotations
 import csv
 import gc
 import io
-import json
 import os
 import re
 import time
@@ -88,6 +87,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.errors import NothingParsedError
+from auditkit.loaders import _json
 from auditkit.loaders._pg_events import (
     MESSAGE_FRAGMENT,
     PROFILE_PHASES,
@@ -750,7 +750,7 @@ class JsonParser(_PgParser):
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
+                obj = _json.loads(raw)
             except ValueError:
                 if "\x00" in raw or len(_CONTROL.findall(raw[:200])) > 2:
                     reason = "binary data"
@@ -840,7 +840,7 @@ def _json_objects(head: str, limit: int = 50) -> list[dict[str, Any]]:
         if not line:
             continue
         try:
-            obj = json.loads(line)
+            obj = _json.loads(line)
         except ValueError:
             continue
         if isinstance(obj, dict):
