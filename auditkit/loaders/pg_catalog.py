@@ -50,7 +50,6 @@ knows and leaves the others null; the index checks combine the rows per relation
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import time
@@ -61,6 +60,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from auditkit.loaders import _json
+from auditkit.loaders._records import BadRecord, Row, csv_records
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -126,16 +126,18 @@ def read_records(path: str | Path) -> tuple[list[str], Iterator[tuple[int, dict[
 def _csv_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
     first = text.split("\n", 1)[0]
     delim = max(_DELIMITERS, key=first.count)
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
+    records = csv_records(text, delim)
+    first = next(records, None)
+    if not isinstance(first, Row):
         return [], iter(())
+    header = [h.strip().lower() for h in first.values]
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
-        line = reader.line_num + 1
-        for values in reader:
-            start, line = line, reader.line_num + 1
+        for rec in records:
+            if isinstance(rec, BadRecord):
+                yield rec.line, {"__bad__": rec.reason, "__excerpt__": rec.excerpt}
+                continue
+            start, values = rec.line, rec.values
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) == 1 and re.fullmatch(r"\(\d+ rows?\)", values[0].strip()):
@@ -266,6 +268,9 @@ class _CatalogLoader(Loader):
             last = line
             if "__invalid__" in rec:
                 report.skip(line, "not a JSON object", rec["__invalid__"])
+                continue
+            if "__bad__" in rec:
+                report.skip(line, rec["__bad__"], rec["__excerpt__"])
                 continue
             if rec.get("__width__") is not None:
                 report.skip(
