@@ -33,8 +33,6 @@ mean and population standard deviation recombined from per-row sums of squares; 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
@@ -49,6 +47,7 @@ import pandas as pd
 from auditkit.errors import NothingParsedError
 from auditkit.loaders import _json
 from auditkit.loaders._psql_tables import psql_tables
+from auditkit.loaders._records import BadRecord, Row, csv_records
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -337,13 +336,18 @@ class PgssCsvLoader(_PgssLoader):
             counts = {d: first.count(d) for d in ",;\t|"}
             delimiter = max(counts, key=lambda d: counts[d])
             offset = 0
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        header = next(reader, [])
+        records = csv_records(text, delimiter, first_line=1 + offset)
+        first = next(records, None)
+        header = first.values if isinstance(first, Row) else []
+        if isinstance(first, BadRecord):
+            report.skip(first.line, first.reason, first.excerpt)
         rows: list[list[str]] = []
         lines: list[int] = []
-        end = reader.line_num
-        for row in reader:
-            start, end = end + 1, reader.line_num
+        for rec in records:
+            if isinstance(rec, BadRecord):
+                report.skip(rec.line, rec.reason, rec.excerpt)
+                continue
+            start, row = rec.line - offset, rec.values
             if not row or not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
