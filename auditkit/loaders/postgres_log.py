@@ -71,9 +71,7 @@ Example::
 
 from __future__ import annotations
 
-import csv
 import gc
-import io
 import os
 import re
 import time
@@ -110,6 +108,7 @@ from auditkit.loaders._pg_prefix import (
     prefix_pattern,
     severity_lines,
 )
+from auditkit.loaders._records import BadRecord, csv_records
 from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -624,22 +623,12 @@ class CsvParser(_PgParser):
         report = _report(block, self.fmt, text)
         stats = Stats(bad_utf8=list(bad))
         acc = _FieldEntries()
-        reader = csv.reader(io.StringIO(text, newline=""))
-        consumed = 0
-        while True:
-            start = block.first_line + consumed
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                report.skip(
-                    start,
-                    f"malformed CSV ({exc})",
-                    text.splitlines()[consumed] if consumed < text.count("\n") else "",
-                )
-                break
-            consumed = reader.line_num
+        last_line = block.first_line + text.count("\n") - (1 if text.endswith("\n") else 0)
+        for rec in csv_records(text, first_line=block.first_line):
+            if isinstance(rec, BadRecord):
+                report.skip(rec.line, rec.reason, rec.excerpt)
+                continue
+            start, row = rec.line, rec.values
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             joined = ",".join(row)
@@ -647,7 +636,7 @@ class CsvParser(_PgParser):
                 report.skip(start, "binary data", joined)
                 continue
             if not 22 <= len(row) <= 26 or not _CSV_START.match(row[0]):
-                end_of_block = consumed >= text.count("\n") and not text.endswith("\n")
+                end_of_block = start + joined.count("\n") >= last_line and not text.endswith("\n")
                 reason = (
                     "truncated entry (file ends mid-record)"
                     if end_of_block
