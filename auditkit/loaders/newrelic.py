@@ -39,7 +39,6 @@ skipped, counted. Naive date strings are taken as UTC unless ``tz=`` names the z
 from __future__ import annotations
 
 import csv
-import io
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders._records import BadRecord, csv_records
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.otlp import excerpt, read_json_documents
 from auditkit.loaders.registry import register
@@ -288,18 +288,14 @@ class NewRelicCsvLoader(Loader):
         for line in bad:
             report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
         events = _Events(self, path, report, options.get("tz"))
-        reader = csv.DictReader(io.StringIO(text))
-        line = 2
-        try:
-            for row in reader:
-                clean = {str(k).strip(): v for k, v in row.items() if k is not None}
-                if not any((v or "").strip() for v in clean.values() if isinstance(v, str)):
-                    line = reader.line_num + 1
-                    continue
-                events.add(line, clean)
-                line = reader.line_num + 1
-        except csv.Error as exc:
-            report.skip(line, "malformed CSV", str(exc))
+        header: list[str] | None = None
+        for rec in csv_records(text):
+            if isinstance(rec, BadRecord):
+                report.skip(rec.line, rec.reason, rec.excerpt)
+            elif header is None:
+                header = [h.strip() for h in rec.values]
+            elif any(v.strip() for v in rec.values):
+                events.add(rec.line, dict(zip(header, rec.values, strict=False)))
         return events.result(started)
 
 
