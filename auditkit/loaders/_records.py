@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "MAX_RECORD_CHARS",
@@ -122,7 +123,7 @@ def csv_records(
     first_line: int = 1,
     max_lines: int = MAX_RECORD_LINES,
     max_chars: int = MAX_RECORD_CHARS,
-    **fmtparams: object,
+    **fmtparams: Any,
 ) -> Iterator[Row | BadRecord]:
     """Every record of a CSV ``text``, or why it could not be read (see the module docstring).
 
@@ -137,7 +138,7 @@ def csv_records(
     pos = 0
     while pos < len(lines):
         feed = _Feed(lines, pos, max_lines, max_chars)
-        reader = csv.reader(feed, delimiter=delimiter, **fmtparams)  # type: ignore[arg-type]
+        reader = csv.reader(feed, delimiter=delimiter, **fmtparams)
         restart: int | None = None
         while True:
             start = feed.pos
@@ -173,7 +174,7 @@ def csv_records(
 
 
 def csv_rows_and_skips(
-    text: str, delimiter: str = ",", **fmtparams: object
+    text: str, delimiter: str = ",", **fmtparams: Any
 ) -> tuple[list[Row], list[BadRecord]]:
     """:func:`csv_records` split into the rows and the bad records (for small files)."""
     rows: list[Row] = []

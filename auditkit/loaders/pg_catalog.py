@@ -124,8 +124,8 @@ def read_records(path: str | Path) -> tuple[list[str], Iterator[tuple[int, dict[
 
 
 def _csv_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
-    first = text.split("\n", 1)[0]
-    delim = max(_DELIMITERS, key=first.count)
+    top = text.split("\n", 1)[0]
+    delim = max(_DELIMITERS, key=top.count)
     records = csv_records(text, delim)
     first = next(records, None)
     if not isinstance(first, Row):
@@ -133,11 +133,11 @@ def _csv_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, An
     header = [h.strip().lower() for h in first.values]
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
-        for rec in records:
-            if isinstance(rec, BadRecord):
-                yield rec.line, {"__bad__": rec.reason, "__excerpt__": rec.excerpt}
+        for got in records:
+            if isinstance(got, BadRecord):
+                yield got.line, {"__bad__": got.reason, "__excerpt__": got.excerpt}
                 continue
-            start, values = rec.line, rec.values
+            start, values = got.line, got.values
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) == 1 and re.fullmatch(r"\(\d+ rows?\)", values[0].strip()):

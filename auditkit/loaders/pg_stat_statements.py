@@ -337,10 +337,10 @@ class PgssCsvLoader(_PgssLoader):
             delimiter = max(counts, key=lambda d: counts[d])
             offset = 0
         records = csv_records(text, delimiter, first_line=1 + offset)
-        first = next(records, None)
-        header = first.values if isinstance(first, Row) else []
-        if isinstance(first, BadRecord):
-            report.skip(first.line, first.reason, first.excerpt)
+        top = next(records, None)
+        header: list[str] = top.values if isinstance(top, Row) else []
+        if isinstance(top, BadRecord):
+            report.skip(top.line, top.reason, top.excerpt)
         rows: list[list[str]] = []
         lines: list[int] = []
         for rec in records:
