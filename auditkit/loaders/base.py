@@ -39,7 +39,7 @@ from auditkit.loaders.stream import (
     iter_blocks,
     read_head,
 )
-from auditkit.schemas import FRAMES, QUERY_EVENTS, conform, empty
+from auditkit.schemas import FRAMES, QUERY_EVENTS, conform, empty, out_of_range_counts
 from auditkit.sql.fingerprint import Dialect, fingerprint_many
 
 __all__ = ["BlockLoader", "BlockParser", "BlockResult", "Loader", "add_fingerprints", "finalise"]
@@ -92,7 +92,7 @@ def _checked_load(load: Any) -> Any:
             return load(self, path, *args, **options)  # type: ignore[no-any-return]
         token = _IN_LOAD.set(True)
         try:
-            with collect_notes() as notes:
+            with collect_notes() as notes, out_of_range_counts() as nulled:
                 try:
                     result: LoadResult = load(self, path, *args, **options)
                 except InputError as exc:
@@ -104,6 +104,11 @@ def _checked_load(load: Any) -> Any:
             _IN_LOAD.reset(token)
         for message in notes:
             result.report.warn(message)
+        if nulled:
+            counts = ", ".join(f"{col}: {n}" for col, n in sorted(nulled.items()))
+            result.report.warn(
+                f"{sum(nulled.values())} value(s) out of range set to null ({counts})"
+            )
         result.report.check()
         return result
 
