@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.loaders._records import BadRecord, csv_records
+from auditkit.loaders._time import epoch_series
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -148,9 +149,7 @@ class LocustLoader(Loader):
                 }
             )
             if kind == "history":
-                out["ts"] = pd.to_datetime(
-                    pd.to_numeric(df["Timestamp"], errors="coerce"), unit="s", utc=True
-                )
+                out["ts"] = epoch_series(df["Timestamp"], "s").to_numpy()
                 out["users"] = pd.to_numeric(df["User Count"], errors="coerce")
                 out["requests"] = _numeric(df, "Total Request Count")
                 out["failures"] = _numeric(df, "Total Failure Count")
