@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
 from auditkit.loaders.result import ParseReport
-from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS
+from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS, cast
 from auditkit.sql.fingerprint import fingerprint_codes, spread
 
 __all__ = [
@@ -523,9 +523,9 @@ def _ints(values: Sequence[Any] | None, n: int) -> pd.arrays.IntegerArray:
     try:
         arr = pc.cast(arr, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # fractions, junk, or numbers past int64 (nulled and counted by the schema cast)
         raw = pd.Series(arr.to_pylist(), dtype=object)
-        arr = pa.array(pd.to_numeric(raw, errors="coerce"), pa.float64())
-        arr = pc.cast(pc.floor(arr), pa.int64(), safe=False)
+        return cast(raw, "Int64").array  # type: ignore[return-value]
     mask = arr.is_null().to_numpy(zero_copy_only=False)
     data = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     return pd.arrays.IntegerArray(data, mask)
@@ -540,7 +540,11 @@ def _floats(values: Sequence[Any] | None, n: int) -> np.ndarray:
     arr = _plain(values)
     if pa.types.is_string(arr.type):
         arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-    arr = pc.cast(arr, pa.float64())
+    try:
+        arr = pc.cast(arr, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raw = pd.Series(arr.to_pylist(), dtype=object)
+        return cast(raw, "float64").to_numpy()
     return arr.fill_null(np.nan).to_numpy(zero_copy_only=False)
 
 
