@@ -263,12 +263,13 @@ def open_binary(path: str | Path) -> BinaryIO:
 
 
 def read_head(path: str | Path, size: int = 65536) -> bytes:
-    """The first ``size`` decompressed bytes of ``path`` (for sniffing). Never raises on junk."""
-    try:
-        with open_binary(path) as fh:
-            return fh.read(size)
-    except _DAMAGE_ERRORS:
-        return b""
+    """The first ``size`` decompressed bytes of ``path`` (for sniffing). Never raises on junk.
+
+    A file that cannot be opened or read (permissions, an I/O error) raises its ``OSError``:
+    that is the disk, not the data, and the caller reports it as such.
+    """
+    with open_binary(path) as fh:
+        return fh.read(size)
 
 
 def read_text(path: str | Path, limit: int | None = None) -> tuple[str, list[int]]:
