@@ -22,6 +22,8 @@ values; unknown families, presets or keys are errors that say what exists.
     thresholds:
       slow_query: {min_mean_ms: 50}
     ignore: ["*.tmp", "notes/**"]
+    tz: Europe/Paris              # zone of timestamps printed without one (default: UTC,
+                                  # with a warning in each parse report)
 """
 
 from __future__ import annotations
@@ -209,8 +211,12 @@ class AuditConfig:
     formats: tuple[FormatHint, ...] = ()
     deployment: Mapping[str, Any] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
+    #: the zone of timestamps the client's files print without one (an IANA name)
+    tz: str | None = None
 
     def __post_init__(self) -> None:
+        if self.tz is not None:
+            _zone(self.tz)
         for family, preset in self.presets.items():
             _family(family)
             if preset not in PRESETS[family]:
@@ -244,7 +250,7 @@ class AuditConfig:
         """A copy with other presets chosen (notebook parameters use this)."""
         merged = {**self.presets, **{k: v for k, v in presets.items() if v}}
         return AuditConfig(
-            self.client, merged, self.overrides, self.formats, self.deployment, self.ignore
+            self.client, merged, self.overrides, self.formats, self.deployment, self.ignore, self.tz
         )
 
     def format_for(self, relpath: str) -> FormatHint | None:
@@ -253,6 +259,20 @@ class AuditConfig:
 
     def ignored(self, relpath: str) -> bool:
         return any(fnmatch.fnmatch(relpath, pat) for pat in self.ignore)
+
+
+def _zone(name: str) -> str:
+    """``name`` if it is a time zone the system knows (IANA, e.g. ``Europe/Paris``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigError(
+            f"unknown time zone {name!r} for tz",
+            hint="give an IANA zone name such as Europe/Paris, America/New_York or UTC",
+        ) from None
+    return name
 
 
 def _family(name: str) -> str:
@@ -281,7 +301,7 @@ def load_config(folder_or_file: str | Path | None) -> AuditConfig:
         raise ConfigError(f"{path}: cannot read audit.yaml ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: audit.yaml must be a mapping of settings")
-    known = {"client", "formats", "deployment", "presets", "thresholds", "ignore"}
+    known = {"client", "formats", "deployment", "presets", "thresholds", "ignore", "tz"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(
@@ -302,4 +322,5 @@ def load_config(folder_or_file: str | Path | None) -> AuditConfig:
         formats=hints,
         deployment=dict(data.get("deployment") or {}),
         ignore=tuple(data.get("ignore") or ()),
+        tz=str(data["tz"]) if data.get("tz") else None,
     )
