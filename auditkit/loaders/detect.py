@@ -48,7 +48,11 @@ def looks_binary(head: bytes) -> bool:
     sample = head[:8192]
     # a few NUL bytes happen in real logs (a crash pads the file); binary data is full of them
     control = sum(1 for b in sample if b < 9 or 13 < b < 32)
-    return control / len(sample) > 0.1 or sample.count(b"\x00") > max(8, len(sample) // 100)
+    if control / len(sample) > 0.1 or sample.count(b"\x00") > max(8, len(sample) // 100):
+        return True
+    # random-looking bytes: mostly not UTF-8 (a text file in a legacy code page has few such)
+    invalid = sample[:-4].decode("utf-8", errors="replace").count("\ufffd")
+    return invalid > len(sample) // 8
 
 
 def _scores(loaders: dict[str, Any], head: str, path: Path) -> list[tuple[str, float]]:
