@@ -175,7 +175,10 @@ class _Tolerant(io.RawIOBase):
         if self._damaged:
             return 0
         try:
-            data = self._inner.read(len(buffer))
+            # read1: one decompression step at a time, so what precedes the damage is returned
+            # before the step that meets it raises (read(n) would lose the whole of its n)
+            read1 = getattr(self._inner, "read1", None)
+            data = read1(len(buffer)) if read1 is not None else self._inner.read(len(buffer))
         except _DAMAGE_ERRORS as exc:
             self._damaged = True
             what = "cut short" if isinstance(exc, EOFError) else "corrupt"
