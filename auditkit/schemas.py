@@ -845,7 +845,10 @@ def _one_ts(value: object) -> pd.Timestamp | None:
 
 
 def _to_int(series: pd.Series, column: str) -> pd.Series:
-    num = pd.to_numeric(series, errors="coerce")
+    try:
+        num = pd.to_numeric(series, errors="coerce")
+    except (OverflowError, ValueError, TypeError):  # integers past float range, mixed types
+        num = pd.Series(series.to_numpy(dtype=object), index=series.index, dtype=object)
     if num.dtype == np.int64 or str(num.dtype) == INT:
         return num.astype(INT)
     if num.dtype == np.uint64 or num.dtype == object:
@@ -872,8 +875,20 @@ def _exact_int(value: object) -> int | None:
     return number if -_INT_MAX - 1 <= number <= _INT_MAX else None
 
 
+def _one_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return float("inf") if not str(value).startswith("-") else float("-inf")
+    except (ValueError, TypeError):
+        return float("nan")
+
+
 def _to_float(series: pd.Series, column: str) -> pd.Series:
-    num = pd.to_numeric(series, errors="coerce")
+    try:
+        num = pd.to_numeric(series, errors="coerce")
+    except (OverflowError, ValueError, TypeError):  # integers past float range: infinite
+        num = pd.Series([_one_float(v) for v in series], index=series.index, dtype="float64")
     with np.errstate(over="ignore", invalid="ignore"):
         floats = num.astype(FLOAT)
     bad = np.isinf(floats)
