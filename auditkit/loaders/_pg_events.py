@@ -68,7 +68,7 @@ SERVER_EXTRAS = ("event", "application", "client", "session_id")
 #: runs this on every entry; about 8 % of its time). The name stays lazy: it must be able to
 #: grow until the ``:`` that ends it.
 MESSAGE = re.compile(
-    r"(?:duration: (?P<dur>\d++(?:\.\d++)?+) ms(?: {1,2}+|$))?+"
+    r"(?:duration: (?P<dur>-?+\d++(?:\.\d++)?+) ms(?: {1,2}+|$))?+"
     r"(?:(?P<kind>statement|execute|parse|bind)(?: (?P<name>\S+?))?(?:: |:$))?+"
 )
 #: the same, as a regex fragment for the one-pass stderr pattern (groups dur, kind, name)

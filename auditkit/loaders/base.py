@@ -104,6 +104,7 @@ def _checked_load(load: Any) -> Any:
             _IN_LOAD.reset(token)
         for message in notes:
             result.report.warn(message)
+        _flag_negative_durations(result)
         if nulled:
             counts = ", ".join(f"{col}: {n}" for col, n in sorted(nulled.items()))
             result.report.warn(
@@ -114,6 +115,21 @@ def _checked_load(load: Any) -> Any:
 
     wrapper._checked = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _flag_negative_durations(result: LoadResult) -> None:
+    """Warn about negative durations: kept as written (a clock step, a counter reset, an
+    unsigned underflow upstream), but no figure should rest on them unnoticed."""
+    for name, df in result.frames.items():
+        for col in df.columns:
+            if not str(col).endswith("_ms") or not pd.api.types.is_numeric_dtype(df[col]):
+                continue
+            negative = int((df[col] < 0).sum())
+            if negative:
+                result.report.warn(
+                    f"{negative} {name} row(s) with a negative {col} (kept as written; "
+                    "check the server clock or counters)"
+                )
 
 
 _IN_LOAD: contextvars.ContextVar[bool] = contextvars.ContextVar("auditkit_in_load", default=False)
