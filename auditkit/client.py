@@ -15,7 +15,6 @@ picks one source family for a purpose; ``frame("query_events")`` keeps everythin
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from collections import Counter
@@ -307,6 +306,12 @@ def load_client(
         rel = path.relative_to(root).as_posix()
         info = InputFile(rel, 0, "")
         client.files.append(info)
+        try:  # size and hash inside the per-file handling: one unreadable file is one file
+            info.size_bytes = path.stat().st_size
+            info.sha256 = _sha256(path)
+        except OSError as exc:
+            info.status, info.error = "unreadable", _os_reason(exc)
+            continue
         if path.name in _CONFIG_NAMES:
             info.status, info.format = "ignored", "audit.yaml"
             continue
@@ -316,14 +321,6 @@ def load_client(
         hint = cfg.format_for(rel)  # a format named in audit.yaml wins over the file's name
         if hint is None and _is_documentation(path):
             info.status = "documentation"
-            with contextlib.suppress(OSError):
-                info.size_bytes = path.stat().st_size
-            continue
-        try:  # size and hash inside the per-file handling: one unreadable file is one file
-            info.size_bytes = path.stat().st_size
-            info.sha256 = _sha256(path)
-        except OSError as exc:
-            info.status, info.error = "unreadable", _os_reason(exc)
             continue
         options = dict(hint.options) if hint else {}
         if cfg.tz and "tz" not in options:
