@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
+from auditkit.loaders._time import naive_warning
 from auditkit.loaders.result import ParseReport
 from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS, cast
 from auditkit.sql.fingerprint import fingerprint_codes, spread
@@ -129,6 +130,9 @@ class Stats:
     localised_words: set[str] = field(default_factory=set)
     unprefixed: int = 0
     entries: int = 0
+    #: timestamps printed without a zone (read in ``tz``, else UTC)
+    naive: int = 0
+    naive_tz: str | None = None
 
 
 @dataclass
@@ -272,6 +276,13 @@ def to_utc(
             stats.unknown_tz.update(
                 t for t, o in zip(texts, offsets, strict=True) if t and np.isnan(o)
             )
+    if stats is not None:
+        zoneless = unresolved & ~np.isnat(naive)
+        if tz is not None:  # a zone text that was printed but unknown is warned about apart
+            zoneless &= np.array([not t for t in tz], dtype=bool)
+        if zoneless.any():
+            stats.naive += int(zoneless.sum())
+            stats.naive_tz = default_tz
     if default_tz and unresolved.any():
         local = pd.DatetimeIndex(naive[unresolved]).tz_localize(
             default_tz, ambiguous="NaT", nonexistent="shift_forward"
@@ -1157,6 +1168,8 @@ def finish_pending(
             total.localised_words |= s.localised_words
             total.unprefixed += s.unprefixed
             total.entries += s.entries
+            total.naive += s.naive
+            total.naive_tz = total.naive_tz or s.naive_tz
             continue
         _, firsts, opens = item
         for pid, first in firsts.items():
@@ -1208,6 +1221,8 @@ def _warn(s: Stats, report: ParseReport) -> None:
             f"unknown time zone abbreviation(s) {', '.join(sorted(s.unknown_tz))} taken as UTC; "
             "pass tz='Area/City' (the server's log_timezone)"
         )
+    if s.naive:
+        report.warn(naive_warning(s.naive_tz))
     if s.unprefixed and s.entries and s.unprefixed * 2 > s.entries:
         report.warn(
             f"{s.unprefixed} of {s.unprefixed + s.entries} lines do not match the log_line_prefix; "
