@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders._time import localize, naive_warning, parse_series
 from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult, add_fingerprints
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import ParseReport
@@ -44,9 +45,14 @@ _SQL_START = re.compile(
 _ARGS = "; args="
 _ALIAS = "; alias="
 
+#: an ISO-like ``%(asctime)s`` (``2024-05-06 10:00:00,123``), or a ``datefmt`` with slashes:
+#: ``2024/05/06 10:00:00``, ``06/05/2024 10:00:00`` (month first, as pandas reads it) and
+#: Django's own ``06/May/2024 10:00:00`` (its server log style)
 _TS = re.compile(
-    r"(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?)"
+    r"((?:\d{4}[-/]\d{2}[-/]\d{2}|\d{2}/\d{2}/\d{4}|\d{2}/[A-Z][a-z]{2}/\d{4})[ T:]"
+    r"\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?)"
 )
+_MONTH_DATE_COLON = re.compile(r"^(\d{2}/[A-Z][a-z]{2}/\d{4}):")
 _PID = re.compile(r"(?i)\b(?:pid|process)[=: ]\s*(\d+)")
 _THREAD = re.compile(r"(?i)\b(?:thread|tid)[=: ]\s*([\w.:-]+)")
 _REQID = re.compile(
@@ -170,7 +176,7 @@ class DjangoLogParser(BlockParser):
             for key, value in parsed.items():
                 rows[key].append(value)
             rows["source_line"].append(line_no)
-        frame = self._frame(rows, block.source)
+        frame = self._frame(rows, block.source, report)
         return BlockResult({"query_events": add_fingerprints(frame)}, report)
 
     def _parse_record(self, record: str) -> dict[str, Any] | str | None:
@@ -218,7 +224,7 @@ class DjangoLogParser(BlockParser):
         thread = _THREAD.search(prefix)
         req = _REQID.search(prefix)
         return {
-            "ts_text": ts.group(1).replace(",", ".") if ts else None,
+            "ts_text": _MONTH_DATE_COLON.sub(r"\1 ", ts.group(1).replace(",", ".")) if ts else None,
             "duration_ms": duration_ms,
             "sql": sql.strip(),
             "params": params,
@@ -229,14 +235,19 @@ class DjangoLogParser(BlockParser):
             "rows": rows,
         }
 
-    def _frame(self, rows: dict[str, list[Any]], source: str) -> pd.DataFrame:
+    def _frame(
+        self, rows: dict[str, list[Any]], source: str, report: ParseReport | None = None
+    ) -> pd.DataFrame:
         ts_text = pd.Series(rows.pop("ts_text"), dtype="object")
         df = pd.DataFrame(rows)
-        ts = pd.to_datetime(ts_text, errors="coerce", format="mixed")
+        try:
+            ts = pd.to_datetime(ts_text, errors="coerce", format="mixed")
+        except (OverflowError, ValueError):  # mixed zones or out-of-range years
+            ts = parse_series(ts_text, format="mixed")
         if len(ts) and getattr(ts.dt, "tz", None) is None:
-            ts = ts.dt.tz_localize(
-                self.tz or "UTC", ambiguous="NaT", nonexistent="NaT"
-            ).dt.tz_convert("UTC")
+            if report is not None and ts.notna().any():
+                report.warn(naive_warning(self.tz))
+            ts = localize(ts, self.tz)
         df.insert(0, "ts", ts)
         df["source_file"] = source
         df["source_format"] = DjangoLogLoader.name
