@@ -198,6 +198,38 @@ class _Tolerant(io.RawIOBase):
         super().close()
 
 
+class _ZstdFrames:
+    """Zstandard frames decompressed one input chunk at a time; a frame cut short raises
+    ``EOFError`` at the end (the library's stream reader ends silently there)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._out = b""
+        self._started = False
+
+    def read1(self, size: int = -1) -> bytes:
+        while not self._out:
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                if self._started and not self._obj.eof:
+                    raise EOFError("the zstd frame ended before its end marker")
+                return b""
+            self._started = True
+            if self._obj.eof:  # a next frame (concatenated files)
+                chunk = self._obj.unused_data + chunk
+                self._obj = zstandard.ZstdDecompressor().decompressobj()
+            self._out = self._obj.decompress(chunk)
+        n = len(self._out) if size < 0 else size
+        data, self._out = self._out[:n], self._out[n:]
+        return data
+
+    read = read1
+
+    def close(self) -> None:
+        self._raw.close()
+
+
 class _Transcoded(io.RawIOBase):
     """A byte stream in UTF-16/32 read as UTF-8 (undecodable units become U+FFFD)."""
 
@@ -241,8 +273,7 @@ def _open_decompressed(path: str | Path) -> BinaryIO:
     elif kind == "xz":
         inner = lzma.open(path, "rb")  # type: ignore[assignment]  # noqa: SIM115
     elif kind == "zstd":
-        fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
-        inner = zstandard.ZstdDecompressor().stream_reader(fh, closefd=True)  # type: ignore[assignment]
+        inner = cast(BinaryIO, _ZstdFrames(open(path, "rb")))  # noqa: SIM115 - closed by the reader
     else:
         return open(path, "rb")
     return io.BufferedReader(cast(Any, _Tolerant(inner, path, kind)), buffer_size=1 << 20)
