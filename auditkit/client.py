@@ -371,6 +371,7 @@ def load_client(
             if frame_name in FRAMES
             else pd.concat(parts, ignore_index=True)
         )
+    _request_ids_from_prefix(client)
     _routes(client)
     if require_input and not client.results:
         raise nothing_readable(client)
@@ -402,6 +403,43 @@ def _os_reason(exc: OSError) -> str:
     """An OS error as a short reason with no local path (the file is named by the caller)."""
     reason = exc.strerror or type(exc).__name__
     return f"cannot be read: {reason}"
+
+
+#: share of a prefix position's tokens that must be known request ids to take the position
+PREFIX_ID_MATCH = 0.5
+
+
+def _request_ids_from_prefix(client: ClientData) -> None:
+    """Request ids hidden in a logging prefix, recognised by the access log's ids.
+
+    A Django log whose formatter prints a request id (``[%(request_id)s]``) under no name keeps
+    its id-like prefix tokens in ``prefix_tokens``. When, at one position, most tokens are
+    request ids of the ``requests`` frame (an access log, a trace), that position is the
+    request id: statements then join their requests and endpoints.
+    """
+    events = client.frames.get("query_events")
+    requests = client.frames.get("requests")
+    if events is None or "prefix_tokens" not in events:
+        return
+    if requests is not None and len(requests) and events["prefix_tokens"].notna().any():
+        known = set(requests["request_id"].dropna().astype(str))
+        missing = events["request_id"].isna() & events["prefix_tokens"].notna()
+        split = events.loc[missing, "prefix_tokens"].astype(str).str.split(" ", expand=True)
+        best, share = None, 0.0
+        for col in split.columns:
+            tokens = split[col].dropna()
+            if len(tokens):
+                hit = float(tokens.isin(known).mean())
+                if hit > share:
+                    best, share = col, hit
+        if best is not None and share >= PREFIX_ID_MATCH:
+            ids = split[best].where(split[best].isin(known))
+            events.loc[missing, "request_id"] = ids.astype("string")
+            client.notes.append(
+                f"request ids read from the Django log prefix (position {int(best) + 1}): "
+                f"{share:.0%} of its tokens are request ids of the access log"
+            )
+    client.frames["query_events"] = events.drop(columns=["prefix_tokens"])
 
 
 def _routes(client: ClientData) -> None:
