@@ -235,3 +235,53 @@ def test_peer_django_formatter_loses_nothing(peer_data: Path) -> None:
     assert len(df) == 5448 and int(df["duration_ms"].notna().sum()) == 4929
     assert df["database"].value_counts().to_dict() == {"default": 3418, "tap": 759, "oai": 752}
     assert df["ts"].notna().all() and df["pid"].isna().all()
+
+
+# -- request ids anywhere in a Django logging prefix -------------------------------------------
+FORMAT = "[%(asctime)s] [%(process)d] [%(request_id)s] %(levelname)s %(name)s: %(message)s"
+
+
+def _rid_client(tmp_path: Path, ids: list[str]) -> Path:
+    """A client folder: an nginx access log with rid= and a Django log printing the same ids."""
+    root = tmp_path / "client"
+    root.mkdir()
+    kv = (FIXTURES / "traces" / "access" / "nginx_common_kv.log").read_text().splitlines()[:3]
+    access = [line.rsplit("rid=", 1)[0] + f"rid={rid}" for line, rid in zip(kv, ids, strict=True)]
+    (root / "access.log").write_text("\n".join(access) + "\n")
+    django = [
+        f"[2026-11-24 20:14:41,{i:03d}] [311] [{rid}] DEBUG django.db.backends: (0.002) "
+        f'SELECT "shop_product"."id" FROM "shop_product" WHERE "shop_product"."id" = {i}; '
+        f"args=({i},); alias=default"
+        for i, rid in enumerate(ids * 2)
+    ]
+    (root / "django.log").write_text("\n".join(django) + "\n")
+    return root
+
+
+def test_prefix_logging_format_reads_fields_by_place(tmp_path: Path) -> None:
+    root = _rid_client(tmp_path, ["r0001a", "r0002b", "r0003c"])
+    result = auditkit.load(root / "django.log", "django_log", prefix=FORMAT)
+    df = result.frame
+    assert df["request_id"].tolist() == ["r0001a", "r0002b", "r0003c"] * 2
+    assert df["pid"].unique().tolist() == [311] and df["ts"].notna().all()
+    with pytest.raises(auditkit.ConfigError, match="no %\\(message\\)s"):
+        auditkit.load(root / "django.log", "django_log", prefix="[%(asctime)s]")
+
+
+def test_prefix_tokens_matching_access_log_ids_become_request_ids(tmp_path: Path) -> None:
+    root = _rid_client(tmp_path, ["r0001a", "r0002b", "r0003c"])
+    client = auditkit.load_client(root)
+    events = client.frame("query_events")
+    assert "prefix_tokens" not in events
+    assert events["request_id"].tolist() == ["r0001a", "r0002b", "r0003c"] * 2
+    joined = client.query_events("requests")
+    assert joined["endpoint"].notna().all() and len(joined) == 6
+    assert any("request ids read from the Django log prefix" in n for n in client.notes)
+
+
+def test_prefix_tokens_that_are_not_request_ids_stay_unused(tmp_path: Path) -> None:
+    root = _rid_client(tmp_path, ["r0001a", "r0002b", "r0003c"])
+    other = (root / "django.log").read_text().replace("[r000", "[x900")
+    (root / "django.log").write_text(other)
+    events = auditkit.load_client(root).frame("query_events")
+    assert events["request_id"].isna().all() and "prefix_tokens" not in events
