@@ -10,7 +10,8 @@ Attach to the main command group with ``cli.add_command(run)`` (see :mod:`auditk
     auditkit run data/* --previous reports-2026-01            # a batch: each client's own
 
 Exit status: 0 when every audit succeeded, 1 when any client or chapter failed (its report
-shows the error; the others are complete), 2 for a usage error.
+shows the error; the others are complete), 2 for a usage error, 3 when every failure is a
+folder from which nothing could be read (one line per such folder on stderr, no report).
 """
 
 from __future__ import annotations
@@ -148,11 +149,17 @@ def run(
     from auditkit.runner import RunResult, run_batch
 
     chosen = _presets(presets)
-    bar = tqdm(total=len(data_dirs), unit="client", desc="auditing", disable=quiet, leave=False)
+    bar = tqdm(  # one client needs no progress bar (and stderr stays for errors)
+        total=len(data_dirs),
+        unit="client",
+        desc="auditing",
+        disable=quiet or len(data_dirs) == 1,
+        leave=False,
+    )
 
     def progress(result: RunResult) -> None:
         bar.update(1)
-        if not quiet:
+        if not quiet and result.status != "no_input":
             bar.write(("✓ " if result.ok else "✗ ") + result.summary())
 
     try:
@@ -176,6 +183,10 @@ def run(
         bar.close()
         raise click.UsageError(str(exc)) from None
     bar.close()
+    if batch.exit_code == 3:  # nothing readable: an input error, one line each, no report
+        for r in batch.failed:
+            click.echo(f"auditkit: {r.error}", err=True)
+        ctx.exit(3)
     failed = batch.failed
     click.echo(
         f"{len(batch.results) - len(failed)} of {len(batch.results)} audits succeeded in {batch.seconds:.1f} s."

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +26,22 @@ from typing import Any
 import pandas as pd
 
 from auditkit.config import AuditConfig, load_config
-from auditkit.errors import AuditkitError, UnknownFormatError
+from auditkit.errors import AuditkitError, NothingReadableError, UnknownFormatError
 from auditkit.loaders.detect import detect
 from auditkit.loaders.registry import get_loader
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.schemas import FRAMES, conform, empty
 
-__all__ = ["ClientData", "InputFile", "load_client"]
+__all__ = ["ClientData", "InputFile", "load_client", "nothing_readable"]
 
-#: files that document a folder rather than hold data
-_DOC_SUFFIXES = {".md", ".rst", ".txt.md", ".pdf", ".png", ".jpg", ".jpeg", ".html"}
+#: files that document a folder rather than hold data: listed, never loaded, never an error
+_DOC_SUFFIXES = {
+    ".md", ".markdown", ".rst", ".adoc", ".pdf", ".doc", ".docx", ".odt", ".rtf", ".pages",
+    ".xls", ".xlsx", ".ods", ".ppt", ".pptx", ".odp", ".key", ".png", ".jpg", ".jpeg", ".gif",
+    ".svg", ".webp", ".html", ".htm", ".eml", ".msg",
+}  # fmt: skip
+#: documentation by name (any suffix): READMEs, notes, a manifest describing the export
+_DOC_STEMS = {"readme", "readme.txt", "notes", "changelog", "license", "licence", "manifest"}
 _CONFIG_NAMES = {"audit.yaml", "audit.yml"}
 
 #: which query-event sources to prefer, by purpose (first present wins)
@@ -65,7 +72,7 @@ class InputFile:
     size_bytes: int
     sha256: str
     format: str | None = None
-    status: str = "pending"  # loaded | unrecognised | error | ignored | documentation
+    status: str = "pending"  # loaded | unrecognised | error | unreadable | ignored | documentation
     report: ParseReport | None = None
     error: str | None = None
     cached: bool = False
@@ -312,6 +319,17 @@ def _walk(root: Path) -> Iterator[Path]:
             yield p
 
 
+def _is_documentation(path: Path) -> bool:
+    """READMEs, a ``manifest.json``, Word/PDF/office documents and pictures a client adds."""
+    name = path.name.lower()
+    if path.suffix.lower() in _DOC_SUFFIXES:
+        return True
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return name in _DOC_STEMS or (
+        stem in _DOC_STEMS and path.suffix.lower() in {".txt", ".json", ".yaml", ".yml", ""}
+    )
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -326,10 +344,16 @@ def load_client(
     *,
     cache_dir: str | Path | None = None,
     name: str | None = None,
+    require_input: bool = False,
 ) -> ClientData:
     """Detect and load every file of a client folder. Never raises for a bad file.
 
     ``cache_dir`` keeps parsed results keyed by file content hash, format and options.
+    A file that cannot be read at all (permissions, an I/O error) is listed as
+    ``unreadable`` with the reason; documentation (READMEs, ``manifest.json``, PDFs, office
+    documents) as ``documentation``. With ``require_input``, a folder from which no file
+    loads raises :class:`~auditkit.errors.NothingReadableError` naming the folder and what
+    was found in it: there is nothing to audit.
     """
     root = Path(data_dir)
     if not root.is_dir():
@@ -342,23 +366,34 @@ def load_client(
     cache = Path(cache_dir) if cache_dir else None
     for path in _walk(root):
         rel = path.relative_to(root).as_posix()
-        info = InputFile(rel, path.stat().st_size, _sha256(path))
+        info = InputFile(rel, 0, "")
         client.files.append(info)
+        try:  # size and hash inside the per-file handling: one unreadable file is one file
+            info.size_bytes = path.stat().st_size
+            info.sha256 = _sha256(path)
+        except OSError as exc:
+            info.status, info.error = "unreadable", _os_reason(exc)
+            continue
         if path.name in _CONFIG_NAMES:
             info.status, info.format = "ignored", "audit.yaml"
             continue
         if cfg.ignored(rel):
             info.status = "ignored"
             continue
-        if path.suffix.lower() in _DOC_SUFFIXES:
+        hint = cfg.format_for(rel)  # a format named in audit.yaml wins over the file's name
+        if hint is None and _is_documentation(path):
             info.status = "documentation"
             continue
-        hint = cfg.format_for(rel)
         options = dict(hint.options) if hint else {}
+        if cfg.tz and "tz" not in options:
+            options["tz"] = cfg.tz
         try:
             fmt = hint.format if hint else detect(path).format
         except UnknownFormatError as exc:
             info.status, info.error = "unrecognised", str(exc).replace(str(path), rel)
+            continue
+        except OSError as exc:
+            info.status, info.error = "unreadable", _os_reason(exc)
             continue
         info.format = fmt
         result = _cached(cache, info, fmt, options)
@@ -371,6 +406,9 @@ def load_client(
                 info.status, info.error = "error", str(exc).replace(str(path), rel)
                 report = getattr(exc, "report", None)
                 info.report = report if isinstance(report, ParseReport) else None
+                continue
+            except OSError as exc:  # the disk, not the format: say so
+                info.status, info.error = "unreadable", _os_reason(exc)
                 continue
             except Exception as exc:  # a loader bug must not sink the whole audit
                 info.status, info.error = "error", f"{type(exc).__name__}: {exc}"
@@ -395,8 +433,75 @@ def load_client(
             if frame_name in FRAMES
             else pd.concat(parts, ignore_index=True)
         )
+    _request_ids_from_prefix(client)
     _routes(client)
+    if require_input and not client.results:
+        raise nothing_readable(client)
     return client
+
+
+def nothing_readable(client: ClientData) -> NothingReadableError:
+    """The error for a folder where no file loaded: the folder and what was found in it."""
+    found = Counter(f.status for f in client.files)
+    if not client.files:
+        what = "it is empty"
+    else:
+        parts = [f"{n} {status}" for status, n in sorted(found.items())]
+        what = f"{len(client.files)} file(s): {', '.join(parts)}"
+        first = next((f for f in client.files if f.error), None)
+        if first is not None and first.error:
+            reason = first.error.split(" — ")[0]
+            named = reason if reason.startswith(first.path) else f"{first.path}: {reason}"
+            what += f" (e.g. {named})"
+    exc = NothingReadableError(
+        f"nothing to audit in {client.root.name}: no file could be read — {what}",
+        found=dict(found),
+    )
+    exc.path = client.root.name
+    return exc
+
+
+def _os_reason(exc: OSError) -> str:
+    """An OS error as a short reason with no local path (the file is named by the caller)."""
+    reason = exc.strerror or type(exc).__name__
+    return f"cannot be read: {reason}"
+
+
+#: share of a prefix position's tokens that must be known request ids to take the position
+PREFIX_ID_MATCH = 0.5
+
+
+def _request_ids_from_prefix(client: ClientData) -> None:
+    """Request ids hidden in a logging prefix, recognised by the access log's ids.
+
+    A Django log whose formatter prints a request id (``[%(request_id)s]``) under no name keeps
+    its id-like prefix tokens in ``prefix_tokens``. When, at one position, most tokens are
+    request ids of the ``requests`` frame (an access log, a trace), that position is the
+    request id: statements then join their requests and endpoints.
+    """
+    events = client.frames.get("query_events")
+    requests = client.frames.get("requests")
+    if events is None or "prefix_tokens" not in events:
+        return
+    if requests is not None and len(requests) and events["prefix_tokens"].notna().any():
+        known = set(requests["request_id"].dropna().astype(str))
+        missing = events["request_id"].isna() & events["prefix_tokens"].notna()
+        split = events.loc[missing, "prefix_tokens"].astype(str).str.split(" ", expand=True)
+        best, share = None, 0.0
+        for col in split.columns:
+            tokens = split[col].dropna()
+            if len(tokens):
+                hit = float(tokens.isin(known).mean())
+                if hit > share:
+                    best, share = col, hit
+        if best is not None and share >= PREFIX_ID_MATCH:
+            ids = split[best].where(split[best].isin(known))
+            events.loc[missing, "request_id"] = ids.astype("string")
+            client.notes.append(
+                f"request ids read from the Django log prefix (position {int(best) + 1}): "
+                f"{share:.0%} of its tokens are request ids of the access log"
+            )
+    client.frames["query_events"] = events.drop(columns=["prefix_tokens"])
 
 
 def _routes(client: ClientData) -> None:

@@ -27,6 +27,8 @@ values; unknown families, presets or keys are errors that say what exists.
         as: pg_stat_statements    # a format, a PostgreSQL view or a canonical frame
         columns: {total: total_exec_time, n: calls, sql: query}   # file column: expected column
         options: {}
+    tz: Europe/Paris              # zone of timestamps printed without one (default: UTC,
+                                  # with a warning in each parse report)
 """
 
 from __future__ import annotations
@@ -296,8 +298,12 @@ class AuditConfig:
     deployment: Mapping[str, Any] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     maps: tuple[FileMap, ...] = ()
+    #: the zone of timestamps the client's files print without one (an IANA name)
+    tz: str | None = None
 
     def __post_init__(self) -> None:
+        if self.tz is not None:
+            _zone(self.tz)
         for family, preset in self.presets.items():
             _family(family)
             if preset not in PRESETS[family]:
@@ -347,6 +353,20 @@ class AuditConfig:
         return any(fnmatch.fnmatch(relpath, pat) for pat in self.ignore)
 
 
+def _zone(name: str) -> str:
+    """``name`` if it is a time zone the system knows (IANA, e.g. ``Europe/Paris``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigError(
+            f"unknown time zone {name!r} for tz",
+            hint="give an IANA zone name such as Europe/Paris, America/New_York or UTC",
+        ) from None
+    return name
+
+
 def _family(name: str) -> str:
     if name not in PRESETS:
         raise ConfigError(
@@ -373,7 +393,7 @@ def load_config(folder_or_file: str | Path | None) -> AuditConfig:
         raise ConfigError(f"{path}: cannot read audit.yaml ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: audit.yaml must be a mapping of settings")
-    known = {"client", "formats", "deployment", "presets", "thresholds", "ignore", "map"}
+    known = {"client", "formats", "deployment", "presets", "thresholds", "ignore", "map", "tz"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(
@@ -395,6 +415,7 @@ def load_config(folder_or_file: str | Path | None) -> AuditConfig:
         deployment=dict(data.get("deployment") or {}),
         ignore=tuple(data.get("ignore") or ()),
         maps=_maps(data.get("map"), path),
+        tz=str(data["tz"]) if data.get("tz") else None,
     )
 
 

@@ -9,7 +9,9 @@ catch them all with one ``except`` and let real bugs through::
     │   ├── UnknownFormatError     no loader recognises the file
     │   ├── NothingParsedError     a loader recognised it but produced no events
     │   ├── MappingError           an audit.yaml map: does not fit the file (a column is missing)
-    │   └── SchemaError            a frame does not match its canonical schema
+    │   ├── SchemaError            a frame does not match its canonical schema
+    │   └── NothingReadableError   a client folder holds no file any loader could read
+    ├── ParseReportError       a parse report does not add up (read ≠ parsed + skipped): a loader bug
     ├── CollectorError         a live collector could not read a server (read-only, never writes)
     └── RunError               a notebook or batch run failed
         └── NotebookError          one notebook raised; the executed notebook was still written
@@ -30,6 +32,8 @@ __all__ = [
     "MappingError",
     "NotebookError",
     "NothingParsedError",
+    "NothingReadableError",
+    "ParseReportError",
     "RunError",
     "SchemaError",
     "UnknownFormatError",
@@ -137,6 +141,38 @@ class MappingError(InputError):
 
 class SchemaError(InputError):
     """A frame does not match its canonical schema (missing column, wrong type)."""
+
+
+class NothingReadableError(InputError):
+    """No file of a client folder could be read, so there is nothing to audit.
+
+    ``path`` is the folder; ``found`` maps what became of its files ('unrecognised', 'error',
+    'documentation', 'ignored') to how many there were, so the message says what was there.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        found: dict[str, int] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.found = dict(found or {})
+        super().__init__(message, path=path, hint=hint)
+
+
+class ParseReportError(AuditkitError):
+    """A loader's parse report does not add up: read ≠ parsed + skipped.
+
+    Raised by :meth:`auditkit.loaders.result.ParseReport.check` (a real check, kept under
+    ``python -O``); it is a bug in the loader, never a property of the file, so it names the
+    counts for the bug report. ``path`` is the file.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class CollectorError(AuditkitError):

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
-from auditkit.schemas import CACHE_EVENTS, QUERY_EVENTS, REQUESTS, conform, empty
+from auditkit.schemas import CACHE_EVENTS, QUERY_EVENTS, REQUESTS, cast, conform, empty
 from auditkit.sql.fingerprint import fingerprint_many
 
 __all__ = [
@@ -697,11 +697,13 @@ def _frame(
     if not rows:
         return empty(schema)
     df = pd.DataFrame(rows)
-    df["ts"] = pd.to_datetime(pd.Series(df["ts"].tolist(), dtype="Int64"), unit="ns", utc=True)
+    # integers past int64 (a corrupt trace) become null, counted by the schema cast
+    ns = cast(pd.Series(df["ts"].tolist(), dtype="object"), "Int64", "ts")
+    df["ts"] = pd.to_datetime(ns, unit="ns", utc=True)
     for col in bools:
         df[col] = df[col].astype("boolean")
     for col in ints:
-        df[col] = df[col].astype("Int64")
+        df[col] = cast(pd.Series(df[col].tolist(), dtype="object"), "Int64", col)
     for col in texts:
         df[col] = df[col].astype("string")
     return conform(df, schema)

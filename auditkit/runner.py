@@ -59,7 +59,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from auditkit.errors import AuditkitError, ConfigError
+from auditkit.errors import AuditkitError, ConfigError, NothingReadableError
 from auditkit.redact import Redactor, scrub_secrets, scrub_values
 
 __all__ = [
@@ -138,7 +138,7 @@ class RunResult:
     client: str
     data_dir: str
     report_dir: str
-    status: str = "ok"  # ok | failed
+    status: str = "ok"  # ok | failed | no_input (nothing in the folder could be read; no report)
     error: str | None = None
     notebooks: list[NotebookRun] = field(default_factory=list)
     findings: int = 0
@@ -167,6 +167,8 @@ class RunResult:
         if self.ok:
             since = f" {self.since_previous}" if self.since_previous else ""
             return f"{self.client}: ok, {self.findings} findings in {self.seconds:.1f} s → {self.index}{since}"
+        if self.status == "no_input":
+            return f"{self.client}: NO INPUT ({self.error}); no report written"
         failed = [n.notebook for n in self.notebooks if n.status == "failed"]
         what = self.error or f"notebook(s) failed: {', '.join(failed)}"
         return f"{self.client}: FAILED ({what}) in {self.seconds:.1f} s → {self.index}"
@@ -192,8 +194,11 @@ class BatchResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when every client succeeded, 1 otherwise (the CLI's exit status)."""
-        return 0 if self.ok else 1
+        """0 when every client succeeded; 3 when every failure is a folder with nothing
+        readable in it (an input error: no report was written); 1 otherwise."""
+        if self.ok:
+            return 0
+        return 3 if all(r.status == "no_input" for r in self.failed) else 1
 
     def summary(self) -> str:
         """A few lines: one per client, then the totals."""
@@ -631,6 +636,7 @@ def run_audit(
     # the previous audit is read before anything is written: it may be this very report folder
     previous_doc, previous_error = _previous_document(previous)
 
+    report_existed = report.exists()
     report.mkdir(parents=True, exist_ok=True)
     nb_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(nb_dir / "findings", ignore_errors=True)  # left by an earlier version's runs
@@ -651,7 +657,9 @@ def run_audit(
                 raise AuditkitError(f"the previous audit cannot be used: {previous_error}")
             config = load_config(root).with_presets(**dict(presets or {}))
             t0 = time.perf_counter()
-            client = load_client(root, config, cache_dir=cache, name=client_name)
+            client = load_client(
+                root, config, cache_dir=cache, name=client_name, require_input=True
+            )
             timings["load_s"] = round(time.perf_counter() - t0, 3)
             result.client = client.name
             manifest["client"] = client.name
@@ -664,6 +672,13 @@ def run_audit(
             timings["audit_s"] = round(time.perf_counter() - t0, 3)
             if previous_doc is not None:
                 _save_previous(previous_doc, work, manifest)
+        except NothingReadableError as exc:  # an input error: say so, and write no report
+            if not report_existed:
+                shutil.rmtree(report, ignore_errors=True)
+            result.status = "no_input"
+            result.error = _portable(redactor.text(str(exc)), local)
+            result.seconds = round(time.perf_counter() - started, 3)
+            return result
         except Exception as exc:
             message = _portable(redactor.text(str(exc)), local)
             return _client_failed(result, manifest, report, nbs, message, started, secrets)

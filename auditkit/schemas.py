@@ -19,7 +19,10 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import contextvars
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -50,9 +53,12 @@ __all__ = [
     "STATEMENT_STATS",
     "Column",
     "FrameSchema",
+    "cast",
     "conform",
+    "count_out_of_range",
     "empty",
     "frames_markdown",
+    "out_of_range_counts",
 ]
 
 TEXT: Final = "string"
@@ -774,15 +780,140 @@ def empty(schema: FrameSchema) -> pd.DataFrame:
     return pd.DataFrame({c.name: pd.Series(dtype=c.dtype) for c in schema.columns})
 
 
-def _cast(series: pd.Series, dtype: str) -> pd.Series:
+#: out-of-range values :func:`conform` set to null, by column, for the load in progress
+_OUT_OF_RANGE: contextvars.ContextVar[Counter[str] | None] = contextvars.ContextVar(
+    "auditkit_out_of_range", default=None
+)
+
+_INT_MAX = 2**63 - 1
+#: the instants a ``datetime64[ns]`` can hold
+_TS_MIN, _TS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+
+
+@contextlib.contextmanager
+def out_of_range_counts() -> Iterator[Counter[str]]:
+    """Count, by column, the values :func:`conform` nulls because they are out of range.
+
+    A value no canonical dtype can hold — MySQL's ``18446744073709551615`` (an unsigned
+    counter that went below zero), an infinite or 20-digit duration, a timestamp in the year
+    9999 — becomes null rather than failing the file; the loader base class reports the counts
+    in the parse report (:class:`~auditkit.loaders.base.Loader`).
+    """
+    counts: Counter[str] = Counter()
+    token = _OUT_OF_RANGE.set(counts)
+    try:
+        yield counts
+    finally:
+        _OUT_OF_RANGE.reset(token)
+
+
+def count_out_of_range(column: str, n: int) -> None:
+    """Count ``n`` values of ``column`` a loader set to null because they were out of range."""
+    counts = _OUT_OF_RANGE.get()
+    if n and counts is not None:
+        counts[column] += n
+
+
+def _to_ts(series: pd.Series, column: str) -> pd.Series:
+    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
+        ts = (
+            series if isinstance(series.dtype, pd.DatetimeTZDtype) else series.dt.tz_localize("UTC")
+        )
+        ts = ts.dt.tz_convert("UTC")
+    else:
+        try:
+            ts = pd.to_datetime(series, utc=True, errors="coerce", format="mixed")
+        except (OverflowError, ValueError, TypeError):  # out of bounds for the parser itself
+            ts = pd.Series(
+                [_one_ts(v) for v in series], index=series.index, dtype="datetime64[us, UTC]"
+            )
+    if str(ts.dtype) == TS:
+        return ts
+    bad = ts.notna() & ((ts < _TS_MIN) | (ts > _TS_MAX))
+    if bad.any():
+        count_out_of_range(column, int(bad.sum()))
+        ts = ts.mask(bad)
+    return ts.astype(TS)
+
+
+def _one_ts(value: object) -> pd.Timestamp | None:
+    try:
+        ts = pd.to_datetime(value, utc=True, errors="coerce")  # type: ignore[call-overload]
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return None if ts is pd.NaT else ts
+
+
+def _to_int(series: pd.Series, column: str) -> pd.Series:
+    try:
+        num = pd.to_numeric(series, errors="coerce")
+    except (OverflowError, ValueError, TypeError):  # integers past float range, mixed types
+        num = pd.Series(series.to_numpy(dtype=object), index=series.index, dtype=object)
+    if num.dtype == np.int64 or str(num.dtype) == INT:
+        return num.astype(INT)
+    if num.dtype == np.uint64 or num.dtype == object:
+        # beyond int64 (an unsigned underflow) or beyond any machine integer: exact checks
+        values = [_exact_int(v) for v in num]
+        bad = sum(1 for v, o in zip(values, num, strict=True) if v is None and pd.notna(o))
+        count_out_of_range(column, bad)
+        return pd.Series(pd.array(values, dtype=INT), index=series.index)
+    floats = num.astype(FLOAT)
+    beyond = floats.notna() & (~np.isfinite(floats) | (floats.abs() >= 2.0**63))
+    if beyond.any():
+        count_out_of_range(column, int(beyond.sum()))
+        floats = floats.mask(beyond)
+    return floats.round().astype(INT)
+
+
+def _exact_int(value: object) -> int | None:
+    if value is None or value is pd.NA:
+        return None
+    try:
+        number = round(value) if isinstance(value, float) else int(value)  # type: ignore[call-overload]
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return number if -_INT_MAX - 1 <= number <= _INT_MAX else None
+
+
+def _one_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return float("inf") if not str(value).startswith("-") else float("-inf")
+    except (ValueError, TypeError):
+        return float("nan")
+
+
+def _to_float(series: pd.Series, column: str) -> pd.Series:
+    try:
+        num = pd.to_numeric(series, errors="coerce")
+    except (OverflowError, ValueError, TypeError):  # integers past float range: infinite
+        num = pd.Series([_one_float(v) for v in series], index=series.index, dtype="float64")
+    with np.errstate(over="ignore", invalid="ignore"):
+        floats = num.astype(FLOAT)
+    bad = np.isinf(floats)
+    if bad.any():
+        count_out_of_range(column, int(bad.sum()))
+        floats = floats.mask(bad)
+    return floats
+
+
+def cast(series: pd.Series, dtype: str, column: str = "") -> pd.Series:
+    """``series`` as ``dtype`` the way :func:`conform` casts a column of that dtype.
+
+    Out-of-range values become null and are counted under ``column``.
+    """
     if str(series.dtype) == dtype:
+        if dtype == FLOAT and np.isinf(series).any():
+            return _to_float(series, column)
         return series
     if dtype == TS:
         # one resolution everywhere (pandas may parse to µs): frames concatenate and compare
-        return pd.to_datetime(series, utc=True, errors="coerce", format="mixed").astype(TS)
-    if dtype in (FLOAT, INT):
-        num = pd.to_numeric(series, errors="coerce")
-        return num.astype(FLOAT) if dtype == FLOAT else num.round().astype(INT)
+        return _to_ts(series, column)
+    if dtype == FLOAT:
+        return _to_float(series, column)
+    if dtype == INT:
+        return _to_int(series, column)
     if dtype == BOOL:
         return series.astype(BOOL)
     if dtype == TEXT:
@@ -811,7 +942,9 @@ def conform(df: pd.DataFrame | Mapping[str, Iterable[object]], schema: FrameSche
     """Return ``df`` in the canonical shape of ``schema``.
 
     Missing optional columns are added as nulls, columns are cast to their canonical dtype,
-    canonical columns come first in order and any extra columns follow unchanged.
+    canonical columns come first in order and any extra columns follow unchanged. A value its
+    dtype cannot hold (an integer past int64, an infinite float, a timestamp outside
+    1677–2262) becomes null and is counted (see :func:`out_of_range_counts`).
     Raises :class:`SchemaError` naming the missing required columns.
     """
     frame = df if isinstance(df, pd.DataFrame) else pd.DataFrame(dict(df))
@@ -825,7 +958,7 @@ def conform(df: pd.DataFrame | Mapping[str, Iterable[object]], schema: FrameSche
     out: dict[str, pd.Series] = {}
     for col in schema.columns:
         if col.name in frame.columns:
-            out[col.name] = _cast(frame[col.name], col.dtype).reset_index(drop=True)
+            out[col.name] = cast(frame[col.name], col.dtype, col.name).reset_index(drop=True)
         else:
             out[col.name] = _null_column(col.dtype, n)
     for extra in frame.columns:

@@ -33,7 +33,7 @@ def test_inventory(client_dir: Path) -> None:
         "README.md": ("documentation", None),
         "logs/django.log": ("loaded", "django_log"),
         "logs/nested/pg.log.gz": ("loaded", "postgres_stderr"),
-        "notes.docx": ("unrecognised", None),
+        "notes.docx": ("documentation", None),  # a Word document a client adds is listed
         "pgss_after.csv": ("loaded", "pgss_csv"),
         "pgss_before.csv": ("loaded", "pgss_csv"),
     }

@@ -3,6 +3,7 @@
 Reads only :attr:`ClientData.files` (the loader's parse reports), so it runs on every client:
 
 * a file that failed to load → medium (part of the picture is missing);
+* a file that could not be read at all (permissions, an I/O error) → medium, with the reason;
 * a file whose loader skipped records → low, with the reasons, counts and first line numbers;
 * a file loaded with warnings only (e.g. non-English server messages) → info;
 * an unrecognised file → info (clients send unrelated files; this is never fatal);
@@ -56,6 +57,23 @@ def data_quality(files: Sequence[InputFile]) -> list[Finding]:
                         "needs help, name its format in audit.yaml (formats: match/format)."
                     ),
                     evidence=Evidence(EvidenceStrength.PATTERN, items, note=f.format),
+                )
+            )
+        elif f.status == "unreadable":
+            out.append(
+                Finding(
+                    check="data_quality",
+                    severity=Severity.MEDIUM,
+                    title=f"Could not open {f.path}",
+                    summary=f"The file {f.error or 'could not be read'}, so it was left out of the "
+                    "audit; the other files were audited.",
+                    subject=subject,
+                    metrics={"size_bytes": f.size_bytes},
+                    recommendation=Recommendation(
+                        "Check the file's permissions and copy it again from the client (an I/O "
+                        "error usually means a damaged copy or disk), then re-run the audit."
+                    ),
+                    evidence=Evidence(EvidenceStrength.PATTERN, (), note=f.error),
                 )
             )
         elif f.status == "unrecognised":

@@ -50,6 +50,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from auditkit.loaders import _json
 from auditkit.loaders._explain_nodes import Failure, Plan, PlanNode, PlanParseError, to_float
 from auditkit.loaders._explain_psql import find_json_end, statement_from, strip_explain
 from auditkit.loaders.stream import read_text
@@ -447,7 +448,7 @@ def plans_from_json_text(text: str, line: int, statement: str | None = None) -> 
     """The plan(s) in one MySQL/MariaDB JSON document (comments allowed)."""
     cleaned = strip_json_comments(text)
     try:
-        doc = json.loads(cleaned)
+        doc = _json.loads(cleaned)
     except json.JSONDecodeError as exc:
         at = line + exc.lineno - 1
         cut = exc.pos >= len(cleaned.rstrip()) - 1

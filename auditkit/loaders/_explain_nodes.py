@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.schemas import PLAN_NODES, conform
+from auditkit.schemas import PLAN_NODES, cast, conform
 from auditkit.sql.fingerprint import Dialect, fingerprint, fingerprint_id
 
 __all__ = [
@@ -548,7 +548,7 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
     if dtype == "float64":
         return pd.to_numeric(series, errors="coerce").astype("float64")
     if dtype == "Int64":
-        return pd.to_numeric(series, errors="coerce").round().astype("Int64")
+        return cast(series, "Int64", str(series.name or ""))
     if dtype == "boolean":
         return series.astype("boolean")
     return series.astype("string")

@@ -25,6 +25,7 @@ from xml.etree import ElementTree
 
 import yaml
 
+from auditkit.loaders import _json
 from auditkit.loaders._explain_nodes import Plan, PlanNode, PlanParseError, to_float
 
 __all__ = [
@@ -48,18 +49,18 @@ def documents_from_json(text: str, first_line: int = 1) -> list[Any]:
     Raises :class:`PlanParseError` with the line of the syntax error.
     """
     try:
-        return [json.loads(text)]
+        return [_json.loads(text)]
     except json.JSONDecodeError as exc:
         error = exc
     fixed = _MASKED.sub(lambda m: m.group(1) + "null", text)
     if fixed != text:
         try:
-            return [json.loads(fixed)]
+            return [_json.loads(fixed)]
         except json.JSONDecodeError as exc:
             error = exc
     if '""' in text:  # pgAdmin doubles every quote
         try:
-            return [json.loads(text.replace('""', '"'))]
+            return [_json.loads(text.replace('""', '"'))]
         except json.JSONDecodeError:
             pass
     if error.msg == "Extra data":
@@ -67,7 +68,7 @@ def documents_from_json(text: str, first_line: int = 1) -> list[Any]:
         for i, row in enumerate(text.split("\n")):
             if row.strip():
                 try:
-                    docs.append(json.loads(row))
+                    docs.append(_json.loads(row))
                 except json.JSONDecodeError as exc:
                     raise PlanParseError(
                         f"line {first_line + i}: invalid JSON ({exc.msg})",

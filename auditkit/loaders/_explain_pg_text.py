@@ -324,18 +324,15 @@ def looks_like_node_line(line: str, *, costs_off: bool = False) -> bool:
     return False
 
 
+#: a quoted literal, or an unclosed one running to the end of the text
+_QUOTED = re.compile(r"'[^']*'?")
+
+
 def paren_balance(text: str) -> int:
-    depth = 0
-    quoted = False
-    for ch in text:
-        if ch == "'":
-            quoted = not quoted
-        elif not quoted:
-            if ch == "(":
-                depth += 1
-            elif ch == ")":
-                depth -= 1
-    return depth
+    """Opened minus closed parentheses outside quoted literals (C-speed: lines can be MBs)."""
+    if "'" in text:
+        text = _QUOTED.sub("", text)
+    return text.count("(") - text.count(")")
 
 
 def closes_first(text: str) -> bool:
@@ -378,7 +375,9 @@ def unwrap_lines(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
 # -- property lines --------------------------------------------------------------------------
 
 _PAIRS_SPLIT = re.compile(r"\s{2,}")
-_KV_EQ = re.compile(rf"(?P<k>[a-z][a-z ]*?)=(?P<v>{_NUM})")
+_KV_EQ = re.compile(
+    rf"(?<![a-z])(?P<k>[a-z][a-z ]{{0,40}}?)=(?P<v>{_NUM})"
+)  # linear: lines can be MBs
 
 
 def _pairs(text: str) -> list[tuple[str, str]]:

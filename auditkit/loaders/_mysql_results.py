@@ -40,6 +40,8 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders._json import loads as json_loads
+
 __all__ = ["ResultSet", "read_result_sets", "time_stamp"]
 
 _RULE = re.compile(r"^\+(?:-+\+)+\s*$")
@@ -185,7 +187,11 @@ def time_stamp(text: str) -> pd.Timestamp | None:
         ts = pd.Timestamp(raw.replace(" UTC", "") if m.group("iso") else raw)
     except (ValueError, OverflowError):
         return None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    try:  # frames hold nanoseconds: the year 9999 does not fit
+        return ts.as_unit("ns")
+    except (ValueError, OverflowError):
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,7 +389,7 @@ def _json(text: str) -> list[ResultSet]:
     """JSON: an array of objects, an object holding arrays of objects, or JSON lines."""
     stripped = text.strip()
     try:
-        doc = json.loads(stripped)
+        doc = json_loads(stripped)
     except json.JSONDecodeError:
         doc = None
     sets: list[ResultSet] = []
@@ -415,7 +421,7 @@ def _json(text: str) -> list[ResultSet]:
         if not item or item in ("[", "]"):
             continue
         try:
-            obj = json.loads(item)
+            obj = json_loads(item)
         except json.JSONDecodeError:
             rs.bad.append((k, "invalid JSON", line[:160]))
             continue

@@ -34,8 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
+from auditkit.loaders._time import naive_warning
 from auditkit.loaders.result import ParseReport
-from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS
+from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS, cast
 from auditkit.sql.fingerprint import fingerprint_codes, spread
 
 __all__ = [
@@ -68,7 +69,7 @@ SERVER_EXTRAS = ("event", "application", "client", "session_id")
 #: runs this on every entry; about 8 % of its time). The name stays lazy: it must be able to
 #: grow until the ``:`` that ends it.
 MESSAGE = re.compile(
-    r"(?:duration: (?P<dur>\d++(?:\.\d++)?+) ms(?: {1,2}+|$))?+"
+    r"(?:duration: (?P<dur>-?+\d++(?:\.\d++)?+) ms(?: {1,2}+|$))?+"
     r"(?:(?P<kind>statement|execute|parse|bind)(?: (?P<name>\S+?))?(?:: |:$))?+"
 )
 #: the same, as a regex fragment for the one-pass stderr pattern (groups dur, kind, name)
@@ -129,6 +130,9 @@ class Stats:
     localised_words: set[str] = field(default_factory=set)
     unprefixed: int = 0
     entries: int = 0
+    #: timestamps printed without a zone (read in ``tz``, else UTC)
+    naive: int = 0
+    naive_tz: str | None = None
 
 
 @dataclass
@@ -272,6 +276,13 @@ def to_utc(
             stats.unknown_tz.update(
                 t for t, o in zip(texts, offsets, strict=True) if t and np.isnan(o)
             )
+    if stats is not None:
+        zoneless = unresolved & ~np.isnat(naive)
+        if tz is not None:  # a zone text that was printed but unknown is warned about apart
+            zoneless &= np.array([not t for t in tz], dtype=bool)
+        if zoneless.any():
+            stats.naive += int(zoneless.sum())
+            stats.naive_tz = default_tz
     if default_tz and unresolved.any():
         local = pd.DatetimeIndex(naive[unresolved]).tz_localize(
             default_tz, ambiguous="NaT", nonexistent="shift_forward"
@@ -523,9 +534,9 @@ def _ints(values: Sequence[Any] | None, n: int) -> pd.arrays.IntegerArray:
     try:
         arr = pc.cast(arr, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # fractions, junk, or numbers past int64 (nulled and counted by the schema cast)
         raw = pd.Series(arr.to_pylist(), dtype=object)
-        arr = pa.array(pd.to_numeric(raw, errors="coerce"), pa.float64())
-        arr = pc.cast(pc.floor(arr), pa.int64(), safe=False)
+        return cast(raw, "Int64").array  # type: ignore[return-value]
     mask = arr.is_null().to_numpy(zero_copy_only=False)
     data = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     return pd.arrays.IntegerArray(data, mask)
@@ -540,7 +551,11 @@ def _floats(values: Sequence[Any] | None, n: int) -> np.ndarray:
     arr = _plain(values)
     if pa.types.is_string(arr.type):
         arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-    arr = pc.cast(arr, pa.float64())
+    try:
+        arr = pc.cast(arr, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raw = pd.Series(arr.to_pylist(), dtype=object)
+        return cast(raw, "float64").to_numpy()
     return arr.fill_null(np.nan).to_numpy(zero_copy_only=False)
 
 
@@ -1153,6 +1168,8 @@ def finish_pending(
             total.localised_words |= s.localised_words
             total.unprefixed += s.unprefixed
             total.entries += s.entries
+            total.naive += s.naive
+            total.naive_tz = total.naive_tz or s.naive_tz
             continue
         _, firsts, opens = item
         for pid, first in firsts.items():
@@ -1204,6 +1221,8 @@ def _warn(s: Stats, report: ParseReport) -> None:
             f"unknown time zone abbreviation(s) {', '.join(sorted(s.unknown_tz))} taken as UTC; "
             "pass tz='Area/City' (the server's log_timezone)"
         )
+    if s.naive:
+        report.warn(naive_warning(s.naive_tz))
     if s.unprefixed and s.entries and s.unprefixed * 2 > s.entries:
         report.warn(
             f"{s.unprefixed} of {s.unprefixed + s.entries} lines do not match the log_line_prefix; "

@@ -81,7 +81,9 @@ CANDIDATES: tuple[str, ...] = (
     "",
 )
 
-_TS = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+#: PostgreSQL prints ``YYYY-MM-DD HH:MM:SS``; log shippers re-stamp lines with slashes
+#: (``YYYY/MM/DD``, ``DD/MM/YYYY``): those are timestamps too, never a pid and two numbers
+_TS = r"(?:\d{4}[-/]\d\d[-/]\d\d|\d\d/\d\d/\d{4})[ T]\d\d:\d\d:\d\d"
 _TZ_TEXT = r"[A-Za-z][A-Za-z0-9_/+-]*|[+-]\d\d(?::?\d\d)?"
 
 # escape letter -> (group name or "", fragment with {g} where the group name goes)
@@ -374,7 +376,7 @@ _KEY_TO_ESC = {k: esc for esc, keys in _KEYS.items() for k in keys}
 
 _KINDS = ("ts", "epoch", "lnum", "kv", "ud", "ipport", "ip", "sess", "bnum", "num", "lit")
 _TOKEN = re.compile(
-    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?P<ms>\.\d+)?(?P<tz> (?:[A-Za-z]{1,6}|[+-]\d\d(?::?\d\d)?)(?![\w]))?"
+    r"(?P<ts>(?:\d{4}[-/]\d\d[-/]\d\d|\d\d/\d\d/\d{4})[ T]\d\d:\d\d:\d\d)(?P<ms>\.\d+)?(?P<tz> (?:[A-Za-z]{1,6}|[+-]\d\d(?::?\d\d)?)(?![\w]))?"
     r"|(?P<epoch>\d{10}\.\d{3})"
     r"|\[(?P<lnum>\d+)-(?P<lpart>\d+)\]"
     r"|(?P<kv>(?P<k>[A-Za-z_]+)(?P<eq>=| = )(?P<v>\[[^\]\s]*\]|[^,\s\]]*))"

@@ -16,34 +16,44 @@ back as ``pending`` records and resolved once, in order, by :meth:`BlockParser.f
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import re
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
 
-from auditkit.errors import NothingParsedError
+from auditkit.errors import InputError, NothingParsedError
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import (
     DEFAULT_BLOCK_SIZE,
     Block,
     BlockRef,
-    compression_of,
+    collect_notes,
+    is_plain,
     iter_block_refs,
     iter_blocks,
     read_head,
 )
-from auditkit.schemas import FRAMES, QUERY_EVENTS, conform, empty
+from auditkit.schemas import FRAMES, QUERY_EVENTS, conform, empty, out_of_range_counts
 from auditkit.sql.fingerprint import Dialect, fingerprint_many
 
 __all__ = ["BlockLoader", "BlockParser", "BlockResult", "Loader", "add_fingerprints", "finalise"]
 
 
 class Loader:
-    """One file format. Subclasses set the class attributes and implement sniff and load."""
+    """One file format. Subclasses set the class attributes and implement sniff and load.
+
+    Every subclass's :meth:`load` is wrapped once (:meth:`__init_subclass__`), so that no loader
+    can forget the common duties: what the reader noticed (a compressed stream cut short, a
+    UTF-16 file transcoded) becomes a warning of the parse report — or part of the error's hint
+    when nothing could be parsed —, and the report is checked to add up.
+    """
 
     #: stable format name, used in reports, audit.yaml and ``--format``
     name: ClassVar[str] = ""
@@ -66,6 +76,64 @@ class Loader:
 
     def __repr__(self) -> str:
         return f"<loader {self.name}>"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "load" in cls.__dict__ and not getattr(cls.__dict__["load"], "_checked", False):
+            cls.load = _checked_load(cls.__dict__["load"])  # type: ignore[method-assign]
+
+
+def _checked_load(load: Any) -> Any:
+    """Wrap a loader's ``load``: read notes into its report, then check the report adds up."""
+
+    @functools.wraps(load)
+    def wrapper(self: Loader, path: str | Path, *args: Any, **options: Any) -> LoadResult:
+        outer = _IN_LOAD.get()
+        if outer:  # a loader delegating to another: the outermost call does the bookkeeping
+            return load(self, path, *args, **options)  # type: ignore[no-any-return]
+        token = _IN_LOAD.set(True)
+        try:
+            with collect_notes() as notes, out_of_range_counts() as nulled:
+                try:
+                    result: LoadResult = load(self, path, *args, **options)
+                except InputError as exc:
+                    if notes:
+                        exc.hint = "; ".join([*notes, *([exc.hint] if exc.hint else [])])
+                        exc.args = (exc._render(),)
+                    raise
+        finally:
+            _IN_LOAD.reset(token)
+        for message in notes:
+            result.report.warn(message)
+        _flag_negative_durations(result)
+        if nulled:
+            counts = ", ".join(f"{col}: {n}" for col, n in sorted(nulled.items()))
+            result.report.warn(
+                f"{sum(nulled.values())} value(s) out of range set to null ({counts})"
+            )
+        result.report.check()
+        return result
+
+    wrapper._checked = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _flag_negative_durations(result: LoadResult) -> None:
+    """Warn about negative durations: kept as written (a clock step, a counter reset, an
+    unsigned underflow upstream), but no figure should rest on them unnoticed."""
+    for name, df in result.frames.items():
+        for col in df.columns:
+            if not str(col).endswith("_ms") or not pd.api.types.is_numeric_dtype(df[col]):
+                continue
+            negative = int((df[col] < 0).sum())
+            if negative:
+                result.report.warn(
+                    f"{negative} {name} row(s) with a negative {col} (kept as written; "
+                    "check the server clock or counters)"
+                )
+
+
+_IN_LOAD: contextvars.ContextVar[bool] = contextvars.ContextVar("auditkit_in_load", default=False)
 
 
 @dataclass
@@ -140,6 +208,29 @@ def finalise(
     return out
 
 
+@contextmanager
+def block_executor(
+    path: str | Path, executor: Any = None, workers: int | None = None
+) -> Iterator[Any]:
+    """Where to parse ``path``'s blocks: ``executor`` when given, else local processes when the
+    file is large enough to repay them (:func:`auditkit.executors.workers_for`), else this
+    process (None). Processes started here are stopped on leaving."""
+    from auditkit.executors import get_executor, workers_for
+
+    if executor is not None:
+        yield executor
+        return
+    n = workers_for(Path(path).stat().st_size, workers)
+    if n <= 1:
+        yield None
+        return
+    own = get_executor("process", workers=n)
+    try:
+        yield own
+    finally:
+        own.close()
+
+
 def _parse_block(parser: BlockParser, block: Block | BlockRef) -> BlockResult:
     return parser.parse(block.read() if isinstance(block, BlockRef) else block)
 
@@ -166,7 +257,7 @@ class BlockLoader(Loader):
         None when the file is compressed (no offsets), or when this loader overrides
         :meth:`blocks`: its blocks may carry state a place in the file does not.
         """
-        if type(self).blocks is not BlockLoader.blocks or compression_of(path) is not None:
+        if type(self).blocks is not BlockLoader.blocks or not is_plain(path):
             return None
         return iter_block_refs(path, parser.boundary, self.block_size)
 
@@ -189,24 +280,14 @@ class BlockLoader(Loader):
     ) -> LoadResult:
         """Load ``path`` in blocks; on every core when it is large
         (:func:`auditkit.executors.workers_for`), unless ``workers`` or ``executor`` say."""
-        from auditkit.executors import get_executor, workers_for
-
         start = time.perf_counter()
-        own = None
-        if executor is None:
-            n = workers_for(Path(path).stat().st_size, workers)
-            if n > 1:
-                executor = own = get_executor("process", workers=n)
         report = ParseReport(str(path), self.name)
         collected: dict[str, list[pd.DataFrame]] = {}
-        try:
-            for res in self.run(path, executor, **options):
+        with block_executor(path, executor, workers) as ex:
+            for res in self.run(path, ex, **options):
                 report.merge(res.report)
                 for name, df in res.frames.items():
                     collected.setdefault(name, []).append(df)
-        finally:
-            if own is not None:
-                own.close()
         frames = finalise(collected, self, report)
         report.elapsed_s = time.perf_counter() - start
         report.check()

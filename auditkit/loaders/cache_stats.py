@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders._time import epoch_ts
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -255,11 +256,7 @@ class MemcachedStatsLoader(Loader):
             names = [r["metric"] for r in block]
             section = _mc_section(names, command)
             own = next((r["value"] for r in block if r["metric"] == "time"), None)
-            ts = (
-                pd.Timestamp(own, unit="s", tz="UTC")
-                if own is not None and section == "stats"
-                else stamp or last_ts
-            )
+            ts = epoch_ts(own, "s") if own is not None and section == "stats" else stamp or last_ts
             for r in block:
                 r["section"] = section
                 r["ts"] = ts

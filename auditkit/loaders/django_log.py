@@ -16,6 +16,14 @@ Messages of other loggers in the same file are skipped as ``other message``, cou
 Fields found in the prefix: an ISO-like timestamp (naive ones are taken as UTC unless
 ``tz=`` names the zone), ``pid``/``process``, ``thread``, and ``request_id``/``request-id``/
 ``rid`` or a UUID.
+
+``prefix=`` takes the Python logging format the client configured, e.g.
+``[%(asctime)s] [%(process)d] [%(request_id)s] %(levelname)s %(name)s: %(message)s``
+(``{asctime}`` style too): each field is then read from its place — the request id of a
+logging filter at any position, whatever its values look like. Without it, id-like tokens of
+the prefix that are not a known field are kept in ``prefix_tokens``; when they match the
+request ids of an access log in the same client folder, :func:`auditkit.client.load_client`
+takes them as the statements' request ids (so statements join requests and their endpoints).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.errors import ConfigError
+from auditkit.loaders._time import localize, naive_warning, parse_series
 from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult, add_fingerprints
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import ParseReport
@@ -44,9 +54,14 @@ _SQL_START = re.compile(
 _ARGS = "; args="
 _ALIAS = "; alias="
 
+#: an ISO-like ``%(asctime)s`` (``2024-05-06 10:00:00,123``), or a ``datefmt`` with slashes:
+#: ``2024/05/06 10:00:00``, ``06/05/2024 10:00:00`` (month first, as pandas reads it) and
+#: Django's own ``06/May/2024 10:00:00`` (its server log style)
 _TS = re.compile(
-    r"(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?)"
+    r"((?:\d{4}[-/]\d{2}[-/]\d{2}|\d{2}/\d{2}/\d{4}|\d{2}/[A-Z][a-z]{2}/\d{4})[ T:]"
+    r"\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?)"
 )
+_MONTH_DATE_COLON = re.compile(r"^(\d{2}/[A-Z][a-z]{2}/\d{4}):")
 _PID = re.compile(r"(?i)\b(?:pid|process)[=: ]\s*(\d+)")
 _THREAD = re.compile(r"(?i)\b(?:thread|tid)[=: ]\s*([\w.:-]+)")
 _REQID = re.compile(
@@ -54,6 +69,60 @@ _REQID = re.compile(
     r"|\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"
 )
 _RUN = re.compile(r"\w+|\s+|.")
+#: id-like tokens of a prefix (kept when no field names a request id)
+_ID_TOKEN = re.compile(r"(?<![\w.:-])[A-Za-z0-9][A-Za-z0-9_.:-]{5,}(?![\w.:-])")
+#: ``%(name)s`` / ``%(name)-8s`` / ``%(process)d`` / ``{name}`` fields of a logging format
+_FMT_FIELD = re.compile(
+    r"%\((?P<p>\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdifrxXeEgGc]|\{(?P<b>\w+)(?:[:!][^}]*)?\}"
+)
+#: logging fields → (query-event column, regex for the value)
+_FMT_COLUMNS: dict[str, tuple[str, str]] = {
+    "asctime": ("ts", r".+?"),
+    "process": ("pid", r"\d+"),
+    "thread": ("thread", r"\d+"),
+    "threadName": ("thread", r"\S+?"),
+    "levelname": ("", r"[A-Z]+"),
+    "levelno": ("", r"\d+"),
+    "name": ("", r"\S+?"),
+}
+_REQUEST_ID_FIELDS = {
+    "request_id", "requestid", "req_id", "rid", "correlation_id", "correlationid",
+    "x_request_id", "request", "trace_id", "traceid",
+}  # fmt: skip
+
+
+def logging_prefix_regex(fmt: str, fields: int | None = None) -> str:
+    """A regex for the prefix a Python logging ``fmt`` writes before ``%(message)s``.
+
+    Named groups ``ts``, ``pid``, ``thread`` and ``request_id`` hold the fields auditkit uses;
+    other fields match lazily. ``fields`` stops after that many fields (a record's start). Raises :class:`~auditkit.errors.ConfigError` when ``fmt`` has
+    no ``%(message)s`` / ``{message}``.
+    """
+    out: list[str] = []
+    pos = 0
+    used: set[str] = set()
+    for i, m in enumerate(_FMT_FIELD.finditer(fmt)):
+        out.append(_fmt_literal(fmt[pos : m.start()]))
+        pos = m.end()
+        field = m.group("p") or m.group("b")
+        if field == "message" or (fields is not None and i >= fields):
+            return "".join(out)
+        column, pattern = _FMT_COLUMNS.get(field, ("", r".*?"))
+        if field.lower() in _REQUEST_ID_FIELDS:
+            column, pattern = "request_id", r"\S*?"
+        if column and column not in used:
+            used.add(column)
+            out.append(f"(?P<{column}>{pattern})")
+        else:
+            out.append(f"(?:{pattern})")
+    raise ConfigError(
+        f"logging format {fmt!r} has no %(message)s",
+        hint="give the formatter's whole format string, e.g. '%(asctime)s %(levelname)s %(message)s'",
+    )
+
+
+def _fmt_literal(text: str) -> str:
+    return "".join(r"\s+" if t.isspace() else re.escape(t) for t in re.findall(r"\s+|\S", text))
 
 
 def prefix_tokens(prefix: str) -> list[str]:
@@ -106,18 +175,21 @@ class DjangoLogParser(BlockParser):
     empty shape means bare messages, where a record starts with ``(0.002) ``.
     """
 
-    def __init__(self, shape: str, tz: str | None) -> None:
+    def __init__(self, shape: str, tz: str | None, fields: str = "") -> None:
         self.shape = shape
         self.tz = tz
+        self.fields = fields
         start = shape if shape else r"\(\d+\.\d+\) "
         self._start = re.compile(f"^(?:{start})", re.M)
         self.boundary = re.compile(f"(?:{start})".encode())
+        #: the prefix as a logging format gave it (prefix=): fields by place
+        self._fields_re = re.compile(fields + r"\s*$", re.S) if fields else None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"shape": self.shape, "tz": self.tz}
+        return {"shape": self.shape, "tz": self.tz, "fields": self.fields}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["shape"], state["tz"])  # type: ignore[misc]
+        self.__init__(state["shape"], state["tz"], state.get("fields", ""))  # type: ignore[misc]
 
     def parse(self, block: Block) -> BlockResult:
         text, bad = block.text()
@@ -138,6 +210,7 @@ class DjangoLogParser(BlockParser):
                 "pid",
                 "thread",
                 "request_id",
+                "prefix_tokens",
                 "rows",
                 "source_line",
             )
@@ -170,7 +243,7 @@ class DjangoLogParser(BlockParser):
             for key, value in parsed.items():
                 rows[key].append(value)
             rows["source_line"].append(line_no)
-        frame = self._frame(rows, block.source)
+        frame = self._frame(rows, block.source, report)
         return BlockResult({"query_events": add_fingerprints(frame)}, report)
 
     def _parse_record(self, record: str) -> dict[str, Any] | str | None:
@@ -204,8 +277,8 @@ class DjangoLogParser(BlockParser):
             head[: sql_at.start()], head[sql_at.start() :], schema.group("params"), None, None, None
         )
 
-    @staticmethod
     def _fields(
+        self,
         prefix: str,
         sql: str,
         params: str | None,
@@ -213,34 +286,61 @@ class DjangoLogParser(BlockParser):
         alias: str | None,
         rows: int | None,
     ) -> dict[str, Any]:
-        ts = _TS.search(prefix)
-        pid = _PID.search(prefix)
-        thread = _THREAD.search(prefix)
-        req = _REQID.search(prefix)
+        named = self._fields_re.match(prefix) if self._fields_re else None
+        if named is not None:
+            got = named.groupdict()
+            ts_raw = got.get("ts")
+            ts = _TS.search(ts_raw) if ts_raw else None
+            pid_text, thread, request_id = got.get("pid"), got.get("thread"), got.get("request_id")
+            pid_value = int(pid_text) if pid_text and pid_text.isdigit() else None
+            tokens = None
+        else:
+            ts = _TS.search(prefix)
+            pid = _PID.search(prefix)
+            th = _THREAD.search(prefix)
+            req = _REQID.search(prefix)
+            pid_value = int(pid.group(1)) if pid else None
+            thread = th.group(1) if th else None
+            request_id = (req.group(1) or req.group(2)) if req else None
+            tokens = None if request_id else _id_tokens(prefix, ts)
         return {
-            "ts_text": ts.group(1).replace(",", ".") if ts else None,
+            "ts_text": _MONTH_DATE_COLON.sub(r"\1 ", ts.group(1).replace(",", ".")) if ts else None,
             "duration_ms": duration_ms,
             "sql": sql.strip(),
             "params": params,
             "database": alias,
-            "pid": int(pid.group(1)) if pid else None,
-            "thread": thread.group(1) if thread else None,
-            "request_id": (req.group(1) or req.group(2)) if req else None,
+            "pid": pid_value,
+            "thread": thread,
+            "request_id": request_id or None,
+            "prefix_tokens": tokens,
             "rows": rows,
         }
 
-    def _frame(self, rows: dict[str, list[Any]], source: str) -> pd.DataFrame:
+    def _frame(
+        self, rows: dict[str, list[Any]], source: str, report: ParseReport | None = None
+    ) -> pd.DataFrame:
         ts_text = pd.Series(rows.pop("ts_text"), dtype="object")
         df = pd.DataFrame(rows)
-        ts = pd.to_datetime(ts_text, errors="coerce", format="mixed")
+        try:
+            ts = pd.to_datetime(ts_text, errors="coerce", format="mixed")
+        except (OverflowError, ValueError):  # mixed zones or out-of-range years
+            ts = parse_series(ts_text, format="mixed")
         if len(ts) and getattr(ts.dt, "tz", None) is None:
-            ts = ts.dt.tz_localize(
-                self.tz or "UTC", ambiguous="NaT", nonexistent="NaT"
-            ).dt.tz_convert("UTC")
+            if report is not None and ts.notna().any():
+                report.warn(naive_warning(self.tz))
+            ts = localize(ts, self.tz)
         df.insert(0, "ts", ts)
         df["source_file"] = source
         df["source_format"] = DjangoLogLoader.name
         return df
+
+
+def _id_tokens(prefix: str, ts: re.Match[str] | None) -> str | None:
+    """Id-like tokens of a prefix outside its timestamp, space-separated (by position)."""
+    if ts is not None:
+        prefix = prefix[: ts.start()] + " " + prefix[ts.end() :]
+    found = [t for t in _ID_TOKEN.findall(prefix) if any(c.isdigit() for c in t)]
+    return " ".join(found) or None
 
 
 def _args_split(body: str) -> int:
@@ -316,5 +416,11 @@ class DjangoLogLoader(BlockLoader):
         if counts:
             top = counts.most_common(1)[0][0]
             prefixes = [p for p in prefixes if "".join(prefix_tokens(p)[:3]) == top]
-        shape = options.get("prefix_regex") or boundary_shape(prefixes)
-        return DjangoLogParser(shape, options.get("tz"))
+        fmt = options.get("prefix")
+        fields = logging_prefix_regex(str(fmt)) if fmt else ""
+        if fields:  # a record starts with the format's first two fields (and what follows them)
+            start = re.sub(r"\(\?P<\w+>", "(?:", logging_prefix_regex(str(fmt), 2))
+            shape = options.get("prefix_regex") or start
+        else:
+            shape = options.get("prefix_regex") or boundary_shape(prefixes)
+        return DjangoLogParser(shape, options.get("tz"), fields)

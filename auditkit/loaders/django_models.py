@@ -41,6 +41,7 @@ import pandas as pd
 
 from auditkit.django.naming import auto_index_name, is_auto_index_name
 from auditkit.errors import InputError
+from auditkit.loaders import _json
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -95,7 +96,7 @@ class DjangoModelsLoader(Loader):
         text, _ = read_text(path)
         report.lines = text.count("\n") + 1
         try:
-            data = json.loads(text)
+            data = _json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(
                 f"not valid JSON ({exc.msg})",

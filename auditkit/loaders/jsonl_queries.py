@@ -20,11 +20,13 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders import _json
+from auditkit.loaders._time import parse_series
 from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult, add_fingerprints
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block
-from auditkit.schemas import REQUESTS, conform, empty
+from auditkit.schemas import REQUESTS, cast, conform, empty
 
 __all__ = ["FORMAT_VERSION", "JsonlQueriesLoader", "JsonlQueriesParser"]
 
@@ -88,7 +90,7 @@ def _utc(values: pd.Series) -> pd.Series:
     """ISO 8601 strings → UTC timestamps; values without an offset are UTC by the spec."""
     if not len(values):
         return pd.Series([], dtype="datetime64[ns, UTC]")
-    return pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce").dt.as_unit("ns")
+    return parse_series(values, format="ISO8601")
 
 
 class JsonlQueriesParser(BlockParser):
@@ -110,7 +112,7 @@ class JsonlQueriesParser(BlockParser):
                 continue
             line = block.first_line + offset
             try:
-                obj = json.loads(raw)
+                obj = _json.loads(raw)
             except json.JSONDecodeError as exc:
                 report.skip(line, "invalid JSON line", f"{exc.msg}: {raw}")
                 continue
@@ -175,7 +177,7 @@ class JsonlQueriesParser(BlockParser):
         df["ts"] = _utc(df["ts"])
         df["duration_ms"] = pd.to_numeric(df["duration_ms"], errors="coerce").astype("float64")
         for col in ("pid", "rows", "source_line"):
-            df[col] = df[col].astype("Int64")
+            df[col] = cast(pd.Series(df[col].tolist(), dtype="object"), "Int64", col)
         for col in ("alias", "method", "stack", "db_system"):
             df[col] = df[col].astype("string")
         df["source_format"] = JsonlQueriesLoader.name
@@ -271,7 +273,7 @@ def _partial_requests(frame: pd.DataFrame) -> pd.DataFrame | None:
     df = frame[frame["request_id"].notna()]
     # integer nanoseconds (exact), statement start = end - duration
     end = df["ts"].dt.as_unit("ns").astype("int64").astype("Int64").mask(df["ts"].isna())
-    start = end - (df["duration_ms"].fillna(0.0) * 1e6).round().astype("Int64")
+    start = end - cast(df["duration_ms"].fillna(0.0) * 1e6, "Int64", "duration_ms")
     work = pd.DataFrame(
         {
             "request_id": df["request_id"].astype(str),
@@ -343,7 +345,7 @@ class JsonlQueriesLoader(BlockLoader):
         hits = 0
         for ln in lines[:10]:
             try:
-                obj = json.loads(ln)
+                obj = _json.loads(ln)
             except json.JSONDecodeError:
                 continue
             if not isinstance(obj, dict):

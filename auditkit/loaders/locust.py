@@ -19,7 +19,6 @@ milliseconds in Locust already. Older Locust 0.x files quote the header (``"Meth
 from __future__ import annotations
 
 import csv
-import io
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.loaders._records import BadRecord, csv_records
+from auditkit.loaders._time import epoch_series
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -102,17 +103,25 @@ class LocustLoader(Loader):
         start = time.perf_counter()
         text, bad = read_text(path)
         report = ParseReport.for_text(path, self.name, text, bad)
-        rows = list(csv.reader(io.StringIO(text)))
-        if not rows:
+        records = list(csv_records(text))
+        if not records:
             raise nothing_parsed(self, path, report)
-        header = [_ALIASES.get(c.strip(), c.strip()) for c in rows[0]]
+        first = records[0]
+        if isinstance(first, BadRecord):
+            report.skip(first.line, first.reason, first.excerpt)
+            raise nothing_parsed(self, path, report)
+        header = [_ALIASES.get(c.strip(), c.strip()) for c in first.values]
         kind = _kind(header)
         if kind is None:
-            report.skip(1, "not a Locust header", ",".join(rows[0]))
+            report.skip(1, "not a Locust header", ",".join(first.values))
             raise nothing_parsed(self, path, report)
         report.ok()  # the header
         good = []
-        for i, row in enumerate(rows[1:], start=2):
+        for rec in records[1:]:
+            if isinstance(rec, BadRecord):
+                report.skip(rec.line, rec.reason, rec.excerpt)
+                continue
+            i, row = rec.line, rec.values
             if not any(c.strip() for c in row):
                 continue
             if len(row) != len(header):
@@ -140,9 +149,7 @@ class LocustLoader(Loader):
                 }
             )
             if kind == "history":
-                out["ts"] = pd.to_datetime(
-                    pd.to_numeric(df["Timestamp"], errors="coerce"), unit="s", utc=True
-                )
+                out["ts"] = epoch_series(df["Timestamp"], "s").to_numpy()
                 out["users"] = pd.to_numeric(df["User Count"], errors="coerce")
                 out["requests"] = _numeric(df, "Total Request Count")
                 out["failures"] = _numeric(df, "Total Failure Count")

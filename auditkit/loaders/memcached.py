@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.loaders._mysql_results import time_stamp
+from auditkit.loaders._time import epoch_ts
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -225,8 +226,8 @@ class MemcachedMetadumpLoader(Loader):
                     "engine": "memcached",
                     "key": key,
                     "key_prefix": key_family(key),
-                    "expires_at": pd.Timestamp(exp, unit="s", tz="UTC") if exp > 0 else pd.NaT,
-                    "last_access": pd.Timestamp(la, unit="s", tz="UTC") if la else pd.NaT,
+                    "expires_at": epoch_ts(exp, "s", "expires_at") if exp > 0 else pd.NaT,
+                    "last_access": epoch_ts(la, "s", "last_access") if la else pd.NaT,
                     "size_bytes": size,
                     "fetched": {"yes": True, "no": False}.get(fields.get("fetch", "")),
                     "slab_class": cls,

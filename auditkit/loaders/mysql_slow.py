@@ -68,10 +68,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from auditkit.loaders._time import epoch_series
 from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult, add_fingerprints
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block, iter_blocks
+from auditkit.schemas import cast
 
 __all__ = ["MySQLSlowLoader", "MySQLSlowParser", "SlowLogBlock"]
 
@@ -498,21 +500,21 @@ class _Events:
                     pd.Series(c["lock_time"], dtype="object"), errors="coerce"
                 ).astype("float64")
                 * 1000.0,
-                "rows": _int(c["rows"]),
-                "rows_examined": _int(c["rows_examined"]),
+                "rows": _int(c["rows"], "rows"),
+                "rows_examined": _int(c["rows_examined"], "rows_examined"),
                 "sql": pd.Series(c["sql"], dtype="string"),
                 "database": pd.Series(c["database"], dtype="string"),
                 "user": pd.Series(c["user"], dtype="string"),
                 "client": pd.Series(c["client"], dtype="string"),
-                "pid": _int(c["pid"]),
+                "pid": _int(c["pid"], "pid"),
                 "source_file": self.source,
                 "source_line": pd.array(lines, dtype="Int64"),
                 "source_format": MySQLSlowLoader.name,
                 "admin": pd.array(c["admin"], dtype="boolean"),
                 "explain": pd.Series(c["explain"], dtype="string"),
                 "client_ip": pd.Series(c["client_ip"], dtype="string"),
-                "last_insert_id": _int(c["last_insert_id"]),
-                "insert_id": _int(c["insert_id"]),
+                "last_insert_id": _int(c["last_insert_id"], "last_insert_id"),
+                "insert_id": _int(c["insert_id"], "insert_id"),
             },
             index=pd.RangeIndex(n),
         )
@@ -572,9 +574,7 @@ class _Events:
             )
         if zone.note and (~explicit & ~np.isnan(hdr) & ~exact_hdr & ~set_ok).any():
             report.warn(zone.note)
-        return pd.to_datetime(pd.Series(np.round(ts * 1e6)), unit="us", utc=True).astype(
-            "datetime64[ns, UTC]"
-        )
+        return epoch_series(ts, "s")
 
 
 def _plausible_set(
@@ -667,8 +667,10 @@ def _parse_header_time(raw: str, zone: tzinfo) -> tuple[float, bool]:
     return dt.replace(tzinfo=zone).timestamp(), False
 
 
-def _int(values: list[Any]) -> pd.Series:
-    return pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce").round().astype("Int64")
+def _int(values: list[Any], column: str = "") -> pd.Series:
+    """Integers of a header field; MySQL's 18446744073709551615 (an unsigned counter that
+    went below zero) and other values past int64 become null and are counted."""
+    return cast(pd.Series(values, dtype="object"), "Int64", column)
 
 
 def _snake(key: str) -> str:
@@ -697,7 +699,7 @@ def _convert(raw: pd.Series, kind: str) -> pd.Series:
         whole = (num.dropna() % 1 == 0).all() and not present.astype(str).str.contains(
             r"[.eE]"
         ).any()
-        return num.round().astype("Int64") if whole else num.astype("float64")
+        return cast(num, "Int64", str(values.name or "")) if whole else num.astype("float64")
     return values.astype("string")
 
 

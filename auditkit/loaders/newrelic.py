@@ -39,7 +39,6 @@ skipped, counted. Naive date strings are taken as UTC unless ``tz=`` names the z
 from __future__ import annotations
 
 import csv
-import io
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -47,13 +46,15 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders._records import BadRecord, csv_records
+from auditkit.loaders._time import epoch_ts
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.otlp import excerpt, read_json_documents
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import read_text
 from auditkit.requests import path_of
-from auditkit.schemas import REQUESTS, conform, empty
+from auditkit.schemas import REQUESTS, cast, conform, empty
 
 __all__ = ["NewRelicCsvLoader", "NewRelicJsonLoader", "transaction_endpoint"]
 
@@ -147,11 +148,11 @@ def _timestamp(value: Any, tz: str | None) -> pd.Timestamp | None:
         return None
     number = _float(value)
     if number is not None:
-        scale = 10**9 if abs(number) < 1e11 else 10**6 if abs(number) < 1e14 else 10**3
+        unit = "s" if abs(number) < 1e11 else "ms" if abs(number) < 1e14 else "us"
         text = str(value).strip()
         # integers (the usual epoch milliseconds) exactly; fractions through float
-        ns = int(text) * scale if text.lstrip("-").isdigit() else round(number * scale)
-        return pd.Timestamp(ns, unit="ns", tz="UTC")
+        ts = epoch_ts(int(text) if text.lstrip("-").isdigit() else number, unit, "ts")
+        return None if ts is pd.NaT else ts
     try:
         ts = pd.Timestamp(str(value))
     except (ValueError, TypeError):
@@ -242,7 +243,9 @@ class _Events:
             for col in ("transaction_name", "transaction_type", "path"):
                 df[col] = df[col].astype("string")
             df["error"] = df["error"].astype("boolean")
-            df["external_calls"] = df["external_calls"].astype("Int64")
+            df["external_calls"] = cast(
+                pd.Series(df["external_calls"].tolist(), dtype="object"), "Int64", "external_calls"
+            )
             frame = conform(df, REQUESTS)
         else:
             frame = empty(REQUESTS)
@@ -288,18 +291,14 @@ class NewRelicCsvLoader(Loader):
         for line in bad:
             report.warn(f"invalid UTF-8 replaced with U+FFFD on line {line}")
         events = _Events(self, path, report, options.get("tz"))
-        reader = csv.DictReader(io.StringIO(text))
-        line = 2
-        try:
-            for row in reader:
-                clean = {str(k).strip(): v for k, v in row.items() if k is not None}
-                if not any((v or "").strip() for v in clean.values() if isinstance(v, str)):
-                    line = reader.line_num + 1
-                    continue
-                events.add(line, clean)
-                line = reader.line_num + 1
-        except csv.Error as exc:
-            report.skip(line, "malformed CSV", str(exc))
+        header: list[str] | None = None
+        for rec in csv_records(text):
+            if isinstance(rec, BadRecord):
+                report.skip(rec.line, rec.reason, rec.excerpt)
+            elif header is None:
+                header = [h.strip() for h in rec.values]
+            elif any(v.strip() for v in rec.values):
+                events.add(rec.line, dict(zip(header, rec.values, strict=False)))
         return events.result(started)
 
 

@@ -39,6 +39,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from auditkit.loaders import _json
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.memcached import key_family
 from auditkit.loaders.registry import register
@@ -382,10 +383,7 @@ def read_json_documents(
     if not text.strip():
         return [], False
     try:
-        return [(1, json.loads(text))], False
-    except RecursionError:
-        report.skip(1, "invalid JSON", "nested too deeply to read")
-        return [], False
+        return [(1, _json.loads(text))], False
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
             report.skip(
@@ -397,11 +395,9 @@ def read_json_documents(
         if not line.strip():
             continue
         try:
-            docs.append((i, json.loads(line)))
+            docs.append((i, _json.loads(line)))
         except json.JSONDecodeError as exc:
             report.skip(i, "invalid JSON line", f"{exc.msg}: {line}")
-        except RecursionError:
-            report.skip(i, "invalid JSON line", f"nested too deeply to read: {line}")
     return docs, True
 
 

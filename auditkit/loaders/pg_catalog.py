@@ -50,7 +50,6 @@ knows and leaves the others null; the index checks combine the rows per relation
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import time
@@ -60,7 +59,9 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from auditkit.loaders import _json
 from auditkit.loaders._psql_tables import psql_tables
+from auditkit.loaders._records import BadRecord, Row, csv_records
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -176,18 +177,20 @@ def _psql_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, A
 
 
 def _csv_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
-    first = text.split("\n", 1)[0]
-    delim = max(_DELIMITERS, key=first.count)
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
+    top = text.split("\n", 1)[0]
+    delim = max(_DELIMITERS, key=top.count)
+    records = csv_records(text, delim)
+    first = next(records, None)
+    if not isinstance(first, Row):
         return [], iter(())
+    header = [h.strip().lower() for h in first.values]
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
-        line = reader.line_num + 1
-        for values in reader:
-            start, line = line, reader.line_num + 1
+        for got in records:
+            if isinstance(got, BadRecord):
+                yield got.line, {"__bad__": got.reason, "__excerpt__": got.excerpt}
+                continue
+            start, values = got.line, got.values
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) == 1 and re.fullmatch(r"\(\d+ rows?\)", values[0].strip()):
@@ -207,7 +210,7 @@ def _json_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, A
     stripped = text.strip()
     records: list[tuple[int, Any]] = []
     try:
-        data = json.loads(stripped)
+        data = _json.loads(stripped)
         if isinstance(data, dict):
             arrays = [v for v in data.values() if isinstance(v, list)]
             data = arrays[0] if len(arrays) == 1 else [data]
@@ -216,7 +219,7 @@ def _json_records(text: str) -> tuple[list[str], Iterator[tuple[int, dict[str, A
         for i, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 try:
-                    records.append((i, json.loads(line)))
+                    records.append((i, _json.loads(line)))
                 except json.JSONDecodeError:
                     records.append((i, line))
     header: list[str] = []
@@ -332,6 +335,9 @@ class _CatalogLoader(Loader):
             last = line
             if "__invalid__" in rec:
                 report.skip(line, "not a JSON object", rec["__invalid__"])
+                continue
+            if "__bad__" in rec:
+                report.skip(line, rec["__bad__"], rec["__excerpt__"])
                 continue
             if rec.get("__width__") is not None:
                 report.skip(

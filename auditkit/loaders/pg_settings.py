@@ -8,8 +8,6 @@ numbers, not strings.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from pathlib import Path
@@ -17,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders import _json
+from auditkit.loaders._records import BadRecord, csv_records
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -76,15 +76,22 @@ class PgSettingsLoader(Loader):
         records: list[tuple[int, dict[str, Any]]]
         if stripped.startswith(("[", "{")):
             try:
-                data = json.loads(stripped)
+                data = _json.loads(stripped)
             except json.JSONDecodeError as exc:
                 report.skip(exc.lineno, "invalid JSON", str(exc))
                 raise nothing_parsed(self, path, report) from None
             rows = data if isinstance(data, list) else data.get("rows", [])
             records = [(i + 1, r) for i, r in enumerate(rows)]
         else:
-            reader = csv.DictReader(io.StringIO(text))
-            records = [(reader.line_num, r) for r in reader]
+            records = []
+            header: list[str] | None = None
+            for row in csv_records(text):
+                if isinstance(row, BadRecord):
+                    report.skip(row.line, row.reason, row.excerpt)
+                elif header is None:
+                    header = row.values
+                elif any(v.strip() for v in row.values):
+                    records.append((row.line, dict(zip(header, row.values, strict=False))))
         out = []
         for line, rec in records:
             if not isinstance(rec, dict) or not rec.get("name") or rec.get("setting") is None:

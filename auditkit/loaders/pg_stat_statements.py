@@ -33,8 +33,6 @@ mean and population standard deviation recombined from per-row sums of squares; 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
@@ -47,7 +45,9 @@ import numpy as np
 import pandas as pd
 
 from auditkit.errors import NothingParsedError
+from auditkit.loaders import _json
 from auditkit.loaders._psql_tables import psql_tables
+from auditkit.loaders._records import BadRecord, Row, csv_records
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -336,13 +336,18 @@ class PgssCsvLoader(_PgssLoader):
             counts = {d: first.count(d) for d in ",;\t|"}
             delimiter = max(counts, key=lambda d: counts[d])
             offset = 0
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        header = next(reader, [])
+        records = csv_records(text, delimiter, first_line=1 + offset)
+        top = next(records, None)
+        header: list[str] = top.values if isinstance(top, Row) else []
+        if isinstance(top, BadRecord):
+            report.skip(top.line, top.reason, top.excerpt)
         rows: list[list[str]] = []
         lines: list[int] = []
-        end = reader.line_num
-        for row in reader:
-            start, end = end + 1, reader.line_num
+        for rec in records:
+            if isinstance(rec, BadRecord):
+                report.skip(rec.line, rec.reason, rec.excerpt)
+                continue
+            start, row = rec.line - offset, rec.values
             if not row or not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
@@ -380,7 +385,7 @@ class PgssJsonLoader(_PgssLoader):
         objects: list[Mapping[str, Any]]
         info: Mapping[str, Any] = {}
         try:
-            doc = json.loads(text)
+            doc = _json.loads(text)
         except json.JSONDecodeError:
             doc = None
         if doc is not None:
@@ -400,7 +405,7 @@ class PgssJsonLoader(_PgssLoader):
                 if not item:
                     continue
                 try:
-                    obj = json.loads(item)
+                    obj = _json.loads(item)
                 except json.JSONDecodeError:
                     report.skip(n, "invalid JSON", line)
                     continue

@@ -71,10 +71,7 @@ Example::
 
 from __future__ import annotations
 
-import csv
 import gc
-import io
-import json
 import os
 import re
 import time
@@ -88,6 +85,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.errors import NothingParsedError
+from auditkit.loaders import _json
 from auditkit.loaders._pg_events import (
     MESSAGE_FRAGMENT,
     PROFILE_PHASES,
@@ -110,7 +108,15 @@ from auditkit.loaders._pg_prefix import (
     prefix_pattern,
     severity_lines,
 )
-from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult, finalise, nothing_parsed
+from auditkit.loaders._records import BadRecord, csv_records
+from auditkit.loaders.base import (
+    BlockLoader,
+    BlockParser,
+    BlockResult,
+    block_executor,
+    finalise,
+    nothing_parsed,
+)
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import Block, read_head
@@ -446,12 +452,15 @@ class _PostgresLoader(BlockLoader):
     frame: ClassVar[str] = "query_events"
     dialect = "postgres"
 
-    def load(self, path: str | Path, executor: Any = None, **options: Any) -> LoadResult:
+    def load(
+        self, path: str | Path, executor: Any = None, workers: int | None = None, **options: Any
+    ) -> LoadResult:
         """Read ``path`` into ``query_events`` and ``server_events`` plus a parse report.
 
         Options: ``prefix`` (stderr, syslog, Cloud SQL: the server's log_line_prefix),
         ``tz`` (IANA zone for timestamps without one), ``year`` and ``ident`` (syslog).
-        ``executor`` parses blocks on worker processes or a Dask cluster.
+        ``executor`` parses blocks on worker processes or a Dask cluster; without one, a large
+        file is parsed on every core (``workers`` to say how many).
 
         As :meth:`BlockLoader.load`, except that block frames arrive without their all-null
         columns (less to ship from workers) and are completed here.
@@ -460,11 +469,12 @@ class _PostgresLoader(BlockLoader):
         source = str(path)
         report = ParseReport(source, self.name)
         collected: dict[str, list[pd.DataFrame]] = {}
-        for res in self.run(path, executor, **options):
-            report.merge(res.report)
-            for name, df in res.frames.items():
-                if len(df):
-                    collected.setdefault(name, []).append(complete(df, name, source, self.name))
+        with block_executor(path, executor, workers) as ex:
+            for res in self.run(path, ex, **options):
+                report.merge(res.report)
+                for name, df in res.frames.items():
+                    if len(df):
+                        collected.setdefault(name, []).append(complete(df, name, source, self.name))
         for name in ("query_events", "server_events"):
             collected.setdefault(name, [])
         frames = finalise(collected, self, report)
@@ -624,22 +634,12 @@ class CsvParser(_PgParser):
         report = _report(block, self.fmt, text)
         stats = Stats(bad_utf8=list(bad))
         acc = _FieldEntries()
-        reader = csv.reader(io.StringIO(text, newline=""))
-        consumed = 0
-        while True:
-            start = block.first_line + consumed
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                report.skip(
-                    start,
-                    f"malformed CSV ({exc})",
-                    text.splitlines()[consumed] if consumed < text.count("\n") else "",
-                )
-                break
-            consumed = reader.line_num
+        last_line = block.first_line + text.count("\n") - (1 if text.endswith("\n") else 0)
+        for rec in csv_records(text, first_line=block.first_line):
+            if isinstance(rec, BadRecord):
+                report.skip(rec.line, rec.reason, rec.excerpt)
+                continue
+            start, row = rec.line, rec.values
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             joined = ",".join(row)
@@ -647,7 +647,7 @@ class CsvParser(_PgParser):
                 report.skip(start, "binary data", joined)
                 continue
             if not 22 <= len(row) <= 26 or not _CSV_START.match(row[0]):
-                end_of_block = consumed >= text.count("\n") and not text.endswith("\n")
+                end_of_block = start + joined.count("\n") >= last_line and not text.endswith("\n")
                 reason = (
                     "truncated entry (file ends mid-record)"
                     if end_of_block
@@ -750,7 +750,7 @@ class JsonParser(_PgParser):
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw)
+                obj = _json.loads(raw)
             except ValueError:
                 if "\x00" in raw or len(_CONTROL.findall(raw[:200])) > 2:
                     reason = "binary data"
@@ -840,7 +840,7 @@ def _json_objects(head: str, limit: int = 50) -> list[dict[str, Any]]:
         if not line:
             continue
         try:
-            obj = json.loads(line)
+            obj = _json.loads(line)
         except ValueError:
             continue
         if isinstance(obj, dict):

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.loaders import _json
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -42,7 +43,7 @@ def _document(loader: Loader, path: str | Path, report: ParseReport, fmt: str) -
     report.bytes = len(text.encode("utf-8", errors="replace"))
     report.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     try:
-        doc = json.loads(text)
+        doc = _json.loads(text)
     except json.JSONDecodeError as exc:
         report.skip(exc.lineno, "invalid JSON", f"{exc.msg}: {text[:80]}")
         raise nothing_parsed(loader, path, report) from None

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.errors import ParseReportError
+
 __all__ = ["LoadResult", "ParseReport", "Skip"]
 
 #: how many line numbers and excerpts a report keeps per skip reason
@@ -97,10 +99,17 @@ class ParseReport:
         return sum(self.skipped.values())
 
     def check(self) -> None:
-        """Raise ``AssertionError`` unless read == parsed + skipped."""
-        assert self.read == self.parsed + self.skipped_total, (
-            f"{self.path}: read {self.read} != parsed {self.parsed} + skipped {self.skipped_total}"
-        )
+        """Raise :class:`~auditkit.errors.ParseReportError` unless read == parsed + skipped.
+
+        A real check, not an ``assert``: ``python -O`` must not let a report that loses
+        records through.
+        """
+        if self.read != self.parsed + self.skipped_total or min(self.read, self.parsed) < 0:
+            raise ParseReportError(
+                f"{self.path}: parse report does not add up: read {self.read} != parsed "
+                f"{self.parsed} + skipped {self.skipped_total} (a loader bug; please report it)",
+                path=self.path,
+            )
 
     def skip_lines(self, reason: str) -> list[int]:
         """Line numbers kept for ``reason`` (the first few)."""

@@ -8,18 +8,29 @@ by this process, a local worker or a Dask worker — and the partial results mer
 
 Decoding never raises: a block is decoded as UTF-8; lines that are not valid UTF-8 are decoded
 with U+FFFD replacement characters and reported by line number, so a statement with one bad
-byte in a literal is kept rather than lost.
+byte in a literal is kept rather than lost. UTF-16 and UTF-32 files (a Windows tool's export,
+with a byte-order mark or without) are recognised and transcoded to UTF-8 as they are read, so
+every loader sees the same text.
+
+Damage never raises either: a compressed stream that is cut short or corrupt is read up to the
+damage and then ends. What was noticed on the way (damage, a transcoding) is a *read note*:
+:func:`collect_notes` gathers the notes of everything read in its ``with`` block, and
+:class:`~auditkit.loaders.base.Loader` puts them into the parse report of each load.
 """
 
 from __future__ import annotations
 
 import bz2
+import codecs
+import contextlib
+import contextvars
 import gzip
 import io
 import lzma
 import mmap
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +43,14 @@ __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "Block",
     "BlockRef",
+    "collect_notes",
     "compression_of",
     "decode_block",
+    "encoding_of",
     "iter_block_refs",
     "iter_blocks",
+    "is_plain",
+    "note",
     "open_binary",
     "read_head",
     "read_text",
@@ -53,6 +68,40 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
+#: byte-order marks of the encodings other than UTF-8 a file may come in (longest first)
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+#: errors a damaged compressed stream raises while it is read
+_DAMAGE_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
+
+_NOTES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "auditkit_read_notes", default=None
+)
+
+
+@contextlib.contextmanager
+def collect_notes() -> Iterator[list[str]]:
+    """Collect the read notes (damage, transcoding) of everything read inside the block."""
+    notes: list[str] = []
+    token = _NOTES.set(notes)
+    try:
+        yield notes
+    finally:
+        _NOTES.reset(token)
+
+
+def note(message: str) -> None:
+    """Record a read note for the load in progress (ignored outside :func:`collect_notes`)."""
+    notes = _NOTES.get()
+    if notes is not None and message not in notes:
+        notes.append(message)
+
+
 def compression_of(path: str | Path) -> str | None:
     """'gzip', 'bzip2', 'xz', 'zstd' or None, from the file's first bytes."""
     with open(path, "rb") as fh:
@@ -63,28 +112,198 @@ def compression_of(path: str | Path) -> str | None:
     return None
 
 
-def open_binary(path: str | Path) -> BinaryIO:
-    """Open ``path`` for reading bytes, decompressing transparently."""
+def _sniff_encoding(start: bytes) -> tuple[str | None, int]:
+    """The encoding of a (decompressed) file start other than UTF-8, and its BOM length.
+
+    A BOM decides; without one, text in UTF-16 or UTF-32 shows as NUL bytes in fixed places
+    (ASCII characters have a zero high byte), which neither UTF-8 text nor a crash's NUL padding
+    does.
+    """
+    for bom, name in _BOMS:
+        if start.startswith(bom):
+            return name, len(bom)
+    sample = start[:4096]
+    n = len(sample) - len(sample) % 4
+    if n < 16:
+        return None, 0
+    sample = sample[:n]
+    lanes = [sample[i::4].count(0) / (n // 4) for i in range(4)]
+    if lanes[0] < 0.3 and min(lanes[1:]) > 0.9:
+        return "utf-32-le", 0
+    if lanes[3] < 0.3 and min(lanes[:3]) > 0.9:
+        return "utf-32-be", 0
+    even, odd = (lanes[0] + lanes[2]) / 2, (lanes[1] + lanes[3]) / 2
+    if odd > 0.6 and even < 0.1:
+        return "utf-16-le", 0
+    if even > 0.6 and odd < 0.1:
+        return "utf-16-be", 0
+    return None, 0
+
+
+def encoding_of(path: str | Path) -> str | None:
+    """The encoding of ``path`` when it is UTF-16 or UTF-32 (after decompression), else None."""
+    try:
+        with _open_decompressed(path) as fh:
+            start = fh.read(4096)
+    except _DAMAGE_ERRORS:
+        return None
+    return _sniff_encoding(start)[0]
+
+
+def is_plain(path: str | Path) -> bool:
+    """True when the bytes on disk are the text a loader reads (not compressed, not UTF-16/32).
+
+    Only then do offsets in the file name places in the text (see :class:`BlockRef`).
+    """
+    return compression_of(path) is None and encoding_of(path) is None
+
+
+class _Tolerant(io.RawIOBase):
+    """A decompressing stream that ends, with a read note, where the data is damaged."""
+
+    def __init__(self, inner: BinaryIO, path: str | Path, kind: str) -> None:
+        self._inner = inner
+        self._where = Path(path).name
+        self._kind = kind
+        self._done = 0
+        self._damaged = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._damaged:
+            return 0
+        try:
+            # read1: one decompression step at a time, so what precedes the damage is returned
+            # before the step that meets it raises (read(n) would lose the whole of its n)
+            read1 = getattr(self._inner, "read1", None)
+            data = read1(len(buffer)) if read1 is not None else self._inner.read(len(buffer))
+        except _DAMAGE_ERRORS as exc:
+            self._damaged = True
+            what = "cut short" if isinstance(exc, EOFError) else "corrupt"
+            note(
+                f"the {self._kind} stream is {what} after {self._done:,} decompressed bytes "
+                f"({type(exc).__name__}: {exc}); only the part before the damage was read"
+            )
+            return 0
+        n = len(data)
+        buffer[:n] = data
+        self._done += n
+        return n
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._inner.close()
+        super().close()
+
+
+class _ZstdFrames:
+    """Zstandard frames decompressed one input chunk at a time; a frame cut short raises
+    ``EOFError`` at the end (the library's stream reader ends silently there)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._out = b""
+        self._started = False
+
+    def read1(self, size: int = -1) -> bytes:
+        while not self._out:
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                if self._started and not self._obj.eof:
+                    raise EOFError("the zstd frame ended before its end marker")
+                return b""
+            self._started = True
+            if self._obj.eof:  # a next frame (concatenated files)
+                chunk = self._obj.unused_data + chunk
+                self._obj = zstandard.ZstdDecompressor().decompressobj()
+            self._out = self._obj.decompress(chunk)
+        n = len(self._out) if size < 0 else size
+        data, self._out = self._out[:n], self._out[n:]
+        return data
+
+    read = read1
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class _Transcoded(io.RawIOBase):
+    """A byte stream in UTF-16/32 read as UTF-8 (undecodable units become U+FFFD)."""
+
+    def __init__(self, inner: BinaryIO, encoding: str, skip: int) -> None:
+        self._inner = inner
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._pending = b""
+        self._eof = False
+        if skip:
+            inner.read(skip)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending and not self._eof:
+            raw = self._inner.read(max(len(buffer), 1 << 16))
+            if not raw:
+                self._eof = True
+                self._pending = self._decoder.decode(b"", final=True).encode("utf-8")
+            else:
+                self._pending = self._decoder.decode(raw).encode("utf-8")
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._inner.close()
+        super().close()
+
+
+def _open_decompressed(path: str | Path) -> BinaryIO:
     kind = compression_of(path)
+    inner: BinaryIO
     if kind == "gzip":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if kind == "bzip2":
-        return bz2.open(path, "rb")  # type: ignore[return-value]
-    if kind == "xz":
-        return lzma.open(path, "rb")  # type: ignore[return-value]
-    if kind == "zstd":
-        fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
-        return zstandard.ZstdDecompressor().stream_reader(fh, closefd=True)  # type: ignore[return-value]
-    return open(path, "rb")
+        inner = gzip.open(path, "rb")  # type: ignore[assignment]  # noqa: SIM115
+    elif kind == "bzip2":
+        inner = bz2.open(path, "rb")  # type: ignore[assignment]  # noqa: SIM115
+    elif kind == "xz":
+        inner = lzma.open(path, "rb")  # type: ignore[assignment]  # noqa: SIM115
+    elif kind == "zstd":
+        inner = cast(BinaryIO, _ZstdFrames(open(path, "rb")))  # noqa: SIM115 - closed by the reader
+    else:
+        return open(path, "rb")
+    return io.BufferedReader(cast(Any, _Tolerant(inner, path, kind)), buffer_size=1 << 20)
+
+
+def open_binary(path: str | Path) -> BinaryIO:
+    """Open ``path`` for reading bytes: decompressed, UTF-16/32 transcoded to UTF-8.
+
+    Never raises on damage inside a compressed stream: it ends there, with a read note.
+    """
+    fh = _open_decompressed(path)
+    try:
+        start = fh.peek(4096)[:4096] if hasattr(fh, "peek") else b""
+    except _DAMAGE_ERRORS:
+        start = b""
+    encoding, skip = _sniff_encoding(start)
+    if encoding is None:
+        return fh
+    note(f"decoded from {encoding.upper()} (the file is not UTF-8)")
+    return io.BufferedReader(cast(Any, _Transcoded(fh, encoding, skip)), buffer_size=1 << 20)
 
 
 def read_head(path: str | Path, size: int = 65536) -> bytes:
-    """The first ``size`` decompressed bytes of ``path`` (for sniffing). Never raises on junk."""
-    try:
-        with open_binary(path) as fh:
-            return fh.read(size)
-    except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError):
-        return b""
+    """The first ``size`` decompressed bytes of ``path`` (for sniffing). Never raises on junk.
+
+    A file that cannot be opened or read (permissions, an I/O error) raises its ``OSError``:
+    that is the disk, not the data, and the caller reports it as such.
+    """
+    with open_binary(path) as fh:
+        return fh.read(size)
 
 
 def read_text(path: str | Path, limit: int | None = None) -> tuple[str, list[int]]:
@@ -181,14 +400,8 @@ def iter_blocks(
     line = 1
     carry = b""
     # byte offsets name places in the file only when it is read as is
-    offset: int | None = 0 if compression_of(path) is None else None
-    with open_binary(path) as fh:
-        # decompressors are raw streams: buffer them so reads of block_size are cheap
-        reader: BinaryIO = (
-            fh
-            if isinstance(fh, io.BufferedReader)
-            else io.BufferedReader(cast(Any, fh), buffer_size=1 << 20)
-        )
+    offset: int | None = 0 if is_plain(path) else None
+    with open_binary(path) as reader:
         while True:
             chunk = reader.read(block_size)
             if not chunk:
