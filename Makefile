@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck docs sample benchmark clean
+.PHONY: demo test lint typecheck docs sample sample-revisit benchmark clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ docs: $(STAMP)
 
 sample: $(STAMP)
 	$(PY) scripts/make_sample.py --out data/sample
+
+sample-revisit: $(STAMP)
+	$(PY) scripts/make_sample.py --variant revisit --out data/sample-revisit
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/digest_vs_pgbadger.py
