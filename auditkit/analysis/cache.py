@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import PurePath
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,8 @@ __all__ = [
     "http_cache",
     "key_families",
     "miss_causes",
+    "nice_ttl",
+    "per_user_part",
     "path_pattern",
     "server_rates",
     "server_snapshots",
@@ -60,6 +62,12 @@ __all__ = [
     "shared_result",
     "static_served",
 ]
+
+
+def _rows(df: pd.DataFrame) -> Iterator[Any]:
+    """The rows of ``df`` as named tuples (typed loosely: columns vary by input)."""
+    return iter(cast("Iterable[Any]", df.itertuples(index=False)))
+
 
 #: counters per engine: hits, misses, evictions, expirations, memory used, memory limit
 _METRICS: dict[str, dict[str, str]] = {
@@ -144,7 +152,7 @@ def server_snapshots(stats: pd.DataFrame) -> pd.DataFrame:
         names = _METRICS[_engine_family(engine)]
         values = dict(zip(g["metric"].astype(str), g["value"], strict=False))
         texts = dict(zip(g["metric"].astype(str), g["text"].astype(object), strict=False))
-        if names["hits"] not in values and names["misses"] not in values:
+        if not any(names[m] in values for m in ("hits", "misses", "uptime_s", "used_memory")):
             continue  # not a stats snapshot (memcached stats slabs / items, a config dump)
         ts = g["ts"].dropna()
         row: dict[str, Any] = {
@@ -175,12 +183,16 @@ def server_snapshots(stats: pd.DataFrame) -> pd.DataFrame:
         g = g.sort_values(["ts", "uptime_s"], na_position="first", kind="stable").copy()
         segment, segs, resets = 0, [], []
         prev = None
-        for r in g.itertuples(index=False):
+        for r in _rows(g):
             reset = ""
             if prev is not None:
                 if (
-                    r.run_id != prev.run_id and r.run_id is not None and prev.run_id is not None
-                ) or _lt(r.uptime_s, prev.uptime_s):
+                    r.server != prev.server
+                    or (
+                        r.run_id != prev.run_id and r.run_id is not None and prev.run_id is not None
+                    )
+                    or _lt(r.uptime_s, prev.uptime_s)
+                ):
                     reset = "restart"
                 elif any(
                     _lt(getattr(r, c), getattr(prev, c)) for c in ("hits", "misses", "commands")
@@ -221,7 +233,7 @@ def _instances(snaps: pd.DataFrame) -> list[str]:
     spans = spans.sort_values(["_base", "min"], na_position="first", kind="stable")
     chains: dict[str, list[tuple[pd.Timestamp, str]]] = {}
     name_of: dict[tuple[str, str], str] = {}
-    for r in spans.itertuples(index=False):
+    for r in _rows(spans):
         b, server, first, last = r._0, r.server, r.min, r.max
         chains.setdefault(b, [])
         placed = None
@@ -278,7 +290,7 @@ def server_rates(snapshots: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (inst, _seg), g in snapshots.groupby(["instance", "segment"], sort=False):
         g = g.sort_values("ts", kind="stable")
-        for a, b in zip(g.iloc[:-1].itertuples(), g.iloc[1:].itertuples(), strict=True):
+        for a, b in zip(_rows(g.iloc[:-1]), _rows(g.iloc[1:]), strict=True):
             interval = (
                 (b.ts - a.ts).total_seconds() if pd.notna(a.ts) and pd.notna(b.ts) else float("nan")
             )
@@ -360,7 +372,7 @@ def server_summary(snapshots: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for inst, g in snapshots.groupby("instance", sort=False):
         r = rates[rates["instance"] == inst]
-        last = g.sort_values("ts", kind="stable").iloc[-1]
+        last: Any = g.sort_values("ts", kind="stable").iloc[-1]
         counted = r.dropna(subset=["interval_s"])
         if len(r):
             hits, misses = float(r["hits"].sum()), float(r["misses"].sum())
@@ -428,7 +440,6 @@ def command_mix(stats: pd.DataFrame, snapshots: pd.DataFrame | None = None) -> p
     if len(cmd) == 0:
         return pd.DataFrame(columns=cols)
     snaps = snapshots if snapshots is not None else server_snapshots(stats)
-    where = snaps.set_index(["server", "source_file"])[["instance", "segment", "ts"]]
     parts = (
         cmd["metric"].astype(str).str.extract(r"^cmdstat_(?P<command>.+)\.(?P<what>calls|usec)$")
     )
@@ -439,26 +450,32 @@ def command_mix(stats: pd.DataFrame, snapshots: pd.DataFrame | None = None) -> p
         ],
         axis=1,
     )
-    df = df.join(where, on=["server", "source_file"], how="inner")
+    values = {
+        (srv, src, c, w): float(v)
+        for srv, src, c, w, v in zip(
+            df["server"], df["source_file"], df["command"], df["what"], df["value"], strict=True
+        )
+    }
     rows = []
-    for (inst, command), g in df.groupby(["instance", "command"], sort=False):
-        out: dict[str, float] = {}
-        for what in ("calls", "usec"):
-            w = g[g["what"] == what]
-            total, pairs = 0.0, False
-            for _seg, s in w.groupby("segment"):
-                s = s.sort_values("ts")
-                if len(s) >= 2:
-                    total += float(s["value"].iloc[-1] - s["value"].iloc[0])
-                    pairs = True
-            out[what] = (
-                total
-                if pairs
-                else float(w.sort_values("ts")["value"].iloc[-1])
-                if len(w)
-                else float("nan")
-            )
-        rows.append({"instance": inst, "command": command, **out})
+    for inst, g in snaps.groupby("instance", sort=False):
+        commands = sorted(
+            set(df.loc[df["server"].isin(set(g["server"])), "command"].dropna().astype(str))
+        )
+        segments = [s.sort_values("ts", kind="stable") for _seg, s in g.groupby("segment")]
+        paired = [s for s in segments if len(s) >= 2]
+        for command in commands:
+            out: dict[str, float] = {}
+            for what in ("calls", "usec"):
+
+                def at(snap: Any, command: str = command, what: str = what) -> float:
+                    # a command not listed yet in a snapshot has not run since the start
+                    return values.get((snap.server, snap.source_file, command, what), 0.0)
+
+                if paired:
+                    out[what] = sum(at(s.iloc[-1]) - at(s.iloc[0]) for s in paired)
+                else:
+                    out[what] = at(g.sort_values("ts", kind="stable").iloc[-1])
+            rows.append({"instance": inst, "command": command, **out})
     mix = pd.DataFrame(rows, columns=["instance", "command", "calls", "usec"])
     mix["usec_per_call"] = mix["usec"] / mix["calls"].where(mix["calls"] > 0)
     mix["share"] = mix["calls"] / mix.groupby("instance")["calls"].transform("sum")
@@ -513,13 +530,13 @@ def miss_causes(events: pd.DataFrame) -> pd.DataFrame:
     ]
     if len(events) == 0:
         return pd.DataFrame(columns=cols)
-    ev = events.assign(_family=_families(events), _idx=np.arange(len(events)))
+    ev = events.assign(fam_=_families(events), idx_=np.arange(len(events)))
     ev = ev[ev["key"].notna() & ev["op"].notna()]
     if "error" in ev:
         ev = ev[ev["error"].isna()]
     multi = ev["key_count"].fillna(1) > 1 if "key_count" in ev else pd.Series(False, index=ev.index)
     ev = ev[~multi]
-    ev = ev.sort_values(["ts", "_idx"], kind="stable", na_position="first")
+    ev = ev.sort_values(["ts", "idx_"], kind="stable", na_position="first")
     rows = []
     cache_col = ev["cache"] if "cache" in ev else pd.Series(pd.NA, index=ev.index)
     for (cache, key), g in ev.groupby([cache_col.fillna(""), "key"], sort=False):
@@ -527,7 +544,7 @@ def miss_causes(events: pd.DataFrame) -> pd.DataFrame:
         ttl = None
         deleted = False
         last_read = None
-        for r in g.itertuples(index=False):
+        for r in _rows(g):
             op = str(r.op)
             ts = r.ts
             if op in _READS and r.hit is not pd.NA and r.hit is not None:
@@ -560,8 +577,8 @@ def miss_causes(events: pd.DataFrame) -> pd.DataFrame:
                 )
                 rows.append(
                     {
-                        "idx": r._idx,
-                        "family": r._family,
+                        "idx": r.idx_,
+                        "family": r.fam_,
                         "cache": cache or None,
                         "key": key,
                         "ts": ts,
@@ -681,7 +698,7 @@ def key_families(
     if key_family_stats is not None and len(key_family_stats):
         kf = key_family_stats
         for (server, family), g in kf.groupby(["server", "key_prefix"], sort=False, dropna=False):
-            last = g.sort_values("ts", na_position="first").iloc[-1]
+            last: Any = g.sort_values("ts", na_position="first").iloc[-1]
             gets = _float(last.get("gets"))
             hits = _float(last.get("hits"))
             rows.append(
@@ -723,7 +740,7 @@ def _slots(family: str, key: str) -> list[str] | None:
         "\\{session\\}",
     ):
         pattern = pattern.replace(token, "(.+?)")
-    m = re.fullmatch(pattern, key)
+    m = re.search(pattern + "$", key)  # after Django's KEY_PREFIX:VERSION:, if any
     return list(m.groups()) if m else None
 
 
@@ -778,15 +795,20 @@ def shared_result(
         st["sql"].astype("string").fillna("") if "sql" in st else st["fingerprint"].astype("string")
     )
     variant = st["fingerprint_id"].astype(str) + "\x00" + sql + "\x00" + params
-    per_request = variant.groupby(st[req_col].astype(str)).agg(lambda s: tuple(sorted(set(s))))
+    per_request = {
+        str(rid): tuple(sorted(set(s))) for rid, s in variant.groupby(st[req_col].astype(str))
+    }
     misses = misses.assign(_work=misses["request_id"].astype(str).map(per_request))
     misses = misses.dropna(subset=["_work"])
-    parts = {k: _slots(family, k) for k in misses["key"].unique()}
-    parts = {k: v for k, v in parts.items() if v}
+    parts: dict[str, list[str]] = {}
+    for k in misses["key"].unique():
+        slots = _slots(family, str(k))
+        if slots:
+            parts[str(k)] = slots
     if len(parts) < 2:
         return None
     n_slots = max(len(v) for v in parts.values())
-    best = None
+    best: dict[str, Any] | None = None
     for i in range(n_slots):
         values = {v[i] for v in parts.values() if len(v) > i}
         if len(values) < 2:
@@ -794,7 +816,7 @@ def shared_result(
         # keys equal but for part i: did they run the same work?
         groups: dict[tuple[str, ...], set[tuple[str, ...]]] = {}
         for k, work in zip(misses["key"], misses["_work"], strict=True):
-            v = parts.get(k)
+            v = parts.get(str(k))
             if not v or len(v) <= i:
                 continue
             rest = tuple(v[:i] + v[i + 1 :])
@@ -806,7 +828,7 @@ def shared_result(
             len({k for k in parts if tuple(parts[k][:i] + parts[k][i + 1 :]) == rest}) > 1
             for rest in groups
         )
-        candidate = {
+        candidate: dict[str, Any] = {
             "slot": i,
             "values": len(values),
             "keys": len(parts),
@@ -854,12 +876,12 @@ def buffer_cache(
     ):
         df = pd.DataFrame({"table": t["table"]})
         hit = sum(
-            pd.to_numeric(t.get(c), errors="coerce").fillna(0)
+            pd.to_numeric(t[c], errors="coerce").fillna(0)
             for c in ("heap_blks_hit", "idx_blks_hit", "toast_blks_hit")
             if c in t
         )
         read = sum(
-            pd.to_numeric(t.get(c), errors="coerce").fillna(0)
+            pd.to_numeric(t[c], errors="coerce").fillna(0)
             for c in ("heap_blks_read", "idx_blks_read", "toast_blks_read")
             if c in t
         )
@@ -1006,7 +1028,7 @@ def http_cache(requests: pd.DataFrame) -> pd.DataFrame:
                 "hits": hits,
                 "hit_ratio": hits / len(g),
                 "outcomes": dict(status.value_counts().items()),
-                "bytes": float(pd.to_numeric(g.get("response_bytes"), errors="coerce").sum())
+                "bytes": float(pd.to_numeric(g["response_bytes"], errors="coerce").sum())
                 if "response_bytes" in g
                 else float("nan"),
                 "get_ok": int(get_ok.fillna(False).sum()),
@@ -1035,7 +1057,9 @@ def static_served(requests: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     df = df.assign(
         _pattern=paths[df.index].map(path_pattern),
-        _bytes=pd.to_numeric(df.get("response_bytes"), errors="coerce"),
+        _bytes=pd.to_numeric(df["response_bytes"], errors="coerce")
+        if "response_bytes" in df
+        else pd.Series(np.nan, index=df.index),
     )
     out = (
         df.groupby("_pattern")
@@ -1130,8 +1154,3 @@ def nice_ttl(seconds: float) -> int:
         if seconds <= step:
             return step
     return int(math.ceil(seconds / 86400) * 86400)
-
-
-def as_mapping(row: pd.Series) -> Mapping[str, Any]:
-    """A row as a plain dict (for findings' metrics)."""
-    return {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
