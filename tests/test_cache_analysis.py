@@ -616,3 +616,46 @@ def test_peer_samples_analyse(peer_data: Path, path: str) -> None:
     # findings never say nan
     for f in low_cache_hit_ratio(stats):
         assert "nan" not in f.summary
+
+
+def test_chapter_displays_the_bakery_from_a_saved_audit(client: auditkit.ClientData, tmp_path: Path) -> None:
+    """The audit's caching frames survive the saved audit (Parquet) and the chapter shows them."""
+    from auditkit.auditing import Audit, audit
+    from auditkit.report.notebook import chapter
+
+    saved = audit(client).save(tmp_path / "audit")
+    assert {"cache_snapshots", "cache_rates", "cache_servers", "cache_families"} <= set(Audit.load(saved).frames)
+    ch = chapter("caching", audit_dir=saved)
+    servers = ch.cache_servers_table().html
+    assert "allkeys-lru" in servers and "between snapshots" in servers
+    rates = ch.cache_rates_figure()  # one interval per run: a table, not a chart of two points
+    assert rates.html.startswith("<table") and "needs 3 or more" in rates.html
+    families = ch.key_family_table().html
+    assert "summary:{int}:{int}" in families and "blob:{int}" in families
+    assert ch.key_family_figure() is not None
+    shown = ch.show("low_cache_hit_ratio").html
+    assert "evicts keys" in shown and "summary:{int}:{int}" in shown
+
+
+def test_rates_chart_marks_restarts_and_never_joins_them() -> None:
+    from auditkit.report.figures_caching import server_rates_chart
+
+    t = pd.Timestamp("2026-01-01", tz="UTC")
+    rates = pd.DataFrame(
+        {
+            "instance": ["redis:6379"] * 6,
+            "ts": [t + pd.Timedelta(minutes=m) for m in (1, 2, 3, 5, 6, 7)],
+            "segment": [0, 0, 0, 1, 1, 1],
+            "hit_ratio": [0.5, 0.6, 0.7, 0.2, 0.3, 0.4],
+            "hits_per_s": [1.0] * 6,
+            "misses_per_s": [1.0] * 6,
+            "evictions_per_s": [0.0] * 6,
+            "expirations_per_s": [0.1] * 6,
+        }
+    )
+    snaps = pd.DataFrame({"ts": [t + pd.Timedelta(minutes=4)], "reset": ["restart"]})
+    fig = server_rates_chart(rates, snaps)
+    ratio = fig.data[0]
+    assert list(ratio.y).count(None) == 1 and len(ratio.y) == 7  # a gap at the restart
+    assert any(a.text == "restart" for a in fig.layout.annotations)
+    assert not any(tr.name and "evictions" in tr.name for tr in fig.data)  # none: not drawn
