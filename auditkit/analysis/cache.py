@@ -53,6 +53,7 @@ __all__ = [
     "funnel",
     "http_cache",
     "key_families",
+    "key_parts",
     "miss_causes",
     "nice_ttl",
     "per_user_part",
@@ -730,8 +731,9 @@ def key_families(
     return out.sort_values("misses", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def _slots(family: str, key: str) -> list[str] | None:
-    """The values of the variable parts of ``key`` in ``family`` (None when it does not fit)."""
+def key_parts(family: str, key: str) -> list[str] | None:
+    """The values of the variable parts of ``key`` in ``family`` (None when it does not fit):
+    ``key_parts("book:{int}:rating:{hex}", "shop:1:book:7:rating:9f…")`` → ``["7", "9f…"]``."""
     pattern = re.escape(family)
     for token in (
         "\\{int\\}",
@@ -786,6 +788,22 @@ def shared_result(
 
     fps = {fp: own(fp) for fp in st["fingerprint"].dropna().unique()}
     st = st[st["fingerprint"].map(fps).fillna(False).astype(bool)]
+    # the miss path: what the misses' requests run and the hits' requests do not
+    hit_requests = set(
+        reads.loc[
+            (reads["family"] == family) & reads["hit"].astype(bool) & reads["request_id"].notna(),
+            "request_id",
+        ].astype(str)
+    )
+    if hit_requests:
+        on_hits = set(
+            statements.loc[
+                statements[req_col].astype("string").isin(hit_requests), "fingerprint_id"
+            ].astype(str)
+        )
+        path = st[~st["fingerprint_id"].astype(str).isin(on_hits)]
+        if len(path):
+            st = path
     if len(st) == 0:
         return None
     params = (
@@ -804,7 +822,7 @@ def shared_result(
     misses = misses.dropna(subset=["_work"])
     parts: dict[str, list[str]] = {}
     for k in misses["key"].unique():
-        slots = _slots(family, str(k))
+        slots = key_parts(family, str(k))
         if slots:
             parts[str(k)] = slots
     if len(parts) < 2:
@@ -837,7 +855,10 @@ def shared_result(
             "statements": sorted(set(st["fingerprint_id"].astype(str))),
             "shared": bool(shared),
         }
-        if best is None or candidate["values"] > best["values"]:
+        if best is None or (candidate["shared"], candidate["values"]) > (
+            best["shared"],
+            best["values"],
+        ):
             best = candidate
     return best
 

@@ -39,6 +39,7 @@ Thresholds: the ``cache`` family of :mod:`auditkit.config`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, cast
@@ -48,6 +49,7 @@ import pandas as pd
 from auditkit.analysis.cache import (
     buffer_cache,
     key_families,
+    key_parts,
     miss_causes,
     nice_ttl,
     per_user_part,
@@ -341,7 +343,10 @@ def key_family_findings(
             f.endpoints[0] if isinstance(f.endpoints, list) and f.endpoints else None, views
         )
         label = f'"{family}"' + (f" ({f.cache})" if f.cache and f.source == "cache events" else "")
-        if f.sets >= t["family_min_reads"] and f.sets_never_read >= 0.8 * f.sets:
+        low = reads >= t["family_min_reads"] and ratio == ratio and ratio < t["min_hit_ratio"]
+        # writes never read are a cause of their own only where reads do not already miss
+        # (a key read once is also written once and never read again: one cause, below)
+        if not low and f.sets >= t["family_min_reads"] and f.sets_never_read >= 0.8 * f.sets:
             out.append(
                 Finding(
                     check="low_cache_hit_ratio",
@@ -370,7 +375,7 @@ def key_family_findings(
                     chapter="caching",
                 )
             )
-        if reads < t["family_min_reads"] or ratio != ratio or ratio >= t["min_hit_ratio"]:
+        if not low:
             continue
         misses = int(f.misses)
         first = int(getattr(f, "miss_first_read", 0) or 0)
@@ -425,6 +430,7 @@ def key_family_findings(
             "reads_per_key": _num(f.reads_per_key),
             "reread_s": _num(f.reread_s),
             "ttl_s": _num(f.ttl_s),
+            "sets_never_read": int(f.sets_never_read),
             "threshold": t["min_hit_ratio"],
         }
         avoidable = 0
@@ -439,11 +445,14 @@ def key_family_findings(
                 if statements is not None and len(statements)
                 else None
             )
-            kind = "per-user or per-session" if part is not None else "per-key"
+            kind = (
+                "a per-user or per-session part"
+                if part is not None
+                else "a part that changes with every key (a user, a session, a visitor or an object)"
+            )
             causes.append(
                 f"{first:,} misses are first reads: {int(f.keys):,} distinct keys, each read "
-                f"{f.reads_per_key:.1f} times on average — the key embeds a {kind} part that is rarely "
-                "read again"
+                f"{f.reads_per_key:.1f} times on average — the key embeds {kind}, rarely read again"
             )
             metrics["per_user_part"] = part
             if shared is not None:
@@ -456,18 +465,21 @@ def key_family_findings(
                 fixes.append(
                     f"the statements the misses ran are the same whatever part {slot + 1} of the key "
                     f"is ({shared['values']:,} distinct values): key the entry on {smaller!r} instead of "
-                    f"{family!r}, so one computation serves every user"
+                    f"{family!r}, so that one entry serves every value of that part"
                 )
-                # keys that collapse: one computation per remaining key instead of one per key
-                rest = (
-                    {
-                        _drop_part(str(k), slot)
-                        for k in reads_frame.loc[reads_frame["family"] == family, "key"]
-                    }
+                # one computation per remaining key instead of one per key
+                keys: list[str] = (
+                    [str(k) for k in reads_frame.loc[reads_frame["family"] == family, "key"]]
                     if len(reads_frame)
-                    else set()
+                    else []
                 )
+                rest: set[tuple[str, ...]] = set()
+                for k in keys:
+                    parts = key_parts(family, str(k))
+                    if parts:
+                        rest.add(tuple(parts[:slot] + parts[slot + 1 :]))
                 avoidable += max(0, first - max(1, len(rest)))
+                metrics["keys_without_part"] = len(rest)
             elif shared is not None:
                 fixes.append(
                     "the statements the misses ran differ with that part of the key: the data is "
@@ -599,8 +611,9 @@ def _miss_impact(
     window_s: float | None,
     source: str | None,
 ) -> Impact | None:
-    """Database time of the misses the fix avoids: ``avoidable`` misses × the database time a
-    miss's request spends beyond a hit's, on the same endpoint (measured from the statements)."""
+    """Database time of the misses the fix avoids: ``avoidable`` misses × the time of a miss's
+    own work — the statements most miss requests run and most hit requests do not (all the
+    statements of the miss requests when no read hit) — median per miss request."""
     if avoidable <= 0 or statements is None or len(statements) == 0 or len(events) == 0:
         return None
     reads = miss_causes(events)
@@ -608,26 +621,38 @@ def _miss_impact(
     if len(fam) == 0:
         return None
     req_col = "request_key" if "request_key" in statements else "request_id"
-    ms = pd.to_numeric(statements["duration_ms"], errors="coerce").fillna(0.0)
-    per_request = ms.groupby(statements[req_col].astype(str)).sum()
-    miss_ms = per_request.reindex(fam.loc[~fam["hit"], "request_id"].astype(str)).dropna()
-    hit_ms = per_request.reindex(fam.loc[fam["hit"], "request_id"].astype(str)).dropna()
-    if len(miss_ms) == 0:
+    req = statements[req_col].astype("string")
+    miss_ids = set(fam.loc[~fam["hit"].astype(bool), "request_id"].astype(str))
+    hit_ids = set(fam.loc[fam["hit"].astype(bool), "request_id"].astype(str))
+    on_miss = statements[req.isin(miss_ids)]
+    if len(on_miss) == 0:
         return None
-    extra = float(miss_ms.median()) - (float(hit_ms.median()) if len(hit_ms) else 0.0)
-    if extra <= 0:
+
+    def share(df: pd.DataFrame, n: int) -> pd.Series:
+        return df.groupby("fingerprint_id")[req_col].nunique() / max(1, n)
+
+    path = share(on_miss, len(miss_ids)) >= 0.5
+    if hit_ids:
+        on_hit = share(statements[req.isin(hit_ids)], len(hit_ids))
+        path &= on_hit.reindex(path.index).fillna(0.0) < 0.5
+    fids = set(path[path].index)
+    if not fids:
         return None
-    saved = extra * avoidable
+    work = on_miss[on_miss["fingerprint_id"].isin(fids)]
+    ms = pd.to_numeric(work["duration_ms"], errors="coerce").fillna(0.0)
+    per_miss = float(ms.groupby(work[req_col].astype(str)).sum().median())
+    if per_miss <= 0:
+        return None
     return Impact.of(
-        saved,
+        per_miss * avoidable,
         total_ms,
         window_s=window_s,
         requests=int(fam["request_id"].nunique()),
         source=source,
         basis="estimated",
         note=(
-            f"{avoidable:,} misses avoided × {duration_text(extra)} of database time a miss's request "
-            "spends beyond a hit's (medians)"
+            f"{avoidable:,} misses avoided × {duration_text(per_miss)} of database time a miss runs "
+            "that a hit does not (median per miss)"
         ),
     )
 
@@ -742,8 +767,29 @@ def low_cache_hit_ratio(
         source=source,
     )
     servers = server_summary(server_snapshots(stats))
-    explained = any(f.metrics.get("hit_ratio") is not None for f in fam_findings)
-    out = server_findings(servers, families, config, explained=explained) + fam_findings
+    explaining = [f for f in fam_findings if f.metrics.get("hit_ratio") is not None]
+    out = server_findings(servers, families, config, explained=bool(explaining))
+    if explaining:
+        # the server's low ratio is the families' symptom: it joins the family that misses most
+        symptoms = [
+            f
+            for f in server_findings(servers, families, config)
+            if not str(f.subject.expression).startswith("evictions")
+        ]
+        if symptoms:
+            top = max(explaining, key=lambda f: int(f.metrics.get("misses") or 0))
+            folded = dataclasses.replace(
+                top,
+                evidence=dataclasses.replace(
+                    top.evidence,
+                    symptoms=top.evidence.symptoms
+                    + tuple(
+                        {"check": s.check, "title": s.title, "summary": s.summary} for s in symptoms
+                    ),
+                ),
+            )
+            fam_findings = [folded if f is top else f for f in fam_findings]
+    out += fam_findings
     frames = (
         dict(buffers)
         if buffers is not None
@@ -1002,21 +1048,29 @@ def _candidate(
             + (f" on {view_path}" if view_path else "")
             + ". It is the same for every visitor (no session or user is read)."
         )
-        if view_path and route:
-            module, _, func = view_path.rpartition(".")
-            django = (
-                "from django.views.decorators.cache import cache_page\n\n"
-                f"# urls.py: the route of {view_path}\n"
-                f'path("{route}", cache_page({ttl_i})({func}), name="{url_name or func}")'
-            )
-        elif view_path:
-            module, _, func = view_path.rpartition(".")
-            django = (
-                f"# {module.replace('.', '/')}.py\n"
-                "from django.views.decorators.cache import cache_page\n\n"
-                f"@cache_page({ttl_i})\n"
-                f"def {func}(request, ...):  # the view as it is"
-            ).replace("(request, ...)", "(request)")
+        if view_path:
+            module, _, name = view_path.rpartition(".")
+            if name[:1].isupper():  # a class-based view
+                django = (
+                    f"# {module.replace('.', '/')}.py, above class {name}\n"
+                    "from django.utils.decorators import method_decorator\n"
+                    "from django.views.decorators.cache import cache_page\n\n"
+                    f'@method_decorator(cache_page({ttl_i}), name="dispatch")'
+                )
+            else:
+                django = (
+                    f"# {module.replace('.', '/')}.py, above def {name}\n"
+                    "from django.views.decorators.cache import cache_page\n\n"
+                    f"@cache_page({ttl_i})"
+                )
+            if route:
+                django += (
+                    f"\n\n# or in the URLconf, for the route {route!r}"
+                    + (f" (URL name {url_name!r})" if url_name else "")
+                    + f":\n# cache_page({ttl_i})({name}"
+                    + (".as_view()" if name[:1].isupper() else "")
+                    + ")"
+                )
     elif whole_page and per_visitor:
         tool = "vary_on_cookie"
         advice = (
