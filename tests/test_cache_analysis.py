@@ -341,7 +341,11 @@ def test_diagnosis_and_fixes_name_the_bakery(
     assert "key family catalog:{int}" not in by  # 80 % is the bar, not below it
     # the server's low ratio is explained by the families: no finding of its own
     assert not [f for f in found if f.title.startswith("Redis cache hit ratio")]
-    assert [s["title"] for s in summary.evidence.symptoms if s["title"].startswith("Redis cache hit ratio")]
+    assert [
+        s["title"]
+        for s in summary.evidence.symptoms
+        if s["title"].startswith("Redis cache hit ratio")
+    ]
     for f in found:
         text = " ".join([f.title, f.summary, f.recommendation.summary if f.recommendation else ""])
         assert "nan" not in text.split() and not any(w in text for w in SAMPLE_WORDS), text
@@ -663,3 +667,56 @@ def test_rates_chart_marks_restarts_and_never_joins_them() -> None:
     assert list(ratio.y).count(None) == 1 and len(ratio.y) == 7  # a gap at the restart
     assert any(a.text == "restart" for a in fig.layout.annotations)
     assert not any(tr.name and "evictions" in tr.name for tr in fig.data)  # none: not drawn
+
+
+def test_memcached_restart_evictions_and_key_families(tmp_path: Path) -> None:
+    """Two runs of a real memcached (a restart: a new pid), the second one too small for what
+    is written to it; ``stats detail dump`` families join the same analysis."""
+    import time
+
+    from devtools.memcached import ThrowawayMemcached, available
+
+    reason = available()
+    if reason:
+        if REQUIRE_SERVICES:
+            pytest.fail(reason + " (required in CI)")
+        pytest.skip(reason)
+    series = ""
+    with ThrowawayMemcached(memory_mb=2) as mc:
+        assert mc.command("stats detail on").strip() == "OK"
+        series += mc.command("stats")
+        for i in range(30):
+            mc.command(f"set page:{i} 0 300 5", b"hello")
+        hits = sum("VALUE" in mc.command(f"get page:{i}") for i in range(30))
+        misses = sum("VALUE" not in mc.command(f"get page:{i}") for i in range(100, 140))
+        time.sleep(1.1)  # STAT time counts seconds: snapshots a second apart
+        series += mc.command("stats")
+        detail = mc.command("stats detail dump")
+    time.sleep(1.1)
+    value = b"x" * 1000
+    with ThrowawayMemcached(memory_mb=2) as mc:
+        series += mc.command("stats")
+        for i in range(4000):
+            mc.command(f"set blob:{i} 0 300 {len(value)}", value)
+        present = sum("VALUE" in mc.command(f"get blob:{i}") for i in range(4000))
+        time.sleep(1.1)
+        series += mc.command("stats")
+    assert (hits, misses) == (30, 40) and 0 < present < 4000
+    (tmp_path / "stats.txt").write_text(series, encoding="utf-8")
+    (tmp_path / "detail.txt").write_text(detail, encoding="utf-8")
+    data = auditkit.load_client(tmp_path)
+    stats = data.frame("cache_stats")
+    snaps = server_snapshots(stats)
+    assert list(snaps["reset"]) == ["", "", "restart", ""] and snaps["instance"].nunique() == 1
+    s = server_summary(snaps).iloc[0]
+    evicted = 4000 - present
+    assert (s["hits"], s["misses"]) == (30 + present, 40 + evicted)
+    assert s["evictions"] == evicted and s["evicted_unfetched"] == evicted  # none read before
+    assert s["restarts"] == 1 and s["maxmemory"] == 2 * 1024 * 1024
+    found = low_cache_hit_ratio(stats, key_family_stats=data.frame("cache_key_families"))
+    by = {str(f.subject.expression): f for f in found}
+    page = by["key family page"]
+    assert page.metrics["reads"] == 70 and page.metrics["hit_ratio"] == pytest.approx(30 / 70, abs=1e-4)
+    ev = next(f for k, f in by.items() if k.startswith("evictions"))
+    assert ev.metrics["evictions"] == evicted and ev.metrics["evicted_unfetched"] == evicted
+    assert "had never been read" in ev.summary

@@ -268,6 +268,12 @@ def server_findings(
     return out
 
 
+def _count(v: Any) -> int:
+    """A count from a frame cell: 0 for NaN or None (a source that does not count it)."""
+    f = _num(v)
+    return int(f) if f is not None else 0
+
+
 def _num(v: Any) -> float | None:
     try:
         f = float(v)
@@ -365,8 +371,8 @@ def key_family_findings(
                     ),
                     metrics={
                         "sets": int(f.sets),
-                        "sets_never_read": int(f.sets_never_read),
-                        "keys": int(f.keys),
+                        "sets_never_read": _count(f.sets_never_read),
+                        "keys": _count(f.keys),
                     },
                     recommendation=Recommendation(
                         summary=f"Stop writing {label} on {where}, or write it only where it is read."
@@ -378,10 +384,10 @@ def key_family_findings(
         if not low:
             continue
         misses = int(f.misses)
-        first = int(getattr(f, "miss_first_read", 0) or 0)
-        expired = int(getattr(f, "miss_expired", 0) or 0)
-        evicted = int(getattr(f, "miss_evicted", 0) or 0)
-        deleted = int(getattr(f, "miss_deleted", 0) or 0)
+        first = _count(getattr(f, "miss_first_read", 0))
+        expired = _count(getattr(f, "miss_expired", 0))
+        evicted = _count(getattr(f, "miss_evicted", 0))
+        deleted = _count(getattr(f, "miss_deleted", 0))
         if f.source != "cache events":
             # server key statistics: counts, no history of each key
             out.append(
@@ -426,11 +432,11 @@ def key_family_findings(
             "miss_expired": expired,
             "miss_evicted": evicted,
             "miss_deleted": deleted,
-            "keys": int(f.keys),
+            "keys": _count(f.keys),
             "reads_per_key": _num(f.reads_per_key),
             "reread_s": _num(f.reread_s),
             "ttl_s": _num(f.ttl_s),
-            "sets_never_read": int(f.sets_never_read),
+            "sets_never_read": _count(f.sets_never_read),
             "threshold": t["min_hit_ratio"],
         }
         avoidable = 0
