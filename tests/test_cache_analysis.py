@@ -215,7 +215,9 @@ def test_server_counters_never_cross_the_restart(
         warm["misses"]
         == counts["catalog"]["misses"] + counts["summary"]["first"] + counts["summary"]["expired"]
     )
-    assert warm["expirations"] == counts["summary"]["expired"] == 20
+    # the first round's 20 keys expired before they were read again; the second round's may
+    # have expired too before the snapshot, on a busy machine more than a second later
+    assert counts["summary"]["expired"] <= warm["expirations"] <= 2 * counts["summary"]["expired"]
     assert warm["hits_per_s"] == pytest.approx(warm["hits"] / warm["interval_s"])
     assert evict["hits"] == counts["blob"]["hits"] and evict["misses"] == counts["blob"]["misses"]
     assert evict["evictions"] == counts["blob"]["misses"] > 0

@@ -733,7 +733,7 @@ def key_families(
 
 def key_parts(family: str, key: str) -> list[str] | None:
     """The values of the variable parts of ``key`` in ``family`` (None when it does not fit):
-    ``key_parts("book:{int}:rating:{hex}", "shop:1:book:7:rating:9f…")`` → ``["7", "9f…"]``."""
+    ``key_parts("summary:{int}:{int}", "shop:1:summary:12:705")`` → ``["12", "705"]``."""
     pattern = re.escape(family)
     for token in (
         "\\{int\\}",
@@ -989,7 +989,7 @@ def _rank(df: pd.DataFrame) -> pd.DataFrame:
 
 # -- HTTP and CDN --------------------------------------------------------------------------------
 def path_pattern(path: object) -> str | None:
-    """A request path with its variable parts replaced: ``/books/12/`` → ``/books/{int}/``."""
+    """A request path with its variable parts replaced: ``/loaves/12/`` → ``/loaves/{int}/``."""
     if not isinstance(path, str) or not path:
         return None
     p = path.split("?", 1)[0]
