@@ -507,6 +507,80 @@ def _families(events: pd.DataFrame) -> pd.Series:
     )
 
 
+def _replay(events: pd.DataFrame) -> pd.DataFrame:
+    """The single-key operations of ``events`` in time order per key, each read with the state
+    of its key before it (vectorised: grouped shifts and forward fills, no loop per key).
+
+    Columns: ``idx``, ``family``, ``cache``, ``key``, ``ts``, ``op``, ``endpoint``,
+    ``request_id``, ``ttl_s``, ``is_read``, ``is_write``, ``hit``, ``cause``,
+    ``since_write_s``, ``since_read_s``, ``read_later`` (a write read again afterwards).
+    """
+    ev = events.assign(family=_families(events), idx=np.arange(len(events)))
+    ev = ev[ev["key"].notna() & ev["op"].notna()]
+    if "error" in ev:
+        ev = ev[ev["error"].isna()]
+    if "key_count" in ev:
+        ev = ev[~(pd.to_numeric(ev["key_count"], errors="coerce").fillna(1) > 1)]
+    cache = ev["cache"].astype("string").fillna("") if "cache" in ev else ""
+    ev = ev.assign(cache=cache, key=ev["key"].astype(str), op=ev["op"].astype(str))
+    ev = ev.sort_values(["cache", "key", "ts", "idx"], kind="stable", na_position="first")
+    ev = ev.reset_index(drop=True)
+    hit = (
+        ev["hit"].astype("boolean")
+        if "hit" in ev
+        else pd.Series(pd.NA, index=ev.index, dtype="boolean")
+    )
+    op = ev["op"]
+    is_read = op.isin(list(_READS)) & hit.notna()
+    is_write = (
+        op.isin(list(_WRITES - {"incr", "decr"}))
+        | op.eq("touch")
+        | (op.eq("get_or_set") & hit.eq(False).fillna(False))
+    )
+    is_delete = op.isin(list(_DELETES))
+    pos = pd.Series(np.arange(len(ev), dtype="float64"), index=ev.index)
+    ttl = (
+        pd.to_numeric(ev["ttl_s"], errors="coerce")
+        if "ttl_s" in ev
+        else pd.Series(np.nan, index=ev.index)
+    )
+    group = [ev["cache"], ev["key"]]
+    state = pd.DataFrame(
+        {
+            "w_pos": pos.where(is_write),
+            "w_ts": ev["ts"].where(is_write),
+            "w_ttl": ttl.where(is_write),
+            "d_pos": pos.where(is_delete),
+        }
+    )
+    # the state *before* each row: the previous rows' last write and delete in the same key
+    before = state.groupby(group, sort=False).shift(1)
+    before = before.groupby(group, sort=False).ffill()
+    written = before["w_pos"].notna()
+    deleted = before["d_pos"].notna() & (~written | (before["d_pos"] > before["w_pos"]))
+    since_write = (ev["ts"] - before["w_ts"]).dt.total_seconds()
+    miss = is_read & hit.eq(False).fillna(False)
+    expired = written & ~deleted & (before["w_ttl"] > 0) & (since_write >= before["w_ttl"] - 0.5)
+    cause = pd.Series(pd.NA, index=ev.index, dtype="string")
+    cause = cause.mask(miss & ~written & ~deleted, "first read")
+    cause = cause.mask(miss & deleted, "deleted")
+    cause = cause.mask(miss & written & ~deleted & expired.fillna(False), "expired")
+    cause = cause.mask(miss & written & ~deleted & ~expired.fillna(False), "evicted")
+    reads_ts = ev["ts"].where(is_read)
+    prev_read = reads_ts.groupby(group, sort=False).shift(1)
+    prev_read = prev_read.groupby(group, sort=False).ffill()
+    last_read = pos.where(is_read).groupby(group, sort=False).transform("max")
+    return ev.assign(
+        is_read=is_read.to_numpy(),
+        is_write=is_write.to_numpy(),
+        hit=hit,
+        cause=cause,
+        since_write_s=since_write.where(written),
+        since_read_s=(ev["ts"] - prev_read).dt.total_seconds().where(is_read),
+        read_later=(is_write & (last_read > pos)).to_numpy(),
+    )
+
+
 def miss_causes(events: pd.DataFrame) -> pd.DataFrame:
     """The single-key reads of ``events`` with their family and, for a miss, its cause.
 
@@ -533,78 +607,15 @@ def miss_causes(events: pd.DataFrame) -> pd.DataFrame:
     ]
     if len(events) == 0:
         return pd.DataFrame(columns=cols)
-    ev = events.assign(fam_=_families(events), idx_=np.arange(len(events)))
-    ev = ev[ev["key"].notna() & ev["op"].notna()]
-    if "error" in ev:
-        ev = ev[ev["error"].isna()]
-    multi = ev["key_count"].fillna(1) > 1 if "key_count" in ev else pd.Series(False, index=ev.index)
-    ev = ev[~multi]
-    ev = ev.sort_values(["ts", "idx_"], kind="stable", na_position="first")
-    rows = []
-    cache_col = ev["cache"] if "cache" in ev else pd.Series(pd.NA, index=ev.index)
-    for (cache, key), g in ev.groupby([cache_col.fillna(""), "key"], sort=False):
-        written_at = None
-        ttl = None
-        deleted = False
-        last_read = None
-        for r in _rows(g):
-            op = str(r.op)
-            ts = r.ts
-            if op in _READS and r.hit is not pd.NA and r.hit is not None:
-                hit = bool(r.hit)
-                cause = None
-                since_write = (
-                    (ts - written_at).total_seconds()
-                    if written_at is not None and pd.notna(ts)
-                    else float("nan")
-                )
-                if not hit:
-                    if written_at is None and not deleted:
-                        cause = "first read"
-                    elif deleted:
-                        cause = "deleted"
-                    elif (
-                        ttl is not None
-                        and ttl == ttl
-                        and ttl > 0
-                        and since_write == since_write
-                        and since_write >= ttl - 0.5
-                    ):
-                        cause = "expired"
-                    else:
-                        cause = "evicted"
-                since_read = (
-                    (ts - last_read).total_seconds()
-                    if last_read is not None and pd.notna(ts)
-                    else float("nan")
-                )
-                rows.append(
-                    {
-                        "idx": r.idx_,
-                        "family": r.fam_,
-                        "cache": cache or None,
-                        "key": key,
-                        "ts": ts,
-                        "endpoint": r.endpoint,
-                        "request_id": r.request_id,
-                        "hit": hit,
-                        "cause": cause,
-                        "since_write_s": since_write,
-                        "since_read_s": since_read,
-                    }
-                )
-                last_read = ts
-                if op == "get_or_set" and not hit:
-                    written_at, ttl, deleted = ts, _float(r.ttl_s), False
-            elif op in _WRITES or op == "touch":
-                if op in ("incr", "decr"):
-                    continue
-                written_at, ttl, deleted = ts, _float(r.ttl_s), False
-            elif op in _DELETES:
-                deleted, written_at = True, None
-            elif op == "clear":
-                written_at = None
-    return pd.DataFrame(rows, columns=cols)
+    ev = _replay(events)
+    reads = ev[ev["is_read"]].copy()
+    for c in ("endpoint", "request_id"):
+        if c not in reads:
+            reads[c] = pd.NA
+    reads["hit"] = reads["hit"].astype(bool)
+    reads["cache"] = [c if isinstance(c, str) and c else None for c in reads["cache"]]
+    reads["cause"] = reads["cause"].astype(object).where(reads["cause"].notna(), None)
+    return reads.sort_values(["ts", "idx"], kind="stable").reset_index(drop=True)[cols]
 
 
 def key_families(
@@ -635,73 +646,79 @@ def key_families(
         "endpoints",
         "source",
     ]
-    rows: list[dict[str, Any]] = []
+    frames: list[pd.DataFrame] = []
     if len(events):
-        reads = miss_causes(events)
-        ev = events.assign(_family=_families(events))
-        cache_col = (
-            ev["cache"].astype("string").fillna("")
-            if "cache" in ev
-            else pd.Series("", index=ev.index)
-        )
-        ev = ev.assign(_cache=cache_col)
+        ev = _replay(events)
+        keys = ["cache", "family"]
+        reads = ev[ev["is_read"]]
+        writes = ev[ev["is_write"]]
+        g = ev.groupby(keys, sort=False)
+        out = pd.DataFrame(index=g.size().index)
+        r = reads.groupby(keys, sort=False)
+        out["reads"] = r.size()
+        out["hits"] = r["hit"].sum()
+        for c in _MISS_CAUSES:
+            out[f"miss_{c.replace(' ', '_')}"] = (
+                reads[reads["cause"] == c].groupby(keys, sort=False).size()
+            )
+        out["read_keys"] = r["key"].nunique()
+        out["keys"] = g["key"].nunique()
+        out["reread_s"] = r["since_read_s"].median()
+        out["reread_p75_s"] = r["since_read_s"].quantile(0.75)
+        w = writes.groupby(keys, sort=False)
+        out["ttl_s"] = w["ttl_s"].median() if "ttl_s" in writes else np.nan
+        out["sets"] = w.size()
+        out["sets_never_read"] = w.size() - w["read_later"].sum()
         # multi-key reads count in their first key's family
-        multi = (
-            ev[(ev["op"].isin(["get_many", "mget"])) & ev["key_count"].notna()]
-            if "key_count" in ev
-            else ev.iloc[0:0]
+        if "key_count" in events:
+            multi = events[events["op"].isin(["get_many", "mget"]) & events["key_count"].notna()]
+            if len(multi):
+                m = multi.assign(
+                    family=_families(multi),
+                    cache=multi["cache"].astype("string").fillna("") if "cache" in multi else "",
+                    _hits=pd.to_numeric(multi["key_hits"], errors="coerce")
+                    if "key_hits" in multi
+                    else 0.0,
+                ).groupby(keys, sort=False)
+                more = pd.DataFrame({"n": m["key_count"].sum(), "h": m["_hits"].sum()})
+                out = out.join(more, how="outer")
+                out["reads"] = out["reads"].fillna(0) + out["n"].fillna(0)
+                out["hits"] = out["hits"].fillna(0) + out["h"].fillna(0)
+                out = out.drop(columns=["n", "h"])
+        counts = ["reads", "hits", "sets", "sets_never_read", "keys"] + [
+            f"miss_{c.replace(' ', '_')}" for c in _MISS_CAUSES
+        ]
+        out[counts] = out[counts].fillna(0).astype(int)
+        out["misses"] = out["reads"] - out["hits"]
+        out["hit_ratio"] = (out["hits"] / out["reads"].where(out["reads"] > 0)).astype(float)
+        out["reads_per_key"] = (r.size() / out["read_keys"].where(out["read_keys"] > 0)).reindex(
+            out.index
         )
-        for (cache, family), g in ev.groupby(["_cache", "_family"], sort=False):
-            r = reads[(reads["cache"].fillna("") == cache) & (reads["family"] == family)]
-            m = multi[(multi["_cache"] == cache) & (multi["_family"] == family)]
-            many_reads = float(m["key_count"].sum()) if len(m) else 0.0
-            many_hits = float(m["key_hits"].fillna(0).sum()) if len(m) and "key_hits" in m else 0.0
-            n_reads = len(r) + many_reads
-            hits = float(r["hit"].sum()) + many_hits
-            writes = g[
-                g["op"].isin(list(_WRITES - {"incr", "decr"}))
-                | ((g["op"] == "get_or_set") & g["hit"].eq(False))
-            ]
-            read_keys = set(r["key"])
-            later_read = 0
-            for key, w in writes.groupby("key"):
-                kr = r[r["key"] == key]
-                later_read += int(sum((kr["ts"] > t).any() for t in w["ts"]))
-            interval = r["since_read_s"].dropna()
-            causes = r["cause"].value_counts()
-            endpoints = (
-                g["endpoint"].dropna().astype(str).value_counts()
-                if "endpoint" in g
-                else pd.Series(dtype=int)
+        if "endpoint" in ev:
+            eps = (
+                ev.dropna(subset=["endpoint"])
+                .groupby([*keys, "endpoint"], sort=False)
+                .size()
+                .sort_values(ascending=False, kind="stable")
             )
-            rows.append(
-                {
-                    "cache": cache or None,
-                    "family": family,
-                    "reads": int(n_reads),
-                    "hits": int(hits),
-                    "misses": int(n_reads - hits),
-                    "hit_ratio": hits / n_reads if n_reads else float("nan"),
-                    **{f"miss_{c.replace(' ', '_')}": int(causes.get(c, 0)) for c in _MISS_CAUSES},
-                    "keys": len(read_keys | set(writes["key"].dropna())),
-                    "reads_per_key": len(r) / len(read_keys) if read_keys else float("nan"),
-                    "reread_s": float(interval.median()) if len(interval) else float("nan"),
-                    "reread_p75_s": float(interval.quantile(0.75))
-                    if len(interval)
-                    else float("nan"),
-                    "ttl_s": float(pd.to_numeric(writes["ttl_s"], errors="coerce").median())
-                    if len(writes)
-                    else float("nan"),
-                    "sets": len(writes),
-                    "sets_never_read": len(writes) - later_read,
-                    "endpoints": list(endpoints.index[:5]),
-                    "source": "cache events",
-                }
+            top = (
+                eps.reset_index()
+                .groupby(keys, sort=False)["endpoint"]
+                .agg(lambda s: [str(x) for x in s.head(5)])
             )
+            out["endpoints"] = top.reindex(out.index)
+        out["endpoints"] = [
+            v if isinstance(v, list) else [] for v in out.get("endpoints", [None] * len(out))
+        ]
+        out["source"] = "cache events"
+        out = out.reset_index()
+        out["cache"] = [c if isinstance(c, str) and c else None for c in out["cache"]]
+        frames.append(out)
+    rows: list[dict[str, Any]] = []
     if key_family_stats is not None and len(key_family_stats):
         kf = key_family_stats
-        for (server, family), g in kf.groupby(["server", "key_prefix"], sort=False, dropna=False):
-            last: Any = g.sort_values("ts", na_position="first").iloc[-1]
+        for (server, family), g2 in kf.groupby(["server", "key_prefix"], sort=False, dropna=False):
+            last: Any = g2.sort_values("ts", na_position="first").iloc[-1]
             gets = _float(last.get("gets"))
             hits = _float(last.get("hits"))
             rows.append(
@@ -712,23 +729,28 @@ def key_families(
                     "hits": int(hits) if hits == hits else 0,
                     "misses": int(gets - hits) if gets == gets and hits == hits else 0,
                     "hit_ratio": _float(last.get("hit_ratio")),
-                    "keys": int(_float(last.get("keys")))
-                    if _float(last.get("keys")) == _float(last.get("keys"))
-                    else 0,
+                    "keys": _int0(last.get("keys")),
                     "ttl_s": _float(last.get("median_ttl_s")),
-                    "sets": int(_float(last.get("sets")))
-                    if _float(last.get("sets")) == _float(last.get("sets"))
-                    else 0,
-                    "sets_never_read": int(_float(last.get("never_fetched_keys")))
-                    if _float(last.get("never_fetched_keys"))
-                    == _float(last.get("never_fetched_keys"))
-                    else 0,
+                    "sets": _int0(last.get("sets")),
+                    "sets_never_read": _int0(last.get("never_fetched_keys")),
                     "endpoints": [],
                     "source": str(last.get("source_format") or "server key statistics"),
                 }
             )
-    out = pd.DataFrame(rows, columns=cols)
-    return out.sort_values("misses", ascending=False, kind="stable").reset_index(drop=True)
+    if rows:
+        frames.append(pd.DataFrame(rows))
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    result = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    for c in cols:
+        if c not in result:
+            result[c] = np.nan
+    return result[cols].sort_values("misses", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _int0(v: object) -> int:
+    f = _float(v)
+    return int(f) if f == f else 0
 
 
 def key_parts(family: str, key: str) -> list[str] | None:
