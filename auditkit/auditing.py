@@ -328,6 +328,7 @@ def workload_facts(analysis: Analysis) -> dict[str, Any]:
 
 def display_frames(analysis: Analysis) -> dict[str, pd.DataFrame]:
     """The derived frames the report pages display, computed here once."""
+    from auditkit.analysis.cache import display_frames as cache_frames
     from auditkit.report.figures_indexing import table_time_frame
 
     wl = analysis.workload
@@ -369,6 +370,7 @@ def display_frames(analysis: Analysis) -> dict[str, pd.DataFrame]:
     ev = analysis.cache_events
     if len(ev):
         frames["cache_events"] = ev.reset_index(drop=True)
+    frames.update(cache_frames(analysis))
     return frames
 
 

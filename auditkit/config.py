@@ -178,6 +178,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "candidate_ttl_s": 600.0,
             # report the best few
             "candidate_top": 5,
+            # a key family is judged from this many reads; keys read at most this often on
+            # average are read about once: a per-user or per-object part nobody reads again
+            "family_min_reads": 20,
+            "family_max_reads_per_key": 2.0,
+            # a server that evicted at least this many keys in the window is too small
+            "min_evictions": 1,
+            # a CDN path pattern is judged from this many requests (and static files too)
+            "cdn_min_requests": 50,
         },
     },
     "mysql_server": {

@@ -438,6 +438,8 @@ CACHE_EVENTS = FrameSchema(
         ("pid", INT, "Process id."),
         ("thread", TEXT, "Thread name or id."),
         ("source_format", TEXT, "Format the row came from."),
+        ("key_hits", INT, "Keys a multi-key read (get_many) found."),
+        ("error", TEXT, "Exception the operation raised (a failed call: neither hit nor miss)."),
         *_PROVENANCE,
     ),
 )

@@ -230,17 +230,63 @@ CACHING = notebook(
     [
         md(
             "# Caching\n\n"
-            "A cache answers repeated questions without asking the database again. This chapter "
-            "measures how often the caches in place answer (their hit ratio) and points at results "
-            "that repeat often enough to be worth caching."
+            "A request meets up to three caches on its way to the data: a CDN or proxy in front of "
+            "the application, the Django cache (Redis, memcached) inside it, and the database's "
+            "buffer cache below it. This chapter follows the requests through every layer it has "
+            "data for: what each absorbs, why the misses miss, and the work that repeats often "
+            "enough to be worth caching."
         ),
         code(setup("caching", "ch.inputs()")),
-        md("## Cache hit ratio"),
-        code("ch.cache_hit_figure()"),
+        md(
+            "## The funnel\n\n"
+            "Per endpoint, the share of requests the CDN answered, the share of Django cache reads "
+            "that hit, the share of database blocks found in memory, and where the time of a "
+            "request goes (medians)."
+        ),
+        code("ch.cache_funnel_table()"),
+        md(
+            "## Cache servers\n\n"
+            "Redis and memcached count hits, misses, evictions and expirations since they started. "
+            "Rates come from the differences between consecutive snapshots; a restart or a "
+            "statistics reset starts the counters again and is never averaged across."
+        ),
+        code("ch.cache_servers_table()"),
+        code("ch.cache_rates_figure()"),
+        code("ch.cache_commands_table()"),
         code('ch.thresholds("cache")'),
+        md(
+            "## Key families\n\n"
+            "Keys grouped the way statements are (`summary:12:705` is `summary:{int}:{int}`), each "
+            "miss given its cause from the key's own history: read for the first time, read after "
+            "its timeout ran out, evicted before it, or deleted."
+        ),
+        code("ch.key_family_table()"),
+        code("ch.key_family_figure()"),
+        code("ch.key_family_series_figure()"),
         code('ch.show("low_cache_hit_ratio")'),
-        md("## What to cache"),
-        code('ch.show("cache_candidate", "http_cache")'),
+        md(
+            "## Database buffer cache\n\n"
+            "PostgreSQL's shared buffers should answer about 99 % of block reads; below that, the "
+            "working set does not fit in memory."
+        ),
+        code("ch.buffer_cache_table()"),
+        md(
+            "## What to cache\n\n"
+            "Read-only work that repeats with the same statements and parameters across requests, "
+            "ranked by the database time caching would save; the saving assumes results that old "
+            "are acceptable. Never the session and user lookups of every request, nor the repeated "
+            "statement of an N+1, whose fix is the ORM."
+        ),
+        code("ch.cache_candidates_table()"),
+        code('ch.show("cache_candidate")'),
+        md(
+            "## HTTP and CDN\n\n"
+            "What the CDN or proxy in front of the application answers, per path pattern, and the "
+            "static files the application serves itself."
+        ),
+        code("ch.cdn_table()"),
+        code("ch.cdn_series_figure()"),
+        code('ch.show("http_cache")'),
         code("ch.other_findings()"),
     ],
 )

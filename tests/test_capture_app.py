@@ -316,10 +316,32 @@ def test_loads_back(client: auditkit.ClientData) -> None:
     status = {f.path.split("-")[0]: (f.status, f.format) for f in client.files}
     assert status["queries"] == ("loaded", "jsonl_queries")
     assert status["models.json"] == ("loaded", "django_models")
-    assert status["cache"][0] in ("unrecognised", "loaded")  # loaded once a cache-events loader reads it
+    assert status["cache"] == ("loaded", "cache_events")
     assert not [f for f in client.files if f.status == "error"]
     report = next(f.report for f in client.files if f.format == "jsonl_queries")
     assert report is not None and report.skipped_total == 0
+    cache_report = next(f.report for f in client.files if f.format == "cache_events")
+    assert cache_report is not None and cache_report.skipped_total == 0
+
+
+def test_cache_events_load(client: auditkit.ClientData, capture_dir: Path) -> None:
+    written = [r for r in _lines(next(capture_dir.glob("cache-*.jsonl"))) if r["type"] == "cache"]
+    events = client.frame("cache_events")
+    assert len(events) == len(written) > 0
+    assert list(events["op"]) == [r["op"] for r in written]
+    assert list(events["key"]) == [r["key"] for r in written]
+    assert list(events["request_id"]) == [r["request_id"] for r in written]
+    detail = events[events["key"] == "book:1"]
+    outcomes = [None if h is pd.NA else bool(h) for h in detail["hit"].astype(object)]
+    assert list(zip(detail["op"], outcomes, strict=True)) == [("get", False), ("set", None), ("get", True)]
+    assert set(events.loc[events["key"].str.startswith("book:"), "key_prefix"]) == {"book:{int}"}
+    many = events[events["op"] == "get_many"]
+    assert many["key_count"].eq(2).all() and many["cache"].eq("local").all()
+    # every hit loaded is one the request record counted
+    requests = client.frame("requests").set_index("request_id")
+    hits = events[events["hit"].notna()].groupby("request_id")["hit"].sum()
+    for rid, n in hits.items():
+        assert n <= requests.loc[rid, "cache_hits"]
 
 
 def test_request_ids_join(client: auditkit.ClientData, capture_dir: Path) -> None:

@@ -142,6 +142,12 @@ def test_chapter_with_missing_inputs_says_so_and_no_heading_stands_empty(tmp_pat
     assert "nothing to report" in note.text or "not measured" in note.text
     # under a heading a method always says something: the result, or why there is none
     assert "No cache statistics" in ch.cache_hit_figure().text
+    assert "No cache statistics" in ch.cache_servers_table().text
+    for empty in (ch.key_family_table(), ch.buffer_cache_table(), ch.cdn_table()):
+        assert empty.text.startswith("No "), empty.text
+    assert "funnel" in ch.cache_funnel_table().text or ch.cache_funnel_table().html.startswith("<table")
+    assert ch.cache_candidates_table().text.startswith(("Not measured", "Nothing to report"))
+    assert ch.key_family_figure() is None and ch.cache_commands_table() is None
     assert ch.show("low_cache_hit_ratio").text.startswith(("Not measured", "Nothing to report"))
     assert "Preset: default" in ch.thresholds("cache").text
     # a section without a heading of its own shows nothing when empty

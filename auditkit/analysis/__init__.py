@@ -269,6 +269,56 @@ class Analysis:
             req["db_calls"] = req["db_calls"].fillna(req["request_id"].map(calls)).astype("Int64")
         return req
 
+    # -- caching (auditkit.analysis.cache) -------------------------------------------------------
+    @cached_property
+    def cache_snapshots(self) -> pd.DataFrame:
+        """Snapshots of each cache server instance, cut into segments at restarts and resets."""
+        from auditkit.analysis.cache import server_snapshots
+
+        return server_snapshots(self.cache_stats)
+
+    @cached_property
+    def cache_servers(self) -> pd.DataFrame:
+        """Per cache server instance: hit ratio, rates, evictions, memory (never across restarts)."""
+        from auditkit.analysis.cache import server_summary
+
+        return server_summary(self.cache_snapshots)
+
+    @cached_property
+    def cache_families(self) -> pd.DataFrame:
+        """Per cache key family: reads, hit ratio, the causes of its misses, re-read interval."""
+        from auditkit.analysis.cache import key_families
+
+        return key_families(self.cache_events, self.frame("cache_key_families"))
+
+    @cached_property
+    def buffer_cache(self) -> dict[str, pd.DataFrame]:
+        """PostgreSQL buffer cache hit ratios per table, index, statement and database."""
+        from auditkit.analysis.cache import buffer_cache
+
+        return buffer_cache(
+            self.frame("schema_tables"),
+            self.frame("schema_indexes"),
+            self.pg_stat_statements,
+            self.frame("server_status"),
+        )
+
+    @cached_property
+    def cdn(self) -> pd.DataFrame:
+        """CDN or proxy cache outcomes per path pattern (requests with a cache status)."""
+        from auditkit.analysis.cache import http_cache
+
+        return http_cache(self.requests)
+
+    @cached_property
+    def cache_funnel(self) -> pd.DataFrame:
+        """Per endpoint: what the CDN, the Django cache and the buffer cache absorb."""
+        from auditkit.analysis.cache import funnel
+
+        return funnel(
+            self.request_times, self.cache_events, self.statement_endpoints, self.pg_stat_statements
+        )
+
     @property
     def request_waits(self) -> bool:
         """True when requests record time beyond the database: CPU or outbound work."""

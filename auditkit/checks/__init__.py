@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from auditkit.checks.caching import cacheable_reads, low_cache_hit_ratio
+from auditkit.checks.caching import cacheable_reads, http_cache_findings, low_cache_hit_ratio
 from auditkit.checks.capacity import (
     background_task_candidates,
     capacity_limit,
@@ -137,9 +137,32 @@ def _duplicates(
 
 
 def _cache_hits(
-    cache_stats: pd.DataFrame, pg_stat_statements: pd.DataFrame, *, config: AuditConfig
+    cache_stats: pd.DataFrame,
+    pg_stat_statements: pd.DataFrame,
+    cache_events: pd.DataFrame,
+    statements: pd.DataFrame,
+    code: CodeMap,
+    requests: pd.DataFrame,
+    buffer_cache: dict[str, pd.DataFrame],
+    workload: Workload,
+    frames: dict[str, pd.DataFrame],
+    *,
+    config: AuditConfig,
 ) -> list[Finding]:
-    return low_cache_hit_ratio(cache_stats, config, pg_stat_statements)
+    return low_cache_hit_ratio(
+        cache_stats,
+        config,
+        pg_stat_statements,
+        events=cache_events,
+        statements=statements,
+        code=code,
+        requests=requests,
+        key_family_stats=frames.get("cache_key_families"),
+        buffers=buffer_cache,
+        total_ms=workload.db_ms,
+        window_s=workload.window_s,
+        source=workload.label,
+    )
 
 
 def _cacheable(
@@ -147,6 +170,7 @@ def _cacheable(
     code: CodeMap,
     workload: Workload,
     table_writes: dict[str, int],
+    requests: pd.DataFrame,
     *,
     config: AuditConfig,
 ) -> list[Finding]:
@@ -158,6 +182,7 @@ def _cacheable(
         window_s=workload.window_s,
         source=workload.label,
         table_writes=table_writes,
+        requests=requests,
     )
 
 
@@ -170,6 +195,10 @@ def _mysql_server(
     config: AuditConfig,
 ) -> list[Finding]:
     return mysql_server_health(status_delta, server_status, digests, config, profile)
+
+
+def _http_cache(cdn: pd.DataFrame, requests: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
+    return http_cache_findings(cdn, requests, config)
 
 
 def _plans(plan_nodes: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
@@ -341,16 +370,33 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "low_cache_hit_ratio",
         "caching",
         ("low_cache_hit_ratio",),
-        ("cache_stats", "pg_stat_statements"),
+        (
+            "cache_stats",
+            "pg_stat_statements",
+            "cache_events",
+            "statements",
+            "code",
+            "requests",
+            "buffer_cache",
+            "workload",
+            "frames",
+        ),
         "cache",
-        "cache statistics (Redis INFO, memcached stats) or pg_stat_statements block counters",
+        "cache statistics (Redis INFO, memcached stats), cache events (the capture app), "
+        "pg_statio_* or pg_stat_statements block counters",
         _cache_hits,
+        requires=(
+            "cache_stats",
+            "cache_events",
+            "buffer_cache",
+            "pg_stat_statements",
+        ),
     ),
     CheckSpec(
         "cache_candidate",
         "caching",
         ("cache_candidate",),
-        ("statements", "code", "workload", "table_writes"),
+        ("statements", "code", "workload", "table_writes", "requests"),
         "cache",
         "statements with their parameters, tied to requests (a query log)",
         _cacheable,
@@ -366,6 +412,17 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "period, with SHOW GLOBAL VARIABLES",
         _mysql_server,
         requires=("server_status",),
+    ),
+    CheckSpec(
+        "http_cache",
+        "caching",
+        ("http_cache",),
+        ("cdn", "requests"),
+        "cache",
+        "requests with the CDN's or proxy's cache status, or requests for static files (an "
+        "access log with $upstream_cache_status, CDN logs)",
+        _http_cache,
+        requires=("cdn", "requests"),
     ),
     CheckSpec(
         "capacity_limit",

@@ -119,6 +119,8 @@ class RedisInfoLoader(Loader):
                 head,
             )
         )
+        if "cluster_state:" in head and "cluster_slots_assigned:" in head:
+            return 0.8  # CLUSTER INFO: key:value lines of the same kind, without sections
         return min(1.0, 0.25 * hits + 0.2 * sections) if hits else 0.0
 
     def load(self, path: str | Path, **options: Any) -> LoadResult:
