@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import auditkit.loaders  # noqa: F401 - registers every loader
-from auditkit.checks.capacity import load_steps
+from auditkit.analysis.load import load_steps
 from auditkit.errors import NothingParsedError
 from auditkit.loaders.detect import detect
 from auditkit.loaders.registry import get_loader
