@@ -974,6 +974,8 @@ def buffer_cache(
         if len(db):
             rows = []
             for database, g in db.groupby(db["database"].fillna(""), sort=False):
+                if database in TEMPLATE_DATABASES:  # never queried by an application
+                    continue
                 vals = {}
                 for name in ("blks_hit", "blks_read"):
                     v = (
@@ -988,7 +990,8 @@ def buffer_cache(
                 if vals:
                     rows.append(
                         {
-                            "database": database or "(all)",
+                            # pg_stat_database's row without a database: the shared catalogs
+                            "database": database or "(shared catalogs)",
                             "hit": vals.get("blks_hit", 0.0),
                             "read": vals.get("blks_read", 0.0),
                         }
@@ -1003,7 +1006,14 @@ def _ratio(hit: pd.Series, read: pd.Series) -> pd.Series:
     return (hit.fillna(0) / total).where(total > 0)
 
 
+#: PostgreSQL's template databases: their counters are the server's own housekeeping
+TEMPLATE_DATABASES = frozenset({"template0", "template1"})
+#: objects with fewer blocks touched than this are left out of the tables: their ratios are noise
+MIN_BLOCKS = 100
+
+
 def _rank(df: pd.DataFrame) -> pd.DataFrame:
+    df = df[df["hit"].astype(float).fillna(0) + df["read"].astype(float).fillna(0) >= MIN_BLOCKS]
     df = df.copy()
     df["hit_ratio"] = _ratio(df["hit"].astype(float), df["read"].astype(float))
     return df.sort_values("read", ascending=False, kind="stable").reset_index(drop=True)

@@ -70,6 +70,7 @@ from auditkit.findings import (
     Severity,
     Subject,
     duration_text,
+    plural,
 )
 from auditkit.schemas import QUERY_EVENTS, conform
 from auditkit.sql.django_orm import statement_shape
@@ -159,7 +160,8 @@ def server_findings(
     for r in _rows(servers):
         restarts = int(r.restarts) + int(r.resets)
         seen = (
-            f"{restarts} restart(s) or statistics reset(s) were seen and not averaged across"
+            f"{plural(restarts, 'restart or statistics reset', 'restarts or statistics resets')} "
+            "were seen and not averaged across"
             if restarts
             else ""
         )
@@ -1126,7 +1128,8 @@ def _candidate(
         severity=of_impact(impact, cfg),
         title=f"Cache the read on {what} behind {where}",
         summary=(
-            f"{len(items)} statement(s) ran {calls:,} times with only {variants} distinct set(s) of "
+            f"{plural(len(items), 'statement')} ran {calls:,} times with only "
+            f"{plural(variants, 'distinct set')} of "
             f"parameters ({duration_text(float(r['mean_ms']))} each for the costliest), once per "
             f"request on {where}"
             + (f" ({named})" if named else "")

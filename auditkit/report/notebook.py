@@ -36,7 +36,7 @@ import plotly.graph_objects as go
 from auditkit.checks import REGISTRY
 from auditkit.config import AuditConfig, load_config
 from auditkit.errors import ConfigError
-from auditkit.findings import CHECK_NAMES, Finding, Severity, rank
+from auditkit.findings import CHECK_NAMES, Finding, Severity, plural, rank
 from auditkit.report import figures
 from auditkit.report.html import (
     HtmlBlock,
@@ -116,7 +116,7 @@ _THRESHOLDS: dict[str, str] = {
         " duplicate."
     ),
     "index": (
-        "Candidates come from statements run at least {min_calls} time(s) on tables of at least"
+        "Candidates come from statements run at least {min_calls} times on tables of at least"
         " {min_table_rows:,} rows; an index unused means at most {unused_max_scans} scans in the"
         " statistics window; a hypothetical index must cut the planner's cost by"
         " {min_cost_reduction:.0%} to be confirmed."
@@ -519,7 +519,7 @@ class Chapter:
             )
             parts.append(
                 f'<h3 id="migration-{escape(m.app_label)}">App {escape(m.app_label)}: '
-                f"{m.operations} operation(s)</h3><p>{escape(where)}</p>"
+                f"{plural(m.operations, 'operation')}</h3><p>{escape(where)}</p>"
                 f"<pre><code>{escape(self.redactor.text(m.text) if not self.show_literals else m.text)}</code></pre>"
             )
         return _block("".join(parts), f"{len(files)} migrations")
@@ -639,7 +639,7 @@ class Chapter:
                     Col("expirations_per_s", "expirations/s", "number"),
                 ],
                 caption=(
-                    f"Between consecutive snapshots ({most} interval(s): a chart over time needs "
+                    f"Between consecutive snapshots ({plural(most, 'interval')}: a chart over time needs "
                     f"{MIN_POINTS} or more)"
                 ),
                 redactor=self.redactor,
@@ -856,7 +856,7 @@ class Chapter:
                 Col("tool", "Django tool"),
                 Col("per_hour", "DB time saved per hour", "ms"),
                 Col("share", "share of all DB time", "percent"),
-                Col("ttl", "results up to (s) old", "number"),
+                Col("ttl", "staleness accepted (s)", "number"),
             ],
             caption="Worth caching: the saving assumes results that old are acceptable",
             redactor=self.redactor,
@@ -879,7 +879,7 @@ class Chapter:
         levels = steps["users"].nunique() if len(steps) else 0
         if levels < MIN_POINTS:
             return _note(
-                f"The load test held {levels} user level(s): a curve needs {MIN_POINTS} or more "
+                f"The load test held {plural(levels, 'user level')}: a curve needs {MIN_POINTS} or more "
                 "steps.",
                 "missing",
             )
