@@ -50,6 +50,7 @@ from auditkit.sql.fingerprint import fingerprint_many
 
 __all__ = [
     "CACHE_OPS",
+    "COMMAND_OPS",
     "REQUEST_GAP_MS",
     "Span",
     "TraceFrames",
@@ -150,6 +151,9 @@ def path_of(url_or_target: str | None) -> str | None:
 
 # -- cache operations -------------------------------------------------------------------------
 
+#: ``cache_events.error`` of a cache span marked as failed (a span does not say how)
+SPAN_ERROR = "the span is marked as an error"
+
 #: Django's cache API: the vocabulary of ``cache_events.op``
 CACHE_OPS = (
     "get",
@@ -170,7 +174,7 @@ CACHE_OPS = (
 #: → the Django cache operation that issues them. Django's Redis backend sends GET, SET (NX for
 #: add), DEL, MGET, MSET, INCRBY, EXPIRE/PERSIST, EXISTS and FLUSHDB; its memcached backends
 #: get, get_multi, set, add, delete, incr, decr, touch and flush_all.
-_COMMAND_OPS: dict[str, str] = {
+COMMAND_OPS: dict[str, str] = {
     # Redis
     "get": "get",
     "getex": "get",
@@ -268,7 +272,7 @@ def cache_op(command: str | None, args: Sequence[str] = ()) -> tuple[str | None,
         return None, None, 0
     name = command.strip().lower()
     name = name.rsplit(".", 1)[-1] if "." in name else name  # RedisCache.get, cache.get
-    op = _COMMAND_OPS.get(name)
+    op = COMMAND_OPS.get(name)
     if op is None:
         return None, None, 0
     if name == "set" and any(a.upper() == "NX" for a in args[2:]):
@@ -602,7 +606,8 @@ def trace_frames(spans: Sequence[Span], *, source_format: str, source_file: str)
                 "source_line": s.line,
                 "span_id": s.span_id,
                 "service": s.service,
-                "error": s.error,
+                # cache_events.error holds what failed; a span says only that something did
+                "error": SPAN_ERROR if s.error else None,
             }
         )
         for op, key, count, ttl in s.cache_more:  # a pipeline: its time is on its first command
@@ -620,7 +625,7 @@ def trace_frames(spans: Sequence[Span], *, source_format: str, source_file: str)
             )
     requests = _frame(req_rows, REQUESTS, ("error",), ("spans",), ("span_id", "operation"))
     queries = _frame(q_rows, QUERY_EVENTS, ("error",), (), ("db_system", "service"))
-    caches = _frame(c_rows, CACHE_EVENTS, ("hit", "error"), (), ("span_id", "service"))
+    caches = _frame(c_rows, CACHE_EVENTS, ("hit",), (), ("span_id", "service"))
     return TraceFrames(requests, _fingerprint(queries), caches, warnings)
 
 

@@ -42,6 +42,7 @@ from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import read_text
+from auditkit.requests import CACHE_OPS, COMMAND_OPS, cache_op
 
 __all__ = [
     "FORMAT_VERSION",
@@ -87,27 +88,9 @@ _DURATIONS = (
 )
 _HIT = {"hit", "hits", "true", "1", "yes", "found", "t", "y"}
 _MISS = {"miss", "misses", "false", "0", "no", "not_found", "notfound", "none", "f", "n"}
-_OPS = {
-    "get",
-    "set",
-    "add",
-    "delete",
-    "get_many",
-    "set_many",
-    "delete_many",
-    "get_or_set",
-    "incr",
-    "decr",
-    "touch",
-    "has_key",
-    "clear",
-    "mget",
-    "mset",
-    "setex",
-    "del",
-    "expire",
-    "exists",
-}
+#: operation names a cache record may carry: Django's cache API, and the Redis and memcached
+#: commands (and APM operation names) :func:`auditkit.requests.cache_op` maps onto it
+_OPS = frozenset({*CACHE_OPS, "get_or_set", *COMMAND_OPS})
 _FAMILY_RULES = (
     # Django's session backends: KEY_PREFIX + the session key
     (re.compile(r"(?<=django\.contrib\.sessions\.cache)(?:d_db)?[a-z0-9]{8,}"), "{session}"),
@@ -245,7 +228,7 @@ def _record(obj: dict[str, Any], line: int) -> dict[str, Any] | str:
     op = _pick(low, "op")
     if op is None:
         return "record without an operation (op)"
-    op_text = str(op).strip().lower()
+    op_text = _django_op(str(op))
     key = _pick(low, "key")
     if isinstance(key, list):  # a multi-key operation listing its keys
         low.setdefault("keys", len(key))
@@ -281,6 +264,14 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else str(value)
+
+
+def _django_op(name: str) -> str:
+    """The Django cache operation of ``name`` (``MGET`` → get_many), else ``name`` lowered."""
+    text = name.strip().lower()
+    if text in CACHE_OPS or text == "get_or_set":
+        return text
+    return cache_op(text)[0] or text
 
 
 def _looks_like_event(obj: dict[str, Any]) -> bool:

@@ -417,7 +417,7 @@ def spans_result(
         caches["key_prefix"] = keys.map(key_family, na_action="ignore").astype("string")
         frames["cache_events"] = caches
         report.events["cache_events"] = len(caches)
-        reads = caches["op"].isin(["get", "get_many", "has_key"]) & ~caches["error"].fillna(False)
+        reads = caches["op"].isin(["get", "get_many", "has_key"]) & caches["error"].isna()
         unknown = int((reads & caches["hit"].isna()).sum())
         if unknown:
             report.warn(
