@@ -113,6 +113,22 @@ class Analysis:
         return self.frame("server_settings")
 
     @property
+    def app_server_log(self) -> bool:
+        """True when an application-server log (gunicorn, uWSGI) was read: its events or the
+        settings it states."""
+        settings = self.server_settings
+        if (
+            len(settings)
+            and "server" in settings.columns
+            and settings["server"].isin(["gunicorn", "uwsgi"]).any()
+        ):
+            return True
+        events = self.server_events
+        return bool(len(events)) and bool(
+            events["kind"].astype(str).str.startswith("worker_").any()
+        )
+
+    @property
     def server_status(self) -> pd.DataFrame:
         """Status counters and variables of the database server (SHOW GLOBAL STATUS/VARIABLES,
         PostgreSQL's cumulative views), as exported: cumulative."""

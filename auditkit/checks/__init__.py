@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from auditkit.checks.app_server import worker_failures
 from auditkit.checks.caching import cacheable_reads, http_cache_findings, low_cache_hit_ratio
 from auditkit.checks.capacity import (
     background_task_candidates,
@@ -207,6 +208,16 @@ def _plans(plan_nodes: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
 
 def _errors(server_events: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
     return server_errors(server_events)
+
+
+def _workers(
+    server_events: pd.DataFrame,
+    server_settings: pd.DataFrame,
+    requests: pd.DataFrame,
+    *,
+    config: AuditConfig,
+) -> list[Finding]:
+    return worker_failures(server_events, server_settings, requests)
 
 
 def _temp(server_events: pd.DataFrame, *, config: AuditConfig) -> list[Finding]:
@@ -455,6 +466,16 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "pg_stat_database or MySQL's SHOW GLOBAL STATUS",
         _churn,
         requires=("churn",),
+    ),
+    CheckSpec(
+        "worker_failures",
+        "scaling",
+        ("worker_failures",),
+        ("server_events", "server_settings", "requests"),
+        None,
+        "an application-server log (gunicorn's error log, uWSGI's log)",
+        _workers,
+        requires=("app_server_log",),
     ),
     CheckSpec(
         "background_task_candidate",
