@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from auditkit.checks.app_server import where_stopped, worker_failures
@@ -221,3 +222,17 @@ def test_where_stopped_reads_the_innermost_client_frame() -> None:
     assert s.code == "rows = list(Entry.objects.filter(year=year))"
     assert s.waiting_on == "the database"
     assert where_stopped("no traceback here") is None
+
+
+def test_peer_worker_that_failed_to_boot(peer_data: Path) -> None:
+    """gunicorn 25's own log of a worker that could not import the application."""
+    res = get_loader("gunicorn_log").load(peer_data / "hcli_core" / "gunicorn-error.log")
+    found = worker_failures(
+        res.frames["server_events"], res.frames["server_settings"], res.frames.get("requests", pd.DataFrame())
+    )
+    assert [f.title for f in found] == ["A gunicorn worker failed to boot"]
+    f = found[0]
+    assert "ModuleNotFoundError: No module named 'argon2'" in f.summary
+    assert "cli/credential.py:10" in f.summary
+    assert "/home/" not in f.summary  # the client machine's directories stay out
+    assert f.recommendation is not None and "--check-config" in f.recommendation.summary

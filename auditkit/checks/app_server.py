@@ -45,7 +45,6 @@ from auditkit.findings import (
     Severity,
     Subject,
     duration_text,
-    plural,
 )
 
 __all__ = ["APP_SERVER_KINDS", "where_stopped", "worker_failures"]
@@ -377,9 +376,13 @@ def _kills(events: pd.DataFrame, server: str) -> Finding | None:
     return Finding(
         check="worker_failures",
         severity=Severity.HIGH if n >= HIGH_COUNT else Severity.MEDIUM,
-        title=f"{server} {plural(n, 'worker')} killed by SIGKILL without a timeout",
+        title=(
+            f"{'A' if n == 1 else f'{n:,}'} {server} worker{' was' if n == 1 else 's were'} "
+            "killed by SIGKILL without a timeout"
+        ),
         summary=(
-            f"{plural(n, 'worker')} of {server} {'was' if n == 1 else 'were'} killed by signal 9"
+            f"{'A worker' if n == 1 else f'{n:,} workers'} of {server} "
+            f"{'was' if n == 1 else 'were'} killed by signal 9"
             f"{_when(kills['ts'])} without a timeout before: something outside {server} killed "
             f"{'it' if n == 1 else 'them'} — most often the kernel's out-of-memory killer or a "
             "container's memory limit. Every request the worker was serving was lost."
@@ -402,30 +405,79 @@ def _kills(events: pd.DataFrame, server: str) -> Finding | None:
     )
 
 
+def _exception(text: str | None) -> str | None:
+    """The exception a Python traceback ends with (``ModuleNotFoundError: No module named 'x'``)."""
+    if not text or "Traceback" not in text:
+        return None
+    for line in reversed(text.strip().splitlines()):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", line.strip()):
+            return line.strip()[:200]
+    return None
+
+
 def _crashes(events: pd.DataFrame, server: str) -> Finding | None:
     crashes = events[events["kind"] == "worker_crash"].sort_values("ts")
     if not len(crashes):
         return None
     n = len(crashes)
+    errors = events[events["kind"] == "worker_error"]
+    causes: list[tuple[str, Stopped | None]] = []
+    for c in _records(crashes):
+        before = errors[
+            (errors["pid"] == c["pid"])
+            & (errors["ts"] <= c["ts"])
+            & (errors["ts"] >= c["ts"] - _KILL_AFTER_TIMEOUT)
+        ]
+        for e in reversed(_records(before)):
+            detail = e["detail"] if isinstance(e["detail"], str) else None
+            exc = _exception(detail)
+            if exc:
+                causes.append((exc, where_stopped(detail)))
+                break
+    boot = crashes["message"].astype(str).str.contains(
+        "failed to boot|code 3", regex=True
+    ).any() or (errors["message"].astype(str).str.startswith("Exception in worker process").any())
+    summary = (
+        f"{'A worker' if n == 1 else f'{n:,} workers'} of {server} exited abnormally"
+        f'{_when(crashes["ts"])} ("{str(crashes["message"].iloc[0])[:120]}")'
+    )
+    if causes:
+        exc, where = causes[0]
+        summary += f": {exc}" + (f", raised in {where.frame}" if where and where.frame else "")
+    summary += (
+        ". The worker could not load the application, so it served nothing."
+        if boot
+        else f"; requests in flight on {'it' if n == 1 else 'them'} were lost."
+    )
+    preflight = (
+        "gunicorn --check-config imports it and exits non-zero when it cannot, and manage.py "
+        "check runs Django's system checks."
+        if server == "gunicorn"
+        else "manage.py check imports it and runs Django's system checks."
+    )
+    items = list(_items(crashes))
+    items += [{"exception": exc, "raised_in": w.frame if w else None} for exc, w in causes[:5]]
     return Finding(
         check="worker_failures",
         severity=Severity.MEDIUM,
-        title=f"{server} {plural(n, 'worker')} exited with an error",
-        summary=(
-            f"{plural(n, 'worker')} of {server} exited abnormally{_when(crashes['ts'])} "
-            f'("{str(crashes["message"].iloc[0])[:120]}"); requests in flight on '
-            f"{'it' if n == 1 else 'them'} were lost."
+        title=(
+            f"{'A' if n == 1 else f'{n:,}'} {server} worker{'' if n == 1 else 's'} "
+            + ("failed to boot" if boot else "exited with an error")
         ),
+        summary=summary,
         subject=Subject(expression="worker crash"),
         metrics={"crashes": n},
         recommendation=Recommendation(
             summary=(
-                f"Read the lines {server} logged just before each exit (see the evidence): an "
-                "exception at import or start-up, a native extension crashing, or a signal."
+                "Fix the exception the worker raised (see the evidence), and let the deployment "
+                f"load the application before it takes traffic: {preflight}"
+                if causes
+                else f"Read the lines {server} logged just before each exit (see the evidence): "
+                "an exception at import or start-up, a native extension crashing, or a signal."
             )
         ),
         evidence=Evidence(
-            strength=EvidenceStrength.PATTERN, items=_items(crashes), note=f"from the {server} log"
+            strength=EvidenceStrength.PATTERN, items=tuple(items), note=f"from the {server} log"
         ),
         action="Find why application-server workers crash and fix it.",
     )
@@ -441,9 +493,10 @@ def _queue_full(events: pd.DataFrame, settings: pd.DataFrame, server: str) -> Fi
     return Finding(
         check="worker_failures",
         severity=Severity.HIGH,
-        title=f"{server}'s listen queue was full {plural(n, 'time')}",
+        title=f"{server}'s listen queue was full {'once' if n == 1 else f'{n:,} times'}",
         summary=(
-            f"{server}{has} reported its socket's listen queue full {plural(n, 'time')}"
+            f"{server}{has} reported its socket's listen queue full "
+            f"{'once' if n == 1 else f'{n:,} times'}"
             f"{_when(full['ts'])}: every worker was busy and the backlog of waiting connections "
             "was used up, so new connections were refused or timed out."
         ),
