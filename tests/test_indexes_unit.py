@@ -704,3 +704,17 @@ def test_rows_of_several_exports_combine_per_index() -> None:
     assert total.table == "shop_order" and total.idx_scan == 0 and (total.size_bytes or 0) > 0
     assert total.definition and total.key_names == ("total",)
     assert len(info) == 17
+
+
+def test_inferred_model_of_an_app_label_with_underscores() -> None:
+    """``<app_label>_<model>``: class names carry no underscore, app labels may (the real
+    ``daiquiri`` project's apps are ``daiquiri_jobs``, ``daiquiri_query``…)."""
+    from auditkit.analysis.code import CodeMap
+
+    code = CodeMap.build(empty(SCHEMA_COLUMNS))
+    job = code.model("daiquiri_jobs_job")
+    assert (job.app_label, job.name, job.inferred) == ("daiquiri_jobs", "Job", True)
+    assert code.model("blog_post").app_label == "blog"
+    assert code.model("auth_user").django  # Django's own, exact from its dump
+    groups = code.model("auth_user_groups")
+    assert groups.app_label == "auth"
