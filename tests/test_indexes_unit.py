@@ -718,3 +718,37 @@ def test_inferred_model_of_an_app_label_with_underscores() -> None:
     assert code.model("auth_user").django  # Django's own, exact from its dump
     groups = code.model("auth_user_groups")
     assert groups.app_label == "auth"
+
+
+def test_no_index_on_what_django_already_indexes_without_a_catalog() -> None:
+    """A query log alone (no catalog, no model dump): Django's own tables get the indexes their
+    migrations create (a foreign key's, unique_together's), and a multi-table-inheritance
+    child's ``<parent>_ptr_id`` is its primary key."""
+    st = stats(
+        (
+            'SELECT * FROM "auth_permission" WHERE "auth_permission"."content_type_id" = 7',
+            400,
+            900.0,
+        ),
+        (
+            'SELECT * FROM "django_content_type" WHERE ("django_content_type"."app_label" = \'a\' '
+            'AND "django_content_type"."model" = \'b\')',
+            400,
+            900.0,
+        ),
+        (
+            'SELECT * FROM "billing_invoice" INNER JOIN "billing_document" ON '
+            '("billing_invoice"."document_ptr_id" = "billing_document"."id") '
+            'WHERE "billing_invoice"."document_ptr_id" = 12',
+            400,
+            900.0,
+        ),
+    )
+    empty_catalog = empty(SCHEMA_INDEXES)
+    found = advise(
+        st,
+        idx=empty_catalog,
+        cols=empty(SCHEMA_COLUMNS),
+        tab=tables(auth_permission=50_000, django_content_type=50_000, billing_invoice=90_000),
+    )
+    assert found == [], [f.title for f in found]

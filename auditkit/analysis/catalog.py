@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import pandas as pd
 
-from auditkit.analysis.code import CodeMap
+from auditkit.analysis.code import CodeMap, django_indexes
 from auditkit.django.naming import auto_index_name, is_auto_index_name
 from auditkit.sql.analyze import IndexDefinition, IndexKey, parse_index_definition, split_top_level
 
@@ -622,16 +622,25 @@ class Catalog:
         return not self.indexes and not self.tables
 
     def with_keys_of(self, code: CodeMap, tables: Iterable[str]) -> list[IndexInfo]:
-        """Every index, plus for each of ``tables`` that no export describes the primary key and
-        unique constraints ``code`` knows (a model dump, Django's own apps, or ``id`` by
-        Django's default): no advice may propose an index those already provide."""
+        """Every index, plus for each of ``tables`` that no export describes the indexes Django's
+        own apps create (from the shipped dump of ``django.contrib``) and the primary key and
+        unique constraints ``code`` knows (a model dump, or ``id`` — or a multi-table child's
+        ``<parent>_ptr_id`` — by Django's default): no advice may propose an index those already
+        provide."""
         out = list(self.indexes)
         described = {i.table for i in self.indexes}
-        for table in dict.fromkeys(tables):
-            if table in described:
-                continue
+        wanted = [t for t in dict.fromkeys(tables) if t not in described]
+        django: dict[str, list[IndexInfo]] = {}
+        for info in existing_indexes(django_indexes()):
+            django.setdefault(info.table, []).append(info)
+        for table in wanted:
+            # Django's own apps: every index its migrations create, foreign keys' included
+            have = {tuple(k.column for k in i.keys) for i in django.get(table, [])}
+            out.extend(django.get(table, []))
             pk = code.primary_key(table)
             for key in code.unique_keys(table):
+                if key in have:
+                    continue
                 out.append(
                     IndexInfo(
                         table=table,

@@ -16,7 +16,8 @@ they are, with where the answer comes from:
    join in the workload's SQL pairs it with (``"a"."customer_id" = "b"."id"``) or, failing that,
    ``<app>_<name>``; a table ``<owner table>_<field>`` with two ``…_id`` columns is the
    auto-created through table of the many-to-many ``field``; a reverse accessor is
-   ``<model>_set``; every table's primary key is ``id``.
+   ``<model>_set``; every table's primary key is ``id``, or the ``<parent>_ptr_id`` link of a
+   multi-table-inheritance child.
 
 Nothing here guesses a name that cannot be known: where the conventions run out, the answer
 is ``None`` and the fix says so in words.
@@ -33,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["DJANGO_APPS", "CodeMap", "Model", "Relation"]
+__all__ = ["DJANGO_APPS", "CodeMap", "Model", "Relation", "django_indexes"]
 
 #: app labels of django.contrib: their tables belong to Django, not to the client's code
 DJANGO_APPS = frozenset(
@@ -121,15 +122,25 @@ def _flag(v: Any) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _contrib_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(schema_columns, schema_tables) of Django's own apps, from the shipped dump."""
+def _contrib_all() -> dict[str, pd.DataFrame]:
     from auditkit.loaders.registry import get_loader
 
     with resources.as_file(
         resources.files("auditkit.analysis").joinpath("django_contrib.json")
     ) as path:
-        frames = get_loader("django_models").load(path).frames
+        return get_loader("django_models").load(path).frames
+
+
+def _contrib_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(schema_columns, schema_tables) of Django's own apps, from the shipped dump."""
+    frames = _contrib_all()
     return frames["schema_columns"], frames["schema_tables"]
+
+
+def django_indexes() -> pd.DataFrame:
+    """The ``schema_indexes`` rows of Django's own apps: primary keys, unique constraints and
+    the indexes Django creates on their foreign keys and ``db_index`` fields."""
+    return _contrib_all()["schema_indexes"]
 
 
 class CodeMap:
@@ -322,6 +333,18 @@ class CodeMap:
 
     # -- fields ---------------------------------------------------------------------------------
     def _conventional(self, table: str, column: str) -> _Column:
+        if column.endswith("_ptr_id"):
+            # multi-table inheritance: the child's primary key is a one-to-one link to its parent
+            target = self._joins.get((table, column))
+            return _Column(
+                column[:-3],
+                "OneToOneField",
+                target,
+                "one_to_one" if target else None,
+                unique=True,
+                primary_key=True,
+                inferred=True,
+            )
         if column.endswith("_id") and column != "id":
             name = column[:-3]
             target = self._joins.get((table, column))
