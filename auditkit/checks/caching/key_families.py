@@ -170,12 +170,16 @@ def key_family_findings(
             "threshold": t["min_hit_ratio"],
         }
         avoidable = 0
-        if (
-            first >= 0.3 * misses
-            and f.reads_per_key == f.reads_per_key
-            and f.reads_per_key <= t["family_max_reads_per_key"]
+        part = per_user_part(family)
+        rarely_reread = (
+            f.reads_per_key == f.reads_per_key and f.reads_per_key <= t["family_max_reads_per_key"]
+        )
+        # keys read about once each; or keys with a per-user part whose misses are mostly first
+        # reads: one entry per user, each computed on that user's first read, however often it
+        # is read again
+        if first >= 0.3 * misses and (
+            rarely_reread or (part is not None and first >= 0.5 * misses)
         ):
-            part = per_user_part(family)
             shared = (
                 shared_result(events, family, statements, is_django)
                 if statements is not None and len(statements)
@@ -188,7 +192,12 @@ def key_family_findings(
             )
             causes.append(
                 f"{first:,} misses are first reads: {int(f.keys):,} distinct keys, each read "
-                f"{f.reads_per_key:.1f} times on average — the key embeds {kind}, rarely read again"
+                f"{f.reads_per_key:.1f} times on average — the key embeds {kind}, "
+                + (
+                    "rarely read again"
+                    if rarely_reread
+                    else "so every new value of it is computed once more"
+                )
             )
             metrics["per_user_part"] = part
             if shared is not None:
@@ -223,9 +232,14 @@ def key_family_findings(
                 )
             else:
                 fixes.append(
-                    "check whether what the entry holds depends on that part of the key (no "
-                    "statements with parameters were tied to the misses' requests to tell): if it "
-                    "does not, key it without that part"
+                    f"check whether what {where} caches under {family!r} depends on "
+                    + (
+                        f"part {part + 1} of the key"
+                        if part is not None
+                        else "that part of the key"
+                    )
+                    + " (no statements with parameters were tied to the misses' requests to tell): "
+                    "if it does not, key it without that part"
                 )
         ttl = float(f.ttl_s) if f.ttl_s == f.ttl_s else float("nan")
         reread = float(f.reread_p75_s) if f.reread_p75_s == f.reread_p75_s else float("nan")
