@@ -350,18 +350,23 @@ def cache_fields(attrs: Mapping[str, Any], *names: str | None) -> dict[str, Any]
     }
 
 
-def _nanos(value: Any) -> int | None:
-    """int64 nanoseconds given as a string or a number; None when absent or zero."""
+def whole_number(value: Any) -> int | None:
+    """An integer given as a number or a string (exactly when it is written as one); None when
+    absent, not a number, or out of every range (``1e999``)."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        n = int(value)
-    except (TypeError, ValueError):
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
         try:
-            n = int(float(value))
-        except (TypeError, ValueError):
+            return int(float(value))
+        except (TypeError, ValueError, OverflowError):
             return None
-    return n or None
+
+
+def _nanos(value: Any) -> int | None:
+    """int64 nanoseconds given as a string or a number; None when absent or zero."""
+    return whole_number(value) or None
 
 
 def read_json_documents(
