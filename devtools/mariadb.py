@@ -28,14 +28,14 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
+
+from devtools._process import Throwaway, free_port, wait_or_kill
 
 __all__ = ["DEFAULT_OPTIONS", "DevMariaDBError", "ThrowawayMariaDB", "available", "find_server"]
 
@@ -81,13 +81,7 @@ def available() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ThrowawayMariaDB:
+class ThrowawayMariaDB(Throwaway):
     """A private MariaDB server in a temporary directory (see the module docstring)."""
 
     def __init__(self, options: Mapping[str, str | None] | None = None) -> None:
@@ -99,7 +93,7 @@ class ThrowawayMariaDB:
         merged.update(options or {})
         self.options = {k: v for k, v in merged.items() if v is not None}
         self.dir = Path(tempfile.mkdtemp(prefix="auditkit-mariadb-"))
-        self.port = _free_port()
+        self.port = free_port()
         # the socket lives where servers keep theirs, so no temporary path shows in the slow
         # log's start banner (fixtures made from it are committed)
         run = Path("/run/mysqld")
@@ -184,23 +178,8 @@ class ThrowawayMariaDB:
                 subprocess.run(
                     [*self.client_command(), "-e", "SHUTDOWN"], capture_output=True, timeout=30
                 )
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            wait_or_kill(proc, timeout=30)
         self._finalizer()
-
-    def __enter__(self) -> ThrowawayMariaDB:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- using it ---------------------------------------------------------------------------
     def client_args(self) -> list[str]:

@@ -14,14 +14,13 @@ when the block ends, at exit or on garbage collection.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
 import subprocess
-import time
 import weakref
-from types import TracebackType
+
+from devtools._process import Throwaway, free_port, stop_process, wait_until_answers
 
 __all__ = ["DevMemcachedError", "ThrowawayMemcached", "available"]
 
@@ -37,20 +36,14 @@ def available() -> str | None:
     return None if shutil.which("memcached") else "memcached is not installed"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ThrowawayMemcached:
+class ThrowawayMemcached(Throwaway):
     """A private memcached (see the module docstring)."""
 
     def __init__(self, memory_mb: int = 16, *extra: str) -> None:
         exe = shutil.which("memcached")
         if exe is None:
             raise DevMemcachedError("memcached is not installed")
-        self.port = _free_port()
+        self.port = free_port()
         user = ["-u", "root"] if os.geteuid() == 0 else []
         self._proc = subprocess.Popen(
             [
@@ -69,17 +62,16 @@ class ThrowawayMemcached:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self._finalizer = weakref.finalize(self, _stop, self._proc)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            if self._proc.poll() is not None:
-                raise DevMemcachedError(f"memcached exited with {self._proc.returncode}")
-            time.sleep(0.05)
-        self.stop()
-        raise DevMemcachedError("memcached did not answer within 10 s")
+        self._finalizer = weakref.finalize(self, stop_process, self._proc)
+        try:
+            wait_until_answers(self._answers, self._proc, "memcached", DevMemcachedError)
+        except DevMemcachedError:
+            self.stop()
+            raise
+
+    def _answers(self) -> bool:
+        socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        return True
 
     def command(self, line: str, data: bytes | None = None) -> str:
         """Send one text-protocol command (and its data block) and return the whole reply."""
@@ -96,24 +88,3 @@ class ThrowawayMemcached:
     def stop(self) -> None:
         """Stop the server (idempotent)."""
         self._finalizer()
-
-    def __enter__(self) -> ThrowawayMemcached:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)

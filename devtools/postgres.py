@@ -53,7 +53,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -61,9 +60,10 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
+
+from devtools._process import Throwaway, free_port
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -213,12 +213,6 @@ def available(settings: Mapping[str, Setting | None] | None = None) -> str | Non
 # -- the cluster ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _conf_value(value: Setting) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
@@ -254,7 +248,7 @@ def _command(args: Sequence[str]) -> list[str]:
     return [*prefix, *args]
 
 
-class ThrowawayPostgres:
+class ThrowawayPostgres(Throwaway):
     """A private PostgreSQL cluster in a temporary directory, for as long as it is needed.
 
     Use it as a context manager (``with ThrowawayPostgres() as pg: …``) or call
@@ -282,17 +276,9 @@ class ThrowawayPostgres:
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> ThrowawayPostgres:
+    def __enter__(self) -> Self:
         self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def running(self) -> bool:
@@ -470,7 +456,7 @@ class ThrowawayPostgres:
 
     def _configure(self) -> None:
         root = self._require_root()
-        self.port = _free_port()
+        self.port = free_port()
         conf: dict[str, Setting] = {
             "port": self.port,
             "listen_addresses": "127.0.0.1" if self.tcp else "",

@@ -20,9 +20,15 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import weakref
-from types import TracebackType
+
+from devtools._process import (
+    Throwaway,
+    free_port,
+    stop_process,
+    wait_or_kill,
+    wait_until_answers,
+)
 
 __all__ = ["DevRedisError", "ThrowawayRedis", "available"]
 
@@ -34,12 +40,6 @@ class DevRedisError(RuntimeError):
 def available() -> str | None:
     """None when redis-server can be started here, else the reason it cannot."""
     return None if shutil.which("redis-server") else "redis-server is not installed"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _read_reply(s: socket.socket) -> bytes:
@@ -64,7 +64,7 @@ def _read_reply(s: socket.socket) -> bytes:
     return head + b"\r\n" + rest
 
 
-class ThrowawayRedis:
+class ThrowawayRedis(Throwaway):
     """A private redis-server (see the module docstring)."""
 
     def __init__(self, *extra: str) -> None:
@@ -73,7 +73,7 @@ class ThrowawayRedis:
             raise DevRedisError("redis-server is not installed")
         self._exe = exe
         self._extra = extra
-        self.port = _free_port()
+        self.port = free_port()
         self._dir = tempfile.mkdtemp(prefix="auditkit-redis-")
         self._proc: subprocess.Popen[bytes] | None = None
         self._start()
@@ -103,16 +103,13 @@ class ThrowawayRedis:
         )
         self._proc = proc
         self._finalizer = weakref.finalize(self, _stop, proc, self._dir)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                if b"PONG" in self.command("PING"):
-                    return
-            if proc.poll() is not None:
-                raise DevRedisError(f"redis-server exited with {proc.returncode}")
-            time.sleep(0.05)
-        self.stop()
-        raise DevRedisError("redis-server did not answer within 10 s")
+        try:
+            wait_until_answers(
+                lambda: b"PONG" in self.command("PING"), proc, "redis-server", DevRedisError
+            )
+        except DevRedisError:
+            self.stop()
+            raise
 
     def command(self, line: str) -> bytes:
         """Send one inline command and return its raw reply."""
@@ -130,11 +127,7 @@ class ThrowawayRedis:
         with contextlib.suppress(OSError):
             self.command("SHUTDOWN NOSAVE")
         if self._proc is not None:
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
+            wait_or_kill(self._proc)
         self._finalizer.detach()
         self._start()
 
@@ -142,24 +135,7 @@ class ThrowawayRedis:
         """Stop the server (idempotent)."""
         self._finalizer()
 
-    def __enter__(self) -> ThrowawayRedis:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def _stop(proc: subprocess.Popen[bytes], folder: str) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    stop_process(proc)
     shutil.rmtree(folder, ignore_errors=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import functools
 import gzip
 import lzma
 import random
@@ -28,6 +29,7 @@ import pytest
 import zstandard
 
 from auditkit.errors import AuditkitError, ParseReportError, UnknownFormatError
+from auditkit.loaders.base import BlockLoader
 from auditkit.loaders.detect import detect
 from auditkit.loaders.registry import get_loader
 from auditkit.loaders.stream import read_text
@@ -94,8 +96,10 @@ def _path(sample: str) -> Path:
     return (FIXTURES / rest) if top == "fixtures" else ROOT / sample
 
 
+@functools.cache
 def _original(sample: str) -> bytes:
-    """The sample's content, decompressed (mutations work on the text a loader sees)."""
+    """The sample's content, decompressed (mutations work on the text a loader sees); read once
+    per worker, shared by the sample's mutations."""
     from auditkit.loaders.stream import open_binary
 
     with open_binary(_path(sample)) as fh:
@@ -153,10 +157,24 @@ def nul_bytes(data: bytes, rng: random.Random) -> bytes:
     return bytes(out[:cut]) + b"\x00" * 4096 + bytes(out[cut:])
 
 
-def huge_line(data: bytes, rng: random.Random) -> bytes:
-    """One 10 MB line in the middle of the file."""
+#: a line longer than this is "huge" for a loader that reads the whole file at once: the point
+#: (no crash, no time quadratic in the line) is made at this size; a loader that streams blocks
+#: gets a line longer than its block (:func:`_huge_line_bytes`)
+HUGE_LINE_BYTES = 1024 * 1024
+
+
+def _huge_line_bytes(fmt: str) -> int:
+    """A line longer than any buffer the loader of ``fmt`` reads the file in."""
+    loader = get_loader(fmt)
+    if isinstance(loader, BlockLoader):
+        return loader.block_size + HUGE_LINE_BYTES
+    return HUGE_LINE_BYTES
+
+
+def huge_line(data: bytes, rng: random.Random, size: int = 10 * 1024 * 1024) -> bytes:
+    """One enormous line (``size`` bytes, 10 MB by default) in the middle of the file."""
     cut = data.rfind(b"\n", 0, len(data) // 2) + 1
-    return data[:cut] + b"GET /" + b"a" * (10 * 1024 * 1024) + b"\n" + data[cut:]
+    return data[:cut] + b"GET /" + b"a" * size + b"\n" + data[cut:]
 
 
 def deep_json(data: bytes, rng: random.Random) -> bytes:
@@ -262,7 +280,10 @@ def _cases() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("sample", "mutation"), _cases())
 def test_damaged_file(sample: str, mutation: str, tmp_path: Path) -> None:
     fmt = SAMPLES[sample]
-    damaged = MUTATIONS[mutation](_original(sample), _rng(sample, mutation))
+    if mutation == "huge_line":
+        damaged = huge_line(_original(sample), _rng(sample, mutation), _huge_line_bytes(fmt))
+    else:
+        damaged = MUTATIONS[mutation](_original(sample), _rng(sample, mutation))
     path = tmp_path / Path(sample).name
     path.write_bytes(damaged)
     with contextlib.suppress(UnknownFormatError):

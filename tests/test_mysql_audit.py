@@ -21,7 +21,8 @@ The consultant's folder is collected the way one would: the ``mysql`` client (``
 ``-E``) over performance_schema, sys and information_schema, SHOW GLOBAL STATUS before and after,
 SHOW GLOBAL VARIABLES, digests before and after, the slow log, an EXPLAIN beside its ``.sql``,
 the model dump (``manage.py auditkit_dump_models``), memcached ``stats`` and ``stats detail
-dump``. The audit must find the problems with MySQL DDL and Django migrations naming only this
+dump``, and the capture app's files (cache operations and requests; the statements come from
+the server). The audit must find the problems with MySQL DDL and Django migrations naming only this
 app's models and fields.
 
 The committed fixture of ``test_mysql_django`` (``tests/fixtures/mysql_client``) is audited too,
@@ -147,6 +148,10 @@ DATABASES = {{"default": {{"ENGINE": "django.db.backends.mysql", "NAME": "librar
     "HOST": "127.0.0.1", "PORT": {port}}}}}
 CACHES = {{"default": {{"BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
     "LOCATION": "127.0.0.1:{mc_port}", "KEY_FUNCTION": "library.cache_keys.make_key"}}}}
+# the capture app for the cache operations and the requests' views only: the statements come
+# from the server's own slow log and digests
+MIDDLEWARE = ["auditkit.django.middleware.CaptureMiddleware"]
+AUDITKIT_CAPTURE = {{"dir": {capture!r}, "statements": False, "dump_models": False}}
 """
 SEED = f"""
 import django
@@ -263,7 +268,9 @@ def collect(folder: Path) -> dict[str, Any]:
         (folder / sub).mkdir(parents=True, exist_ok=True)
     facts: dict[str, Any] = {}
     with ThrowawayMariaDB({"character-set-server": "utf8mb4"}) as db, ThrowawayMemcached() as mc:
-        (app / "library" / "settings.py").write_text(SETTINGS.format(port=db.port, mc_port=mc.port))
+        (app / "library" / "settings.py").write_text(
+            SETTINGS.format(port=db.port, mc_port=mc.port, capture=str(folder / "capture"))
+        )
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "library.settings",
@@ -504,10 +511,19 @@ def test_the_cache_key_family_is_collected(library: tuple[Path, dict[str, Any]])
     # get_or_set reads once more after each add: gets = rounds × users + users
     assert fam.loc["member", "gets"] == CARD_USERS * CARD_ROUNDS + CARD_USERS
     assert fam.loc["member", "misses"] == CARD_USERS
-    # TODO(lead, after merging the caching branch): the audit should report the per-member key
-    # family `member:{n}:card` (memcached `stats detail dump`, 50 gets, 10 misses) through the
-    # caching analysis; assert that finding here. No caching check reads cache_key_families on
-    # this branch.
+    # the audit reports the family: each member's entry is computed on that member's first read
+    # (the capture app counts a get_or_set once: rounds × users reads, users misses), and the
+    # fix names this app's view
+    audit = auditkit.audit(client)
+    hit = _one(audit.findings, "low_cache_hit_ratio", expression="key family member:{int}:card")
+    assert hit.subject.endpoint == "/member/<int:pk>/card"
+    assert hit.metrics["reads"] == CARD_USERS * CARD_ROUNDS
+    assert hit.metrics["misses"] == hit.metrics["miss_first_read"] == CARD_USERS
+    assert hit.metrics["per_user_part"] == 0
+    assert "10 distinct keys, each read 4.0 times" in hit.summary
+    fix = hit.recommendation.summary
+    assert "library.views.card" in fix and "'member:{int}:card'" in fix and "part 1" in fix
+    assert not re.search(r"\b(shop|customer|book|author|order|visitor)\b", _texts(hit), re.I)
 
 
 def test_the_committed_shop_folder() -> None:

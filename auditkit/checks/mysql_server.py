@@ -215,6 +215,43 @@ def _hit_ratio_finding(
     )
 
 
+def _counted_finding(
+    server: _Server,
+    items: list[dict[str, Any]],
+    *,
+    check: str,
+    severity: Severity,
+    title: str,
+    summary: str,
+    expression: str,
+    metrics: dict[str, Any],
+    recommendation: str,
+    chapter: str,
+) -> Finding:
+    """A finding from a counter of SHOW GLOBAL STATUS over the server's window, with the
+    statements performance_schema names for it (``items``, from :func:`_statements`)."""
+    return Finding(
+        check=check,
+        severity=severity,
+        title=title,
+        summary=summary,
+        subject=Subject(expression=expression),
+        metrics=metrics,
+        recommendation=Recommendation(summary=recommendation),
+        evidence=Evidence(
+            EvidenceStrength.STATISTICS,
+            tuple(items),
+            note=f"SHOW GLOBAL STATUS {server.window}",
+        ),
+        chapter=chapter,
+        statements=tuple(i["fingerprint_id"] for i in items),
+    )
+
+
+def _share_severity(share: float, threshold: float) -> Severity:
+    return Severity.MEDIUM if share >= 2 * threshold else Severity.LOW
+
+
 def mysql_server_health(
     status_delta: pd.DataFrame,
     server_status: pd.DataFrame,
@@ -303,11 +340,11 @@ def mysql_server_health(
             share = disk / tmp
             items = _statements(digests, "tmp_disk_tables", profile)
             out.append(
-                Finding(
+                _counted_finding(
+                    s,
+                    items,
                     check="temp_files",
-                    severity=Severity.MEDIUM
-                    if share >= 2 * t["tmp_disk_max_share"]
-                    else Severity.LOW,
+                    severity=_share_severity(share, t["tmp_disk_max_share"]),
                     title=f"{share:.0%} of temporary tables written to disk{_label(s)}",
                     summary=(
                         f"{disk:,.0f} of {tmp:,.0f} internal temporary tables (GROUP BY, DISTINCT, "
@@ -321,7 +358,7 @@ def mysql_server_health(
                             else ""
                         )
                     ),
-                    subject=Subject(expression=f"internal temporary tables{_label(s)}"),
+                    expression=f"internal temporary tables{_label(s)}",
                     metrics={
                         "tmp_tables": tmp,
                         "tmp_disk_tables": disk,
@@ -330,22 +367,14 @@ def mysql_server_health(
                         "tmp_table_size": as_number(s.var("tmp_table_size")),
                         "max_heap_table_size": as_number(s.var("max_heap_table_size")),
                     },
-                    recommendation=Recommendation(
-                        summary=(
-                            "An in-memory temporary table goes to disk past the smaller of "
-                            f"{s.size('tmp_table_size')} and {s.size('max_heap_table_size')}, or "
-                            "always when it holds TEXT/BLOB columns (before MySQL 8's TempTable "
-                            "engine): raise both together, and select fewer or narrower columns "
-                            "in the statements listed (values(), only())."
-                        )
-                    ),
-                    evidence=Evidence(
-                        EvidenceStrength.STATISTICS,
-                        tuple(items),
-                        note=f"SHOW GLOBAL STATUS {s.window}",
+                    recommendation=(
+                        "An in-memory temporary table goes to disk past the smaller of "
+                        f"{s.size('tmp_table_size')} and {s.size('max_heap_table_size')}, or "
+                        "always when it holds TEXT/BLOB columns (before MySQL 8's TempTable "
+                        "engine): raise both together, and select fewer or narrower columns "
+                        "in the statements listed (values(), only())."
                     ),
                     chapter="queries",
-                    statements=tuple(i["fingerprint_id"] for i in items),
                 )
             )
         # sorts that spill: merge passes per sort
@@ -355,18 +384,18 @@ def mysql_server_health(
             share = merges / sorts
             items = _statements(digests, "sort_merge_passes", profile)
             out.append(
-                Finding(
+                _counted_finding(
+                    s,
+                    items,
                     check="temp_files",
-                    severity=Severity.MEDIUM
-                    if share >= 2 * t["sort_merge_max_share"]
-                    else Severity.LOW,
+                    severity=_share_severity(share, t["sort_merge_max_share"]),
                     title=f"Sorts merging on disk: {merges:,.0f} merge passes for {sorts:,.0f} sorts{_label(s)}",
                     summary=(
                         f"Sorts needed {merges:,.0f} merge passes {s.window} for {sorts:,.0f} sorts "
                         "(Sort_merge_passes of Sort_scan + Sort_range): their rows did not fit in "
                         "the sort buffer and were merged through temporary files."
                     ),
-                    subject=Subject(expression=f"sort merge passes{_label(s)}"),
+                    expression=f"sort merge passes{_label(s)}",
                     metrics={
                         "sort_merge_passes": merges,
                         "sorts": sorts,
@@ -374,21 +403,13 @@ def mysql_server_health(
                         "threshold": t["sort_merge_max_share"],
                         "sort_buffer_size": as_number(s.var("sort_buffer_size")),
                     },
-                    recommendation=Recommendation(
-                        summary=(
-                            "An index in the ORDER BY's order avoids the sort altogether (see the "
-                            "missing-index findings); otherwise raise "
-                            f"{s.size('sort_buffer_size')} moderately, per session for the "
-                            "statements that need it rather than globally (it is allocated per sort)."
-                        )
-                    ),
-                    evidence=Evidence(
-                        EvidenceStrength.STATISTICS,
-                        tuple(items),
-                        note=f"SHOW GLOBAL STATUS {s.window}",
+                    recommendation=(
+                        "An index in the ORDER BY's order avoids the sort altogether (see the "
+                        "missing-index findings); otherwise raise "
+                        f"{s.size('sort_buffer_size')} moderately, per session for the "
+                        "statements that need it rather than globally (it is allocated per sort)."
                     ),
                     chapter="queries",
-                    statements=tuple(i["fingerprint_id"] for i in items),
                 )
             )
         # joins that scan the joined table for every row of the other
@@ -396,7 +417,9 @@ def mysql_server_health(
         if full is not None and full >= t["full_join_min"]:
             items = _statements(digests, "full_joins", profile)
             out.append(
-                Finding(
+                _counted_finding(
+                    s,
+                    items,
                     check="plan_nested_loop",
                     severity=Severity.LOW,
                     title=f"{plural(int(full), 'join')} without an index{_label(s)} (Select_full_join)",
@@ -411,23 +434,15 @@ def mysql_server_health(
                             else " Export performance_schema digests to name the statements."
                         )
                     ),
-                    subject=Subject(expression=f"joins without an index{_label(s)}"),
+                    expression=f"joins without an index{_label(s)}",
                     metrics={"select_full_join": full},
-                    recommendation=Recommendation(
-                        summary=(
-                            "Index the join column of the joined table (a ForeignKey has one "
-                            "unless db_index=False; a join on another field needs db_index=True "
-                            "or a Meta.indexes entry); the missing-index findings give the DDL "
-                            "for the statements the workload timed."
-                        )
-                    ),
-                    evidence=Evidence(
-                        EvidenceStrength.STATISTICS,
-                        tuple(items),
-                        note=f"SHOW GLOBAL STATUS {s.window}",
+                    recommendation=(
+                        "Index the join column of the joined table (a ForeignKey has one "
+                        "unless db_index=False; a join on another field needs db_index=True "
+                        "or a Meta.indexes entry); the missing-index findings give the DDL "
+                        "for the statements the workload timed."
                     ),
                     chapter="indexing",
-                    statements=tuple(i["fingerprint_id"] for i in items),
                 )
             )
     return out

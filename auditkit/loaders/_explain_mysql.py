@@ -74,36 +74,15 @@ _SELECT_PREFIX = re.compile(r"^/\* select#\d+ \*/\s*")
 _TRADITIONAL = ("id", "select_type", "table", "type")
 
 
+#: a JSON string (to its closing quote, or the end of a damaged text) or a ``/* … */`` comment
+_STRING_OR_COMMENT = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|/\*.*?(?:\*/|\Z)', re.S)
+
+
 def strip_json_comments(text: str) -> str:
     """Remove ``/* … */`` comments outside JSON strings (MySQL's end markers)."""
-    out: list[str] = []
-    i = 0
-    n = len(text)
-    in_string = False
-    while i < n:
-        ch = text[i]
-        if in_string:
-            out.append(ch)
-            if ch == "\\" and i + 1 < n:
-                out.append(text[i + 1])
-                i += 2
-                continue
-            if ch == '"':
-                in_string = False
-            i += 1
-            continue
-        if ch == '"':
-            in_string = True
-            out.append(ch)
-            i += 1
-            continue
-        if ch == "/" and i + 1 < n and text[i + 1] == "*":
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    if "/*" not in text:
+        return text
+    return _STRING_OR_COMMENT.sub(lambda m: m.group(0) if m.group(0)[0] == '"' else "", text)
 
 
 # -- traditional rows ------------------------------------------------------------------------

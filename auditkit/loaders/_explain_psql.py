@@ -153,33 +153,41 @@ def statement_from(preamble: list[str]) -> str | None:
     return strip_explain(text)
 
 
+_QUOTE_OR_BRACKET = re.compile(r'["\[\]{}]')
+#: the rest of a JSON string after its opening quote: to the closing quote, or an open escape
+_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*(?:(")|(\\?)$)', re.S)
+
+
 def find_json_end(lines: list[str], start: int) -> int | None:
     """Index of the line where the JSON value opening on ``lines[start]`` closes (string aware)."""
     depth = 0
-    in_string = False
-    escape = False
+    escape = False  # a backslash ended the previous line's string: it escapes the next one's first
     began = False
     for i in range(start, len(lines)):
-        for ch in lines[i]:
-            if in_string:
-                if escape:
-                    escape = False
-                elif ch == "\\":
-                    escape = True
-                elif ch == '"':
-                    in_string = False
-                continue
+        line = lines[i]
+        pos = 0
+        while (m := _QUOTE_OR_BRACKET.search(line, pos)) is not None:
+            ch = m.group(0)
+            pos = m.end()
             if ch == '"':
-                in_string = True
+                if escape:
+                    if pos >= len(line):
+                        break
+                    escape = False
+                    pos += 1
+                rest = _STRING_REST.match(line, pos)
+                assert rest is not None  # the pattern matches any text
+                if rest.group(1) is None:  # a string never spans lines in a plan; resynchronise
+                    escape = bool(rest.group(2))
+                    break
+                pos = rest.end()
             elif ch in "[{":
                 depth += 1
                 began = True
-            elif ch in "]}":
+            else:
                 depth -= 1
                 if began and depth == 0:
                     return i
-        if in_string:  # a string never spans lines in a plan; resynchronise
-            in_string = False
     return None
 
 

@@ -126,8 +126,10 @@ class _Context:
         if self.in_dashes:
             self.dash_lines.append(line)
             return
-        stamp = time_stamp(s)
-        if s.startswith(("--", "#")):
+        # a time stamp counts in a comment or on a short line of its own: only those are searched
+        is_comment = s.startswith(("--", "#"))
+        stamp = time_stamp(s) if is_comment or len(s) <= 40 else None
+        if is_comment:
             self.comments.append(s.lstrip("-#").strip())
             if stamp is not None:
                 self.ts = stamp

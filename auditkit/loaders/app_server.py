@@ -451,25 +451,25 @@ _UWSGI_BANNER = re.compile(
 )
 
 
+#: start-up lines that state a setting: the setting and the pattern of its value
+_UWSGI_SETTINGS = tuple(
+    (name, re.compile(pattern))
+    for name, pattern in (
+        ("mode", r"\*\*\* Operational MODE: (\S+) \*\*\*"),
+        ("socket", r"uwsgi socket \d+ bound to (?:TCP|UNIX) address (\S+)"),
+        ("bind", r"uWSGI http bound on (\S+)"),
+        ("cores", r"mapped \d+ bytes \(\d+ KB\) for (\d+) cores"),
+        ("cpu_cores", r"detected number of CPU cores: (\d+)"),
+        ("listen", r"your server socket listen backlog is limited to (\d+)"),
+    )
+)
+
+
 def _uwsgi_settings(col: _Collector, ts: Any, line: int, msg: str) -> None:
-    m = re.match(r"\*\*\* Operational MODE: (\S+) \*\*\*", msg)
-    if m:
-        col.setting(ts, line, "mode", m.group(1), "start-up lines")
-    m = re.match(r"uwsgi socket \d+ bound to (?:TCP|UNIX) address (\S+)", msg)
-    if m:
-        col.setting(ts, line, "socket", m.group(1), "start-up lines")
-    m = re.match(r"uWSGI http bound on (\S+)", msg)
-    if m:
-        col.setting(ts, line, "bind", m.group(1), "start-up lines")
-    m = re.match(r"mapped \d+ bytes \(\d+ KB\) for (\d+) cores", msg)
-    if m:
-        col.setting(ts, line, "cores", m.group(1), "start-up lines")
-    m = re.match(r"detected number of CPU cores: (\d+)", msg)
-    if m:
-        col.setting(ts, line, "cpu_cores", m.group(1), "start-up lines")
-    m = re.match(r"your server socket listen backlog is limited to (\d+)", msg)
-    if m:
-        col.setting(ts, line, "listen", m.group(1), "start-up lines")
+    for name, pattern in _UWSGI_SETTINGS:
+        m = pattern.match(msg)
+        if m:
+            col.setting(ts, line, name, m.group(1), "start-up lines")
     if msg.startswith("spawned uWSGI master"):
         col.setting(ts, line, "master", "true", "start-up lines")
 

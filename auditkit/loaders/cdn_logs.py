@@ -45,7 +45,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote
 
 import pandas as pd
@@ -246,26 +246,11 @@ def _first(obj: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
-@register
-class CloudflareLogpushLoader(Loader):
-    """Cloudflare Logpush ``http_requests`` logs (JSON lines)."""
+class _JsonCdnLoader(Loader):
+    """A CDN's JSON (or JSON lines) log: one request per object, read by :meth:`_row`."""
 
-    name = "cloudflare_logpush"
-    frame = "requests"
-    description = "Cloudflare Logpush http_requests dataset (JSON lines)"
-    expected = (
-        '{"EdgeStartTimestamp", "ClientRequestMethod", "ClientRequestURI", "EdgeResponseStatus", '
-        '"EdgeResponseBytes", "CacheCacheStatus", "RayID", …} per line'
-    )
-
-    def sniff(self, head: str, path: Path) -> float:
-        if head.lstrip()[:1] not in ("{", "["):
-            return 0.0
-        if '"ClientRequestMethod"' in head and (
-            '"EdgeStartTimestamp"' in head or '"RayID"' in head or '"CacheCacheStatus"' in head
-        ):
-            return 0.95
-        return 0.0
+    #: why an object without the fields a request needs is skipped
+    missing: ClassVar[str]
 
     def load(self, path: str | Path, **options: Any) -> LoadResult:
         started = time.perf_counter()
@@ -277,11 +262,39 @@ class CloudflareLogpushLoader(Loader):
                 continue
             row = self._row(obj, line)
             if row is None:
-                report.skip(line, "no EdgeStartTimestamp or ClientRequestMethod", excerpt(obj))
+                report.skip(line, self.missing, excerpt(obj))
                 continue
             rows.append(row)
             report.ok()
         return _result(self, path, rows, report, started)
+
+    @staticmethod
+    def _row(obj: Mapping[str, Any], line: int) -> dict[str, Any] | None:
+        """The request of one object, or None when it lacks a time or a method."""
+        raise NotImplementedError
+
+
+@register
+class CloudflareLogpushLoader(_JsonCdnLoader):
+    """Cloudflare Logpush ``http_requests`` logs (JSON lines)."""
+
+    name = "cloudflare_logpush"
+    frame = "requests"
+    description = "Cloudflare Logpush http_requests dataset (JSON lines)"
+    expected = (
+        '{"EdgeStartTimestamp", "ClientRequestMethod", "ClientRequestURI", "EdgeResponseStatus", '
+        '"EdgeResponseBytes", "CacheCacheStatus", "RayID", …} per line'
+    )
+    missing = "no EdgeStartTimestamp or ClientRequestMethod"
+
+    def sniff(self, head: str, path: Path) -> float:
+        if head.lstrip()[:1] not in ("{", "["):
+            return 0.0
+        if '"ClientRequestMethod"' in head and (
+            '"EdgeStartTimestamp"' in head or '"RayID"' in head or '"CacheCacheStatus"' in head
+        ):
+            return 0.95
+        return 0.0
 
     @staticmethod
     def _row(obj: Mapping[str, Any], line: int) -> dict[str, Any] | None:
@@ -325,7 +338,7 @@ _FASTLY_MARKS = ('"fastly_server"', '"fastly_is_edge"', '"fastly_info_state"', '
 
 
 @register
-class FastlyJsonLoader(Loader):
+class FastlyJsonLoader(_JsonCdnLoader):
     """Fastly real-time logs in the JSON layouts of Fastly's documentation."""
 
     name = "fastly_json"
@@ -335,6 +348,7 @@ class FastlyJsonLoader(Loader):
         '{"timestamp", "request_method" (or "request"), "url", "response_status" (or "status"), '
         '"cache_status" (or "response_state"), "time_elapsed" (µs), "response_body_size", …} per line'
     )
+    missing = "no timestamp or request method"
 
     def sniff(self, head: str, path: Path) -> float:
         if head.lstrip()[:1] not in ("{", "["):
@@ -344,22 +358,6 @@ class FastlyJsonLoader(Loader):
         if '"cache_status"' in head and '"time_elapsed"' in head and '"url"' in head:
             return 0.85
         return 0.0
-
-    def load(self, path: str | Path, **options: Any) -> LoadResult:
-        started = time.perf_counter()
-        report = ParseReport(str(path), self.name)
-        rows: list[dict[str, Any]] = []
-        for line, obj in _objects(path, report):
-            if not isinstance(obj, Mapping):
-                report.skip(line, "not a JSON object", excerpt(obj))
-                continue
-            row = self._row(obj, line)
-            if row is None:
-                report.skip(line, "no timestamp or request method", excerpt(obj))
-                continue
-            rows.append(row)
-            report.ok()
-        return _result(self, path, rows, report, started)
 
     @staticmethod
     def _row(obj: Mapping[str, Any], line: int) -> dict[str, Any] | None:

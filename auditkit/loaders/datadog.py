@@ -43,6 +43,7 @@ from auditkit.loaders.otlp import (
     mapping,
     read_json_documents,
     spans_result,
+    whole_number,
 )
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -70,18 +71,6 @@ def _uint(value: Any) -> int:
         if text.lower().startswith("0x"):
             return int(text, 16)
     raise ValueError(f"{value!r} is not an id")
-
-
-def _num(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError):
-            return None
 
 
 def _traces(doc: Any) -> Iterator[list[Any] | Any]:
@@ -177,9 +166,9 @@ class DatadogJsonLoader(Loader):
             sql = resource
         if system and str(system).lower() in NON_SQL_SYSTEMS:
             sql = None
-        start = _num(sp.get("start"))
-        duration = _num(sp.get("duration"))
-        status = _num(meta.get("http.status_code"))
+        start = whole_number(sp.get("start"))
+        duration = whole_number(sp.get("duration"))
+        status = whole_number(meta.get("http.status_code"))
         trace_hex = high.get(trace, "") + f"{trace:016x}"
         return Span(
             trace_id=trace_hex,
@@ -191,7 +180,7 @@ class DatadogJsonLoader(Loader):
             line=at,
             service=str(sp["service"]) if sp.get("service") else None,
             kind=str(meta.get("span.kind") or "unspecified").lower(),
-            error=_num(sp.get("error")) not in (None, 0),
+            error=whole_number(sp.get("error")) not in (None, 0),
             label=resource or name or None,
             route=meta.get("http.route") or None,
             path=path_of(meta.get("http.url")),
@@ -202,7 +191,7 @@ class DatadogJsonLoader(Loader):
             database=meta.get("db.name") or None,
             db_user=meta.get("db.user") or None,
             db_system=str(system) if system else None,
-            rows=_num(metrics.get("db.row_count")),
-            pid=_num(metrics.get("process_id")),
+            rows=whole_number(metrics.get("db.row_count")),
+            pid=whole_number(metrics.get("process_id")),
             **cache_fields(meta, resource, name),
         )

@@ -41,6 +41,7 @@ from auditkit.loaders.otlp import (
     read_json_documents,
     span_fields,
     spans_result,
+    whole_number,
 )
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -73,18 +74,6 @@ def _id(value: Any) -> str:
     if not isinstance(value, str) or not _HEX_ID.fullmatch(value):
         raise ValueError(f"{value!r} is not a hex id")
     return value.lower()
-
-
-def _micros(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError):
-            return None
 
 
 def _traces(doc: Any) -> Iterator[Any]:
@@ -167,8 +156,8 @@ class JaegerJsonLoader(Loader):
             process = processes.get(str(sp.get("processID")), {})
         process = process if isinstance(process, Mapping) else {}
         tags = _tags(sp.get("tags"))
-        start_us = _micros(sp.get("startTime"))
-        dur_us = _micros(sp.get("duration"))
+        start_us = whole_number(sp.get("startTime"))
+        dur_us = whole_number(sp.get("duration"))
         kind = str(tags.get("span.kind") or "unspecified").lower()
         error = (
             tags.get("error") in (True, "true", "True", 1)

@@ -868,8 +868,10 @@ class MySQLStatsLoader(Loader):
         report = ParseReport.for_text(path, self.name, text, bad)
         f = _File(str(path), report, options)
         sets, stray = read_result_sets(text, raw=bool(options.get("raw")))
-        for line in stray:
-            report.skip(line, "line outside any result set", text.split("\n")[line - 1][:160])
+        if stray:
+            lines = text.split("\n")  # once: a file may hold thousands of stray lines
+            for line in stray:
+                report.skip(line, "line outside any result set", lines[line - 1][:160])
         # variables first: they tell the dialect and the InnoDB page size for the rest
         order = sorted(range(len(sets)), key=lambda k: 0 if _is_variables(sets[k]) else 1)
         primary: str | None = None

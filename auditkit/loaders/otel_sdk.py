@@ -45,7 +45,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.loaders.base import Loader
-from auditkit.loaders.otlp import _Dedup, _kind, excerpt, mapping, span_fields, spans_result
+from auditkit.loaders.otlp import SpanCollector, _kind, excerpt, mapping, otel_span, span_ids
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import read_text
@@ -182,27 +182,13 @@ class OtelSdkJsonLoader(Loader):
         started = time.perf_counter()
         text, bad = read_text(path)
         report = ParseReport.for_text(path, self.name, text, bad)
-        spans: list[Span] = []
-        dedup = _Dedup()
-        unknown_kinds: set[str] = set()
-        untimed = 0
+        kept = SpanCollector(report)
         for line, value in iter_json_values(text, report):
             for obj in value if isinstance(value, list) else [value]:
-                span = self._span(obj, line, report, unknown_kinds)
-                if span is None:
-                    continue
-                if dedup(span):
-                    report.skip(line, "duplicate span", excerpt(obj))
-                    continue
-                if span.duration_ns is None:
-                    untimed += 1
-                report.ok()
-                spans.append(span)
-        for kind in sorted(unknown_kinds):
-            report.warn(f"unknown span kind {kind!r} read as unspecified")
-        if untimed:
-            report.warn(f"{untimed} span(s) without valid start/end times kept without timing")
-        return spans_result(self, path, report, spans, started)
+                span = self._span(obj, line, report, kept.unknown_kinds)
+                if span is not None:
+                    kept.add(span, line, obj)
+        return kept.result(self, path, started)
 
     @staticmethod
     def _span(obj: Any, at: int, report: ParseReport, unknown_kinds: set[str]) -> Span | None:
@@ -210,48 +196,29 @@ class OtelSdkJsonLoader(Loader):
             report.skip(at, "not an OpenTelemetry span", excerpt(obj))
             return None
         ctx = obj["context"]
-        try:
-            trace_id = _hex(ctx.get("trace_id"), 32)
-        except ValueError as exc:
-            report.skip(at, "invalid trace id", f"trace_id {ctx.get('trace_id')!r}: {exc}")
+        ids = span_ids(
+            report,
+            at,
+            lambda v, is_trace: _hex(v, 32 if is_trace else 16),
+            ("trace_id", ctx.get("trace_id")),
+            ("span_id", ctx.get("span_id")),
+            ("parent_id", obj.get("parent_id")),
+        )
+        if ids is None:
             return None
-        try:
-            span_id = _hex(ctx.get("span_id"), 16)
-        except ValueError as exc:
-            report.skip(at, "invalid span id", f"span_id {ctx.get('span_id')!r}: {exc}")
-            return None
-        raw_parent = obj.get("parent_id")
-        parent: str | None = None
-        if raw_parent not in (None, ""):
-            try:
-                parent = _hex(raw_parent, 16)
-            except ValueError as exc:
-                report.skip(at, "invalid parent span id", f"parent_id {raw_parent!r}: {exc}")
-                return None
-        start = _iso_ns(obj.get("start_time"))
-        end = _iso_ns(obj.get("end_time"))
-        duration = end - start if start is not None and end is not None and end >= start else None
         raw_kind = obj.get("kind")
-        kind = _kind(str(raw_kind).rsplit(".", 1)[-1] if raw_kind is not None else None)
-        if kind is None:
-            unknown_kinds.add(str(raw_kind))
-            kind = "unspecified"
         status = mapping(obj.get("status"))
-        attrs = dict(mapping(obj.get("attributes")))
-        resource = mapping(mapping(obj.get("resource")).get("attributes"))
-        service = resource.get("service.name")
-        name = str(obj.get("name") or "")
-        return Span(
-            trace_id=trace_id,
-            span_id=span_id,
-            parent_id=parent,
-            name=name,
-            start_ns=start,
-            duration_ns=duration,
-            line=at,
+        service = mapping(mapping(obj.get("resource")).get("attributes")).get("service.name")
+        return otel_span(
+            ids,
+            start=_iso_ns(obj.get("start_time")),
+            end=_iso_ns(obj.get("end_time")),
+            kind=_kind(str(raw_kind).rsplit(".", 1)[-1] if raw_kind is not None else None),
+            raw_kind=raw_kind,
+            unknown_kinds=unknown_kinds,
+            name=str(obj.get("name") or ""),
+            attrs=dict(mapping(obj.get("attributes"))),
             service=str(service) if service not in (None, "") else None,
-            kind=kind,
             error=str(status.get("status_code", "")).upper() in ("ERROR", "STATUSCODE.ERROR", "2"),
-            label=name or None,
-            **span_fields(attrs, name),
+            at=at,
         )

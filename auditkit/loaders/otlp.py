@@ -35,7 +35,7 @@ import binascii
 import json
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -350,18 +350,23 @@ def cache_fields(attrs: Mapping[str, Any], *names: str | None) -> dict[str, Any]
     }
 
 
-def _nanos(value: Any) -> int | None:
-    """int64 nanoseconds given as a string or a number; None when absent or zero."""
+def whole_number(value: Any) -> int | None:
+    """An integer given as a number or a string (exactly when it is written as one); None when
+    absent, not a number, or out of every range (``1e999``)."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        n = int(value)
-    except (TypeError, ValueError):
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
         try:
-            n = int(float(value))
-        except (TypeError, ValueError):
+            return int(float(value))
+        except (TypeError, ValueError, OverflowError):
             return None
-    return n or None
+
+
+def _nanos(value: Any) -> int | None:
+    """int64 nanoseconds given as a string or a number; None when absent or zero."""
+    return whole_number(value) or None
 
 
 def read_json_documents(
@@ -454,6 +459,104 @@ class _Dedup:
         return False
 
 
+class SpanCollector:
+    """The spans of one file as the OpenTelemetry loaders keep them: repeated exports skipped,
+    spans without timing and span kinds not known counted, and said in the report at the end."""
+
+    def __init__(self, report: ParseReport) -> None:
+        self.report = report
+        self.spans: list[Span] = []
+        self.unknown_kinds: set[str] = set()
+        self.untimed = 0
+        self._dedup = _Dedup()
+
+    def add(self, span: Span, at: int, raw: Any) -> None:
+        """Keep ``span`` (read from ``raw`` at line or record ``at``) unless seen before."""
+        if self._dedup(span):
+            self.report.skip(at, "duplicate span", excerpt(raw))
+            return
+        if span.duration_ns is None:
+            self.untimed += 1
+        self.report.ok()
+        self.spans.append(span)
+
+    def result(self, loader: Loader, path: str | Path, started: float) -> LoadResult:
+        """The warnings, then :func:`spans_result` of the spans kept."""
+        for kind in sorted(self.unknown_kinds):
+            self.report.warn(f"unknown span kind {kind!r} read as unspecified")
+        if self.untimed:
+            self.report.warn(
+                f"{self.untimed} span(s) without valid start/end times kept without timing"
+            )
+        return spans_result(loader, path, self.report, self.spans, started)
+
+
+def span_ids(
+    report: ParseReport,
+    at: int,
+    parse: Callable[[Any, bool], str],
+    trace: tuple[str, Any],
+    span: tuple[str, Any],
+    parent: tuple[str, Any],
+) -> tuple[str, str, str | None] | None:
+    """The trace, span and parent ids of a span, each given as (field name, raw value) and read
+    by ``parse(value, is_trace_id)``; None, with the span skipped in the report, when one is
+    invalid (a missing parent is a root span)."""
+    ids: list[str] = []
+    for what, (field, raw) in (("trace id", trace), ("span id", span)):
+        try:
+            ids.append(parse(raw, what == "trace id"))
+        except ValueError as exc:
+            report.skip(at, f"invalid {what}", f"{field} {raw!r}: {exc}")
+            return None
+    field, raw = parent
+    parent_id: str | None = None
+    if raw not in (None, ""):
+        try:
+            parent_id = parse(raw, False)
+        except ValueError as exc:
+            report.skip(at, "invalid parent span id", f"{field} {raw!r}: {exc}")
+            return None
+    return ids[0], ids[1], parent_id
+
+
+def otel_span(
+    ids: tuple[str, str, str | None],
+    *,
+    start: int | None,
+    end: int | None,
+    kind: str | None,
+    raw_kind: Any,
+    unknown_kinds: set[str],
+    name: str,
+    attrs: Mapping[str, Any],
+    service: str | None,
+    error: bool,
+    at: int,
+) -> Span:
+    """One OpenTelemetry span as a :class:`~auditkit.requests.Span`, whichever export it came
+    from: no duration unless both times are valid and in order, an unknown kind (recorded in
+    ``unknown_kinds``) read as unspecified, the semantic-convention fields of ``attrs``."""
+    if kind is None:
+        unknown_kinds.add(str(raw_kind))
+        kind = "unspecified"
+    trace_id, span_id, parent = ids
+    return Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent,
+        name=name,
+        start_ns=start,
+        duration_ns=end - start if start is not None and end is not None and end >= start else None,
+        line=at,
+        service=service,
+        kind=kind,
+        error=error,
+        label=name or None,
+        **span_fields(attrs, name),
+    )
+
+
 @register
 class OtlpJsonLoader(Loader):
     """OpenTelemetry OTLP JSON traces (hex or base64 ids), single document or JSON Lines."""
@@ -484,11 +587,8 @@ class OtlpJsonLoader(Loader):
     def load(self, path: str | Path, **options: Any) -> LoadResult:
         started = time.perf_counter()
         report = ParseReport(str(path), self.name)
-        spans: list[Span] = []
-        dedup = _Dedup()
+        kept = SpanCollector(report)
         ordinal = 0
-        unknown_kinds: set[str] = set()
-        untimed = 0
         documents, jsonl = read_json_documents(path, report)
         for line, doc in documents:
             docs = doc if isinstance(doc, list) else [doc]
@@ -502,21 +602,10 @@ class OtlpJsonLoader(Loader):
                 for sp, service in _iter_spans(resource_spans):
                     ordinal += 1
                     at = line if jsonl else ordinal
-                    span = self._span(sp, service, at, report, unknown_kinds)
-                    if span is None:
-                        continue
-                    if dedup(span):
-                        report.skip(at, "duplicate span", excerpt(sp))
-                        continue
-                    if span.duration_ns is None:
-                        untimed += 1
-                    report.ok()
-                    spans.append(span)
-        for kind in sorted(unknown_kinds):
-            report.warn(f"unknown span kind {kind!r} read as unspecified")
-        if untimed:
-            report.warn(f"{untimed} span(s) without valid start/end times kept without timing")
-        return spans_result(self, path, report, spans, started)
+                    span = self._span(sp, service, at, report, kept.unknown_kinds)
+                    if span is not None:
+                        kept.add(span, at, sp)
+        return kept.result(self, path, started)
 
     @staticmethod
     def _span(
@@ -525,48 +614,29 @@ class OtlpJsonLoader(Loader):
         if not isinstance(sp, Mapping):
             report.skip(at, "span is not an object", excerpt(sp))
             return None
-        try:
-            trace_id = hex_id(sp.get("traceId"), 16)
-        except ValueError as exc:
-            report.skip(at, "invalid trace id", f"traceId {sp.get('traceId')!r}: {exc}")
+        ids = span_ids(
+            report,
+            at,
+            lambda v, is_trace: hex_id(v, 16 if is_trace else 8),
+            ("traceId", sp.get("traceId")),
+            ("spanId", sp.get("spanId")),
+            ("parentSpanId", sp.get("parentSpanId")),
+        )
+        if ids is None:
             return None
-        try:
-            span_id = hex_id(sp.get("spanId"), 8)
-        except ValueError as exc:
-            report.skip(at, "invalid span id", f"spanId {sp.get('spanId')!r}: {exc}")
-            return None
-        raw_parent = sp.get("parentSpanId")
-        parent: str | None = None
-        if raw_parent not in (None, ""):
-            try:
-                parent = hex_id(raw_parent, 8)
-            except ValueError as exc:
-                report.skip(at, "invalid parent span id", f"parentSpanId {raw_parent!r}: {exc}")
-                return None
-        start = _nanos(sp.get("startTimeUnixNano"))
-        end = _nanos(sp.get("endTimeUnixNano"))
-        duration = end - start if start is not None and end is not None and end >= start else None
-        kind = _kind(sp.get("kind"))
-        if kind is None:
-            unknown_kinds.add(str(sp.get("kind")))
-            kind = "unspecified"
-        status = mapping(sp.get("status"))
-        code = status.get("code")
-        attrs = attributes(sp.get("attributes"))
-        name = str(sp.get("name") or "")
-        return Span(
-            trace_id=trace_id,
-            span_id=span_id,
-            parent_id=parent,
-            name=name,
-            start_ns=start,
-            duration_ns=duration,
-            line=at,
+        code = mapping(sp.get("status")).get("code")
+        return otel_span(
+            ids,
+            start=_nanos(sp.get("startTimeUnixNano")),
+            end=_nanos(sp.get("endTimeUnixNano")),
+            kind=_kind(sp.get("kind")),
+            raw_kind=sp.get("kind"),
+            unknown_kinds=unknown_kinds,
+            name=str(sp.get("name") or ""),
+            attrs=attributes(sp.get("attributes")),
             service=service,
-            kind=kind,
             error=code in (2, "2", "STATUS_CODE_ERROR"),
-            label=name or None,
-            **span_fields(attrs, name),
+            at=at,
         )
 
 

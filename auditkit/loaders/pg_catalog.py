@@ -383,6 +383,21 @@ def _schema_of(rec: Mapping[str, Any]) -> str | None:
     return None if value is None else str(value)
 
 
+def user_relation(rec: Mapping[str, Any], *, index: bool = False) -> dict[str, Any] | str:
+    """The ``schema`` and ``table`` (with ``index``: and ``index``) a statistics row is about
+    (``relname``, ``indexrelname``), or why the row is skipped: a system schema, no name."""
+    schema = _schema_of(rec)
+    if schema in _SYSTEM_SCHEMAS:
+        return "system schema"
+    table = _first(rec, "relname")
+    if not index:
+        return "no relname" if table is None else {"schema": schema, "table": str(table)}
+    name = _first(rec, "indexrelname")
+    if table is None or name is None:
+        return "no table or index name"
+    return {"schema": schema, "table": str(table), "index": str(name)}
+
+
 @register
 class PgIndexesLoader(_CatalogLoader):
     """PostgreSQL ``pg_indexes`` (schemaname, tablename, indexname, tablespace, indexdef)."""
@@ -464,15 +479,11 @@ class PgStatTablesLoader(_CatalogLoader):
     forbidden = frozenset({"indexrelname", "indexrelid"})
 
     def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
-        schema = _schema_of(rec)
-        if schema in _SYSTEM_SCHEMAS:
-            return "system schema"
-        table = _first(rec, "relname")
-        if table is None:
-            return "no relname"
+        relation = user_relation(rec)
+        if isinstance(relation, str):
+            return relation
         values: dict[str, Any] = {
-            "schema": schema,
-            "table": str(table),
+            **relation,
             "rows_estimate": _rows(rec),
             "seq_scan": _num(_first(rec, "seq_scan")),
             "seq_tup_read": _num(_first(rec, "seq_tup_read")),
@@ -506,16 +517,11 @@ class PgStatIndexesLoader(_CatalogLoader):
     required = (frozenset({"relname", "indexrelname", "idx_scan"}),)
 
     def row(self, rec: Mapping[str, Any]) -> dict[str, dict[str, Any]] | str:
-        schema = _schema_of(rec)
-        if schema in _SYSTEM_SCHEMAS:
-            return "system schema"
-        table, index = _first(rec, "relname"), _first(rec, "indexrelname")
-        if table is None or index is None:
-            return "no table or index name"
+        relation = user_relation(rec, index=True)
+        if isinstance(relation, str):
+            return relation
         values: dict[str, Any] = {
-            "schema": schema,
-            "table": str(table),
-            "index": str(index),
+            **relation,
             "idx_scan": _num(_first(rec, "idx_scan")),
         }
         for extra in ("idx_tup_read", "idx_tup_fetch"):

@@ -52,7 +52,14 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from auditkit.loaders.pg_catalog import _SYSTEM_SCHEMAS, _bool, _CatalogLoader, _first, _num
+from auditkit.loaders.pg_catalog import (
+    _SYSTEM_SCHEMAS,
+    _bool,
+    _CatalogLoader,
+    _first,
+    _num,
+    user_relation,
+)
 from auditkit.loaders.registry import register
 
 __all__ = [
@@ -114,22 +121,15 @@ class PgStatioTablesLoader(_CatalogLoader):
     forbidden = frozenset({"indexrelname", "seq_scan"})
 
     def row(self, rec: Mapping[str, Any]) -> dict[str, Any] | str:
-        schema = _schema(rec)
-        if schema in _SYSTEM_SCHEMAS:
-            return "system schema"
-        table = _first(rec, "relname")
-        if table is None:
-            return "no relname"
-        values: dict[str, Any] = {"schema": schema, "table": str(table)}
+        values = user_relation(rec)
+        if isinstance(values, str):
+            return values
         for prefix in _BLOCKS:
             for suffix in ("read", "hit"):
                 col = f"{prefix}_{suffix}"
                 if col in rec:
                     values[col] = _num(rec.get(col))
-        collected = _first(rec, "collected_at")
-        if collected is not None:
-            values["collected_at"] = str(collected)
-        return {"schema_tables": values}
+        return {"schema_tables": _collected(rec, values)}
 
 
 @register
@@ -144,23 +144,20 @@ class PgStatioIndexesLoader(_CatalogLoader):
     forbidden = frozenset({"idx_scan"})
 
     def row(self, rec: Mapping[str, Any]) -> dict[str, Any] | str:
-        schema = _schema(rec)
-        if schema in _SYSTEM_SCHEMAS:
-            return "system schema"
-        table, index = _first(rec, "relname"), _first(rec, "indexrelname")
-        if table is None or index is None:
-            return "no table or index name"
-        values: dict[str, Any] = {
-            "schema": schema,
-            "table": str(table),
-            "index": str(index),
-            "idx_blks_read": _num(rec.get("idx_blks_read")),
-            "idx_blks_hit": _num(rec.get("idx_blks_hit")),
-        }
-        collected = _first(rec, "collected_at")
-        if collected is not None:
-            values["collected_at"] = str(collected)
-        return {"schema_indexes": values}
+        values = user_relation(rec, index=True)
+        if isinstance(values, str):
+            return values
+        values["idx_blks_read"] = _num(rec.get("idx_blks_read"))
+        values["idx_blks_hit"] = _num(rec.get("idx_blks_hit"))
+        return {"schema_indexes": _collected(rec, values)}
+
+
+def _collected(rec: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the row's ``collected_at``, when it has one."""
+    collected = _first(rec, "collected_at")
+    if collected is not None:
+        values["collected_at"] = str(collected)
+    return values
 
 
 def _utc(value: Any) -> pd.Timestamp | None:

@@ -36,6 +36,7 @@ from auditkit.loaders.otlp import (
     read_json_documents,
     span_fields,
     spans_result,
+    whole_number,
 )
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -55,18 +56,6 @@ def _id(value: Any, width: int) -> str:
     if set(out) == {"0"}:
         raise ValueError("all zeros (an invalid id)")
     return out
-
-
-def _micros(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError, OverflowError):
-            return None
 
 
 def _span_lists(doc: Any) -> Iterator[Any]:
@@ -154,8 +143,8 @@ class ZipkinJsonLoader(Loader):
         tags = {str(k): v for k, v in mapping(sp.get("tags")).items()}
         if "http.path" in tags and "http.target" not in tags:
             tags["http.target"] = tags["http.path"]
-        start = _micros(sp.get("timestamp"))
-        duration = _micros(sp.get("duration"))
+        start = whole_number(sp.get("timestamp"))
+        duration = whole_number(sp.get("duration"))
         local = mapping(sp.get("localEndpoint"))
         name = str(sp.get("name") or "")
         return Span(
