@@ -39,7 +39,11 @@ def available() -> str | None:
 class ThrowawayMemcached(Throwaway):
     """A private memcached (see the module docstring)."""
 
-    def __init__(self, memory_mb: int = 16, *extra: str) -> None:
+    def __init__(self, memory_mb: int = 16, *extra: str, lru_maintainer: bool = False) -> None:
+        # without the LRU maintainer thread by default: it moves items between the hot, warm and
+        # cold LRUs while the crawler walks them, and a metadump then misses a key now and then
+        if not lru_maintainer:
+            extra = ("-o", "no_lru_maintainer", *extra)
         exe = shutil.which("memcached")
         if exe is None:
             raise DevMemcachedError("memcached is not installed")

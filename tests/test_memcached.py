@@ -30,9 +30,7 @@ def replies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
             pytest.fail(reason + " (required in CI)")
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("memcached")
-    # without the LRU maintainer thread: it moves items between the hot, warm and cold LRUs while
-    # the crawler walks them, and the metadump then misses a key now and then
-    with ThrowawayMemcached(16, "-o", "no_lru_maintainer") as mc:
+    with ThrowawayMemcached(16) as mc:  # no LRU maintainer: the metadump sees every key
         assert mc.command("stats detail on").strip() == "OK"
         series = mc.command("stats")
         for user in range(30):  # per-user profiles: read 3 times, 2 users never cached
