@@ -469,14 +469,24 @@ def parse_native(
         ).validate(full=True)
     except pa.ArrowInvalid:
         raise Unsupported from None
-    end = b.occurrences(_NL).astype(np.int64, copy=False)
-    n = len(end)
-    start = np.empty(n, dtype=np.int64)
-    start[0] = 0
-    start[1:] = end[:-1] + 1
-    first_byte = b.buf[start]
-    if ((first_byte == _TAB) | (first_byte == _SP) | (first_byte == _NL)).any():
-        raise Unsupported  # continuation or blank lines
+    newlines = b.occurrences(_NL).astype(np.int64, copy=False)
+    physical = len(newlines)
+    line_start = np.empty(physical, dtype=np.int64)
+    line_start[0] = 0
+    line_start[1:] = newlines[:-1] + 1
+    first_byte = b.buf[line_start]
+    # a line starting with a blank, or an empty one, continues the entry before it
+    cont = (first_byte == _TAB) | (first_byte == _SP) | (first_byte == _NL)
+    if cont[0]:
+        raise Unsupported
+    entry_line = np.flatnonzero(~cont)  # the physical line each entry starts on
+    n = len(entry_line)
+    start = line_start[entry_line]
+    end = newlines[entry_line]  # the end of an entry's first line
+    last_line = np.empty(n, dtype=np.int64)
+    last_line[:-1] = entry_line[1:] - 1
+    last_line[-1] = physical - 1
+    multi = last_line > entry_line
     sev_colons, colon_ends = _colons(b)
     pre = _read_prefix(b, plan, start, end, sev_colons)
     codes = pre.codes
@@ -501,6 +511,8 @@ def parse_native(
         )
         pid_code = pid_of_text.reshape(-1)[codes]
     detail_of = np.full(n, -1, dtype=np.int64)
+    if (multi & (query | owned_by_query)).any():
+        raise Unsupported  # a statement or its parameters on several lines
     if len(sec_idx):
         owners = owner[sec_idx]
         if (np.diff(owners) == 0).any() or not is_detail[sec_idx].all():
@@ -516,14 +528,18 @@ def parse_native(
 
     report = ParseReport(block.source, fmt)
     report.bytes = len(data)
-    report.lines = n
+    report.lines = physical
     stats = Stats()
     stats.entries = n
-    lines = np.arange(block.first_line, block.first_line + n, dtype=np.int64)
+    lines = block.first_line + entry_line
 
     # the other entries (server events and their secondary lines), the reference's way
     others = np.flatnonzero(~query & ~owned_by_query)
-    server = _others(others, b, start, end, lines, block, reference, report, stats)
+    entry_end = newlines[last_line]  # the end of an entry's last line
+    server = _others(
+        others, b, start, entry_end, block.first_line + np.arange(physical), entry_line,
+        last_line, block, reference, report, stats,
+    )  # fmt: skip
     report.ok(len(qidx) + len(sec_idx))
 
     # the first statement of each process in the block (pairing across blocks, as the reference)
@@ -582,11 +598,16 @@ def _times_of(
         raise Unsupported from None  # not a date: the reference reads it apart
 
 
-def _per_text(pre: _Prefix, name: str, rows: np.ndarray) -> pa.Array | None:
-    """The prefix field ``name`` of the lines ``rows`` (None when the prefix does not write it)."""
+def _per_text(pre: _Prefix, name: str, rows: np.ndarray) -> pa.Array | list[str] | None:
+    """The prefix field ``name`` of the lines ``rows`` (None when the prefix does not write it;
+    a list when it is one value throughout, which the frame builder repeats cheaply)."""
     if name not in pre.has:
         return None
-    return pa.array(pre.fields[name], pa.large_string()).take(pa.array(pre.codes[rows]))
+    values = pre.fields[name]
+    used = np.flatnonzero(np.bincount(pre.codes[rows], minlength=len(values)))
+    if len({values[k] for k in used.tolist()}) == 1:
+        return [values[int(used[0])]] * len(rows)
+    return pa.array(values, pa.large_string()).take(pa.array(pre.codes[rows]))
 
 
 def _query_frame(
@@ -658,14 +679,19 @@ def _others(
     b: _Bytes,
     start: np.ndarray,
     end: np.ndarray,
-    lines: np.ndarray,
+    physical_lines: np.ndarray,
+    first_line: np.ndarray,
+    last_line: np.ndarray,
     block: Block,
     reference: Callable[[Block], BlockResult],
     report: ParseReport,
     stats: Stats,
 ) -> pd.DataFrame:
-    """The server events of the lines ``rows`` (with their secondary lines), parsed by the
-    reference as a block of their own and put back at their line numbers."""
+    """The server events of the entries ``rows`` (with their secondary and continuation
+    lines), parsed by the reference as a block of their own and put back at their line
+    numbers. ``end``: where each entry's last line ends."""
+    if not len(rows):
+        return _no_server_events(block, reference)
     data = b.data
     sub = b"".join(
         data[s : e + 1] for s, e in zip(start[rows].tolist(), end[rows].tolist(), strict=True)
@@ -685,9 +711,32 @@ def _others(
     server = res.frames["server_events"]
     if len(server):
         at = server["source_line"].to_numpy(dtype=np.int64) - 1
-        server = server.assign(source_line=_ints(lines[rows][at], len(at)))
+        # the sub-block's lines are the entries' lines, in order
+        taken = np.concatenate(
+            [
+                np.arange(f, la + 1)
+                for f, la in zip(first_line[rows].tolist(), last_line[rows].tolist(), strict=True)
+            ]
+        )
+        server = server.assign(source_line=_ints(physical_lines[taken][at], len(at)))
     report.ok(len(rows))
     stats.unknown_tz |= sub_stats.unknown_tz
     stats.naive += sub_stats.naive
     stats.naive_tz = stats.naive_tz or sub_stats.naive_tz
     return server
+
+
+_EMPTY: dict[tuple[str, int], pd.DataFrame] = {}
+
+
+def _no_server_events(block: Block, reference: Callable[[Block], BlockResult]) -> pd.DataFrame:
+    """The reference's server-events frame of a block without any (built once per file)."""
+    key = (block.source, id(reference.__self__) if hasattr(reference, "__self__") else 0)
+    frame = _EMPTY.get(key)
+    if frame is None:
+        if len(_EMPTY) > 64:
+            _EMPTY.clear()
+        frame = _EMPTY[key] = reference(Block(b"", block.first_line, block.source)).frames[
+            "server_events"
+        ]
+    return frame.copy()
