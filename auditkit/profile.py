@@ -184,7 +184,10 @@ class ProfilePartial:
             d = dur[idx]
             timed = ~np.isnan(d)
             values = d[timed]
-            acc = _Acc(str(next(f for f in fingerprint[idx] if not pd.isna(f))))
+            head = fingerprint[int(idx[0])]
+            if pd.isna(head):  # rare: look further (a group's id comes from a fingerprint)
+                head = next(f for f in fingerprint[idx] if not pd.isna(f))
+            acc = _Acc(str(head))
             acc.calls = len(idx)
             acc.timed = len(values)
             if acc.timed:

@@ -67,7 +67,6 @@ from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.loaders.stream import read_text
 from auditkit.schemas import FRAMES, conform, empty
-from auditkit.sql.analyze import parse_index_definition
 
 __all__ = [
     "MySQLIndexesLoader",
@@ -416,6 +415,10 @@ class PgIndexesLoader(_CatalogLoader):
         table, index = _first(rec, "tablename"), _first(rec, "indexname")
         if table is None or index is None:
             return "no table or index name"
+        # imported here: sqlglot costs a tenth of a second that loading other formats (a
+        # digest of a server log) should not pay
+        from auditkit.sql.analyze import parse_index_definition
+
         parsed = parse_index_definition(str(indexdef)) if indexdef else None
         if indexdef and parsed is None:
             return "indexdef is not a CREATE INDEX statement"

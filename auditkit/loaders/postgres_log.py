@@ -59,7 +59,11 @@ expression over each block that splits every entry (prefix fields, severity, dur
 statement kind, message and its continuation lines) at once; columns are built from the
 matches with no per-line Python work in the common case, timestamps are parsed by Arrow,
 fingerprints by :func:`~auditkit.sql.fingerprint.fingerprint_many` once per distinct text.
-The other formats are rarely large and favour simplicity.
+That parser is the reference. A digest reads the blocks of a statement log with the native
+reader of :mod:`auditkit.loaders._pg_native` instead (per-line work in NumPy and Arrow, the
+same frames, about two and a half times less CPU per block), and falls back to the reference,
+block by block, on whatever that reader does not take; ``native=False`` keeps the reference
+throughout. The other formats are rarely large and favour simplicity.
 
 Example::
 
@@ -98,6 +102,7 @@ from auditkit.loaders._pg_events import (
     finish_pending,
     to_utc,
 )
+from auditkit.loaders._pg_native import Unsupported, native_plan, parse_native
 from auditkit.loaders._pg_prefix import (
     CANDIDATES,
     SECONDARY_SEVERITIES,
@@ -230,7 +235,7 @@ class _PgParser(BlockParser):
 class StderrParser(_PgParser):
     """Parses blocks of a stderr log written with one known ``log_line_prefix``."""
 
-    _settings = ("prefix", "tz", "source", "fmt", "notes")
+    _settings = ("prefix", "tz", "source", "fmt", "notes", "native")
 
     def __init__(
         self,
@@ -239,13 +244,19 @@ class StderrParser(_PgParser):
         source: str,
         fmt: str = "postgres_stderr",
         notes: Sequence[str] = (),
+        native: bool = True,
     ) -> None:
-        """Compile the one-pass patterns (fast and robust) and the block boundary for ``prefix``."""
+        """Compile the one-pass patterns (fast and robust) and the block boundary for ``prefix``.
+
+        ``native``: in a digest, read blocks with the native reader
+        (:mod:`auditkit.loaders._pg_native`) where it can; False keeps the reference parser.
+        """
         self.prefix = prefix
         self.tz = tz
         self.source = source
         self.fmt = fmt
         self.notes = list(notes)
+        self.native = native
         # two forms of the one-pass pattern: the fast one, and the lazy (robust) one for
         # blocks where the fast one leaves lines unmatched (see prefix_pattern's greedy)
         # (possessive where nothing after can fail, as in MESSAGE: the same matches, less
@@ -256,6 +267,7 @@ class StderrParser(_PgParser):
         lazy = prefix_pattern(prefix, capture=_CAPTURE)
         self._rx_multi = re.compile(rf"^(?:(?:{fast}){entry}{cont}", re.M)
         self._rx_robust = re.compile(rf"^(?:(?:{lazy}){entry}{cont}", re.M)
+        self._plan = native_plan(prefix, self._rx_multi) if native else None
         bare = prefix_pattern(prefix, capture=())
         self.boundary = re.compile(
             b"(?:"
@@ -268,8 +280,17 @@ class StderrParser(_PgParser):
         )
 
     def parse(self, block: Block) -> BlockResult:
-        """Parse one block with the garbage collector paused (see :func:`_no_gc`)."""
+        """Parse one block with the garbage collector paused (see :func:`_no_gc`).
+
+        In a digest, the native reader takes the block when it can; the reference parser
+        (:meth:`_parse`) takes it otherwise, and always outside a digest.
+        """
         with _no_gc():
+            if self.digest and self._plan is not None:
+                try:
+                    return parse_native(self._plan, block, self.fmt, self.tz, self._parse)
+                except Unsupported:
+                    pass
             return self._parse(block)
 
     def _parse(self, block: Block) -> BlockResult:
@@ -458,7 +479,8 @@ class _PostgresLoader(BlockLoader):
         """Read ``path`` into ``query_events`` and ``server_events`` plus a parse report.
 
         Options: ``prefix`` (stderr, syslog, Cloud SQL: the server's log_line_prefix),
-        ``tz`` (IANA zone for timestamps without one), ``year`` and ``ident`` (syslog).
+        ``tz`` (IANA zone for timestamps without one), ``year`` and ``ident`` (syslog),
+        ``native`` (stderr, in a digest: False keeps the reference parser for every block).
         ``executor`` parses blocks on worker processes or a Dask cluster; without one, a large
         file is parsed on every core (``workers`` to say how many).
 
@@ -521,15 +543,17 @@ class PostgresStderrLoader(_PostgresLoader):
         """A block parser for the given or detected ``prefix`` (raises when none can be found)."""
         prefix = options.get("prefix")
         tz = options.get("tz")
+        native = bool(options.get("native", True))
         if prefix is None and not head.strip():
             prefix = CANDIDATES[1]  # an empty file: nothing to detect, the report will say so
         if prefix is None:
             det = _detect_in(path, head)
             if det.prefix is None:
                 raise _prefix_error(self, path, det)
-            return StderrParser(det.prefix, tz, str(path), self.name, _detection_notes(det, False))
+            notes = _detection_notes(det, False)
+            return StderrParser(det.prefix, tz, str(path), self.name, notes, native)
         det = PrefixDetection(prefix)
-        return StderrParser(prefix, tz, str(path), self.name, _detection_notes(det, True))
+        return StderrParser(prefix, tz, str(path), self.name, _detection_notes(det, True), native)
 
 
 # ============================================================================ csvlog

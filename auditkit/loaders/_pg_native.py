@@ -1,0 +1,742 @@
+"""The stderr log's statements read in native code: NumPy over the block's bytes, Arrow over its fields.
+
+The reference parser (:class:`~auditkit.loaders.postgres_log.StderrParser`) runs one Python
+regular expression over a block and builds a Python string for every field of every entry;
+on a statement log that is most of its time. This reader takes the same block as one byte
+array and does per-line work only in vectorised NumPy and Arrow operations:
+
+* lines are found from the newlines; the timestamp at the start of the prefix (``%m``,
+  ``%t``) is checked eight bytes at a time;
+* the rest of the prefix and the severity — from the timestamp to the ``:  `` after the
+  severity — takes only a few distinct texts in a block (a process, a user, a database, a
+  severity: ``" UTC [4242] app@shop LOG"``). Each distinct text is matched once by the
+  reference's own regular expression, on a line that carries it, so the fields are the
+  reference's; every line then takes its fields from its text's match;
+* the message is read the same way: ``duration: `` and the number are checked per line; what
+  follows up to the first ``": "`` (``" ms  execute S_1"``) is again a handful of texts,
+  each matched once by the reference's message pattern;
+* statements, parameters, timestamps and durations become Arrow arrays that point into the
+  block, never Python objects; fingerprints are Arrow kernels, as in the reference.
+
+It reads the lines a statement log is made of, and gives up (:class:`Unsupported`) — the
+caller then parses the block with the reference parser — on anything else: continuation
+lines, bytes that are not UTF-8, CR line ends, a translated server, statements logged without
+their duration (``log_statement``), a secondary line after a statement other than the
+DETAIL of its parameters, a prefix whose text changes on every line (``%l``, ``%n``), or any
+line the reference would read differently. The few other entries of a block (checkpoints,
+connections, errors and their DETAIL / STATEMENT lines) are handed to the reference parser
+as a small block of their own, so their classification is the reference's, and put back in
+place by line number.
+
+It is used in a digest only (:attr:`~auditkit.loaders.base.BlockParser.digest`): its query
+events are the lean ones a profile reads, the same frames as the reference's for the same
+block (``tests/test_pg_native.py`` compares them on every PostgreSQL stderr log we have).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from auditkit.loaders._pg_events import (
+    MESSAGE,
+    PHASE_DTYPE,
+    PHASES,
+    Stats,
+    _fingerprints,
+    _ints,
+    _repeat,
+    _strings,
+    _times,
+    tz_offset_minutes,
+)
+from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
+from auditkit.loaders.base import BlockResult
+from auditkit.loaders.result import ParseReport
+from auditkit.loaders.stream import Block
+
+__all__ = ["NativePlan", "Unsupported", "native_plan", "parse_native"]
+
+_NL, _SP, _TAB, _COLON = 10, 32, 9, 58
+_PARAMS = b"parameters: "
+_DURATION = b"duration: "
+_DUR_CLASS = r"^-?[0-9]+(?:\.[0-9]+)?$"
+#: the statement keywords, in the order of their codes here
+_KINDS = ("statement", "execute", "parse", "bind")
+#: the ``phase`` category code of each keyword (PHASES order)
+_PHASE_CODE = np.array([PHASES.index(k) for k in _KINDS], dtype=np.int8)
+_ESCAPE = re.compile(r"%(-?\d+)?([A-Za-z%#*])")
+#: escapes whose text changes from line to line (besides a leading timestamp): not for us
+_PER_LINE = frozenset("nlxv")
+#: prefix fields the digest reads (besides the timestamp)
+_FIELDS = ("tz", "pid", "user", "db", "query_id")
+#: the most distinct prefix texts in a block, relative to its lines (more: not a statement log)
+_MAX_SHAPES = 0.25
+
+
+class Unsupported(Exception):
+    """This block is not for the native reader: parse it with the reference parser."""
+
+
+@dataclass(frozen=True)
+class NativePlan:
+    """How the native reader takes lines of one ``log_line_prefix``.
+
+    ``stamp``: ``"m"`` or ``"t"`` when the prefix starts with that timestamp (its fixed
+    layout is checked per line, the rest of the prefix per distinct text), else ``""``.
+    ``pattern``: the reference parser's one-pass pattern, matched on one line per text.
+    """
+
+    stamp: str
+    pattern: re.Pattern[str]
+
+
+def native_plan(prefix: str, pattern: re.Pattern[str]) -> NativePlan | None:
+    """The plan for ``prefix`` read with the reference's ``pattern``, or None when its lines
+    cannot be grouped by text (an escape that changes on every line, ``%n``, ``%l``…)."""
+    letters = [m.group(2) for m in _ESCAPE.finditer(prefix)]
+    if set(letters) & _PER_LINE or any(m.group(1) for m in _ESCAPE.finditer(prefix)):
+        return None
+    stamp = ""
+    first = _ESCAPE.match(prefix)
+    if first and first.group(2) in ("m", "t"):
+        stamp = first.group(2)
+    elif set(letters) & {"m", "t"}:
+        return None  # a timestamp inside the prefix: every line's text differs
+    return NativePlan(stamp, pattern)
+
+
+#: how far a field is looked for byte by byte before its line is searched (most fields are short)
+_WINDOW = 32
+
+
+class _Bytes:
+    """The block as bytes, with the positions of the characters the walker looks for."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.buf = np.frombuffer(data, dtype=np.uint8)
+        # bytes past the end read as newlines (bounds need no special case)
+        self.padded = np.concatenate([self.buf, np.full(2 * _WINDOW, _NL, dtype=np.uint8)])
+        #: row k is the _WINDOW bytes from k on (a view: gathering rows reads only those)
+        self.windows = np.lib.stride_tricks.sliding_window_view(self.padded, _WINDOW)
+        #: item k is the 8 bytes from k on as one little-endian integer (unaligned view)
+        self.words = np.ndarray(
+            shape=(len(self.buf) + _WINDOW,), dtype="<u8", buffer=self.padded, strides=(1,)
+        )
+        self._occ: dict[int, np.ndarray] = {}
+        self.arrow = pa.py_buffer(data)
+
+    def at(self, pos: np.ndarray, k: int = 0) -> np.ndarray:
+        """The bytes at ``pos + k``."""
+        return self.padded[pos + k] if k else self.padded[pos]
+
+    def occurrences(self, byte: int) -> np.ndarray:
+        """Sorted positions of ``byte`` in the block."""
+        occ = self._occ.get(byte)
+        if occ is None:
+            occ = self._occ[byte] = np.flatnonzero(self.buf == byte)
+        return occ
+
+    def _search(self, byte: int, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``byte`` at or after ``pos``, searched in the whole block."""
+        occ = self.occurrences(byte)
+        if not len(occ):
+            return pos, np.zeros(len(pos), dtype=bool)
+        j = np.searchsorted(occ, pos)
+        return occ[np.minimum(j, len(occ) - 1)], j < len(occ)
+
+    def scan(
+        self, pos: np.ndarray, stops: tuple[int, ...], width: int = _WINDOW
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first of ``stops[0]`` at or after ``pos`` — looked for in the window after each
+        position, then in the block for the rows whose window lacks it."""
+        win = self.windows[pos, :width]
+        m = win == stops[0]
+        first = m.argmax(axis=1)
+        found = m[np.arange(len(pos)), first]
+        hit = pos + first
+        if not found.all():
+            far = np.flatnonzero(~found)
+            h, f = self._search(stops[0], pos[far] + width)
+            hit[far] = h
+            found[far] = f
+        return hit, found
+
+    def equal(self, pos: np.ndarray, text: bytes) -> np.ndarray:
+        """Whether ``text`` is written at each of ``pos`` (eight bytes compared at a time)."""
+        ok: np.ndarray | None = None
+        for k in range(0, len(text), 8):
+            part = text[k : k + 8]
+            mask, value = _word(part)
+            w = self.words[pos + k] if k else self.words[pos]
+            hit = (w & mask) == value if len(part) < 8 else w == value
+            ok = hit if ok is None else ok & hit
+        assert ok is not None
+        return ok
+
+    def spans(self, start: np.ndarray, end: np.ndarray) -> pa.LargeStringArray:
+        """The texts ``[start, end)`` as one Arrow array (spans in order, not overlapping).
+
+        One array over the block whose offsets alternate start, end makes every span an even
+        item (the text between spans the odd ones): Arrow then copies the even items out.
+        """
+        n = len(start)
+        if n == 0:
+            return pa.array([], pa.large_string())
+        offsets = np.empty(2 * n + 1, dtype=np.int64)
+        offsets[0:-1:2] = start
+        offsets[1::2] = end
+        offsets[-1] = end[-1]
+        both = pa.LargeStringArray.from_buffers(2 * n, pa.py_buffer(offsets), self.arrow)
+        return both.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int64)))  # type: ignore[no-any-return]
+
+
+def _ascii_class(arr: pa.Array, pattern: str) -> np.ndarray:
+    """Whether each text matches ``pattern`` (RE2, no captures: Arrow's fast path)."""
+    return pc.match_substring_regex(arr, pattern).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+
+
+def _word(text: bytes) -> tuple[np.uint64, np.uint64]:
+    """(mask, value) comparing up to 8 bytes at once against :attr:`_Bytes.words`."""
+    mask = int.from_bytes(b"\xff" * len(text) + b"\x00" * (8 - len(text)), "little")
+    value = int.from_bytes(text + b"\x00" * (8 - len(text)), "little")
+    return np.uint64(mask), np.uint64(value)
+
+
+def _timestamp_ok(b: _Bytes, pos: np.ndarray, millis: bool) -> np.ndarray:
+    """Whether ``YYYY-MM-DD HH:MM:SS`` (``.mmm`` too with ``millis``) is written at ``pos``,
+    and no further digit (nor ``.`` without ``millis``) right after it."""
+    layout = "dddd-dd-dd dd:dd:dd" + (".ddd" if millis else "")
+    ok = np.ones(len(pos), dtype=bool)
+    for k in range(0, len(layout), 8):
+        part = layout[k : k + 8]
+        hi_mask = hi_value = lo_mask = six = carry = 0
+        for j, ch in enumerate(part):
+            sh = 8 * j
+            if ch == "d":
+                hi_mask |= 0xF0 << sh
+                hi_value |= 0x30 << sh
+                lo_mask |= 0x0F << sh
+                six |= 0x06 << sh
+                carry |= 0x10 << sh
+            else:
+                hi_mask |= 0xFF << sh
+                hi_value |= ord(ch) << sh
+        w = b.words[pos + k]
+        ok &= (w & np.uint64(hi_mask)) == np.uint64(hi_value)
+        # a low half above 9 carries into bit 4 when 6 is added: not a digit
+        ok &= (((w & np.uint64(lo_mask)) + np.uint64(six)) & np.uint64(carry)) == 0
+    after = b.at(pos, len(layout))
+    ok &= (after < 48) | (after > 57)
+    if not millis:
+        ok &= after != ord(".")
+    return ok
+
+
+def _to_utc(ts: pa.Array, tz: pa.Array | None, default_tz: str | None, stats: Stats) -> np.ndarray:
+    """As :func:`auditkit.loaders._pg_events.to_utc`, from Arrow arrays (same results, same stats)."""
+    n = len(ts)
+    if n == 0:
+        return np.empty(0, dtype="datetime64[ns]")
+    naive = pc.cast(ts, pa.timestamp("ns")).to_numpy(zero_copy_only=False)
+    naive = naive.astype("datetime64[ns]", copy=False)
+    unresolved = np.ones(n, dtype=bool)
+    if tz is not None:
+        enc = tz.dictionary_encode()
+        texts = enc.dictionary.to_pylist()
+        offsets = np.array(
+            [np.nan if (o := tz_offset_minutes(t or "")) is None else o for t in texts],
+            dtype=np.float64,
+        )
+        per_row = offsets[enc.indices.to_numpy(zero_copy_only=False)]
+        known = ~np.isnan(per_row)
+        if known.any():
+            naive = naive.copy()
+            shift = (per_row[known] * 60e9).astype(np.int64).astype("timedelta64[ns]")
+            naive[known] = naive[known] - shift
+        unresolved = ~known
+        stats.unknown_tz.update(t for t, o in zip(texts, offsets, strict=True) if t and np.isnan(o))
+    zoneless = unresolved & ~np.isnat(naive)
+    if tz is not None:
+        zoneless &= pc.equal(tz, "").to_numpy(zero_copy_only=False)
+    if zoneless.any():
+        stats.naive += int(zoneless.sum())
+        stats.naive_tz = default_tz
+    if default_tz and unresolved.any():
+        local = pd.DatetimeIndex(naive[unresolved]).tz_localize(
+            default_tz, ambiguous="NaT", nonexistent="shift_forward"
+        )
+        naive = naive.copy()
+        naive[unresolved] = (
+            local.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
+        )
+    return naive
+
+
+def _first_rows(codes: np.ndarray, k: int) -> np.ndarray:
+    """The first row holding each of the codes ``0..k-1`` (-1 for a code no row holds)."""
+    first = np.full(k, -1, dtype=np.int64)
+    rows = np.arange(len(codes) - 1, -1, -1, dtype=np.int64)
+    first[codes[::-1]] = rows  # the last write wins: the first row
+    return first
+
+
+def _encode(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """Codes per row and the distinct texts of ``arr``."""
+    enc = arr.dictionary_encode()
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return codes, enc.dictionary.to_pylist()
+
+
+def _colons(b: _Bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``":  "`` (after a severity) and of ``": "`` or ``":"`` at a line's end."""
+    colons = b.occurrences(_COLON)
+    one, two = b.padded[colons + 1], b.padded[colons + 2]
+    spaced = one == _SP
+    return colons[spaced & (two == _SP)], colons[spaced | (one == _NL)]
+
+
+def _after(
+    sorted_pos: np.ndarray, pos: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first of ``sorted_pos`` at or after ``pos``, and whether it is before ``end``."""
+    if not len(sorted_pos):
+        return pos.copy(), np.zeros(len(pos), dtype=bool)
+    j = np.searchsorted(sorted_pos, pos)
+    hit = sorted_pos[np.minimum(j, len(sorted_pos) - 1)]
+    return hit, (j < len(sorted_pos)) & (hit < end)
+
+
+@dataclass
+class _Prefix:
+    """What the prefix and severity of each line are: a code per line into per-text facts."""
+
+    codes: np.ndarray  # per line
+    sev: list[str]  # per text
+    fields: dict[str, list[str]]  # per text: see _FIELDS ("" when not written)
+    has: set[str]  # fields the prefix writes at all
+    msg_start: np.ndarray  # per line
+    stamp_len: int
+
+
+def _read_prefix(
+    b: _Bytes, plan: NativePlan, start: np.ndarray, end: np.ndarray, sev_colons: np.ndarray
+) -> _Prefix:
+    """Prefix fields and severity of every line (see the module's notes), or Unsupported."""
+    n = len(start)
+    stamp_len = {"m": 23, "t": 19}.get(plan.stamp, 0)
+    if stamp_len and not _timestamp_ok(b, start, plan.stamp == "m").all():
+        raise Unsupported
+    seg = start + stamp_len
+    colon, found = _after(sev_colons, seg, end)
+    if not found.all():
+        raise Unsupported  # a severity written with one space, or no severity at all
+    codes, texts = _encode(b.spans(seg, colon))
+    if len(texts) > max(64, _MAX_SHAPES * n):
+        raise Unsupported
+    first = _first_rows(codes, len(texts))
+    rx = plan.pattern
+    names = rx.groupindex
+    sev: list[str] = []
+    fields: dict[str, list[str]] = {name: [] for name in _FIELDS}
+    data = b.data
+    for k in range(len(texts)):
+        r = int(first[k])
+        line = data[int(start[r]) : int(end[r])].decode("utf-8")
+        m = rx.match(line)
+        if m is None or m.group("junk") is not None or m.group("sev") is None:
+            raise Unsupported
+        if m.end("sev") != int(colon[r] - start[r]):
+            raise Unsupported  # the reference ends the severity elsewhere
+        if stamp_len and ("ts" not in names or m.span("ts") != (0, stamp_len)):
+            raise Unsupported
+        if "epoch" in names and m.group("epoch"):
+            raise Unsupported
+        sev.append(m.group("sev"))
+        for name in _FIELDS:
+            fields[name].append((m.group(name) or "") if name in names else "")
+    if not set(sev) <= ENGLISH_SEVERITIES:
+        raise Unsupported  # a translated server: the reference reports it
+    has = {name for name in _FIELDS if name in names}
+    # the reference's ": {1,2}" after the severity takes both blanks of ":  "
+    return _Prefix(codes, sev, fields, has, colon + 3, stamp_len)
+
+
+@dataclass
+class _Messages:
+    """The statement part of each line's message."""
+
+    has_dur: np.ndarray  # "duration: X ms" read
+    dur_start: np.ndarray
+    dur_end: np.ndarray
+    kind: np.ndarray  # index into _KINDS, -1 none
+    body: np.ndarray  # where the text after the keyword (or the message) starts
+
+
+_ANCHOR = "duration: 0"
+
+
+def _read_messages(
+    b: _Bytes, msg_start: np.ndarray, end: np.ndarray, colon_ends: np.ndarray
+) -> _Messages:
+    """``duration: X ms`` and the statement keyword of every message, as the reference's
+    :data:`~auditkit.loaders._pg_events.MESSAGE` reads them (matched once per distinct text)."""
+    n = len(msg_start)
+    kind = np.full(n, -1, dtype=np.int8)
+    body = msg_start.copy()
+    has_dur = b.equal(msg_start, _DURATION)
+    dur_start = msg_start + len(_DURATION)
+    dur_end = dur_start.copy()
+    d = np.flatnonzero(has_dur)
+    if len(d):
+        num_end, found = b.scan(dur_start[d], (_SP,), 24)
+        found &= (num_end < end[d]) & (num_end > dur_start[d])
+        if not found.all():
+            raise Unsupported
+        texts = b.spans(dur_start[d], num_end)
+        number = _ascii_class(texts, _DUR_CLASS)
+        if not number.all():
+            raise Unsupported  # not a plain number (or digits of another script)
+        dur_end[d] = num_end
+    # the text from where the keyword may start to the first ": " (or ":" ending the line),
+    # that ": " included: a handful of distinct texts
+    key_start = np.where(has_dur, dur_end, msg_start)
+    stop, found = _after(colon_ends, key_start, end + 1)
+    stop = np.where(found, stop + 2, key_start)
+    codes, texts = _encode(b.spans(key_start, stop))
+    if len(texts) > max(256, _MAX_SHAPES * n):
+        raise Unsupported
+    per_text = np.bincount(codes, minlength=len(texts))
+    timed = np.bincount(codes[d], minlength=len(texts))
+    if ((timed > 0) & (timed < per_text)).any():
+        raise Unsupported  # one text after a duration on some lines, a message on others
+    first = _first_rows(codes, len(texts))
+    text_kind = np.full(len(texts), -1, dtype=np.int8)
+    text_body = np.zeros(len(texts), dtype=np.int64)
+    text_dur = np.zeros(len(texts), dtype=bool)
+    for k, text in enumerate(texts):
+        r = int(first[k])
+        if has_dur[r]:
+            # the number is checked per line: one stands for all
+            m = MESSAGE.match(_ANCHOR + text)
+            if m is None or m.group("dur") is None:
+                raise Unsupported  # "duration: X" not followed by " ms": read apart
+            offset = m.end() - len(_ANCHOR)
+            text_dur[k] = True
+        else:
+            m = MESSAGE.match(text)
+            if m is None or m.group("dur") is not None:
+                raise Unsupported
+            offset = m.end()
+        if m.group("kind"):
+            text_kind[k] = _KINDS.index(m.group("kind"))
+        text_body[k] = offset
+    kind = text_kind[codes]
+    body = key_start + text_body[codes]
+    if (body > end).any():
+        raise Unsupported
+    return _Messages(has_dur, dur_start, dur_end, kind, body)
+
+
+def parse_native(
+    plan: NativePlan,
+    block: Block,
+    fmt: str,
+    default_tz: str | None,
+    reference: Callable[[Block], BlockResult],
+) -> BlockResult:
+    """The lean digest frames of ``block``, or :class:`Unsupported` when the block is not for us.
+
+    ``reference`` parses a block the reference way (the block's other entries go there).
+    """
+    data = block.data
+    if not data or data[-1] != _NL or b"\r" in data or b"\x00" in data:
+        raise Unsupported
+    if block.first_line == 1 and data.startswith(b"\xef\xbb\xbf"):
+        raise Unsupported
+    b = _Bytes(data)
+    try:
+        pa.LargeStringArray.from_buffers(
+            1, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), b.arrow
+        ).validate(full=True)
+    except pa.ArrowInvalid:
+        raise Unsupported from None
+    newlines = b.occurrences(_NL).astype(np.int64, copy=False)
+    physical = len(newlines)
+    line_start = np.empty(physical, dtype=np.int64)
+    line_start[0] = 0
+    line_start[1:] = newlines[:-1] + 1
+    first_byte = b.buf[line_start]
+    # a line starting with a blank, or an empty one, continues the entry before it
+    cont = (first_byte == _TAB) | (first_byte == _SP) | (first_byte == _NL)
+    if cont[0]:
+        raise Unsupported
+    entry_line = np.flatnonzero(~cont)  # the physical line each entry starts on
+    n = len(entry_line)
+    start = line_start[entry_line]
+    end = newlines[entry_line]  # the end of an entry's first line
+    last_line = np.empty(n, dtype=np.int64)
+    last_line[:-1] = entry_line[1:] - 1
+    last_line[-1] = physical - 1
+    multi = last_line > entry_line
+    sev_colons, colon_ends = _colons(b)
+    pre = _read_prefix(b, plan, start, end, sev_colons)
+    codes = pre.codes
+    sev_text = np.array(pre.sev, dtype=object)
+    is_sec = np.isin(sev_text, list(SECONDARY_SEVERITIES))[codes]
+    is_log = (sev_text == "LOG")[codes]
+    is_detail = (sev_text == "DETAIL")[codes]
+    msg = _read_messages(b, pre.msg_start, end, colon_ends)
+    has_kind = msg.kind >= 0
+    primary = ~is_sec
+    query = primary & has_kind & msg.has_dur & is_log
+    if (primary & has_kind & ~query).any():
+        raise Unsupported  # a statement without its duration, or under another severity
+    # every secondary belongs to the last primary before it
+    owner = np.maximum.accumulate(np.where(is_sec, -1, np.arange(n)))
+    owned_by_query = is_sec & (owner >= 0) & query[np.maximum(owner, 0)]
+    sec_idx = np.flatnonzero(owned_by_query)
+    pid_code: np.ndarray | None = None
+    if "pid" in pre.has:
+        pid_values, pid_of_text = np.unique(
+            np.array(pre.fields["pid"], dtype=object), return_inverse=True
+        )
+        pid_code = pid_of_text.reshape(-1)[codes]
+    detail_of = np.full(n, -1, dtype=np.int64)
+    if (multi & (query | owned_by_query)).any():
+        raise Unsupported  # a statement or its parameters on several lines
+    if len(sec_idx):
+        owners = owner[sec_idx]
+        if (np.diff(owners) == 0).any() or not is_detail[sec_idx].all():
+            raise Unsupported  # more than a DETAIL after a statement
+        if (has_kind[sec_idx] | msg.has_dur[sec_idx]).any():
+            raise Unsupported
+        if pid_code is not None and (pid_code[sec_idx] != pid_code[owners]).any():
+            raise Unsupported  # the reference reports a DETAIL of another process
+        detail_of[owners] = sec_idx
+    qidx = np.flatnonzero(query)
+    if not len(qidx):
+        raise Unsupported
+
+    report = ParseReport(block.source, fmt)
+    report.bytes = len(data)
+    report.lines = physical
+    stats = Stats()
+    stats.entries = n
+    lines = block.first_line + entry_line
+
+    # the other entries (server events and their secondary lines), the reference's way
+    others = np.flatnonzero(~query & ~owned_by_query)
+    entry_end = newlines[last_line]  # the end of an entry's last line
+    server = _others(
+        others, b, start, entry_end, block.first_line + np.arange(physical), entry_line,
+        last_line, block, reference, report, stats,
+    )  # fmt: skip
+    report.ok(len(qidx) + len(sec_idx))
+
+    # the first statement of each process in the block (pairing across blocks, as the reference)
+    body = b.spans(msg.body[qidx], end[qidx])
+    firsts: dict[str, tuple[Any, ...]] = {}
+    if pid_code is not None:
+        per = pid_code[qidx]
+        size = int(per.max()) + 1
+        first_of = _first_rows(per, size)
+        last_of = _first_rows(per[::-1].copy(), size)  # positions from the end
+        seen = np.flatnonzero(first_of >= 0)
+        # keys in the reference's order: by last statement, the latest first
+        for p in seen[np.argsort(last_of[seen], kind="stable")].tolist():
+            firsts[str(pid_values[p])] = ("timed", body[int(first_of[p])].as_py().strip())
+    else:
+        firsts[""] = ("timed", body[0].as_py().strip())
+
+    # lean: the extended protocol's parse and bind steps are counted, not built
+    kinds = msg.kind[qidx]
+    run = kinds < 2
+    if not run.all():
+        report.events["query_events"] += int((~run).sum())
+    # times: the reference converts every entry's, and its zone facts count them all
+    mine = np.flatnonzero(query | owned_by_query)
+    ts_all = _times_of(b, pre, start, mine, default_tz, stats)
+    keep = qidx[run]
+    ts = ts_all[np.searchsorted(mine, keep)]
+    frames = {
+        "query_events": _query_frame(
+            b, pre, keep, kinds[run], body.filter(pa.array(run)), ts, msg, detail_of,
+            end, lines, block.source, fmt,
+        ),
+        "server_events": server,
+    }  # fmt: skip
+    return BlockResult(frames, report, [("block", firsts, []), ("stats", stats)])
+
+
+def _times_of(
+    b: _Bytes,
+    pre: _Prefix,
+    start: np.ndarray,
+    rows: np.ndarray,
+    default_tz: str | None,
+    stats: Stats,
+) -> np.ndarray:
+    """UTC times of the lines ``rows`` (NaT without a timestamp), counting their zone facts."""
+    if not pre.stamp_len:
+        return np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[ns]")
+    texts = b.spans(start[rows], start[rows] + pre.stamp_len)
+    zone = None
+    if "tz" in pre.has:
+        zone = pa.array(pre.fields["tz"], pa.large_string()).take(pa.array(pre.codes[rows]))
+    try:
+        return _to_utc(texts, zone, default_tz, stats)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise Unsupported from None  # not a date: the reference reads it apart
+
+
+def _per_text(pre: _Prefix, name: str, rows: np.ndarray) -> pa.Array | list[str] | None:
+    """The prefix field ``name`` of the lines ``rows`` (None when the prefix does not write it;
+    a list when it is one value throughout, which the frame builder repeats cheaply)."""
+    if name not in pre.has:
+        return None
+    values = pre.fields[name]
+    used = np.flatnonzero(np.bincount(pre.codes[rows], minlength=len(values)))
+    if len({values[k] for k in used.tolist()}) == 1:
+        return [values[int(used[0])]] * len(rows)
+    return pa.array(values, pa.large_string()).take(pa.array(pre.codes[rows]))
+
+
+def _query_frame(
+    b: _Bytes,
+    pre: _Prefix,
+    keep: np.ndarray,
+    kinds: np.ndarray,
+    sql: pa.Array,
+    ts: np.ndarray,
+    msg: _Messages,
+    detail_of: np.ndarray,
+    end: np.ndarray,
+    lines: np.ndarray,
+    source: str,
+    fmt: str,
+) -> pd.DataFrame:
+    """The lean query events of the statements ``keep``: the frame the reference's
+    :func:`~auditkit.loaders._pg_events.query_frame` builds for a digest, column for column."""
+    n = len(keep)
+    sql = pc.utf8_rtrim_whitespace(sql)
+    fps, ids = _fingerprints(sql)
+    dur_text = b.spans(msg.dur_start[keep], msg.dur_end[keep])
+    cols: dict[str, Any] = {
+        "ts": _times(ts),
+        "duration_ms": pc.cast(dur_text, pa.float64()).to_numpy(zero_copy_only=False),
+        "sql": pd.arrays.ArrowStringArray(sql),
+        "fingerprint": fps,
+        "fingerprint_id": ids,
+    }
+    params = _params(b, keep, detail_of, pre.msg_start, end)
+    if params is not None:
+        cols["params"] = _strings(params)
+    for name, column in (("db", "database"), ("user", "user"), ("query_id", "query_id")):
+        values = _per_text(pre, name, keep)
+        if values is not None:
+            # a query id of 0: compute_query_id is off, no id (as the reference)
+            cols[column] = _strings(values, "0" if name == "query_id" else "")
+    cols["source_line"] = _ints(lines[keep], n)
+    cols["source_file"] = _repeat(source, n)
+    cols["source_format"] = _repeat(fmt, n)
+    cols["phase"] = pd.Categorical.from_codes(_PHASE_CODE[kinds], dtype=PHASE_DTYPE)
+    return pd.DataFrame(cols)
+
+
+def _params(
+    b: _Bytes, keep: np.ndarray, detail_of: np.ndarray, msg_start: np.ndarray, end: np.ndarray
+) -> pa.Array | None:
+    """The ``DETAIL:  parameters: …`` text of each statement (``''`` without), or None when no
+    statement has any — as the reference leaves the column out then."""
+    det = detail_of[keep]
+    with_detail = det >= 0
+    if not with_detail.any():
+        return None
+    didx = det[with_detail]
+    dstart = msg_start[didx]
+    is_params = b.equal(dstart, _PARAMS)
+    pstart = end[keep].copy()  # an empty text at the statement's own line end
+    pend = end[keep].copy()
+    wd = np.flatnonzero(with_detail)
+    pstart[wd] = np.where(is_params, dstart + len(_PARAMS), end[didx])
+    pend[wd] = end[didx]
+    if not (pend > pstart).any():
+        return None
+    return b.spans(pstart, pend)
+
+
+def _others(
+    rows: np.ndarray,
+    b: _Bytes,
+    start: np.ndarray,
+    end: np.ndarray,
+    physical_lines: np.ndarray,
+    first_line: np.ndarray,
+    last_line: np.ndarray,
+    block: Block,
+    reference: Callable[[Block], BlockResult],
+    report: ParseReport,
+    stats: Stats,
+) -> pd.DataFrame:
+    """The server events of the entries ``rows`` (with their secondary and continuation
+    lines), parsed by the reference as a block of their own and put back at their line
+    numbers. ``end``: where each entry's last line ends."""
+    if not len(rows):
+        return _no_server_events(block, reference)
+    data = b.data
+    sub = b"".join(
+        data[s : e + 1] for s, e in zip(start[rows].tolist(), end[rows].tolist(), strict=True)
+    )
+    res = reference(Block(sub, 1, block.source))
+    sub_stats = next((p[1] for p in res.pending if p[0] == "stats"), None)
+    q = res.frames.get("query_events")
+    if (
+        res.report.skipped
+        or res.report.warnings
+        or (q is not None and len(q))
+        or any(p[1] or p[2] for p in res.pending if p[0] == "block")
+        or sub_stats is None
+        or res.report.read != len(rows)
+    ):
+        raise Unsupported  # what the reference reports of them needs the whole block
+    server = res.frames["server_events"]
+    if len(server):
+        at = server["source_line"].to_numpy(dtype=np.int64) - 1
+        # the sub-block's lines are the entries' lines, in order
+        taken = np.concatenate(
+            [
+                np.arange(f, la + 1)
+                for f, la in zip(first_line[rows].tolist(), last_line[rows].tolist(), strict=True)
+            ]
+        )
+        server = server.assign(source_line=_ints(physical_lines[taken][at], len(at)))
+    report.ok(len(rows))
+    stats.unknown_tz |= sub_stats.unknown_tz
+    stats.naive += sub_stats.naive
+    stats.naive_tz = stats.naive_tz or sub_stats.naive_tz
+    return server
+
+
+_EMPTY: dict[tuple[str, int], pd.DataFrame] = {}
+
+
+def _no_server_events(block: Block, reference: Callable[[Block], BlockResult]) -> pd.DataFrame:
+    """The reference's server-events frame of a block without any (built once per file)."""
+    key = (block.source, id(reference.__self__) if hasattr(reference, "__self__") else 0)
+    frame = _EMPTY.get(key)
+    if frame is None:
+        if len(_EMPTY) > 64:
+            _EMPTY.clear()
+        frame = _EMPTY[key] = reference(Block(b"", block.first_line, block.source)).frames[
+            "server_events"
+        ]
+    return frame.copy()

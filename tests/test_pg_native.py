@@ -1,0 +1,180 @@
+"""The native stderr reader (:mod:`auditkit.loaders._pg_native`) against the reference parser.
+
+For every block it takes, the native reader must give exactly the reference's digest frames
+(query and server events, column for column), parse report and pending records; the blocks it
+does not take go to the reference. Checked on every PostgreSQL stderr log of the peer corpus
+and of the fixtures (cut in blocks of several sizes, so that some blocks avoid their
+multi-line entries), and on logs written by a real server with three ``log_line_prefix``
+settings; the digest profile is compared with and without the native reader.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from auditkit.digest import digest
+from auditkit.loaders._pg_native import Unsupported, parse_native
+from auditkit.loaders.detect import detect
+from auditkit.loaders.postgres_log import StderrParser
+from auditkit.loaders.registry import get_loader
+from auditkit.loaders.stream import iter_blocks
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "postgres"
+PEER = ROOT.parent / "shared" / "peer-data"
+BLOCK_SIZES = (1 << 11, 1 << 15, 1 << 23)
+
+
+def _stderr_logs() -> list[Path]:
+    """Every PostgreSQL stderr log of the fixtures and of the peer corpus (when present)."""
+    found = []
+    for root in (FIXTURES, PEER):
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            if not path.is_file() or path.suffix in (".md", ".json", ".csv", ".tsv"):
+                continue
+            try:
+                if detect(path).format == "postgres_stderr":
+                    found.append(path)
+            except Exception:  # not a log at all
+                continue
+    return found
+
+
+LOGS = _stderr_logs()
+
+
+def _parser(path: Path, **options: object) -> StderrParser:
+    parser = get_loader("postgres_stderr").make_parser(path, **options)
+    assert isinstance(parser, StderrParser)
+    parser.digest = True
+    return parser
+
+
+def _compare(parser: StderrParser, block: object) -> bool:
+    """Whether the native reader took ``block``; when it did, its result is the reference's."""
+    assert parser._plan is not None
+    reference = parser._parse(block)  # type: ignore[arg-type]
+    try:
+        native = parse_native(parser._plan, block, parser.fmt, parser.tz, parser._parse)  # type: ignore[arg-type]
+    except Unsupported:
+        return False
+    assert native.frames.keys() == reference.frames.keys()
+    for name, frame in reference.frames.items():
+        pd.testing.assert_frame_equal(native.frames[name], frame, check_exact=True)
+    assert native.report.to_dict() == reference.report.to_dict()
+    assert repr(native.pending) == repr(reference.pending)
+    return True
+
+
+def _blocks(path: Path, parser: StderrParser, size: int) -> Iterator[object]:
+    return iter_blocks(path, parser.boundary, size)
+
+
+def _same_digest(path: Path, **options: object) -> None:
+    """The digest of ``path`` is the same with and without the native reader."""
+    native = digest([path], workers=1, format="postgres_stderr", **options)
+    reference = digest([path], workers=1, format="postgres_stderr", native=False, **options)
+    pd.testing.assert_frame_equal(native.profile, reference.profile, check_exact=True)
+    for a, b in zip(native.reports, reference.reports, strict=True):
+        da, db = a.to_dict(), b.to_dict()
+        da.pop("elapsed_s", None)
+        db.pop("elapsed_s", None)
+        assert da == db
+
+
+def test_the_corpus_holds_stderr_logs() -> None:
+    assert len([p for p in LOGS if p.is_relative_to(FIXTURES)]) >= 5
+    if PEER.is_dir():
+        assert len([p for p in LOGS if p.is_relative_to(PEER)]) >= 10
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.name)
+def test_native_blocks_equal_the_reference(path: Path) -> None:
+    parser = _parser(path)
+    if parser._plan is None:
+        pytest.skip(f"prefix {parser.prefix!r}: read by the reference only")
+    total = sum(len(b.data) for b in _blocks(path, parser, BLOCK_SIZES[-1]))  # type: ignore[attr-defined]
+    # at most about forty blocks a size: a large log is cut in larger blocks
+    for size in BLOCK_SIZES:
+        for block in _blocks(path, parser, max(size, total // 40)):
+            _compare(parser, block)
+    _same_digest(path)
+
+
+def _server_log(tmp_path: Path, prefix: str) -> Path:
+    """A statement log written by a real server with ``prefix``: simple and extended protocol
+    statements with parameters, an error with its STATEMENT line, checkpoints, connections."""
+    from devtools.postgres import ThrowawayPostgres, available
+
+    settings = {
+        "log_line_prefix": prefix,
+        "log_min_duration_statement": 0,
+        "log_checkpoints": True,
+        "log_connections": True,
+        "log_disconnections": True,
+        "shared_preload_libraries": None,
+        "pg_stat_statements.track": None,
+    }
+    reason = available(settings)
+    if reason:
+        pytest.skip(f"no PostgreSQL cluster: {reason}")
+    import psycopg
+
+    with ThrowawayPostgres(settings) as pg:
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE item (id serial PRIMARY KEY, name text, price numeric)")
+            for i in range(300):
+                conn.execute(
+                    "INSERT INTO item (name, price) VALUES (%s, %s)", (f"näme {i}", i * 1.5)
+                )
+                conn.execute(f"SELECT * FROM item WHERE id = {i} AND name <> 'x'")  # literals
+                conn.execute("SELECT count(*) FROM item WHERE price > %s", (i,))
+                if i % 50 == 0:
+                    conn.execute("CHECKPOINT")
+                    with pytest.raises(psycopg.errors.DivisionByZero):
+                        conn.execute("SELECT 1 / %s", (0,))
+            conn.execute("SELECT name\n  FROM item\n WHERE id = 1")  # a multi-line statement
+        pg.sync_log()
+        saved = pg.stop(save_logs_to=tmp_path / "logs")
+    return Path(shutil.move(str(saved[0]), tmp_path / "postgresql.log"))
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["%m [%p] %q%u@%d ", "%t [%p]: user=%u,db=%d,app=%a,client=%h ", "%m %u@%d [%p] "],
+)
+def test_native_on_a_real_server_log(tmp_path: Path, prefix: str) -> None:
+    path = _server_log(tmp_path, prefix)
+    parser = _parser(path, prefix=prefix)
+    assert parser._plan is not None
+    for size in BLOCK_SIZES:
+        taken = [_compare(parser, block) for block in _blocks(path, parser, size)]
+        if size == 1 << 15:
+            # most blocks are statements only: the native reader takes them
+            assert sum(taken) * 2 > len(taken), (prefix, taken)
+    _same_digest(path, prefix=prefix)
+
+
+def test_native_falls_back_on_what_it_does_not_read(tmp_path: Path) -> None:
+    """Blocks with what only the reference reads are parsed by it, with the same digest."""
+    lines = [
+        "2024-05-01 10:00:00.001 UTC [10] app@shop LOG:  duration: 1.5 ms  statement: SELECT 1",
+        "2024-05-01 10:00:00.002 UTC [10] app@shop LOG:  statement: SELECT 2",  # untimed
+        "2024-05-01 10:00:00.003 UTC [10] app@shop LOG:  duration: 2.5 ms",
+        "2024-05-01 10:00:00.004 UTC [11] app@shop LOG:  duration: 0.5 ms  execute S_1: SELECT $1",
+        "2024-05-01 10:00:00.004 UTC [11] app@shop DETAIL:  parameters: $1 = 'a'",
+        "2024-05-01 10:00:00.005 UTC [12] app@shop ERREUR:  la relation « x » n'existe pas",
+    ]
+    path = tmp_path / "postgresql.log"
+    path.write_text("\n".join(lines) + "\n")
+    parser = _parser(path, prefix="%m [%p] %q%u@%d ")
+    block = next(iter(_blocks(path, parser, 1 << 20)))
+    assert not _compare(parser, block)
+    _same_digest(path, prefix="%m [%p] %q%u@%d ")
