@@ -260,11 +260,14 @@ def page_html(
     toc: bool = True,
     footer: str = "",
     plotly_src: str | None = None,
+    status: tuple[str, str] | None = None,
 ) -> str:
     """The page shell around ``body`` (trusted HTML): CSS, plotly.js if needed, nav, TOC.
 
     ``plotly_src`` is the relative address of a shared plotly.js (:data:`PLOTLY_ASSET`); without
-    it, a page with charts inlines plotly.js and stands alone.
+    it, a page with charts inlines plotly.js and stands alone. ``status`` — the run's status
+    word (:data:`auditkit.runner.RUN_STATUSES`) and a sentence — puts a status line in the
+    footer (``data-status`` holds the word), and, unless the run is complete, a notice on top.
     """
     charts = body.count(_PLOT_DIV)
     if not charts:
@@ -276,13 +279,25 @@ def page_html(
 
     contents = toc_html(body) if toc else ""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    status_line, notice = "", ""
+    if status is not None:
+        word, sentence = status
+        status_line = (
+            f'<span class="ak-run-status" data-status="{escape(word, quote=True)}">'
+            f"Audit {escape(word.replace('_', ' '))}: {escape(sentence)}.</span> "
+        )
+        if word != "complete":
+            notice = (
+                f'<div class="ak-error ak-run-status-notice" data-status="{escape(word, quote=True)}">'
+                f"<p><b>This audit is incomplete:</b> {escape(sentence)}.</p></div>\n"
+            )
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n<style>{report_css()}</style>\n{head_js}\n</head>\n<body>\n"
         f"{_nav(nav, current)}\n"
-        f'<div class="ak-layout">{contents}<main class="ak-main">\n{body}\n'
-        f'<div class="ak-footer">{escape(footer)} Generated {generated} by auditkit {escape(auditkit_version())}.</div>'
+        f'<div class="ak-layout">{contents}<main class="ak-main">\n{notice}{body}\n'
+        f'<div class="ak-footer">{status_line}{escape(footer)} Generated {generated} by auditkit {escape(auditkit_version())}.</div>'
         "</main></div>\n</body>\n</html>\n"
     )
 
@@ -305,11 +320,13 @@ def export_notebook(
     footer: str = "",
     secrets: Iterable[str] = (),
     plotly_src: str | None = None,
+    status: tuple[str, str] | None = None,
 ) -> Page:
     """Render an executed notebook to an offline page at ``out_path``.
 
     ``secrets`` are exact values scrubbed from the page as a last line of defence (the
-    notebooks never display them in the first place). ``plotly_src``: see :func:`page_html`.
+    notebooks never display them in the first place). ``plotly_src`` and ``status``: see
+    :func:`page_html`.
     """
     import nbformat
 
@@ -319,7 +336,15 @@ def export_notebook(
         else nbformat.read(str(notebook), as_version=4)
     )
     body = notebook_body(nb)
-    html = page_html(title, body, nav=nav, current=current, footer=footer, plotly_src=plotly_src)
+    html = page_html(
+        title,
+        body,
+        nav=nav,
+        current=current,
+        footer=footer,
+        plotly_src=plotly_src,
+        status=status,
+    )
     return _write(Path(out_path), html, secrets, body)
 
 
