@@ -384,27 +384,30 @@ class _WarmKernel:
         cls = _kernel_manager_class(self.runtime, self.kernel_name, self.log)
         self.km = cls(kernel_name=self.kernel_name)
         run_sync(self.km.start_kernel)(cwd=str(self.cwd))
-        self._run(_WARM_CODE)
+        self._run(_WARM_CODE, ready=True)
         self.used = False
         self.seconds = round(time.perf_counter() - started, 3)
 
-    def _run(self, code: str) -> None:
+    def _run(self, code: str, *, ready: bool = False) -> None:
         """Run ``code`` silently, through a client of its own (a client kept across papermill's
-        executions stops receiving replies, so each call opens and closes one)."""
+        executions stops receiving replies, so each call opens and closes one). Only the shell
+        reply is awaited; ``ready`` first waits for the kernel to answer (after its start)."""
         from jupyter_core.utils import run_sync
 
         kc = self.km.client()
         try:
             kc.start_channels()
-            run_sync(kc.wait_for_ready)(timeout=self.start_timeout)
-            run_sync(kc.execute_interactive)(
-                code,
-                silent=True,
-                store_history=False,
-                allow_stdin=False,
-                timeout=self.start_timeout,
-                output_hook=lambda msg: None,
-            )
+            if ready:
+                run_sync(kc.wait_for_ready)(timeout=self.start_timeout)
+            msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+            deadline = time.monotonic() + self.start_timeout
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("the kernel did not answer")
+                reply = run_sync(kc.get_shell_msg)(timeout=remaining)
+                if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    break
         finally:
             kc.stop_channels()
 

@@ -500,3 +500,51 @@ def test_a_run_that_reads_nothing_marks_the_earlier_report(tmp_path: Path) -> No
     (client / "README.md").write_text("the logs follow next week\n")
     none = run_audit(client, tmp_path / "fresh", notebooks=QUICK)
     assert none.status == "no_input" and not (tmp_path / "fresh" / "acme").exists()
+
+
+def test_a_kernel_running_several_notebooks_gives_each_a_fresh_namespace(tmp_path: Path) -> None:
+    """One warm kernel executes notebooks in turn: nothing of one leaks into the next, each
+    counts its cells from 1, and a failed notebook leaves a fresh kernel for the next."""
+    from auditkit.runner import _Kernels
+
+    def notebook(name: str, *cells: str) -> Path:
+        nb = nbformat.v4.new_notebook()
+        p = nbformat.v4.new_code_cell("marker = ''")
+        p.metadata["tags"] = ["parameters"]
+        nb.cells = [p, *(nbformat.v4.new_code_cell(c) for c in cells)]
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        path = tmp_path / f"{name}.ipynb"
+        nbformat.write(nb, str(path))
+        return path
+
+    first = notebook("a", "leak = marker\nimport os\nprint(os.getpid())")
+    broken = notebook("b", "assert 'leak' not in dir(), 'namespace leaked'\nraise SystemExit(3)")
+    last = notebook(
+        "c",
+        "assert 'leak' not in dir() and 'os' not in dir(), 'namespace leaked'\nimport os\nprint(os.getpid())",
+    )
+    pool = _Kernels(1, tmp_path, "python3")
+    jobs = [
+        (p.stem, (p, tmp_path / f"out-{p.name}", {"marker": p.stem}), {"cwd": tmp_path})
+        for p in (first, broken, last)
+    ]
+    outcomes = pool.run(jobs)
+    assert outcomes["a"]["status"] == "complete", outcomes["a"]
+    assert outcomes["b"]["status"] == "failed" and "namespace leaked" not in (
+        outcomes["b"]["error"] or ""
+    )
+    assert outcomes["c"]["status"] == "complete", outcomes["c"]
+    counts = [
+        [c.execution_count for c in nbformat.read(str(tmp_path / f"out-{n}"), as_version=4).cells]
+        for n in ("a.ipynb", "c.ipynb")
+    ]
+    assert all(c[0] == 1 and c == sorted(c) for c in counts), counts
+    pids = [
+        nbformat.read(str(tmp_path / f"out-{n}"), as_version=4).cells[-1].outputs[0].text
+        for n in ("a.ipynb", "c.ipynb")
+    ]
+    assert pids[0] != pids[1], "a failed notebook's kernel is replaced"
