@@ -8,13 +8,18 @@
     manifest.json           versions, parameters, inputs (hash, format, parse report), timings
     notebooks/*.ipynb       the executed notebooks
 
-Steps: load the client and audit it once here (:func:`auditkit.audit`), saving the audit in a
-private working folder; execute the notebooks with papermill, each in its own kernel (in
-parallel when an executor is given), each displaying that saved audit; render every executed
-notebook to HTML (:mod:`auditkit.report.render`); write ``findings.json`` from the same audit,
-and the manifest. Like papermill, a failed notebook still leaves its executed notebook
-behind, and its page becomes an error page saying what failed; the rest of the report is
-still written. A client folder that cannot be audited at all (missing, bad audit.yaml) gets
+Steps (each timed in the manifest's ``timings``): start the run's kernels, which import the
+report layer while the runner loads the client (``load_s``) and audits it once here
+(:func:`auditkit.audit`, ``audit_s``), saving the audit in a private working folder
+(``save_s``); execute the notebooks with papermill on those warm kernels, each notebook
+displaying that saved audit and computing nothing, each page rendered to HTML
+(:mod:`auditkit.report.render`) as soon as its notebook ends (``notebooks_s``); render the
+summary page last, with the run's status, and write ``findings.json`` from the same audit, and
+the manifest (``render_s`` counts all page rendering). Like papermill, a failed notebook
+still leaves its executed notebook behind, and its page becomes an error page saying what
+failed; the rest of the report is still written. The run's status is one word of
+:data:`RUN_STATUSES`, the same in findings.json, manifest.json and the summary page; a run that
+cannot replace an earlier report in its folder marks that report's pages as not refreshed. A client folder that cannot be audited at all (missing, bad audit.yaml) gets
 an error ``index.html`` and a manifest saying why. :func:`run_audit` returns a
 :class:`RunResult` and does not raise for problems in the client's data.
 
@@ -22,14 +27,19 @@ an error ``index.html`` and a manifest saying why. :func:`run_audit` returns a
 on local worker processes (``workers``) or on a Dask cluster (``scheduler``) — and one
 client's failure never stops the others.
 
-**Kernels.** Each notebook gets a fresh ipykernel started from *this* interpreter
-(``sys.executable``; ``kernel_name="python3"`` is pinned to it rather than to whatever
+**Kernels.** A run starts one kernel per lane (``kernels``; the CLI gives a single client
+every core) before it loads the client, so kernel start-up and imports (about 2 s each) overlap
+the load instead of preceding each notebook. A kernel executes its notebooks one after the
+other: before each, its namespace is reset (``%reset``: a new history session, execution
+counts from 1; imported modules stay), and after a failed notebook it is replaced by a fresh
+one, so no chapter sees another's variables or a half-run cell. Kernels are ipykernels
+started from *this* interpreter (``sys.executable``; ``kernel_name="python3"`` is pinned to it rather than to whatever
 kernelspec ``python3`` resolves to), with this auditkit first on ``PYTHONPATH``, so a
 kernel always runs the same code as the runner. Parallel kernels must not collide:
 jupyter_client picks TCP ports by binding port 0 and releasing it before the kernel binds it,
 so two kernels starting at once can be handed the same port (papermill's known port race).
 On POSIX we avoid TCP altogether: kernels talk over ZeroMQ **ipc** (Unix sockets) in a
-private temporary directory per notebook, so no port is ever chosen and no two kernels
+private temporary directory per kernel, so no port is ever chosen and no two kernels
 share a path. Elsewhere (Windows) the kernel uses TCP and kernel starts in one runner
 process are serialised with a lock.
 
