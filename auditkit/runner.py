@@ -565,17 +565,29 @@ class _Kernels:
             if kernel is not None:
                 kernel.close()
 
+    def submit(
+        self,
+        jobs: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]],
+        then: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Queue ``jobs`` (stem, execute_notebook args, kwargs); ``then`` gets each outcome."""
+        self._then = then
+        for job in jobs:
+            self._jobs.put(job)
+
+    def wait(self, stems: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Wait for every queued notebook, shut the kernels down; the outcomes by stem."""
+        self.close()
+        return {stem: self._outcomes[stem] for stem in stems if stem in self._outcomes}
+
     def run(
         self,
         jobs: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]],
         then: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> dict[str, dict[str, Any]]:
-        """Execute ``jobs`` (stem, execute_notebook args, kwargs); the outcomes by stem."""
-        self._then = then
-        for job in jobs:
-            self._jobs.put(job)
-        self.close()
-        return {stem: self._outcomes[stem] for stem, _, _ in jobs if stem in self._outcomes}
+        """:meth:`submit` then :meth:`wait`."""
+        self.submit(jobs, then)
+        return self.wait([stem for stem, _, _ in jobs])
 
     def close(self) -> None:
         """Let every kernel finish its queue, then shut them down (idempotent)."""
@@ -944,6 +956,7 @@ def run_audit(
         error_page,
         export_notebook,
         single_file_html,
+        warm_exporter,
         write_plotly_asset,
     )
 
@@ -1091,7 +1104,13 @@ def run_audit(
             return nb.stem, args, kwargs
 
         t0 = time.perf_counter()
-        outcomes = pool.run([job(nb) for nb in [*overview, *chapters]], then=render)
+        pool.submit([job(nb) for nb in [*overview, *chapters]], then=render)
+        with render_lock:  # while the kernels execute the first notebooks
+            t1 = time.perf_counter()
+            with contextlib.suppress(Exception):  # the first page would then pay for it
+                warm_exporter()
+            render_seconds[0] += time.perf_counter() - t1
+        outcomes = pool.wait(nb.stem for nb in nbs)
         for nb in nbs:  # a kernel thread that died leaves its notebooks without an outcome
             if nb.stem not in outcomes:
                 render(nb.stem, {"status": FAILED, "seconds": 0.0, "error": "not executed"})

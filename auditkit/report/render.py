@@ -60,6 +60,7 @@ __all__ = [
     "plotly_js",
     "report_css",
     "use_report_renderer",
+    "warm_exporter",
 ]
 
 #: any one file of a report stays under this size (plotly.js included where it is inlined)
@@ -193,6 +194,21 @@ def _exporter() -> Any:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
+
+
+def warm_exporter() -> None:
+    """Build the exporter and render a small notebook once (about 0.9 s: nbconvert's imports,
+    its Jinja templates, the markdown renderer), so the first real page does not pay for it.
+    The runner calls this while the kernels execute the first notebooks."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("")
+    code.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/html": "<p>x</p>", "text/plain": "x"})
+    ]
+    nb.cells = [nbformat.v4.new_markdown_cell("## x\n\n*x* `x`"), code]
+    notebook_body(nb)
 
 
 def notebook_body(nb: NotebookNode) -> str:
