@@ -395,13 +395,25 @@ def _kernel_manager_class(runtime_dir: Path, kernel_name: str, log: Any = None) 
 
 
 # -- warm kernels --------------------------------------------------------------------------------
-#: what a kernel imports while the runner loads the client: the chapter object and what its first
-#: figure needs, so a notebook's first cell does not pay for them (nothing of the audit is touched)
-_WARM_CODE = (
-    "import auditkit.report  # noqa\n"
-    "import auditkit.report.notebook, plotly.graph_objects, plotly.io\n"
-    "plotly.io.to_json(plotly.graph_objects.Figure(plotly.graph_objects.Scatter(x=[0], y=[0])), validate=True)\n"
-)
+#: what a kernel does while the runner loads the client: import the chapter object and what a
+#: chapter's first cell and first figure need (the report renderer, Parquet reading, plotly's
+#: validators), so no notebook pays for them; nothing of the audit is touched. The namespace is
+#: reset afterwards (:data:`_RESET_CODE`): a notebook finds only its own names.
+_WARM_CODE = """\
+import auditkit.report  # first: it spares the report layer's imports a slow one
+import io
+import pandas
+import plotly.graph_objects
+import plotly.io
+import auditkit.auditing, auditkit.report.notebook
+from auditkit.report.render import use_report_renderer
+use_report_renderer()
+buffer = io.BytesIO()
+pandas.DataFrame({"a": [1.0], "b": ["x"]}).to_parquet(buffer)
+pandas.read_parquet(io.BytesIO(buffer.getvalue()))
+figure = plotly.graph_objects.Figure(plotly.graph_objects.Scatter(x=[0], y=[0]))
+plotly.io.renderers._build_mime_bundle(figure.to_dict())
+"""
 #: between two notebooks of one kernel: a fresh namespace and execution count (modules stay)
 _RESET_CODE = "get_ipython().reset(new_session=True)"
 
@@ -433,6 +445,7 @@ class _WarmKernel:
         self.km = cls(kernel_name=self.kernel_name)
         run_sync(self.km.start_kernel)(cwd=str(self.cwd))
         self._run(_WARM_CODE, ready=True)
+        self._run(_RESET_CODE)
         self.used = False
         self.seconds = round(time.perf_counter() - started, 3)
 

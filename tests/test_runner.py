@@ -521,7 +521,11 @@ def test_a_kernel_running_several_notebooks_gives_each_a_fresh_namespace(tmp_pat
         nbformat.write(nb, str(path))
         return path
 
-    first = notebook("a", "leak = marker\nimport os\nprint(os.getpid())")
+    first = notebook(
+        "a",
+        "assert not {'buffer', 'figure', 'pandas', 'io'} & set(dir()), 'warm-up names leaked'",
+        "leak = marker\nimport os\nprint(os.getpid())",
+    )
     broken = notebook("b", "assert 'leak' not in dir(), 'namespace leaked'\nraise SystemExit(3)")
     last = notebook(
         "c",
