@@ -443,7 +443,11 @@ class _WarmKernel:
         started = time.perf_counter()
         cls = _kernel_manager_class(self.runtime, self.kernel_name, self.log)
         self.km = cls(kernel_name=self.kernel_name)
-        run_sync(self.km.start_kernel)(cwd=str(self.cwd))
+        # as nbclient does: the kernel's IPython history stays in memory, so no cell (the
+        # injected parameters name the client) lands in the user's history database
+        run_sync(self.km.start_kernel)(
+            cwd=str(self.cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"]
+        )
         self._run(_WARM_CODE, ready=True)
         self._run(_RESET_CODE)
         self.used = False

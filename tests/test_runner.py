@@ -552,3 +552,38 @@ def test_a_kernel_running_several_notebooks_gives_each_a_fresh_namespace(tmp_pat
         for n in ("a.ipynb", "c.ipynb")
     ]
     assert pids[0] != pids[1], "a failed notebook's kernel is replaced"
+
+
+def test_warm_kernels_keep_no_history_on_disk(tmp_path: Path) -> None:
+    """A run's kernels keep IPython's history in memory: the injected parameters (the client's
+    name among them) never reach the user's history database."""
+    from auditkit.runner import _WarmKernel
+
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("target = ''")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        p,
+        nbformat.v4.new_code_cell(
+            "open(target, 'w').write(str(get_ipython().history_manager.hist_file))"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    src = tmp_path / "probe.ipynb"
+    nbformat.write(nb, str(src))
+    kernel = _WarmKernel(tmp_path, "python3")
+    try:
+        kernel.start()
+        kernel.prepare()
+        target = tmp_path / "hist.txt"
+        outcome = execute_notebook(
+            src, tmp_path / "out.ipynb", {"target": str(target)}, _kernel=kernel
+        )
+    finally:
+        kernel.close()
+    assert outcome["status"] == "complete", outcome
+    assert target.read_text() == ":memory:"
