@@ -11,7 +11,8 @@ Attach to the main command group with ``cli.add_command(run)`` (see :mod:`auditk
 
 Exit status: 0 when every audit succeeded, 1 when any client or chapter failed (its report
 shows the error; the others are complete), 2 for a usage error, 3 when every failure is a
-folder from which nothing could be read (one line per such folder on stderr, no report).
+folder from which nothing could be read (one line per such folder on stderr, no report; an
+earlier report in its output folder is kept, its pages marked as not refreshed).
 """
 
 from __future__ import annotations
@@ -186,6 +187,12 @@ def run(
     if batch.exit_code == 3:  # nothing readable: an input error, one line each, no report
         for r in batch.failed:
             click.echo(f"auditkit: {r.error}", err=True)
+            if r.earlier_report:  # a report of an earlier run is in the folder: say it is old
+                click.echo(
+                    f"auditkit: the earlier report in {r.report_dir} ({r.earlier_report[:10]}) "
+                    "is marked as not refreshed",
+                    err=True,
+                )
         ctx.exit(3)
     failed = batch.failed
     click.echo(

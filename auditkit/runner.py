@@ -8,13 +8,18 @@
     manifest.json           versions, parameters, inputs (hash, format, parse report), timings
     notebooks/*.ipynb       the executed notebooks
 
-Steps: load the client and audit it once here (:func:`auditkit.audit`), saving the audit in a
-private working folder; execute the notebooks with papermill, each in its own kernel (in
-parallel when an executor is given), each displaying that saved audit; render every executed
-notebook to HTML (:mod:`auditkit.report.render`); write ``findings.json`` from the same audit,
-and the manifest. Like papermill, a failed notebook still leaves its executed notebook
-behind, and its page becomes an error page saying what failed; the rest of the report is
-still written. A client folder that cannot be audited at all (missing, bad audit.yaml) gets
+Steps (each timed in the manifest's ``timings``): start the run's kernels, which import the
+report layer while the runner loads the client (``load_s``) and audits it once here
+(:func:`auditkit.audit`, ``audit_s``), saving the audit in a private working folder
+(``save_s``); execute the notebooks with papermill on those warm kernels, each notebook
+displaying that saved audit and computing nothing, each page rendered to HTML
+(:mod:`auditkit.report.render`) as soon as its notebook ends (``notebooks_s``); render the
+summary page last, with the run's status, and write ``findings.json`` from the same audit, and
+the manifest (``render_s`` counts all page rendering). Like papermill, a failed notebook
+still leaves its executed notebook behind, and its page becomes an error page saying what
+failed; the rest of the report is still written. The run's status is one word of
+:data:`RUN_STATUSES`, the same in findings.json, manifest.json and the summary page; a run that
+cannot replace an earlier report in its folder marks that report's pages as not refreshed. A client folder that cannot be audited at all (missing, bad audit.yaml) gets
 an error ``index.html`` and a manifest saying why. :func:`run_audit` returns a
 :class:`RunResult` and does not raise for problems in the client's data.
 
@@ -22,14 +27,19 @@ an error ``index.html`` and a manifest saying why. :func:`run_audit` returns a
 on local worker processes (``workers``) or on a Dask cluster (``scheduler``) — and one
 client's failure never stops the others.
 
-**Kernels.** Each notebook gets a fresh ipykernel started from *this* interpreter
-(``sys.executable``; ``kernel_name="python3"`` is pinned to it rather than to whatever
+**Kernels.** A run starts one kernel per lane (``kernels``; the CLI gives a single client
+every core) before it loads the client, so kernel start-up and imports (about 2 s each) overlap
+the load instead of preceding each notebook. A kernel executes its notebooks one after the
+other: before each, its namespace is reset (``%reset``: a new history session, execution
+counts from 1; imported modules stay), and after a failed notebook it is replaced by a fresh
+one, so no chapter sees another's variables or a half-run cell. Kernels are ipykernels
+started from *this* interpreter (``sys.executable``; ``kernel_name="python3"`` is pinned to it rather than to whatever
 kernelspec ``python3`` resolves to), with this auditkit first on ``PYTHONPATH``, so a
 kernel always runs the same code as the runner. Parallel kernels must not collide:
 jupyter_client picks TCP ports by binding port 0 and releasing it before the kernel binds it,
 so two kernels starting at once can be handed the same port (papermill's known port race).
 On POSIX we avoid TCP altogether: kernels talk over ZeroMQ **ipc** (Unix sockets) in a
-private temporary directory per notebook, so no port is ever chosen and no two kernels
+private temporary directory per kernel, so no port is ever chosen and no two kernels
 share a path. Elsewhere (Windows) the kernel uses TCP and kernel starts in one runner
 process are serialised with a lock.
 
@@ -112,6 +122,27 @@ NOTEBOOK_PARAMETERS = (
     "previous",
 )
 _USE_IPC = os.name == "posix"
+
+# -- status ------------------------------------------------------------------------------------------
+#: The one vocabulary of a run's status, the same word in findings.json (``status``),
+#: manifest.json (``status``), the summary page (``data-status`` of its status line) and
+#: :attr:`RunResult.status`; chapters (findings.json ``chapters``, manifest ``notebooks``,
+#: :attr:`NotebookRun.status`) use the same words, plus ``skipped``.
+COMPLETE = "complete"
+FAILED = "failed"
+NO_INPUT = "no_input"
+SKIPPED = "skipped"
+RUN_STATUSES: dict[str, str] = {
+    COMPLETE: "every page of the report was produced",
+    FAILED: "a chapter (or the whole client) failed: its page says what failed, the rest is written",
+    NO_INPUT: "nothing in the client folder could be read: no report is written, and an earlier "
+    "report in the same folder is marked as not refreshed",
+}
+CHAPTER_STATUSES: dict[str, str] = {
+    COMPLETE: "the chapter's notebook ran and its page was written",
+    FAILED: "the notebook or its page failed; the page says what failed",
+    SKIPPED: "not run: the client folder could not be audited",
+}
 _KERNEL_START_LOCK = threading.Lock()
 
 
@@ -122,7 +153,7 @@ class NotebookRun:
 
     notebook: str
     chapter: str
-    status: str = "pending"  # ok | failed
+    status: str = "pending"  # then one of CHAPTER_STATUSES: complete | failed | skipped
     seconds: float = 0.0
     executed: str | None = None
     page: str | None = None
@@ -138,17 +169,20 @@ class RunResult:
     client: str
     data_dir: str
     report_dir: str
-    status: str = "ok"  # ok | failed | no_input (nothing in the folder could be read; no report)
+    status: str = COMPLETE  # one of RUN_STATUSES: complete | failed | no_input
     error: str | None = None
     notebooks: list[NotebookRun] = field(default_factory=list)
     findings: int = 0
     seconds: float = 0.0
     #: since the previous audit, in one sentence (None: no previous audit was given)
     since_previous: str | None = None
+    #: when the earlier report this run found in its folder, and could not replace, was made
+    #: (its pages are marked as not refreshed; see :func:`_mark_earlier_report`)
+    earlier_report: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == COMPLETE
 
     @property
     def index(self) -> Path:
@@ -167,9 +201,15 @@ class RunResult:
         if self.ok:
             since = f" {self.since_previous}" if self.since_previous else ""
             return f"{self.client}: ok, {self.findings} findings in {self.seconds:.1f} s → {self.index}{since}"
-        if self.status == "no_input":
-            return f"{self.client}: NO INPUT ({self.error}); no report written"
-        failed = [n.notebook for n in self.notebooks if n.status == "failed"]
+        if self.status == NO_INPUT:
+            earlier = (
+                f"; the earlier report ({self.earlier_report[:10]}) in {self.report_dir} is"
+                " marked as not refreshed"
+                if self.earlier_report
+                else ""
+            )
+            return f"{self.client}: NO INPUT ({self.error}); no report written{earlier}"
+        failed = [n.notebook for n in self.notebooks if n.status == FAILED]
         what = self.error or f"notebook(s) failed: {', '.join(failed)}"
         return f"{self.client}: FAILED ({what}) in {self.seconds:.1f} s → {self.index}"
 
@@ -198,7 +238,7 @@ class BatchResult:
         readable in it (an input error: no report was written); 1 otherwise."""
         if self.ok:
             return 0
-        return 3 if all(r.status == "no_input" for r in self.failed) else 1
+        return 3 if all(r.status == NO_INPUT for r in self.failed) else 1
 
     def summary(self) -> str:
         """A few lines: one per client, then the totals."""
@@ -265,9 +305,43 @@ def _kernel_manager_class(runtime_dir: Path, kernel_name: str, log: Any = None) 
 
     See the module docstring for why ipc (the port race) and why the interpreter is pinned.
     """
+    from jupyter_client.asynchronous import AsyncKernelClient
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
+
+    class AuditKernelClient(AsyncKernelClient):  # type: ignore[misc]
+        """A client whose readiness check does not end in a fixed wait.
+
+        jupyter_client's check gets the kernel_info reply, makes sure IOPub is connected (a
+        message arrives on it), then drains IOPub until it has been quiet for 0.2 s: 0.2 s lost
+        by every client, i.e. by every notebook on a warm kernel. The first two are kept; the
+        messages left on IOPub belong to the kernel_info request, and nbclient reads only the
+        replies to its own requests.
+        """
+
+        async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+            from queue import Empty
+
+            deadline = time.monotonic() + (timeout if timeout is not None else 120.0)
+            while True:
+                msg_id = self.kernel_info()
+                try:
+                    reply = await self._async_recv_reply(msg_id, timeout=1)
+                except TimeoutError:
+                    reply = None
+                if reply is not None and reply.get("msg_type") == "kernel_info_reply":
+                    try:
+                        await self.iopub_channel.get_msg(timeout=0.2)
+                    except Empty:
+                        pass
+                    else:
+                        self._handle_kernel_info_reply(reply)
+                        return
+                if not await self._async_is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
 
     package_root = str(Path(__file__).resolve().parent.parent)
     pythonpath = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
@@ -278,6 +352,10 @@ def _kernel_manager_class(runtime_dir: Path, kernel_name: str, log: Any = None) 
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc" if _USE_IPC else "tcp"
+
+        @default("client_factory")
+        def _default_client_factory(self) -> type:
+            return AuditKernelClient
 
         @default("connection_file")
         def _default_connection_file(self) -> str:
@@ -293,6 +371,12 @@ def _kernel_manager_class(runtime_dir: Path, kernel_name: str, log: Any = None) 
                     env={"PYTHONPATH": pythonpath, "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
                 )
             return super().kernel_spec
+
+        def client(self, **kw: Any) -> Any:
+            """A kernel client, remembered so the run can close the ones papermill leaves open."""
+            kc = super().client(**kw)
+            self.__dict__.setdefault("_ak_clients", []).append(kc)
+            return kc
 
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             if (
@@ -310,6 +394,226 @@ def _kernel_manager_class(runtime_dir: Path, kernel_name: str, log: Any = None) 
     return AuditKernelManager
 
 
+# -- warm kernels --------------------------------------------------------------------------------
+#: what a kernel does while the runner loads the client: import the chapter object and what a
+#: chapter's first cell and first figure need (the report renderer, Parquet reading, plotly's
+#: validators), so no notebook pays for them; nothing of the audit is touched. The namespace is
+#: reset afterwards (:data:`_RESET_CODE`): a notebook finds only its own names.
+_WARM_CODE = """\
+import auditkit.report  # first: it spares the report layer's imports a slow one
+import io
+import pandas
+import plotly.graph_objects
+import plotly.io
+import auditkit.auditing, auditkit.report.notebook
+from auditkit.report.render import use_report_renderer
+use_report_renderer()
+buffer = io.BytesIO()
+pandas.DataFrame({"a": [1.0], "b": ["x"]}).to_parquet(buffer)
+pandas.read_parquet(io.BytesIO(buffer.getvalue()))
+figure = plotly.graph_objects.Figure(plotly.graph_objects.Scatter(x=[0], y=[0]))
+plotly.io.renderers._build_mime_bundle(figure.to_dict())
+"""
+#: between two notebooks of one kernel: a fresh namespace and execution count (modules stay)
+_RESET_CODE = "get_ipython().reset(new_session=True)"
+
+
+class _WarmKernel:
+    """One kernel of a run, started early and reused by several notebooks one after another.
+
+    Started (from this interpreter, ipc sockets, see :func:`_kernel_manager_class`) and warmed
+    with :data:`_WARM_CODE` while the runner loads and audits the client, so the notebooks pay
+    neither a kernel start nor the imports. Between notebooks its namespace is reset
+    (:data:`_RESET_CODE`); after a failed notebook it is replaced by a fresh kernel, so a
+    half-run cell never leaks into the next chapter. Everything happens in the thread that
+    created it (the kernel client belongs to that thread's event loop).
+    """
+
+    def __init__(self, cwd: Path, kernel_name: str, start_timeout: float = 120.0) -> None:
+        self.cwd, self.kernel_name, self.start_timeout = cwd, kernel_name, start_timeout
+        self.runtime = Path(tempfile.mkdtemp(prefix="ak-k-"))
+        self.log = open(self.runtime / "kernel.log", "w+b")  # noqa: SIM115 (closed in close)
+        self.km: Any = None
+        self.used = False
+        self.seconds = 0.0
+
+    def start(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        started = time.perf_counter()
+        cls = _kernel_manager_class(self.runtime, self.kernel_name, self.log)
+        self.km = cls(kernel_name=self.kernel_name)
+        # as nbclient does: the kernel's IPython history stays in memory, so no cell (the
+        # injected parameters name the client) lands in the user's history database
+        run_sync(self.km.start_kernel)(
+            cwd=str(self.cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"]
+        )
+        self._run(_WARM_CODE, ready=True)
+        self._run(_RESET_CODE)
+        self.used = False
+        self.seconds = round(time.perf_counter() - started, 3)
+
+    def _run(self, code: str, *, ready: bool = False) -> None:
+        """Run ``code`` silently, through a client of its own (a client kept across papermill's
+        executions stops receiving replies, so each call opens and closes one). Only the shell
+        reply is awaited; ``ready`` first waits for the kernel to answer (after its start)."""
+        from jupyter_core.utils import run_sync
+
+        kc = self.km.client()
+        try:
+            kc.start_channels()
+            if ready:
+                run_sync(kc.wait_for_ready)(timeout=self.start_timeout)
+            msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+            deadline = time.monotonic() + self.start_timeout
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("the kernel did not answer")
+                reply = run_sync(kc.get_shell_msg)(timeout=remaining)
+                if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    break
+        finally:
+            kc.stop_channels()
+
+    def prepare(self) -> None:
+        """Before a notebook: a clean namespace (and a started kernel)."""
+        if self.km is None or not self.alive():
+            self.stop()
+            self.start()
+        elif self.used:
+            self._run(_RESET_CODE)
+        self.used = True
+
+    def alive(self) -> bool:
+        from jupyter_core.utils import run_sync
+
+        try:
+            return bool(run_sync(self.km.is_alive)())
+        except Exception:
+            return False
+
+    def release_clients(self) -> None:
+        """Close the channels of the clients papermill opened on this kernel (it leaves them
+        open when it does not own the kernel); a long batch would otherwise run out of files."""
+        clients = self.km.__dict__.get("_ak_clients", []) if self.km is not None else []
+        for kc in list(clients):
+            with contextlib.suppress(Exception):
+                kc.stop_channels()
+            clients.remove(kc)
+
+    def log_tail(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-4000:].decode("utf-8", errors="replace")
+
+    def stop(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        if self.km is not None:
+            self.release_clients()
+            with contextlib.suppress(Exception):
+                run_sync(self.km.shutdown_kernel)(now=True)
+        self.km = None
+
+    def close(self) -> None:
+        self.stop()
+        self.log.close()
+        shutil.rmtree(self.runtime, ignore_errors=True)
+
+
+class _Kernels:
+    """``lanes`` warm kernels executing a run's notebooks from one queue (see :class:`_WarmKernel`).
+
+    Created before the client is loaded, so the kernels start while it is; :meth:`run` hands
+    them the notebooks and returns each one's outcome (as :func:`execute_notebook` does);
+    ``then`` is called in the kernel's thread with each outcome as it arrives (the page is
+    rendered there while the other kernels still execute). A kernel that cannot start leaves
+    its notebooks to papermill's own kernel start, so the run behaves as before.
+    """
+
+    def __init__(self, lanes: int, cwd: Path, kernel_name: str) -> None:
+        import queue
+
+        self._jobs: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+        self._outcomes: dict[str, dict[str, Any]] = {}
+        self._then: Callable[[str, dict[str, Any]], None] | None = None
+        self._ready = threading.Event()
+        self.start_seconds: list[float] = []
+        self._threads = [
+            threading.Thread(
+                target=self._lane, args=(cwd, kernel_name), name=f"auditkit-kernel-{i}", daemon=True
+            )
+            for i in range(max(1, lanes))
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _lane(self, cwd: Path, kernel_name: str) -> None:
+        warm = _WarmKernel(cwd, kernel_name)
+        kernel: _WarmKernel | None = warm
+        try:
+            try:
+                warm.start()
+                self.start_seconds.append(warm.seconds)
+            except Exception:  # papermill starts its own kernel for each notebook instead
+                warm.close()
+                kernel = None
+            while (job := self._jobs.get()) is not None:
+                stem, args, kwargs = job
+                try:
+                    if kernel is not None:
+                        kernel.prepare()
+                    outcome = execute_notebook(*args, **kwargs, _kernel=kernel)
+                except Exception as exc:  # the kernel could not be prepared: papermill's own
+                    outcome = {
+                        "status": FAILED,
+                        "seconds": 0.0,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "details": "",
+                    }
+                if outcome["status"] != COMPLETE and kernel is not None:
+                    kernel.stop()  # a fresh kernel for the next notebook (started on demand)
+                self._outcomes[stem] = outcome
+                if self._then is not None:
+                    with contextlib.suppress(Exception):  # render() records its own failures
+                        self._then(stem, outcome)
+        finally:
+            if kernel is not None:
+                kernel.close()
+
+    def submit(
+        self,
+        jobs: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]],
+        then: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Queue ``jobs`` (stem, execute_notebook args, kwargs); ``then`` gets each outcome."""
+        self._then = then
+        for job in jobs:
+            self._jobs.put(job)
+
+    def wait(self, stems: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Wait for every queued notebook, shut the kernels down; the outcomes by stem."""
+        self.close()
+        return {stem: self._outcomes[stem] for stem in stems if stem in self._outcomes}
+
+    def run(
+        self,
+        jobs: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]],
+        then: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """:meth:`submit` then :meth:`wait`."""
+        self.submit(jobs, then)
+        return self.wait([stem for stem, _, _ in jobs])
+
+    def close(self) -> None:
+        """Let every kernel finish its queue, then shut them down (idempotent)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for t in self._threads:
+            t.join()
+
+
 def execute_notebook(
     source: str | Path,
     output: str | Path,
@@ -320,12 +624,15 @@ def execute_notebook(
     cwd: str | Path | None = None,
     show_literals: bool = False,
     secret_env: Sequence[str] = (),
+    _kernel: _WarmKernel | None = None,
 ) -> dict[str, Any]:
     """Execute one notebook with papermill into ``output``; never raises for a notebook error.
 
-    Returns ``{"status", "seconds", "error", "details"}``. The executed notebook is written in
+    Returns ``{"status", "seconds", "error", "details"}`` (status ``complete`` or ``failed``). The executed notebook is written in
     every case (papermill writes it as it goes) and then scrubbed: error and stream outputs
-    are redacted, and the values of the ``secret_env`` variables removed everywhere.
+    are redacted, and the values of the ``secret_env`` variables removed everywhere. The
+    notebook runs in a kernel of its own, or (inside a run) in a warm kernel of the run,
+    already started in ``cwd`` (see :class:`_Kernels`).
     """
     import auditkit.report  # noqa: F401  (first: it spares papermill's imports a slow one)
 
@@ -333,35 +640,48 @@ def execute_notebook(
     import papermill
 
     start = time.perf_counter()
-    runtime = Path(tempfile.mkdtemp(prefix="ak-k-"))
-    status, error, details, kernel_log = "ok", None, "", ""
-    log = open(runtime / "kernel.log", "w+b")  # noqa: SIM115 (closed in finally)
+    status, error, details, kernel_log = COMPLETE, None, "", ""
+    runtime = Path(tempfile.mkdtemp(prefix="ak-k-")) if _kernel is None else None
+    log: Any = None
+    kernel: dict[str, Any]
+    if runtime is not None:
+        log = open(runtime / "kernel.log", "w+b")  # noqa: SIM115 (closed in finally)
+        kernel = {
+            "kernel_manager_class": _kernel_manager_class(runtime, kernel_name, log),
+            "cwd": str(cwd or Path(source).parent),
+        }
+    elif _kernel is not None:  # it runs in the run's folder already: papermill must not chdir
+        kernel = {"km": _kernel.km, "cwd": None}
     try:
         papermill.execute_notebook(
             str(source),
             str(output),
             parameters=dict(parameters),
             kernel_name=kernel_name,
-            kernel_manager_class=_kernel_manager_class(runtime, kernel_name, log),
-            cwd=str(cwd or Path(source).parent),
             progress_bar=False,
             log_output=False,
             request_save_on_cell_execute=False,
             execution_timeout=timeout,
             start_timeout=120,
+            **kernel,
         )
     except Exception as exc:  # a failing notebook is a result, not a crash of the run
-        status = "failed"
+        status = FAILED
         ename = getattr(exc, "ename", type(exc).__name__)
         evalue = getattr(exc, "evalue", str(exc))
         error = f"{ename}: {evalue}"
         details = "".join(getattr(exc, "traceback", None) or traceback.format_exception_only(exc))
     finally:
-        if status == "failed":
-            log.seek(0)
-            kernel_log = log.read()[-4000:].decode("utf-8", errors="replace")
-        log.close()
-        shutil.rmtree(runtime, ignore_errors=True)
+        if _kernel is not None:
+            _kernel.release_clients()
+            if status == FAILED:
+                kernel_log = _kernel.log_tail()
+        else:
+            if status == FAILED:
+                log.seek(0)
+                kernel_log = log.read()[-4000:].decode("utf-8", errors="replace")
+            log.close()
+            shutil.rmtree(str(runtime), ignore_errors=True)
     if kernel_log.strip():
         details += "\n--- kernel log (tail) ---\n" + kernel_log
     redactor = Redactor.from_env(show_literals, secret_env)
@@ -573,6 +893,7 @@ def run_audit(
     timeout: float = 600.0,
     single_file: bool = False,
     previous: str | Path | None = None,
+    kernels: int | None = None,
 ) -> RunResult:
     """Audit one client folder into ``<out_dir>/<report_name>/`` (see the module docstring).
 
@@ -582,8 +903,10 @@ def run_audit(
 
     The client is loaded and audited once (:func:`auditkit.audit`); the audit is saved in a
     private working folder that the chapter notebooks read, and removed when the run ends.
-    ``executor`` (an :mod:`auditkit.executors` executor) runs the chapter notebooks in
-    parallel; by default they run one after the other. ``parameters`` are extra notebook
+    The chapter notebooks run on ``kernels`` kernels of this run (default: one; or the
+    ``workers`` of an :mod:`auditkit.executors` ``executor`` given instead), started while the
+    client is loaded and each executing several notebooks in turn, its namespace reset in
+    between; each page is rendered as soon as its notebook is done. ``parameters`` are extra notebook
     parameters (never secrets); ``presets`` picks threshold presets by family
     (``{"n_plus_one": "sentry"}``). Parsed inputs are kept in the parse cache — the user's
     cache folder (:func:`auditkit.parse_cache.default_cache_dir`), or ``cache_dir`` — never
@@ -637,10 +960,23 @@ def run_audit(
     previous_doc, previous_error = _previous_document(previous)
 
     report_existed = report.exists()
+    earlier = _earlier_report(report)  # read before this run writes anything there
     report.mkdir(parents=True, exist_ok=True)
     nb_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(nb_dir / "findings", ignore_errors=True)  # left by an earlier version's runs
     work = Path(tempfile.mkdtemp(prefix="auditkit-run-"))  # private (0700): the saved audit
+    # the kernels start now, in the run's working folder, while the client is loaded
+    lanes = max(1, min(len(nbs), kernels or getattr(executor, "workers", 1) or 1))
+    pool = _Kernels(lanes, work, kernel_name)
+    from auditkit.report.render import (
+        PLOTLY_ASSET,
+        error_page,
+        export_notebook,
+        single_file_html,
+        warm_exporter,
+        write_plotly_asset,
+    )
+
     try:
         # 1. load and audit the client once: findings.json and every page come from this audit
         try:
@@ -668,20 +1004,24 @@ def run_audit(
             t0 = time.perf_counter()
             dsn = os.environ.get(dsn_env) if dsn_env else None
             audited = audit(client, config, dsn=dsn)
-            audited.save(work)
             timings["audit_s"] = round(time.perf_counter() - t0, 3)
+            t0 = time.perf_counter()
+            audited.save(work)
+            timings["save_s"] = round(time.perf_counter() - t0, 3)
             if previous_doc is not None:
                 _save_previous(previous_doc, work, manifest)
         except NothingReadableError as exc:  # an input error: say so, and write no report
-            if not report_existed:
-                shutil.rmtree(report, ignore_errors=True)
-            result.status = "no_input"
+            result.status = NO_INPUT
             result.error = _portable(redactor.text(str(exc)), local)
             result.seconds = round(time.perf_counter() - started, 3)
+            if not report_existed:
+                shutil.rmtree(report, ignore_errors=True)
+            else:
+                _mark_earlier_report(report, earlier, manifest, result, secrets)
             return result
         except Exception as exc:
             message = _portable(redactor.text(str(exc)), local)
-            return _client_failed(result, manifest, report, nbs, message, started, secrets)
+            return _client_failed(result, manifest, report, nbs, message, started, secrets, earlier)
 
         params: dict[str, Any] = {
             "client_name": result.client,
@@ -699,88 +1039,113 @@ def run_audit(
             "name": kernel_name,
             "python": Path(sys.executable).name,
             "transport": "ipc" if _USE_IPC else "tcp",
+            "kernels": lanes,
         }
 
-        # 2. execute: every notebook reads the saved audit (in parallel if an executor is given)
+        # 2. execute: every notebook displays the saved audit, on the run's warm kernels; each
+        # chapter's page is rendered as soon as its notebook is done (the summary page last:
+        # it states how the run ended)
         runs = {nb.stem: NotebookRun(nb.stem, nb.chapter) for nb in nbs}
         chapters = [nb for nb in nbs if nb.chapter != "overview"]
         overview = [nb for nb in nbs if nb.chapter == "overview"]
+        by_stem = {nb.stem: nb for nb in nbs}
+        nav = [
+            (("Summary" if nb.chapter == "overview" else nb.title), nb.page)
+            for nb in [*overview, *chapters]
+        ]
+        bodies: dict[str, str] = {}
+        render_lock = threading.Lock()
+        render_seconds = [0.0]
 
-        def job(nb: _Notebook) -> tuple[Any, ...]:
-            out = nb_dir / nb.path.name
-            return (nb.path, out, params, kernel_name, timeout, work, show_literals, secret_env)
+        def render(
+            stem: str, outcome: dict[str, Any], status: tuple[str, str] | None = None
+        ) -> None:
+            nb, run = by_stem[stem], runs[stem]
+            executed = nb_dir / nb.path.name
+            run.status, run.seconds = outcome["status"], outcome["seconds"]
+            run.error = outcome["error"]
+            run.executed = _relative(executed, report) if executed.is_file() else None
+            run.page = nb.page
+            if nb.chapter == "overview" and status is None and run.status == COMPLETE:
+                return  # rendered last, when the run's status is known
+            title = f"{result.client} — {nb.title}"
+            with render_lock:
+                t0 = time.perf_counter()
+                try:
+                    if run.status == COMPLETE:
+                        page = export_notebook(
+                            executed,
+                            report / nb.page,
+                            title=title,
+                            nav=nav,
+                            current=nb.page,
+                            footer=f"Audit of {result.client}.",
+                            secrets=secrets,
+                            plotly_src=PLOTLY_ASSET,
+                            status=status,
+                        )
+                        bodies[nb.page] = page.body
+                    else:
+                        links = (
+                            [("Executed notebook (with the error)", run.executed)]
+                            if run.executed
+                            else []
+                        )
+                        links += [(label, href) for label, href in nav if href != nb.page]
+                        page = error_page(
+                            report / nb.page,
+                            title=title,
+                            message=run.error or "the notebook failed",
+                            details=outcome.get("details", ""),
+                            links=links,
+                            nav=nav,
+                            current=nb.page,
+                            secrets=secrets,
+                        )
+                    run.page_bytes, run.charts = page.size_bytes, page.charts
+                except Exception as exc:  # rendering must not lose the rest of the report
+                    run.status = FAILED
+                    run.error = redactor.text(f"rendering failed: {type(exc).__name__}: {exc}")
+                finally:
+                    render_seconds[0] += time.perf_counter() - t0
+
+        def job(nb: _Notebook) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+            args = (nb.path, nb_dir / nb.path.name, params)
+            kwargs = {
+                "kernel_name": kernel_name,
+                "timeout": timeout,
+                "cwd": work,
+                "show_literals": show_literals,
+                "secret_env": secret_env,
+            }
+            return nb.stem, args, kwargs
 
         t0 = time.perf_counter()
-        outcomes: dict[str, dict[str, Any]] = {}
-        ordered = [*overview, *chapters]
-        if executor is None:
-            for nb in ordered:
-                outcomes[nb.stem] = _execute(*job(nb))
-        else:
-            for nb, outcome in zip(
-                ordered, executor.map(_execute, [job(nb) for nb in ordered]), strict=True
-            ):
-                outcomes[nb.stem] = outcome
+        pool.submit([job(nb) for nb in [*overview, *chapters]], then=render)
+        with render_lock:  # while the kernels execute the first notebooks
+            t1 = time.perf_counter()
+            with contextlib.suppress(Exception):  # the first page would then pay for it
+                warm_exporter()
+            render_seconds[0] += time.perf_counter() - t1
+        outcomes = pool.wait(nb.stem for nb in nbs)
+        for nb in nbs:  # a kernel thread that died leaves its notebooks without an outcome
+            if nb.stem not in outcomes:
+                render(nb.stem, {"status": FAILED, "seconds": 0.0, "error": "not executed"})
+        timings["kernel_start_s"] = max(pool.start_seconds, default=0.0)
         timings["notebooks_s"] = round(time.perf_counter() - t0, 3)
     finally:
+        pool.close()
         shutil.rmtree(work, ignore_errors=True)
 
-    # 3. render every page (an error page for a failed notebook)
+    # 3. the summary page (with the run's status), the shared plotly.js, the single file
     t0 = time.perf_counter()
-    from auditkit.report.render import (
-        PLOTLY_ASSET,
-        error_page,
-        export_notebook,
-        single_file_html,
-        write_plotly_asset,
-    )
-
-    bodies: dict[str, str] = {}
-    nav = [
-        (("Summary" if nb.chapter == "overview" else nb.title), nb.page)
-        for nb in [*overview, *chapters]
-    ]
-    for nb in nbs:
-        run, outcome = runs[nb.stem], outcomes[nb.stem]
-        executed = nb_dir / nb.path.name
-        run.status, run.seconds, run.error = outcome["status"], outcome["seconds"], outcome["error"]
-        run.executed = _relative(executed, report) if executed.is_file() else None
-        run.page = nb.page
-        title = f"{result.client} — {nb.title}"
-        try:
-            if run.status == "ok":
-                page = export_notebook(
-                    executed,
-                    report / nb.page,
-                    title=title,
-                    nav=nav,
-                    current=nb.page,
-                    footer=f"Audit of {result.client}.",
-                    secrets=secrets,
-                    plotly_src=PLOTLY_ASSET,
-                )
-                bodies[nb.page] = page.body
-            else:
-                links = (
-                    [("Executed notebook (with the error)", run.executed)] if run.executed else []
-                )
-                links += [(label, href) for label, href in nav if href != nb.page]
-                page = error_page(
-                    report / nb.page,
-                    title=title,
-                    message=run.error or "the notebook failed",
-                    details=outcome.get("details", ""),
-                    links=links,
-                    nav=nav,
-                    current=nb.page,
-                    secrets=secrets,
-                )
-            run.page_bytes, run.charts = page.size_bytes, page.charts
-        except Exception as exc:  # rendering must not lose the rest of the report
-            run.status, run.error = (
-                "failed",
-                redactor.text(f"rendering failed: {type(exc).__name__}: {exc}"),
-            )
+    result.notebooks = [runs[nb.stem] for nb in nbs]
+    status = _run_status(result.notebooks)
+    for nb in overview:
+        if runs[nb.stem].status == COMPLETE:
+            render(nb.stem, outcomes[nb.stem], status=_status_notice(status, result.notebooks))
+    result.notebooks = [runs[nb.stem] for nb in nbs]
+    result.status = status = _run_status(result.notebooks)
     if not overview:  # no overview notebook run: still give the report a front page
         error_page(
             report / "index.html",
@@ -804,22 +1169,16 @@ def run_audit(
         single.write_text(scrub_values(html, secrets) if secrets else html, encoding="utf-8")
     else:
         single.unlink(missing_ok=True)
-    timings["render_s"] = round(time.perf_counter() - t0, 3)
+    written = {nb.page for nb in nbs} | {"index.html"} | ({single.name} if single_file else set())
+    _mark_earlier_report(report, earlier, None, result, secrets, keep=written)
+    timings["render_s"] = round(render_seconds[0] + time.perf_counter() - t0, 3)
 
     # 4. findings.json: the same audit the pages show, redacted the same way
-    result.notebooks = [runs[nb.stem] for nb in nbs]
-    result.status = "ok" if all(r.status == "ok" for r in result.notebooks) else "failed"
-    chapter_status = {
-        nb.chapter: {
-            "status": "complete" if runs[nb.stem].status == "ok" else "failed",
-            "page": nb.page,
-        }
-        for nb in nbs
-    }
+    chapter_status = {nb.chapter: {"status": runs[nb.stem].status, "page": nb.page} for nb in nbs}
     doc = audited.document(
         redactor,
         version=auditkit_version(),
-        status="complete" if result.ok else "failed",
+        status=status,
         chapters=chapter_status,
         previous=previous_doc,
     )
@@ -832,7 +1191,7 @@ def run_audit(
     result.seconds = round(time.perf_counter() - started, 3)
     timings["total_s"] = result.seconds
     manifest.update(
-        status=result.status,
+        status=status,
         notebooks=[asdict(r) for r in result.notebooks],
         timings=timings,
         page_budget_bytes=PAGE_BUDGET_BYTES,
@@ -843,27 +1202,112 @@ def run_audit(
     return result
 
 
-def _execute(
-    source: Path,
-    output: Path,
-    params: Mapping[str, Any],
-    kernel_name: str,
-    timeout: float,
-    cwd: Path,
-    show_literals: bool,
-    secret_env: Sequence[str],
-) -> dict[str, Any]:
-    """Top-level (picklable) wrapper of :func:`execute_notebook` for executors."""
-    return execute_notebook(
-        source,
-        output,
-        params,
-        kernel_name=kernel_name,
-        timeout=timeout,
-        cwd=cwd,
-        show_literals=show_literals,
-        secret_env=secret_env,
+def _run_status(notebooks: Sequence[NotebookRun]) -> str:
+    """The run's status word (see :data:`RUN_STATUSES`) from its chapters'."""
+    return COMPLETE if all(n.status == COMPLETE for n in notebooks) else FAILED
+
+
+def _status_notice(status: str, notebooks: Sequence[NotebookRun]) -> tuple[str, str]:
+    """The summary page's status line: (status word, the sentence that explains it)."""
+    from auditkit.report.notebook import CHAPTER_INFO
+
+    if status == COMPLETE:
+        return status, "every chapter of this report was produced"
+    titles = {info.name: info.title for info in CHAPTER_INFO.values()}
+    failed = [titles.get(n.chapter, n.chapter) for n in notebooks if n.status != COMPLETE]
+    return status, (
+        f"{', '.join(failed)} could not be produced; "
+        + ("its page says" if len(failed) == 1 else "their pages say")
+        + " what failed"
     )
+
+
+#: the banner an earlier run's page carries once a later run could not refresh it
+_STALE_START, _STALE_END = "<!-- auditkit:not-refreshed -->", "<!-- /auditkit:not-refreshed -->"
+_STALE_BLOCK = re.compile(re.escape(_STALE_START) + r".*?" + re.escape(_STALE_END) + r"\n?", re.S)
+
+
+def _earlier_report(report: Path) -> str | None:
+    """When the report already in ``report`` was generated (None: there is none)."""
+    if not (report / "index.html").is_file() and not (report / "findings.json").is_file():
+        return None
+    for name in ("findings.json", "manifest.json"):  # the audit's own date first
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            doc = json.loads((report / name).read_text(encoding="utf-8"))
+            earlier = (doc.get("earlier_report") or {}).get("generated_at") or doc.get(
+                "generated_at"
+            )
+            if earlier:
+                return str(earlier)
+    with contextlib.suppress(OSError):
+        stamp = (report / "index.html").stat().st_mtime
+        return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
+    return None
+
+
+def _mark_earlier_report(
+    report: Path,
+    earlier: str | None,
+    manifest: dict[str, Any] | None,
+    result: RunResult,
+    secrets: Sequence[str],
+    keep: Iterable[str] = (),
+) -> list[str]:
+    """Mark the pages an earlier run left in ``report`` that this run did not rewrite.
+
+    A report folder is where a consultant picks up what to send: a page that this run did
+    not produce must not pass for a new one. Each such page (every ``*.html`` of the folder
+    but ``keep``) gets a banner at its top saying it is from the earlier run and why this run
+    did not replace it; the pages are kept, not removed, since the earlier findings.json
+    may be the ``--previous`` audit of the next run. With ``manifest`` (a run that ended
+    ``no_input``), manifest.json is rewritten to say so, naming the earlier report. Returns
+    the pages marked.
+    """
+    if earlier is None:
+        return []
+    from html import escape
+
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = earlier.replace("T", " ")[:16]
+    why = {
+        NO_INPUT: "found nothing it could read in the client folder",
+        FAILED: "failed",
+        COMPLETE: "did not produce this page (its chapter was not part of the run)",
+    }.get(result.status, "did not replace it")
+    banner = (
+        f'{_STALE_START}<div class="ak-error ak-not-refreshed" data-status="{escape(result.status)}">'
+        f"<p><b>Not refreshed: this page is from an earlier audit ({escape(when)}).</b> "
+        f"The run of {escape(now)} {why}"
+        + (f": {escape(result.error)}" if result.error else "")
+        + ". Do not send this page as a new audit.</p></div>"
+        f"{_STALE_END}\n"
+    )
+    kept = set(keep)
+    marked = []
+    for page in sorted(report.glob("*.html")):
+        if page.name in kept:
+            continue
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            html = _STALE_BLOCK.sub("", page.read_text(encoding="utf-8"))
+            head, sep, tail = html.partition("<body>\n")
+            if not sep:
+                head, sep, tail = html.partition("<body>")
+            if not sep:
+                continue
+            html = head + sep + banner + tail
+            page.write_text(scrub_values(html, secrets) if secrets else html, encoding="utf-8")
+            marked.append(page.name)
+    if marked or manifest is not None:
+        result.earlier_report = earlier
+    if manifest is not None:
+        manifest.update(
+            status=result.status,
+            error=result.error,
+            earlier_report={"generated_at": earlier, "pages_marked": marked},
+            timings={"total_s": result.seconds},
+        )
+        _write_json(report / "manifest.json", manifest, secrets)
+    return marked
 
 
 def _client_failed(
@@ -874,11 +1318,12 @@ def _client_failed(
     message: str,
     started: float,
     secrets: Sequence[str],
+    earlier: str | None = None,
 ) -> RunResult:
     from auditkit.report.render import error_page
 
-    result.status, result.error = "failed", message
-    result.notebooks = [NotebookRun(nb.stem, nb.chapter, status="skipped") for nb in nbs]
+    result.status, result.error = FAILED, message
+    result.notebooks = [NotebookRun(nb.stem, nb.chapter, status=SKIPPED) for nb in nbs]
     result.seconds = round(time.perf_counter() - started, 3)
     error_page(
         report / "index.html",
@@ -887,8 +1332,9 @@ def _client_failed(
         details="The client folder could not be loaded, so no chapter was run.",
         secrets=secrets,
     )
+    _mark_earlier_report(report, earlier, None, result, secrets, keep={"index.html"})
     manifest.update(
-        status="failed",
+        status=FAILED,
         error=message,
         notebooks=[asdict(r) for r in result.notebooks],
         timings={"total_s": result.seconds},
@@ -918,7 +1364,7 @@ def _run_one(
             client=report_name,
             data_dir=str(data_dir),
             report_dir=str(report),
-            status="failed",
+            status=FAILED,
             error=message,
             seconds=round(time.perf_counter() - started, 3),
         )
@@ -952,7 +1398,7 @@ def run_batch(
     ``presets``, ``parameters``…). ``on_result`` is called with each client's result as it
     arrives (in input order) — the CLI's progress display. Folders with the same name get
     ``-2``, ``-3``… report folders. One client's failure never stops the others. A batch of
-    one client with ``workers > 1`` runs that client's chapter notebooks in parallel instead.
+    one client with ``workers > 1`` runs that client's chapter notebooks on that many kernels.
     ``previous`` (in ``options``) gives each client its previous audit (see
     :func:`previous_reports`); a client without one is audited alone.
     """
@@ -972,19 +1418,13 @@ def run_batch(
         and workers > 1
         and "executor" not in options
     ):
-        # one client: spend the workers on its chapters instead (each notebook is its own kernel)
-        from auditkit.executors import ProcessExecutor
-
-        chapters = ProcessExecutor(workers)
-        try:
-            result = _run_one(
-                str(dirs[0]),
-                str(out_dir),
-                names[0],
-                {**options, "executor": chapters, "previous": earlier[0]},
-            )
-        finally:
-            chapters.close()
+        # one client: spend the workers on its chapters instead (one warm kernel per worker)
+        result = _run_one(
+            str(dirs[0]),
+            str(out_dir),
+            names[0],
+            {**options, "kernels": workers, "previous": earlier[0]},
+        )
         if on_result:
             on_result(result)
         return BatchResult([result], round(time.perf_counter() - started, 3))
@@ -1008,7 +1448,7 @@ def run_batch(
                         client=name,
                         data_dir=d,
                         report_dir=str(Path(out_dir) / name),
-                        status="failed",
+                        status=FAILED,
                         error=message,
                     )
                     results.append(res)

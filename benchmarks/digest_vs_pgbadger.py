@@ -26,9 +26,12 @@ Usage::
     python benchmarks/digest_vs_pgbadger.py --size 200M  # a quick run
     python benchmarks/digest_vs_pgbadger.py --size 200M --rebuild
 
-It also times the sample audit (``auditkit run data/sample``, parse cache off) against its
-bar (under 15 s on two cores) and weighs the report folder a client receives (under 8 MiB);
-``--no-audit`` skips that part. Every row of the table is measured in the same run: auditkit as
+It also times the sample audit (``auditkit run data/sample --out X`` as a user types it, three
+times with a cold parse cache and three times warm; ``--audit-runs``) against its bar (the cold
+median under 15 s on two cores), prints each run's stages from its manifest, and weighs the
+report a client receives — pages, the shared plotly.js, findings.json and manifest.json — against
+8 MiB (the single file and the executed notebooks are weighed apart); ``--no-audit`` skips that
+part, ``--audit-only`` does only that. Every row of the table is measured in the same run: auditkit as
 a user types it and tuned, pgBadger ``-j 1`` and ``-j 2``, and the reading floor (one compiled
 Python regular expression over the file, and ``grep -c``).
 
@@ -546,11 +549,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-audit", action="store_true", help="skip timing the sample audit and its report size"
     )
+    parser.add_argument(
+        "--audit-runs",
+        type=int,
+        default=3,
+        help="sample audits with a cold parse cache, and as many warm (default 3)",
+    )
+    parser.add_argument(
+        "--audit-only", action="store_true", help="time the sample audit only (no log, no pgBadger)"
+    )
     args = parser.parse_args(argv)
 
     status = 0
     if not args.no_audit:
-        status |= audit_bench()
+        status |= audit_bench(args.audit_runs)
+    if args.audit_only:
+        return status
     for target in args.size:
         print(f"\n=== {human(target)} log ===")
         status |= bench(target, args)
@@ -562,47 +576,114 @@ AUDIT_MAX_S = 15.0
 REPORT_MAX_BYTES = 8 * 1024 * 1024
 
 
-def audit_bench() -> int:
-    """Time ``auditkit run data/sample`` (parse cache off: a first audit) and weigh its report."""
+def report_weight(report: Path) -> dict[str, int]:
+    """What a client receives, by part: the pages, the shared plotly.js, findings.json and
+    manifest.json (the executed notebooks stay with the consultant and are weighed apart)."""
+    parts = {"pages": 0, "plotly.js": 0, "json": 0, "notebooks": 0, "single file": 0}
+    for p in report.rglob("*"):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(report)
+        size = p.stat().st_size
+        if rel.parts[0] == "notebooks":
+            parts["notebooks"] += size
+        elif rel.parts[0] == "assets":
+            parts["plotly.js"] += size
+        elif p.name == f"{report.name}.html":
+            parts["single file"] += size
+        elif p.suffix == ".json":
+            parts["json"] += size
+        else:
+            parts["pages"] += size
+    return parts
+
+
+def audit_bench(runs: int = 3) -> int:
+    """Time ``auditkit run data/sample --out X`` as a user types it, ``runs`` times with a cold
+    parse cache (a new, empty cache folder: a first audit) and ``runs`` times warm (the same
+    folder again), and weigh the report a client receives. The bar is held by the cold runs'
+    median; the warm runs show what the parse cache saves."""
+    WORK.mkdir(parents=True, exist_ok=True)
     out = WORK / "reports"
-    shutil.rmtree(out, ignore_errors=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "auditkit",
-        "run",
-        "data/sample",
-        "--out",
-        str(out),
-        "-q",
-        "--no-cache",
-    ]
-    print("\n=== the sample audit ===\ntiming auditkit run data/sample …", flush=True)
-    m = measure("auditkit run", cmd, WORK / "run.stdout")
-    report = out / "sample"
-    files = [p for p in report.rglob("*") if p.is_file()]
-    pages = [p for p in files if "notebooks" not in p.relative_to(report).parts]
-    size = sum(p.stat().st_size for p in pages)
-    timings = {}
-    with contextlib.suppress(OSError, ValueError):
-        timings = json.loads((report / "manifest.json").read_text())["timings"]
+    print("\n=== the sample audit ===", flush=True)
     print(
-        f"wall {m.wall_s:.1f} s (bar: < {AUDIT_MAX_S:g} s), CPU {m.cpu_s:.1f} s, peak RSS "
-        f"{m.peak_tree_rss / 1e6:.0f} MB, load average {m.load_avg:.1f}; stages: "
-        + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in timings.items())
+        f"auditkit run data/sample --out X (+ --single-file on the last run), {runs} runs with "
+        f"a cold parse cache, {runs} warm; load average now {os.getloadavg()[0]:.1f}"
     )
+
+    def one(
+        label: str, cache: Path, extra: Sequence[str] = ()
+    ) -> tuple[Measurement, dict[str, Any]]:
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "auditkit",
+            "run",
+            "data/sample",
+            "--out",
+            str(out),
+            "-q",
+            "--cache-dir",
+            str(cache),
+            *extra,
+        ]
+        m = measure("auditkit run", cmd, WORK / "run.stdout")
+        manifest: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            manifest = json.loads((out / "sample" / "manifest.json").read_text())
+        stages = manifest.get("timings", {})
+        print(
+            f"  {label:<5} wall {m.wall_s:5.1f} s, CPU {m.cpu_s:5.1f} s, peak RSS "
+            f"{m.peak_tree_rss / 1e6:4.0f} MB, load {m.load_avg:.1f}, status "
+            f"{manifest.get('status', 'none')}; "
+            + ", ".join(f"{k.removesuffix('_s')} {v:.1f}" for k, v in stages.items()),
+            flush=True,
+        )
+        return m, manifest
+
+    cold: list[Measurement] = []
+    warm: list[Measurement] = []
+    failed = False
+    for i in range(runs):
+        cache = WORK / f"parse-cache-{i}"
+        shutil.rmtree(cache, ignore_errors=True)
+        m, manifest = one("cold", cache)
+        cold.append(m)
+        failed |= m.returncode != 0 or manifest.get("status") != "complete"
+    cache = WORK / "parse-cache-0"
+    for i in range(runs):
+        m, manifest = one("warm", cache, ["--single-file"] if i == runs - 1 else [])
+        warm.append(m)
+        failed |= m.returncode != 0 or manifest.get("status") != "complete"
+    for i in range(runs):
+        shutil.rmtree(WORK / f"parse-cache-{i}", ignore_errors=True)
+
+    def median(ms: Sequence[Measurement]) -> float:
+        walls = sorted(m.wall_s for m in ms)
+        return walls[len(walls) // 2]
+
+    cold_s, warm_s = median(cold), median(warm)
     print(
-        f"report: {human(size)} in {len(pages)} files (bar: < {human(REPORT_MAX_BYTES)}), "
-        f"plus {human(sum(p.stat().st_size for p in files) - size)} of executed notebooks"
+        f"sample audit: cold parse cache {cold_s:.1f} s (median of {runs}; bar: < {AUDIT_MAX_S:g} s),"
+        f" warm {warm_s:.1f} s (median of {runs})"
+    )
+    parts = report_weight(out / "sample")
+    size = parts["pages"] + parts["plotly.js"] + parts["json"]
+    print(
+        f"report: {human(size)} (bar: < {human(REPORT_MAX_BYTES)}): pages {human(parts['pages'])}, "
+        f"plotly.js {human(parts['plotly.js'])}, findings.json + manifest.json "
+        f"{human(parts['json'])}; apart: the single file {human(parts['single file'])}, the "
+        f"executed notebooks {human(parts['notebooks'])}"
     )
     failures = [
-        *([f"audit {m.wall_s:.1f} s ≥ {AUDIT_MAX_S:g} s"] if m.wall_s >= AUDIT_MAX_S else []),
+        *([f"audit {cold_s:.1f} s ≥ {AUDIT_MAX_S:g} s"] if cold_s >= AUDIT_MAX_S else []),
         *(
             [f"report {human(size)} ≥ {human(REPORT_MAX_BYTES)}"]
             if size >= REPORT_MAX_BYTES
             else []
         ),
-        *(["the audit failed"] if m.returncode else []),
+        *(["an audit failed"] if failed else []),
     ]
     if failures:
         print("BAR MISSED: " + "; ".join(failures))

@@ -151,9 +151,9 @@ def test_exit_code_3_only_when_every_failure_is_no_input() -> None:
     def res(status: str) -> RunResult:
         return RunResult("c", "d", "r", status=status)
 
-    assert BatchResult([res("ok")]).exit_code == 0
+    assert BatchResult([res("complete")]).exit_code == 0
     assert BatchResult([res("no_input")]).exit_code == 3
-    assert BatchResult([res("ok"), res("no_input")]).exit_code == 3
+    assert BatchResult([res("complete"), res("no_input")]).exit_code == 3
     assert BatchResult([res("no_input"), res("failed")]).exit_code == 1
 
 

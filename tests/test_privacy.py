@@ -696,7 +696,7 @@ def test_no_sentinel_anywhere_in_the_output_or_the_cache(
     # The DSN points at a host that does not exist: a chapter that tries the live database may
     # fail, and its error page and executed notebook are then checked for leaks like the rest.
     runs = {n.notebook: n for n in result.notebooks}
-    assert runs["00_overview"].status == runs["10_queries"].status == "ok", result.summary()
+    assert runs["00_overview"].status == runs["10_queries"].status == "complete", result.summary()
     outputs = _folder_texts(out)
     cached = _folder_texts(cache)
     assert any(n.endswith(".html") for n in outputs) and any(n.endswith(".ipynb") for n in outputs)

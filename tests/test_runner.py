@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,7 +152,7 @@ def test_sample_audit_writes_every_page(sample_run: RunResult) -> None:
     assert report.name == "sample"
     for page in CHAPTER_PAGES:
         assert (report / page).is_file(), page
-    failed = {n.notebook: n.error for n in sample_run.notebooks if n.status != "ok"}
+    failed = {n.notebook: n.error for n in sample_run.notebooks if n.status != "complete"}
     assert not failed, failed
     assert sample_run.ok
     for nb in NOTEBOOKS_DIR.glob("*.ipynb"):
@@ -189,9 +190,38 @@ def test_sample_findings_json_matches_the_schema(sample_run: RunResult) -> None:
     assert severities == sorted(severities, key=order.index)
 
 
+def run_statuses(result: RunResult) -> dict[str, str]:
+    """The run's status word as findings.json, manifest.json and the summary page state it."""
+    report = Path(result.report_dir)
+    page = (report / "index.html").read_text(encoding="utf-8")
+    found = re.findall(r'class="ak-run-status" data-status="([a-z_]+)"', page)
+    assert len(found) == 1, "the summary page states the run's status once"
+    return {
+        "result": result.status,
+        "findings.json": json.loads(result.findings_path.read_text(encoding="utf-8"))["status"],
+        "manifest.json": json.loads(result.manifest_path.read_text(encoding="utf-8"))["status"],
+        "summary page": found[0],
+    }
+
+
+def test_sample_run_status_is_one_word_everywhere(sample_run: RunResult) -> None:
+    from auditkit.runner import CHAPTER_STATUSES, RUN_STATUSES
+
+    assert set(run_statuses(sample_run).values()) == {"complete"}
+    doc = json.loads(sample_run.findings_path.read_text(encoding="utf-8"))
+    m = json.loads(sample_run.manifest_path.read_text(encoding="utf-8"))
+    assert {c["status"] for c in doc["chapters"].values()} <= set(CHAPTER_STATUSES)
+    assert {n["status"] for n in m["notebooks"]} == {"complete"}
+    # the vocabulary is documented where findings.json and the run are
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    assert set(schema["properties"]["status"]["enum"]) == set(RUN_STATUSES)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert all(f"`{word}`" in readme for word in RUN_STATUSES)
+
+
 def test_sample_manifest(sample_run: RunResult) -> None:
     m = json.loads(sample_run.manifest_path.read_text(encoding="utf-8"))
-    assert m["status"] == "ok" and m["auditkit_version"]
+    assert m["status"] == "complete" and m["auditkit_version"]
     assert (
         m["dependencies"]["papermill"]
         and m["dependencies"]["plotly"]
@@ -343,7 +373,7 @@ def test_a_failing_notebook_leaves_its_notebook_and_an_error_page(tmp_path: Path
     assert runs["15_broken"].status == "failed" and "chapter exploded on purpose" in (
         runs["15_broken"].error or ""
     )
-    assert runs["00_overview"].status == runs["10_queries"].status == "ok"
+    assert runs["00_overview"].status == runs["10_queries"].status == "complete"
     report = Path(result.report_dir)
     executed = nbformat.read(str(report / "notebooks" / "15_broken.ipynb"), as_version=4)
     assert any(o.output_type == "error" for c in executed.cells for o in c.get("outputs", []))
@@ -351,6 +381,10 @@ def test_a_failing_notebook_leaves_its_notebook_and_an_error_page(tmp_path: Path
     assert "chapter exploded on purpose" in page and "notebooks/15_broken.ipynb" in page
     assert (report / "index.html").is_file() and (report / "10_queries.html").is_file()
     validate_findings(result.findings_path)
+    # one word for the run everywhere, and the summary page says which chapter failed
+    assert set(run_statuses(result).values()) == {"failed"}
+    index = (report / "index.html").read_text(encoding="utf-8")
+    assert "ak-run-status-notice" in index and "15_broken" in index
 
 
 def test_secrets_are_refused_as_parameters(tmp_path: Path) -> None:
@@ -383,7 +417,7 @@ def test_kernel_runs_the_runner_interpreter_with_ipc(tmp_path: Path) -> None:
     nbformat.write(nb, str(src))
     target = tmp_path / "probe.json"
     outcome = execute_notebook(src, tmp_path / "out.ipynb", {"target": str(target)})
-    assert outcome["status"] == "ok", outcome
+    assert outcome["status"] == "complete", outcome
     executable, version, transport = json.loads(target.read_text())
     from auditkit.report.render import auditkit_version
 
@@ -423,3 +457,133 @@ def test_schema_and_docs_cover_the_check_vocabulary() -> None:
     missing_docs = [c for c in CHECKS if f"| `{c}` |" not in docs]
     assert not missing_schema, f"add to auditkit/findings.schema.json: {sorted(missing_schema)}"
     assert not missing_docs, f"document in docs/findings.md: {missing_docs}"
+
+
+def test_a_run_that_reads_nothing_marks_the_earlier_report(tmp_path: Path) -> None:
+    """An earlier report left in the output folder must never pass for the new one."""
+    client = write_client(tmp_path / "acme", requests=1)
+    out = tmp_path / "out"
+    first = run_audit(client, out, notebooks=QUICK)
+    assert first.ok
+    report = Path(first.report_dir)
+    earlier = json.loads(first.findings_path.read_text(encoding="utf-8"))
+    # the client's next delivery holds nothing readable
+    shutil.rmtree(client)
+    client.mkdir()
+    (client / "README.md").write_text("the logs follow next week\n")
+    second = run_audit(client, out, notebooks=QUICK)
+    assert second.status == "no_input" and second.report_dir == first.report_dir
+    assert second.earlier_report == earlier["generated_at"]
+    assert "marked as not refreshed" in second.summary()
+    pages = sorted(report.glob("*.html"))
+    assert {p.name for p in pages} == {"index.html", "10_queries.html"}
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert html.count("Not refreshed: this page is from an earlier audit") == 1, page.name
+        assert 'data-status="no_input"' in html and "Do not send this page" in html
+        assert str(tmp_path) not in html
+    m = json.loads(second.manifest_path.read_text(encoding="utf-8"))
+    assert m["status"] == "no_input" and "nothing to audit" in m["error"]
+    assert m["earlier_report"]["generated_at"] == earlier["generated_at"]
+    # findings.json stays the earlier audit's own record (the next run's --previous)
+    assert json.loads(first.findings_path.read_text(encoding="utf-8")) == earlier
+    # marking twice leaves one banner; a good run afterwards writes clean pages
+    run_audit(client, out, notebooks=QUICK)
+    assert (report / "index.html").read_text(encoding="utf-8").count("Not refreshed") == 1
+    write_client(client, requests=1)
+    third = run_audit(client, out, notebooks=QUICK)
+    assert third.ok and third.earlier_report is None
+    assert not any("Not refreshed" in p.read_text(encoding="utf-8") for p in report.glob("*.html"))
+    # a run that reads nothing into a fresh folder writes nothing at all
+    shutil.rmtree(client)
+    client.mkdir()
+    (client / "README.md").write_text("the logs follow next week\n")
+    none = run_audit(client, tmp_path / "fresh", notebooks=QUICK)
+    assert none.status == "no_input" and not (tmp_path / "fresh" / "acme").exists()
+
+
+def test_a_kernel_running_several_notebooks_gives_each_a_fresh_namespace(tmp_path: Path) -> None:
+    """One warm kernel executes notebooks in turn: nothing of one leaks into the next, each
+    counts its cells from 1, and a failed notebook leaves a fresh kernel for the next."""
+    from auditkit.runner import _Kernels
+
+    def notebook(name: str, *cells: str) -> Path:
+        nb = nbformat.v4.new_notebook()
+        p = nbformat.v4.new_code_cell("marker = ''")
+        p.metadata["tags"] = ["parameters"]
+        nb.cells = [p, *(nbformat.v4.new_code_cell(c) for c in cells)]
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
+        path = tmp_path / f"{name}.ipynb"
+        nbformat.write(nb, str(path))
+        return path
+
+    first = notebook(
+        "a",
+        "assert not {'buffer', 'figure', 'pandas', 'io'} & set(dir()), 'warm-up names leaked'",
+        "leak = marker\nimport os\nprint(os.getpid())",
+    )
+    broken = notebook("b", "assert 'leak' not in dir(), 'namespace leaked'\nraise SystemExit(3)")
+    last = notebook(
+        "c",
+        "assert 'leak' not in dir() and 'os' not in dir(), 'namespace leaked'\nimport os\nprint(os.getpid())",
+    )
+    pool = _Kernels(1, tmp_path, "python3")
+    jobs = [
+        (p.stem, (p, tmp_path / f"out-{p.name}", {"marker": p.stem}), {"cwd": tmp_path})
+        for p in (first, broken, last)
+    ]
+    outcomes = pool.run(jobs)
+    assert outcomes["a"]["status"] == "complete", outcomes["a"]
+    assert outcomes["b"]["status"] == "failed" and "namespace leaked" not in (
+        outcomes["b"]["error"] or ""
+    )
+    assert outcomes["c"]["status"] == "complete", outcomes["c"]
+    counts = [
+        [c.execution_count for c in nbformat.read(str(tmp_path / f"out-{n}"), as_version=4).cells]
+        for n in ("a.ipynb", "c.ipynb")
+    ]
+    assert all(c[0] == 1 and c == sorted(c) for c in counts), counts
+    pids = [
+        nbformat.read(str(tmp_path / f"out-{n}"), as_version=4).cells[-1].outputs[0].text
+        for n in ("a.ipynb", "c.ipynb")
+    ]
+    assert pids[0] != pids[1], "a failed notebook's kernel is replaced"
+
+
+def test_warm_kernels_keep_no_history_on_disk(tmp_path: Path) -> None:
+    """A run's kernels keep IPython's history in memory: the injected parameters (the client's
+    name among them) never reach the user's history database."""
+    from auditkit.runner import _WarmKernel
+
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("target = ''")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        p,
+        nbformat.v4.new_code_cell(
+            "open(target, 'w').write(str(get_ipython().history_manager.hist_file))"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    src = tmp_path / "probe.ipynb"
+    nbformat.write(nb, str(src))
+    kernel = _WarmKernel(tmp_path, "python3")
+    try:
+        kernel.start()
+        kernel.prepare()
+        target = tmp_path / "hist.txt"
+        outcome = execute_notebook(
+            src, tmp_path / "out.ipynb", {"target": str(target)}, _kernel=kernel
+        )
+    finally:
+        kernel.close()
+    assert outcome["status"] == "complete", outcome
+    assert target.read_text() == ":memory:"

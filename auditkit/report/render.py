@@ -60,6 +60,7 @@ __all__ = [
     "plotly_js",
     "report_css",
     "use_report_renderer",
+    "warm_exporter",
 ]
 
 #: any one file of a report stays under this size (plotly.js included where it is inlined)
@@ -195,6 +196,21 @@ def _exporter() -> Any:
     )
 
 
+def warm_exporter() -> None:
+    """Build the exporter and render a small notebook once (about 0.9 s: nbconvert's imports,
+    its Jinja templates, the markdown renderer), so the first real page does not pay for it.
+    The runner calls this while the kernels execute the first notebooks."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    code = nbformat.v4.new_code_cell("")
+    code.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/html": "<p>x</p>", "text/plain": "x"})
+    ]
+    nb.cells = [nbformat.v4.new_markdown_cell("## x\n\n*x* `x`"), code]
+    notebook_body(nb)
+
+
 def notebook_body(nb: NotebookNode) -> str:
     """The cells of an executed notebook as HTML, code and prompts excluded."""
     body, _ = _exporter().from_notebook_node(prepare(nb))
@@ -260,11 +276,14 @@ def page_html(
     toc: bool = True,
     footer: str = "",
     plotly_src: str | None = None,
+    status: tuple[str, str] | None = None,
 ) -> str:
     """The page shell around ``body`` (trusted HTML): CSS, plotly.js if needed, nav, TOC.
 
     ``plotly_src`` is the relative address of a shared plotly.js (:data:`PLOTLY_ASSET`); without
-    it, a page with charts inlines plotly.js and stands alone.
+    it, a page with charts inlines plotly.js and stands alone. ``status`` — the run's status
+    word (:data:`auditkit.runner.RUN_STATUSES`) and a sentence — puts a status line in the
+    footer (``data-status`` holds the word), and, unless the run is complete, a notice on top.
     """
     charts = body.count(_PLOT_DIV)
     if not charts:
@@ -276,13 +295,25 @@ def page_html(
 
     contents = toc_html(body) if toc else ""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    status_line, notice = "", ""
+    if status is not None:
+        word, sentence = status
+        status_line = (
+            f'<span class="ak-run-status" data-status="{escape(word, quote=True)}">'
+            f"Audit {escape(word.replace('_', ' '))}: {escape(sentence)}.</span> "
+        )
+        if word != "complete":
+            notice = (
+                f'<div class="ak-error ak-run-status-notice" data-status="{escape(word, quote=True)}">'
+                f"<p><b>This audit is incomplete:</b> {escape(sentence)}.</p></div>\n"
+            )
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n<style>{report_css()}</style>\n{head_js}\n</head>\n<body>\n"
         f"{_nav(nav, current)}\n"
-        f'<div class="ak-layout">{contents}<main class="ak-main">\n{body}\n'
-        f'<div class="ak-footer">{escape(footer)} Generated {generated} by auditkit {escape(auditkit_version())}.</div>'
+        f'<div class="ak-layout">{contents}<main class="ak-main">\n{notice}{body}\n'
+        f'<div class="ak-footer">{status_line}{escape(footer)} Generated {generated} by auditkit {escape(auditkit_version())}.</div>'
         "</main></div>\n</body>\n</html>\n"
     )
 
@@ -305,11 +336,13 @@ def export_notebook(
     footer: str = "",
     secrets: Iterable[str] = (),
     plotly_src: str | None = None,
+    status: tuple[str, str] | None = None,
 ) -> Page:
     """Render an executed notebook to an offline page at ``out_path``.
 
     ``secrets`` are exact values scrubbed from the page as a last line of defence (the
-    notebooks never display them in the first place). ``plotly_src``: see :func:`page_html`.
+    notebooks never display them in the first place). ``plotly_src`` and ``status``: see
+    :func:`page_html`.
     """
     import nbformat
 
@@ -319,7 +352,15 @@ def export_notebook(
         else nbformat.read(str(notebook), as_version=4)
     )
     body = notebook_body(nb)
-    html = page_html(title, body, nav=nav, current=current, footer=footer, plotly_src=plotly_src)
+    html = page_html(
+        title,
+        body,
+        nav=nav,
+        current=current,
+        footer=footer,
+        plotly_src=plotly_src,
+        status=status,
+    )
     return _write(Path(out_path), html, secrets, body)
 
 
