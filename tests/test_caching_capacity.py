@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 import auditkit
-from auditkit.checks.caching import cache_candidates, cache_hit_ratios, low_cache_hit_ratio
 from auditkit.analysis.load import load_steps
+from auditkit.checks.caching import cache_candidates, cache_hit_ratios, low_cache_hit_ratio
 from auditkit.checks.capacity import (
     background_task_candidates,
     connection_budget,
