@@ -50,3 +50,21 @@ def test_server_events_from_a_real_log(peer_data: Path) -> None:
         kind = "lock_wait" if f.title.startswith("Lock waits") else "error"
         by_kind[kind] = by_kind.get(kind, 0) + int(f.metrics["count"])
     assert by_kind == {"error": 3, "lock_wait": 2}  # the MANIFEST's 3 ERRORs; a wait and its acquisition
+
+
+def test_the_plan_is_asked_for_only_when_none_was_sent() -> None:
+    stats = _stats()
+    asked = slow_queries(stats)[0].recommendation
+    assert asked.sql.startswith("EXPLAIN (ANALYZE, BUFFERS)") and "send the plan" in asked.summary
+    fid = slow_queries(stats)[0].subject.fingerprint_id
+    other = pd.DataFrame({"plan_id": ["p1"], "node_id": [0], "node_type": ["Seq Scan"], "fingerprint_id": ["0" * 16]})
+    assert slow_queries(stats, plan_nodes=other)[0].recommendation.sql  # another statement's plan
+    sent = other.assign(fingerprint_id=[fid])
+    rec = slow_queries(stats, plan_nodes=sent)[0].recommendation
+    assert rec.sql is None and "EXPLAIN" not in rec.summary and "plans received" in rec.summary
+
+
+def test_the_plan_advice_speaks_the_database_dialect() -> None:
+    rec = slow_queries(_stats(), dialect="mysql")[0].recommendation
+    assert "EXPLAIN ANALYZE" in rec.summary and "ANALYZE FORMAT=JSON" in rec.summary
+    assert rec.sql.startswith("EXPLAIN ANALYZE\n") and "BUFFERS" not in rec.sql + rec.summary

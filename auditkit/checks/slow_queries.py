@@ -11,6 +11,11 @@ A slow statement is a *symptom*: when a root cause explains it (a missing index,
 worth caching), :mod:`auditkit.checks.fold` makes it that cause's evidence. Alone, its impact is
 the time at stake — all of its time, the most a fix could save — and its severity follows from
 that by the shared rule. Findings carry fingerprints, never literal values.
+
+The advice depends on what was sent: a statement whose plan is among the plans received is not
+asked for one again; otherwise the plan is asked for in the database's own words —
+``EXPLAIN (ANALYZE, BUFFERS)`` on PostgreSQL, ``EXPLAIN ANALYZE`` on MySQL 8 and
+``ANALYZE FORMAT=JSON`` on MariaDB.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ def slow_queries(
     endpoints: pd.DataFrame | None = None,
     *,
     source: str = "query log",
+    plan_nodes: pd.DataFrame | None = None,
+    dialect: str = "postgres",
 ) -> list[Finding]:
     """Findings for the statements of ``stats`` that stand out. ``endpoints`` is the attribution
     table of :func:`auditkit.analysis.requests.statement_endpoints` (fingerprint → endpoints)."""
@@ -46,7 +53,56 @@ def slow_queries(
         return []
     total = float(pd.to_numeric(stats["total_ms"], errors="coerce").fillna(0).sum())
     return slow_statements(
-        stats, endpoints, config, total_ms=total, window_s=_window_s(stats), source=source
+        stats,
+        endpoints,
+        config,
+        total_ms=total,
+        window_s=_window_s(stats),
+        source=source,
+        plan_nodes=plan_nodes,
+        dialect=dialect,
+    )
+
+
+def _planned(plan_nodes: pd.DataFrame | None) -> set[str]:
+    """Fingerprint ids of the statements whose plan was sent."""
+    if plan_nodes is None or len(plan_nodes) == 0 or "fingerprint_id" not in plan_nodes:
+        return set()
+    return set(plan_nodes["fingerprint_id"].dropna().astype(str))
+
+
+def _advice(fingerprint: str, planned: bool, dialect: str) -> Recommendation:
+    """What to do with a slow statement no cause explains, in the database's own words."""
+    if planned:
+        return Recommendation(
+            summary=(
+                "No cause was found in the data for this statement's time, and its plan, among "
+                "the plans received, shows no scan, misestimate or sort the audit flags: the time "
+                "comes from how often it runs and how many rows it reads and returns. Check "
+                "whether each page needs it (cache it, or fetch fewer rows and columns)."
+            )
+        )
+    if dialect == "mysql":
+        return Recommendation(
+            summary=(
+                "No cause was found in the data for this statement's time. Run it with real values "
+                "in place of ? under EXPLAIN ANALYZE (MySQL 8.0.18 and later) or ANALYZE "
+                "FORMAT=JSON (MariaDB) — both execute it, so use a replica for writes — look for "
+                "full scans (type ALL), filesorts and temporary tables, and send the plan with the "
+                "next export so the audit can judge it."
+            ),
+            sql=(
+                f"EXPLAIN ANALYZE\n{fingerprint};\n-- MariaDB: ANALYZE FORMAT=JSON {fingerprint};"
+            ),
+        )
+    return Recommendation(
+        summary=(
+            "No cause was found in the data for this statement's time. Run it with real values in "
+            "place of ? under EXPLAIN (ANALYZE, BUFFERS) — it executes the statement, so use a "
+            "replica for writes — look for sequential scans, misestimates and sorts on disk, and "
+            "send the plan with the next export so the audit can judge it."
+        ),
+        sql=f"EXPLAIN (ANALYZE, BUFFERS)\n{fingerprint};",
     )
 
 
@@ -58,8 +114,13 @@ def slow_statements(
     total_ms: float | None = None,
     window_s: float | None = None,
     source: str | None = None,
+    plan_nodes: pd.DataFrame | None = None,
+    dialect: str = "postgres",
 ) -> list[Finding]:
-    """``slow_query`` findings over the workload's profile (see the module docstring)."""
+    """``slow_query`` findings over the workload's profile (see the module docstring).
+    ``plan_nodes`` are the plans received (none is asked for again); ``dialect`` words the
+    EXPLAIN advice (``postgres`` or ``mysql``)."""
+    planned = _planned(plan_nodes)
     cfg = config or AuditConfig()
     t = cfg.thresholds("slow_query")
     if len(profile) == 0:
@@ -126,13 +187,8 @@ def slow_statements(
                     "rows": None if pd.isna(r.get("rows")) else int(r["rows"]),
                     "rank": None if pd.isna(r.get("rank")) else int(r["rank"]),
                 },
-                recommendation=Recommendation(
-                    summary=(
-                        "No cause was found in the data for this statement's time. Read its plan "
-                        "(EXPLAIN (ANALYZE, BUFFERS)) for sequential scans, misestimates and sorts on "
-                        "disk, and send the plan with the next export so the audit can judge it."
-                    ),
-                    sql=f"EXPLAIN (ANALYZE, BUFFERS)\n{r['fingerprint']};",
+                recommendation=_advice(
+                    str(r["fingerprint"]), str(r["fingerprint_id"]) in planned, dialect
                 ),
                 evidence=Evidence(
                     strength=strength,

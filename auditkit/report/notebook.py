@@ -266,7 +266,8 @@ class Chapter:
             )
         for g in gaps:
             name = CHECK_NAMES.get(g.check, g.check)
-            parts.append(note_html(f"{name}: not measured — it needs {g.needs}.", "missing"))
+            how = f" {g.how}" if g.how else ""
+            parts.append(note_html(f"{name}: not measured — it needs {g.needs}.{how}", "missing"))
         html = "".join(parts) or note_html("Every check of this chapter ran.")
         return _block(html, re.sub(r"<[^>]+>", " ", html).strip())
 
@@ -1268,7 +1269,7 @@ class Overview(Chapter):
         if gaps:
             items = "".join(
                 f"<li>{escape(CHECK_NAMES.get(g.check, g.check))} ({escape(CHAPTER_INFO[g.chapter].title)}): "
-                f"needs {escape(g.needs)}.</li>"
+                f"needs {escape(g.needs)}.{' ' + escape(g.how) if g.how else ''}</li>"
                 for g in gaps
             )
             parts.append(f"<p><b>Not measured for want of data:</b></p><ul>{items}</ul>")
