@@ -68,3 +68,14 @@ def test_the_plan_advice_speaks_the_database_dialect() -> None:
     rec = slow_queries(_stats(), dialect="mysql")[0].recommendation
     assert "EXPLAIN ANALYZE" in rec.summary and "ANALYZE FORMAT=JSON" in rec.summary
     assert rec.sql.startswith("EXPLAIN ANALYZE\n") and "BUFFERS" not in rec.sql + rec.summary
+
+
+def test_an_upper_bound_says_at_most_in_the_page_and_the_json() -> None:
+    from auditkit.report.html import findings_html
+
+    f = slow_queries(_stats())[0]
+    assert f.impact is not None and f.impact.phrase().startswith("saves at most ")
+    assert f.to_dict()["impact"]["text"] == f.impact.phrase()
+    assert "aves at most " in findings_html([f])
+    measured = auditkit.Impact.of(100.0, 1000.0)
+    assert measured.phrase() == "saves 10 % of all database time"
