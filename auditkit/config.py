@@ -405,7 +405,7 @@ def load_config(folder_or_file: str | Path | None) -> AuditConfig:
     unknown = set(data) - known
     if unknown:
         raise ConfigError(
-            f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
+            f"{path}: unknown {'setting' if len(unknown) == 1 else 'settings'} {', '.join(sorted(unknown))}",
             hint=f"known: {', '.join(sorted(known))}",
         )
     try:
@@ -449,7 +449,11 @@ def _maps(section: Any, path: Path) -> tuple[FileMap, ...]:
             shown = json.dumps({k: v for k, v in e.items()}, default=str)
             raise ConfigError(
                 f"{path}: map entry {shown} needs a file pattern and 'as'"
-                + (f" (unknown key(s) {', '.join(sorted(unknown))})" if unknown else ""),
+                + (
+                    f" (unknown {'key' if len(unknown) == 1 else 'keys'} {', '.join(sorted(unknown))})"
+                    if unknown
+                    else ""
+                ),
                 hint="keys: as (a format, PostgreSQL view or frame), columns {file column: expected column}, options",
             )
         columns = e.get("columns") or {}

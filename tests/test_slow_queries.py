@@ -49,7 +49,23 @@ def test_server_events_from_a_real_log(peer_data: Path) -> None:
     for f in errors:
         kind = "lock_wait" if f.title.startswith("Lock waits") else "error"
         by_kind[kind] = by_kind.get(kind, 0) + int(f.metrics["count"])
-    assert by_kind == {"error": 3, "lock_wait": 2}  # the MANIFEST's 3 ERRORs; a wait and its acquisition
+    # the MANIFEST's 3 ERRORs; one wait, logged twice (still waiting, then acquired)
+    assert by_kind == {"error": 3, "lock_wait": 1}
+    wait = next(f for f in errors if f.title.startswith("Lock waits"))
+    assert wait.title == "Lock waits on t1 by SELECT statements: 1 lock wait, 13.6 s waited"
+    assert wait.metrics["waited_ms"] == 13555.814 and wait.subject.table == "t1"
+
+
+def test_lock_waits_name_the_table_and_statement_waited_on(peer_data: Path) -> None:
+    events = auditkit.load(peer_data / "pgbadger/t/fixtures/logplex.gz").frames["server_events"]
+    found = server_errors(events)
+    titles = [f.title for f in found]
+    assert titles == [
+        "Lock waits on redacted_table_2 by UPDATE statements: 3 lock waits, 20.7 s waited",
+        "Deadlocks on redacted_table_2 by UPDATE statements: 1 deadlock",
+    ]
+    assert all(f.subject.fingerprint and "?" in f.subject.fingerprint for f in found)
+    assert not any("(s)" in f.title + f.summary or "lock_wait" in f.summary for f in found)
 
 
 def test_the_plan_is_asked_for_only_when_none_was_sent() -> None:

@@ -286,7 +286,7 @@ def _needs_of_scope(
         rows_left = _rows_after(table, seek, stats, tables)
         if sort and seek and rows_left is not None and rows_left <= t["sort_skip_rows"]:
             dropped.append(
-                f"ORDER BY/GROUP BY {', '.join(k.label() for k in sort)} (equality leaves ~{rows_left:.0f} row(s) per value: sorting them is cheap)"
+                f"ORDER BY/GROUP BY {', '.join(k.label() for k in sort)} (equality leaves ~{plural(rows_left, 'row')} per value: sorting them is cheap)"
             )
             sort = []
         keys = seek + ([rng] if rng else []) + sort
@@ -805,11 +805,11 @@ def _write_tradeoff(
         return (
             f"Write cost: {info.table} took {info.writes:,.0f} row writes against {reads:,.0f} {what} since the "
             f"statistics reset; every insert (and every update that changes an indexed column) also writes "
-            f"this index, on top of the {n} existing one(s) — weigh the read saving against that."
+            f"this index, on top of the {plural(n, 'existing one', 'existing ones')} — weigh the read saving against that."
         ), ratio
     if info.writes:
         return (
-            f"Write cost: {info.writes:,.0f} row writes since the reset ({n} existing index(es)); "
+            f"Write cost: {info.writes:,.0f} row writes since the reset ({plural(n, 'existing index', 'existing indexes')}); "
             "the read saving outweighs it."
         ), ratio
     return None, ratio
