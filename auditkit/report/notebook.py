@@ -48,7 +48,7 @@ from auditkit.report.html import (
 )
 from auditkit.report.redact import Redactor
 from auditkit.report.render import use_report_renderer
-from auditkit.report.tables import Col, table
+from auditkit.report.tables import Col, plain_number, table
 
 if TYPE_CHECKING:
     from auditkit.auditing import Audit
@@ -936,25 +936,25 @@ class Chapter:
             return _note("No capacity model: " + " ".join(fit.warnings), "missing")
         pct = f"{fit.level:.0%}"
 
-        def interval(lo: float, hi: float, digits: int = 3) -> str:
-            return f"{lo:.{digits}g} to {hi:.{digits}g}"
+        def interval(lo: float, hi: float) -> str:
+            return f"{plain_number(lo)} to {plain_number(hi)}"
 
         rows = [
             (
                 "one user alone (λ)",
-                f"{fit.lam:.3g} requests/s",
+                f"{plain_number(fit.lam)} requests/s",
                 interval(*fit.lam_ci),
                 "throughput of a single user, think time included",
             ),
             (
                 "contention (σ)",
-                f"{fit.sigma:.3g}",
+                plain_number(fit.sigma),
                 interval(*fit.sigma_ci),
                 "the serialised share of the work: a lock, one pool, one hot row",
             ),
             (
                 "coherency (κ)",
-                f"{fit.kappa:.3g}",
+                plain_number(fit.kappa),
                 interval(*fit.kappa_ci),
                 "work that grows with every pair of users: keeping shared state consistent",
             ),
