@@ -61,6 +61,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "high_response_ms": 1000.0,
             "medium_response_ms": 250.0,
             "min_requests": 10,
+            # a share of all database time counts only from this much time saved in the
+            # window: half of a nearly idle database's 20 ms is no high finding
+            "min_share_ms": 100.0,
         },
     },
     "slow_query": {
@@ -68,6 +71,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "default": {
             "min_mean_ms": 100.0,
             "min_share": 0.05,
+            # a share counts only when the statement's time is material: a statement that takes
+            # 20 % of a nearly idle database's 50 ms is no finding
+            "min_share_ms": 100.0,
             "min_calls": 1,
             "top": 20,
             "high_mean_ms": 1000.0,

@@ -53,3 +53,66 @@ def test_no_sample_application_name_in_generated_text() -> None:
         if pattern.search(text)
     ]
     assert not hits, hits
+
+
+MYSQL_CLIENT = ROOT / "tests" / "fixtures" / "mysql_client"
+
+
+def test_a_nearly_idle_database_has_no_slow_statement() -> None:
+    """The MariaDB shop's slow log holds 23 ms of statement time: a statement at half of it is
+    no 'high' slow statement, and the action plan and the findings agree that nothing stands out."""
+    import auditkit
+    from auditkit.findings import Severity
+
+    result = auditkit.audit(auditkit.load_client(MYSQL_CLIENT))
+    assert not [f for f in result.findings if f.check == "slow_query"]
+    assert not [f for f in result.findings if f.severity >= Severity.HIGH and not f.action]
+
+
+def test_a_slow_statement_reads_plainly() -> None:
+    import pandas as pd
+
+    import auditkit
+    from auditkit.checks.slow_queries import slow_statements
+
+    events = pd.DataFrame(
+        {
+            "sql": ["SELECT * FROM big WHERE a = 1"] * 3 + ["SELECT 1"] * 10,
+            "duration_ms": [900.0, 1100.0, 1000.0] + [0.5] * 10,
+            "ts": pd.date_range("2024-01-01", periods=13, freq="min", tz="UTC"),
+        }
+    )
+    profile = auditkit.query_profile(events)
+    fid = profile["fingerprint_id"].iloc[0]
+    endpoints = pd.DataFrame(
+        {"fingerprint_id": [fid], "endpoint": ["(unknown endpoint)"], "calls": [3], "requests": [3]}
+    )
+    (f,) = slow_statements(profile, endpoints)
+    assert "unknown endpoint" not in f.summary and f.impact.requests is None
+    assert f.summary.startswith("Ran 3 times, 3.0 s in total")
+    assert f.impact.note is None  # the page's "at stake" wording says it once
+
+
+def test_latency_histogram_labels_only_powers_of_ten() -> None:
+    import pandas as pd
+
+    from auditkit.report.figures import latency_distribution
+
+    fig = latency_distribution(pd.DataFrame({"duration_ms": [0.2] * 20 + [1.2]}))
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1
+
+
+def test_tables_hide_empty_columns_and_print_plain_numbers() -> None:
+    import pandas as pd
+
+    from auditkit.report.tables import Col, plain_number, table
+
+    df = pd.DataFrame({"what": ["a", "b"], "n": [1.0, None], "empty": [None, float("nan")]})
+    html = table(df, [Col("what", "item"), Col("n", "count", "count"), Col("empty", "blank")]).html
+    assert "blank" not in html and "count" in html and "nan" not in html.lower()
+    assert [plain_number(x) for x in (1.5e-17, 0.00022, 8.34e-05, 1.11)] == [
+        "≈ 0",
+        "0.000220",
+        "0.0000834",
+        "1.11",
+    ]

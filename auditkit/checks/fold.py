@@ -244,7 +244,6 @@ def _plan_leads(
                 window_s=window_s,
                 source=source,
                 basis="at stake",
-                note="all of the statement's time in the workload: the most fixing its plan could save",
             )
             lead = replace(lead, impact=impact, severity=of_impact(impact, config))
         else:

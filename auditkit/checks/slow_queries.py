@@ -4,7 +4,7 @@ Works on any ``statement_stats`` frame — the workload's profile (:mod:`auditki
 workload`) or a ``pg_stat_statements`` export. Thresholds come from the ``slow_query`` family of
 :mod:`auditkit.config` (``default``; ``pghero``: ≥ 20 ms mean over ≥ 100 calls). A statement is
 reported when its mean reaches ``min_mean_ms`` or its share of all statement time reaches
-``min_share`` (and it ran at least ``min_calls`` times); at most ``top`` are reported, by total
+``min_share`` with at least ``min_share_ms`` in all (and it ran at least ``min_calls`` times); at most ``top`` are reported, by total
 time.
 
 A slow statement is a *symptom*: when a root cause explains it (a missing index, an N+1, work
@@ -24,9 +24,19 @@ import math
 
 import pandas as pd
 
+from auditkit.analysis.requests import NO_ENDPOINT
 from auditkit.checks.severity import of_impact
 from auditkit.config import AuditConfig
-from auditkit.findings import Evidence, EvidenceStrength, Finding, Impact, Recommendation, Subject
+from auditkit.findings import (
+    Evidence,
+    EvidenceStrength,
+    Finding,
+    Impact,
+    Recommendation,
+    Subject,
+    duration_text,
+    plural,
+)
 
 __all__ = ["slow_queries", "slow_statements"]
 
@@ -131,8 +141,9 @@ def slow_statements(
     df = df.assign(share_of_total=share)
     mean = pd.to_numeric(df["mean_ms"], errors="coerce")
     min_share = math.inf if t["min_share"] is None else t["min_share"]
+    material = df["total_ms"] >= t.get("min_share_ms", 0.0)
     picked = df[
-        ((mean >= t["min_mean_ms"]) | (df["share_of_total"] >= min_share))
+        ((mean >= t["min_mean_ms"]) | ((df["share_of_total"] >= min_share) & material))
         & (df["calls"] >= t["min_calls"])
     ]
     picked = picked.sort_values("total_ms", ascending=False).head(int(t["top"]))
@@ -146,7 +157,10 @@ def slow_statements(
         where: list[str] = []
         requests = None
         if statement_endpoints is not None and len(statement_endpoints):
-            e = statement_endpoints[statement_endpoints["fingerprint_id"] == r["fingerprint_id"]]
+            e = statement_endpoints[
+                (statement_endpoints["fingerprint_id"] == r["fingerprint_id"])
+                & (statement_endpoints["endpoint"].astype("string") != NO_ENDPOINT).fillna(False)
+            ]
             where = [f"{x.endpoint} ({int(x.calls):,} calls)" for x in e.head(3).itertuples()]
             if "requests" in e and e["requests"].notna().any():
                 requests = int(e["requests"].sum())
@@ -162,7 +176,6 @@ def slow_statements(
             requests=requests,
             source=source,
             basis="at stake",
-            note="all of the statement's time: the most a fix of it could save",
         )
         out.append(
             Finding(
@@ -170,7 +183,7 @@ def slow_statements(
                 severity=of_impact(impact, cfg),
                 title=f"Slow statement: {why[0] if why else ''}".strip(),
                 summary=(
-                    f"Ran {calls:,} times, {float(r['total_ms']) / 1000:,.2f} s in total: "
+                    f"Ran {plural(calls, 'time')}, {duration_text(float(r['total_ms']))} in total: "
                     + " and ".join(why)
                     + (f". Issued by {', '.join(where)}." if where else ".")
                 ),

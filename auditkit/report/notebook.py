@@ -108,7 +108,8 @@ CHAPTER_INFO: dict[str, ChapterInfo] = {
 _THRESHOLDS: dict[str, str] = {
     "slow_query": (
         "A statement counts as slow when it averages at least {min_mean_ms:g} ms per execution"
-        " or takes at least {min_share:.0%} of all database time; at most {top} are listed."
+        " or takes at least {min_share:.0%} of all database time (and {min_share_ms:g} ms in"
+        " all); at most {top} are listed."
     ),
     "n_plus_one": (
         "A loop is reported when one statement runs at least {min_repeats} times in a request;"
