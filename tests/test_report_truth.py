@@ -116,3 +116,20 @@ def test_tables_hide_empty_columns_and_print_plain_numbers() -> None:
         "0.0000834",
         "1.11",
     ]
+
+
+def test_long_values_and_in_lists_are_shortened_in_tables() -> None:
+    from auditkit.report.tables import short_sql
+
+    rows = ", ".join(["(?, ?)"] * 20)
+    assert short_sql(f"INSERT INTO `shop_order` (`a`, `b`) VALUES {rows}") == (
+        "INSERT INTO `shop_order` (`a`, `b`) VALUES (?, ?), …"
+    )
+    assert (
+        short_sql("SELECT a FROM t WHERE id IN ($1, $2, $3)")
+        == "SELECT a FROM t WHERE id IN ($1, …)"
+    )
+    assert (
+        short_sql("SELECT a FROM t WHERE (a, b) = (?, ?)")
+        == "SELECT a FROM t WHERE (a, b) = (?, ?)"
+    )

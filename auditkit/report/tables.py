@@ -118,10 +118,24 @@ def _one_line(text: str, limit: int = STATEMENT_CHARS) -> str:
 _SELECT_LIST = re.compile(r"(?is)^(\(?\s*SELECT\s+(?:DISTINCT\s+)?)(.{80,}?)(\s+FROM\s)")
 
 
+_ROW = r"\((?:[^()]|\([^()]*\))*\)"
+#: a multi-row VALUES list: its first row stands for all
+_VALUES_ROWS = re.compile(rf"(?i)\b(values)\s*({_ROW})(?:\s*,\s*{_ROW})+")
+#: a long list of placeholders (IN (?, ?, ?, …)): its first stands for all
+_PLACEHOLDERS = re.compile(r"\((\s*(?:\?|%s|\$\d+))(?:\s*,\s*(?:\?|%s|\$\d+)){2,}\s*\)")
+
+
 def short_sql(sql: str) -> str:
     """A statement for a table cell: on one line, a long select list shortened to ``…``
-    (``SELECT … FROM "t" WHERE …``); what it reads and filters stays."""
+    (``SELECT … FROM "t" WHERE …``), a multi-row VALUES list to its first row and a long list of
+    placeholders to its first; what it reads, writes and filters stays.
+
+    >>> short_sql("INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)")
+    'INSERT INTO t (a, b) VALUES (?, ?), …'
+    """
     text = " ".join(str(sql).split())
+    text = _VALUES_ROWS.sub(lambda m: f"{m.group(1)} {m.group(2)}, …", text)
+    text = _PLACEHOLDERS.sub(lambda m: f"({m.group(1).strip()}, …)", text)
     return _SELECT_LIST.sub(lambda m: f"{m.group(1)}…{m.group(3)}", text, count=1)
 
 
