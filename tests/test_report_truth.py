@@ -133,3 +133,24 @@ def test_long_values_and_in_lists_are_shortened_in_tables() -> None:
         short_sql("SELECT a FROM t WHERE (a, b) = (?, ?)")
         == "SELECT a FROM t WHERE (a, b) = (?, ?)"
     )
+
+
+def test_threshold_sentences_read_with_their_numbers() -> None:
+    from auditkit.report.notebook import threshold_words
+
+    assert threshold_words("statements run at least 1 times on tables") == (
+        "statements run at least once on tables"
+    )
+    assert (
+        threshold_words("an index unused means at most 0 scans in")
+        == "an index unused means no scans in"
+    )
+    assert threshold_words("at most 1 scans, at least 2 rows") == "at most 1 scan, at least 2 rows"
+
+
+def test_one_statement_reads_in_the_singular() -> None:
+    from auditkit.checks.indexes.candidates import _lead
+
+    text = _lead(1, 183, 10377.0, 0.055, "shop_customer", "UPPER(email)", ["/lookup/"])
+    assert "1 statement (183 executions" in text and "filters or sorts shop_customer" in text
+    assert text.endswith("serves it. It runs on /lookup/.")

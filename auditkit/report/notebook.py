@@ -277,7 +277,7 @@ class Chapter:
         used = self.audit.thresholds.get(family)
         values = used["values"] if used else self.config.thresholds(family)
         preset = used["preset"] if used else self.config.preset(family)
-        sentence = _THRESHOLDS.get(family, "").format(**values)
+        sentence = threshold_words(_THRESHOLDS.get(family, "").format(**values))
         if family == "n_plus_one" and values.get("min_total_ms"):
             sentence += f" The repeats must add up to {values['min_total_ms']:g} ms or more."
         return _note(f"{sentence} (Preset: {preset}.)")
@@ -1277,6 +1277,18 @@ class Overview(Chapter):
         for n in self.audit.notes:
             parts.append(note_html(self.redactor.text(n)))
         return _block("".join(parts), "data quality")
+
+
+def threshold_words(sentence: str) -> str:
+    """A thresholds sentence whose words follow its numbers: "at least 1 times" reads "at least
+    once", "at most 1 scans" "at most 1 scan", "at most 0 scans" "no scans".
+
+    >>> threshold_words("run at least 1 times; at most 0 scans; at least 1 rows")
+    'run at least once; no scans; at least 1 row'
+    """
+    sentence = re.sub(r"\bat least 1 times\b", "at least once", sentence)
+    sentence = re.sub(r"\b(at (?:least|most)) 1 (\w+)s\b", r"\1 1 \2", sentence)
+    return re.sub(r"\bat most 0 (\w+)", r"no \1", sentence)
 
 
 def _find_previous(previous: str | Path, audit_dir: Path | None) -> Path:

@@ -1030,10 +1030,14 @@ def _lead(
 ) -> str:
     text = (
         f"{plural(statements, 'statement')} ({plural(calls, 'execution')}, {total:,.0f} ms, "
-        f"{share:.1%} of all database time) filter or sort {table} on {keys_text}; no existing "
-        "index serves them."
+        f"{share:.1%} of all database time) "
+        + ("filters or sorts" if statements == 1 else "filter or sort")
+        + f" {table} on {keys_text}; no existing index serves "
+        + ("it." if statements == 1 else "them.")
     )
-    return text + (f" They run on {_list(endpoints)}." if endpoints else "")
+    if not endpoints:
+        return text
+    return text + f" {'It runs' if statements == 1 else 'They run'} on {_list(endpoints)}."
 
 
 def _main(statement_endpoints: pd.DataFrame | None, fids: Sequence[str]) -> list[str]:
