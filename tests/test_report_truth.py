@@ -154,3 +154,23 @@ def test_one_statement_reads_in_the_singular() -> None:
     text = _lead(1, 183, 10377.0, 0.055, "shop_customer", "UPPER(email)", ["/lookup/"])
     assert "1 statement (183 executions" in text and "filters or sorts shop_customer" in text
     assert text.endswith("serves it. It runs on /lookup/.")
+
+
+def test_index_windows_and_usage_read_in_words() -> None:
+    from auditkit.analysis.catalog import IndexInfo, stats_window
+
+    ix = IndexInfo(
+        "shop_order",
+        "shop_order_x",
+        (),
+        idx_scan=0,
+        stats_reset="2026-12-05 07:51:00+00",
+        collected_at="2026-12-05 07:53:30+00",
+    )
+    assert (
+        stats_window([ix], {}) == "since the statistics reset on 2026-12-05 07:51 UTC (2 minutes)"
+    )
+    assert ix.usage_text() == "was never scanned"
+    from dataclasses import replace
+
+    assert replace(ix, idx_scan=1).usage_text() == "was scanned 1 time"

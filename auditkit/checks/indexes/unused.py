@@ -284,6 +284,10 @@ def django_indexes_note(indexes: Iterable[IndexInfo], check: str, window: str) -
             f"{names}: Django creates these on the tables of its own apps (auth, contenttypes, "
             f"sessions, admin…) and its migrations keep them; they are {what} {window} "
             "but cost little, and no migration of yours can drop them for good."
+            if check == "unused_index"
+            else f"{names}: Django creates these on the tables of its own apps (auth, "
+            "contenttypes, sessions, admin…) and its migrations keep them; they duplicate others "
+            "but cost little, and no migration of yours can drop them for good."
         ),
         subject=Subject(expression="Django's own tables"),
         metrics={
