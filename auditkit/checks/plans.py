@@ -300,7 +300,7 @@ def plan_time_share(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
             node,
             sev,
             f"{_where(node)} takes {share:.0%} of the plan",
-            f"{_where(node)} accounts for {w:,.1f} {unit} of {plan.total:,.1f} ({share:.0%}) in plan {plan.plan_id}: "
+            f"{_where(node)} accounts for {w:,.1f} {unit} of {plan.total:,.1f} {unit} ({share:.0%}) in plan {plan.plan_id}: "
             "this is where to look first." + (f" Next: {others}." if others else ""),
             {
                 "share": round(share, 4),
