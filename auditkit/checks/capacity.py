@@ -450,6 +450,11 @@ def connection_budget(
         return []
     reserved = int(deployment.get("reserved_connections", 3))  # superuser_reserved_connections
     allowed = int(deployment["max_connections"]) - reserved
+    kept = (
+        f"max_connections less {reserved} reserved"
+        if reserved
+        else "max_connections, none reserved"
+    )
     sources = deployment.get("sources") or {}
     facts = (
         ", ".join(f"{k} from {v}" for k, v in sorted(sources.items()) if k != "sources")
@@ -463,8 +468,7 @@ def connection_budget(
                 severity=Severity.INFO,
                 title=f"Database connections: {allowed} allowed, the deployment's peak unknown",
                 summary=(
-                    f"The server allows {plural(allowed, 'connection')} (max_connections less "
-                    f"{reserved} reserved), but how many web workers and threads the deployment "
+                    f"The server allows {plural(allowed, 'connection')} ({kept}), but how many web workers and threads the deployment "
                     "runs was not among the files, so how many connections it opens at peak is "
                     "unknown."
                 ),
@@ -527,7 +531,7 @@ def connection_budget(
             title=f"Database connections at peak: {need} of {allowed} allowed",
             summary=(
                 counted
-                + f" can hold {plural(need, 'connection')}; the server allows {allowed} (max_connections less {reserved} reserved)."
+                + f" can hold {plural(need, 'connection')}; the server allows {allowed} ({kept})."
                 + (
                     " That leaves no room for migrations, shells and monitoring."
                     if over

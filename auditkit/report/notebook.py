@@ -892,8 +892,10 @@ class Chapter:
     def load_steps_table(self) -> HtmlBlock:
         """Each load step as measured: users, throughput, latency, errors, Little's law."""
         steps = self.frame("load_steps")
+        if len(steps) == 0 and len(self.frame("load_samples")) == 0:
+            return _block("", "")  # the curve above already says no load test was provided
         if len(steps) == 0:
-            return _note("No load test was provided.", "missing")
+            return _note("The load test has no steps to tabulate.", "missing")
         shown = steps.assign(
             trusted_text=steps["trusted"].map({True: "yes", False: "no"}),
             settled=steps["settled_s"],
