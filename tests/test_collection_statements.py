@@ -62,6 +62,7 @@ def test_collection_statements(sql: str) -> None:
         'SAVEPOINT "s140_x1"',
         "COMMIT",
         "SELECT 1",
+        'SELECT 1 FROM ONLY "public"."library_author" x WHERE "id" OPERATOR(pg_catalog.=) $1 FOR KEY SHARE OF x',
     ],
 )
 def test_application_statements(sql: str) -> None:

@@ -705,7 +705,9 @@ _SYSTEM_SCHEMAS = frozenset(
 _COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)
 _IDENT = r'(?:"[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][\w$]*)'
 #: a relation after FROM or JOIN: optional schema, then name
-_RELATION = re.compile(rf"\b(from|join)\s+(?!\()({_IDENT}(?:\s*\.\s*{_IDENT})?)", re.I)
+_RELATION = re.compile(
+    rf"\b(from|join)\s+(?:only\s+|lateral\s+)?(?!\()({_IDENT}(?:\s*\.\s*{_IDENT})?)", re.I
+)
 #: what ends a FROM list's comma-separated items
 _FROM_END = re.compile(
     r"\b(?:where|group|order|limit|having|window|union|intersect|except|join|inner|left|right"
