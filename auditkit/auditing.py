@@ -58,6 +58,8 @@ class Gap:
     check: str
     chapter: str
     needs: str
+    #: what to switch on in the client's own database and application so the check runs
+    how: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return dataclasses.asdict(self)
@@ -196,7 +198,10 @@ class Audit:
         return cls(
             client=doc["client"],
             findings=[Finding.from_dict(f) for f in doc.get("findings", [])],
-            gaps=[Gap(**g) for g in doc.get("gaps", [])],
+            gaps=[
+                Gap(**{k: v for k, v in g.items() if k in Gap.__dataclass_fields__})
+                for g in doc.get("gaps", [])
+            ],
             notes=list(doc.get("notes", [])),
             frames=frames,
             workload=dict(doc.get("workload", {})),
@@ -230,12 +235,22 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def _run_checks(analysis: Analysis, config: AuditConfig) -> tuple[list[Finding], list[Gap]]:
+    from auditkit.checks.data_quality import how_to_collect, software_of
+
     found: list[Finding] = []
     gaps: list[Gap] = []
+    software: frozenset[str] | None = None
     for spec in REGISTRY:
         if not spec.available(analysis):
             if spec.needs:
-                gaps.append(Gap(spec.name, spec.chapter, spec.needs))
+                if software is None:
+                    software = software_of(
+                        (f.format for f in analysis.files if f.status == "loaded"),
+                        analysis.dialect if not analysis.workload.empty else None,
+                    )
+                gaps.append(
+                    Gap(spec.name, spec.chapter, spec.needs, how_to_collect(spec.name, software))
+                )
             continue
         args = [getattr(analysis, name) for name in spec.reads]
         for f in spec.run(*args, config=config):

@@ -447,7 +447,7 @@ def nothing_readable(client: ClientData) -> NothingReadableError:
         what = "it is empty"
     else:
         parts = [f"{n} {status}" for status, n in sorted(found.items())]
-        what = f"{len(client.files)} file(s): {', '.join(parts)}"
+        what = f"{len(client.files)} {'file' if len(client.files) == 1 else 'files'}: {', '.join(parts)}"
         first = next((f for f in client.files if f.error), None)
         if first is not None and first.error:
             reason = first.error.split(" — ")[0]

@@ -61,6 +61,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "high_response_ms": 1000.0,
             "medium_response_ms": 250.0,
             "min_requests": 10,
+            # a share of all database time counts only from this much time saved in the
+            # window: half of a nearly idle database's 20 ms is no high finding
+            "min_share_ms": 100.0,
         },
     },
     "slow_query": {
@@ -68,6 +71,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "default": {
             "min_mean_ms": 100.0,
             "min_share": 0.05,
+            # a share counts only when the statement's time is material: a statement that takes
+            # 20 % of a nearly idle database's 50 ms is no finding
+            "min_share_ms": 100.0,
             "min_calls": 1,
             "top": 20,
             "high_mean_ms": 1000.0,
@@ -405,7 +411,7 @@ def load_config(folder_or_file: str | Path | None) -> AuditConfig:
     unknown = set(data) - known
     if unknown:
         raise ConfigError(
-            f"{path}: unknown setting(s) {', '.join(sorted(unknown))}",
+            f"{path}: unknown {'setting' if len(unknown) == 1 else 'settings'} {', '.join(sorted(unknown))}",
             hint=f"known: {', '.join(sorted(known))}",
         )
     try:
@@ -449,7 +455,11 @@ def _maps(section: Any, path: Path) -> tuple[FileMap, ...]:
             shown = json.dumps({k: v for k, v in e.items()}, default=str)
             raise ConfigError(
                 f"{path}: map entry {shown} needs a file pattern and 'as'"
-                + (f" (unknown key(s) {', '.join(sorted(unknown))})" if unknown else ""),
+                + (
+                    f" (unknown {'key' if len(unknown) == 1 else 'keys'} {', '.join(sorted(unknown))})"
+                    if unknown
+                    else ""
+                ),
                 hint="keys: as (a format, PostgreSQL view or frame), columns {file column: expected column}, options",
             )
         columns = e.get("columns") or {}

@@ -224,8 +224,9 @@ class Impact:
 
     def phrase(self) -> str:
         """The saving in words: "saves 48 ms of database time per request (21 % of all
-        database time)"; estimates say so."""
-        est = "an estimated " if self.basis == "estimated" else ""
+        database time)"; estimates say so, and an upper bound (``basis`` "at stake": all of a
+        statement's time, the most a fix could save) says "saves at most"."""
+        est = {"estimated": "an estimated ", "at stake": "at most "}.get(self.basis, "")
         parts = []
         if self.response_ms_per_request:
             parts.append(
@@ -248,6 +249,7 @@ class Impact:
         per_hour = self.db_ms_per_hour
         if per_hour is not None:
             d["db_ms_per_hour"] = _json_number(per_hour)
+        d["text"] = self.phrase()
         return d
 
     @classmethod

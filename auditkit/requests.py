@@ -434,7 +434,9 @@ def trace_frames(spans: Sequence[Span], *, source_format: str, source_file: str)
     warnings: list[str] = []
     root, roots, cycles = _root_index(spans)
     if cycles:
-        warnings.append(f"{cycles} parent cycle(s) among spans: broken at an arbitrary span")
+        warnings.append(
+            f"{cycles} parent {'cycle' if cycles == 1 else 'cycles'} among spans: broken at an arbitrary span"
+        )
     members: dict[int, list[int]] = {r: [] for r in roots}
     for i, r in enumerate(root):
         members[r].append(i)
@@ -470,7 +472,7 @@ def trace_frames(spans: Sequence[Span], *, source_format: str, source_file: str)
             hops += 1
     if nested:
         warnings.append(
-            f"{nested} statement span(s) nested in a span with the same SQL counted once"
+            f"{nested} statement {'span' if nested == 1 else 'spans'} nested in a span with the same SQL counted once"
         )
 
     # cache operations: spans with a cache op, not nested in another cache span
@@ -491,7 +493,7 @@ def trace_frames(spans: Sequence[Span], *, source_format: str, source_file: str)
             hops += 1
     if nested_cache:
         warnings.append(
-            f"{nested_cache} cache span(s) nested in another cache span counted once (as the outer one)"
+            f"{nested_cache} cache {'span' if nested_cache == 1 else 'spans'} nested in another cache span counted once (as the outer one)"
         )
     any_cache = any(is_cache)
     hits_of: dict[int, tuple[int, int] | None] = {}

@@ -953,7 +953,7 @@ def conform(df: pd.DataFrame | Mapping[str, Iterable[object]], schema: FrameSche
     missing = [c.name for c in schema.columns if c.required and c.name not in frame.columns]
     if missing and len(frame):
         raise SchemaError(
-            f"{schema.name} frame lacks required column(s) {', '.join(missing)}",
+            f"{schema.name} frame lacks required {'column' if len(missing) == 1 else 'columns'} {', '.join(missing)}",
             hint=f"a {schema.name} row is {schema.row}; see docs/frames.md",
         )
     n = len(frame)

@@ -147,6 +147,8 @@ def test_one_finding_per_root_cause() -> None:
     assert [s["check"] for s in by["slow_query"].evidence.symptoms] == ["plan_misestimate"]
     # a plan flag that only says where the time goes is orientation, not a defect
     assert by["plan_time_share"].severity == Severity.INFO
+    # and it does not explain itself
+    assert by["plan_time_share"].evidence.symptoms == ()
 
 
 def test_a_cached_aggregate_takes_its_statement_from_an_index() -> None:

@@ -98,3 +98,23 @@ def test_pg_settings(tmp_path: Path) -> None:
     values = dict(zip(df["name"], df["value"], strict=True))
     assert values["shared_buffers"] == 16384 * 8192 and values["work_mem"] == 4096 * 1024
     assert values["max_connections"] == 100 and np.isnan(values["lc_messages"])
+
+
+def test_an_unknown_budget_is_said_to_be_unknown() -> None:
+    from auditkit.analysis.connections import Churn
+    from auditkit.checks.capacity import connection_churn
+
+    # max_connections known, the workers not: the peak is unknown, never one invented worker
+    (f,) = connection_budget({"max_connections": 100, "sources": {"max_connections": "pg_settings"}})
+    assert "unknown" in f.title and "needed" not in f.metrics and f.metrics["allowed"] == 97
+    assert "web_workers" in f.recommendation.summary
+    # threads unstated: counted as a synchronous worker's one thread, and said so
+    (g,) = connection_budget({"max_connections": 100, "web_workers": 3})
+    assert "threads per worker not stated" in g.summary and g.metrics["needed"] == 3
+    assert "(s)" not in g.summary + g.title
+    # churn without max_connections: the budget to check is unknown, and the page says it
+    churn = Churn("the PostgreSQL log", sessions=1000, window_s=100.0, requests=1000, databases=("shop",))
+    (c,) = connection_churn(churn, {})
+    assert "max_connections) was not among the files" in c.recommendation.summary
+    (d,) = connection_churn(churn, {"max_connections": 100})
+    assert "check the connection budget" in d.recommendation.summary

@@ -120,7 +120,7 @@ def test_degenerate_inputs_give_the_stated_warnings() -> None:
     assert not two.usable and "at least 3" in two.warnings[0]
     steps = load_steps(_history([(4, 20, 3.9), (8, 20, 7.5)]))
     (f,) = capacity_limit(steps, two, None, {}, Analysis({}).capacity_plan)
-    assert f.severity == Severity.INFO and f.summary.startswith("2 load level(s)")
+    assert f.severity == Severity.INFO and f.summary.startswith("2 load levels")
     assert "requests/s at 8 users" in f.summary  # measured with noise around 7.5
     three = fit_usl([1, 2, 4], [10, 19, 34])
     assert three.usable and any("leave no room" in w for w in three.warnings)
@@ -216,7 +216,7 @@ def test_real_locust_ramp_then_plateau(peer_data: Path) -> None:
     assert fit is not None and not fit.usable
     (f,) = capacity_limit(steps, fit, None, {}, a.capacity_plan)
     assert f.severity == Severity.HIGH and "fail" in f.title
-    assert "1 load level(s)" in f.summary and "failed at 50 users" in f.summary
+    assert "1 load level with" in f.summary and "failed at 50 users" in f.summary
 
 
 # -- the sample's stepped load test (P12) ---------------------------------------------------------

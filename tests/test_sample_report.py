@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,15 @@ def test_pages_and_findings_json_agree(report: RunResult) -> None:
     anchors = re.findall(r'href="[^"#]*#(finding-[0-9a-f]+)"', plan)
     by_id = {f["id"]: finding_anchor(Finding.from_dict(f)) for f in doc["findings"]}
     assert anchors == [by_id[i] for i in doc["actions"]]
+    # the summary opens with the action plan: its first section, before the findings
+    headings = re.findall(r"<h2[^>]*>(.*?)</h2>", html, re.S)
+    assert re.sub(r"<[^>]+>", "", headings[0]).strip().rstrip("¶").strip() == "What to do first"
+    # every figure of a saving reads the same on the pages and in findings.json
+    text = " ".join(p.read_text(encoding="utf-8") for p in pages)
+    for f in doc["findings"]:
+        said = (f.get("impact") or {}).get("text")
+        if said:
+            assert escape(said[0].upper() + said[1:]) in text, (f["title"], said)
 
 
 _EMPTY_HEADINGS = """() => {

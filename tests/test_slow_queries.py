@@ -49,4 +49,49 @@ def test_server_events_from_a_real_log(peer_data: Path) -> None:
     for f in errors:
         kind = "lock_wait" if f.title.startswith("Lock waits") else "error"
         by_kind[kind] = by_kind.get(kind, 0) + int(f.metrics["count"])
-    assert by_kind == {"error": 3, "lock_wait": 2}  # the MANIFEST's 3 ERRORs; a wait and its acquisition
+    # the MANIFEST's 3 ERRORs; one wait, logged twice (still waiting, then acquired)
+    assert by_kind == {"error": 3, "lock_wait": 1}
+    wait = next(f for f in errors if f.title.startswith("Lock waits"))
+    assert wait.title == "Lock waits on t1 by SELECT statements: 1 lock wait, 13.6 s waited"
+    assert wait.metrics["waited_ms"] == 13555.814 and wait.subject.table == "t1"
+
+
+def test_lock_waits_name_the_table_and_statement_waited_on(peer_data: Path) -> None:
+    events = auditkit.load(peer_data / "pgbadger/t/fixtures/logplex.gz").frames["server_events"]
+    found = server_errors(events)
+    titles = [f.title for f in found]
+    assert titles == [
+        "Lock waits on redacted_table_2 by UPDATE statements: 3 lock waits, 20.7 s waited",
+        "Deadlocks on redacted_table_2 by UPDATE statements: 1 deadlock",
+    ]
+    assert all(f.subject.fingerprint and "?" in f.subject.fingerprint for f in found)
+    assert not any("(s)" in f.title + f.summary or "lock_wait" in f.summary for f in found)
+
+
+def test_the_plan_is_asked_for_only_when_none_was_sent() -> None:
+    stats = _stats()
+    asked = slow_queries(stats)[0].recommendation
+    assert asked.sql.startswith("EXPLAIN (ANALYZE, BUFFERS)") and "send the plan" in asked.summary
+    fid = slow_queries(stats)[0].subject.fingerprint_id
+    other = pd.DataFrame({"plan_id": ["p1"], "node_id": [0], "node_type": ["Seq Scan"], "fingerprint_id": ["0" * 16]})
+    assert slow_queries(stats, plan_nodes=other)[0].recommendation.sql  # another statement's plan
+    sent = other.assign(fingerprint_id=[fid])
+    rec = slow_queries(stats, plan_nodes=sent)[0].recommendation
+    assert rec.sql is None and "EXPLAIN" not in rec.summary and "plans received" in rec.summary
+
+
+def test_the_plan_advice_speaks_the_database_dialect() -> None:
+    rec = slow_queries(_stats(), dialect="mysql")[0].recommendation
+    assert "EXPLAIN ANALYZE" in rec.summary and "ANALYZE FORMAT=JSON" in rec.summary
+    assert rec.sql.startswith("EXPLAIN ANALYZE\n") and "BUFFERS" not in rec.sql + rec.summary
+
+
+def test_an_upper_bound_says_at_most_in_the_page_and_the_json() -> None:
+    from auditkit.report.html import findings_html
+
+    f = slow_queries(_stats())[0]
+    assert f.impact is not None and f.impact.phrase().startswith("saves at most ")
+    assert f.to_dict()["impact"]["text"] == f.impact.phrase()
+    assert "aves at most " in findings_html([f])
+    measured = auditkit.Impact.of(100.0, 1000.0)
+    assert measured.phrase() == "saves 10 % of all database time"

@@ -33,7 +33,7 @@ from auditkit.analysis.requests import (
     request_statements,
     statement_endpoints,
 )
-from auditkit.analysis.workload import Workload, choose_workload
+from auditkit.analysis.workload import Workload, choose_workload, without_collection
 from auditkit.config import AuditConfig
 from auditkit.schemas import FRAMES, empty
 
@@ -166,11 +166,12 @@ class Analysis:
         row per request (:func:`~auditkit.analysis.requests.one_per_request`)."""
         return one_per_request(self.frame("requests"))
 
-    @property
+    @cached_property
     def pg_stat_statements(self) -> pd.DataFrame:
-        """The pg_stat_statements profile (the delta of the first and last snapshot)."""
+        """The pg_stat_statements profile (the delta of the first and last snapshot), without
+        monitoring and collection statements (:func:`~auditkit.analysis.workload.without_collection`)."""
         if self._statement_stats is not None:
-            return self._statement_stats
+            return without_collection(self._statement_stats)[0]
         return empty(FRAMES["statement_stats"])
 
     # -- derived ---------------------------------------------------------------------------------

@@ -236,7 +236,7 @@ def fit_usl(
         return _unusable(
             n_arr,
             x_arr,
-            f"{levels} load level(s) with throughput: the model needs at least 3 (4 or more to "
+            f"{'1 load level' if levels == 1 else f'{levels} load levels'} with throughput: the model needs at least 3 (4 or more to "
             "judge its fit)",
             level,
         )

@@ -108,7 +108,8 @@ class IndexInfo:
 
         if self.idx_scan is None and self.index_reads is not None:
             return f"had {plural(int(self.index_reads), 'row')} read through it"
-        return f"was scanned {plural(int(self.idx_scan or 0), 'time')}"
+        scans = int(self.idx_scan or 0)
+        return "was never scanned" if scans == 0 else f"was scanned {plural(scans, 'time')}"
 
     def label(self) -> str:
         return f"{self.name} ({', '.join(k.label() for k in self.keys)})"
@@ -446,12 +447,15 @@ def stats_window(indexes: Iterable[IndexInfo], tables: Mapping[str, TableInfo]) 
         return f"since the statistics reset ({min(resets)})"
     text = f"since the statistics reset on {start:%Y-%m-%d %H:%M} UTC"
     if end is not None and not pd.isna(end):
-        days = (end - start).total_seconds() / 86400
-        text += (
-            f" ({days:.1f} days)"
-            if days >= 1
-            else f" ({(end - start).total_seconds() / 3600:.1f} hours)"
-        )
+        seconds = (end - start).total_seconds()
+        if seconds >= 86400:
+            text += f" ({seconds / 86400:.1f} days)"
+        elif seconds >= 3600:
+            text += f" ({seconds / 3600:.1f} hours)"
+        elif seconds >= 60:
+            text += f" ({seconds / 60:.0f} minutes)"
+        elif seconds > 0:
+            text += " (under a minute)"
     return text
 
 

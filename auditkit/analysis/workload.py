@@ -19,18 +19,28 @@ So one source times the whole audit, chosen by :func:`choose_workload` in this o
 
 Every saving and every share in the report is in this source's milliseconds; the others are
 quoted beside it (:attr:`Workload.reconciliation`) so a reader can see why they differ.
+
+Statements of monitoring and collection are not the client's workload and are left out of every
+source here, once, before anything is counted (:func:`without_collection`): ``SHOW``, ``SET`` of
+a session setting, ``EXPLAIN``, reads of the system schemas only (``pg_catalog``,
+``information_schema``, ``performance_schema``, ``mysql.*``, the ``pg_stat_*`` views), and every
+statement of auditkit's own collector — see :func:`auditkit.sql.analyze.is_collection_statement`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import pandas as pd
 
+from auditkit.findings import duration_text, plural
 from auditkit.schemas import FRAMES, empty
+from auditkit.sql.analyze import COLLECTOR_APPLICATIONS, is_collection_statement
 
-__all__ = ["SOURCE_FAMILIES", "SourceFamily", "Workload", "choose_workload"]
+__all__ = ["SOURCE_FAMILIES", "SourceFamily", "Workload", "choose_workload", "without_collection"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,8 @@ class Workload:
     tied_to_requests: bool = False
     #: other sources of the same statements: (label, milliseconds they measured, calls)
     reconciliation: list[tuple[str, float, int]] = field(default_factory=list)
+    #: monitoring and collection statements left out of the chosen source: (executions, ms)
+    collection: tuple[int, float] = (0, 0.0)
 
     @property
     def window_s(self) -> float | None:
@@ -120,19 +132,29 @@ class Workload:
         if self.empty:
             return "No statement was timed in the files provided."
         parts = [
-            f"Database times in this report are those of {self.label}: {self.db_ms / 1000:,.1f} s "
-            f"over {self.calls:,} statements"
+            f"Database times in this report are those of {self.label}: "
+            f"{duration_text(self.db_ms)} over {plural(self.calls, 'statement')}"
             + (f" in {_duration(self.window_s)}" if self.window_s else "")
             + f". {self.reason}"
         ]
-        for label, ms, calls in self.reconciliation:
+        n, ms = self.collection
+        if n:
             parts.append(
-                f"{label[0].upper() + label[1:] if label.startswith('the ') else label} measured "
-                f"{ms / 1000:,.1f} s over {calls:,} statements"
+                f"{plural(n, 'execution')} of monitoring and collection statements (SHOW, SET, "
+                f"EXPLAIN, reads of the database's own catalogs and statistics, the audit's own "
+                f"collector), {duration_text(ms)} in all, are not the application's work and are "
+                "left out."
+            )
+        server_side = {f.label for f in SOURCE_FAMILIES if not f.app_side}
+        for label, other_ms, other_calls in self.reconciliation:
+            app = label not in server_side and label not in _STATS_LABELS
+            parts.append(
+                f"{label[0].upper() + label[1:] if label.startswith('the ') else label} measured {duration_text(other_ms)} over "
+                f"{plural(other_calls, 'statement')}"
                 + (
-                    " (server-side execution only, without the round trip to the application)."
-                    if not self.app_side or "server" in label or "slow" in label
-                    else "."
+                    "."
+                    if app
+                    else " (server-side execution only, without the round trip to the application)."
                 )
             )
         return " ".join(parts)
@@ -142,9 +164,15 @@ class Workload:
         return int(pd.to_numeric(self.profile["calls"], errors="coerce").fillna(0).sum())
 
 
+#: how the server's cumulative statement statistics are named in the report
+_STATS_LABELS = ("pg_stat_statements", "performance_schema statement digests")
+
+
 def _duration(seconds: float | None) -> str:
     if not seconds:
         return "an unknown time"
+    if seconds < 1:
+        return "under a second"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
@@ -152,6 +180,73 @@ def _duration(seconds: float | None) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} hours"
     return f"{seconds / 86400:.1f} days"
+
+
+#: statements that open, close or tidy a transaction or session: they belong to whichever
+#: session issues them, so a session of nothing else but collection is a collector's
+_CONTROL = re.compile(
+    r"^\s*(?:begin|start\s+transaction|commit|rollback|end|savepoint|release|deallocate|discard"
+    r"|reset|close|unlisten)\b",
+    re.I,
+)
+
+
+@lru_cache(maxsize=65536)
+def _kind(sql: str) -> int:
+    """2 for a collection statement, 1 for transaction control, 0 for the application's."""
+    if is_collection_statement(sql):
+        return 2
+    return 1 if _CONTROL.match(sql) else 0
+
+
+def _statement_kinds(df: pd.DataFrame) -> pd.Series:
+    """:func:`_kind` of every row, each distinct statement classified once."""
+    text = (
+        df["fingerprint"].astype("string")
+        if "fingerprint" in df
+        else pd.Series(pd.NA, index=df.index, dtype="string")
+    )
+    if "sql" in df:
+        text = text.fillna(df["sql"].astype("string"))
+    text = text.fillna("")
+    codes, uniques = pd.factorize(text)
+    kinds = pd.Series([_kind(str(u)) for u in uniques], dtype="int8")
+    out = pd.Series(kinds.to_numpy()[codes] if len(uniques) else 0, index=df.index, dtype="int8")
+    if "application" in df:
+        app = df["application"].astype("string")
+        out[app.isin(list(COLLECTOR_APPLICATIONS)).fillna(False).to_numpy(dtype=bool)] = 2
+    return out
+
+
+def without_collection(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """``frame`` (query events or statement statistics) without its monitoring and collection
+    statements, and the mask of the rows left out.
+
+    A statement is left out when :func:`~auditkit.sql.analyze.is_collection_statement` says so,
+    and so is every statement of a session (``session_id``, else ``pid``, per file) that issued
+    collection statements and nothing else but transaction control — the ``BEGIN READ ONLY`` /
+    ``ROLLBACK`` around a collector's reads are its own, not the application's.
+    """
+    if len(frame) == 0:
+        return frame, pd.Series(False, index=frame.index, dtype=bool)
+    kinds = _statement_kinds(frame)
+    drop = kinds == 2
+    session = None
+    for col in ("session_id", "pid"):
+        if col in frame and frame[col].notna().any():
+            session = frame[col].astype("string")
+            break
+    if session is not None and bool(drop.any()):
+        keys = [session.fillna("")]
+        if "source_file" in frame:
+            keys.insert(0, frame["source_file"].astype("string").fillna(""))
+        has_session = session.notna()
+        grouped = pd.DataFrame({"coll": drop, "app": kinds == 0})
+        by = grouped.groupby(keys, sort=False)
+        only_collection = by["coll"].transform("any") & ~by["app"].transform("any")
+        drop = drop | (only_collection & has_session)
+    drop = drop.astype(bool)
+    return frame[~drop.to_numpy()], drop
 
 
 def _timed(events: pd.DataFrame) -> pd.DataFrame:
@@ -173,12 +268,14 @@ def choose_workload(
     from auditkit.profile import query_profile
 
     stats = statement_stats if statement_stats is not None else empty(FRAMES["statement_stats"])
+    stats, _ = without_collection(stats)
     stats_label = (
         "performance_schema statement digests"
         if "dialect" in stats and stats["dialect"].isin(("mysql", "mariadb")).any()
         else "pg_stat_statements"
     )
-    events = query_events
+    events, collected = without_collection(query_events)
+    left_out = query_events[collected.to_numpy()] if bool(collected.any()) else None
     groups: dict[str, tuple[SourceFamily, pd.DataFrame]] = {}
     if len(events):
         fmt = (
@@ -242,10 +339,22 @@ def choose_workload(
                     int(pd.to_numeric(stats["calls"], errors="coerce").fillna(0).sum()),
                 )
             )
+        collection = (0, 0.0)
+        if left_out is not None:
+            mine = _timed(
+                left_out[left_out["source_format"].astype("string").isin(list(fam.formats))]
+                if "source_format" in left_out
+                else left_out
+            )
+            collection = (
+                len(mine),
+                float(pd.to_numeric(mine["duration_ms"], errors="coerce").fillna(0).sum()),
+            )
         return Workload(
             source=fam.name,
             label=fam.label,
             reason=reason,
+            collection=collection,
             events=chosen,
             profile=profile,
             db_ms=float(pd.to_numeric(profile["total_ms"], errors="coerce").fillna(0).sum()),

@@ -86,7 +86,12 @@ class CheckSpec:
 
 # -- adapters: checks whose functions take the workload's figures rather than the workload --------
 def _slow(
-    workload: Workload, statement_endpoints: pd.DataFrame, *, config: AuditConfig
+    workload: Workload,
+    statement_endpoints: pd.DataFrame,
+    plan_nodes: pd.DataFrame,
+    dialect: Any,
+    *,
+    config: AuditConfig,
 ) -> list[Finding]:
     return slow_statements(
         workload.profile,
@@ -95,6 +100,8 @@ def _slow(
         total_ms=workload.db_ms,
         window_s=workload.window_s,
         source=workload.label,
+        plan_nodes=plan_nodes,
+        dialect=str(dialect),
     )
 
 
@@ -304,7 +311,7 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "slow_query",
         "queries",
         ("slow_query",),
-        ("workload", "statement_endpoints"),
+        ("workload", "statement_endpoints", "plan_nodes", "dialect"),
         "slow_query",
         "timed statements: a query log or a pg_stat_statements export",
         _slow,

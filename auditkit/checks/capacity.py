@@ -38,6 +38,7 @@ from auditkit.findings import (
     Severity,
     Subject,
     duration_text,
+    plural,
 )
 
 __all__ = [
@@ -162,7 +163,7 @@ def capacity_limit(
     plan_txt = ""
     if plan.instances is not None and plan.target_rps:
         plan_txt = (
-            f"For {plan.target_rps:.0f} requests/s the plan needs {plan.instances} instance(s) "
+            f"For {plan.target_rps:.0f} requests/s the plan needs {plural(plan.instances, 'instance')} "
             f"of {plan.per_instance_rps:.1f} requests/s each."
         )
     title = (
@@ -234,7 +235,7 @@ def capacity_limit(
                 f"Plan for {plan.per_instance_rps or fit.peak_rps * t['headroom']:.0f} requests/s "
                 f"per instance as deployed (saturation near {n_sat:.0f} users)"
                 + (
-                    f": {plan.instances} instance(s) for {plan.target_rps:.0f} requests/s."
+                    f": {plural(plan.instances, 'instance')} for {plan.target_rps:.0f} requests/s."
                     if plan.instances and plan.target_rps
                     else "."
                 )
@@ -259,7 +260,7 @@ def _from_production(
         f"At the busiest {traffic.bucket_s} s, production served {traffic.peak_rps:.1f} requests/s "
         f"({traffic.peak_to_average:.1f}× its average of {traffic.mean_rps:.2f}); with "
         f"{duration_text(traffic.mean_ms)} per request in the application that keeps "
-        f"{peak_busy:.1f} worker(s) busy (Little's law)"
+        f"{peak_busy:.1f} {'worker' if round(peak_busy, 1) == 1 else 'workers'} busy (Little's law)"
     )
     if total and math.isfinite(peak_busy):
         could += (
@@ -400,8 +401,14 @@ def connection_churn(
                     "Keep connections between requests: set CONN_MAX_AGE in the DATABASES entry"
                     f"{target} of the settings (60 s is a common start) with CONN_HEALTH_CHECKS."
                     + pool
-                    + " Persistent connections hold one connection per worker thread: check the "
-                    "connection budget."
+                    + (
+                        " Persistent connections hold one connection per worker thread: check the "
+                        "connection budget."
+                        if "max_connections" in deployment
+                        else " Persistent connections hold one connection per worker thread; the "
+                        "server's connection limit (max_connections) was not among the files, so "
+                        "whether the workers fit under it is unknown: check it before the change."
+                    )
                 ),
                 django=django,
             ),
@@ -441,22 +448,53 @@ def connection_budget(
     t = (config or AuditConfig()).thresholds("capacity")
     if not deployment or "max_connections" not in deployment:
         return []
-    instances = int(deployment.get("instances", 1))
-    workers = int(deployment.get("web_workers", 1))
-    threads = int(deployment.get("threads_per_worker", 1))
-    background = int(deployment.get("background_workers", 0)) * int(
-        deployment.get("background_concurrency", 1)
-    )
     reserved = int(deployment.get("reserved_connections", 3))  # superuser_reserved_connections
-    need = instances * workers * threads + background
     allowed = int(deployment["max_connections"]) - reserved
-    usable = allowed * t["headroom"]
-    over = need > usable
+    kept = (
+        f"max_connections less {reserved} reserved"
+        if reserved
+        else "max_connections, none reserved"
+    )
     sources = deployment.get("sources") or {}
     facts = (
         ", ".join(f"{k} from {v}" for k, v in sorted(sources.items()) if k != "sources")
         or "the deployment facts given"
     )
+    if not deployment.get("web_workers"):
+        # the workers are unknown: so is the peak; say so rather than count one worker
+        return [
+            Finding(
+                check="connection_budget",
+                severity=Severity.INFO,
+                title=f"Database connections: {allowed} allowed, the deployment's peak unknown",
+                summary=(
+                    f"The server allows {plural(allowed, 'connection')} ({kept}), but how many web workers and threads the deployment "
+                    "runs was not among the files, so how many connections it opens at peak is "
+                    "unknown."
+                ),
+                subject=Subject(expression="max_connections"),
+                metrics={"allowed": allowed},
+                recommendation=Recommendation(
+                    summary=(
+                        "Give the deployment's instances, web_workers and threads_per_worker in "
+                        "audit.yaml (deployment:), or send the application server's start-up log "
+                        "(gunicorn --log-level info, uWSGI's log), so the audit can count them."
+                    )
+                ),
+                evidence=Evidence(strength=EvidenceStrength.INFERRED, note=facts),
+                chapter="scaling",
+            )
+        ]
+    instances = int(deployment.get("instances", 1))
+    workers = int(deployment["web_workers"])
+    threads_known = "threads_per_worker" in deployment
+    threads = int(deployment.get("threads_per_worker", 1))
+    background = int(deployment.get("background_workers", 0)) * int(
+        deployment.get("background_concurrency", 1)
+    )
+    need = instances * workers * threads + background
+    usable = allowed * t["headroom"]
+    over = need > usable
     per_process = max(1, int((usable - background) // max(1, instances * workers)))
     django = (
         'DATABASES["default"]["OPTIONS"]["pool"] = '
@@ -468,11 +506,20 @@ def connection_budget(
     planned = ""
     if plan is not None and plan.connections is not None and plan.instances:
         planned = (
-            f" At the planned {plan.instances} instance(s) the deployment needs "
+            f" At the planned {plural(plan.instances, 'instance')} the deployment needs "
             f"{plan.connections} connections (with background and maintenance ones) of "
             f"{plan.connections_allowed}"
             + (": a pooler becomes necessary." if plan.pooler else ": still within the limit.")
         )
+    counted = (
+        f"{plural(instances, 'instance')} × {plural(workers, 'web worker')} × "
+        + (
+            plural(threads, "thread")
+            if threads_known
+            else "1 thread (threads per worker not stated: a synchronous worker's one)"
+        )
+        + (f" + {plural(background, 'background worker slot')}" if background else "")
+    )
     return [
         Finding(
             check="connection_budget",
@@ -483,9 +530,8 @@ def connection_budget(
             else Severity.INFO,
             title=f"Database connections at peak: {need} of {allowed} allowed",
             summary=(
-                f"{instances} instance(s) × {workers} web worker(s) × {threads} thread(s)"
-                + (f" + {background} background worker slot(s)" if background else "")
-                + f" can hold {need} connections; the server allows {allowed} (max_connections less {reserved} reserved)."
+                counted
+                + f" can hold {plural(need, 'connection')}; the server allows {allowed} ({kept})."
                 + (
                     " That leaves no room for migrations, shells and monitoring."
                     if over
@@ -508,7 +554,7 @@ def connection_budget(
             recommendation=Recommendation(
                 summary=(
                     "Put a pooler between the workers and PostgreSQL — PgBouncer in transaction "
-                    f"mode, or Django's own pool capped at {per_process} connection(s) per worker "
+                    f"mode, or Django's own pool capped at {plural(per_process, 'connection')} per worker "
                     "process — or lower workers × threads per instance before adding instances."
                     if over
                     else 'Put PgBouncer (transaction mode) or Django\'s pool (OPTIONS["pool"], '

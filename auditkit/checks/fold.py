@@ -232,6 +232,7 @@ def _plan_leads(
         lead = sorted(
             group, key=lambda f: (-int(f.severity), f.check != "plan_time_share", f.check)
         )[0]
+        first = lead  # the lead is replaced below: its symptoms are the others of the group
         fid = lead.statements[0] if lead.statements else None
         ms = by_fid.get(fid) if fid else None
         if all(f.check == "plan_time_share" for f in group):
@@ -244,7 +245,6 @@ def _plan_leads(
                 window_s=window_s,
                 source=source,
                 basis="at stake",
-                note="all of the statement's time in the workload: the most fixing its plan could save",
             )
             lead = replace(lead, impact=impact, severity=of_impact(impact, config))
         else:
@@ -264,5 +264,5 @@ def _plan_leads(
                     ),
                 ),
             )
-        out.append(_with(lead, [f for f in group if f is not lead]))
+        out.append(_with(lead, [f for f in group if f is not first]))
     return out

@@ -36,7 +36,15 @@ from typing import Any, cast
 import pandas as pd
 
 from auditkit.config import AuditConfig
-from auditkit.findings import Evidence, EvidenceStrength, Finding, Recommendation, Severity, Subject
+from auditkit.findings import (
+    Evidence,
+    EvidenceStrength,
+    Finding,
+    Recommendation,
+    Severity,
+    Subject,
+    plural,
+)
 
 __all__ = [
     "PLAN_CHECKS",
@@ -292,7 +300,7 @@ def plan_time_share(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
             node,
             sev,
             f"{_where(node)} takes {share:.0%} of the plan",
-            f"{_where(node)} accounts for {w:,.1f} {unit} of {plan.total:,.1f} ({share:.0%}) in plan {plan.plan_id}: "
+            f"{_where(node)} accounts for {w:,.1f} {unit} of {plan.total:,.1f} {unit} ({share:.0%}) in plan {plan.plan_id}: "
             "this is where to look first." + (f" Next: {others}." if others else ""),
             {
                 "share": round(share, 4),
@@ -337,7 +345,7 @@ def plan_misestimate(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
                 node,
                 sev,
                 f"{_where(node)}: rows {what} {factor:,.0f}×",
-                f"The planner expected {est:,.0f} row(s) per loop from {_where(node)} and got {act:,.0f} "
+                f"The planner expected {plural(est, 'row')} per loop from {_where(node)} and got {act:,.0f} "
                 f"({factor:,.0f}× {what}); plans built on such estimates pick the wrong join and scan methods.",
                 {
                     "plan_rows": est,
@@ -377,7 +385,7 @@ def plan_rows_removed(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
                 node,
                 sev,
                 f"{_where(node)} discards {frac:.0%} of the rows it reads",
-                f"{_where(node)} read {(removed + kept) * loops:,.0f} row(s) and its filter removed "
+                f"{_where(node)} read {plural((removed + kept) * loops, 'row')} and its filter removed "
                 f"{removed * loops:,.0f} of them ({frac:.0%}).",
                 {
                     "rows_removed": removed * loops,
@@ -502,7 +510,7 @@ def plan_heap_fetches(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
                 node,
                 Severity.MEDIUM if rows and total >= 0.5 * rows else Severity.LOW,
                 f"{_where(node)} fetched {total:,.0f} heap rows",
-                f"The index-only scan returned {rows:,.0f} row(s) but had to visit the table for {total:,.0f} of them: "
+                f"The index-only scan returned {plural(rows, 'row')} but had to visit the table for {total:,.0f} of them: "
                 "the visibility map is stale, so the index-only scan is barely cheaper than an index scan.",
                 {"heap_fetches": total, "rows": rows},
                 Recommendation(
@@ -592,7 +600,7 @@ def plan_seq_scan(plan: _Plan, t: Mapping[str, Any]) -> list[Finding]:
                 node,
                 sev,
                 f"Sequential scan of {_s(node.get('relation')) or 'a table'} reading {read:,.0f} rows",
-                f"{_where(node)} read {read:,.0f} row(s)"
+                f"{_where(node)} read {plural(read, 'row')}"
                 + (f" to keep {kept * loops:,.0f} with its filter" if filt else "")
                 + (" — a selective filter that an index could serve." if selective else "."),
                 {

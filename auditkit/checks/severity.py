@@ -13,7 +13,8 @@ Every finding whose fix saves time gets its severity from :func:`of_impact`, ove
 * **info** — no measurable saving.
 
 Per-request savings count only when at least ``min_requests`` requests were affected: a page
-requested twice does not make a finding high. An estimated saving (an index not validated
+requested twice does not make a finding high; shares count only when the saving reaches
+``min_share_ms`` (100 ms) in the window: half of a nearly idle database's time is no high finding. An estimated saving (an index not validated
 against the planner) is judged like a measured one; its impact says it is an estimate.
 
 Findings that save no time are judged by what they risk, each by a rule of its own (documented
@@ -39,6 +40,8 @@ def of_impact(impact: Impact | None, config: AuditConfig | None = None) -> Sever
         return Severity.INFO
     t = (config or AuditConfig()).thresholds("severity")
     share = impact.db_share or 0.0
+    if (impact.db_ms or 0.0) < t.get("min_share_ms", 0.0):
+        share = 0.0
     enough = (impact.requests or 0) >= t["min_requests"]
     per_request = (impact.db_ms_per_request or 0.0) if enough else 0.0
     response = (impact.response_ms_per_request or 0.0) if enough else 0.0

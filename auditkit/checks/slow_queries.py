@@ -4,13 +4,18 @@ Works on any ``statement_stats`` frame — the workload's profile (:mod:`auditki
 workload`) or a ``pg_stat_statements`` export. Thresholds come from the ``slow_query`` family of
 :mod:`auditkit.config` (``default``; ``pghero``: ≥ 20 ms mean over ≥ 100 calls). A statement is
 reported when its mean reaches ``min_mean_ms`` or its share of all statement time reaches
-``min_share`` (and it ran at least ``min_calls`` times); at most ``top`` are reported, by total
+``min_share`` with at least ``min_share_ms`` in all (and it ran at least ``min_calls`` times); at most ``top`` are reported, by total
 time.
 
 A slow statement is a *symptom*: when a root cause explains it (a missing index, an N+1, work
 worth caching), :mod:`auditkit.checks.fold` makes it that cause's evidence. Alone, its impact is
 the time at stake — all of its time, the most a fix could save — and its severity follows from
 that by the shared rule. Findings carry fingerprints, never literal values.
+
+The advice depends on what was sent: a statement whose plan is among the plans received is not
+asked for one again; otherwise the plan is asked for in the database's own words —
+``EXPLAIN (ANALYZE, BUFFERS)`` on PostgreSQL, ``EXPLAIN ANALYZE`` on MySQL 8 and
+``ANALYZE FORMAT=JSON`` on MariaDB.
 """
 
 from __future__ import annotations
@@ -19,9 +24,19 @@ import math
 
 import pandas as pd
 
+from auditkit.analysis.requests import NO_ENDPOINT
 from auditkit.checks.severity import of_impact
 from auditkit.config import AuditConfig
-from auditkit.findings import Evidence, EvidenceStrength, Finding, Impact, Recommendation, Subject
+from auditkit.findings import (
+    Evidence,
+    EvidenceStrength,
+    Finding,
+    Impact,
+    Recommendation,
+    Subject,
+    duration_text,
+    plural,
+)
 
 __all__ = ["slow_queries", "slow_statements"]
 
@@ -39,6 +54,8 @@ def slow_queries(
     endpoints: pd.DataFrame | None = None,
     *,
     source: str = "query log",
+    plan_nodes: pd.DataFrame | None = None,
+    dialect: str = "postgres",
 ) -> list[Finding]:
     """Findings for the statements of ``stats`` that stand out. ``endpoints`` is the attribution
     table of :func:`auditkit.analysis.requests.statement_endpoints` (fingerprint → endpoints)."""
@@ -46,7 +63,56 @@ def slow_queries(
         return []
     total = float(pd.to_numeric(stats["total_ms"], errors="coerce").fillna(0).sum())
     return slow_statements(
-        stats, endpoints, config, total_ms=total, window_s=_window_s(stats), source=source
+        stats,
+        endpoints,
+        config,
+        total_ms=total,
+        window_s=_window_s(stats),
+        source=source,
+        plan_nodes=plan_nodes,
+        dialect=dialect,
+    )
+
+
+def _planned(plan_nodes: pd.DataFrame | None) -> set[str]:
+    """Fingerprint ids of the statements whose plan was sent."""
+    if plan_nodes is None or len(plan_nodes) == 0 or "fingerprint_id" not in plan_nodes:
+        return set()
+    return set(plan_nodes["fingerprint_id"].dropna().astype(str))
+
+
+def _advice(fingerprint: str, planned: bool, dialect: str) -> Recommendation:
+    """What to do with a slow statement no cause explains, in the database's own words."""
+    if planned:
+        return Recommendation(
+            summary=(
+                "No cause was found in the data for this statement's time, and its plan, among "
+                "the plans received, shows no scan, misestimate or sort the audit flags: the time "
+                "comes from how often it runs and how many rows it reads and returns. Check "
+                "whether each page needs it (cache it, or fetch fewer rows and columns)."
+            )
+        )
+    if dialect == "mysql":
+        return Recommendation(
+            summary=(
+                "No cause was found in the data for this statement's time. Run it with real values "
+                "in place of ? under EXPLAIN ANALYZE (MySQL 8.0.18 and later) or ANALYZE "
+                "FORMAT=JSON (MariaDB) — both execute it, so use a replica for writes — look for "
+                "full scans (type ALL), filesorts and temporary tables, and send the plan with the "
+                "next export so the audit can judge it."
+            ),
+            sql=(
+                f"EXPLAIN ANALYZE\n{fingerprint};\n-- MariaDB: ANALYZE FORMAT=JSON {fingerprint};"
+            ),
+        )
+    return Recommendation(
+        summary=(
+            "No cause was found in the data for this statement's time. Run it with real values in "
+            "place of ? under EXPLAIN (ANALYZE, BUFFERS) — it executes the statement, so use a "
+            "replica for writes — look for sequential scans, misestimates and sorts on disk, and "
+            "send the plan with the next export so the audit can judge it."
+        ),
+        sql=f"EXPLAIN (ANALYZE, BUFFERS)\n{fingerprint};",
     )
 
 
@@ -58,8 +124,13 @@ def slow_statements(
     total_ms: float | None = None,
     window_s: float | None = None,
     source: str | None = None,
+    plan_nodes: pd.DataFrame | None = None,
+    dialect: str = "postgres",
 ) -> list[Finding]:
-    """``slow_query`` findings over the workload's profile (see the module docstring)."""
+    """``slow_query`` findings over the workload's profile (see the module docstring).
+    ``plan_nodes`` are the plans received (none is asked for again); ``dialect`` words the
+    EXPLAIN advice (``postgres`` or ``mysql``)."""
+    planned = _planned(plan_nodes)
     cfg = config or AuditConfig()
     t = cfg.thresholds("slow_query")
     if len(profile) == 0:
@@ -70,8 +141,9 @@ def slow_statements(
     df = df.assign(share_of_total=share)
     mean = pd.to_numeric(df["mean_ms"], errors="coerce")
     min_share = math.inf if t["min_share"] is None else t["min_share"]
+    material = df["total_ms"] >= t.get("min_share_ms", 0.0)
     picked = df[
-        ((mean >= t["min_mean_ms"]) | (df["share_of_total"] >= min_share))
+        ((mean >= t["min_mean_ms"]) | ((df["share_of_total"] >= min_share) & material))
         & (df["calls"] >= t["min_calls"])
     ]
     picked = picked.sort_values("total_ms", ascending=False).head(int(t["top"]))
@@ -85,7 +157,10 @@ def slow_statements(
         where: list[str] = []
         requests = None
         if statement_endpoints is not None and len(statement_endpoints):
-            e = statement_endpoints[statement_endpoints["fingerprint_id"] == r["fingerprint_id"]]
+            e = statement_endpoints[
+                (statement_endpoints["fingerprint_id"] == r["fingerprint_id"])
+                & (statement_endpoints["endpoint"].astype("string") != NO_ENDPOINT).fillna(False)
+            ]
             where = [f"{x.endpoint} ({int(x.calls):,} calls)" for x in e.head(3).itertuples()]
             if "requests" in e and e["requests"].notna().any():
                 requests = int(e["requests"].sum())
@@ -101,7 +176,6 @@ def slow_statements(
             requests=requests,
             source=source,
             basis="at stake",
-            note="all of the statement's time: the most a fix of it could save",
         )
         out.append(
             Finding(
@@ -109,7 +183,7 @@ def slow_statements(
                 severity=of_impact(impact, cfg),
                 title=f"Slow statement: {why[0] if why else ''}".strip(),
                 summary=(
-                    f"Ran {calls:,} times, {float(r['total_ms']) / 1000:,.2f} s in total: "
+                    f"Ran {plural(calls, 'time')}, {duration_text(float(r['total_ms']))} in total: "
                     + " and ".join(why)
                     + (f". Issued by {', '.join(where)}." if where else ".")
                 ),
@@ -126,13 +200,8 @@ def slow_statements(
                     "rows": None if pd.isna(r.get("rows")) else int(r["rows"]),
                     "rank": None if pd.isna(r.get("rank")) else int(r["rank"]),
                 },
-                recommendation=Recommendation(
-                    summary=(
-                        "No cause was found in the data for this statement's time. Read its plan "
-                        "(EXPLAIN (ANALYZE, BUFFERS)) for sequential scans, misestimates and sorts on "
-                        "disk, and send the plan with the next export so the audit can judge it."
-                    ),
-                    sql=f"EXPLAIN (ANALYZE, BUFFERS)\n{r['fingerprint']};",
+                recommendation=_advice(
+                    str(r["fingerprint"]), str(r["fingerprint_id"]) in planned, dialect
                 ),
                 evidence=Evidence(
                     strength=strength,

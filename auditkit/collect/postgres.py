@@ -417,7 +417,7 @@ def _snapshot(
             hidden = _scrub_queries(header, rows, dsn)
             if hidden:
                 result.notes.append(
-                    f"pg_stat_statements: the text of {hidden} statement(s) is hidden from role "
+                    f"pg_stat_statements: the text of {hidden} {'statement' if hidden == 1 else 'statements'} is hidden from role "
                     f"{role}"
                     + ("" if read_all_stats else " (grant it pg_read_all_stats or pg_monitor)")
                 )

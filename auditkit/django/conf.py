@@ -136,7 +136,7 @@ def parse_settings(raw: Any) -> tuple[CaptureSettings | None, list[tuple[str, st
         problems.append(
             (
                 "auditkit.E002",
-                f"AUDITKIT_CAPTURE has unknown key(s): {', '.join(map(str, unknown))}",
+                f"AUDITKIT_CAPTURE has unknown {'key' if len(unknown) == 1 else 'keys'}: {', '.join(map(str, unknown))}",
                 f"known keys: {', '.join(sorted(known))}",
             )
         )

@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 
 from auditkit.compare import Comparison, FindingChange
-from auditkit.findings import Finding, Severity, duration_text
+from auditkit.findings import Finding, Severity, duration_text, plural
 from auditkit.report.html import finding_anchor, note_html, severity_badge
 
 __all__ = ["CHANGE_COLOURS", "change_badge", "since_last_audit_html"]
@@ -160,7 +160,7 @@ def since_last_audit_html(c: Comparison, *, links: Mapping[str, str] | None = No
         parts.append(note_html("No finding is new, worse, better or resolved."))
     if same:
         parts.append(
-            f'<details class="ak-minor"><summary>{len(same)} persisting finding(s)</summary>'
+            f'<details class="ak-minor"><summary>{plural(len(same), "persisting finding")}</summary>'
             + _findings_table(same, links)
             + "</details>"
         )

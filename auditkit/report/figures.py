@@ -139,7 +139,15 @@ def latency_distribution(
         hovertemplate="%{x} ms: %{y:,}<extra></extra>",
     )
     fig.update_xaxes(title_text=f"{what} duration (ms)")
-    fig.update_yaxes(title_text=f"{what}s (count, log scale)", type="log")
+    # one label per power of ten: plotly's default minor labels (2 … 9 between decades) read as
+    # counts of 2 and 9 where they mean 20 and 90
+    fig.update_yaxes(
+        title_text=f"{what}s (count, log scale)",
+        type="log",
+        dtick=1,
+        tickformat=",d",
+        exponentformat="none",
+    )
     return fig
 
 

@@ -25,7 +25,7 @@ from html import escape
 import pandas as pd
 import plotly.graph_objects as go
 
-from auditkit.findings import Finding, rank
+from auditkit.findings import Finding, plural, rank
 from auditkit.sql.analyze import WorkloadAnalysis, analyze_workload, is_system_relation
 from auditkit.sql.fingerprint import Dialect
 
@@ -117,9 +117,13 @@ def table_time_chart(data: pd.DataFrame, *, top: int = 15) -> go.Figure:
                 orientation="h",
                 name=kind,
                 marker_color=_COLORS[kind],
-                customdata=list(zip(part["calls"], part["statements"], strict=True)),
-                hovertemplate="%{y}: %{x:,.0f} ms<br>" + kind + ": %{customdata[1]} statement(s), "
-                "%{customdata[0]:,.0f} call(s)<extra></extra>",
+                customdata=[
+                    (plural(int(c), "call"), plural(int(n), "statement"))
+                    for c, n in zip(part["calls"], part["statements"], strict=True)
+                ],
+                hovertemplate="%{y}: %{x:,.0f} ms<br>"
+                + kind
+                + ": %{customdata[1]}, %{customdata[0]}<extra></extra>",
             )
         )
     fig.update_layout(

@@ -1,6 +1,8 @@
 """The index advisor: indexes to add and to drop, with the SQL, the Django change and migrations.
 
-One module per concept: :mod:`.candidates` (indexes the workload needs), :mod:`.unused` and
+One module per concept: :mod:`.candidates` (indexes the workload needs), built on :mod:`.needs`
+(the keys a statement needs and whether an index serves them) and :mod:`.mysql_facts` (MySQL's
+own evidence), :mod:`.unused` and
 :mod:`.duplicates` (indexes to drop), :mod:`.ddl` (DDL, ``Meta.indexes`` entries, one migration
 per app) and :mod:`.hypopg` (validation against the database's planner, read-only). The catalog
 they read is :mod:`auditkit.analysis.catalog`; the client's model names come from

@@ -45,6 +45,7 @@ from auditkit.findings import (
     Recommendation,
     Severity,
     Subject,
+    plural,
 )
 from auditkit.sql.fingerprint import Dialect
 
@@ -278,10 +279,14 @@ def django_indexes_note(indexes: Iterable[IndexInfo], check: str, window: str) -
     return Finding(
         check=check,
         severity=Severity.INFO,
-        title=f"{len(items)} {what} index(es) on Django's own tables",
+        title=f"{plural(len(items), what + ' index', what + ' indexes')} on Django's own tables",
         summary=(
             f"{names}: Django creates these on the tables of its own apps (auth, contenttypes, "
             f"sessions, admin…) and its migrations keep them; they are {what} {window} "
+            "but cost little, and no migration of yours can drop them for good."
+            if check == "unused_index"
+            else f"{names}: Django creates these on the tables of its own apps (auth, "
+            "contenttypes, sessions, admin…) and its migrations keep them; they duplicate others "
             "but cost little, and no migration of yours can drop them for good."
         ),
         subject=Subject(expression="Django's own tables"),
