@@ -372,6 +372,11 @@ def how_to_collect(check: str, software: frozenset[str]) -> str:
             "Install auditkit's capture app (auditkit.django), which times e-mail, outbound HTTP "
             "and CPU per request, or send traces with their outbound spans."
         )
+    elif check == "worker_failures":
+        parts.append(
+            "Send the application server's log of the period: gunicorn's --error-logfile (with "
+            "--capture-output so the application's tracebacks land in it), or uWSGI's --logto."
+        )
     elif check == "capacity_limit":
         parts.append(
             "Run a stepped load test (Locust with --csv and --csv-full-history, users rising in "
