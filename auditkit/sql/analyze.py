@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,11 @@ import sqlglot
 from sqlglot import exp
 
 from auditkit.sql.fingerprint import Dialect
+
+# sqlglot logs a warning for every statement it reads as an opaque command (DDL it does not
+# model, SET CONSTRAINTS…): the analysis already records that as the statement's error, and a
+# consultant's terminal is no place for a line per statement
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 __all__ = [
     "ROLES",
