@@ -150,6 +150,9 @@ CHECK_NAMES: dict[str, str] = {
     "connection_churn": "Connection churn",
     "background_task_candidate": "Work to move out of the request",
     "worker_failures": "Application-server workers",
+    # registry entries that emit several check ids: what their gaps are called
+    "plans": "Query plans",
+    "mysql_server": "MySQL/MariaDB server counters",
     "data_quality": "Data quality",
     "server_errors": "Server errors",
     "temp_files": "Temporary files",

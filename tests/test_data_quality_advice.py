@@ -56,3 +56,11 @@ def test_gaps_of_the_mysql_shop_name_mysql_only() -> None:
     text = " ".join(g.how for g in result.gaps)
     assert text
     assert "pg_stat" not in text and "log_min_duration_statement" not in text
+
+
+def test_every_registry_entry_has_a_name_a_client_reads() -> None:
+    """A check that could not run is listed by a human name, never its registry id."""
+    from auditkit.checks import REGISTRY
+    from auditkit.findings import CHECK_NAMES
+
+    assert [s.name for s in REGISTRY if s.name not in CHECK_NAMES] == []
