@@ -234,8 +234,8 @@ def tz_offset_minutes(text: str) -> int | None:
 
 
 def to_utc(
-    ts: Sequence[str],
-    tz: Sequence[str] | None,
+    ts: Sequence[str] | pa.Array,
+    tz: Sequence[str] | pa.Array | None,
     default_tz: str | None,
     stats: Stats | None = None,
 ) -> np.ndarray:
@@ -243,23 +243,25 @@ def to_utc(
 
     ``ts`` is ``YYYY-MM-DD HH:MM:SS[.fff]``; ``tz`` the abbreviation or offset printed after it
     (``CET``, ``+03``). Unknown or missing zones use ``default_tz`` (an IANA name) or, failing
-    that, UTC — unknown abbreviations are recorded in ``stats`` for a warning.
+    that, UTC — unknown abbreviations are recorded in ``stats`` for a warning. Both may be
+    Python sequences or Arrow string arrays (the native reader's columns).
     """
     n = len(ts)
     if n == 0:
         return np.empty(0, dtype="datetime64[ns]")
-    arr = pa.array(ts, pa.string())
+    arr = ts if isinstance(ts, pa.Array) else pa.array(ts, pa.string())
+    zones = None if tz is None else tz if isinstance(tz, pa.Array) else pa.array(tz, pa.string())
     arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
     try:
         naive = pc.cast(arr, pa.timestamp("ns")).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         naive = pd.to_datetime(
-            pd.Series(list(ts), dtype=object), errors="coerce", format="mixed"
+            pd.Series(arr.to_pylist(), dtype=object), errors="coerce", format="mixed"
         ).to_numpy(dtype="datetime64[ns]")
     naive = naive.astype("datetime64[ns]", copy=False)
     unresolved = np.ones(n, dtype=bool)
-    if tz is not None:
-        enc = pa.array(tz, pa.string()).dictionary_encode()
+    if zones is not None:
+        enc = zones.dictionary_encode()
         texts = enc.dictionary.to_pylist()
         offsets = np.array(
             [np.nan if (o := tz_offset_minutes(t or "")) is None else o for t in texts],
@@ -278,8 +280,8 @@ def to_utc(
             )
     if stats is not None:
         zoneless = unresolved & ~np.isnat(naive)
-        if tz is not None:  # a zone text that was printed but unknown is warned about apart
-            zoneless &= np.array([not t for t in tz], dtype=bool)
+        if zones is not None:  # a zone text that was printed but unknown is warned about apart
+            zoneless &= pc.equal(pc.fill_null(zones, ""), "").to_numpy(zero_copy_only=False)
         if zoneless.any():
             stats.naive += int(zoneless.sum())
             stats.naive_tz = default_tz

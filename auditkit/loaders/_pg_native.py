@@ -55,7 +55,7 @@ from auditkit.loaders._pg_events import (
     _repeat,
     _strings,
     _times,
-    tz_offset_minutes,
+    to_utc,
 )
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
 from auditkit.loaders.base import BlockResult
@@ -239,46 +239,6 @@ def _timestamp_ok(b: _Bytes, pos: np.ndarray, millis: bool) -> np.ndarray:
     if not millis:
         ok &= after != ord(".")
     return ok
-
-
-def _to_utc(ts: pa.Array, tz: pa.Array | None, default_tz: str | None, stats: Stats) -> np.ndarray:
-    """As :func:`auditkit.loaders._pg_events.to_utc`, from Arrow arrays (same results, same stats)."""
-    n = len(ts)
-    if n == 0:
-        return np.empty(0, dtype="datetime64[ns]")
-    naive = pc.cast(ts, pa.timestamp("ns")).to_numpy(zero_copy_only=False)
-    naive = naive.astype("datetime64[ns]", copy=False)
-    unresolved = np.ones(n, dtype=bool)
-    if tz is not None:
-        enc = tz.dictionary_encode()
-        texts = enc.dictionary.to_pylist()
-        offsets = np.array(
-            [np.nan if (o := tz_offset_minutes(t or "")) is None else o for t in texts],
-            dtype=np.float64,
-        )
-        per_row = offsets[enc.indices.to_numpy(zero_copy_only=False)]
-        known = ~np.isnan(per_row)
-        if known.any():
-            naive = naive.copy()
-            shift = (per_row[known] * 60e9).astype(np.int64).astype("timedelta64[ns]")
-            naive[known] = naive[known] - shift
-        unresolved = ~known
-        stats.unknown_tz.update(t for t, o in zip(texts, offsets, strict=True) if t and np.isnan(o))
-    zoneless = unresolved & ~np.isnat(naive)
-    if tz is not None:
-        zoneless &= pc.equal(tz, "").to_numpy(zero_copy_only=False)
-    if zoneless.any():
-        stats.naive += int(zoneless.sum())
-        stats.naive_tz = default_tz
-    if default_tz and unresolved.any():
-        local = pd.DatetimeIndex(naive[unresolved]).tz_localize(
-            default_tz, ambiguous="NaT", nonexistent="shift_forward"
-        )
-        naive = naive.copy()
-        naive[unresolved] = (
-            local.tz_convert("UTC").tz_localize(None).to_numpy(dtype="datetime64[ns]")
-        )
-    return naive
 
 
 def _first_rows(codes: np.ndarray, k: int) -> np.ndarray:
@@ -593,7 +553,7 @@ def _times_of(
     if "tz" in pre.has:
         zone = pa.array(pre.fields["tz"], pa.large_string()).take(pa.array(pre.codes[rows]))
     try:
-        return _to_utc(texts, zone, default_tz, stats)
+        return to_utc(texts, zone, default_tz, stats)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise Unsupported from None  # not a date: the reference reads it apart
 
