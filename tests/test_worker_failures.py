@@ -29,6 +29,7 @@ import pytest
 
 from auditkit.checks.app_server import where_stopped, worker_failures
 from auditkit.loaders.registry import get_loader
+from devtools._process import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures" / "appserver"
 
@@ -67,12 +68,6 @@ ROOT_URLCONF = "billing.urls"
 INSTALLED_APPS = ["billing"]
 DATABASES = {}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, timeout: float) -> None:
@@ -119,7 +114,7 @@ def billing_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
     client = root / "client"
     client.mkdir()
     log = client / "gunicorn-error.log"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HOME": str(root), "DJANGO_SETTINGS_MODULE": "billing.settings"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", "2", "--timeout", "1",
@@ -228,7 +223,9 @@ def test_peer_worker_that_failed_to_boot(peer_data: Path) -> None:
     """gunicorn 25's own log of a worker that could not import the application."""
     res = get_loader("gunicorn_log").load(peer_data / "hcli_core" / "gunicorn-error.log")
     found = worker_failures(
-        res.frames["server_events"], res.frames["server_settings"], res.frames.get("requests", pd.DataFrame())
+        res.frames["server_events"],
+        res.frames["server_settings"],
+        res.frames.get("requests", pd.DataFrame()),
     )
     assert [f.title for f in found] == ["A gunicorn worker failed to boot"]
     f = found[0]

@@ -209,6 +209,10 @@ def _routes(paths: Iterable[str], requests: pd.DataFrame) -> dict[str, str]:
     return {p: routes.get(p.split("?")[0], p.split("?")[0]) for p in seen}
 
 
+def _times(n: int) -> str:
+    return "once" if n == 1 else ("twice" if n == 2 else f"{n:,} times")
+
+
 def _when(ts: pd.Series) -> str:
     ts = ts.dropna()
     if not len(ts):
@@ -260,7 +264,7 @@ def _timeouts(
             else "its harakiri limit"
         )
     )
-    times = "once" if n == 1 else ("twice" if n == 2 else f"{n:,} times")
+    times = _times(n)
     summary = (
         f"{server} stopped a worker {times} for serving one request past {limit}"
         f"{_when(timeouts['ts'])}. "
@@ -493,10 +497,10 @@ def _queue_full(events: pd.DataFrame, settings: pd.DataFrame, server: str) -> Fi
     return Finding(
         check="worker_failures",
         severity=Severity.HIGH,
-        title=f"{server}'s listen queue was full {'once' if n == 1 else f'{n:,} times'}",
+        title=f"{server}'s listen queue was full {_times(n)}",
         summary=(
             f"{server}{has} reported its socket's listen queue full "
-            f"{'once' if n == 1 else f'{n:,} times'}"
+            f"{_times(n)}"
             f"{_when(full['ts'])}: every worker was busy and the backlog of waiting connections "
             "was used up, so new connections were refused or timed out."
         ),
