@@ -205,7 +205,7 @@ def run_statuses(result: RunResult) -> dict[str, str]:
 
 
 def test_sample_run_status_is_one_word_everywhere(sample_run: RunResult) -> None:
-    from auditkit.runner import CHAPTER_STATUSES, RUN_STATUSES
+    from auditkit.status import CHAPTER_STATUSES, RUN_STATUSES
 
     assert set(run_statuses(sample_run).values()) == {"complete"}
     doc = json.loads(sample_run.findings_path.read_text(encoding="utf-8"))
@@ -505,7 +505,7 @@ def test_a_run_that_reads_nothing_marks_the_earlier_report(tmp_path: Path) -> No
 def test_a_kernel_running_several_notebooks_gives_each_a_fresh_namespace(tmp_path: Path) -> None:
     """One warm kernel executes notebooks in turn: nothing of one leaks into the next, each
     counts its cells from 1, and a failed notebook leaves a fresh kernel for the next."""
-    from auditkit.runner import _Kernels
+    from auditkit.kernels import _Kernels
 
     def notebook(name: str, *cells: str) -> Path:
         nb = nbformat.v4.new_notebook()
@@ -531,7 +531,7 @@ def test_a_kernel_running_several_notebooks_gives_each_a_fresh_namespace(tmp_pat
         "c",
         "assert 'leak' not in dir() and 'os' not in dir(), 'namespace leaked'\nimport os\nprint(os.getpid())",
     )
-    pool = _Kernels(1, tmp_path, "python3")
+    pool = _Kernels(1, tmp_path, "python3", execute_notebook)
     jobs = [
         (p.stem, (p, tmp_path / f"out-{p.name}", {"marker": p.stem}), {"cwd": tmp_path})
         for p in (first, broken, last)
@@ -557,7 +557,7 @@ def test_a_kernel_running_several_notebooks_gives_each_a_fresh_namespace(tmp_pat
 def test_warm_kernels_keep_no_history_on_disk(tmp_path: Path) -> None:
     """A run's kernels keep IPython's history in memory: the injected parameters (the client's
     name among them) never reach the user's history database."""
-    from auditkit.runner import _WarmKernel
+    from auditkit.kernels import _WarmKernel
 
     nb = nbformat.v4.new_notebook()
     p = nbformat.v4.new_code_cell("target = ''")

@@ -282,7 +282,7 @@ def page_html(
 
     ``plotly_src`` is the relative address of a shared plotly.js (:data:`PLOTLY_ASSET`); without
     it, a page with charts inlines plotly.js and stands alone. ``status`` — the run's status
-    word (:data:`auditkit.runner.RUN_STATUSES`) and a sentence — puts a status line in the
+    word (:data:`auditkit.status.RUN_STATUSES`) and a sentence — puts a status line in the
     footer (``data-status`` holds the word), and, unless the run is complete, a notice on top.
     """
     charts = body.count(_PLOT_DIV)
