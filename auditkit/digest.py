@@ -48,19 +48,24 @@ class Digest:
 def _profile_block(
     parser: BlockParser, block: Block | BlockRef, dialect: str
 ) -> tuple[ProfilePartial, ParseReport, list[Any]]:
-    res = parser.parse(block.read() if isinstance(block, BlockRef) else block)
-    events = res.frames.get("query_events")
-    part = (
-        ProfilePartial.from_events(_executions(events), dialect, parser.bind_samples)
-        if events is not None
-        else ProfilePartial()
-    )
-    if events is not None:
-        res.report.events["query_events"] += len(events)
-    for name, df in res.frames.items():
-        if name != "query_events":
-            res.report.events[name] += len(df)
-    return part, res.report, res.pending
+    parts = parser.parse_parts(block.read() if isinstance(block, BlockRef) else block)
+    part = ProfilePartial()
+    report = parts[0].report
+    pending: list[Any] = []
+    for k, res in enumerate(parts):
+        events = res.frames.get("query_events")
+        if events is not None:
+            part.merge(
+                ProfilePartial.from_events(_executions(events), dialect, parser.bind_samples)
+            )
+            res.report.events["query_events"] += len(events)
+        for name, df in res.frames.items():
+            if name != "query_events":
+                res.report.events[name] += len(df)
+        if k:
+            report.merge(res.report)
+        pending.extend(res.pending)
+    return part, report, pending
 
 
 def _tasks(

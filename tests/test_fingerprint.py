@@ -117,3 +117,51 @@ def test_fingerprint_id_is_stable() -> None:
     # a change here changes every stored findings.json: only on purpose
     assert fingerprint_id("select ?") == "b9a4c90ce4157373"
     assert fingerprint_id("select ?") != fingerprint_id("select ? from t")
+
+
+def test_numbers_grouped_before_the_rules_never_merge_identifiers() -> None:
+    """fingerprint_many runs the rules once per group of texts that differ only in whole
+    numbers; a number inside a quoted identifier, a hex or exponent literal, a decimal, a
+    digit in a word or at the start of a text must still give each text its own fingerprint."""
+    sql = [
+        'SELECT "page 1" FROM "t" WHERE "id" = 1',
+        'SELECT "page 2" FROM "t" WHERE "id" = 2',
+        'SELECT "c" FROM "t (3)" WHERE "id" = 3',
+        'SELECT "c" FROM "t (4)" WHERE "id" = 4',
+        "SELECT a FROM t1 WHERE b = 0x1F",
+        "SELECT a FROM t2 WHERE b = 5x1F",
+        "SELECT 1e5 + 2.5, 3.5.1",
+        "SELECT 7e5 + 8.5, 9.5.2",
+        "7 + 8",
+        "9 + 8",
+        "SELECT '12 apples', \"x 12\" FROM t",
+        "SELECT '13 apples', \"x 13\" FROM t",
+        "SELECT a FROM t WHERE b IN (1, 2,3) AND c = -4",
+        "SELECT a FROM t WHERE b IN (5, 6,7) AND c = -8",
+    ]
+    fps, _ = fingerprint_many(sql)
+    assert fps.tolist() == [fingerprint(s) for s in sql]
+    assert len(set(fps[:4])) == 4 and fps[4] != fps[5] and fps[8] != fps[9]  # "7 + ?"
+    assert fps[12] == fps[13] and fps[10] != fps[11]
+    my = ["SELECT `page 1` FROM `t` WHERE `id` = 1", "SELECT `page 2` FROM `t` WHERE `id` = 2"]
+    fps, _ = fingerprint_many(my, "mysql")
+    assert fps.tolist() == [fingerprint(s, "mysql") for s in my] and fps[0] != fps[1]
+
+
+def test_engines_agree_on_numbers_in_every_context() -> None:
+    """Numbers in every context a statement can hold them, in random combinations."""
+    import random
+
+    rng = random.Random(7)
+    parts = [
+        '"t{n}"', '"a b {n}"', "t{n}", "= {n}", "=-{n}", "({n})", "[{n}]", "'{n}'", "E'\\\\{n}'",
+        "$${n}$$", "/* {n} */", "-- {n}\n", "${n}", "%({n})s", "{n}.{n}", "{n}e{n}", "0x{n}",
+        ", {n}", "::numeric({n}, {n})", "LIMIT {n}", "s{n}_x{n}", "`{n}`", "#{n}\n",
+    ]  # fmt: skip
+    sql = [
+        "SELECT " + " ".join(rng.choice(parts).format(n=rng.randint(0, 999)) for _ in range(6))
+        for _ in range(3000)
+    ]
+    for dialect in ("postgres", "mysql"):
+        fps, _ = fingerprint_many(sql, dialect)  # type: ignore[arg-type]
+        assert fps.tolist() == [fingerprint(s, dialect) for s in sql]  # type: ignore[arg-type]

@@ -82,7 +82,16 @@ _MAX_SHAPES = 0.25
 
 
 class Unsupported(Exception):
-    """This block is not for the native reader: parse it with the reference parser."""
+    """This block is not for the native reader: parse it with the reference parser.
+
+    ``spans``: when only some entries stopped the reader (a statement written over several
+    lines), their byte ranges in the block, each with the secondary lines that belong to it:
+    the rest of the block can still be read natively (see ``StderrParser.parse_parts``).
+    """
+
+    def __init__(self, spans: list[tuple[int, int]] | None = None) -> None:
+        super().__init__()
+        self.spans = spans
 
 
 @dataclass(frozen=True)
@@ -471,8 +480,9 @@ def parse_native(
         )
         pid_code = pid_of_text.reshape(-1)[codes]
     detail_of = np.full(n, -1, dtype=np.int64)
-    if (multi & (query | owned_by_query)).any():
-        raise Unsupported  # a statement or its parameters on several lines
+    spread = multi & (query | owned_by_query)
+    if spread.any():  # a statement or its parameters on several lines: for the reference
+        raise Unsupported(_entry_spans(owner[spread], is_sec, start, len(data)))
     if len(sec_idx):
         owners = owner[sec_idx]
         if (np.diff(owners) == 0).any() or not is_detail[sec_idx].all():
@@ -535,6 +545,20 @@ def parse_native(
         "server_events": server,
     }  # fmt: skip
     return BlockResult(frames, report, [("block", firsts, []), ("stats", stats)])
+
+
+def _entry_spans(
+    heads: np.ndarray, is_sec: np.ndarray, start: np.ndarray, size: int
+) -> list[tuple[int, int]]:
+    """Byte ranges of the primary entries ``heads``, each up to the next primary entry (its
+    secondary lines with it), in block order."""
+    heads = np.unique(heads)
+    primaries = np.flatnonzero(~is_sec)
+    after = np.searchsorted(primaries, heads, side="right")
+    ends = np.full(len(heads), size, dtype=np.int64)
+    more = after < len(primaries)
+    ends[more] = start[primaries[after[more]]]
+    return list(zip(start[heads].tolist(), ends.tolist(), strict=True))
 
 
 def _times_of(

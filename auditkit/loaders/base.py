@@ -162,6 +162,12 @@ class BlockParser:
     def parse(self, block: Block) -> BlockResult:
         raise NotImplementedError
 
+    def parse_parts(self, block: Block) -> list[BlockResult]:
+        """The block's results in file order, for a digest: one, unless the parser reads parts
+        of the block in different ways (see ``StderrParser``); their ``pending`` records are
+        in file order, as if the parts had been blocks of their own."""
+        return [self.parse(block)]
+
     def bind_samples(self, sql: list[str], params: list[str]) -> list[str]:
         """The sample statements ``sql`` with their logged ``params`` bound (digest frames).
 

@@ -293,6 +293,28 @@ class StderrParser(_PgParser):
                     pass
             return self._parse(block)
 
+    def parse_parts(self, block: Block) -> list[BlockResult]:
+        """In a digest, the block as the native reader reads it, with the entries it cannot
+        read (a statement written over several lines) cut out and read by the reference
+        parser; the parts' results in file order. Outside a digest, :meth:`parse`."""
+        if not (self.digest and self._plan is not None):
+            return [self.parse(block)]
+        with _no_gc():
+            return self._native_parts(block, 0)
+
+    def _native_parts(self, block: Block, depth: int) -> list[BlockResult]:
+        assert self._plan is not None
+        try:
+            return [parse_native(self._plan, block, self.fmt, self.tz, self._parse)]
+        except Unsupported as exc:
+            spans = exc.spans
+        if not spans or depth >= 2:
+            return [self._parse(block)]
+        out: list[BlockResult] = []
+        for piece, native in _pieces(block, spans):
+            out.extend(self._native_parts(piece, depth + 1) if native else [self._parse(piece)])
+        return out
+
     def _parse(self, block: Block) -> BlockResult:
         """Split the block into entries with one regex pass, then build its frames."""
         text, bad = block.text()
@@ -394,6 +416,45 @@ class StderrParser(_PgParser):
         for note in self.notes:
             report.warn(note)
         return finish_pending(pending, self.source, self.fmt, report)
+
+
+#: a run of readable entries shorter than this between two the native reader cannot read
+#: goes to the reference parser with them (a call of either costs a few milliseconds)
+_MIN_NATIVE = 256 * 1024
+
+
+def _pieces(block: Block, spans: list[tuple[int, int]]) -> list[tuple[Block, bool]]:
+    """``block`` cut at entry boundaries into pieces for the native reader (True) and for the
+    reference parser (False, the byte ``spans`` given, with any short run between them)."""
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and a - merged[-1][1] < _MIN_NATIVE:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    if merged[0][0] < _MIN_NATIVE:
+        merged[0][0] = 0
+    size = len(block.data)
+    if size - merged[-1][1] < _MIN_NATIVE:
+        merged[-1][1] = size
+    cuts: list[tuple[int, int, bool]] = []
+    at = 0
+    for a, b in merged:
+        if a > at:
+            cuts.append((at, a, True))
+        cuts.append((a, b, False))
+        at = b
+    if at < size:
+        cuts.append((at, size, True))
+    data = block.data
+    out = []
+    line = block.first_line
+    for a, b, native in cuts:
+        piece = data[a:b]
+        offset = None if block.offset is None else block.offset + a
+        out.append((Block(piece, line, block.source, offset=offset), native))
+        line += piece.count(b"\n")
+    return out
 
 
 def _columns(rx: re.Pattern[str], text: str) -> list[list[str]]:
