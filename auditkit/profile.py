@@ -85,6 +85,8 @@ class _Acc:
     users: Counter[str] = field(default_factory=Counter)
     sources: set[str] = field(default_factory=set)
     query_id: str | None = None
+    #: every duration while there are at most EXACT_SAMPLES (``overflow`` False), else their
+    #: ``sketch`` (bucket → count) and no list: one or the other holds all of them
     exact: list[np.ndarray] = field(default_factory=list)
     exact_n: int = 0
     overflow: bool = False
@@ -109,12 +111,29 @@ class _Acc:
         self.users.update(o.users)
         self.sources |= o.sources
         self.query_id = self.query_id or o.query_id
-        self.sketch.update(o.sketch)
-        if not self.overflow:
+        if self.overflow:
+            self.sketch.update(o.sketch if o.overflow else _sketch(o.exact))
+        elif o.overflow:
+            self.sketch = _sketch(self.exact) + o.sketch
+            self.overflow, self.exact, self.exact_n = True, [], 0
+        else:
             self.exact.extend(o.exact)
             self.exact_n += o.exact_n
-            if o.overflow or self.exact_n > EXACT_SAMPLES:
-                self.overflow, self.exact, self.exact_n = True, [], 0
+            self._spill()
+
+    def _spill(self) -> None:
+        """Past :data:`EXACT_SAMPLES` durations, keep the sketch of them instead."""
+        if self.exact_n > EXACT_SAMPLES:
+            self.sketch = _sketch(self.exact)
+            self.overflow, self.exact, self.exact_n = True, [], 0
+
+
+def _sketch(values: list[np.ndarray]) -> Counter[int]:
+    """The logarithmic sketch of some durations: how many fall in each bucket."""
+    if not values:
+        return Counter()
+    b, c = np.unique(_buckets(np.concatenate(values)), return_counts=True)
+    return Counter(dict(zip(b.tolist(), c.tolist(), strict=True)))
 
 
 @dataclass
@@ -177,44 +196,75 @@ class ProfilePartial:
         params = df["params"].array if bind is not None and "params" in df else None
         unbound: list[tuple[_Acc, int]] = []  # samples whose parameters are still to bind
         fingerprint = df["fingerprint"].array
+        # one stable sort by group; every statistic is then one NumPy reduction over the groups
         order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-        for k, fid in enumerate(uniques):
-            idx = order[bounds[k] : bounds[k + 1]]  # this group's rows, in file order
-            d = dur[idx]
-            timed = ~np.isnan(d)
-            values = d[timed]
-            head = fingerprint[int(idx[0])]
+        starts = np.searchsorted(codes[order], np.arange(len(uniques)))
+        g = _Groups(order, starts, len(df))
+        d = dur[order]
+        timed = ~np.isnan(d)
+        n_timed = np.add.reduceat(timed.astype(np.int64), starts)
+        vals = np.where(timed, d, 0.0)
+        total = np.add.reduceat(vals, starts)
+        sumsq = np.add.reduceat(vals * vals, starts)
+        lo = np.minimum.reduceat(np.where(timed, d, np.inf), starts)
+        hi = np.maximum.reduceat(np.where(timed, d, -np.inf), starts)
+        # the slowest execution (the first of equals), else the group's first row
+        slow = g.first_where(timed & (d == g.spread(hi)))
+        sample = np.where(n_timed > 0, slow, order[starts])
+        exact = np.split(d[timed], np.cumsum(n_timed)[:-1])  # each group's, in file order
+        rows_sum = (
+            np.add.reduceat(np.nan_to_num(rows[order]), starts).astype(np.int64)
+            if rows is not None
+            else None
+        )
+        first_row = last_row = None
+        if ts is not None and ts_ns is not None:
+            v = ts_ns[order]
+            valid = v != np.iinfo(np.int64).min
+            first_row = g.first_where(
+                valid & (v == g.spread(_reduce(np.minimum, v, valid, starts)))
+            )
+            last_row = g.first_where(valid & (v == g.spread(_reduce(np.maximum, v, valid, starts))))
+        counts = {name: labels[name].per_group(g) for name in ("database", "user", "source_file")}
+        query_ids = labels["query_id"].first_per_group(g)
+        for k, (fid, calls, nt) in enumerate(
+            zip(
+                uniques.tolist(),
+                np.diff(np.append(starts, len(df))).tolist(),
+                n_timed.tolist(),
+                strict=True,
+            )
+        ):
+            at = int(sample[k])
+            head = fingerprint[int(order[starts[k]])]
             if pd.isna(head):  # rare: look further (a group's id comes from a fingerprint)
-                head = next(f for f in fingerprint[idx] if not pd.isna(f))
+                head = next(f for f in fingerprint[g.rows(k)] if not pd.isna(f))
             acc = _Acc(str(head))
-            acc.calls = len(idx)
-            acc.timed = len(values)
-            if acc.timed:
-                acc.total = float(values.sum())
-                acc.sumsq = float((values * values).sum())
-                acc.min, acc.max = float(values.min()), float(values.max())
-                slow = int(idx[timed][int(values.argmax())])
-                acc.sample_sql, acc.sample_ms = str(sql[slow]), float(dur[slow])
-                acc.exact, acc.exact_n = [values], len(values)
-                b, c = np.unique(_buckets(values), return_counts=True)
-                acc.sketch = Counter(dict(zip(b.tolist(), c.tolist(), strict=True)))
-                if acc.exact_n > EXACT_SAMPLES:
-                    acc.overflow, acc.exact, acc.exact_n = True, [], 0
+            acc.calls = calls
+            acc.timed = nt
+            if nt:
+                acc.total, acc.sumsq = float(total[k]), float(sumsq[k])
+                acc.min, acc.max = float(lo[k]), float(hi[k])
+                acc.sample_sql, acc.sample_ms = str(sql[at]), float(dur[at])
+                acc.exact, acc.exact_n = [exact[k]], nt
+                acc._spill()
             else:
-                acc.sample_sql = str(sql[int(idx[0])])
-            if params is not None:
-                at = slow if acc.timed else int(idx[0])
-                if not pd.isna(params[at]) and params[at]:
-                    unbound.append((acc, at))
-            if rows is not None:
-                acc.rows, acc.rows_seen = int(np.nansum(rows[idx])), True
+                acc.sample_sql = str(sql[at])
+            if params is not None and not pd.isna(params[at]) and params[at]:
+                unbound.append((acc, at))
+            if rows_sum is not None:
+                acc.rows, acc.rows_seen = int(rows_sum[k]), True
             if ts is not None:
-                acc.first, acc.last = _first_last(ts, ts_ns, idx)
-            acc.databases = labels["database"].counts(idx)
-            acc.users = labels["user"].counts(idx)
-            acc.sources = set(labels["source_file"].counts(idx))
-            acc.query_id = labels["query_id"].first(idx)
+                if first_row is not None and last_row is not None:
+                    f, la = int(first_row[k]), int(last_row[k])
+                    acc.first = ts.iloc[f] if f >= 0 else None
+                    acc.last = ts.iloc[la] if la >= 0 else None
+                else:
+                    acc.first, acc.last = _first_last(ts, None, g.rows(k))
+            acc.databases = counts["database"][k]
+            acc.users = counts["user"][k]
+            acc.sources = set(counts["source_file"][k])
+            acc.query_id = query_ids[k]
             part.accs[str(fid)] = acc
         if unbound and bind is not None and params is not None:
             texts = bind(
@@ -290,6 +340,35 @@ class ProfilePartial:
 
 
 @dataclass(frozen=True)
+class _Groups:
+    """Rows grouped by one stable sort: group ``k`` is ``order[starts[k]:starts[k + 1]]``."""
+
+    order: np.ndarray
+    starts: np.ndarray
+    n: int
+
+    def rows(self, k: int) -> np.ndarray:
+        end = self.starts[k + 1] if k + 1 < len(self.starts) else self.n
+        return self.order[self.starts[k] : end]  # type: ignore[no-any-return]
+
+    def spread(self, per_group: np.ndarray) -> np.ndarray:
+        """A per-group value on each (sorted) row."""
+        return np.repeat(per_group, np.diff(np.append(self.starts, self.n)))
+
+    def first_where(self, mask: np.ndarray) -> np.ndarray:
+        """Per group, the row of its first (sorted) position where ``mask`` holds, else -1."""
+        pos = np.minimum.reduceat(np.where(mask, np.arange(self.n), self.n), self.starts)
+        found = pos < self.n
+        return np.where(found, self.order[np.minimum(pos, self.n - 1)], -1)
+
+
+def _reduce(op: np.ufunc, v: np.ndarray, valid: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``op`` (minimum or maximum) of each group's valid values of ``v``."""
+    fill = np.iinfo(v.dtype).max if op is np.minimum else np.iinfo(v.dtype).min
+    return op.reduceat(np.where(valid, v, fill), starts)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
 class _Labels:
     """A text column factorised once, so each group's counts are one ``bincount``."""
 
@@ -316,6 +395,29 @@ class _Labels:
                 for i in sorted(np.flatnonzero(n), key=lambda i: self.values[i])
             }
         )
+
+    def per_group(self, g: _Groups) -> list[Counter[str]]:
+        """:meth:`counts` of every group."""
+        k = len(g.starts)
+        if not self.values:
+            return [Counter() for _ in range(k)]
+        c = self.codes[g.order]
+        group = np.repeat(np.arange(k), np.diff(np.append(g.starts, g.n)))
+        ok = c >= 0
+        n = np.bincount(group[ok] * len(self.values) + c[ok], minlength=k * len(self.values))
+        table = n.reshape(k, len(self.values))
+        names = sorted(range(len(self.values)), key=lambda i: self.values[i])
+        out = []
+        for row in table.tolist():
+            out.append(Counter({self.values[i]: row[i] for i in names if row[i]}))
+        return out
+
+    def first_per_group(self, g: _Groups) -> list[str | None]:
+        """:meth:`first` of every group."""
+        if not self.values:
+            return [None] * len(g.starts)
+        at = g.first_where(self.codes[g.order] >= 0)
+        return [self.values[self.codes[r]] if r >= 0 else None for r in at.tolist()]
 
     def first(self, idx: np.ndarray) -> str | None:
         """The first non-null value at rows ``idx``."""

@@ -582,17 +582,9 @@ def _phases(values: Any) -> pd.Categorical:
 
 
 def _fingerprints(texts: pa.Array) -> tuple[pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:
-    """Fingerprints and ids of ``texts``: computed once per distinct text, spread by Arrow.
-
-    (A cache across blocks was tried: on pgbench-like logs the few cross-block repeats did
-    not pay for the lookups.)
-    """
-    enc = texts.dictionary_encode()
-    fp_values, id_values, codes = fingerprint_codes(enc.dictionary)
-    indices = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    rows = codes[indices]
-    if enc.indices.null_count:
-        rows[indices < 0] = -1
+    """Fingerprints and ids of ``texts``: computed once per group of texts that differ only in
+    their numbers (see :func:`~auditkit.sql.fingerprint.fingerprint_codes`), spread by Arrow."""
+    fp_values, id_values, rows = fingerprint_codes(texts)
     return (
         pd.arrays.ArrowStringArray(spread(fp_values, rows)),
         pd.arrays.ArrowStringArray(spread(id_values, rows)),

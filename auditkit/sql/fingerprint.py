@@ -310,10 +310,10 @@ def _fingerprints_of(texts: list[str], dialect: Dialect) -> list[tuple[str, str]
 def fingerprint_codes(
     distinct: pa.Array, dialect: Dialect = "postgres"
 ) -> tuple[pa.Array, pa.Array, np.ndarray]:
-    """Fingerprints of the *distinct* texts ``distinct``, as codes into few values.
+    """Fingerprints of the texts ``distinct`` (repeats and nulls allowed), as codes into few values.
 
     Returns (fingerprints, ids, codes): ``fingerprints[codes[i]]`` (and ``ids[codes[i]]``) belong
-    to ``distinct[i]``. Texts that differ only in their numbers share a fingerprint
+    to ``distinct[i]``; code -1 is a null text. Texts that differ only in their numbers share a fingerprint
     (:func:`_blank_numbers`): the rules run once per such group and are remembered across
     calls, so a log's blocks — 39,000 distinct statements each, some 600 groups — mostly
     reuse what earlier blocks computed. Callers that already dictionary-encoded their column
@@ -344,6 +344,7 @@ def fingerprint_codes(
     codes[:] = safe_code[group]
     if len(rows):
         codes[rows] = code_of[len(keys) - len(alone) :]
+    codes[group < 0] = -1  # a null text
     return (
         pa.array(finals, pa.large_string()),
         pa.array([ids[f] for f in finals], pa.large_string()),
