@@ -513,7 +513,11 @@ def parse_native(
     report.ok(len(qidx) + len(sec_idx))
 
     # the first statement of each process in the block (pairing across blocks, as the reference)
-    body = b.spans(msg.body[qidx], end[qidx])
+    data_of = b.data
+
+    def text_of(row: int) -> str:
+        return data_of[int(msg.body[row]) : int(end[row])].decode("utf-8").strip()
+
     firsts: dict[str, tuple[Any, ...]] = {}
     if pid_code is not None:
         per = pid_code[qidx]
@@ -523,9 +527,9 @@ def parse_native(
         seen = np.flatnonzero(first_of >= 0)
         # keys in the reference's order: by last statement, the latest first
         for p in seen[np.argsort(last_of[seen], kind="stable")].tolist():
-            firsts[str(pid_values[p])] = ("timed", body[int(first_of[p])].as_py().strip())
+            firsts[str(pid_values[p])] = ("timed", text_of(int(qidx[int(first_of[p])])))
     else:
-        firsts[""] = ("timed", body[0].as_py().strip())
+        firsts[""] = ("timed", text_of(int(qidx[0])))
 
     # lean: the extended protocol's parse and bind steps are counted, not built
     kinds = msg.kind[qidx]
@@ -539,12 +543,34 @@ def parse_native(
     ts = ts_all[np.searchsorted(mine, keep)]
     frames = {
         "query_events": _query_frame(
-            b, pre, keep, kinds[run], body.filter(pa.array(run)), ts, msg, detail_of,
+            b, pre, keep, kinds[run], _statements(b, msg.body[keep], end[keep]), ts, msg, detail_of,
             end, lines, block.source, fmt,
         ),
         "server_events": server,
     }  # fmt: skip
     return BlockResult(frames, report, [("block", firsts, []), ("stats", stats)])
+
+
+#: bytes after which Arrow's ``utf8_rtrim_whitespace`` might trim a character this reader
+#: does not (vertical tab, form feed, the information separators, any non-ASCII byte)
+_OTHER_SPACE = np.zeros(256, dtype=bool)
+_OTHER_SPACE[[11, 12, 28, 29, 30, 31, *range(128, 256)]] = True
+
+
+def _statements(b: _Bytes, start: np.ndarray, end: np.ndarray) -> pa.Array:
+    """The statement texts ``[start, end)`` with trailing white space removed, as the
+    reference's ``utf8_rtrim_whitespace`` does — by moving the ends, one copy of the texts."""
+    end = end.copy()
+    while True:
+        last = b.padded[np.maximum(end - 1, 0)]
+        blank = (end > start) & ((last == _SP) | (last == _TAB))
+        if not blank.any():
+            break
+        end[blank] -= 1
+    texts = b.spans(start, end)
+    if _OTHER_SPACE[b.padded[np.maximum(end - 1, 0)][end > start]].any():
+        return pc.utf8_rtrim_whitespace(texts)  # a rare character: Arrow decides
+    return texts
 
 
 def _entry_spans(
@@ -611,7 +637,6 @@ def _query_frame(
     """The lean query events of the statements ``keep``: the frame the reference's
     :func:`~auditkit.loaders._pg_events.query_frame` builds for a digest, column for column."""
     n = len(keep)
-    sql = pc.utf8_rtrim_whitespace(sql)
     fps, ids = _fingerprints(sql)
     dur_text = b.spans(msg.dur_start[keep], msg.dur_end[keep])
     cols: dict[str, Any] = {
