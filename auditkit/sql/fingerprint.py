@@ -89,9 +89,14 @@ _STRING = {
 _PLAIN = {"postgres": r"'(?:[^']|'')*'", "mysql": r"'(?:[^'\\]|''|\\.)*'"}
 
 
+def _comment(dialect: Dialect) -> str:
+    """Comments: ``--`` and ``/* */``, and ``#`` in MySQL."""
+    return _COMMENT if dialect == "mysql" else _COMMENT.replace("|#[^\\n]*", "")
+
+
 def _rules(dialect: Dialect) -> tuple[tuple[str, str], ...]:
     ident, string, plain = _IDENT[dialect], _STRING[dialect], _PLAIN[dialect]
-    comment = _COMMENT if dialect == "mysql" else _COMMENT.replace("|#[^\\n]*", "")
+    comment = _comment(dialect)
     return (
         # 0. blank control characters (keeps the marker characters unambiguous)
         (r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", " "),
@@ -219,7 +224,7 @@ _ZERO = ord("0")
 
 
 def _blank_numbers(texts: pa.Array) -> pa.Array:
-    """``texts`` with the digits of every whole integer written as ``0`` (same lengths), in NumPy.
+    """``texts`` with every whole integer written as ``0``, in NumPy.
 
     An integer here is a run of digits with a byte before it that is not a word character,
     ``$``, ``.``, a quote or ``?``, and nothing after it that would extend it (a letter, a
@@ -231,6 +236,8 @@ def _blank_numbers(texts: pa.Array) -> pa.Array:
     arr = texts if texts.type == pa.large_string() else texts.cast(pa.large_string())
     if len(arr) == 0:
         return arr
+    if arr.offset:  # a slice: its own buffers, from 0 (the validity bitmap included)
+        arr = pa.concat_arrays([arr])
     validity, offsets, data = arr.buffers()
     off = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     base = int(off[0])
@@ -250,15 +257,28 @@ def _blank_numbers(texts: pa.Array) -> pa.Array:
     last = digits[np.append(run_start[1:], True)]
     ok = ~text_start[first] & ~_NOT_BEFORE[buf[np.maximum(first - 1, 0)]]
     ok &= text_start[last + 1] | ~_NOT_AFTER[buf[np.minimum(last + 1, n - 1)]]
-    buf[digits[ok[np.cumsum(run_start) - 1]]] = _ZERO
+    # a whole number becomes one 0: the digits after a run's first go (fewer, shorter keys)
+    blank = ok[np.cumsum(run_start) - 1]
+    buf[first[ok]] = _ZERO
+    gone = digits[blank & ~run_start]
+    if len(gone):
+        keep = np.ones(n, dtype=bool)
+        keep[gone] = False
+        buf = buf[keep]
+        rel = rel - np.searchsorted(gone, rel)
     return pa.LargeStringArray.from_buffers(
-        len(arr), pa.py_buffer(rel), pa.py_buffer(buf), validity, arr.null_count, arr.offset
+        len(arr), pa.py_buffer(rel), pa.py_buffer(buf), validity, arr.null_count
     )
 
 
 @lru_cache(maxsize=4)
 def _identifier_number(dialect: Dialect) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    return _compiled(dialect)[1][0], re.compile(r"[^A-Za-z0-9_$.\"`?][0-9]+(?![A-Za-z0-9_$.])")
+    """A scanner of the tokens that can hold a quote — quoted identifiers (group 1), comments
+    and strings, written as rule 1 writes them, so it sees the identifiers rule 1 keeps — and
+    a whole number inside an identifier."""
+    comment = _comment(dialect)
+    scan = re.compile(rf"({_IDENT[dialect]})|{comment}|{_STRING[dialect]}", re.ASCII)
+    return scan, re.compile(r"[^A-Za-z0-9_$.\"`?][0-9]+(?![A-Za-z0-9_$.])")
 
 
 def _digits_in_identifiers(keys: list[str], dialect: Dialect) -> list[int]:
