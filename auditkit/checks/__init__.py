@@ -34,7 +34,7 @@ from auditkit.checks.capacity import (
     connection_budget,
     connection_churn,
 )
-from auditkit.checks.data_quality import data_quality
+from auditkit.checks.data_quality import data_quality, software_of
 from auditkit.checks.indexes import candidates, duplicates, unused
 from auditkit.checks.mysql_server import mysql_server_health
 from auditkit.checks.n_plus_one import duplicates_per_request, n_plus_ones
@@ -114,6 +114,7 @@ def _missing_index(
     sql: Any,
     dialect: Any,
     digests: pd.DataFrame,
+    files: Any,
     *,
     config: AuditConfig,
 ) -> list[Finding]:
@@ -131,6 +132,7 @@ def _missing_index(
         analysis=sql,
         digests=digests,
         events=workload.events,
+        software=software_of((f.format for f in files if f.status == "loaded"), str(dialect)),
     )
 
 
@@ -338,7 +340,7 @@ REGISTRY: tuple[CheckSpec, ...] = (
     CheckSpec(
         "missing_index",
         "indexing",
-        ("missing_index",),
+        ("missing_index", "data_quality"),
         (
             "workload",
             "catalog",
@@ -348,6 +350,7 @@ REGISTRY: tuple[CheckSpec, ...] = (
             "sql",
             "dialect",
             "pg_stat_statements",
+            "files",
         ),
         "index",
         "timed statements (a query log or pg_stat_statements); index and table statistics "
