@@ -192,9 +192,11 @@ def candidates(
     t = cfg.thresholds("index")
     if len(profile) == 0:
         return []
+    # a statement group with no measured time (every duration 0 or missing) has nothing an
+    # index could save: proposing one would be advice without evidence
+    spent = pd.to_numeric(profile["total_ms"], errors="coerce").fillna(0)
     work = profile[
-        (profile["calls"].fillna(0) >= t["min_calls"])
-        & (profile["total_ms"].fillna(0) >= t["min_total_ms"])
+        (profile["calls"].fillna(0) >= t["min_calls"]) & (spent >= t["min_total_ms"]) & (spent > 0)
     ]
     if len(work) == 0:
         return []
