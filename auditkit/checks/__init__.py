@@ -90,6 +90,7 @@ def _slow(
     statement_endpoints: pd.DataFrame,
     plan_nodes: pd.DataFrame,
     dialect: Any,
+    sql: Any,
     *,
     config: AuditConfig,
 ) -> list[Finding]:
@@ -102,6 +103,7 @@ def _slow(
         source=workload.label,
         plan_nodes=plan_nodes,
         dialect=str(dialect),
+        analysis=sql,
     )
 
 
@@ -313,7 +315,7 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "slow_query",
         "queries",
         ("slow_query",),
-        ("workload", "statement_endpoints", "plan_nodes", "dialect"),
+        ("workload", "statement_endpoints", "plan_nodes", "dialect", "sql"),
         "slow_query",
         "timed statements: a query log or a pg_stat_statements export",
         _slow,
