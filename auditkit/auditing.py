@@ -338,6 +338,8 @@ def workload_facts(analysis: Analysis) -> dict[str, Any]:
         else None,
         "requests_inferred": bool(analysis.statements.attrs.get("inferred")),
         "tied_to_requests": wl.tied_to_requests,
+        "maintenance_statements": wl.maintenance[0],
+        "maintenance_ms": round(wl.maintenance[1], 3),
     }
 
 

@@ -10,14 +10,18 @@ import auditkit
 from auditkit.checks.server_events import server_errors, temp_files
 from auditkit.checks.slow_queries import slow_queries
 from auditkit.config import AuditConfig
+from auditkit.findings import percent_text
 
 
 def _stats() -> pd.DataFrame:
-    events = pd.DataFrame({
-        "sql": ["SELECT * FROM big WHERE email = 'sentinel@example.org'"] * 3 + [f"SELECT {i}" for i in range(100)],
-        "duration_ms": [900.0, 1100.0, 1000.0] + [0.5] * 100,
-        "ts": pd.date_range("2024-01-01", periods=103, freq="min", tz="UTC"),
-    })
+    events = pd.DataFrame(
+        {
+            "sql": ["SELECT * FROM big WHERE email = 'sentinel@example.org'"] * 3
+            + [f"SELECT {i}" for i in range(100)],
+            "duration_ms": [900.0, 1100.0, 1000.0] + [0.5] * 100,
+            "ts": pd.date_range("2024-01-01", periods=103, freq="min", tz="UTC"),
+        }
+    )
     return auditkit.query_profile(events)
 
 
@@ -44,7 +48,9 @@ def test_server_events_from_a_real_log(peer_data: Path) -> None:
     events = result.frames["server_events"]
     tf = temp_files(events)
     assert sum(int(f.metrics["files"]) for f in tf) == 5
-    errors = server_errors(auditkit.load(peer_data / "pgbadger/t/fixtures/queryid.log.gz").frames["server_events"])
+    errors = server_errors(
+        auditkit.load(peer_data / "pgbadger/t/fixtures/queryid.log.gz").frames["server_events"]
+    )
     by_kind: dict[str, int] = {}
     for f in errors:
         kind = "lock_wait" if f.title.startswith("Lock waits") else "error"
@@ -73,7 +79,9 @@ def test_the_plan_is_asked_for_only_when_none_was_sent() -> None:
     asked = slow_queries(stats)[0].recommendation
     assert asked.sql.startswith("EXPLAIN (ANALYZE, BUFFERS)") and "send the plan" in asked.summary
     fid = slow_queries(stats)[0].subject.fingerprint_id
-    other = pd.DataFrame({"plan_id": ["p1"], "node_id": [0], "node_type": ["Seq Scan"], "fingerprint_id": ["0" * 16]})
+    other = pd.DataFrame(
+        {"plan_id": ["p1"], "node_id": [0], "node_type": ["Seq Scan"], "fingerprint_id": ["0" * 16]}
+    )
     assert slow_queries(stats, plan_nodes=other)[0].recommendation.sql  # another statement's plan
     sent = other.assign(fingerprint_id=[fid])
     rec = slow_queries(stats, plan_nodes=sent)[0].recommendation
@@ -95,3 +103,46 @@ def test_an_upper_bound_says_at_most_in_the_page_and_the_json() -> None:
     assert "aves at most " in findings_html([f])
     measured = auditkit.Impact.of(100.0, 1000.0)
     assert measured.phrase() == "saves 10 % of all database time"
+
+
+def test_titles_name_the_statement_kind_and_tables(peer_data: Path, tmp_path: Path) -> None:
+    """pgbadger's pgbench log: the slow statements are pgbench's UPDATEs; the title says which
+    table, and writes its share the way every other figure of the report does ("71 %")."""
+    folder = tmp_path / "pgbench"
+    folder.mkdir()
+    (folder / "light.postgres.log.bz2").write_bytes(
+        (peer_data / "pgbadger/t/fixtures/light.postgres.log.bz2").read_bytes()
+    )
+    result = auditkit.audit(auditkit.load_client(folder))
+    slow = [f for f in result.findings if f.check == "slow_query"]
+    assert [f.title.split(":")[0] for f in slow] == [
+        "Slow UPDATE on pgbench_tellers",
+        "Slow UPDATE on pgbench_branches",
+    ]
+    for f in slow:
+        share = percent_text(float(f.metrics["share"] or 0))
+        assert f.title.endswith(f": {share} of all database time"), f.title
+        assert share in f.summary and f.impact is not None and share in f.impact.phrase()
+
+
+def test_titles_of_joins_commits_and_unparsed_statements() -> None:
+    """A Django app's join names its main table first; a statement without a table is named
+    by its keyword; what the audit cannot name stays "statement"."""
+    join = (
+        'SELECT "fleet_trip"."id" FROM "fleet_trip" INNER JOIN "fleet_vehicle" ON '
+        '("fleet_trip"."vehicle_id" = "fleet_vehicle"."id") INNER JOIN "fleet_driver" ON '
+        '("fleet_trip"."driver_id" = "fleet_driver"."id") WHERE "fleet_vehicle"."plate" = \'x\''
+    )
+    events = pd.DataFrame(
+        {
+            "sql": [join] * 3 + ["COMMIT"] * 3 + ["administrator command: Ping"] * 3,
+            "duration_ms": [400.0] * 3 + [300.0] * 3 + [200.0] * 3,
+            "ts": pd.date_range("2024-01-01", periods=9, freq="min", tz="UTC"),
+        }
+    )
+    titles = sorted(f.title for f in slow_queries(auditkit.query_profile(events)))
+    assert titles == [
+        "Slow COMMIT: 300.0 ms per call on average",
+        "Slow SELECT on fleet_trip and 2 other tables: 400.0 ms per call on average",
+        "Slow statement: 200.0 ms per call on average",
+    ]

@@ -33,7 +33,12 @@ from auditkit.analysis.requests import (
     request_statements,
     statement_endpoints,
 )
-from auditkit.analysis.workload import Workload, choose_workload, without_collection
+from auditkit.analysis.workload import (
+    Workload,
+    choose_workload,
+    without_collection,
+    without_maintenance,
+)
 from auditkit.config import AuditConfig
 from auditkit.schemas import FRAMES, empty
 
@@ -169,16 +174,21 @@ class Analysis:
     @cached_property
     def pg_stat_statements(self) -> pd.DataFrame:
         """The pg_stat_statements profile (the delta of the first and last snapshot), without
-        monitoring and collection statements (:func:`~auditkit.analysis.workload.without_collection`)."""
+        monitoring and collection statements (:func:`~auditkit.analysis.workload.without_collection`)
+        and maintenance (:func:`~auditkit.analysis.workload.without_maintenance`)."""
         if self._statement_stats is not None:
-            return without_collection(self._statement_stats)[0]
+            return without_collection(without_maintenance(self._statement_stats)[0])[0]
         return empty(FRAMES["statement_stats"])
 
     # -- derived ---------------------------------------------------------------------------------
     @cached_property
     def workload(self) -> Workload:
         """The source that times the audit, its window and total database time."""
-        return choose_workload(self.frame("query_events"), self._statement_stats)
+        return choose_workload(
+            self.frame("query_events"),
+            self._statement_stats,
+            gap_ms=float(self.config.thresholds("requests")["gap_ms"]),
+        )
 
     @property
     def profile(self) -> pd.DataFrame:

@@ -625,15 +625,23 @@ class Catalog:
     def empty(self) -> bool:
         return not self.indexes and not self.tables
 
-    def with_keys_of(self, code: CodeMap, tables: Iterable[str]) -> list[IndexInfo]:
+    def with_keys_of(
+        self, code: CodeMap, tables: Iterable[str], dialect: str = "postgres"
+    ) -> list[IndexInfo]:
         """Every index, plus for each of ``tables`` that no export describes the indexes Django's
         own apps create (from the shipped dump of ``django.contrib``) and the primary key and
         unique constraints ``code`` knows (a model dump, or ``id`` — or a multi-table child's
-        ``<parent>_ptr_id`` — by Django's default): no advice may propose an index those already
-        provide."""
+        ``<parent>_ptr_id``, or a key named after its table — by convention): no advice may
+        propose an index those already provide.
+
+        On MySQL/MariaDB (``dialect`` ``mysql``), InnoDB indexes every FOREIGN KEY's columns
+        itself, creating the index when none leads with them (Django leaves it to InnoDB): each
+        foreign key a model dump declares gets that index, ``db_index=False`` or not, on tables
+        the server's catalog does not describe."""
         out = list(self.indexes)
         described = {i.table for i in self.indexes}
-        wanted = [t for t in dict.fromkeys(tables) if t not in described]
+        tables = list(dict.fromkeys(tables))
+        wanted = [t for t in tables if t not in described]
         django: dict[str, list[IndexInfo]] = {}
         for info in existing_indexes(django_indexes()):
             django.setdefault(info.table, []).append(info)
@@ -656,4 +664,35 @@ class Catalog:
                         declared_only=True,
                     )
                 )
+        if dialect == "mysql":
+            out.extend(_innodb_foreign_key_indexes(code, tables, out))
         return out
+
+
+def _innodb_foreign_key_indexes(
+    code: CodeMap, tables: Iterable[str], indexes: Sequence[IndexInfo]
+) -> list[IndexInfo]:
+    """The indexes InnoDB creates for the foreign keys of ``tables`` a model dump declares
+    (never the ones only Django's naming suggests), where no index leads with the column: named
+    after the constraint, as InnoDB names them. A table the server's own catalog describes
+    (SHOW INDEX, information_schema) lists that index already — or has no such constraint."""
+    wanted = set(tables) - {i.table for i in indexes if not i.declared_only}
+    leading = {(i.table, i.keys[0].column) for i in indexes if i.keys and i.keys[0].column}
+    out: list[IndexInfo] = []
+    for table, column, target in code.foreign_keys():
+        if table not in wanted or (table, column) in leading or code.column_inferred(table, column):
+            continue
+        leading.add((table, column))
+        suffix = f"_fk_{target}_{code.primary_key(target)}"
+        out.append(
+            IndexInfo(
+                table=table,
+                name=auto_index_name(table, [column], suffix),
+                keys=(IndexKey(column, None, None, False),),
+                declared_by=f"FOREIGN KEY {code.model(table).name}.{code.field_name(table, column)}"
+                " (InnoDB's automatic index)",
+                declared_only=True,
+                dialect="mysql",
+            )
+        )
+    return out

@@ -17,7 +17,8 @@ they are, with where the answer comes from:
    ``<app>_<name>``; a table ``<owner table>_<field>`` with two ``…_id`` columns is the
    auto-created through table of the many-to-many ``field``; a reverse accessor is
    ``<model>_set``; every table's primary key is ``id``, or the ``<parent>_ptr_id`` link of a
-   multi-table-inheritance child.
+   multi-table-inheritance child, or — a legacy schema's habit — a column named after its table
+   (``address_id`` on ``address``).
 
 Nothing here guesses a name that cannot be known: where the conventions run out, the answer
 is ``None`` and the fix says so in words.
@@ -345,6 +346,10 @@ class CodeMap:
                 primary_key=True,
                 inferred=True,
             )
+        if column == f"{table}_id":
+            # a legacy or hand-made schema names a table's key after the table (address_id on
+            # address, film_id on film): its primary key, not a foreign key to itself
+            return _Column(column, None, inferred=True, primary_key=True)
         if column.endswith("_id") and column != "id":
             name = column[:-3]
             target = self._joins.get((table, column))
@@ -377,11 +382,19 @@ class CodeMap:
         return self._column(table, column).inferred
 
     def primary_key(self, table: str) -> str:
-        """The primary key column (``id`` by Django's default when no dump says otherwise)."""
-        for (t, c), col in self._columns.items():
-            if t == table and col.primary_key:
-                return c
-        return "id"
+        """The primary key column: the dump's; else ``id`` (Django's default) when the SQL
+        uses it, a multi-table child's ``<parent>_ptr_id``, or a key named after the table
+        (``address_id`` on ``address``); ``id`` when nothing says otherwise."""
+        found = [
+            (c, col) for (t, c), col in self._columns.items() if t == table and col.primary_key
+        ]
+        exact = [c for c, col in found if not col.inferred]
+        if exact:
+            return exact[0]
+        names = [c for c, _ in found]
+        if "id" in names or not names:
+            return "id"
+        return names[0]
 
     def unique_keys(self, table: str) -> list[tuple[str, ...]]:
         """Column tuples with a primary key or unique constraint on ``table`` (the primary key

@@ -25,22 +25,42 @@ source here, once, before anything is counted (:func:`without_collection`): ``SH
 a session setting, ``EXPLAIN``, reads of the system schemas only (``pg_catalog``,
 ``information_schema``, ``performance_schema``, ``mysql.*``, the ``pg_stat_*`` views), and every
 statement of auditkit's own collector — see :func:`auditkit.sql.analyze.is_collection_statement`.
+
+Nor are schema migrations and database maintenance (:func:`without_maintenance`): DDL, Django's
+``django_migrations`` bookkeeping, VACUUM and the like, and every statement of a session that
+changed the schema — a ``migrate`` run's BEGINs and COMMITs, its introspection, the content
+types and permissions ``post_migrate`` creates. The report says in a sentence how many were
+left out (:meth:`Workload.describe`); none becomes a finding.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import pandas as pd
 
 from auditkit.findings import duration_text, plural
+from auditkit.requests import REQUEST_GAP_MS
 from auditkit.schemas import FRAMES, empty
-from auditkit.sql.analyze import COLLECTOR_APPLICATIONS, is_collection_statement
+from auditkit.sql.analyze import (
+    COLLECTOR_APPLICATIONS,
+    is_collection_statement,
+    is_maintenance_statement,
+    is_schema_change,
+)
 
-__all__ = ["SOURCE_FAMILIES", "SourceFamily", "Workload", "choose_workload", "without_collection"]
+__all__ = [
+    "SOURCE_FAMILIES",
+    "SourceFamily",
+    "Workload",
+    "choose_workload",
+    "without_collection",
+    "without_maintenance",
+]
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,8 @@ class Workload:
     reconciliation: list[tuple[str, float, int]] = field(default_factory=list)
     #: monitoring and collection statements left out of the chosen source: (executions, ms)
     collection: tuple[int, float] = (0, 0.0)
+    #: schema migrations and maintenance left out of the chosen source: (executions, ms)
+    maintenance: tuple[int, float] = (0, 0.0)
 
     @property
     def window_s(self) -> float | None:
@@ -144,6 +166,15 @@ class Workload:
                 f"EXPLAIN, reads of the database's own catalogs and statistics, the audit's own "
                 f"collector), {duration_text(ms)} in all, are not the application's work and are "
                 "left out."
+            )
+        n, ms = self.maintenance
+        if n:
+            parts.append(
+                f"{plural(n, 'statement')} of schema migrations and database maintenance "
+                "(schema changes, Django's record of applied migrations, and the rest of the "
+                "sessions that ran them: their transactions, introspection, and the content "
+                f"types and permissions a migrate run creates), {duration_text(ms)} in all, "
+                f"{'was' if n == 1 else 'were'} left out of the workload."
             )
         server_side = {f.label for f in SOURCE_FAMILIES if not f.app_side}
         for label, other_ms, other_calls in self.reconciliation:
@@ -199,8 +230,17 @@ def _kind(sql: str) -> int:
     return 1 if _CONTROL.match(sql) else 0
 
 
-def _statement_kinds(df: pd.DataFrame) -> pd.Series:
-    """:func:`_kind` of every row, each distinct statement classified once."""
+@lru_cache(maxsize=65536)
+def _maintenance_kind(sql: str) -> int:
+    """2 for a schema change or migration bookkeeping (it marks its session as a migration),
+    1 for another maintenance statement, 0 otherwise."""
+    if is_schema_change(sql):
+        return 2
+    return 1 if is_maintenance_statement(sql) else 0
+
+
+def _texts(df: pd.DataFrame) -> pd.Series:
+    """Each row's statement: its fingerprint, else its SQL."""
     text = (
         df["fingerprint"].astype("string")
         if "fingerprint" in df
@@ -208,10 +248,94 @@ def _statement_kinds(df: pd.DataFrame) -> pd.Series:
     )
     if "sql" in df:
         text = text.fillna(df["sql"].astype("string"))
-    text = text.fillna("")
-    codes, uniques = pd.factorize(text)
-    kinds = pd.Series([_kind(str(u)) for u in uniques], dtype="int8")
-    out = pd.Series(kinds.to_numpy()[codes] if len(uniques) else 0, index=df.index, dtype="int8")
+    return text.fillna("")
+
+
+def _classified(df: pd.DataFrame, classify: Callable[[str], int]) -> pd.Series:
+    """``classify`` of every row's statement, each distinct statement classified once."""
+    codes, uniques = pd.factorize(_texts(df))
+    kinds = pd.Series([classify(str(u)) for u in uniques], dtype="int8")
+    return pd.Series(kinds.to_numpy()[codes] if len(uniques) else 0, index=df.index, dtype="int8")
+
+
+def _sessions(frame: pd.DataFrame, gap_ms: float) -> pd.Series:
+    """The session of each statement that no request claims: per file and connection (session
+    id, else pid) or process thread, a run of statements with no pause longer than ``gap_ms``
+    between one's end and the next one's start; NA for statements of a request and statements
+    without a time.
+
+    A migration runs as a management command, outside any request, its statements one after the
+    other; where nothing identifies the connection (a Django log without a pid), adjacency alone
+    groups them, and statements of concurrent traffic within the run would be grouped with it."""
+    n = len(frame)
+    if "ts" not in frame or n == 0:
+        return pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    end = pd.to_datetime(frame["ts"], errors="coerce", utc=True)
+    dur = (
+        pd.to_numeric(frame["duration_ms"], errors="coerce").fillna(0.0)
+        if "duration_ms" in frame
+        else pd.Series(0.0, index=frame.index)
+    )
+    start = end - pd.to_timedelta(dur, unit="ms")
+    tied = pd.Series(False, index=frame.index)
+    for col in ("request_id", "trace_id"):
+        if col in frame:
+            tied |= frame[col].notna().to_numpy()
+    keys: list[pd.Series] = []
+    for cols in (("source_file",), ("session_id", "pid"), ("thread",)):
+        present = [c for c in cols if c in frame and frame[c].notna().any()]
+        if present:
+            key = frame[present[0]].astype("string")
+            for c in present[1:]:
+                key = key.fillna(frame[c].astype("string"))
+            keys.append(key.fillna(""))
+    work = pd.DataFrame({"start": start, "end": end}, index=frame.index)
+    work["stream"] = (
+        pd.DataFrame({i: k for i, k in enumerate(keys)}).groupby(list(range(len(keys)))).ngroup()
+        if keys
+        else 0
+    )
+    usable = work[~tied.to_numpy() & end.notna().to_numpy()]
+    usable = usable.sort_values(["stream", "start"], kind="stable")
+    prev_end = usable.groupby("stream", sort=False)["end"].cummax()
+    prev_end = prev_end.groupby(usable["stream"], sort=False).shift()
+    new = prev_end.isna() | ((usable["start"] - prev_end) > pd.Timedelta(milliseconds=gap_ms))
+    burst = new.cumsum().astype("Int64")
+    return burst.reindex(frame.index)
+
+
+def without_maintenance(
+    frame: pd.DataFrame, gap_ms: float = REQUEST_GAP_MS
+) -> tuple[pd.DataFrame, pd.Series]:
+    """``frame`` (query events or statement statistics) without schema migrations and database
+    maintenance, and the mask of the rows left out.
+
+    A statement is left out when :func:`~auditkit.sql.analyze.is_maintenance_statement` says
+    so (DDL, Django's ``django_migrations`` bookkeeping, VACUUM and the like), and so is every
+    statement of a session that changed the schema (:func:`~auditkit.sql.analyze.
+    is_schema_change`): a ``migrate`` run's transactions and COMMITs, its introspection, the
+    content types and permissions ``post_migrate`` reads and creates, a restore's inserts.
+    Sessions are found by :func:`_sessions`; a statement of a request (request or trace id) is
+    never swept in — a COMMIT in request traffic is the application's. Statistics without
+    times (pg_stat_statements) lose their maintenance statements only.
+    """
+    if len(frame) == 0:
+        return frame, pd.Series(False, index=frame.index, dtype=bool)
+    kinds = _classified(frame, _maintenance_kind)
+    drop = (kinds > 0).to_numpy()
+    marker = (kinds == 2).to_numpy()
+    if marker.any():
+        session = _sessions(frame, gap_ms)
+        marked = set(session[marker].dropna())
+        if marked:
+            drop = drop | session.isin(marked).fillna(False).to_numpy(dtype=bool)
+    mask = pd.Series(drop, index=frame.index, dtype=bool)
+    return frame[~drop], mask
+
+
+def _statement_kinds(df: pd.DataFrame) -> pd.Series:
+    """:func:`_kind` of every row, each distinct statement classified once."""
+    out = _classified(df, _kind)
     if "application" in df:
         app = df["application"].astype("string")
         out[app.isin(list(COLLECTOR_APPLICATIONS)).fillna(False).to_numpy(dtype=bool)] = 2
@@ -257,25 +381,34 @@ def _timed(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def choose_workload(
-    query_events: pd.DataFrame, statement_stats: pd.DataFrame | None = None
+    query_events: pd.DataFrame,
+    statement_stats: pd.DataFrame | None = None,
+    *,
+    gap_ms: float = REQUEST_GAP_MS,
 ) -> Workload:
     """Pick the source that times the audit (see the module docstring) and measure it.
 
     ``query_events`` is every statement of every file (``source_format`` tells them apart);
     ``statement_stats`` is the ``pg_stat_statements`` profile (the delta of the first and last
-    snapshot) when the client sent one.
+    snapshot) when the client sent one. ``gap_ms`` (the ``requests.gap_ms`` setting) is the
+    pause that ends a session no connection or request identifies
+    (:func:`without_maintenance`).
     """
     from auditkit.profile import query_profile
 
     stats = statement_stats if statement_stats is not None else empty(FRAMES["statement_stats"])
+    stats = without_maintenance(stats, gap_ms)[0]
     stats, _ = without_collection(stats)
     stats_label = (
         "performance_schema statement digests"
         if "dialect" in stats and stats["dialect"].isin(("mysql", "mariadb")).any()
         else "pg_stat_statements"
     )
-    events, collected = without_collection(query_events)
-    left_out = query_events[collected.to_numpy()] if bool(collected.any()) else None
+    events, maintained = without_maintenance(query_events, gap_ms)
+    maintenance = query_events[maintained.to_numpy()] if bool(maintained.any()) else None
+    before = events
+    events, collected = without_collection(events)
+    left_out = before[collected.to_numpy()] if bool(collected.any()) else None
     groups: dict[str, tuple[SourceFamily, pd.DataFrame]] = {}
     if len(events):
         fmt = (
@@ -339,22 +472,13 @@ def choose_workload(
                     int(pd.to_numeric(stats["calls"], errors="coerce").fillna(0).sum()),
                 )
             )
-        collection = (0, 0.0)
-        if left_out is not None:
-            mine = _timed(
-                left_out[left_out["source_format"].astype("string").isin(list(fam.formats))]
-                if "source_format" in left_out
-                else left_out
-            )
-            collection = (
-                len(mine),
-                float(pd.to_numeric(mine["duration_ms"], errors="coerce").fillna(0).sum()),
-            )
+        collection = _left_out(left_out, fam, timed_only=False)
         return Workload(
             source=fam.name,
             label=fam.label,
             reason=reason,
             collection=collection,
+            maintenance=_left_out(maintenance, fam, timed_only=True),
             events=chosen,
             profile=profile,
             db_ms=float(pd.to_numeric(profile["total_ms"], errors="coerce").fillna(0).sum()),
@@ -388,6 +512,24 @@ def choose_workload(
         profile=empty(FRAMES["statement_stats"]),
         db_ms=0.0,
     )
+
+
+def _left_out(
+    rows: pd.DataFrame | None, fam: SourceFamily, *, timed_only: bool
+) -> tuple[int, float]:
+    """Executions and milliseconds of ``rows`` (statements left out) that ``fam`` timed;
+    ``timed_only`` skips rows without a duration (Django's schema editor logs each statement
+    once untimed before the database runs it)."""
+    if rows is None or len(rows) == 0:
+        return (0, 0.0)
+    mine = _timed(
+        rows[rows["source_format"].astype("string").isin(list(fam.formats)).fillna(False)]
+        if "source_format" in rows
+        else rows
+    )
+    ms = pd.to_numeric(mine["duration_ms"], errors="coerce")
+    n = int(ms.notna().sum()) if timed_only else len(mine)
+    return (n, float(ms.fillna(0).sum()))
 
 
 def share(ms: float, total: float) -> float | None:

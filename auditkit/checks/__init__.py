@@ -34,7 +34,7 @@ from auditkit.checks.capacity import (
     connection_budget,
     connection_churn,
 )
-from auditkit.checks.data_quality import data_quality
+from auditkit.checks.data_quality import data_quality, software_of
 from auditkit.checks.indexes import candidates, duplicates, unused
 from auditkit.checks.mysql_server import mysql_server_health
 from auditkit.checks.n_plus_one import duplicates_per_request, n_plus_ones
@@ -90,6 +90,7 @@ def _slow(
     statement_endpoints: pd.DataFrame,
     plan_nodes: pd.DataFrame,
     dialect: Any,
+    sql: Any,
     *,
     config: AuditConfig,
 ) -> list[Finding]:
@@ -102,6 +103,7 @@ def _slow(
         source=workload.label,
         plan_nodes=plan_nodes,
         dialect=str(dialect),
+        analysis=sql,
     )
 
 
@@ -114,6 +116,7 @@ def _missing_index(
     sql: Any,
     dialect: Any,
     digests: pd.DataFrame,
+    files: Any,
     *,
     config: AuditConfig,
 ) -> list[Finding]:
@@ -131,6 +134,7 @@ def _missing_index(
         analysis=sql,
         digests=digests,
         events=workload.events,
+        software=software_of((f.format for f in files if f.status == "loaded"), str(dialect)),
     )
 
 
@@ -311,7 +315,7 @@ REGISTRY: tuple[CheckSpec, ...] = (
         "slow_query",
         "queries",
         ("slow_query",),
-        ("workload", "statement_endpoints", "plan_nodes", "dialect"),
+        ("workload", "statement_endpoints", "plan_nodes", "dialect", "sql"),
         "slow_query",
         "timed statements: a query log or a pg_stat_statements export",
         _slow,
@@ -338,7 +342,7 @@ REGISTRY: tuple[CheckSpec, ...] = (
     CheckSpec(
         "missing_index",
         "indexing",
-        ("missing_index",),
+        ("missing_index", "data_quality"),
         (
             "workload",
             "catalog",
@@ -348,6 +352,7 @@ REGISTRY: tuple[CheckSpec, ...] = (
             "sql",
             "dialect",
             "pg_stat_statements",
+            "files",
         ),
         "index",
         "timed statements (a query log or pg_stat_statements); index and table statistics "

@@ -277,7 +277,8 @@ _MY_INDEX_USAGE = (
 )
 _PG_INDEXES = "On PostgreSQL, export pg_indexes (auditkit collect postgres writes it)."
 _MY_INDEXES = (
-    "On MySQL or MariaDB, export information_schema.STATISTICS or SHOW CREATE TABLE of each table."
+    "On MySQL or MariaDB, export SHOW INDEX of each table (or information_schema.STATISTICS, or "
+    "SHOW CREATE TABLE of each table)."
 )
 _DJANGO_MODELS = (
     "Or run manage.py auditkit_dump_models (auditkit's capture app) to send the models with "
@@ -301,7 +302,10 @@ _PG_SERVER_LOG = (
 def how_to_collect(check: str, software: frozenset[str]) -> str:
     """What to switch on, in the client's own database and application, so ``check`` runs next
     time; empty when nothing specific is known for that check. Names both PostgreSQL and MySQL
-    when the files do not say which database the client runs."""
+    when the files do not say which database the client runs.
+
+    Besides the registry's checks, ``index_keys`` is what tells the index advisor the keys of
+    tables no export described (``pg_indexes``, ``SHOW INDEX``)."""
     pg = "postgres" in software or "mysql" not in software
     my = "mysql" in software or "postgres" not in software
     django = "django" in software or not (software & {"traces"})
@@ -320,10 +324,10 @@ def how_to_collect(check: str, software: frozenset[str]) -> str:
     elif check == "unused_index":
         parts += [_PG_INDEX_USAGE] if pg else []
         parts += [_MY_INDEX_USAGE] if my else []
-    elif check == "duplicate_index":
+    elif check in ("duplicate_index", "index_keys"):
         parts += [_PG_INDEXES] if pg else []
         parts += [_MY_INDEXES] if my else []
-        parts += [_DJANGO_MODELS]
+        parts += [_DJANGO_MODELS] if check == "duplicate_index" or "django" in software else []
     elif check == "plans":
         parts += [_PG_PLANS] if pg else []
         parts += [_MY_PLANS] if my else []

@@ -62,6 +62,8 @@ __all__ = [
     "analyze_workload",
     "expression_key",
     "is_collection_statement",
+    "is_maintenance_statement",
+    "is_schema_change",
     "is_system_relation",
     "parse_index_definition",
     "reads_system_schema",
@@ -827,6 +829,76 @@ def is_collection_statement(sql: str, application: str | None = None) -> bool:
     if _COLLECTION_COMMAND.match(text):
         return True
     return reads_system_schema(text)
+
+
+#: a change to the schema: what a migration (Django's schema editor, a dump being restored, a
+#: DBA) runs — never a temporary table or view, which applications create as they work
+_SCHEMA_CHANGE = re.compile(
+    r"^\s*(?:create|alter|drop|rename|comment\s+on)\b"
+    r"(?!\s+(?:(?:global|local)\s+)?(?:or\s+replace\s+)?(?:temp|temporary)\b)",
+    re.I,
+)
+#: statements that maintain the database rather than serve the application: statistics and
+#: storage upkeep, a restore's table locks, privileges, and the constraint checks Django's
+#: schema editor and test runner force
+_MAINTENANCE_COMMAND = re.compile(
+    r"^\s*(?:truncate|vacuum|reindex|cluster|optimize\s+(?:no_write_to_binlog\s+|local\s+)?table"
+    r"|check\s+table|repair\s+table|flush\s+tables|(?:un)?lock\s+tables|grant|revoke"
+    r"|set\s+constraints|analyze(?!\s+(?:format|select|insert|update|delete|with)\b))\b",
+    re.I,
+)
+#: the table where Django records the migrations it applied
+_MIGRATIONS_TABLE = re.compile(r"\bdjango_migrations\b", re.I)
+
+
+def _parts(sql: str) -> list[str]:
+    """The statements of ``sql`` (Django's schema editor sends some two at a time), comments
+    removed."""
+    text = _COMMENT.sub(" ", sql)
+    return [p for p in split_top_level(text, ";") if p.strip()] if ";" in text else [text]
+
+
+def is_schema_change(sql: str) -> bool:
+    """True when ``sql`` changes the schema or keeps Django's record of migrations: ``CREATE``,
+    ``ALTER``, ``DROP``, ``RENAME`` or ``COMMENT ON`` (of anything but a temporary table or
+    view), a read or write of ``django_migrations``, or Django's schema editor filling a new
+    column (``UPDATE … WHERE col IS NULL; SET CONSTRAINTS ALL IMMEDIATE``).
+
+    Such a statement marks its session as a migration: the statements around it (the
+    transactions, the introspection, ``post_migrate``'s content types and permissions) are the
+    migration's too — see :func:`auditkit.analysis.workload.without_maintenance`.
+
+    >>> is_schema_change('ALTER TABLE "shop_order" ADD COLUMN "note" text NULL')
+    True
+    >>> is_schema_change('SELECT "django_migrations"."app" FROM "django_migrations"')
+    True
+    >>> is_schema_change("CREATE TEMPORARY TABLE batch (id int)")
+    False
+    >>> is_schema_change('UPDATE "shop_order" SET "note" = ? WHERE "note" IS NULL')
+    False
+    """
+    if _MIGRATIONS_TABLE.search(sql):
+        return True
+    parts = _parts(sql)
+    if any(_SCHEMA_CHANGE.match(p) for p in parts):
+        return True
+    return len(parts) > 1 and any(re.match(r"\s*set\s+constraints\b", p, re.I) for p in parts)
+
+
+def is_maintenance_statement(sql: str) -> bool:
+    """True when ``sql`` maintains the database rather than serves the application: a schema
+    change or migration bookkeeping (:func:`is_schema_change`), ``VACUUM``, ``ANALYZE`` of a
+    table, ``REINDEX``, ``CLUSTER``, ``TRUNCATE``, ``OPTIMIZE``/``CHECK``/``REPAIR TABLE``,
+    ``FLUSH TABLES``, ``LOCK``/``UNLOCK TABLES``, ``GRANT``/``REVOKE``, ``SET CONSTRAINTS``.
+
+    >>> is_maintenance_statement("VACUUM ANALYZE shop_order")
+    True
+    >>> is_maintenance_statement("ANALYZE FORMAT=JSON SELECT 1")
+    False
+    >>> is_maintenance_statement("COMMIT")
+    False
+    """
+    return is_schema_change(sql) or any(_MAINTENANCE_COMMAND.match(p) for p in _parts(sql))
 
 
 _ELLIPSIS = re.compile(r"\(\s*\.\.\.\s*\)")

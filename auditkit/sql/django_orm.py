@@ -28,7 +28,8 @@ Each distinct fingerprint is parsed once (sqlglot, cached), never per executed s
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -40,7 +41,14 @@ from sqlglot import exp
 if TYPE_CHECKING:
     from auditkit.analysis.code import CodeMap, Model
 
-__all__ = ["OrmFix", "StatementShape", "model_name", "orm_fix", "statement_shape"]
+__all__ = [
+    "OrmFix",
+    "StatementShape",
+    "model_name",
+    "orm_fix",
+    "orm_tables",
+    "statement_shape",
+]
 
 _NO_DUMP = pd.DataFrame(
     {"table": pd.Series(dtype="string"), "inferred": pd.Series(dtype="boolean")}
@@ -153,6 +161,35 @@ def statement_shape(fingerprint: str, dialect: str = "postgres") -> StatementSha
         exists=limit and constants > 0 and constants == len(tree.expressions),
         limit=limit,
     )
+
+
+#: a column qualified by its quoted table, the way Django's compiler writes every column it
+#: selects, filters or sorts on: ``"app_model"."col"`` (PostgreSQL, SQLite, Oracle) or
+#: ```app_model`.`col``` (MySQL, MariaDB)
+_QUALIFIED = re.compile(r'"([^"]+)"\s*\.\s*"[^"]+"|`([^`]+)`\s*\.\s*`[^`]+`')
+
+
+def orm_tables(fingerprints: Iterable[object]) -> frozenset[str]:
+    """The tables the statements name the way Django's ORM writes SQL: columns qualified by
+    the quoted table name (``"shop_order"."customer_id"``, ```shop_order`.`customer_id```).
+
+    Hand-written SQL, another tool's (pgbench, a reporting job) or a legacy schema's queries
+    name tables bare (``WHERE bid = ?``, ``address.address_id``) or through an alias; Django's
+    conventions (an ``id`` primary key, ``<name>_id`` foreign keys) can only be assumed for
+    the tables its compiler wrote.
+
+    >>> sorted(orm_tables(['SELECT "shop_order"."id" FROM "shop_order" WHERE "shop_order"."paid"']))
+    ['shop_order']
+    >>> sorted(orm_tables(["SELECT a.address FROM address a WHERE a.address_id = ?"]))
+    []
+    """
+    out: set[str] = set()
+    for fp in dict.fromkeys(fingerprints):
+        if not isinstance(fp, str) or ('"' not in fp and "`" not in fp):
+            continue
+        for m in _QUALIFIED.finditer(fp):
+            out.add(m.group(1) or m.group(2))
+    return frozenset(out)
 
 
 def model_name(table: str) -> str:

@@ -5,9 +5,12 @@ From the workload's statements (``statement_stats``), each distinct statement pa
 keys it needs, ordered **equality → range → sort** and explained per column; skipped when an
 existing index already serves them by its leading columns — Django's automatic foreign-key
 indexes, unique constraints and primary keys included, and where no catalog was exported the
-keys a model dump, Django's own apps or Django's ``id`` default imply; an expression
-(``UPPER(email)`` from ``__iexact``) gets an expression index and a ``LIKE 'x%'`` a pattern-ops
-index — never a plain index that the planner could not use.
+keys a model dump, Django's own apps or Django's ``id`` default imply (and on MySQL, InnoDB's
+own index on every foreign key); an expression (``UPPER(email)`` from ``__iexact``) gets an
+expression index and a ``LIKE 'x%'`` a pattern-ops index — never a plain index that the
+planner could not use. Django's conventions are assumed only for the tables Django's ORM
+wrote the SQL of: a table that only hand-written SQL names, with no export describing it, gets
+no proposal but a ``data_quality`` finding asking for its index definitions.
 
 Each candidate is a ``missing_index`` Finding: its :class:`~auditkit.findings.Impact` (half of
 its statements' time, an estimate stated as such, until the planner validates it — see
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -64,13 +67,20 @@ from auditkit.findings import (
     Finding,
     Impact,
     Recommendation,
+    Severity,
     Subject,
+    duration_text,
+    percent_text,
     plural,
 )
 from auditkit.sql.analyze import WorkloadAnalysis, analyze_workload, is_system_relation
+from auditkit.sql.django_orm import orm_tables
 from auditkit.sql.fingerprint import Dialect
 
 __all__ = ["CandidateKey", "candidates", "index_candidates", "narrow"]
+
+#: tables named in the data-quality line on tables whose keys are unknown (the rest counted)
+_SHOWN_TABLES = 8
 
 
 @dataclass
@@ -157,6 +167,7 @@ def candidates(
     analysis: WorkloadAnalysis | None = None,
     digests: pd.DataFrame | None = None,
     events: pd.DataFrame | None = None,
+    software: frozenset[str] | None = None,
 ) -> list[Finding]:
     """``missing_index`` findings for the workload's ``profile`` (a ``statement_stats`` frame).
 
@@ -171,14 +182,21 @@ def candidates(
     unit, timed by ``source``. ``statement_endpoints`` (fingerprint → endpoints with calls and
     requests) names the pages a candidate helps. Findings come back ranked, most valuable
     first; already-covered lookups yield none.
+
+    No index is proposed on a table whose keys are unknown — no export describes its indexes
+    and its SQL is not Django's ORM's (see :func:`_keys_known`): one ``data_quality`` finding
+    lists those tables instead and says what to export (``software``, the programs behind the
+    inputs as :func:`~auditkit.checks.data_quality.software_of` tells them, words it).
     """
     cfg = config or AuditConfig()
     t = cfg.thresholds("index")
     if len(profile) == 0:
         return []
+    # a statement group with no measured time (every duration 0 or missing) has nothing an
+    # index could save: proposing one would be advice without evidence
+    spent = pd.to_numeric(profile["total_ms"], errors="coerce").fillna(0)
     work = profile[
-        (profile["calls"].fillna(0) >= t["min_calls"])
-        & (profile["total_ms"].fillna(0) >= t["min_total_ms"])
+        (profile["calls"].fillna(0) >= t["min_calls"]) & (spent >= t["min_total_ms"]) & (spent > 0)
     ]
     if len(work) == 0:
         return []
@@ -190,7 +208,11 @@ def candidates(
     )
     tables = catalog.tables
     cstats = catalog.columns
-    indexes = catalog.with_keys_of(code, uses["table"].astype(str).unique() if len(uses) else [])
+    indexes = catalog.with_keys_of(
+        code, uses["table"].astype(str).unique() if len(uses) else [], dialect
+    )
+    known = _keys_known(profile, catalog, code)
+    withheld: dict[str, dict[str, None]] = {}  # table → its statements
     by_table: dict[str, list[IndexInfo]] = {}
     for i in indexes:
         by_table.setdefault(i.table, []).append(i)
@@ -208,6 +230,9 @@ def candidates(
                 if is_system_relation(need.table) or _mysql_system(
                     texts.get(need.fingerprint_id, ""), need.table
                 ):
+                    continue
+                if not known(need.table):
+                    withheld.setdefault(need.table, {})[need.fingerprint_id] = None
                     continue
                 info = tables.get(need.table)
                 if info is not None and info.rows is not None and info.rows < t["min_table_rows"]:
@@ -236,7 +261,7 @@ def candidates(
     merged = _merge_prefixes(list(found.values()))
     grand = total_ms if total_ms else float(profile["total_ms"].fillna(0).sum())
     window = window_s if window_s else _window_s(profile)
-    return _findings(
+    found_list = _findings(
         merged,
         work,
         catalog,
@@ -250,6 +275,96 @@ def candidates(
         window,
         source,
         mysql_facts(digests, events, work) if dialect == "mysql" else {},
+    )
+    if withheld:
+        found_list.append(_keys_unknown(withheld, work, grand, dialect, software))
+    return found_list
+
+
+def _keys_known(profile: pd.DataFrame, catalog: Catalog, code: CodeMap) -> Callable[[str], bool]:
+    """Whether the advisor knows enough of a table's keys to propose an index on it.
+
+    It does when an export describes the table's indexes (pg_indexes, SHOW INDEX, a model
+    dump's declarations), when a model dump or an export maps the table to a model (Django's
+    own apps included), or when the statements name it the way Django's ORM writes SQL
+    (:func:`~auditkit.sql.django_orm.orm_tables`): Django's conventions then tell its primary
+    key. A table only hand-written SQL names (pgbench's ``pgbench_branches``, a legacy
+    ``address`` keyed on ``address_id``) has keys no convention tells: an index proposed on it
+    could well be its primary key."""
+    described = {i.table for i in catalog.indexes}
+    orm = orm_tables(profile["fingerprint"].tolist()) if len(profile) else frozenset()
+    return lambda table: table in described or table in orm or not code.model(table).inferred
+
+
+def _keys_unknown(
+    withheld: Mapping[str, Mapping[str, None]],
+    work: pd.DataFrame,
+    grand: float,
+    dialect: Dialect,
+    software: frozenset[str] | None,
+) -> Finding:
+    """The data-quality line for the tables no index was proposed on: whose keys are unknown."""
+    from auditkit.checks.data_quality import how_to_collect, software_of
+
+    fids = list(dict.fromkeys(f for per in withheld.values() for f in per))
+    ms = pd.to_numeric(work["total_ms"], errors="coerce").fillna(0.0)
+    ms_of = dict(zip(work["fingerprint_id"].astype(str), ms, strict=False))
+    total = sum(ms_of.get(f, 0.0) for f in fids)
+    calls_of = dict(
+        zip(
+            work["fingerprint_id"].astype(str),
+            pd.to_numeric(work["calls"], errors="coerce").fillna(0),
+            strict=False,
+        )
+    )
+    calls = int(sum(calls_of.get(f, 0) for f in fids))
+    by_time = sorted(withheld, key=lambda tb: -sum(ms_of.get(f, 0.0) for f in withheld[tb]))
+    shown = by_time[:_SHOWN_TABLES]
+    names = (
+        _list(shown)
+        if len(by_time) <= _SHOWN_TABLES
+        else ", ".join(shown) + f" and {plural(len(by_time) - len(shown), 'other')}"
+    )
+    software = software if software is not None else software_of((), dialect)
+    if dialect == "mysql":
+        software = software | {"mysql"}
+    elif not software & {"postgres", "mysql"}:
+        software = software | {"postgres"}
+    share = f", {percent_text(total / grand)} of all database time" if grand else ""
+    one, them = len(by_time) == 1, "it" if len(by_time) == 1 else "them"
+    return Finding(
+        check="data_quality",
+        severity=Severity.INFO,
+        title=f"No index advice on {plural(len(by_time), 'table')} whose keys are unknown",
+        summary=(
+            f"{plural(len(fids), 'statement')} ({plural(calls, 'execution')}, "
+            f"{duration_text(total)}{share}) "
+            + ("filters, joins or sorts" if len(fids) == 1 else "filter, join or sort")
+            + f" on {names}. "
+            + ("Its" if len(fids) == 1 else "Their")
+            + " SQL is not written by Django's ORM (no quoted, table-qualified column names) "
+            + "and no export describes "
+            + ("this table's primary key" if one else "these tables' primary keys")
+            + " and indexes, so the audit cannot tell which lookups an existing "
+            + f"index already serves — the primary key among them — and proposes no index on {them}."
+        ),
+        subject=Subject(expression="index keys unknown"),
+        metrics={
+            "tables": len(by_time),
+            "statements": len(fids),
+            "calls": calls,
+            "total_ms": round(total, 3),
+            "table_list": ", ".join(by_time),
+        },
+        recommendation=Recommendation(
+            f"Send the index definitions of {'this table' if one else 'these tables'} so the "
+            f"audit can propose indexes on {them} too. " + how_to_collect("index_keys", software)
+        ),
+        evidence=Evidence(
+            EvidenceStrength.PATTERN,
+            tuple({"table": tb, "statements": len(withheld[tb])} for tb in by_time),
+        ),
+        chapter="indexing",
     )
 
 
