@@ -230,7 +230,7 @@ class ProfilePartial:
         for k, (fid, calls, nt) in enumerate(
             zip(
                 uniques.tolist(),
-                np.diff(np.append(starts, len(df))).tolist(),
+                g.sizes().tolist(),
                 n_timed.tolist(),
                 strict=True,
             )
@@ -260,7 +260,7 @@ class ProfilePartial:
                     acc.first = ts.iloc[f] if f >= 0 else None
                     acc.last = ts.iloc[la] if la >= 0 else None
                 else:
-                    acc.first, acc.last = _first_last(ts, None, g.rows(k))
+                    acc.first, acc.last = _first_last(ts, g.rows(k))
             acc.databases = counts["database"][k]
             acc.users = counts["user"][k]
             acc.sources = set(counts["source_file"][k])
@@ -351,9 +351,13 @@ class _Groups:
         end = self.starts[k + 1] if k + 1 < len(self.starts) else self.n
         return self.order[self.starts[k] : end]  # type: ignore[no-any-return]
 
+    def sizes(self) -> np.ndarray:
+        """How many rows each group has."""
+        return np.diff(np.append(self.starts, self.n))
+
     def spread(self, per_group: np.ndarray) -> np.ndarray:
         """A per-group value on each (sorted) row."""
-        return np.repeat(per_group, np.diff(np.append(self.starts, self.n)))
+        return np.repeat(per_group, self.sizes())
 
     def first_where(self, mask: np.ndarray) -> np.ndarray:
         """Per group, the row of its first (sorted) position where ``mask`` holds, else -1."""
@@ -383,26 +387,13 @@ class _Labels:
         codes, uniques = pd.factorize(df[column])
         return cls(codes, [str(v) for v in uniques])
 
-    def counts(self, idx: np.ndarray) -> Counter[str]:
-        """How often each value occurs at rows ``idx`` (nulls left out), keys in sorted order."""
-        if not self.values:
-            return Counter()
-        c = self.codes[idx]
-        n = np.bincount(c[c >= 0], minlength=len(self.values))
-        return Counter(
-            {
-                self.values[i]: int(n[i])
-                for i in sorted(np.flatnonzero(n), key=lambda i: self.values[i])
-            }
-        )
-
     def per_group(self, g: _Groups) -> list[Counter[str]]:
-        """:meth:`counts` of every group."""
+        """How often each value occurs in each group (nulls left out), keys in sorted order."""
         k = len(g.starts)
         if not self.values:
             return [Counter() for _ in range(k)]
         c = self.codes[g.order]
-        group = np.repeat(np.arange(k), np.diff(np.append(g.starts, g.n)))
+        group = g.spread(np.arange(k))
         ok = c >= 0
         n = np.bincount(group[ok] * len(self.values) + c[ok], minlength=k * len(self.values))
         table = n.reshape(k, len(self.values))
@@ -413,30 +404,16 @@ class _Labels:
         return out
 
     def first_per_group(self, g: _Groups) -> list[str | None]:
-        """:meth:`first` of every group."""
+        """The first non-null value of each group (None where there is none)."""
         if not self.values:
             return [None] * len(g.starts)
         at = g.first_where(self.codes[g.order] >= 0)
         return [self.values[self.codes[r]] if r >= 0 else None for r in at.tolist()]
 
-    def first(self, idx: np.ndarray) -> str | None:
-        """The first non-null value at rows ``idx``."""
-        if not self.values:
-            return None
-        c = self.codes[idx]
-        hit = np.flatnonzero(c >= 0)
-        return self.values[c[hit[0]]] if len(hit) else None
 
-
-def _first_last(ts: pd.Series, ns: np.ndarray | None, idx: np.ndarray) -> tuple[Any, Any]:
-    """Earliest and latest timestamp at rows ``idx`` (None when all are missing)."""
-    if ns is not None:  # datetime column: compare the nanoseconds, NaT (the minimum int) left out
-        v = ns[idx]
-        valid = np.flatnonzero(v != np.iinfo(np.int64).min)
-        if not len(valid):
-            return None, None
-        sub = v[valid]
-        return ts.iloc[int(idx[valid[sub.argmin()]])], ts.iloc[int(idx[valid[sub.argmax()]])]
+def _first_last(ts: pd.Series, idx: np.ndarray) -> tuple[Any, Any]:
+    """Earliest and latest value at rows ``idx`` of a time column that is not a datetime column
+    (those are reduced for every group at once in :meth:`ProfilePartial.from_events`)."""
     seg = ts.iloc[idx]
     lo, hi = seg.min(), seg.max()
     return (None if pd.isna(lo) else lo), (None if pd.isna(hi) else hi)

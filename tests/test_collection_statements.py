@@ -16,7 +16,7 @@ import pytest
 import auditkit
 from auditkit.analysis import Analysis
 from auditkit.analysis.workload import choose_workload, without_collection
-from auditkit.sql.analyze import is_collection_statement, reads_system_schema
+from auditkit.sql.statement_kind import is_collection_statement, reads_system_schema
 
 ROOT = Path(__file__).parents[1]
 MYSQL_CLIENT = Path(__file__).parent / "fixtures" / "mysql_client"

@@ -27,8 +27,8 @@ from auditkit.schemas import (
     conform,
     empty,
 )
-from auditkit.sql.analyze import is_maintenance_statement, is_schema_change
 from auditkit.sql.fingerprint import fingerprint, fingerprint_id
+from auditkit.sql.statement_kind import is_maintenance_statement, is_schema_change
 
 DAIQUIRI = "linea-it-target/logs/sql.log"
 

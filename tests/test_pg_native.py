@@ -184,9 +184,9 @@ def test_blocks_read_in_parts_give_the_reference_digest(monkeypatch: pytest.Monk
     """A block whose only obstacle is a statement written over several lines is read natively
     around it, the statement (with its secondary lines) by the reference: the digest of every
     log is unchanged, with pieces down to 1 KiB, and some logs do get cut."""
-    from auditkit.loaders import postgres_log
+    from auditkit.loaders import _pg_native
 
-    monkeypatch.setattr(postgres_log, "_MIN_NATIVE", 1024)
+    monkeypatch.setattr(_pg_native, "_MIN_NATIVE", 1024)
     cut = []
     for path in LOGS:
         parser = _parser(path)

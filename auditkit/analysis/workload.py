@@ -24,7 +24,7 @@ Statements of monitoring and collection are not the client's workload and are le
 source here, once, before anything is counted (:func:`without_collection`): ``SHOW``, ``SET`` of
 a session setting, ``EXPLAIN``, reads of the system schemas only (``pg_catalog``,
 ``information_schema``, ``performance_schema``, ``mysql.*``, the ``pg_stat_*`` views), and every
-statement of auditkit's own collector — see :func:`auditkit.sql.analyze.is_collection_statement`.
+statement of auditkit's own collector — see :func:`auditkit.sql.statement_kind.is_collection_statement`.
 
 Nor are schema migrations and database maintenance (:func:`without_maintenance`): DDL, Django's
 ``django_migrations`` bookkeeping, VACUUM and the like, and every statement of a session that
@@ -46,7 +46,7 @@ import pandas as pd
 from auditkit.findings import duration_text, plural
 from auditkit.requests import REQUEST_GAP_MS
 from auditkit.schemas import FRAMES, empty
-from auditkit.sql.analyze import (
+from auditkit.sql.statement_kind import (
     COLLECTOR_APPLICATIONS,
     is_collection_statement,
     is_maintenance_statement,
@@ -310,7 +310,7 @@ def without_maintenance(
     """``frame`` (query events or statement statistics) without schema migrations and database
     maintenance, and the mask of the rows left out.
 
-    A statement is left out when :func:`~auditkit.sql.analyze.is_maintenance_statement` says
+    A statement is left out when :func:`~auditkit.sql.statement_kind.is_maintenance_statement` says
     so (DDL, Django's ``django_migrations`` bookkeeping, VACUUM and the like), and so is every
     statement of a session that changed the schema (:func:`~auditkit.sql.analyze.
     is_schema_change`): a ``migrate`` run's transactions and COMMITs, its introspection, the
@@ -346,7 +346,7 @@ def without_collection(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """``frame`` (query events or statement statistics) without its monitoring and collection
     statements, and the mask of the rows left out.
 
-    A statement is left out when :func:`~auditkit.sql.analyze.is_collection_statement` says so,
+    A statement is left out when :func:`~auditkit.sql.statement_kind.is_collection_statement` says so,
     and so is every statement of a session (``session_id``, else ``pid``, per file) that issued
     collection statements and nothing else but transaction control — the ``BEGIN READ ONLY`` /
     ``ROLLBACK`` around a collector's reads are its own, not the application's.

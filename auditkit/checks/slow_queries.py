@@ -48,10 +48,10 @@ from auditkit.sql.analyze import (
     StatementAnalysis,
     WorkloadAnalysis,
     analyze_sql,
-    is_system_relation,
 )
 from auditkit.sql.django_orm import statement_shape
 from auditkit.sql.fingerprint import Dialect
+from auditkit.sql.statement_kind import is_system_relation
 
 __all__ = ["slow_queries", "slow_statements"]
 

@@ -62,7 +62,7 @@ from auditkit.loaders.base import BlockResult
 from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block
 
-__all__ = ["NativePlan", "Unsupported", "native_plan", "parse_native"]
+__all__ = ["NativePlan", "Unsupported", "native_plan", "parse_native", "pieces"]
 
 _NL, _SP, _TAB, _COLON = 10, 32, 9, 58
 _PARAMS = b"parameters: "
@@ -749,3 +749,42 @@ def _no_server_events(block: Block, reference: Callable[[Block], BlockResult]) -
             "server_events"
         ]
     return frame.copy()
+
+
+#: a run of readable entries shorter than this between two the native reader cannot read
+#: goes to the reference parser with them (a call of either costs a few milliseconds)
+_MIN_NATIVE = 256 * 1024
+
+
+def pieces(block: Block, spans: list[tuple[int, int]]) -> list[tuple[Block, bool]]:
+    """``block`` cut at entry boundaries into pieces for the native reader (True) and for the
+    reference parser (False, the byte ``spans`` given, with any short run between them)."""
+    merged: list[list[int]] = []
+    for a, b in spans:
+        if merged and a - merged[-1][1] < _MIN_NATIVE:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    if merged[0][0] < _MIN_NATIVE:
+        merged[0][0] = 0
+    size = len(block.data)
+    if size - merged[-1][1] < _MIN_NATIVE:
+        merged[-1][1] = size
+    cuts: list[tuple[int, int, bool]] = []
+    at = 0
+    for a, b in merged:
+        if a > at:
+            cuts.append((at, a, True))
+        cuts.append((a, b, False))
+        at = b
+    if at < size:
+        cuts.append((at, size, True))
+    data = block.data
+    out = []
+    line = block.first_line
+    for a, b, native in cuts:
+        piece = data[a:b]
+        offset = None if block.offset is None else block.offset + a
+        out.append((Block(piece, line, block.source, offset=offset), native))
+        line += piece.count(b"\n")
+    return out

@@ -103,6 +103,7 @@ from auditkit.loaders._pg_events import (
     to_utc,
 )
 from auditkit.loaders._pg_native import Unsupported, native_plan, parse_native
+from auditkit.loaders._pg_native import pieces as native_pieces
 from auditkit.loaders._pg_prefix import (
     CANDIDATES,
     SECONDARY_SEVERITIES,
@@ -311,7 +312,7 @@ class StderrParser(_PgParser):
         if not spans or depth >= 2:
             return [self._parse(block)]
         out: list[BlockResult] = []
-        for piece, native in _pieces(block, spans):
+        for piece, native in native_pieces(block, spans):
             out.extend(self._native_parts(piece, depth + 1) if native else [self._parse(piece)])
         return out
 
@@ -416,45 +417,6 @@ class StderrParser(_PgParser):
         for note in self.notes:
             report.warn(note)
         return finish_pending(pending, self.source, self.fmt, report)
-
-
-#: a run of readable entries shorter than this between two the native reader cannot read
-#: goes to the reference parser with them (a call of either costs a few milliseconds)
-_MIN_NATIVE = 256 * 1024
-
-
-def _pieces(block: Block, spans: list[tuple[int, int]]) -> list[tuple[Block, bool]]:
-    """``block`` cut at entry boundaries into pieces for the native reader (True) and for the
-    reference parser (False, the byte ``spans`` given, with any short run between them)."""
-    merged: list[list[int]] = []
-    for a, b in spans:
-        if merged and a - merged[-1][1] < _MIN_NATIVE:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    if merged[0][0] < _MIN_NATIVE:
-        merged[0][0] = 0
-    size = len(block.data)
-    if size - merged[-1][1] < _MIN_NATIVE:
-        merged[-1][1] = size
-    cuts: list[tuple[int, int, bool]] = []
-    at = 0
-    for a, b in merged:
-        if a > at:
-            cuts.append((at, a, True))
-        cuts.append((a, b, False))
-        at = b
-    if at < size:
-        cuts.append((at, size, True))
-    data = block.data
-    out = []
-    line = block.first_line
-    for a, b, native in cuts:
-        piece = data[a:b]
-        offset = None if block.offset is None else block.offset + a
-        out.append((Block(piece, line, block.source, offset=offset), native))
-        line += piece.count(b"\n")
-    return out
 
 
 def _columns(rx: re.Pattern[str], text: str) -> list[list[str]]:

@@ -26,8 +26,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from auditkit.findings import Finding, plural, rank
-from auditkit.sql.analyze import WorkloadAnalysis, analyze_workload, is_system_relation
+from auditkit.sql.analyze import WorkloadAnalysis, analyze_workload
 from auditkit.sql.fingerprint import Dialect
+from auditkit.sql.statement_kind import is_system_relation
 
 __all__ = [
     "plan_comparisons",

@@ -73,9 +73,10 @@ from auditkit.findings import (
     percent_text,
     plural,
 )
-from auditkit.sql.analyze import WorkloadAnalysis, analyze_workload, is_system_relation
+from auditkit.sql.analyze import WorkloadAnalysis, analyze_workload
 from auditkit.sql.django_orm import orm_tables
 from auditkit.sql.fingerprint import Dialect
+from auditkit.sql.statement_kind import is_system_relation
 
 __all__ = ["CandidateKey", "candidates", "index_candidates", "narrow"]
 
