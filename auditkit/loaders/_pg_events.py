@@ -13,10 +13,11 @@ them into the two canonical frames — what goes where is documented for users i
   through ``pending`` and :func:`finish_pending`;
 * ``server_events``: every other entry, classified (:func:`_classify`).
 
-Frames leave the workers *compact* (no all-null columns); :func:`complete` adds
-those after the merge, where Arrow-backed nulls cost nothing — shipping them from worker
-processes, or letting :func:`~auditkit.schemas.conform` build them from Python lists, costs
-more than the parse itself on gigabyte logs.
+The frames themselves are built in :mod:`auditkit.loaders._pg_frames`: they leave the
+workers *compact* (no all-null columns) and are completed after the merge, where
+Arrow-backed nulls cost nothing — shipping them from worker processes, or letting
+:func:`~auditkit.schemas.conform` build them from Python lists, costs more than the parse
+itself on gigabyte logs.
 """
 
 from __future__ import annotations
@@ -33,34 +34,31 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditkit.loaders._pg_frames import (
+    _QUERY_KEYS,
+    _SERVER_KEYS,
+    Taken,
+    _floats,
+    _rows_to_columns,
+    query_frame,
+    server_frame,
+)
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
 from auditkit.loaders._time import naive_warning
 from auditkit.loaders.result import ParseReport
-from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS, cast
-from auditkit.sql.fingerprint import fingerprint_codes, spread
 
 __all__ = [
     "MESSAGE",
-    "PROFILE_PHASES",
-    "QUERY_EXTRAS",
-    "SERVER_EXTRAS",
-    "PHASE_DTYPE",
     "Entries",
     "Stats",
     "attach_secondaries",
     "bind_parameters",
     "bind_samples",
     "build_frames",
-    "complete",
     "finish_pending",
     "to_utc",
 ]
 
-#: phases of a query event; the query profile counts only the last two
-PHASES = ("parse", "bind", "execute", "statement")
-PROFILE_PHASES = ("execute", "statement")
-QUERY_EXTRAS = ("phase", "sql_template", "statement_name")
-SERVER_EXTRAS = ("event", "application", "client", "session_id")
 
 #: the statement part of a message: an optional duration, an optional protocol step. Both
 #: parts are possessive (``?+``, Python 3.11): whatever follows them always matches, so the
@@ -440,287 +438,6 @@ def bind_parameters(template: str, params: str) -> str:
         out.append(values.get(token[1:], token) if token[0] == "$" else token)
         out.append(text)
     return "".join(out)
-
-
-# -- frames -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Taken:
-    """``values`` at positions ``sel``, selected lazily: Arrow takes them in C++ when the
-    column is built, instead of a Python loop over the rows."""
-
-    values: Sequence[Any]
-    sel: np.ndarray
-
-    def __len__(self) -> int:
-        """Number of selected values."""
-        return len(self.sel)
-
-    def __getitem__(self, k: int) -> Any:
-        """The ``k``-th selected value."""
-        return self.values[int(self.sel[k])]
-
-    @classmethod
-    def of(cls, values: Sequence[Any], sel: np.ndarray) -> Taken:
-        """``values`` at ``sel``; a selection of a selection is composed, not nested."""
-        if isinstance(values, Taken):
-            return cls(values.values, values.sel[sel])
-        return cls(values, sel)
-
-    def arrow(self, type_: pa.DataType | None = None) -> pa.Array:
-        """The selected values as an Arrow array (converted whole, then taken in C++)."""
-        values = self.values if isinstance(self.values, (list, tuple)) else list(self.values)
-        return pc.take(pa.array(values, type_), pa.array(self.sel))
-
-
-def _plain(values: Any, type_: pa.DataType | None = None) -> pa.Array:
-    """An Arrow array from a :class:`Taken` or a sequence of plain values."""
-    if isinstance(values, Taken):
-        return values.arrow(type_)
-    return pa.array(values if isinstance(values, (list, tuple)) else list(values), type_)
-
-
-def _arrow(values: Any) -> pa.Array:
-    """A pyarrow string array from an Arrow array, a :class:`Taken` or a sequence of str/None."""
-    if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        return values
-    return _plain(values, pa.large_string())
-
-
-def _strings(values: Any, null_too: str = "") -> pd.arrays.ArrowStringArray:
-    """An Arrow-backed ``string`` column; empty strings (and ``null_too``) become <NA>.
-
-    (A query id of 0 means ``compute_query_id`` is off: no id.) A column holding one value
-    throughout — one user, one database, as in most logs — is built without converting
-    every row.
-    """
-    whole = values.values if isinstance(values, Taken) else values
-    if isinstance(whole, (list, tuple)) and whole and whole.count(whole[0]) == len(whole):
-        value = whole[0]
-        n = len(values)
-        return _null_strings(n) if value in ("", null_too) else _repeat(value, n)
-    arr = _arrow(values)
-    if len(arr):
-        blank = pc.equal(arr, "")
-        if null_too:
-            blank = pc.or_(blank, pc.equal(arr, null_too))
-        arr = pc.if_else(blank, pa.scalar(None, pa.large_string()), arr)
-    return pd.arrays.ArrowStringArray(arr)
-
-
-def _strings_keep(values: Any) -> pd.arrays.ArrowStringArray:
-    """An Arrow-backed ``string`` column, empty strings kept (SQL may be empty)."""
-    return pd.arrays.ArrowStringArray(_arrow(values))
-
-
-def _null_strings(n: int) -> pd.arrays.ArrowStringArray:
-    """An all-null ``string`` column (Arrow-backed, costs next to nothing)."""
-    return pd.arrays.ArrowStringArray(pa.nulls(n, pa.large_string()))
-
-
-def _repeat(value: str, n: int) -> pd.arrays.ArrowStringArray:
-    """A ``string`` column holding ``value`` ``n`` times."""
-    return pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(value, pa.large_string()), n))
-
-
-def _ints(values: Sequence[Any] | None, n: int) -> pd.arrays.IntegerArray:
-    """A nullable ``Int64`` column from texts, numbers or a :class:`Taken`; empty means <NA>."""
-    if values is None:
-        return pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
-    if isinstance(values, np.ndarray) and values.dtype.kind == "i":
-        return pd.arrays.IntegerArray(values.astype(np.int64, copy=False), np.zeros(n, dtype=bool))
-    arr = _plain(values)
-    if pa.types.is_string(arr.type):
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-    try:
-        arr = pc.cast(arr, pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        # fractions, junk, or numbers past int64 (nulled and counted by the schema cast)
-        raw = pd.Series(arr.to_pylist(), dtype=object)
-        return cast(raw, "Int64").array  # type: ignore[return-value]
-    mask = arr.is_null().to_numpy(zero_copy_only=False)
-    data = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    return pd.arrays.IntegerArray(data, mask)
-
-
-def _floats(values: Sequence[Any] | None, n: int) -> np.ndarray:
-    """A ``float64`` column from texts, numbers or a :class:`Taken`; empty means NaN."""
-    if values is None:
-        return np.full(n, np.nan)
-    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        return values
-    arr = _plain(values)
-    if pa.types.is_string(arr.type):
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-    try:
-        arr = pc.cast(arr, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raw = pd.Series(arr.to_pylist(), dtype=object)
-        return cast(raw, "float64").to_numpy()
-    return arr.fill_null(np.nan).to_numpy(zero_copy_only=False)
-
-
-def _times(ts: np.ndarray) -> pd.arrays.DatetimeArray:
-    """A ``datetime64[ns, UTC]`` column from UTC nanoseconds."""
-    return pd.DatetimeIndex(ts.astype("datetime64[ns]", copy=False)).tz_localize("UTC").array
-
-
-#: dtype of the ``phase`` extra column (fixed categories, so blocks concatenate cheaply)
-PHASE_DTYPE = pd.CategoricalDtype(list(PHASES))
-
-
-def _phases(values: Any) -> pd.Categorical:
-    """The ``phase`` column; anything but a known phase (an empty text) is null.
-
-    Arrow finds the codes: building a Categorical from a list of Python strings makes pandas
-    factorise them, four times slower, and warns about the empty texts.
-    """
-    codes = pc.index_in(_plain(values, pa.string()), value_set=pa.array(PHASES, pa.string()))
-    codes = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int8)
-    return pd.Categorical.from_codes(codes, dtype=PHASE_DTYPE)
-
-
-def _fingerprints(texts: pa.Array) -> tuple[pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:
-    """Fingerprints and ids of ``texts``: computed once per group of texts that differ only in
-    their numbers (see :func:`~auditkit.sql.fingerprint.fingerprint_codes`), spread by Arrow."""
-    fp_values, id_values, rows = fingerprint_codes(texts)
-    return (
-        pd.arrays.ArrowStringArray(spread(fp_values, rows)),
-        pd.arrays.ArrowStringArray(spread(id_values, rows)),
-    )
-
-
-def query_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
-    """A compact query-events frame from columns of plain values (see :func:`complete`).
-
-    ``c`` keys: ts (datetime64[ns] UTC), duration_ms, sql, sql_template, params, database,
-    user, application, client, pid, session_id, query_id, phase, statement_name, source_line.
-    ``sql`` and ``sql_template`` may be Arrow arrays. Fingerprints are computed here from
-    the template form (``sql_template`` where set, else ``sql``). Columns that would be all
-    null are left out: they are cheap to add after blocks are merged and costly to ship back
-    from worker processes. (The provenance columns stay: :mod:`auditkit.digest` aggregates
-    block frames where they are parsed and reports the files each statement came from.)
-    """
-    sql = pc.utf8_rtrim_whitespace(_arrow(c["sql"]))
-    n = len(sql)
-    template = c.get("sql_template")
-    if template is not None:
-        template = pc.utf8_rtrim_whitespace(_arrow(template))
-        template = pc.if_else(pc.equal(template, ""), pa.scalar(None, pa.large_string()), template)
-        source_text = pc.coalesce(template, sql)
-    else:
-        source_text = sql
-    fps, ids = _fingerprints(source_text)
-    cols: dict[str, Any] = {
-        "ts": _times(c["ts"]),
-        "duration_ms": _floats(c.get("duration_ms"), n),
-        "sql": pd.arrays.ArrowStringArray(sql),
-        "fingerprint": fps,
-        "fingerprint_id": ids,
-    }
-    for name in ("params", "database", "user", "application", "client", "session_id", "query_id"):
-        values = c.get(name)
-        if values is not None:
-            cols[name] = _strings(values, "0" if name == "query_id" else "")
-    if c.get("pid") is not None:
-        cols["pid"] = _ints(c["pid"], n)
-    cols["source_line"] = _ints(c["source_line"], n)
-    cols["source_file"] = _repeat(source, n)
-    cols["source_format"] = _repeat(fmt, n)
-    cols["phase"] = _phases(c["phase"])
-    if template is not None:
-        cols["sql_template"] = pd.arrays.ArrowStringArray(template)
-    if c.get("statement_name") is not None:
-        cols["statement_name"] = _strings(c["statement_name"])
-    return pd.DataFrame(cols)
-
-
-def server_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
-    """A compact server-events frame from columns of plain values (see :func:`complete`)."""
-    n = len(c["message"])
-    cols: dict[str, Any] = {}
-    for col in SERVER_EVENTS.columns:
-        name = col.name
-        if name == "source_file":
-            cols[name] = _repeat(source, n)
-        elif name == "source_format":
-            cols[name] = _repeat(fmt, n)
-        elif name == "ts":
-            cols[name] = _times(c["ts"])
-        elif col.dtype == "float64":
-            cols[name] = _floats(c.get(name), n)
-        elif col.dtype == "Int64":
-            cols[name] = _ints(c.get(name), n)
-        elif name == "message":
-            cols[name] = _strings_keep(c[name])
-        else:
-            values = c.get(name)
-            cols[name] = _null_strings(n) if values is None else _strings(values)
-    for name in SERVER_EXTRAS:
-        values = c.get(name)
-        cols[name] = _null_strings(n) if values is None else _strings(values)
-    return pd.DataFrame(cols)
-
-
-def complete(df: pd.DataFrame, frame: str, source: str, fmt: str) -> pd.DataFrame:
-    """Add the columns :func:`query_frame` / :func:`server_frame` left out, as typed nulls.
-
-    Run on the merged frame (in the calling process), so :func:`~auditkit.schemas.conform`
-    finds every canonical column at its dtype. Arrow-backed nulls cost next to nothing.
-    """
-    schema = QUERY_EVENTS if frame == QUERY_EVENTS.name else SERVER_EVENTS
-    n = len(df)
-    extras = QUERY_EXTRAS if schema is QUERY_EVENTS else SERVER_EXTRAS
-    out: dict[str, Any] = {}
-    for col in schema.columns:
-        name = col.name
-        if name in df.columns:
-            out[name] = df[name].array
-        elif name == "source_file":
-            out[name] = _repeat(source, n)
-        elif name == "source_format":
-            out[name] = _repeat(fmt, n)
-        elif col.dtype == "float64":
-            out[name] = np.full(n, np.nan)
-        elif col.dtype == "Int64":
-            out[name] = pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
-        else:
-            out[name] = _null_strings(n)
-    for name in extras:
-        if name in df.columns:
-            out[name] = df[name].array
-        elif name == "phase":
-            out[name] = pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8), dtype=PHASE_DTYPE)
-        else:
-            out[name] = _null_strings(n)
-    for name in df.columns:
-        if name not in out:
-            out[str(name)] = df[name].array
-    return pd.DataFrame(out)
-
-
-_QUERY_KEYS = (
-    "ts", "duration_ms", "sql", "sql_template", "params", "database", "user", "application",
-    "client", "pid", "session_id", "query_id", "phase", "statement_name", "source_line",
-)  # fmt: skip
-_SERVER_KEYS = (
-    "ts", "kind", "severity", "sqlstate", "message", "detail", "statement", "database", "user",
-    "pid", "duration_ms", "size_bytes", "relation", "source_line", "event", "application",
-    "client", "session_id",
-)  # fmt: skip
-
-
-def _rows_to_columns(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
-    """Row dicts (pending events) back to the columns the frame builders take."""
-    cols: dict[str, Any] = {k: [r.get(k) for r in rows] for k in keys}
-    cols["ts"] = np.array([r["ts"] for r in rows], dtype="datetime64[ns]")
-    for k in ("duration_ms",):
-        cols[k] = np.array([np.nan if r.get(k) is None else r[k] for r in rows], dtype=np.float64)
-    for k in keys:
-        if k not in ("ts", "duration_ms", "size_bytes", "pid", "source_line"):
-            cols[k] = ["" if v is None else v for v in cols[k]]
-    return cols
 
 
 # -- classification -----------------------------------------------------------------------------

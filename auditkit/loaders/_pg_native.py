@@ -45,17 +45,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from auditkit.loaders._pg_events import (
-    MESSAGE,
+from auditkit.loaders._pg_events import MESSAGE, Stats, to_utc
+from auditkit.loaders._pg_frames import (
     PHASE_DTYPE,
     PHASES,
-    Stats,
     _fingerprints,
     _ints,
     _repeat,
     _strings,
     _times,
-    to_utc,
 )
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
 from auditkit.loaders.base import BlockResult
@@ -635,7 +633,7 @@ def _query_frame(
     fmt: str,
 ) -> pd.DataFrame:
     """The lean query events of the statements ``keep``: the frame the reference's
-    :func:`~auditkit.loaders._pg_events.query_frame` builds for a digest, column for column."""
+    :func:`~auditkit.loaders._pg_frames.query_frame` builds for a digest, column for column."""
     n = len(keep)
     fps, ids = _fingerprints(sql)
     dur_text = b.spans(msg.dur_start[keep], msg.dur_end[keep])

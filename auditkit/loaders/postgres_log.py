@@ -92,16 +92,15 @@ from auditkit.errors import NothingParsedError
 from auditkit.loaders import _json
 from auditkit.loaders._pg_events import (
     MESSAGE_FRAGMENT,
-    PROFILE_PHASES,
     Entries,
     Stats,
     attach_secondaries,
     bind_samples,
     build_frames,
-    complete,
     finish_pending,
     to_utc,
 )
+from auditkit.loaders._pg_frames import PROFILE_PHASES, complete
 from auditkit.loaders._pg_native import Unsupported, native_plan, parse_native
 from auditkit.loaders._pg_native import pieces as native_pieces
 from auditkit.loaders._pg_prefix import (
