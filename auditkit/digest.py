@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from auditkit.executors import Executor, get_executor, workers_for
@@ -80,13 +81,24 @@ def _tasks(
     return loader.blocks(path, parser)
 
 
+#: the phases a profile counts (see :func:`auditkit.profile.query_profile`)
+_EXECUTIONS = ("statement", "execute")
+
+
 def _executions(events: pd.DataFrame) -> pd.DataFrame:
     """Leave out extended-protocol parse/bind phases (see auditkit.profile.query_profile)."""
-    if "phase" in events and events["phase"].notna().any():
-        keep = events["phase"].isna() | events["phase"].isin(("statement", "execute"))
-        # a parser in digest mode has left the other phases out already: no copy then
-        return events if keep.all() else events[keep]
-    return events
+    phase = events.get("phase")
+    if phase is None:
+        return events
+    if isinstance(phase.dtype, pd.CategoricalDtype):
+        # on the category codes: run per block, label comparisons cost more than the profile
+        cats = phase.cat.categories
+        allowed = np.append(cats.get_indexer(pd.Index(_EXECUTIONS)), -1)  # -1: no phase
+        keep = np.isin(phase.cat.codes.to_numpy(), allowed)
+    else:
+        keep = (phase.isna() | phase.isin(_EXECUTIONS)).to_numpy(dtype=bool)
+    # a parser in digest mode has left the other phases out already: no copy then
+    return events if keep.all() else events[keep]
 
 
 def _digest_file(

@@ -226,6 +226,7 @@ class ProfilePartial:
             )
             last_row = g.first_where(valid & (v == g.spread(_reduce(np.maximum, v, valid, starts))))
         counts = {name: labels[name].per_group(g) for name in ("database", "user", "source_file")}
+        stamps: Any = ts.array if ts is not None else None  # items without Series indexing
         query_ids = labels["query_id"].first_per_group(g)
         for k, (fid, calls, nt) in enumerate(
             zip(
@@ -257,8 +258,8 @@ class ProfilePartial:
             if ts is not None:
                 if first_row is not None and last_row is not None:
                     f, la = int(first_row[k]), int(last_row[k])
-                    acc.first = ts.iloc[f] if f >= 0 else None
-                    acc.last = ts.iloc[la] if la >= 0 else None
+                    acc.first = stamps[f] if f >= 0 else None
+                    acc.last = stamps[la] if la >= 0 else None
                 else:
                     acc.first, acc.last = _first_last(ts, g.rows(k))
             acc.databases = counts["database"][k]
@@ -382,9 +383,9 @@ class _Labels:
     @classmethod
     def of(cls, df: pd.DataFrame, column: str) -> _Labels:
         """The column ``column`` of ``df`` (no labels when it is missing or all null)."""
-        if column not in df or df[column].isna().all():
+        if column not in df:
             return cls(np.full(len(df), -1, dtype=np.intp), [])
-        codes, uniques = pd.factorize(df[column])
+        codes, uniques = pd.factorize(df[column])  # nulls: code -1, not among the uniques
         return cls(codes, [str(v) for v in uniques])
 
     def per_group(self, g: _Groups) -> list[Counter[str]]:
