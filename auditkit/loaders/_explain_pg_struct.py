@@ -23,8 +23,6 @@ from collections.abc import Iterator
 from typing import Any
 from xml.etree import ElementTree
 
-import yaml
-
 from auditkit.loaders import _json
 from auditkit.loaders._explain_nodes import Plan, PlanNode, PlanParseError, to_float
 
@@ -142,6 +140,8 @@ def _xml_plan(elem: ElementTree.Element) -> dict[str, Any]:
 
 def documents_from_yaml(text: str, first_line: int = 1) -> list[Any]:
     """The YAML document in ``text``."""
+    import yaml  # only YAML plans need it: not a cost of every command that detects formats
+
     try:
         return [yaml.safe_load(text)]
     except yaml.YAMLError as exc:
