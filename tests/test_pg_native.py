@@ -199,3 +199,71 @@ def test_blocks_read_in_parts_give_the_reference_digest(monkeypatch: pytest.Monk
                 assert sum(r.report.lines for r in parts) == block.data.count(b"\n")  # type: ignore[attr-defined]
         _same_digest(path)
     assert cut, "no log has a multi-line statement among single-line ones"
+
+
+def _statement_log(tmp_path: Path, with_statement: bool) -> Path:
+    """Timed single-line statements around an autovacuum report (continuation lines) and,
+    with ``with_statement``, a prepared statement written over two lines with its parameters."""
+    pre = "2024-05-01 10:00:{:02d}.{:03d} UTC [{}] "
+    lines = []
+    for i in range(400):
+        lines.append(
+            pre.format(i // 100, i % 1000, 10 + i % 3)
+            + f"app@shop LOG:  duration: 0.{i % 9 + 1} ms  statement: SELECT * FROM item WHERE id = {i}"
+        )
+        if i == 150:
+            lines += [
+                pre.format(1, 500, 20) + 'LOG:  automatic vacuum of table "shop.public.item": '
+                "index scans: 0",
+                "\tpages: 0 removed, 10 remain, 10 scanned (100.00% of total)",
+                "\ttuples: 0 removed, 100 remain, 0 are dead but not yet removable",
+            ]
+        if i == 250 and with_statement:
+            lines += [
+                pre.format(2, 500, 11)
+                + "app@shop LOG:  duration: 0.5 ms  execute S_1: SELECT name",
+                "\t  FROM item WHERE id = $1",
+                pre.format(2, 500, 11) + "app@shop DETAIL:  parameters: $1 = '7'",
+            ]
+    path = tmp_path / "postgresql.log"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_multi_line_statements_are_cut_out_before_the_block_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement written over several lines is found from the first lines of the entries
+    around it — with its DETAIL, without the autovacuum report, which the native reader
+    reads itself — and the digest is the reference's."""
+    from auditkit.loaders import _pg_native
+
+    monkeypatch.setattr(_pg_native, "_MIN_NATIVE", 1024)
+    found: list[object] = []
+    spans = _pg_native._statement_spans
+
+    def spy(*args: object) -> object:
+        found.append(spans(*args))  # type: ignore[arg-type]
+        return found[-1]
+
+    monkeypatch.setattr(_pg_native, "_statement_spans", spy)
+    prefix = "%m [%p] %q%u@%d "
+    path = _statement_log(tmp_path, with_statement=True)
+    parser = _parser(path, prefix=prefix)
+    block = next(iter(_blocks(path, parser, 1 << 20)))
+    parts = parser.parse_parts(block)  # type: ignore[arg-type]
+    assert len(parts) == 3
+    (cut,) = found[0]  # type: ignore[misc]
+    text = block.data[cut[0] : cut[1]].decode()  # type: ignore[attr-defined]
+    assert text.startswith("2024-05-01 10:00:02.500 UTC [11] app@shop LOG:  duration: 0.5 ms")
+    assert text.endswith("DETAIL:  parameters: $1 = '7'\n")
+    _same_digest(path, prefix=prefix)
+
+    # without it, the autovacuum report alone does not cut the block: read whole, natively
+    found.clear()
+    path = _statement_log(tmp_path, with_statement=False)
+    parser = _parser(path, prefix=prefix)
+    block = next(iter(_blocks(path, parser, 1 << 20)))
+    assert _compare(parser, block)
+    assert found[-1] is None
+    _same_digest(path, prefix=prefix)

@@ -454,6 +454,10 @@ def parse_native(
     last_line[:-1] = entry_line[1:] - 1
     last_line[-1] = physical - 1
     multi = last_line > entry_line
+    if multi.any():
+        early = _statement_spans(plan, b, start, end, np.flatnonzero(multi), len(data))
+        if early:  # before the block is read: reading it first would be thrown away
+            raise Unsupported(early)
     sev_colons, colon_ends = _colons(b)
     pre = _read_prefix(b, plan, start, end, sev_colons)
     codes = pre.codes
@@ -569,6 +573,79 @@ def _statements(b: _Bytes, start: np.ndarray, end: np.ndarray) -> pa.Array:
     if _OTHER_SPACE[b.padded[np.maximum(end - 1, 0)][end > start]].any():
         return pc.utf8_rtrim_whitespace(texts)  # a rare character: Arrow decides
     return texts
+
+
+#: how far back from a secondary line its statement is looked for (further: the full reader)
+_MAX_WALK = 64
+
+
+def _severity_and_message(plan: NativePlan, b: _Bytes, s: int, e: int) -> tuple[str, str] | None:
+    """The severity and message of the line ``[s, e)`` as the reference reads them, or None
+    when the line does not read as prefix, severity, ``":  "`` and message."""
+    line = b.data[s:e].decode("utf-8", errors="replace")
+    m = plan.pattern.match(line)
+    if m is None or m.group("junk") is not None or m.group("sev") is None:
+        return None
+    if not line.startswith(":  ", m.end("sev")):
+        return None
+    return m.group("sev"), line[m.end("sev") + 3 :]
+
+
+def _statement_spans(
+    plan: NativePlan,
+    b: _Bytes,
+    start: np.ndarray,
+    end: np.ndarray,
+    multi: np.ndarray,
+    size: int,
+) -> list[tuple[int, int]] | None:
+    """The byte ranges of the statements written over several lines, each with its secondary
+    lines, told from the first lines of the few entries around the ``multi``-line ones — so a
+    block holding them is cut into pieces before it is read, not after. None when there is
+    no such statement, or when a line does not read plainly (the full reader decides then).
+    Other entries over several lines (an autovacuum report) stay in the block: the native
+    reader hands them to the reference with the block's other server events."""
+    facts: dict[int, tuple[str, str] | None] = {}
+
+    def fact(k: int) -> tuple[str, str] | None:
+        if k not in facts:
+            facts[k] = _severity_and_message(plan, b, int(start[k]), int(end[k]))
+        return facts[k]
+
+    heads: set[int] = set()
+    for row in multi.tolist():
+        h = row
+        while True:
+            f = fact(h)
+            if f is None:
+                return None
+            if f[0] not in SECONDARY_SEVERITIES:
+                break
+            if h == 0 or row - h >= _MAX_WALK:
+                h = -1  # its statement is in an earlier block (or too far): not ours
+                break
+            h -= 1
+        if h < 0 or h in heads:
+            continue
+        sev, message = fact(h)  # type: ignore[misc]
+        m = MESSAGE.match(message)
+        if sev == "LOG" and m is not None and m.group("kind"):
+            heads.add(h)
+    if not heads:
+        return None
+    spans = []
+    n = len(start)
+    for h in sorted(heads):
+        k = h + 1
+        while k < n:
+            f = fact(k)
+            if f is None:
+                return None
+            if f[0] not in SECONDARY_SEVERITIES:
+                break
+            k += 1
+        spans.append((int(start[h]), int(start[k]) if k < n else size))
+    return spans
 
 
 def _entry_spans(
