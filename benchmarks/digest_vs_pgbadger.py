@@ -424,7 +424,9 @@ def measure(tool: str, cmd: Sequence[str], stdout: Path) -> Measurement:
     proc.returncode = os.waitstatus_to_exitcode(status)
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
-        print(f"{tool} failed (exit {proc.returncode}):\n{stderr[-3000:]}", file=sys.stderr)
+        # some tools (pgBadger) say why on standard output, which went to the file
+        said = stderr.strip() or stdout.read_text(errors="replace").strip()
+        print(f"{tool} failed (exit {proc.returncode}):\n{said[-3000:]}", file=sys.stderr)
     return Measurement(
         tool,
         wall,
