@@ -10,6 +10,7 @@ settings; the digest profile is compared with and without the native reader.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,7 +149,13 @@ def _server_log(tmp_path: Path, prefix: str) -> Path:
 
 @pytest.mark.parametrize(
     "prefix",
-    ["%m [%p] %q%u@%d ", "%t [%p]: user=%u,db=%d,app=%a,client=%h ", "%m %u@%d [%p] "],
+    [
+        "%m [%p] %q%u@%d ",
+        "%t [%p]: user=%u,db=%d,app=%a,client=%h ",
+        "%m %u@%d [%p] ",
+        "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",  # pgBadger's: a line number
+        "%m [%p-%l] %q%u@%d ",
+    ],
 )
 def test_native_on_a_real_server_log(tmp_path: Path, prefix: str) -> None:
     path = _server_log(tmp_path, prefix)
@@ -267,3 +274,22 @@ def test_multi_line_statements_are_cut_out_before_the_block_is_read(
     assert _compare(parser, block)
     assert found[-1] is None
     _same_digest(path, prefix=prefix)
+
+
+def test_line_numbers_do_not_stop_the_native_reader() -> None:
+    """``%l`` (the session's line number, in pgBadger's recommended prefix) changes on every
+    line; the native reader reads it when the text before it fixes where it stands, and
+    leaves the prefix to the reference when a free-text field comes first."""
+    from auditkit.loaders._pg_native import native_plan
+
+    rx = re.compile("x")
+    cases = {
+        "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ": r"^(.*? \[[0-9]+\]: \[)[0-9]+",
+        "%m [%p-%l] %q%u@%d ": r"^(.*? \[[0-9]+-)[0-9]+",
+        "[%p]: [%l-1] db=%d,user=%u ": r"^(\[[0-9]+\]: \[)[0-9]+",
+    }
+    for prefix, pattern in cases.items():
+        plan = native_plan(prefix, rx)
+        assert plan is not None and plan.line_number == pattern, prefix
+    for prefix in ("%t %u [%p] %l ", "%t [%p]%l%l ", "%m [%p] %c %l ", "%t [%x] %l "):
+        assert native_plan(prefix, rx) is None, prefix

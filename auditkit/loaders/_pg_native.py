@@ -22,8 +22,10 @@ It reads the lines a statement log is made of, and gives up (:class:`Unsupported
 caller then parses the block with the reference parser — on anything else: continuation
 lines, bytes that are not UTF-8, CR line ends, a translated server, statements logged without
 their duration (``log_statement``), a secondary line after a statement other than the
-DETAIL of its parameters, a prefix whose text changes on every line (``%l``, ``%n``), or any
-line the reference would read differently. The few other entries of a block (checkpoints,
+DETAIL of its parameters, a prefix whose text changes on every line (``%n``, ``%x``; the
+session line number ``%l`` of pgBadger's recommended prefix is read when only the
+timestamp and the process id come before it), or any line the reference would read
+differently. The few other entries of a block (checkpoints,
 connections, errors and their DETAIL / STATEMENT lines) are handed to the reference parser
 as a small block of their own, so their classification is the reference's, and put back in
 place by line number.
@@ -99,17 +101,53 @@ class NativePlan:
     ``stamp``: ``"m"`` or ``"t"`` when the prefix starts with that timestamp (its fixed
     layout is checked per line, the rest of the prefix per distinct text), else ``""``.
     ``pattern``: the reference parser's one-pass pattern, matched on one line per text.
+    ``line_number``: for a prefix with the session's line number (``%l``, as pgBadger
+    recommends), an RE2 pattern whose first group is the text before that number: the
+    number is written as ``0`` in the texts lines are grouped by (no frame reads it).
     """
 
     stamp: str
     pattern: re.Pattern[str]
+    line_number: str | None = None
+
+
+#: RE2's special characters, escaped in a literal part of the prefix
+_RE2_SPECIAL = frozenset("\\.^$|?*+()[]{}")
+
+
+def _line_number_pattern(prefix: str, stamp: str) -> str | None:
+    """The :attr:`NativePlan.line_number` pattern of ``prefix``, or None when the text
+    before ``%l`` holds more than literals, the leading timestamp and the process id — a
+    free-text field there could hold the literal that finds the number, and only the
+    reference could tell."""
+    parts = ["^(.*?" if stamp else "^("]  # the timestamp's zone (``UTC``, ``+03``) before
+    at = 0
+    escapes = list(_ESCAPE.finditer(prefix))
+    for k, m in enumerate(escapes):
+        literal = prefix[at : m.start()]
+        at = m.end()
+        if k == 0 and stamp:
+            continue  # the timestamp itself is not in the texts
+        if (k > 1 or not stamp) and not literal and parts[-1] == "[0-9]+":
+            return None  # two numbers side by side: where one ends is unknown
+        parts.append("".join(f"\\{c}" if c in _RE2_SPECIAL else c for c in literal))
+        letter = m.group(2)
+        if letter == "l":
+            if not literal or not any(not c.isdigit() for c in literal):
+                return None  # nothing but digits before it: the number has no start
+            return "".join(parts) + ")[0-9]+"
+        if letter != "p":
+            return None
+        parts.append("[0-9]+")
+    return None
 
 
 def native_plan(prefix: str, pattern: re.Pattern[str]) -> NativePlan | None:
     """The plan for ``prefix`` read with the reference's ``pattern``, or None when its lines
-    cannot be grouped by text (an escape that changes on every line, ``%n``, ``%l``…)."""
+    cannot be grouped by text (an escape that changes on every line: ``%n``, ``%x``…; ``%l``
+    is read when the text before it fixes where it stands)."""
     letters = [m.group(2) for m in _ESCAPE.finditer(prefix)]
-    if set(letters) & _PER_LINE or any(m.group(1) for m in _ESCAPE.finditer(prefix)):
+    if any(m.group(1) for m in _ESCAPE.finditer(prefix)):
         return None
     stamp = ""
     first = _ESCAPE.match(prefix)
@@ -117,7 +155,15 @@ def native_plan(prefix: str, pattern: re.Pattern[str]) -> NativePlan | None:
         stamp = first.group(2)
     elif set(letters) & {"m", "t"}:
         return None  # a timestamp inside the prefix: every line's text differs
-    return NativePlan(stamp, pattern)
+    per_line = set(letters) & _PER_LINE
+    line_number = None
+    if per_line == {"l"} and letters.count("l") == 1:
+        line_number = _line_number_pattern(prefix, stamp)
+        if line_number is None:
+            return None
+    elif per_line:
+        return None
+    return NativePlan(stamp, pattern, line_number)
 
 
 #: how far a field is looked for byte by byte before its line is searched (most fields are short)
@@ -306,7 +352,16 @@ def _read_prefix(
     colon, found = _after(sev_colons, seg, end)
     if not found.all():
         raise Unsupported  # a severity written with one space, or no severity at all
-    codes, texts = _encode(b.spans(seg, colon))
+    shapes = b.spans(seg, colon)
+    if plan.line_number is not None:
+        # one line's session line number is the only difference from the line before
+        numbered = pc.match_substring_regex(shapes, plan.line_number)
+        if not pc.all(numbered).as_py():
+            raise Unsupported
+        shapes = pc.replace_substring_regex(
+            shapes, pattern=plan.line_number, replacement="\\10", max_replacements=1
+        )
+    codes, texts = _encode(shapes)
     if len(texts) > max(64, _MAX_SHAPES * n):
         raise Unsupported
     first = _first_rows(codes, len(texts))
