@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from auditkit.executors import Executor, get_executor, workers_for
@@ -24,7 +23,7 @@ from auditkit.loaders.detect import detect
 from auditkit.loaders.registry import get_loader
 from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block, BlockRef
-from auditkit.profile import ProfilePartial
+from auditkit.profile import ProfilePartial, executions
 
 __all__ = ["Digest", "digest"]
 
@@ -56,9 +55,7 @@ def _profile_block(
     for k, res in enumerate(parts):
         events = res.frames.get("query_events")
         if events is not None:
-            part.merge(
-                ProfilePartial.from_events(_executions(events), dialect, parser.bind_samples)
-            )
+            part.merge(ProfilePartial.from_events(executions(events), dialect, parser.bind_samples))
             res.report.events["query_events"] += len(events)
         for name, df in res.frames.items():
             if name != "query_events":
@@ -81,26 +78,6 @@ def _tasks(
     return loader.blocks(path, parser)
 
 
-#: the phases a profile counts (see :func:`auditkit.profile.query_profile`)
-_EXECUTIONS = ("statement", "execute")
-
-
-def _executions(events: pd.DataFrame) -> pd.DataFrame:
-    """Leave out extended-protocol parse/bind phases (see auditkit.profile.query_profile)."""
-    phase = events.get("phase")
-    if phase is None:
-        return events
-    if isinstance(phase.dtype, pd.CategoricalDtype):
-        # on the category codes: run per block, label comparisons cost more than the profile
-        cats = phase.cat.categories
-        allowed = np.append(cats.get_indexer(pd.Index(_EXECUTIONS)), -1)  # -1: no phase
-        keep = np.isin(phase.cat.codes.to_numpy(), allowed)
-    else:
-        keep = (phase.isna() | phase.isin(_EXECUTIONS)).to_numpy(dtype=bool)
-    # a parser in digest mode has left the other phases out already: no copy then
-    return events if keep.all() else events[keep]
-
-
 def _digest_file(
     path: Path, executor: Executor, fmt: str | None, options: dict[str, Any]
 ) -> tuple[ProfilePartial, ParseReport]:
@@ -114,7 +91,7 @@ def _digest_file(
                 "no statement events in this file (statistics only): read it with auditkit.load()"
             )
         part = (
-            ProfilePartial.from_events(_executions(events), loader.dialect)
+            ProfilePartial.from_events(executions(events), loader.dialect)
             if events is not None
             else ProfilePartial()
         )
@@ -136,7 +113,7 @@ def _digest_file(
     if "query_events" in frames:
         total.merge(
             ProfilePartial.from_events(
-                _executions(frames["query_events"]), loader.dialect, parser.bind_samples
+                executions(frames["query_events"]), loader.dialect, parser.bind_samples
             )
         )
         report.events["query_events"] += len(frames["query_events"])

@@ -37,7 +37,14 @@ import pandas as pd
 from auditkit.schemas import STATEMENT_STATS, conform
 from auditkit.sql.fingerprint import fingerprint_many
 
-__all__ = ["EXACT_SAMPLES", "SKETCH_ACCURACY", "ProfilePartial", "query_profile"]
+__all__ = [
+    "EXACT_SAMPLES",
+    "EXECUTION_PHASES",
+    "SKETCH_ACCURACY",
+    "ProfilePartial",
+    "executions",
+    "query_profile",
+]
 
 #: per fingerprint, durations kept for exact percentiles (beyond: the sketch)
 EXACT_SAMPLES = 200_000
@@ -420,11 +427,32 @@ def _first_last(ts: pd.Series, idx: np.ndarray) -> tuple[Any, Any]:
     return (None if pd.isna(lo) else lo), (None if pd.isna(hi) else hi)
 
 
+#: the phases of a query event a profile counts: executions, not the extended protocol's
+#: parse and bind steps
+EXECUTION_PHASES = ("statement", "execute")
+
+
+def executions(events: pd.DataFrame, phases: tuple[str, ...] = EXECUTION_PHASES) -> pd.DataFrame:
+    """``events`` without the rows of other ``phases`` (rows without a phase stay); the
+    frame itself when nothing goes — a parser in digest mode leaves those phases out already,
+    and this runs once per block there."""
+    phase = events.get("phase")
+    if phase is None:
+        return events
+    if isinstance(phase.dtype, pd.CategoricalDtype):
+        # on the category codes: label comparisons cost more than a block's profile
+        allowed = np.append(phase.cat.categories.get_indexer(pd.Index(phases)), -1)
+        keep = np.isin(phase.cat.codes.to_numpy(), allowed)  # -1: no phase
+    else:
+        keep = (phase.isna() | phase.isin(phases)).to_numpy(dtype=bool)
+    return events if keep.all() else events[keep]
+
+
 def query_profile(
     events: pd.DataFrame,
     top: int | None = None,
     *,
-    phases: tuple[str, ...] = ("statement", "execute"),
+    phases: tuple[str, ...] = EXECUTION_PHASES,
 ) -> pd.DataFrame:
     """The query profile (statement_stats frame) of a query-events frame.
 
@@ -432,6 +460,4 @@ def query_profile(
     the PostgreSQL log loader) are left out: their time is not execution time, and counting
     them would triple the calls of every prepared statement.
     """
-    if "phase" in events and events["phase"].notna().any():
-        events = events[events["phase"].isna() | events["phase"].isin(phases)]
-    return ProfilePartial.from_events(events).frame(top)
+    return ProfilePartial.from_events(executions(events, phases)).frame(top)

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditkit.profile import EXECUTION_PHASES
 from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS, cast
 from auditkit.sql.fingerprint import fingerprint_codes, spread
 
@@ -36,7 +37,8 @@ __all__ = [
 
 #: phases of a query event; the query profile counts only the last two
 PHASES = ("parse", "bind", "execute", "statement")
-PROFILE_PHASES = ("execute", "statement")
+#: the phases a query profile counts (the profile's own definition)
+PROFILE_PHASES = EXECUTION_PHASES
 QUERY_EXTRAS = ("phase", "sql_template", "statement_name")
 SERVER_EXTRAS = ("event", "application", "client", "session_id")
 

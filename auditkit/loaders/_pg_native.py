@@ -115,25 +115,24 @@ class NativePlan:
 _RE2_SPECIAL = frozenset("\\.^$|?*+()[]{}")
 
 
-def _line_number_pattern(prefix: str, stamp: str) -> str | None:
-    """The :attr:`NativePlan.line_number` pattern of ``prefix``, or None when the text
-    before ``%l`` holds more than literals, the leading timestamp and the process id — a
-    free-text field there could hold the literal that finds the number, and only the
-    reference could tell."""
+def _line_number_pattern(prefix: str, escapes: list[re.Match[str]], stamp: str) -> str | None:
+    """The :attr:`NativePlan.line_number` pattern of ``prefix`` (its ``escapes``), or None
+    when the text before ``%l`` holds more than literals, the leading timestamp and the
+    process id — a free-text field there could hold the literal that finds the number, and
+    only the reference could tell."""
     parts = ["^(.*?" if stamp else "^("]  # the timestamp's zone (``UTC``, ``+03``) before
     at = 0
-    escapes = list(_ESCAPE.finditer(prefix))
     for k, m in enumerate(escapes):
         literal = prefix[at : m.start()]
         at = m.end()
         if k == 0 and stamp:
             continue  # the timestamp itself is not in the texts
-        if (k > 1 or not stamp) and not literal and parts[-1] == "[0-9]+":
+        if not literal and parts[-1] == "[0-9]+":
             return None  # two numbers side by side: where one ends is unknown
         parts.append("".join(f"\\{c}" if c in _RE2_SPECIAL else c for c in literal))
         letter = m.group(2)
         if letter == "l":
-            if not literal or not any(not c.isdigit() for c in literal):
+            if literal.isdigit() or not literal:
                 return None  # nothing but digits before it: the number has no start
             return "".join(parts) + ")[0-9]+"
         if letter != "p":
@@ -146,8 +145,9 @@ def native_plan(prefix: str, pattern: re.Pattern[str]) -> NativePlan | None:
     """The plan for ``prefix`` read with the reference's ``pattern``, or None when its lines
     cannot be grouped by text (an escape that changes on every line: ``%n``, ``%x``…; ``%l``
     is read when the text before it fixes where it stands)."""
-    letters = [m.group(2) for m in _ESCAPE.finditer(prefix)]
-    if any(m.group(1) for m in _ESCAPE.finditer(prefix)):
+    escapes = list(_ESCAPE.finditer(prefix))
+    letters = [m.group(2) for m in escapes]
+    if any(m.group(1) for m in escapes):
         return None
     stamp = ""
     first = _ESCAPE.match(prefix)
@@ -158,7 +158,7 @@ def native_plan(prefix: str, pattern: re.Pattern[str]) -> NativePlan | None:
     per_line = set(letters) & _PER_LINE
     line_number = None
     if per_line == {"l"} and letters.count("l") == 1:
-        line_number = _line_number_pattern(prefix, stamp)
+        line_number = _line_number_pattern(prefix, escapes, stamp)
         if line_number is None:
             return None
     elif per_line:
@@ -354,10 +354,8 @@ def _read_prefix(
         raise Unsupported  # a severity written with one space, or no severity at all
     shapes = b.spans(seg, colon)
     if plan.line_number is not None:
-        # one line's session line number is the only difference from the line before
-        numbered = pc.match_substring_regex(shapes, plan.line_number)
-        if not pc.all(numbered).as_py():
-            raise Unsupported
+        # the session line number, the one field that differs on every line, written as 0; a
+        # line the pattern misses keeps its number, so its text is its own (matched below)
         shapes = pc.replace_substring_regex(
             shapes, pattern=plan.line_number, replacement="\\10", max_replacements=1
         )
