@@ -96,7 +96,7 @@ def _fmt_ms(v: Any) -> str:
     "--workers",
     default=None,
     type=click.IntRange(min=1),
-    help="Local worker processes for parsing  [default: every core for inputs of 48 MiB and more].",
+    help="Parallel parsers: threads below 256 MiB of input, worker processes from there on  [default: every core for inputs of 48 MiB and more].",
 )
 @click.option("--scheduler", default=None, help="Dask scheduler address: parse on a cluster.")
 @click.option(

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.executors import Executor, get_executor, workers_for
+from auditkit.executors import Executor, local_executor
 from auditkit.loaders.base import BlockLoader, BlockParser, nothing_parsed
 from auditkit.loaders.detect import detect
 from auditkit.loaders.registry import get_loader
@@ -135,17 +135,17 @@ def digest(
 ) -> Digest:
     """The query profile of ``paths`` (formats detected unless ``format`` is given).
 
-    Blocks are parsed on local processes, ``workers`` of them — by default every core once the
-    input is large enough to repay starting them (:func:`auditkit.executors.workers_for`);
-    ``workers=1`` keeps everything in this process. Pass ``executor`` for Dask.
+    Blocks are parsed on ``workers`` threads, or worker processes for inputs of 256 MiB and
+    more — by default every core once the input is large enough to repay it
+    (:func:`auditkit.executors.local_executor`); ``workers=1`` keeps everything in this
+    thread. Pass ``executor`` for Dask.
     """
     start = time.perf_counter()
     files = [Path(p) for p in paths]
     own = executor is None
     if executor is None:
         size = sum(p.stat().st_size for p in files if p.is_file())
-        n = workers_for(size, workers)
-        executor = get_executor("process", workers=n) if n > 1 else get_executor("serial")
+        executor = local_executor(size, workers)
     ex = executor
     try:
         total = ProfilePartial()

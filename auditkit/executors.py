@@ -1,4 +1,4 @@
-"""Where work runs: this process, local worker processes, or a Dask cluster — one interface.
+"""Where work runs: this process, its threads, local worker processes, or a Dask cluster — one interface.
 
 Block parsing (:mod:`auditkit.loaders.base`) and batch audits (:mod:`auditkit.runner`) both
 hand pure functions to an executor's :meth:`Executor.map`, which yields results *in input
@@ -15,22 +15,29 @@ Example::
 
 from __future__ import annotations
 
+import gc
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 from auditkit.errors import ConfigError
 
 __all__ = [
     "PARALLEL_MIN_BYTES",
+    "PROCESS_MIN_BYTES",
     "default_workers",
+    "gc_paused",
+    "local_executor",
     "workers_for",
     "DaskExecutor",
     "Executor",
     "ProcessExecutor",
     "SerialExecutor",
+    "ThreadExecutor",
     "get_executor",
 ]
 
@@ -104,6 +111,33 @@ class ProcessExecutor:
             self._pool = None
 
 
+class ThreadExecutor:
+    """Threads of this process (``workers`` of them); at most ``2 × workers`` tasks in flight.
+
+    Nothing is started or copied, and memory freed by one task is reused by the next — where
+    a new worker process first pays for its own pages. Worth it where tasks spend most of
+    their time in NumPy and Arrow kernels, which run without the interpreter lock (the
+    native block reader of :mod:`auditkit.loaders._pg_native`). Tasks share this process's
+    objects: ``fn`` must not change its arguments (block parsers hold settings only).
+    """
+
+    shares_files = True
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def map(self, fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]]) -> Iterator[R]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="auditkit")
+        yield from _ordered(self._pool.submit, fn, argsets, 2 * self.workers)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
 class DaskExecutor:
     """A Dask distributed cluster (``--scheduler ADDRESS``), or a local one for tests."""
 
@@ -138,13 +172,14 @@ class DaskExecutor:
 
 _REGISTRY: dict[str, Callable[..., Executor]] = {
     "serial": lambda **_: SerialExecutor(),
+    "thread": lambda workers=None, **_: ThreadExecutor(workers),
     "process": lambda workers=None, **_: ProcessExecutor(workers),
     "dask": lambda address=None, workers=None, **_: DaskExecutor(address, workers),
 }
 
 
 def get_executor(name: str = "serial", **options: Any) -> Executor:
-    """The executor called ``name`` ('serial', 'process', 'dask'), built with ``options``."""
+    """The executor called ``name`` ('serial', 'thread', 'process', 'dask'), built with ``options``."""
     try:
         factory = _REGISTRY[name]
     except KeyError:
@@ -156,6 +191,13 @@ def get_executor(name: str = "serial", **options: Any) -> Executor:
 
 #: below this much input, starting worker processes costs more than it saves
 PARALLEL_MIN_BYTES = 48 * 1024 * 1024
+
+
+#: from this much input on, a digest parses on worker processes rather than threads: below
+#: it, what each new process pays before its first block (its own pages, copies of the
+#: parent's) outweighs the interpreter lock the threads share (measured on 100 MiB, 300 MiB
+#: and 1 GiB PostgreSQL logs, ``benchmarks/README.md``)
+PROCESS_MIN_BYTES = 256 * 1024 * 1024
 
 
 def default_workers() -> int:
@@ -172,6 +214,41 @@ def workers_for(size_bytes: int, workers: int | None = None) -> int:
     if workers is not None:
         return max(1, workers)
     return default_workers() if size_bytes >= PARALLEL_MIN_BYTES else 1
+
+
+def local_executor(size_bytes: int, workers: int | None = None) -> Executor:
+    """The executor for parsing ``size_bytes`` of input on this machine: this process below
+    :data:`PARALLEL_MIN_BYTES` (unless ``workers`` says), threads below
+    :data:`PROCESS_MIN_BYTES`, worker processes from there on."""
+    n = workers_for(size_bytes, workers)
+    if n == 1:
+        return get_executor("serial")
+    return get_executor("thread" if size_bytes < PROCESS_MIN_BYTES else "process", workers=n)
+
+
+_GC_LOCK = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a burst of allocation that makes no garbage
+    cycles (a parsed block's many small tuples, the modules of an import). Pauses nest and
+    may overlap between threads: the collector resumes, if it ran before, when the last ends."""
+    global _gc_pauses, _gc_was_enabled
+    with _GC_LOCK:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def executor_for(workers: int = 1, scheduler: str | None = None) -> Executor:

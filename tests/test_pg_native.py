@@ -293,3 +293,25 @@ def test_line_numbers_do_not_stop_the_native_reader() -> None:
         assert plan is not None and plan.line_number == pattern, prefix
     for prefix in ("%t %u [%p] %l ", "%t [%p]%l%l ", "%m [%p] %c %l ", "%t [%x] %l "):
         assert native_plan(prefix, rx) is None, prefix
+
+
+def test_blocks_side_by_side_give_the_serial_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads share one parser, processes each get a copy: both give the serial digest of
+    every stderr log; blocks of 64 KiB put many of them in flight at once."""
+    from auditkit.executors import get_executor
+    from auditkit.loaders.postgres_log import PostgresStderrLoader
+
+    monkeypatch.setattr(PostgresStderrLoader, "block_size", 64 * 1024)
+    serial = digest(LOGS, workers=1)
+    for name, workers in (("thread", 4), ("process", 2)):
+        ex = get_executor(name, workers=workers)
+        try:
+            other = digest(LOGS, executor=ex)
+        finally:
+            ex.close()
+        pd.testing.assert_frame_equal(other.profile, serial.profile, check_exact=True)
+        for a, b in zip(other.reports, serial.reports, strict=True):
+            da, db = a.to_dict(), b.to_dict()
+            da.pop("elapsed_s", None)
+            db.pop("elapsed_s", None)
+            assert da == db

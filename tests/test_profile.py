@@ -14,12 +14,14 @@ from auditkit.profile import ProfilePartial, query_profile
 
 
 def _events(durations: list[float], sql: str = "SELECT * FROM t WHERE id = {i}") -> pd.DataFrame:
-    return pd.DataFrame({
-        "sql": [sql.format(i=i) for i in range(len(durations))],
-        "duration_ms": durations,
-        "ts": pd.date_range("2024-01-01", periods=len(durations), freq="s", tz="UTC"),
-        "source_file": "a.log",
-    })
+    return pd.DataFrame(
+        {
+            "sql": [sql.format(i=i) for i in range(len(durations))],
+            "duration_ms": durations,
+            "ts": pd.date_range("2024-01-01", periods=len(durations), freq="s", tz="UTC"),
+            "source_file": "a.log",
+        }
+    )
 
 
 def test_statistics_are_exact() -> None:
@@ -36,7 +38,12 @@ def test_statistics_are_exact() -> None:
 
 
 def test_ranking_and_share() -> None:
-    events = pd.concat([_events([1.0] * 10, "SELECT a FROM x WHERE b = {i}"), _events([50.0], "UPDATE y SET c = {i}")])
+    events = pd.concat(
+        [
+            _events([1.0] * 10, "SELECT a FROM x WHERE b = {i}"),
+            _events([50.0], "UPDATE y SET c = {i}"),
+        ]
+    )
     prof = query_profile(events)
     assert prof["fingerprint"].tolist() == ["update y set c = ?", "select a from x where b = ?"]
     assert prof["rank"].tolist() == [1, 2]
@@ -79,6 +86,48 @@ def test_digest_with_workers_equals_serial(fixtures: Path, peer_data: Path) -> N
     cols = ["fingerprint_id", "calls", "total_ms", "p95_ms"]
     pd.testing.assert_frame_equal(serial.profile[cols], parallel.profile[cols])
     assert [r.read for r in serial.reports] == [5448, 4]
+
+
+def test_local_executor_by_input_size() -> None:
+    from auditkit.executors import (
+        PARALLEL_MIN_BYTES,
+        PROCESS_MIN_BYTES,
+        ProcessExecutor,
+        SerialExecutor,
+        ThreadExecutor,
+        local_executor,
+    )
+
+    assert isinstance(local_executor(PARALLEL_MIN_BYTES - 1), SerialExecutor)
+    threads = local_executor(PROCESS_MIN_BYTES - 1, workers=3)
+    assert isinstance(threads, ThreadExecutor) and threads.workers == 3
+    assert isinstance(local_executor(PROCESS_MIN_BYTES, workers=2), ProcessExecutor)
+    assert isinstance(local_executor(10 * PROCESS_MIN_BYTES, workers=1), SerialExecutor)
+
+
+def test_gc_pauses_nest_across_threads() -> None:
+    import gc
+    import threading
+
+    from auditkit.executors import gc_paused
+
+    assert gc.isenabled()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other() -> None:
+        with gc_paused():
+            inside.set()
+            release.wait(5)
+
+    t = threading.Thread(target=other)
+    with gc_paused():
+        t.start()
+        inside.wait(5)
+    assert not gc.isenabled()  # the other thread's pause still runs
+    release.set()
+    t.join(5)
+    assert gc.isenabled()
 
 
 def test_digest_on_dask(fixtures: Path) -> None:

@@ -19,6 +19,7 @@ from auditkit.runner import RunResult, run_audit
 
 pytestmark = pytest.mark.browser
 
+
 @dataclass
 class Visit:
     """A page opened offline, with what it tried to fetch and what went wrong."""

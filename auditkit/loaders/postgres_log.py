@@ -75,12 +75,10 @@ Example::
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -89,6 +87,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.errors import NothingParsedError
+from auditkit.executors import gc_paused
 from auditkit.loaders import _json
 from auditkit.loaders._pg_events import (
     MESSAGE_FRAGMENT,
@@ -156,18 +155,6 @@ _SECONDARY_ALT = "|".join(sorted(SECONDARY_SEVERITIES))
 #: a severity word as bytes, for block boundaries (localised words are non-ASCII bytes)
 _SEVERITY_BYTES = rb"(?:[A-Z]{2,}[1-5]?|[\x80-\xff][^\s:]*)"
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a block allocates its many small tuples."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _junk_reason(text: str, last_unterminated: bool) -> str:
@@ -280,12 +267,13 @@ class StderrParser(_PgParser):
         )
 
     def parse(self, block: Block) -> BlockResult:
-        """Parse one block with the garbage collector paused (see :func:`_no_gc`).
+        """Parse one block with the garbage collector paused (its many small tuples make no
+        cycles, :func:`~auditkit.executors.gc_paused`).
 
         In a digest, the native reader takes the block when it can; the reference parser
         (:meth:`_parse`) takes it otherwise, and always outside a digest.
         """
-        with _no_gc():
+        with gc_paused():
             if self.digest and self._plan is not None:
                 try:
                     return parse_native(self._plan, block, self.fmt, self.tz, self._parse)
@@ -299,7 +287,7 @@ class StderrParser(_PgParser):
         parser; the parts' results in file order. Outside a digest, :meth:`parse`."""
         if not (self.digest and self._plan is not None):
             return [self.parse(block)]
-        with _no_gc():
+        with gc_paused():
             return self._native_parts(block, 0)
 
     def _native_parts(self, block: Block, depth: int) -> list[BlockResult]:
