@@ -117,8 +117,10 @@ def digest(
     Like pt-query-digest and pgBadger: calls, total and share of time, mean, p50/p95/p99,
     rows and a sample per normalised statement, from Django, PostgreSQL or MySQL logs.
     """
-    from auditkit.digest import digest as run_digest
-    from auditkit.executors import executor_for
+    from auditkit.executors import executor_for, quiet_imports
+
+    with quiet_imports():
+        from auditkit.digest import digest as run_digest
 
     options: dict[str, Any] = {"prefix": prefix} if prefix else {}
     executor = executor_for(scheduler=scheduler) if scheduler else None
