@@ -31,6 +31,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+from auditkit.lazy_re import compile_later
 
 __all__ = [
     "CANDIDATES",
@@ -112,8 +115,8 @@ _ESCAPES: dict[str, tuple[str, str]] = {
     "#": ("", r"\d+"),
     "*": ("", r"[^\s,=]*?"),
 }
-_ESCAPE = re.compile(r"%(-?\d+)?([A-Za-z%#*])")
-_GROUP = re.compile(r"\(\?P<(\w+)>")
+_ESCAPE = compile_later(r"%(-?\d+)?([A-Za-z%#*])")
+_GROUP = compile_later(r"\(\?P<(\w+)>")
 
 #: what each escape is, for messages
 ESCAPE_NAMES = {
@@ -182,7 +185,7 @@ def prefix_pattern(prefix: str, capture: Iterable[str] | None = None, greedy: bo
 
 #: escapes whose value is free text, matched lazily unless greedy
 _FREE = frozenset("udahrLvib*")
-_LAZY_CLASS = re.compile(r"\[\^([^\]]*)\]\*\?")
+_LAZY_CLASS = compile_later(r"\[\^([^\]]*)\]\*\?")
 
 
 def _greedy(fragment: str, nxt: str) -> str:
@@ -214,9 +217,9 @@ def _named(fragment: str, wanted: set[str] | None, used: set[str]) -> str:
 # -- detection --------------------------------------------------------------------------------
 
 #: text in front of the first severity word followed by ":  " (two spaces, as the server writes)
-_SEV_LINE = re.compile(rf"^(?P<pre>[^\n]{{0,400}}?)(?P<sev>{SEVERITY}): {{2}}(?=\S)")
+_SEV_LINE = compile_later(rf"^(?P<pre>[^\n]{{0,400}}?)(?P<sev>{SEVERITY}): {{2}}(?=\S)")
 #: fallback for logs re-written with one space ("LOG: duration …"), English severities only
-_SEV_LINE_1 = re.compile(
+_SEV_LINE_1 = compile_later(
     r"^(?P<pre>[^\n]{0,400}?)(?P<sev>LOG|ERROR|WARNING|FATAL|PANIC|DETAIL|HINT|STATEMENT|CONTEXT): (?=\S)"
 )
 
@@ -342,16 +345,37 @@ def detect_prefix(
     return det
 
 
+#: what follows the prefix on a line it fits, by separator (see :func:`_count_matches`)
+_AFTER_PREFIX = {sep: compile_later(f"(?:{SEVERITY}){sep}(?=\\S)") for sep in (":  ", ": {1,2}")}
+
+
 def _count_matches(prefix: str, texts: Sequence[str], sep: str) -> tuple[int, int]:
-    """How many of ``texts`` the prefix fits, and how many of its fields were ever filled."""
-    rx = re.compile(f"(?:{prefix_pattern(prefix)})(?:{SEVERITY}){sep}(?=\\S)")
+    """How many of ``texts`` the prefix fits, and how many of its fields were ever filled.
+
+    A line fits when ``prefix``, a severity and ``sep`` start it. The prefix alone is matched
+    first and the rest checked where it ends: when the rest is there, the one pattern of
+    both would have matched the same way (it tries the prefix's ways in the same order).
+    Only a line where the rest is not there needs that pattern, which is compiled then —
+    the severity's Unicode classes make it cost a millisecond, and most candidates never
+    need it.
+    """
+    head = re.compile(prefix_pattern(prefix))
+    after = _AFTER_PREFIX[sep]
+    whole: re.Pattern[str] | None = None
     n = 0
     filled: set[str] = set()
     for t in texts:
-        m = rx.match(t)
-        if m:
-            n += 1
-            filled.update(k for k, v in m.groupdict().items() if v is not None)
+        m = head.match(t)
+        if m is None:
+            continue  # the prefix does not start the line: neither does prefix + severity
+        if after.match(t, m.end()) is None:
+            if whole is None:
+                whole = re.compile(f"(?:{prefix_pattern(prefix)})(?:{SEVERITY}){sep}(?=\\S)")
+            m = whole.match(t)
+            if m is None:
+                continue
+        n += 1
+        filled.update(k for k, v in m.groupdict().items() if v is not None)
     return n, len(filled)
 
 
@@ -375,7 +399,7 @@ _KEYS = {
 _KEY_TO_ESC = {k: esc for esc, keys in _KEYS.items() for k in keys}
 
 _KINDS = ("ts", "epoch", "lnum", "kv", "ud", "ipport", "ip", "sess", "bnum", "num", "lit")
-_TOKEN = re.compile(
+_TOKEN = compile_later(
     r"(?P<ts>(?:\d{4}[-/]\d\d[-/]\d\d|\d\d/\d\d/\d{4})[ T]\d\d:\d\d:\d\d)(?P<ms>\.\d+)?(?P<tz> (?:[A-Za-z]{1,6}|[+-]\d\d(?::?\d\d)?)(?![\w]))?"
     r"|(?P<epoch>\d{10}\.\d{3})"
     r"|\[(?P<lnum>\d+)-(?P<lpart>\d+)\]"
@@ -391,8 +415,10 @@ _TOKEN = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def _infer_one(pre: str) -> str:
-    """A log_line_prefix that could have written ``pre`` (best effort)."""
+    """A log_line_prefix that could have written ``pre`` (best effort; remembered, as the
+    head of a file is read twice: to detect its format, then its prefix)."""
     out: list[str] = []
     have: set[str] = set()
 
