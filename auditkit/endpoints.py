@@ -22,22 +22,23 @@ Example::
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 
 import pandas as pd
+
+from auditkit.lazy_re import compile_later
 
 __all__ = ["MIN_VARIANTS", "normalise_endpoints", "route_templates"]
 
 #: distinct values at one path position beyond which it is a parameter
 MIN_VARIANTS = 5
 
-_INT = re.compile(r"^\d+$")
-_UUID = re.compile(
+_INT = compile_later(r"^\d+$")
+_UUID = compile_later(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
-_TOKEN = re.compile(r"^(?=.*\d)[A-Za-z0-9_-]{20,}$")
+_TOKEN = compile_later(r"^(?=.*\d)[A-Za-z0-9_-]{20,}$")
 
 
 def _segment_kind(seg: str) -> str | None:

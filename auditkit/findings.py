@@ -26,7 +26,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import ConfigError
+from auditkit.lazy_re import compile_later
 
 __all__ = [
     "CHECKS",
@@ -363,7 +363,7 @@ class Evidence:
         )
 
 
-_CHECK_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_CHECK_ID = compile_later(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True, slots=True)

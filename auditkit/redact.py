@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.findings import Evidence, Finding, Recommendation, Subject
+from auditkit.lazy_re import compile_later
 
 __all__ = [
     "EMAIL_PLACEHOLDER",
@@ -211,11 +212,11 @@ _SECRET_COLUMN_WORDS = (
     r"|private_?key|session_?key|session_?data|sessionid|csrf_?token|csrftoken"
     r"|csrfmiddlewaretoken|otp_?secret|totp_?secret|credentials?"
 )
-_SECRET_COLUMN = re.compile(rf"(?i)^(?:[a-z0-9_]*_)?(?:{_SECRET_COLUMN_WORDS})$")
+_SECRET_COLUMN = compile_later(rf"(?i)^(?:[a-z0-9_]*_)?(?:{_SECRET_COLUMN_WORDS})$")
 #: tables whose ``key`` column is a token (DRF authtoken, django-otp devices, knox)
-_TOKEN_TABLE = re.compile(r"(?i)token|otp|secret|knox|apikey|api_key")
+_TOKEN_TABLE = compile_later(r"(?i)token|otp|secret|knox|apikey|api_key")
 #: bind placeholders and already-redacted values: never a secret value themselves
-_NOT_A_VALUE = re.compile(
+_NOT_A_VALUE = compile_later(
     r"(?i)^(?:\?|%s|%\(\w+\)s|\$\d+|:\w+|null|none|\[secret\]|\[redacted\]|\*+|-)?$"
 )
 
@@ -234,11 +235,11 @@ def is_secret_column(name: str, table: str | None = None) -> bool:
 
 # -- SQL-aware secret rules ---------------------------------------------------------------------
 _SQL_STRING = r"(?:[EeNn]|_[A-Za-z0-9]+)?'(?:[^'\\]|''|\\.)*(?:'|\Z)"
-_SQL_OPERAND = re.compile(rf"\s*(?:{_SQL_STRING})")
-_SQL_COLUMN = re.compile(
+_SQL_OPERAND = compile_later(rf"\s*(?:{_SQL_STRING})")
+_SQL_COLUMN = compile_later(
     r"""(?P<col>"(?:[^"]|"")++"|`[^`]++`|(?<![\w$])[A-Za-z_][\w$]*+)\s*+(?P<op>=|<>|!=|(?i:\bI?LIKE\b)|(?i:\bIN\b)\s*\()"""
 )
-_QUALIFIER = re.compile(r"""(?:"((?:[^"]|"")+)"|`([^`]+)`|([A-Za-z_][\w$]*))\s*\.\s*$""")
+_QUALIFIER = compile_later(r"""(?:"((?:[^"]|"")+)"|`([^`]+)`|([A-Za-z_][\w$]*))\s*\.\s*$""")
 
 
 def _sql_table_before(text: str, at: int) -> str | None:
@@ -246,7 +247,7 @@ def _sql_table_before(text: str, at: int) -> str | None:
     return next((g for g in m.groups() if g), None) if m else None
 
 
-_SQL_SECRET_HEAD = re.compile(
+_SQL_SECRET_HEAD = compile_later(
     rf"""(?:{_SECRET_COLUMN_WORDS}|key)(?P<q>["`]?)\s*+(?P<op>=|<>|!=|\bi?like\b|\bin\s*\()"""
 )
 
@@ -311,11 +312,11 @@ def _secret_literal(literal: str) -> str:
     return f"{lead}{body[: q + 1]}{SECRET_PLACEHOLDER}'"
 
 
-_INSERT = re.compile(
+_INSERT = compile_later(
     r"""(?is)\bINSERT\s+(?:IGNORE\s+)?INTO\s+(?P<table>(?:"(?:[^"]|"")+"|`[^`]+`|[\w$.]+)(?:\s*\.\s*(?:"(?:[^"]|"")+"|`[^`]+`|[\w$]+))?)"""
     r"""\s*\((?P<cols>[^()]*)\)\s*VALUES\s*"""
 )
-_VALUES_TOKEN = re.compile(
+_VALUES_TOKEN = compile_later(
     rf"(?P<str>{_SQL_STRING})|(?P<open>\()|(?P<close>\))|(?P<comma>,)|[^'(),]+"
 )
 
@@ -359,11 +360,11 @@ def _insert_values(text: str) -> str:
 
 
 # -- bound parameters of secret columns -----------------------------------------------------------
-_PLACEHOLDER = re.compile(
+_PLACEHOLDER = compile_later(
     r"%\((?P<name>\w+)\)s|(?P<pos>%s|\?)|\$(?P<num>\d+)|(?<![:\w]):(?P<colon>[A-Za-z_]\w*)"
 )
-_SCAN_LITERALS = re.compile(rf"{_SQL_STRING}|--[^\n]*|/\*.*?(?:\*/|\Z)", re.S)
-_OPERAND_PLACEHOLDER = re.compile(r"\s*(%\(\w+\)s|%s|\?|\$\d+|:[A-Za-z_]\w*)")
+_SCAN_LITERALS = compile_later(rf"{_SQL_STRING}|--[^\n]*|/\*.*?(?:\*/|\Z)", re.S)
+_OPERAND_PLACEHOLDER = compile_later(r"\s*(%\(\w+\)s|%s|\?|\$\d+|:[A-Za-z_]\w*)")
 
 
 def _placeholders(sql: str) -> dict[int, int | str]:
@@ -441,8 +442,8 @@ def secret_parameters(sql: str) -> set[int | str]:
     return found
 
 
-_PG_PARAMETER = re.compile(r"\$(\d+) = ('(?:[^']|'')*'|NULL)")
-_ITEM = re.compile(
+_PG_PARAMETER = compile_later(r"\$(\d+) = ('(?:[^']|'')*'|NULL)")
+_ITEM = compile_later(
     r"""\s*('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^,()\[\]{}'"]*(?:\([^()]*\))?[^,()\[\]{}'"]*)\s*(,|$)"""
 )
 
@@ -509,10 +510,10 @@ def scrub_parameters(sql: str, scrubbed_sql: str, params: str) -> str:
 
 
 # -- key = value -------------------------------------------------------------------------------
-_ASSIGNMENT_HEAD = re.compile(
+_ASSIGNMENT_HEAD = compile_later(
     rf"""(?:{_SECRET_WORDS})(?P<kq>["'`]?)(?P<sep>\s*+(?:=>|=|:(?!:))\s*+)(?!\[secret\]|secret\])"""
 )
-_ASSIGNMENT_VALUE = re.compile(
+_ASSIGNMENT_VALUE = compile_later(
     r"""(?P<q1>')(?P<v1>(?:[^'\\]|''|\\.)*+)(?P<e1>'|\Z)"""
     r"""|(?P<q2>")(?P<v2>(?:[^"\\]|\\.)*+)(?P<e2>"|\Z)"""
     r"""|(?P<v3>[^\s&;,()'"<>\]}|]+)"""
@@ -860,7 +861,7 @@ _STRING = {
 _COMMENT = r"--[^\n]*|/\*.*?(?:\*/|\Z)"
 _NUMBER = r"(?<![\w$.?])[-+]?(?:0[xX][0-9A-Fa-f]+|[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?(?![\w])"
 # a sign is only part of a number after an operator, a bracket, a comma or a keyword
-_SIGNED = re.compile(r"^[-+]")
+_SIGNED = compile_later(r"^[-+]")
 
 
 def _sql_scanner(dialect: str) -> re.Pattern[str]:
@@ -905,7 +906,9 @@ def redact_sql(
 
 # -- frames ---------------------------------------------------------------------------------------
 #: frame columns never scrubbed: ids auditkit validates or derives (hex, numbers, file names)
-_ID_COLUMN = re.compile(r"(?i)^(?!session_id$).*_id$|^(?:fingerprint|source_file|source_format)$")
+_ID_COLUMN = compile_later(
+    r"(?i)^(?!session_id$).*_id$|^(?:fingerprint|source_file|source_format)$"
+)
 
 
 def scrub_frame(df: pd.DataFrame) -> pd.DataFrame:

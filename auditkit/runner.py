@@ -70,6 +70,7 @@ from typing import Any
 
 from auditkit.errors import AuditkitError, ConfigError, NothingReadableError
 from auditkit.kernels import _USE_IPC, _kernel_manager_class, _Kernels, _WarmKernel
+from auditkit.lazy_re import compile_later
 from auditkit.redact import Redactor, scrub_secrets, scrub_values
 from auditkit.status import (
     COMPLETE,
@@ -115,7 +116,7 @@ DEPENDENCIES = (
     "zstandard",
 )
 #: parameter names that may not be passed to a notebook (secrets come from the environment)
-_SECRET_NAME = re.compile(r"(?i)(password|passwd|secret|token|credential|dsn|api_?key)")
+_SECRET_NAME = compile_later(r"(?i)(password|passwd|secret|token|credential|dsn|api_?key)")
 #: the parameters every chapter notebook declares
 NOTEBOOK_PARAMETERS = (
     "client_name",
@@ -893,7 +894,9 @@ def _status_notice(status: str, notebooks: Sequence[NotebookRun]) -> tuple[str, 
 
 #: the banner an earlier run's page carries once a later run could not refresh it
 _STALE_START, _STALE_END = "<!-- auditkit:not-refreshed -->", "<!-- /auditkit:not-refreshed -->"
-_STALE_BLOCK = re.compile(re.escape(_STALE_START) + r".*?" + re.escape(_STALE_END) + r"\n?", re.S)
+_STALE_BLOCK = compile_later(
+    re.escape(_STALE_START) + r".*?" + re.escape(_STALE_END) + r"\n?", re.S
+)
 
 
 def _earlier_report(report: Path) -> str | None:

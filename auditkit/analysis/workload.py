@@ -44,6 +44,7 @@ from functools import lru_cache
 import pandas as pd
 
 from auditkit.findings import duration_text, plural
+from auditkit.lazy_re import compile_later
 from auditkit.requests import REQUEST_GAP_MS
 from auditkit.schemas import FRAMES, empty
 from auditkit.sql.statement_kind import (
@@ -215,7 +216,7 @@ def _duration(seconds: float | None) -> str:
 
 #: statements that open, close or tidy a transaction or session: they belong to whichever
 #: session issues them, so a session of nothing else but collection is a collector's
-_CONTROL = re.compile(
+_CONTROL = compile_later(
     r"^\s*(?:begin|start\s+transaction|commit|rollback|end|savepoint|release|deallocate|discard"
     r"|reset|close|unlisten)\b",
     re.I,

@@ -46,6 +46,7 @@ from auditkit.findings import (
     Subject,
     duration_text,
 )
+from auditkit.lazy_re import compile_later
 
 __all__ = ["APP_SERVER_KINDS", "where_stopped", "worker_failures"]
 
@@ -58,11 +59,11 @@ HIGH_COUNT = 3
 #: a kill within this long after a timeout of the same worker is the timeout's own kill
 _KILL_AFTER_TIMEOUT = pd.Timedelta(seconds=60)
 
-_REQUEST_LINE = re.compile(r"Error handling request (?P<method>[A-Z]+) (?P<path>\S+)")
-_HARAKIRI_REQUEST = re.compile(
+_REQUEST_LINE = compile_later(r"Error handling request (?P<method>[A-Z]+) (?P<path>\S+)")
+_HARAKIRI_REQUEST = compile_later(
     r"\b(?P<method>GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (?P<path>/\S*)"
 )
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\s*$')
+_FRAME = compile_later(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\s*$')
 
 #: library frames that say what the application was waiting on, by the file's path
 _WAITS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -84,7 +85,7 @@ _WAITS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"/(ssl|socket)\.py"), "the network"),
 )
 #: paths of code that is not the client's: the standard library, installed packages, the server
-_NOT_CLIENT = re.compile(r"/(site-packages|dist-packages|lib/python\d[\d.]*|gunicorn|uwsgi)/|^<")
+_NOT_CLIENT = compile_later(r"/(site-packages|dist-packages|lib/python\d[\d.]*|gunicorn|uwsgi)/|^<")
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,12 @@ from auditkit.findings import (
     duration_text,
     plural,
 )
+from auditkit.lazy_re import compile_later
 from auditkit.sql.fingerprint import fingerprint_many
 
 __all__ = ["server_errors", "temp_files"]
 
-_SHAPE = re.compile(r'"[^"]*"|\'[^\']*\'|\b\d+(?:\.\d+)?\b')
+_SHAPE = compile_later(r'"[^"]*"|\'[^\']*\'|\b\d+(?:\.\d+)?\b')
 
 
 def _shape(message: str) -> str:
@@ -50,12 +51,12 @@ def _rows(g: pd.DataFrame) -> Iterable[_SourceRow]:
     return cast("Iterable[_SourceRow]", g.itertuples())
 
 
-_LOCK_MODE = re.compile(r"\b(\w+Lock)\b")
+_LOCK_MODE = compile_later(r"\b(\w+Lock)\b")
 _IDENT = r'(?:"[^"]+"|`[^`]+`|[A-Za-z_][\w$]*)(?:\s*\.\s*(?:"[^"]+"|`[^`]+`|[A-Za-z_][\w$]*))?'
-_TARGET = re.compile(
+_TARGET = compile_later(
     rf"\b(?:update\s+(?:only\s+)?|delete\s+from\s+|insert\s+into\s+|from\s+)({_IDENT})", re.I
 )
-_MAIN_VERB = re.compile(r"\)\s*(select|insert|update|delete)\b", re.I)
+_MAIN_VERB = compile_later(r"\)\s*(select|insert|update|delete)\b", re.I)
 
 _ADVICE = {
     "deadlock": "Take row locks in a consistent order (e.g. select_for_update() ordered by primary "

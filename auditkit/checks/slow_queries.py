@@ -44,6 +44,7 @@ from auditkit.findings import (
     percent_text,
     plural,
 )
+from auditkit.lazy_re import compile_later
 from auditkit.sql.analyze import (
     StatementAnalysis,
     WorkloadAnalysis,
@@ -132,7 +133,7 @@ def _advice(fingerprint: str, planned: bool, dialect: str) -> Recommendation:
 
 
 #: statement kinds a title names by their keyword (anything else is a "statement")
-_KEYWORD = re.compile(
+_KEYWORD = compile_later(
     r"select|insert|update|delete|merge|replace|values|call|copy|commit|rollback|begin|create"
     r"|alter|drop|truncate|vacuum|analyze|set|show|explain|load|lock|unlock|flush|do|grant"
     r"|revoke|refresh|reindex|cluster|listen|notify|prepare|execute|deallocate|savepoint|release"

@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import CollectorError
+from auditkit.lazy_re import compile_later
 
 __all__ = [
     "CATALOG",
@@ -154,20 +155,20 @@ CATALOG: dict[str, str] = {
 QUERIES: dict[str, str] = {**STATISTICS, **CATALOG}
 
 #: settings whose values may hold credentials or commands: written as "[redacted]"
-_SECRET_SETTINGS = re.compile(r"conninfo|command|password|passphrase|secret|_key$", re.I)
+_SECRET_SETTINGS = compile_later(r"conninfo|command|password|passphrase|secret|_key$", re.I)
 
 #: EXPLAIN: statements worth a plan, by their first keyword
-_PLANNABLE = re.compile(r"^\s*(select|with|insert|update|delete|merge|values|table)\b", re.I)
-_PARAM = re.compile(r"\$(\d+)")
-_LOCKING = re.compile(r"\bfor\s+(?:no\s+key\s+)?(?:update|share|key\s+share)\b", re.I)
-_WRITING = re.compile(r"\b(insert|update|delete|merge|into|copy|call|do|lock|truncate)\b", re.I)
-_ADMIN_CALL = re.compile(
+_PLANNABLE = compile_later(r"^\s*(select|with|insert|update|delete|merge|values|table)\b", re.I)
+_PARAM = compile_later(r"\$(\d+)")
+_LOCKING = compile_later(r"\bfor\s+(?:no\s+key\s+)?(?:update|share|key\s+share)\b", re.I)
+_WRITING = compile_later(r"\b(insert|update|delete|merge|into|copy|call|do|lock|truncate)\b", re.I)
+_ADMIN_CALL = compile_later(
     r"\b(pg_\w+|set_config|lo_\w+|dblink\w*|nextval|setval|txid_\w+|query_to_xml\w*)\s*\(", re.I
 )
 
 # -- the read-only guard ----------------------------------------------------------------------
-_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
-_SESSION_SET = re.compile(
+_COMMENTS = compile_later(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
+_SESSION_SET = compile_later(
     r"^set\s+(?:local\s+)?(statement_timeout|lock_timeout|idle_in_transaction_session_timeout"
     r"|plan_cache_mode|application_name)\b|^set\s+transaction\s+read\s+only\b",
     re.I,

@@ -43,6 +43,7 @@ from typing import Any
 
 from auditkit.collect.timing import stamp
 from auditkit.errors import CollectorError
+from auditkit.lazy_re import compile_later
 
 __all__ = [
     "CONFIG_FORMAT",
@@ -57,7 +58,7 @@ READ_ONLY_COMMANDS = frozenset({("INFO",), ("CONFIG", "GET"), ("SLOWLOG", "GET")
 CONFIG_FORMAT = "auditkit.redis_config"
 SLOWLOG_FORMAT = "auditkit.redis_slowlog"
 #: configuration parameters whose values are credentials or name users: written redacted
-_SECRET_PARAMETERS = re.compile(r"pass|auth|secret|user|acl", re.I)
+_SECRET_PARAMETERS = compile_later(r"pass|auth|secret|user|acl", re.I)
 
 
 @dataclass

@@ -16,10 +16,11 @@ import re
 import time
 
 from auditkit.errors import ConfigError
+from auditkit.lazy_re import compile_later
 
 __all__ = ["parse_interval", "stamp"]
 
-_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$", re.I)
+_INTERVAL = compile_later(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$", re.I)
 _FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 

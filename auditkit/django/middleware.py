@@ -25,7 +25,6 @@ is sent later). Under ASGI Django runs this middleware in a thread like any sync
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -34,11 +33,12 @@ from django.http import HttpRequest, HttpResponseBase
 
 from auditkit.django import runtime
 from auditkit.django.context import CURRENT, UNSAMPLED, Capture
+from auditkit.lazy_re import compile_later
 
 __all__ = ["CaptureMiddleware", "request_ids"]
 
-_SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_SANE = compile_later(r"^[A-Za-z0-9._:-]{1,128}$")
+_TRACEPARENT = compile_later(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 
 
 def _meta_key(header: str) -> str:

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import queue
-import re
 import socket
 import threading
 import time
@@ -52,6 +51,7 @@ from auditkit.django.records import (
     query_lines,
     statement_record,
 )
+from auditkit.lazy_re import compile_later
 
 __all__ = ["STREAMS", "CaptureWriter"]
 
@@ -66,7 +66,7 @@ STREAMS: dict[str, tuple[str, int]] = {
 PAUSE_S = 30.0
 #: how long the writer lets captures gather after waking up
 GATHER_S = 0.05
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = compile_later(r"[^A-Za-z0-9._-]+")
 
 
 def _dumps(record: dict[str, Any]) -> str:

@@ -50,6 +50,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders import _json
 from auditkit.loaders._explain_nodes import Failure, Plan, PlanNode, PlanParseError, to_float
 from auditkit.loaders._explain_psql import find_json_end, statement_from, strip_explain
@@ -63,19 +64,19 @@ __all__ = [
     "strip_json_comments",
 ]
 
-_BORDER = re.compile(r"^\+[-+]+\+\s*$")
-_BOX_ROW = re.compile(r"^\|(?P<inner>.*)\|\s*$")
-_TAB_HEADER = re.compile(r"^id\tselect_type\t")
-_TAB_ROW = re.compile(r"^(?:\d+|NULL)\t")
-_VERTICAL = re.compile(r"^\*{5,} (?P<n>\d+)\. row \*{5,}\s*$")
-_VERTICAL_KV = re.compile(r"^\s*(?P<k>[A-Za-z_][\w ]*?):(?: (?P<v>.*))?$")
-_JSON_START = re.compile(r"^(?:\|\s*|EXPLAIN:\s*|\s*)\{")
-_SELECT_PREFIX = re.compile(r"^/\* select#\d+ \*/\s*")
+_BORDER = compile_later(r"^\+[-+]+\+\s*$")
+_BOX_ROW = compile_later(r"^\|(?P<inner>.*)\|\s*$")
+_TAB_HEADER = compile_later(r"^id\tselect_type\t")
+_TAB_ROW = compile_later(r"^(?:\d+|NULL)\t")
+_VERTICAL = compile_later(r"^\*{5,} (?P<n>\d+)\. row \*{5,}\s*$")
+_VERTICAL_KV = compile_later(r"^\s*(?P<k>[A-Za-z_][\w ]*?):(?: (?P<v>.*))?$")
+_JSON_START = compile_later(r"^(?:\|\s*|EXPLAIN:\s*|\s*)\{")
+_SELECT_PREFIX = compile_later(r"^/\* select#\d+ \*/\s*")
 _TRADITIONAL = ("id", "select_type", "table", "type")
 
 
 #: a JSON string (to its closing quote, or the end of a damaged text) or a ``/* … */`` comment
-_STRING_OR_COMMENT = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|/\*.*?(?:\*/|\Z)', re.S)
+_STRING_OR_COMMENT = compile_later(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|/\*.*?(?:\*/|\Z)', re.S)
 
 
 def strip_json_comments(text: str) -> str:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.schemas import PLAN_NODES, cast, conform
 from auditkit.sql.fingerprint import Dialect, fingerprint, fingerprint_id
 
@@ -185,7 +185,7 @@ _PLAN_LEVEL = (
     "dialect",
 )
 
-_NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
+_NUMBER = compile_later(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,9 +303,9 @@ class Plan:
 
 # -- times -----------------------------------------------------------------------------------
 
-_PARAM_REF = re.compile(r"\$\d+")
-_RETURNS = re.compile(r"\(returns ([^)]*)\)")
-_INITPLAN_NUM = re.compile(r"^InitPlan\s+(\d+)")
+_PARAM_REF = compile_later(r"\$\d+")
+_RETURNS = compile_later(r"\(returns ([^)]*)\)")
+_INITPLAN_NUM = compile_later(r"^InitPlan\s+(\d+)")
 _TEXT_FIELDS = (
     "filter",
     "index_cond",

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 from xml.etree import ElementTree
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders import _json
 from auditkit.loaders._explain_nodes import Plan, PlanNode, PlanParseError, to_float
 
@@ -33,7 +34,7 @@ __all__ = [
     "plans_from_document",
 ]
 
-_MASKED = re.compile(r"(:\s*|[\[,]\s*)(?:-?N(?:\.N)?|xxx)(?=\s*[,}\]\n])")
+_MASKED = compile_later(r"(:\s*|[\[,]\s*)(?:-?N(?:\.N)?|xxx)(?=\s*[,}\]\n])")
 
 
 def _key(name: str) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._explain_nodes import Plan, PlanNode, PlanParseError, to_float
 
 __all__ = [
@@ -46,17 +47,17 @@ _NUM = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|N(?:\.N)?|NaN|-?Infinity)"
 _COST = rf"\(cost=(?P<sc>{_NUM})\.\.(?P<tc>{_NUM})\s+rows=(?P<pr>{_NUM})\s+width=(?P<pw>{_NUM})\)"
 _ACTUAL = rf"\(actual(?:\s+time=(?P<as>{_NUM})\.\.(?P<at>{_NUM}))?\s+rows=(?P<ar>{_NUM})\s+loops=(?P<al>{_NUM})\)"
 _NEVER = r"\(never\s+executed\)"
-_NODE_LINE = re.compile(
+_NODE_LINE = compile_later(
     rf"^(?P<indent>\s*)(?P<arrow>->\s+)?(?P<head>.*?)\s*(?:{_COST})?\s*(?:{_ACTUAL}|(?P<never>{_NEVER}))?\s*$"
 )
-_HAS_INFO = re.compile(rf"{_COST}|{_ACTUAL}|{_NEVER}")
-_SUBPLAN = re.compile(r"^(?P<kind>InitPlan|SubPlan)(?:\s+\d+)?(?:\s+\(returns [^)]*\))?\s*$")
-_CTE = re.compile(r"^CTE\s+(?P<name>\S.*?)\s*$")
-_KEY_VALUE = re.compile(r"^(?P<key>[A-Za-z][\w /&()\-]*?):(?:\s+(?P<value>.*?))?\s*$")
-_TRIGGER = re.compile(
+_HAS_INFO = compile_later(rf"{_COST}|{_ACTUAL}|{_NEVER}")
+_SUBPLAN = compile_later(r"^(?P<kind>InitPlan|SubPlan)(?:\s+\d+)?(?:\s+\(returns [^)]*\))?\s*$")
+_CTE = compile_later(r"^CTE\s+(?P<name>\S.*?)\s*$")
+_KEY_VALUE = compile_later(r"^(?P<key>[A-Za-z][\w /&()\-]*?):(?:\s+(?P<value>.*?))?\s*$")
+_TRIGGER = compile_later(
     rf"^Trigger\s+(?P<name>.+?):\s+time=(?P<time>{_NUM})\s+calls=(?P<calls>{_NUM})\s*$"
 )
-_MS = re.compile(rf"^(?P<n>{_NUM})\s*ms\b")
+_MS = compile_later(rf"^(?P<n>{_NUM})\s*ms\b")
 
 # node names PostgreSQL prints (explain.c), used to recognise a plan when costs are off
 _NODE_NAMES = (
@@ -125,46 +126,48 @@ _NODE_NAMES = (
     "Limit",
     "Hash",
 )
-_NODE_NAME = re.compile(
+_NODE_NAME = compile_later(
     r"^(?:Parallel |Async )*(?:Partial |Finalize )?(?:"
     + "|".join(re.escape(n) for n in sorted(_NODE_NAMES, key=len, reverse=True))
     + r")(?:\b|$)"
 )
 
-_JOIN = re.compile(
+_JOIN = compile_later(
     r"^(?P<alg>Hash|Merge) (?:(?P<jt>Left|Right|Full|Semi|Anti|Right Semi|Right Anti) )?Join$"
 )
-_NESTLOOP = re.compile(
+_NESTLOOP = compile_later(
     r"^Nested Loop(?: (?P<jt>Left|Right|Full|Semi|Anti|Right Semi|Right Anti) Join)?$"
 )
-_INDEX = re.compile(
+_INDEX = compile_later(
     r"^(?P<kind>Index Scan|Index Only Scan)(?P<back> Backward)? using (?P<idx>.+?) on (?P<rel>.+)$"
 )
-_BITMAP_INDEX = re.compile(r"^Bitmap Index Scan on (?P<idx>.+)$")
-_MODIFY = re.compile(r"^(?P<op>Insert|Update|Delete|Merge) on (?P<rel>.+)$")
-_AGG = re.compile(
+_BITMAP_INDEX = compile_later(r"^Bitmap Index Scan on (?P<idx>.+)$")
+_MODIFY = compile_later(r"^(?P<op>Insert|Update|Delete|Merge) on (?P<rel>.+)$")
+_AGG = compile_later(
     r"^(?P<pm>Partial |Finalize )?(?P<agg>Aggregate|GroupAggregate|HashAggregate|MixedAggregate)$"
 )
-_SETOP = re.compile(
+_SETOP = compile_later(
     r"^(?P<so>SetOp|HashSetOp)(?: (?P<cmd>Intersect All|Intersect|Except All|Except))?$"
 )
-_REL_SCAN = re.compile(
+_REL_SCAN = compile_later(
     r"^(?P<kind>Seq Scan|Sample Scan|Bitmap Heap Scan|Tid Scan|Tid Range Scan|Foreign Scan"
     r"|Foreign Insert|Foreign Update|Foreign Delete) on (?P<rel>.+)$"
 )
-_FUNC_SCAN = re.compile(r"^(?P<kind>Function Scan|Table Function Scan) on (?P<rest>.+)$")
-_CTE_SCAN = re.compile(r"^(?P<kind>CTE Scan|WorkTable Scan|Named Tuplestore Scan) on (?P<rest>.+)$")
-_SUBQUERY = re.compile(r"^Subquery Scan(?: on)? (?P<alias>.+)$")
-_VALUES = re.compile(r"^Values Scan on (?P<alias>.+)$")
-_CUSTOM = re.compile(r"^Custom Scan \((?P<name>[^)]*)\)(?: on (?P<rel>.+))?$")
-_HEAD_START = re.compile(r"^[A-Z][A-Za-z]")
+_FUNC_SCAN = compile_later(r"^(?P<kind>Function Scan|Table Function Scan) on (?P<rest>.+)$")
+_CTE_SCAN = compile_later(
+    r"^(?P<kind>CTE Scan|WorkTable Scan|Named Tuplestore Scan) on (?P<rest>.+)$"
+)
+_SUBQUERY = compile_later(r"^Subquery Scan(?: on)? (?P<alias>.+)$")
+_VALUES = compile_later(r"^Values Scan on (?P<alias>.+)$")
+_CUSTOM = compile_later(r"^Custom Scan \((?P<name>[^)]*)\)(?: on (?P<rel>.+))?$")
+_HEAD_START = compile_later(r"^[A-Z][A-Za-z]")
 _STRATEGY = {
     "Aggregate": "Plain",
     "GroupAggregate": "Sorted",
     "HashAggregate": "Hashed",
     "MixedAggregate": "Mixed",
 }
-_TOP_LEVEL = re.compile(
+_TOP_LEVEL = compile_later(
     r"^(?:Planning(?:\s+Time)?|Execution\s+Time|Total\s+runtime|JIT|Trigger\b|Query\s+Identifier"
     r"|Settings|Serialization|Query\s+Text|Planning\s+time|Execution\s+time)",
     re.I,
@@ -325,7 +328,7 @@ def looks_like_node_line(line: str, *, costs_off: bool = False) -> bool:
 
 
 #: a quoted literal, or an unclosed one running to the end of the text
-_QUOTED = re.compile(r"'[^']*'?")
+_QUOTED = compile_later(r"'[^']*'?")
 
 
 def paren_balance(text: str) -> int:
@@ -374,8 +377,8 @@ def unwrap_lines(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
 
 # -- property lines --------------------------------------------------------------------------
 
-_PAIRS_SPLIT = re.compile(r"\s{2,}")
-_KV_EQ = re.compile(
+_PAIRS_SPLIT = compile_later(r"\s{2,}")
+_KV_EQ = compile_later(
     rf"(?<![a-z])(?P<k>[a-z][a-z ]{{0,40}}?)=(?P<v>{_NUM})"
 )  # linear: lines can be MBs
 

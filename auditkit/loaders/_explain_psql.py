@@ -23,34 +23,35 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._explain_pg_text import closes_first, looks_like_node_line, paren_balance
 
 __all__ = ["Chunk", "find_json_end", "scan_postgres", "statement_from", "strip_explain"]
 
-_DASHES = re.compile(r"^[-─━═]+(?:[+┼╪┿][-─━═]+)*[+|]?\s*$")
-_ASCII_BORDER = re.compile(r"^\+[-+]+\+\s*$")
-_UNI_TOP = re.compile(r"^[╔┌┏][═─━╤┬┳]+[╗┐┓]\s*$")
-_UNI_SEP = re.compile(r"^[╠├╞╟┣][═─━╪┼╋]+[╣┤╡╢┫]\s*$")
-_UNI_BOTTOM = re.compile(r"^[╚└┗][═─━╧┴┻]+[╝┘┛]\s*$")
-_UNI_ROW = re.compile(r"^[║│┃](?P<inner>.*)[║│┃]\s*$")
-_ASCII_ROW = re.compile(r"^\|(?P<inner>.*)\|\s*$")
-_RECORD = re.compile(r"^-\[ RECORD \d+ \]-*\s*$")
-_EXPANDED = re.compile(r"^(?P<key>[^|]*?)\s*\| ?(?P<value>.*)$")
-_FOOTER = re.compile(r"^\s*\((?P<n>\d+)\s+[^\W\d_]+\)\s*$")
-_PROMPT = re.compile(r"^[\w.-]*[=\-(!'\"$*][#>]\s?")
-_MYSQL_PROMPT = re.compile(r"^(?:mysql|MariaDB \[[^\]]*\])>\s?|^\s*->\s(?=\S)")
-_EXPLAIN_PREFIX = re.compile(
+_DASHES = compile_later(r"^[-─━═]+(?:[+┼╪┿][-─━═]+)*[+|]?\s*$")
+_ASCII_BORDER = compile_later(r"^\+[-+]+\+\s*$")
+_UNI_TOP = compile_later(r"^[╔┌┏][═─━╤┬┳]+[╗┐┓]\s*$")
+_UNI_SEP = compile_later(r"^[╠├╞╟┣][═─━╪┼╋]+[╣┤╡╢┫]\s*$")
+_UNI_BOTTOM = compile_later(r"^[╚└┗][═─━╧┴┻]+[╝┘┛]\s*$")
+_UNI_ROW = compile_later(r"^[║│┃](?P<inner>.*)[║│┃]\s*$")
+_ASCII_ROW = compile_later(r"^\|(?P<inner>.*)\|\s*$")
+_RECORD = compile_later(r"^-\[ RECORD \d+ \]-*\s*$")
+_EXPANDED = compile_later(r"^(?P<key>[^|]*?)\s*\| ?(?P<value>.*)$")
+_FOOTER = compile_later(r"^\s*\((?P<n>\d+)\s+[^\W\d_]+\)\s*$")
+_PROMPT = compile_later(r"^[\w.-]*[=\-(!'\"$*][#>]\s?")
+_MYSQL_PROMPT = compile_later(r"^(?:mysql|MariaDB \[[^\]]*\])>\s?|^\s*->\s(?=\S)")
+_EXPLAIN_PREFIX = compile_later(
     r"^\s*EXPLAIN\b\s*(?:\((?:[^()]|\([^()]*\))*\)\s*|(?:ANALY[SZ]E|VERBOSE|EXTENDED|PARTITIONS|FORMAT\s*=\s*\w+|FORMAT\s*=\s*'\w+')\s+)*",
     re.I,
 )
-_SQL_VERB = re.compile(
+_SQL_VERB = compile_later(
     r"\s*(?:EXPLAIN|SELECT|WITH|INSERT|UPDATE|DELETE|MERGE|VALUES|TABLE|EXECUTE|DECLARE|CREATE|ANALYZE|DESCRIBE|DESC|REPLACE)\b",
     re.I,
 )
-_WRAPPED = re.compile(
+_WRAPPED = compile_later(
     r"(?is)^select\s+(?P<fn>[\w.]+)\(\s*'(?P<sql>(?:[^']|'')*)'\s*(?:,[^()]*)?\)\s*$"
 )
-_TOP_KEYS = re.compile(
+_TOP_KEYS = compile_later(
     r"^\s*(?:Planning(?:\s+Time)?:|Execution\s+Time:|Total\s+runtime:|JIT:|Trigger\s.*:\s+time=|Query\s+Identifier:"
     r"|Settings:|Serialization:|Memory:)",
     re.I,
@@ -153,9 +154,9 @@ def statement_from(preamble: list[str]) -> str | None:
     return strip_explain(text)
 
 
-_QUOTE_OR_BRACKET = re.compile(r'["\[\]{}]')
+_QUOTE_OR_BRACKET = compile_later(r'["\[\]{}]')
 #: the rest of a JSON string after its opening quote: to the closing quote, or an open escape
-_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*(?:(")|(\\?)$)', re.S)
+_STRING_REST = compile_later(r'[^"\\]*(?:\\.[^"\\]*)*(?:(")|(\\?)$)', re.S)
 
 
 def find_json_end(lines: list[str], start: int) -> int | None:

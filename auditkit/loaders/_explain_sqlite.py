@@ -26,13 +26,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._explain_nodes import Failure, Plan, PlanNode
 from auditkit.loaders._explain_psql import statement_from
 
 __all__ = ["parse_detail", "read_sqlite", "sniff_sqlite"]
 
-_TREE_LINE = re.compile(r"^(?P<pad>(?:[|` ]  )*)(?P<branch>[|`]--)(?P<detail>.+)$")
-_RAW_ROW = re.compile(
+_TREE_LINE = compile_later(r"^(?P<pad>(?:[|` ]  )*)(?P<branch>[|`]--)(?P<detail>.+)$")
+_RAW_ROW = compile_later(
     r"^\s*(?P<id>\d+)(?P<sep>[|\t ])(?P<parent>\d+)(?P=sep)(?P<notused>\d+)(?P=sep)(?P<detail>\S.*?)\s*$"
 )
 _OPERATIONS = (
@@ -58,10 +59,10 @@ _OPERATIONS = (
     "EXECUTE",
     "SUBQUERY",
 )
-_KNOWN = re.compile(
+_KNOWN = compile_later(
     r"^(?:" + "|".join(re.escape(o) for o in sorted(_OPERATIONS, key=len, reverse=True)) + r")\b"
 )
-_SCAN = re.compile(
+_SCAN = compile_later(
     r"^(?P<op>SCAN|SEARCH)\s+(?:TABLE\s+)?(?P<rel>\"[^\"]+\"|\S+)(?:\s+AS\s+(?P<alias>\"[^\"]+\"|\S+))?"
     r"(?:\s+USING\s+(?P<using>INTEGER PRIMARY KEY|PRIMARY KEY|(?:AUTOMATIC\s+)?(?:PARTIAL\s+)?(?:COVERING\s+)?INDEX(?:\s+(?P<idx>(?!\()\S+))?))?"
     r"(?:\s+\((?P<cond>.*)\))?"

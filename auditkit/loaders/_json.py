@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from auditkit.lazy_re import compile_later
+
 __all__ = ["MAX_DEPTH", "JSONDecodeError", "depth_exceeded", "loads"]
 
 #: deepest nesting of arrays and objects accepted in one JSON document
@@ -37,7 +39,7 @@ MAX_DEPTH = 512
 JSONDecodeError = json.JSONDecodeError
 
 #: a JSON string (its content cannot open or close a level)
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = compile_later(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def depth_exceeded(text: str, limit: int = MAX_DEPTH) -> int | None:

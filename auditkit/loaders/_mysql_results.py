@@ -40,31 +40,32 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._json import loads as json_loads
 
 __all__ = ["ResultSet", "read_result_sets", "time_stamp"]
 
-_RULE = re.compile(r"^\+(?:-+\+)+\s*$")
-_FOOTER = re.compile(r"^(\d+) rows? in set\b|^Empty set\b")
-_VERTICAL = re.compile(r"^\*{5,} (\d+)\. row \*{5,}\s*$")
-_DASHES = re.compile(r"^-{5,}\s*$")
-_PROMPT = re.compile(r"^(?:mysql|MariaDB \[[^\]]*\]|MySQL \[[^\]]*\]|mariadb)>\s?")
-_CONTINUATION = re.compile(r"^\s*(?:->|'>|\">|`>|/\*>)\s?")
-_NOISE = re.compile(
+_RULE = compile_later(r"^\+(?:-+\+)+\s*$")
+_FOOTER = compile_later(r"^(\d+) rows? in set\b|^Empty set\b")
+_VERTICAL = compile_later(r"^\*{5,} (\d+)\. row \*{5,}\s*$")
+_DASHES = compile_later(r"^-{5,}\s*$")
+_PROMPT = compile_later(r"^(?:mysql|MariaDB \[[^\]]*\]|MySQL \[[^\]]*\]|mariadb)>\s?")
+_CONTINUATION = compile_later(r"^\s*(?:->|'>|\">|`>|/\*>)\s?")
+_NOISE = compile_later(
     r"^(?:Query OK\b|Bye$|Database changed$|Records: \d|Rows matched: |Warning \(Code|Note \(Code"
     r"|Reading table information|You can turn off this feature|Welcome to the |Your (?:MySQL|MariaDB)"
     r"|Server version:|Copyright |Oracle is a |Type 'help;'|mysql: \[Warning\]|\(\d+ rows?\)$)"
 )
 #: a time stamp on a line of its own or inside a comment
-_STAMP = re.compile(
+_STAMP = compile_later(
     r"(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?(?: UTC)?)"
     r"|(?P<date>(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
     r" +\d{1,2} \d\d:\d\d:\d\d(?: [A-Z]{2,5})? \d{4})"
     r"|(?P<epoch>^\d{10}(?:\.\d+)?$)"
 )
-_BATCH_ESCAPES = re.compile(r"\\([ntr0\\])")
+_BATCH_ESCAPES = compile_later(r"\\([ntr0\\])")
 _ESC = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\"}
-_IDENT = re.compile(r"^[A-Za-z_@$(][\w@$().,'`* +/-]*$")
+_IDENT = compile_later(r"^[A-Za-z_@$(][\w@$().,'`* +/-]*$")
 
 
 @dataclass

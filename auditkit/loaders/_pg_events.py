@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._pg_frames import (
     _QUERY_KEYS,
     _SERVER_KEYS,
@@ -66,36 +67,38 @@ __all__ = [
 #: backtracking state it otherwise saves on every line (the stderr parser's one-pass regex
 #: runs this on every entry; about 8 % of its time). The name stays lazy: it must be able to
 #: grow until the ``:`` that ends it.
-MESSAGE = re.compile(
+MESSAGE = compile_later(
     r"(?:duration: (?P<dur>-?+\d++(?:\.\d++)?+) ms(?: {1,2}+|$))?+"
     r"(?:(?P<kind>statement|execute|parse|bind)(?: (?P<name>\S+?))?(?:: |:$))?+"
 )
 #: the same, as a regex fragment for the one-pass stderr pattern (groups dur, kind, name)
 MESSAGE_FRAGMENT = MESSAGE.pattern
 
-_PARAMS = re.compile(r"\$(\d+) = (NULL|'(?:[^']|'')*'|[^,]*)")
-_BIND_SPLIT = re.compile(r"('(?:[^']|'')*'|\$\d+)")
+_PARAMS = compile_later(r"\$(\d+) = (NULL|'(?:[^']|'')*'|[^,]*)")
+_BIND_SPLIT = compile_later(r"('(?:[^']|'')*'|\$\d+)")
 
-_LOCK = re.compile(
+_LOCK = compile_later(
     r"process \d+ (?P<what>still waiting for|acquired|detected deadlock while waiting for) "
     r"(?P<mode>\w+) on (?P<obj>.+?) after (?P<ms>\d+(?:\.\d+)?) ms"
 )
-_TEMP = re.compile(r'temporary file: path "(?P<path>[^"]*)", size (?P<size>\d+)')
-_CKPT = re.compile(r"(?P<what>checkpoint|restartpoint) (?P<step>starting|complete)\b")
-_CKPT_TOTAL = re.compile(r"total=(?P<s>\d+(?:\.\d+)?) s")
-_AUTOVAC = re.compile(
+_TEMP = compile_later(r'temporary file: path "(?P<path>[^"]*)", size (?P<size>\d+)')
+_CKPT = compile_later(r"(?P<what>checkpoint|restartpoint) (?P<step>starting|complete)\b")
+_CKPT_TOTAL = compile_later(r"total=(?P<s>\d+(?:\.\d+)?) s")
+_AUTOVAC = compile_later(
     r'automatic (?:aggressive )?(?P<op>vacuum|analyze)(?: to prevent wraparound)? of table "(?P<rel>[^"]+)"'
 )
-_ELAPSED = re.compile(r"elapsed:? (?P<s>\d+(?:\.\d+)?) s")
-_CONN = re.compile(r"(?:replication )?connection (?P<what>received|authenticated|authorized)\b")
-_DISCONN = re.compile(r"disconnection: session time: (?P<h>\d+):(?P<m>\d\d):(?P<s>\d+(?:\.\d+)?)")
-_REL_CONTEXT = re.compile(r'relation "(?P<rel>[^"]+)"')
-_REL_OID = re.compile(r"relation (?P<oid>\d+)")
-_QUERY_TEXT = re.compile(
+_ELAPSED = compile_later(r"elapsed:? (?P<s>\d+(?:\.\d+)?) s")
+_CONN = compile_later(r"(?:replication )?connection (?P<what>received|authenticated|authorized)\b")
+_DISCONN = compile_later(
+    r"disconnection: session time: (?P<h>\d+):(?P<m>\d\d):(?P<s>\d+(?:\.\d+)?)"
+)
+_REL_CONTEXT = compile_later(r'relation "(?P<rel>[^"]+)"')
+_REL_OID = compile_later(r"relation (?P<oid>\d+)")
+_QUERY_TEXT = compile_later(
     r"Query Text: (?P<q>.*?)(?:\n(?:[A-Z][a-z]+ )*[A-Z][a-z]+.*\(cost=|\Z)", re.S
 )
 #: a duration or statement keyword of a translated server (German, French, Spanish, …)
-LOCALISED_MESSAGE = re.compile(
+LOCALISED_MESSAGE = compile_later(
     r"^(?:Dauer|durée|duración|durata|duração|duur|czas trwania|doba trvání|süre|"
     r"продолжительность|тривалість|持续时间|実行時間|소요 시간|"
     r"Anweisung|instruction|sentencia|istruzione|instrução|оператор|polecenie)\s?:",
@@ -115,7 +118,7 @@ TZ_OFFSETS: dict[str, int] = {
     "EST": -300, "EDT": -240, "CST": -360, "CDT": -300, "MST": -420, "MDT": -360,
     "PST": -480, "PDT": -420, "AKST": -540, "AKDT": -480, "HST": -600,
 }  # fmt: skip
-_NUMERIC_TZ = re.compile(r"^(?P<sign>[+-])(?P<h>\d\d):?(?P<m>\d\d)?$")
+_NUMERIC_TZ = compile_later(r"^(?P<sign>[+-])(?P<h>\d\d):?(?P<m>\d\d)?$")
 
 
 @dataclass

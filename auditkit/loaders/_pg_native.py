@@ -47,6 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._pg_events import MESSAGE, Stats, to_utc
 from auditkit.loaders._pg_frames import (
     PHASE_DTYPE,
@@ -72,7 +73,7 @@ _DUR_CLASS = r"^-?[0-9]+(?:\.[0-9]+)?$"
 _KINDS = ("statement", "execute", "parse", "bind")
 #: the ``phase`` category code of each keyword (PHASES order)
 _PHASE_CODE = np.array([PHASES.index(k) for k in _KINDS], dtype=np.int8)
-_ESCAPE = re.compile(r"%(-?\d+)?([A-Za-z%#*])")
+_ESCAPE = compile_later(r"%(-?\d+)?([A-Za-z%#*])")
 #: escapes whose text changes from line to line (besides a leading timestamp): not for us
 _PER_LINE = frozenset("nlxv")
 #: prefix fields the digest reads (besides the timestamp)

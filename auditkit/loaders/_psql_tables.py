@@ -35,11 +35,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from auditkit.lazy_re import compile_later
+
 __all__ = ["PsqlTable", "psql_tables"]
 
-_RULE = re.compile(r"^\+?-+(?:\+-+)*\+?$")
-_FOOTER = re.compile(r"^\((\d+) rows?\)$")
-_RECORD = re.compile(r"^-\[ RECORD (\d+) \]-*(?:\+-*)?$")
+_RULE = compile_later(r"^\+?-+(?:\+-+)*\+?$")
+_FOOTER = compile_later(r"^\((\d+) rows?\)$")
+_RECORD = compile_later(r"^-\[ RECORD (\d+) \]-*(?:\+-*)?$")
 
 
 @dataclass

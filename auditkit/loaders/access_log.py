@@ -53,6 +53,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.errors import ConfigError
+from auditkit.lazy_re import compile_later
 from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import ParseReport
@@ -70,8 +71,8 @@ def _quoted(name: str) -> str:
 
 
 #: where the bracketed time starts: found first, in linear time, then matched from there
-_TIME_OPEN = re.compile(r"\[(?:\d{2}/[A-Za-z]{3}/\d{4}[: ]|\d{4}-\d{2}-\d{2}T)")
-_FROM_TIME = re.compile(
+_TIME_OPEN = compile_later(r"\[(?:\d{2}/[A-Za-z]{3}/\d{4}[: ]|\d{4}-\d{2}-\d{2}T)")
+_FROM_TIME = compile_later(
     r"\[(?P<time>\d{2}/[A-Za-z]{3}/\d{4}[: ]\d{2}:\d{2}:\d{2}(?: [+-]\d{4})?"
     r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?)\] "
     + _quoted("request")
@@ -110,10 +111,10 @@ def match_line(line: str) -> dict[str, str | None] | None:
     return _match(line)
 
 
-_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|\S+')
+_TOKEN = compile_later(r'"[^"\\]*(?:\\.[^"\\]*)*"|\S+')
 #: nginx writes one value per upstream try: "a, b" across servers, "a : b" across groups
-_LIST_GLUE = re.compile(r"(?<=\S)(?:,\s+|\s+:\s+)(?=\S)")
-_ADDR = re.compile(
+_LIST_GLUE = compile_later(r"(?<=\S)(?:,\s+|\s+:\s+)(?=\S)")
+_ADDR = compile_later(
     r"(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,10}|unix:\S+"
 )
 _CACHE_WORDS = frozenset(
@@ -127,14 +128,14 @@ _STANDARD_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "PROPFIND",
      "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "PURGE"}
 )  # fmt: skip
-_ODD_METHOD = re.compile(r"[A-Za-z][A-Za-z_-]{0,31}")
-_KV = re.compile(r"([A-Za-z_][\w.-]*)=(.*)")
-_FLOAT = re.compile(r"\d+\.\d+")
-_INT = re.compile(r"\d+")
-_ID = re.compile(
+_ODD_METHOD = compile_later(r"[A-Za-z][A-Za-z_-]{0,31}")
+_KV = compile_later(r"([A-Za-z_][\w.-]*)=(.*)")
+_FLOAT = compile_later(r"\d+\.\d+")
+_INT = compile_later(r"\d+")
+_ID = compile_later(
     r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
-_METHOD = re.compile(r"[A-Z][A-Z_-]{1,15}")
+_METHOD = compile_later(r"[A-Z][A-Z_-]{1,15}")
 _TIME_KEYS = frozenset({"rt", "request_time", "reqtime", "rtime", "request_duration", "duration"})
 _ID_KEYS = frozenset({"rid", "request_id", "req_id", "requestid", "x_request_id", "x-request-id"})
 _UNITS = {"s": 1000.0, "ms": 1.0, "us": 0.001}
@@ -173,7 +174,7 @@ def _is_list(value: str, item: re.Pattern[str]) -> bool:
     return bool(items) and all(v == "-" or item.fullmatch(v) for v in items)
 
 
-_STATUS = re.compile(r"[1-5]\d\d")
+_STATUS = compile_later(r"[1-5]\d\d")
 
 
 def upstream_ms(value: str | None) -> float | None:

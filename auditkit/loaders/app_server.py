@@ -52,6 +52,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders.access_log import AccessLogLoader
 from auditkit.loaders.access_log import match_line as access_match
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
@@ -77,12 +78,12 @@ EVENT_KINDS = (
     "other",
 )
 
-_GUNICORN = re.compile(
+_GUNICORN = compile_later(
     r"\[(?P<ts>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?: ?[+-]\d{2}:?\d{2}|Z)?)\] "
     r"\[(?P<pid>\d+)\] \[(?P<level>[A-Z]+)\] (?P<msg>.*)"
 )
-_PID = re.compile(r"pid: ?(\d+)")
-_CONFIG_LINE = re.compile(r"\s{2}(?P<key>[a-z_]+): (?P<value>.*)")
+_PID = compile_later(r"pid: ?(\d+)")
+_CONFIG_LINE = compile_later(r"\s{2}(?P<key>[a-z_]+): (?P<value>.*)")
 #: settings of gunicorn's configuration dump worth keeping (the rest are hooks and defaults)
 _GUNICORN_SETTINGS = (
     "bind",
@@ -401,46 +402,48 @@ class GunicornLogLoader(Loader):
 
 # -- uWSGI ------------------------------------------------------------------------------------
 
-_UWSGI_REQUEST = re.compile(
+_UWSGI_REQUEST = compile_later(
     r"\[pid: (?P<pid>\d+)\|app: (?P<app>-?\d+)\|req: (?P<req>\d+)/(?P<total>\d+)\] "
     r"(?P<client>\S*) \((?P<user>[^)]*)\) \{(?P<vars>\d+) vars in (?P<vbytes>\d+) bytes\} "
     r"\[(?P<ts>[^\]]+)\] (?P<method>\S+) (?P<uri>.*) => generated (?P<bytes>\d+) bytes in "
     r"(?P<dur>\d+) (?P<unit>msecs|micros) \((?P<proto>[^ )]+) (?P<status>\d{3})\)"
 )
-_UWSGI_STAMP = re.compile(
+_UWSGI_STAMP = compile_later(
     r"(?P<ts>[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}) - (?P<msg>.*)"
 )
-_UWSGI_START = re.compile(r"\*\*\* Starting uWSGI (?P<version>\S+).*? on \[(?P<ts>[^\]]+)\] \*\*\*")
+_UWSGI_START = compile_later(
+    r"\*\*\* Starting uWSGI (?P<version>\S+).*? on \[(?P<ts>[^\]]+)\] \*\*\*"
+)
 
 #: (pattern, kind, settings) of uWSGI's event lines; groups name the pid and settings
 _UWSGI_EVENTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (
-        re.compile(r"spawned uWSGI worker \d+ \(pid: (?P<pid>\d+), cores: (?P<cores>\d+)\)"),
+        compile_later(r"spawned uWSGI worker \d+ \(pid: (?P<pid>\d+), cores: (?P<cores>\d+)\)"),
         "worker_boot",
     ),
     (
-        re.compile(
+        compile_later(
             r"spawned uWSGI worker \d+ \(and the only\) \(pid: (?P<pid>\d+), cores: (?P<cores>\d+)\)"
         ),
         "worker_boot",
     ),
-    (re.compile(r"Respawned uWSGI worker \d+ \(new pid: (?P<pid>\d+)\)"), "worker_boot"),
-    (re.compile(r"\*\*\* HARAKIRI ON WORKER \d+ \(pid: (?P<pid>\d+)"), "worker_timeout"),
+    (compile_later(r"Respawned uWSGI worker \d+ \(new pid: (?P<pid>\d+)\)"), "worker_boot"),
+    (compile_later(r"\*\*\* HARAKIRI ON WORKER \d+ \(pid: (?P<pid>\d+)"), "worker_timeout"),
     (
-        re.compile(
+        compile_later(
             r"DAMN ! worker \d+ \(pid: (?P<pid>\d+)\) died, killed by signal (?P<signal>\d+)"
         ),
         "worker_killed",
     ),
-    (re.compile(r"DAMN ! worker \d+ \(pid: (?P<pid>\d+)\) (?:died|MISSING)"), "worker_crash"),
-    (re.compile(r"worker \d+ buried after"), "worker_exit"),
-    (re.compile(r"\.\.\.The work of process (?P<pid>\d+) is done"), "worker_exit"),
-    (re.compile(r"worker \d+ killed successfully \(pid: (?P<pid>\d+)\)"), "worker_exit"),
-    (re.compile(r"\*\*\* uWSGI listen queue of socket .* full"), "listen_queue_full"),
-    (re.compile(r"goodbye to uWSGI"), "server_stop"),
+    (compile_later(r"DAMN ! worker \d+ \(pid: (?P<pid>\d+)\) (?:died|MISSING)"), "worker_crash"),
+    (compile_later(r"worker \d+ buried after"), "worker_exit"),
+    (compile_later(r"\.\.\.The work of process (?P<pid>\d+) is done"), "worker_exit"),
+    (compile_later(r"worker \d+ killed successfully \(pid: (?P<pid>\d+)\)"), "worker_exit"),
+    (compile_later(r"\*\*\* uWSGI listen queue of socket .* full"), "listen_queue_full"),
+    (compile_later(r"goodbye to uWSGI"), "server_stop"),
 )
 #: banner lines: facts of the start-up, no event
-_UWSGI_BANNER = re.compile(
+_UWSGI_BANNER = compile_later(
     r"compiled with|os: |nodename: |machine: |clock source|pcre|detected |current working directory|"
     r"your |lock engine|thunder lock|Python version|--- Python VM|Python main interpreter|python threads|"
     r"mapped \d+ bytes|\*\*\* Operational MODE|WSGI app \d+|\*\*\* uWSGI is running|uWSGI running as root|"
@@ -453,7 +456,7 @@ _UWSGI_BANNER = re.compile(
 
 #: start-up lines that state a setting: the setting and the pattern of its value
 _UWSGI_SETTINGS = tuple(
-    (name, re.compile(pattern))
+    (name, compile_later(pattern))
     for name, pattern in (
         ("mode", r"\*\*\* Operational MODE: (\S+) \*\*\*"),
         ("socket", r"uwsgi socket \d+ bound to (?:TCP|UNIX) address (\S+)"),

@@ -38,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -93,21 +94,25 @@ _MISS = {"miss", "misses", "false", "0", "no", "not_found", "notfound", "none", 
 _OPS = frozenset({*CACHE_OPS, "get_or_set", *COMMAND_OPS})
 _FAMILY_RULES = (
     # Django's session backends: KEY_PREFIX + the session key
-    (re.compile(r"(?<=django\.contrib\.sessions\.cache)(?:d_db)?[a-z0-9]{8,}"), "{session}"),
+    (compile_later(r"(?<=django\.contrib\.sessions\.cache)(?:d_db)?[a-z0-9]{8,}"), "{session}"),
     (
-        re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+        compile_later(
+            r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+        ),
         "{uuid}",
     ),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "{email}"),
-    (re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{16,}(?![0-9A-Za-z])"), "{hex}"),
+    (compile_later(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "{email}"),
+    (compile_later(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{16,}(?![0-9A-Za-z])"), "{hex}"),
     # session keys and other random tokens: long runs of letters and digits mixed
     (
-        re.compile(r"(?<![0-9A-Za-z])(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{20,}"),
+        compile_later(
+            r"(?<![0-9A-Za-z])(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{20,}"
+        ),
         "{token}",
     ),
-    (re.compile(r"(?<![A-Za-z])\d+(?:\.\d+)?"), "{int}"),
+    (compile_later(r"(?<![A-Za-z])\d+(?:\.\d+)?"), "{int}"),
 )
-_DJANGO_PREFIX = re.compile(r"^([^:]*):(\d+):(.+)$", re.S)
+_DJANGO_PREFIX = compile_later(r"^([^:]*):(\d+):(.+)$", re.S)
 
 
 def key_family(key: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._time import epoch_ts
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
@@ -35,10 +36,10 @@ from auditkit.loaders.stream import read_text
 
 __all__ = ["MemcachedStatsLoader", "RedisInfoLoader", "cache_stats_deltas"]
 
-_NUMBER = re.compile(r"^[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$")
-_SECTION = re.compile(r"^#\s*([A-Za-z][^:]*?)\s*$")
-_KV = re.compile(r"^([A-Za-z_][\w.|:-]*):(.*)$")
-_PIKA_KEYSPACE = re.compile(r"^(db\d+)\s+(.*)$")
+_NUMBER = compile_later(r"^[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$")
+_SECTION = compile_later(r"^#\s*([A-Za-z][^:]*?)\s*$")
+_KV = compile_later(r"^([A-Za-z_][\w.|:-]*):(.*)$")
+_PIKA_KEYSPACE = compile_later(r"^(db\d+)\s+(.*)$")
 _REDIS_MARKERS = (
     "redis_version:",
     "redis_mode:",
@@ -180,7 +181,7 @@ class RedisInfoLoader(Loader):
 
 
 #: memcached ``stats`` values that are levels, not cumulative counters
-_MC_GAUGES = re.compile(
+_MC_GAUGES = compile_later(
     r"^(?:pid|uptime|time|version|libevent|pointer_size|max_connections|curr_connections|"
     r"connection_structures|threads|bytes|curr_items|limit_maxbytes|hash_power_level|hash_bytes|"
     r"hash_is_expanding|reserved_fds|accepting_conns|slab_reassign_\w*running|lru_crawler_running|"
@@ -188,7 +189,9 @@ _MC_GAUGES = re.compile(
     r"\d+:(?:chunk_size|chunks_per_page|total_pages|total_chunks|used_chunks|free_chunks|"
     r"free_chunks_end|mem_requested)|items:\d+:(?:number\w*|age\w*|mem_requested|evicted_time))$"
 )
-_MC_COMMANDS = re.compile(r"^(?:stats(?: (?:items|slabs|settings|sizes|conns|detail dump))?|OK)$")
+_MC_COMMANDS = compile_later(
+    r"^(?:stats(?: (?:items|slabs|settings|sizes|conns|detail dump))?|OK)$"
+)
 
 
 def _mc_section(names: list[str], command: str | None) -> str:

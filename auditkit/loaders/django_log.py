@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.errors import ConfigError
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._time import localize, naive_warning, parse_series
 from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult, add_fingerprints
 from auditkit.loaders.registry import register
@@ -45,9 +46,9 @@ from auditkit.loaders.stream import Block
 __all__ = ["DjangoLogLoader"]
 
 # "(0.002) " — the duration Django writes first in the message (always "%.3f", so dotted)
-_TIMED_LINE = re.compile(r"^(?P<prefix>.{0,300}?)\((?P<dur>\d+\.\d+)\) (?=\S|$)", re.M)
-_SCHEMA_TAIL = re.compile(r"; \(params (?P<params>.*)\)\s*$", re.S)
-_SQL_START = re.compile(
+_TIMED_LINE = compile_later(r"^(?P<prefix>.{0,300}?)\((?P<dur>\d+\.\d+)\) (?=\S|$)", re.M)
+_SCHEMA_TAIL = compile_later(r"; \(params (?P<params>.*)\)\s*$", re.S)
+_SQL_START = compile_later(
     r"\b(?:CREATE|ALTER|DROP|INSERT|UPDATE|DELETE|SELECT|WITH|TRUNCATE|COMMENT|SET|GRANT|REVOKE"
     r"|BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|DECLARE|CLOSE|FETCH|VACUUM|ANALYZE|LOCK)\b"
 )
@@ -57,22 +58,22 @@ _ALIAS = "; alias="
 #: an ISO-like ``%(asctime)s`` (``2024-05-06 10:00:00,123``), or a ``datefmt`` with slashes:
 #: ``2024/05/06 10:00:00``, ``06/05/2024 10:00:00`` (month first, as pandas reads it) and
 #: Django's own ``06/May/2024 10:00:00`` (its server log style)
-_TS = re.compile(
+_TS = compile_later(
     r"((?:\d{4}[-/]\d{2}[-/]\d{2}|\d{2}/\d{2}/\d{4}|\d{2}/[A-Z][a-z]{2}/\d{4})[ T:]"
     r"\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:\s?(?:Z|UTC|[+-]\d{2}:?\d{2}))?)"
 )
-_MONTH_DATE_COLON = re.compile(r"^(\d{2}/[A-Z][a-z]{2}/\d{4}):")
-_PID = re.compile(r"(?i)\b(?:pid|process)[=: ]\s*(\d+)")
-_THREAD = re.compile(r"(?i)\b(?:thread|tid)[=: ]\s*([\w.:-]+)")
-_REQID = re.compile(
+_MONTH_DATE_COLON = compile_later(r"^(\d{2}/[A-Z][a-z]{2}/\d{4}):")
+_PID = compile_later(r"(?i)\b(?:pid|process)[=: ]\s*(\d+)")
+_THREAD = compile_later(r"(?i)\b(?:thread|tid)[=: ]\s*([\w.:-]+)")
+_REQID = compile_later(
     r"(?i)(?:\b(?:request[_-]?id|req[_-]?id|rid)[=: ]\s*([\w.:-]+))"
     r"|\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"
 )
-_RUN = re.compile(r"\w+|\s+|.")
+_RUN = compile_later(r"\w+|\s+|.")
 #: id-like tokens of a prefix (kept when no field names a request id)
-_ID_TOKEN = re.compile(r"(?<![\w.:-])[A-Za-z0-9][A-Za-z0-9_.:-]{5,}(?![\w.:-])")
+_ID_TOKEN = compile_later(r"(?<![\w.:-])[A-Za-z0-9][A-Za-z0-9_.:-]{5,}(?![\w.:-])")
 #: ``%(name)s`` / ``%(name)-8s`` / ``%(process)d`` / ``{name}`` fields of a logging format
-_FMT_FIELD = re.compile(
+_FMT_FIELD = compile_later(
     r"%\((?P<p>\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdifrxXeEgGc]|\{(?P<b>\w+)(?:[:!][^}]*)?\}"
 )
 #: logging fields → (query-event column, regex for the value)

@@ -89,6 +89,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from auditkit.errors import NothingParsedError
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._explain_mysql import read_mysql, sniff_mysql, statement_beside
 from auditkit.loaders._explain_nodes import (
     EXTRA_COLUMNS,
@@ -217,13 +218,13 @@ def read_plans(text: str, family: str) -> tuple[list[Plan], list[Failure]]:
 
 # a server log line: a timestamp (ISO, syslog, bracketed) before a severity, as in
 # "2024-01-01 10:00:00.123 UTC [123] LOG:  duration: 1.2 ms  plan:" (auto_explain output)
-_LOG_LINE = re.compile(
+_LOG_LINE = compile_later(
     r"^(?:\S*\s*)?(?:\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\[\d{4}-\d\d-\d\d)"
     r".*\b(?:LOG|STATEMENT|DETAIL|ERROR|WARNING|FATAL|HINT|CONTEXT|NOTICE|INFO|DEBUG\d?):\s",
     re.M,
 )
-_PGSS_HEADER = re.compile(r"^.*\bcalls\b.*\|.*\bquery\b.*$|^.*\bquery\b.*\|.*\bcalls\b.*$", re.M)
-_PG_STRONG = re.compile(
+_PGSS_HEADER = compile_later(r"^.*\bcalls\b.*\|.*\bquery\b.*$|^.*\bquery\b.*\|.*\bcalls\b.*$", re.M)
+_PG_STRONG = compile_later(
     r"\(cost=[\dN.]+\.\.[\dN.]+ rows=|\(actual (?:time|rows)=|\"Node Type\"|<Node-Type>|Node Type: \"|^\s*QUERY PLAN\s*$",
     re.M,
 )

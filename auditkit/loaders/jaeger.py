@@ -27,12 +27,12 @@ says ``otlp_json`` and the report warns). A *record* is one span;
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders.base import Loader
 from auditkit.loaders.otlp import (
     OtlpJsonLoader,
@@ -49,7 +49,7 @@ from auditkit.requests import Span
 
 __all__ = ["JaegerJsonLoader"]
 
-_HEX_ID = re.compile(r"[0-9a-fA-F]{1,32}")
+_HEX_ID = compile_later(r"[0-9a-fA-F]{1,32}")
 
 
 def _tags(items: Any) -> dict[str, Any]:

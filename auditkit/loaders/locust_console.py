@@ -52,6 +52,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
 from auditkit.loaders.result import LoadResult, ParseReport
@@ -59,31 +60,31 @@ from auditkit.loaders.stream import read_text
 
 __all__ = ["LocustConsoleLoader"]
 
-_LOG = re.compile(
+_LOG = compile_later(
     r"\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(?P<ms>\d{3})\] "
     r"(?P<host>[^/\s]+)/(?P<level>[A-Z]+)/(?P<logger>[\w.]+): (?P<msg>.*)"
 )
-_STATS_HEADER = re.compile(r"\s*(?:Type\s+)?Name\s+# reqs\s+# fails\s*\|")
-_PCT_HEADER = re.compile(r"\s*(?:Type\s+)?Name\s+(?:\d+(?:\.\d+)?%\s+)+# reqs\s*$")
+_STATS_HEADER = compile_later(r"\s*(?:Type\s+)?Name\s+# reqs\s+# fails\s*\|")
+_PCT_HEADER = compile_later(r"\s*(?:Type\s+)?Name\s+(?:\d+(?:\.\d+)?%\s+)+# reqs\s*$")
 _NUM = r"(\d+(?:\.\d+)?|N/A)"
-_STATS_ROW = re.compile(
+_STATS_ROW = compile_later(
     r"(?P<head>.*?)\s+(?P<reqs>\d+)\s+(?P<fails>\d+)\((?P<pct>[\d.]+)%\)\s*\|"
     rf"\s*{_NUM}\s+{_NUM}\s+{_NUM}\s+{_NUM}\s*\|\s*{_NUM}\s+{_NUM}\s*$"
 )
-_SEPARATOR = re.compile(r"[-|\s]+")
-_ERROR_HEADER = re.compile(r"\s*# occurrences\s+Error\s*$")
-_ERROR_ROW = re.compile(r"\s*(?P<n>\d+)\s+(?P<error>\S.*?)\s*$")
-_ERROR_TEXT = re.compile(r"(?P<method>[A-Z]+) (?P<name>.+?): (?P<error>.*)")
+_SEPARATOR = compile_later(r"[-|\s]+")
+_ERROR_HEADER = compile_later(r"\s*# occurrences\s+Error\s*$")
+_ERROR_ROW = compile_later(r"\s*(?P<n>\d+)\s+(?P<error>\S.*?)\s*$")
+_ERROR_TEXT = compile_later(r"(?P<method>[A-Z]+) (?P<name>.+?): (?P<error>.*)")
 _HTTP = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
 
-_COUNT = re.compile(
+_COUNT = compile_later(
     r"(?:All users spawned|Currently spawned users)\b.*\((\d+) total (?:users|running)\)"
 )
 _TARGETS = (
-    re.compile(r"Ramping to (?P<n>\d+) users at a rate of (?P<rate>[\d.]+) per second"),
-    re.compile(r"Sending spawn jobs of (?P<n>\d+) users at (?P<rate>[\d.]+) spawn rate"),
-    re.compile(r"Shape test updating to (?P<n>\d+) users at (?P<rate>[\d.]+) spawn rate"),
-    re.compile(r"Spawning (?P<n>\d+) users at the rate (?P<rate>[\d.]+) users/s"),
+    compile_later(r"Ramping to (?P<n>\d+) users at a rate of (?P<rate>[\d.]+) per second"),
+    compile_later(r"Sending spawn jobs of (?P<n>\d+) users at (?P<rate>[\d.]+) spawn rate"),
+    compile_later(r"Shape test updating to (?P<n>\d+) users at (?P<rate>[\d.]+) spawn rate"),
+    compile_later(r"Spawning (?P<n>\d+) users at the rate (?P<rate>[\d.]+) users/s"),
 )
 
 

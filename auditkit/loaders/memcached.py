@@ -34,7 +34,6 @@ before the keys or the ``ts=`` option. Families are aggregated into ``cache_key_
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._mysql_results import time_stamp
 from auditkit.loaders._time import epoch_ts
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
@@ -52,18 +52,20 @@ from auditkit.loaders.stream import read_text
 
 __all__ = ["MemcachedDetailLoader", "MemcachedMetadumpLoader", "key_family", "families_of_keys"]
 
-_DETAIL = re.compile(
+_DETAIL = compile_later(
     r"^PREFIX (?P<prefix>\S*) get (?P<get>\d+) hit (?P<hit>\d+) set (?P<set>\d+) del (?P<del>\d+)\s*$"
 )
-_META = re.compile(r"^key=(?P<key>\S+)(?P<rest>(?: \w+=\S*)*)\s*$")
+_META = compile_later(r"^key=(?P<key>\S+)(?P<rest>(?: \w+=\S*)*)\s*$")
 _FAMILY_RULES = (
     (
-        re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+        compile_later(
+            r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+        ),
         "{uuid}",
     ),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "{email}"),
-    (re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-f]*\d)[0-9a-f]{16,}(?![0-9A-Za-z])"), "{hex}"),
-    (re.compile(r"\d+"), "{n}"),
+    (compile_later(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "{email}"),
+    (compile_later(r"(?<![0-9A-Za-z])(?=[0-9a-f]*\d)[0-9a-f]{16,}(?![0-9A-Za-z])"), "{hex}"),
+    (compile_later(r"\d+"), "{n}"),
 )
 
 

@@ -68,6 +68,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._time import epoch_series
 from auditkit.loaders.base import BlockLoader, BlockParser, BlockResult, add_fingerprints
 from auditkit.loaders.registry import register
@@ -79,35 +80,35 @@ __all__ = ["MySQLSlowLoader", "MySQLSlowParser", "SlowLogBlock"]
 
 # Header keys that can open an event (the first header line of an event carries one of them).
 _START_KEYS = "Time|User@Host|User|Client|Thread_id|Schema|Query_time"
-_KEY_LINE = re.compile(rf"^# ({_START_KEYS}):", re.M)
+_KEY_LINE = compile_later(rf"^# ({_START_KEYS}):", re.M)
 #: a run of header lines that starts with a key line, found from the newline before it: a
 #: literal first character lets the regex engine skip ahead instead of testing ``^`` everywhere
-_HEADER_RUN = re.compile(rf"\n# (?:{_START_KEYS}):[^\n]*(?:\n#[^\n]*)*")
+_HEADER_RUN = compile_later(rf"\n# (?:{_START_KEYS}):[^\n]*(?:\n#[^\n]*)*")
 #: a cut point: an event-opening header line right after a line ending in ';'
 _BOUNDARY = re.compile(rb"(?:(?<=;\n)|(?<=;\r\n))# (?:" + _START_KEYS.encode() + rb"):")
 
-_HEADER = re.compile(r"(?:#[^\n]*(?:\n|\Z))*")
-_TIME = re.compile(r"^# Time:[ \t]*([^\n#]*?)[ \t]*(?:#|$)", re.M)
-_WHO = re.compile(
+_HEADER = compile_later(r"(?:#[^\n]*(?:\n|\Z))*")
+_TIME = compile_later(r"^# Time:[ \t]*([^\n#]*?)[ \t]*(?:#|$)", re.M)
+_WHO = compile_later(
     r"# (?:User@Host|User):[ \t]*(?P<priv>[^\[\n@]*?)[ \t]*(?:\[(?P<user>[^\]\n]*)\])?"
     r"[ \t]*@[ \t]*(?P<host>[^\s\[]*)[ \t]*(?:\[(?P<ip>[^\]\n]*)\])?"
 )
-_CLIENT = re.compile(r"# Client:[ \t]*(\S+)")
-_ADMIN = re.compile(r"^# administrator command:[ \t]*([^\n]*?)[ \t;]*$", re.M)
-_EXPLAIN = re.compile(r"^# explain:[ \t]?([^\n]*)$", re.M)
-_PREAMBLE = re.compile(
+_CLIENT = compile_later(r"# Client:[ \t]*(\S+)")
+_ADMIN = compile_later(r"^# administrator command:[ \t]*([^\n]*?)[ \t;]*$", re.M)
+_EXPLAIN = compile_later(r"^# explain:[ \t]?([^\n]*)$", re.M)
+_PREAMBLE = compile_later(
     r"(?:(?:use[ \t]+(?P<db>[^\n;]*);"
     r"|SET[ \t]+(?:last_insert_id=(?P<lii>\d+),)?(?:insert_id=(?P<ii>\d+),)?timestamp=(?P<ts>\d+);)"
     r"[ \t]*(?:\n|\Z))*"
 )
-_BANNER = re.compile(
+_BANNER = compile_later(
     r"^[^\n]*Version: [^\n]*started with:[ \t]*(?:\n|\Z)"
     r"(?:(?:Tcp|TCP) [Pp]ort:[^\n]*(?:\n|\Z))?"
     r"(?:Time[ \t]+Id[ \t]+Command[ \t]+Argument[ \t]*(?:\n|\Z))?",
     re.M,
 )
-_YYMMDD = re.compile(r"(\d{2})(\d{2})(\d{2})[ \t]+(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?")
-_ISO_FRACTION = re.compile(r"(\.\d{6})\d+")
+_YYMMDD = compile_later(r"(\d{2})(\d{2})(\d{2})[ \t]+(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?")
+_ISO_FRACTION = compile_later(r"(\.\d{6})\d+")
 
 # Header keys that are read into canonical columns or handled by their own rule.
 _CANONICAL = {"Query_time", "Lock_time", "Rows_sent", "Rows_examined", "Thread_id", "Id", "Schema"}

@@ -76,6 +76,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.counters import status_delta
+from auditkit.lazy_re import compile_later
 from auditkit.loaders._mysql_results import ResultSet, read_result_sets
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.pg_catalog import MySQLIndexesLoader, mysql_index_rows
@@ -101,7 +102,7 @@ _SYSTEM_SCHEMAS = {"mysql", "performance_schema", "sys", "information_schema"}
 _DEFAULT_PAGE = 16384
 
 #: status names that are gauges (a level now), not cumulative counters
-_GAUGE = re.compile(
+_GAUGE = compile_later(
     r"^(?:Threads_(?:connected|running|cached)|Open_|Max_used_|Innodb_buffer_pool_(?:pages_(?:data|dirty|free|"
     r"misc|total|old|latched)|bytes_(?:data|dirty))|Innodb_page_size|Innodb_row_lock_(?:current_waits|"
     r"time_avg|time_max)|Innodb_(?:data|os_log)_pending|Innodb_num_open_files|Innodb_history_list_length|"
@@ -116,9 +117,9 @@ _GAUGE = re.compile(
 )
 _STATUS_MARKERS = {"uptime", "questions", "com_select", "threads_connected", "connections"}
 _VARIABLE_MARKERS = {"max_connections", "version", "datadir", "innodb_buffer_pool_size", "port"}
-_SIZE_VARS = re.compile(r"(?:_size|_buffer_size|_length|_packet|_limit|_bytes)$")
-_SECOND_VARS = re.compile(r"(?:^long_query_time$|_timeout$|^flush_time$)")
-_MS_VARS = re.compile(r"^(?:max_execution_time|max_statement_time_ms)$")
+_SIZE_VARS = compile_later(r"(?:_size|_buffer_size|_length|_packet|_limit|_bytes)$")
+_SECOND_VARS = compile_later(r"(?:^long_query_time$|_timeout$|^flush_time$)")
+_MS_VARS = compile_later(r"^(?:max_execution_time|max_statement_time_ms)$")
 
 # digest / sys columns → statement_stats columns (timers in picoseconds)
 _DIGEST_COUNTS = {
@@ -225,7 +226,7 @@ def _text(value: Any) -> str | None:
     return None if s.strip().upper() in ("", "NULL", "\\N") else s
 
 
-_LATENCY = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ps|ns|us|µs|ms|s|m|min|h|d|w)?\s*$")
+_LATENCY = compile_later(r"^\s*(-?\d+(?:\.\d+)?)\s*(ps|ns|us|µs|ms|s|m|min|h|d|w)?\s*$")
 _LATENCY_MS = {
     "ps": 1e-9,
     "ns": 1e-6,
@@ -628,16 +629,16 @@ def _innodb_table_stats(f: _File, rec: dict[str, Any], line: int) -> str | None:
     return None
 
 
-_KEY_LINE = re.compile(
+_KEY_LINE = compile_later(
     r"^\s*(?:(?P<primary>PRIMARY KEY)|(?:(?P<kind>UNIQUE|FULLTEXT|SPATIAL|VECTOR)\s+)?(?:KEY|INDEX)\s+"
     r"`(?P<name>(?:[^`]|``)+)`)\s*(?:USING\s+(?P<using1>\w+)\s*)?\((?P<cols>.*)\)"
     r"(?:\s+USING\s+(?P<using2>\w+))?(?P<rest>.*?),?\s*$"
 )
-_FK_LINE = re.compile(
+_FK_LINE = compile_later(
     r"^\s*CONSTRAINT\s+`(?P<name>(?:[^`]|``)+)`\s+FOREIGN KEY\s+\((?P<cols>[^)]*)\)\s+REFERENCES\s+"
     r"(?P<ref>`[^`]+`(?:\.`[^`]+`)?)\s*\((?P<refcols>[^)]*)\)"
 )
-_ENGINE = re.compile(r"\)\s*ENGINE=(\w+)")
+_ENGINE = compile_later(r"\)\s*ENGINE=(\w+)")
 
 
 def _split_keys(cols: str) -> list[tuple[str, bool]]:

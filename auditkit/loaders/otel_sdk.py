@@ -35,7 +35,6 @@ skipped line; ``source_line`` is the line where the span's object starts.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders.base import Loader
 from auditkit.loaders.otlp import SpanCollector, _kind, excerpt, mapping, otel_span, span_ids
 from auditkit.loaders.registry import register
@@ -53,9 +53,9 @@ from auditkit.requests import Span
 
 __all__ = ["OtelSdkJsonLoader", "iter_json_values"]
 
-_HEX = re.compile(r"(?:0x)?([0-9a-fA-F]+)")
+_HEX = compile_later(r"(?:0x)?([0-9a-fA-F]+)")
 _DECODER = json.JSONDecoder()
-_SPACE = re.compile(r"[\s,]*")
+_SPACE = compile_later(r"[\s,]*")
 
 
 def iter_json_values(text: str, report: ParseReport) -> Iterator[tuple[int, Any]]:
@@ -123,7 +123,7 @@ def _hex(value: Any, digits: int) -> str:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_FRACTION = re.compile(r"\.(\d+)")
+_FRACTION = compile_later(r"\.(\d+)")
 
 
 def _iso_ns(value: Any) -> int | None:

@@ -33,12 +33,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders import _json
 from auditkit.loaders.base import Loader, nothing_parsed
 from auditkit.loaders.memcached import key_family
@@ -70,8 +70,8 @@ __all__ = [
     "spans_result",
 ]
 
-_HEX = re.compile(r"[0-9a-fA-F]+")
-_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2}")
+_HEX = compile_later(r"[0-9a-fA-F]+")
+_B64 = compile_later(r"[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+={0,2}")
 
 _KINDS_BY_NUMBER = ("unspecified", "internal", "server", "client", "producer", "consumer")
 _KINDS = {k: k for k in _KINDS_BY_NUMBER}

@@ -59,6 +59,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders import _json
 from auditkit.loaders._psql_tables import psql_tables
 from auditkit.loaders._records import BadRecord, Row, csv_records
@@ -90,7 +91,7 @@ _SYSTEM_SCHEMAS = {
 }
 _NULLS = {"", "null", "\\n", "<null>", "none", "nan"}
 _DELIMITERS = ",\t;|"
-_JSON_KEY = re.compile(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
+_JSON_KEY = compile_later(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,8 +137,8 @@ def records_from_text(text: str) -> tuple[list[str], Iterator[tuple[int, dict[st
     return _csv_records(text)
 
 
-_PSQL_RULE = re.compile(r"^\s*\+?-+(?:\+-+)+\+?\s*$|^\s*-+\s*$")
-_PSQL_RECORD = re.compile(r"^\s*-\[ RECORD 1 \]-*(?:\+-*)?\s*$")
+_PSQL_RULE = compile_later(r"^\s*\+?-+(?:\+-+)+\+?\s*$|^\s*-+\s*$")
+_PSQL_RECORD = compile_later(r"^\s*-\[ RECORD 1 \]-*(?:\+-*)?\s*$")
 
 
 def _psql_header(text: str) -> list[str] | None:
@@ -261,7 +262,7 @@ def _bool(v: Any) -> bool | None:
     return None
 
 
-_SIZE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(bytes|b|kb|mb|gb|tb|pb)?\s*$", re.I)
+_SIZE = compile_later(r"^\s*(-?\d+(?:\.\d+)?)\s*(bytes|b|kb|mb|gb|tb|pb)?\s*$", re.I)
 _UNITS = {
     "b": 1,
     "bytes": 1,

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.errors import NothingParsedError
+from auditkit.lazy_re import compile_later
 from auditkit.loaders import _json
 from auditkit.loaders._psql_tables import psql_tables
 from auditkit.loaders._records import BadRecord, Row, csv_records
@@ -90,14 +91,14 @@ PGSS_COLUMNS: dict[str, str] = {
 #: PostgreSQL ≤ 16 names of columns renamed in 17
 _RENAMED = {"blk_read_time": "shared_blk_read_time", "blk_write_time": "shared_blk_write_time"}
 #: extras that add up across rows and between snapshots (counters and their times)
-_ADDITIVE = re.compile(
+_ADDITIVE = compile_later(
     r"^(?:plans|total_plan_time|(?:shared|local|temp)_blks?_\w+|\w*blk_(?:read|write)_time|wal_\w+"
     r"|jit_\w+|parallel_workers_\w+|generic_plan_calls|custom_plan_calls)$"
 )
 _ID_COLUMNS = ("userid", "dbid")
 _TRUE = {"t", "true", "True", "TRUE", "yes", "on"}
 _FALSE = {"f", "false", "False", "FALSE", "no", "off"}
-_TS_NAMES = re.compile(r"(?:_since|stats_reset|_at|^ts)$")
+_TS_NAMES = compile_later(r"(?:_since|stats_reset|_at|^ts)$")
 
 
 # -- the common mapping ------------------------------------------------------------------------

@@ -45,13 +45,13 @@ cannot be joined to anything: such rows are skipped with a reason saying to expo
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders.pg_catalog import (
     _SYSTEM_SCHEMAS,
     _bool,
@@ -94,7 +94,7 @@ VIEW_FORMATS: dict[str, str] = {
     "pg_stat_archiver": "pg_stat_archiver",
 }
 
-_STAMP = re.compile(r"(\d{8}T\d{6}Z)")
+_STAMP = compile_later(r"(\d{8}T\d{6}Z)")
 #: columns that are text or times, never numbers
 _TEXT = frozenset({"stats_reset", "checksum_last_failure", "collected_at"})
 #: columns that are levels now (sizes, ages), not counters, in any view
@@ -291,7 +291,7 @@ class PgStatArchiverLoader(_StatusViewLoader):
     required = (frozenset({"archived_count", "failed_count"}),)
 
 
-_OID = re.compile(r"^\d+$")
+_OID = compile_later(r"^\d+$")
 
 
 def _qualified(value: Any) -> tuple[str | None, str | None]:

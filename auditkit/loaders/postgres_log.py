@@ -88,6 +88,7 @@ import pandas as pd
 
 from auditkit.errors import NothingParsedError
 from auditkit.executors import gc_paused
+from auditkit.lazy_re import compile_later
 from auditkit.loaders import _json
 from auditkit.loaders._pg_events import (
     MESSAGE_FRAGMENT,
@@ -154,7 +155,7 @@ _CAPTURE = (
 _SECONDARY_ALT = "|".join(sorted(SECONDARY_SEVERITIES))
 #: a severity word as bytes, for block boundaries (localised words are non-ASCII bytes)
 _SEVERITY_BYTES = rb"(?:[A-Z]{2,}[1-5]?|[\x80-\xff][^\s:]*)"
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+_CONTROL = compile_later(r"[\x00-\x08\x0e-\x1f]")
 
 
 def _junk_reason(text: str, last_unterminated: bool) -> str:
@@ -577,11 +578,11 @@ CSV_COLUMNS = (
     "internal_query", "internal_query_pos", "context", "query", "query_pos", "location",
     "application_name", "backend_type", "leader_pid", "query_id",
 )  # fmt: skip
-_CSV_START = re.compile(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
-_CSV_SNIFF = re.compile(
+_CSV_START = compile_later(r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d')
+_CSV_SNIFF = compile_later(
     r'^"?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Za-z0-9+:-]+)?"?,.*,"?(?:LOG|ERROR|WARNING|FATAL|PANIC|NOTICE|INFO|DEBUG[1-5]?|DETAIL|STATEMENT|[^\x00-\x7f,]+)"?,[0-9A-Z]{5},'
 )
-_TS_SPLIT = re.compile(
+_TS_SPLIT = compile_later(
     r"^(?P<d>\d{4}-\d\d-\d\d)[T ](?P<t>\d\d:\d\d:\d\d(?:\.\d+)?)\s?(?P<z>Z|[+-]\d\d(?::?\d\d)?|[A-Za-z][A-Za-z0-9_/+-]*)?$"
 )
 
@@ -734,7 +735,7 @@ class PostgresCsvLoader(_PostgresLoader):
 
 # ============================================================================ jsonlog
 
-_CLOUDSQL_CONT = re.compile(r'"textPayload":\s?"\\t')
+_CLOUDSQL_CONT = compile_later(r'"textPayload":\s?"\\t')
 
 
 class JsonParser(_PgParser):
@@ -938,7 +939,7 @@ class PostgresJsonLoader(_PostgresLoader):
 
 # ============================================================================ syslog
 
-_SYSLOG = re.compile(
+_SYSLOG = compile_later(
     r"^(?P<sts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
     r"(?: (?P<host>\S+))?? (?P<ident>[^\s\[\]:]+)\[(?P<spid>[^\]\s]+)\]:? "
     r"(?:\[(?P<color>[A-Z][A-Z0-9_]*)\] )?(?:\[(?P<seq>\d+)-(?P<part>\d+)\] ?)?(?P<rest>.*)$"

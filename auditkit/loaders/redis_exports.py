@@ -18,13 +18,13 @@ A record of the parse report is one parameter or one slow-log entry.
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders import _json
 from auditkit.loaders.base import Loader, finalise, nothing_parsed
 from auditkit.loaders.registry import register
@@ -33,7 +33,7 @@ from auditkit.loaders.stream import read_text
 
 __all__ = ["RedisConfigLoader", "RedisSlowlogLoader"]
 
-_NUMBER = re.compile(r"^[-+]?\d+(?:\.\d+)?$")
+_NUMBER = compile_later(r"^[-+]?\d+(?:\.\d+)?$")
 
 
 def _document(loader: Loader, path: str | Path, report: ParseReport, fmt: str) -> dict[str, Any]:

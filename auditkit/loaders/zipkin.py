@@ -22,12 +22,12 @@ in the file (or its line, in JSON Lines).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from auditkit.lazy_re import compile_later
 from auditkit.loaders.base import Loader
 from auditkit.loaders.otlp import (
     _Dedup,
@@ -44,7 +44,7 @@ from auditkit.requests import Span
 
 __all__ = ["ZipkinJsonLoader"]
 
-_ID = re.compile(r"[0-9a-fA-F]{1,32}")
+_ID = compile_later(r"[0-9a-fA-F]{1,32}")
 _KINDS = {"CLIENT": "client", "SERVER": "server", "PRODUCER": "producer", "CONSUMER": "consumer"}
 
 

@@ -40,6 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditkit.lazy_re import compile_later
 from auditkit.redact import scrub_values
 
 if TYPE_CHECKING:  # nbformat pulls in jsonschema (1.5 s): only the runner needs it at run time
@@ -391,8 +392,8 @@ def error_page(
     )
 
 
-_ID = re.compile(r'\bid="([^"]*)"')
-_HREF = re.compile(r'\bhref="([^"#]*?)(?:#([^"]*))?"')
+_ID = compile_later(r'\bid="([^"]*)"')
+_HREF = compile_later(r'\bhref="([^"#]*?)(?:#([^"]*))?"')
 
 
 def _relink(body: str, prefix: str, pages: dict[str, str]) -> str:

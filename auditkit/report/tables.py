@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -28,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from auditkit.lazy_re import compile_later
 from auditkit.report.html import HtmlBlock
 from auditkit.report.redact import Redactor
 
@@ -115,14 +115,14 @@ def _one_line(text: str, limit: int = STATEMENT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_SELECT_LIST = re.compile(r"(?is)^(\(?\s*SELECT\s+(?:DISTINCT\s+)?)(.{80,}?)(\s+FROM\s)")
+_SELECT_LIST = compile_later(r"(?is)^(\(?\s*SELECT\s+(?:DISTINCT\s+)?)(.{80,}?)(\s+FROM\s)")
 
 
 _ROW = r"\((?:[^()]|\([^()]*\))*\)"
 #: a multi-row VALUES list: its first row stands for all
-_VALUES_ROWS = re.compile(rf"(?i)\b(values)\s*({_ROW})(?:\s*,\s*{_ROW})+")
+_VALUES_ROWS = compile_later(rf"(?i)\b(values)\s*({_ROW})(?:\s*,\s*{_ROW})+")
 #: a long list of placeholders (IN (?, ?, ?, …)): its first stands for all
-_PLACEHOLDERS = re.compile(r"\((\s*(?:\?|%s|\$\d+))(?:\s*,\s*(?:\?|%s|\$\d+)){2,}\s*\)")
+_PLACEHOLDERS = compile_later(r"\((\s*(?:\?|%s|\$\d+))(?:\s*,\s*(?:\?|%s|\$\d+)){2,}\s*\)")
 
 
 def short_sql(sql: str) -> str:

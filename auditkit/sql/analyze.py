@@ -43,6 +43,7 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
+from auditkit.lazy_re import compile_later
 from auditkit.sql.fingerprint import Dialect
 
 # sqlglot logs a warning for every statement it reads as an opaque command (DDL it does not
@@ -690,8 +691,8 @@ def _kind_of(tree: exp.Expression) -> str:
     return "other"
 
 
-_ELLIPSIS = re.compile(r"\(\s*\.\.\.\s*\)")
-_NOT_ANALYSED = re.compile(
+_ELLIPSIS = compile_later(r"\(\s*\.\.\.\s*\)")
+_NOT_ANALYSED = compile_later(
     r"^\s*(?:begin|commit|rollback|savepoint|release|set|show|reset|start|deallocate|discard|listen|notify|vacuum|analyze)\b",
     re.I,
 )
@@ -881,14 +882,14 @@ class IndexDefinition:
         )
 
 
-_CREATE = re.compile(
+_CREATE = compile_later(
     r"^\s*CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?"
     r"(?P<name>(?:\"(?:[^\"]|\"\")+\"|[\w$]+)(?:\.(?:\"(?:[^\"]|\"\")+\"|[\w$]+))?)?\s*"
     r"ON\s+(?:ONLY\s+)?(?P<table>(?:\"(?:[^\"]|\"\")+\"|[\w$]+)(?:\.(?:\"(?:[^\"]|\"\")+\"|[\w$]+))?)\s*"
     r"(?:USING\s+(?P<method>\w+)\s*)?\(",
     re.I | re.S,
 )
-_TAIL_TOKEN = re.compile(r'"(?:[^"]|"")+"|\S+')
+_TAIL_TOKEN = compile_later(r'"(?:[^"]|"")+"|\S+')
 
 
 def _key_tail(tail: str) -> tuple[str | None, str | None, bool]:

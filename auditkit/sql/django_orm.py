@@ -28,7 +28,6 @@ Each distinct fingerprint is parsed once (sqlglot, cached), never per executed s
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,6 +36,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import sqlglot
 from sqlglot import exp
+
+from auditkit.lazy_re import compile_later
 
 if TYPE_CHECKING:
     from auditkit.analysis.code import CodeMap, Model
@@ -166,7 +167,7 @@ def statement_shape(fingerprint: str, dialect: str = "postgres") -> StatementSha
 #: a column qualified by its quoted table, the way Django's compiler writes every column it
 #: selects, filters or sorts on: ``"app_model"."col"`` (PostgreSQL, SQLite, Oracle) or
 #: ```app_model`.`col``` (MySQL, MariaDB)
-_QUALIFIED = re.compile(r'"([^"]+)"\s*\.\s*"[^"]+"|`([^`]+)`\s*\.\s*`[^`]+`')
+_QUALIFIED = compile_later(r'"([^"]+)"\s*\.\s*"[^"]+"|`([^`]+)`\s*\.\s*`[^`]+`')
 
 
 def orm_tables(fingerprints: Iterable[object]) -> frozenset[str]:

@@ -46,6 +46,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditkit.lazy_re import compile_later
+
 __all__ = [
     "Dialect",
     "fingerprint",
@@ -157,7 +159,7 @@ def _compiled(dialect: Dialect) -> tuple[tuple[re.Pattern[str], str], ...]:
     return tuple((re.compile(p, re.ASCII), r) for p, r in _rules(dialect))
 
 
-_CASE_SPLIT = re.compile(r'"(?:[^"]|"")*"|`(?:[^`]|``)*`|[^"`]+|["`]')
+_CASE_SPLIT = compile_later(r'"(?:[^"]|"")*"|`(?:[^`]|``)*`|[^"`]+|["`]')
 
 
 def _fold_case(text: str) -> str:

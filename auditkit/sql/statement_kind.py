@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from auditkit.lazy_re import compile_later
 from auditkit.sql.analyze import split_top_level
 
 __all__ = [
@@ -27,7 +28,7 @@ __all__ = [
     "reads_system_schema",
 ]
 
-_SYSTEM = re.compile(
+_SYSTEM = compile_later(
     r"^(?:pg_|sqlite_)|^(?:information_schema|performance_schema|mysql|sys)$", re.I
 )
 
@@ -42,35 +43,35 @@ def is_system_relation(name: str) -> bool:
 _SYSTEM_SCHEMAS = frozenset(
     {"pg_catalog", "information_schema", "performance_schema", "mysql", "sys", "pg_toast"}
 )
-_COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)
+_COMMENT = compile_later(r"/\*.*?\*/|--[^\n]*", re.S)
 _IDENT = r'(?:"[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][\w$]*)'
 #: a relation after FROM or JOIN: optional schema, then name
-_RELATION = re.compile(
+_RELATION = compile_later(
     rf"\b(from|join)\s+(?:only\s+|lateral\s+)?(?!\()({_IDENT}(?:\s*\.\s*{_IDENT})?)", re.I
 )
 #: what ends a FROM list's comma-separated items
-_FROM_END = re.compile(
+_FROM_END = compile_later(
     r"\b(?:where|group|order|limit|having|window|union|intersect|except|join|inner|left|right"
     r"|full|cross|natural|on|using|for|returning)\b|[();]",
     re.I,
 )
-_FROM_ITEM = re.compile(rf"^\s*({_IDENT}(?:\s*\.\s*{_IDENT})?)")
+_FROM_ITEM = compile_later(rf"^\s*({_IDENT}(?:\s*\.\s*{_IDENT})?)")
 #: the name of a common table expression (WITH name AS (…), name AS (…))
-_CTE = re.compile(
+_CTE = compile_later(
     rf"(?:\bwith(?:\s+recursive)?|,)\s*({_IDENT})\s+as\s+(?:not\s+)?(?:materialized\s+)?\(", re.I
 )
 #: functions that read the server's own state rather than application data
-_SYSTEM_FUNCTION = re.compile(
+_SYSTEM_FUNCTION = compile_later(
     r"\b(?:pg_\w+|version|current_setting|set_config|current_user|session_user|current_database"
     r"|current_schema|database|connection_id|hypopg\w*|txid_\w+)\s*\(|@@",
     re.I,
 )
-_SELECT = re.compile(r"^\s*(?:select|with|values|table)\b", re.I)
+_SELECT = compile_later(r"^\s*(?:select|with|values|table)\b", re.I)
 #: statements a monitoring tool or a session's set-up issues, never the application's work:
 #: SHOW, SET of a session setting (``SET NAMES``, ``SET SESSION TRANSACTION …``, ``SET
 #: statement_timeout``), EXPLAIN (a consultant's plan capture), and the savepoints auditkit's
 #: own collector wraps each read in
-_COLLECTION_COMMAND = re.compile(
+_COLLECTION_COMMAND = compile_later(
     r"^\s*(?:show|set|explain|describe|desc|analyze\s+format|(?:savepoint|release(?:\s+savepoint)?"
     r"|rollback\s+to(?:\s+savepoint)?)\s+auditkit_\w*)\b",
     re.I,
@@ -165,7 +166,7 @@ def is_collection_statement(sql: str, application: str | None = None) -> bool:
 
 #: a change to the schema: what a migration (Django's schema editor, a dump being restored, a
 #: DBA) runs — never a temporary table or view, which applications create as they work
-_SCHEMA_CHANGE = re.compile(
+_SCHEMA_CHANGE = compile_later(
     r"^\s*(?:create|alter|drop|rename|comment\s+on)\b"
     r"(?!\s+(?:(?:global|local)\s+)?(?:or\s+replace\s+)?(?:temp|temporary)\b)",
     re.I,
@@ -173,14 +174,14 @@ _SCHEMA_CHANGE = re.compile(
 #: statements that maintain the database rather than serve the application: statistics and
 #: storage upkeep, a restore's table locks, privileges, and the constraint checks Django's
 #: schema editor and test runner force
-_MAINTENANCE_COMMAND = re.compile(
+_MAINTENANCE_COMMAND = compile_later(
     r"^\s*(?:truncate|vacuum|reindex|cluster|optimize\s+(?:no_write_to_binlog\s+|local\s+)?table"
     r"|check\s+table|repair\s+table|flush\s+tables|(?:un)?lock\s+tables|grant|revoke"
     r"|set\s+constraints|analyze(?!\s+(?:format|select|insert|update|delete|with)\b))\b",
     re.I,
 )
 #: the table where Django records the migrations it applied
-_MIGRATIONS_TABLE = re.compile(r"\bdjango_migrations\b", re.I)
+_MIGRATIONS_TABLE = compile_later(r"\bdjango_migrations\b", re.I)
 
 
 def _parts(sql: str) -> list[str]:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.analysis.cache._frames import to_float
+from auditkit.lazy_re import compile_later
 from auditkit.loaders.cache_events import key_family
 
 __all__ = ["key_families", "key_parts", "miss_causes", "nice_ttl", "per_user_part", "shared_result"]
@@ -33,7 +34,7 @@ _DELETES = frozenset({"delete", "delete_many", "del"})
 _MISS_CAUSES = ("first read", "expired", "evicted", "deleted")
 
 
-_PER_USER_WORDS = re.compile(
+_PER_USER_WORDS = compile_later(
     r"(?:^|[:._\-/])(user|users|u|uid|member|customer|account|profile|session|sess|visitor|cart|basket)(?=$|[:._\-/{])",
     re.I,
 )

@@ -24,10 +24,11 @@ from auditkit.analysis.catalog import as_text
 from auditkit.checks.severity import of_impact
 from auditkit.config import AuditConfig
 from auditkit.findings import Evidence, EvidenceStrength, Finding, Severity, plural
+from auditkit.lazy_re import compile_later
 
 __all__ = ["validate_with_hypopg", "validation_plans"]
 
-_PLACEHOLDER = re.compile(r"%\([A-Za-z0-9_]+\)s|%s|\$\d+|\?")
+_PLACEHOLDER = compile_later(r"%\([A-Za-z0-9_]+\)s|%s|\$\d+|\?")
 
 
 def _explainable(row: Mapping[str, Any], generic: bool) -> tuple[str, bool] | None:
@@ -156,7 +157,7 @@ def validate_with_hypopg(
     return out + others
 
 
-_LIMIT = re.compile(r"(?is)\s+LIMIT\s+(?:\d+|\$\d+|ALL)(?:\s+OFFSET\s+(?:\d+|\$\d+))?\s*$")
+_LIMIT = compile_later(r"(?is)\s+LIMIT\s+(?:\d+|\$\d+|ALL)(?:\s+OFFSET\s+(?:\d+|\$\d+))?\s*$")
 
 
 def _savepoint(conn: Any, sql: str, params: tuple[Any, ...] | None = None) -> Any:
