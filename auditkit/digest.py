@@ -53,6 +53,9 @@ def _profile_block(
     report = parts[0].report
     pending: list[Any] = []
     for k, res in enumerate(parts):
+        if res.profile is not None:  # profiled by the parser itself, without a frame
+            part.merge(res.profile)
+            res.report.events["query_events"] += res.profile.events
         events = res.frames.get("query_events")
         if events is not None:
             part.merge(ProfilePartial.from_events(executions(events), dialect, parser.bind_samples))

@@ -41,6 +41,8 @@ __all__ = [
     "EXACT_SAMPLES",
     "EXECUTION_PHASES",
     "SKETCH_ACCURACY",
+    "Labels",
+    "ProfileColumns",
     "ProfilePartial",
     "executions",
     "query_profile",
@@ -162,51 +164,33 @@ class ProfilePartial:
         ``bind`` is for frames whose ``sql`` was left unbound, its parameters in ``params`` (a
         parser in digest mode, :attr:`~auditkit.loaders.base.BlockParser.digest`): only the
         sample kept per group is bound, with ``bind(statements, params)``, once per block.
+        """
+        if len(events) == 0:
+            return cls()
+        return cls.from_columns(ProfileColumns.of(events, dialect, params=bind is not None), bind)
 
-        Rows are factorised by fingerprint id once and grouped by one stable sort; each
-        group (a block holds a few dozen) is then aggregated with NumPy on its slice. This
-        replaces a dozen pandas group-bys, each of which factorised the id column again and
-        cost more than the aggregation itself.
+    @classmethod
+    def from_columns(
+        cls,
+        cols: ProfileColumns,
+        bind: Callable[[list[str], list[str]], list[str]] | None = None,
+    ) -> ProfilePartial:
+        """Aggregate the statements ``cols`` describes (see :class:`ProfileColumns`).
+
+        Rows are grouped by one stable sort of their group numbers; every statistic is then
+        one NumPy reduction over the groups, and only the few groups of a block (a few
+        dozen) are visited in Python.
         """
         part = cls()
-        if len(events) == 0:
+        n = len(cols.group)
+        if n == 0:
             return part
-        df = events.reset_index(drop=True)
-        if "fingerprint_id" not in df or df["fingerprint_id"].isna().any():
-            fps, ids = fingerprint_many(df["sql"], dialect)  # type: ignore[arg-type]
-            df = df.assign(fingerprint=fps.to_numpy(), fingerprint_id=ids.to_numpy())
-        part.events = len(df)
-        if "duration_ms" in df:
-            dur = pd.to_numeric(df["duration_ms"], errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-        else:
-            dur = np.full(len(df), np.nan)
-        codes, uniques = pd.factorize(df["fingerprint_id"])
-        rows = None
-        if "rows" in df and df["rows"].notna().any():
-            rows = pd.to_numeric(df["rows"], errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-        ts = df.get("ts")
-        if ts is not None and not ts.notna().any():
-            ts = None
-        ts_ns = (
-            ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
-            if ts is not None and isinstance(ts.array, pd.arrays.DatetimeArray)
-            else None
-        )
-        labels = {
-            name: _Labels.of(df, name) for name in ("database", "user", "source_file", "query_id")
-        }
-        sql = df["sql"].array
-        params = df["params"].array if bind is not None and "params" in df else None
-        unbound: list[tuple[_Acc, int]] = []  # samples whose parameters are still to bind
-        fingerprint = df["fingerprint"].array
-        # one stable sort by group; every statistic is then one NumPy reduction over the groups
-        order = np.argsort(codes, kind="stable")
-        starts = np.searchsorted(codes[order], np.arange(len(uniques)))
-        g = _Groups(order, starts, len(df))
+        part.events = n
+        dur = cols.dur
+        k_groups = len(cols.ids)
+        order = np.argsort(cols.group, kind="stable")
+        starts = np.searchsorted(cols.group[order], np.arange(k_groups))
+        g = _Groups(order, starts, n)
         d = dur[order]
         timed = ~np.isnan(d)
         n_timed = np.add.reduceat(timed.astype(np.int64), starts)
@@ -220,65 +204,62 @@ class ProfilePartial:
         sample = np.where(n_timed > 0, slow, order[starts])
         exact = np.split(d[timed], np.cumsum(n_timed)[:-1])  # each group's, in file order
         rows_sum = (
-            np.add.reduceat(np.nan_to_num(rows[order]), starts).astype(np.int64)
-            if rows is not None
+            np.add.reduceat(np.nan_to_num(cols.rows[order]), starts).astype(np.int64)
+            if cols.rows is not None
             else None
         )
         first_row = last_row = None
-        if ts is not None and ts_ns is not None:
+        ts_ns = cols.ts_ns
+        if ts_ns is not None:
             v = ts_ns[order]
             valid = v != np.iinfo(np.int64).min
             first_row = g.first_where(
                 valid & (v == g.spread(_reduce(np.minimum, v, valid, starts)))
             )
             last_row = g.first_where(valid & (v == g.spread(_reduce(np.maximum, v, valid, starts))))
-        counts = {name: labels[name].per_group(g) for name in ("database", "user", "source_file")}
-        stamps: Any = ts.array if ts is not None else None  # items without Series indexing
-        query_ids = labels["query_id"].first_per_group(g)
-        for k, (fid, calls, nt) in enumerate(
-            zip(
-                uniques.tolist(),
-                g.sizes().tolist(),
-                n_timed.tolist(),
-                strict=True,
-            )
+        labels = cols.labels
+        none = Labels(np.full(n, -1, dtype=np.intp), [])
+        counts = {
+            name: labels.get(name, none).per_group(g)
+            for name in ("database", "user", "source_file")
+        }
+        query_ids = labels.get("query_id", none).first_per_group(g)
+        stamps = cols.stamps
+        unbound: list[tuple[_Acc, int, str]] = []  # samples whose parameters are still to bind
+        for k, (fid, head, calls, nt) in enumerate(
+            zip(cols.ids, cols.fingerprints, g.sizes().tolist(), n_timed.tolist(), strict=True)
         ):
             at = int(sample[k])
-            head = fingerprint[int(order[starts[k]])]
-            if pd.isna(head):  # rare: look further (a group's id comes from a fingerprint)
-                head = next(f for f in fingerprint[g.rows(k)] if not pd.isna(f))
-            acc = _Acc(str(head))
+            acc = _Acc(head)
             acc.calls = calls
             acc.timed = nt
+            acc.sample_sql = cols.sql(at)
             if nt:
                 acc.total, acc.sumsq = float(total[k]), float(sumsq[k])
                 acc.min, acc.max = float(lo[k]), float(hi[k])
-                acc.sample_sql, acc.sample_ms = str(sql[at]), float(dur[at])
+                acc.sample_ms = float(dur[at])
                 acc.exact, acc.exact_n = [exact[k]], nt
                 acc._spill()
-            else:
-                acc.sample_sql = str(sql[at])
-            if params is not None and not pd.isna(params[at]) and params[at]:
-                unbound.append((acc, at))
+            params = cols.params(at) if cols.params is not None else None
+            if params:
+                unbound.append((acc, at, params))
             if rows_sum is not None:
                 acc.rows, acc.rows_seen = int(rows_sum[k]), True
-            if ts is not None:
+            if stamps is not None:
                 if first_row is not None and last_row is not None:
                     f, la = int(first_row[k]), int(last_row[k])
                     acc.first = stamps[f] if f >= 0 else None
                     acc.last = stamps[la] if la >= 0 else None
                 else:
-                    acc.first, acc.last = _first_last(ts, g.rows(k))
+                    acc.first, acc.last = _first_last(stamps, g.rows(k))
             acc.databases = counts["database"][k]
             acc.users = counts["user"][k]
             acc.sources = set(counts["source_file"][k])
             acc.query_id = query_ids[k]
-            part.accs[str(fid)] = acc
-        if unbound and bind is not None and params is not None:
-            texts = bind(
-                [str(sql[at]) for _, at in unbound], [str(params[at]) for _, at in unbound]
-            )
-            for (acc, _), text in zip(unbound, texts, strict=True):
+            part.accs[fid] = acc
+        if unbound and bind is not None:
+            texts = bind([cols.sql(at) for _, at, _ in unbound], [p for _, _, p in unbound])
+            for (acc, _, _), text in zip(unbound, texts, strict=True):
                 acc.sample_sql = text
         return part
 
@@ -381,14 +362,15 @@ def _reduce(op: np.ufunc, v: np.ndarray, valid: np.ndarray, starts: np.ndarray) 
 
 
 @dataclass(frozen=True)
-class _Labels:
-    """A text column factorised once, so each group's counts are one ``bincount``."""
+class Labels:
+    """A text column factorised once, so each group's counts are one ``bincount``: per row
+    the number of its value (-1: no value), and the values."""
 
     codes: np.ndarray
     values: list[str]
 
     @classmethod
-    def of(cls, df: pd.DataFrame, column: str) -> _Labels:
+    def of(cls, df: pd.DataFrame, column: str) -> Labels:
         """The column ``column`` of ``df`` (no labels when it is missing or all null)."""
         if column not in df:
             return cls(np.full(len(df), -1, dtype=np.intp), [])
@@ -419,9 +401,101 @@ class _Labels:
         return [self.values[self.codes[r]] if r >= 0 else None for r in at.tolist()]
 
 
+@dataclass
+class ProfileColumns:
+    """What a profile reads of a block's statements: ``n`` rows, column by column.
+
+    :meth:`ProfilePartial.from_columns` aggregates it. :meth:`of` takes it from a query-events
+    frame; a parser that profiles its own blocks (the native stderr reader, in a digest)
+    builds it straight from what it parsed, without a frame.
+    """
+
+    #: per row, the number of its statement group: 0, 1, … in order of first appearance
+    group: np.ndarray
+    #: per group: its fingerprint id and fingerprint
+    ids: list[str]
+    fingerprints: list[str]
+    #: per row, in ms (NaN: logged without a duration)
+    dur: np.ndarray
+    #: the statement of a row (as logged: unbound where ``params`` holds its parameters)
+    sql: Callable[[int], str]
+    #: ``database``, ``user``, ``source_file``, ``query_id`` (each optional)
+    labels: dict[str, Labels] = field(default_factory=dict)
+    #: per row, its time (items are ``pd.Timestamp``), None without times; ``ts_ns``: the
+    #: same as UTC nanoseconds (NaT the smallest int64), None when ``stamps`` is not a
+    #: datetime column (then each group's first and last are found apart)
+    stamps: Any = None
+    ts_ns: np.ndarray | None = None
+    #: per row, rows returned (NaN: not logged), None when no row has any
+    rows: np.ndarray | None = None
+    #: the logged parameters of a row (None or '' without), for binding the kept samples
+    params: Callable[[int], str | None] | None = None
+
+    @classmethod
+    def of(
+        cls, events: pd.DataFrame, dialect: str = "postgres", params: bool = False
+    ) -> ProfileColumns:
+        """The columns of a query-events frame (fingerprints computed when missing);
+        ``params``: read the ``params`` column, for binding samples."""
+        df = events.reset_index(drop=True)
+        if "fingerprint_id" not in df or df["fingerprint_id"].isna().any():
+            fps, ids = fingerprint_many(df["sql"], dialect)  # type: ignore[arg-type]
+            df = df.assign(fingerprint=fps.to_numpy(), fingerprint_id=ids.to_numpy())
+        if "duration_ms" in df:
+            dur = pd.to_numeric(df["duration_ms"], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+        else:
+            dur = np.full(len(df), np.nan)
+        codes, uniques = pd.factorize(df["fingerprint_id"])
+        fingerprint = df["fingerprint"].array
+        heads = []
+        found, first = np.unique(codes, return_index=True)  # each group's first row
+        first = first[found >= 0]  # -1: no fingerprint (a null statement), in no group
+        for k, r in enumerate(first.tolist()):
+            head = fingerprint[r]
+            if pd.isna(head):  # rare: look further (a group's id comes from a fingerprint)
+                head = next(f for f in fingerprint[codes == k] if not pd.isna(f))
+            heads.append(str(head))
+        rows = None
+        if "rows" in df and df["rows"].notna().any():
+            rows = pd.to_numeric(df["rows"], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+        ts = df.get("ts")
+        if ts is not None and not ts.notna().any():
+            ts = None
+        ts_ns = (
+            ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
+            if ts is not None and isinstance(ts.array, pd.arrays.DatetimeArray)
+            else None
+        )
+        sql = df["sql"].array
+        param_texts = df["params"].array if params and "params" in df else None
+        return cls(
+            group=codes,
+            ids=[str(u) for u in uniques],
+            fingerprints=heads,
+            dur=dur,
+            sql=lambda i: str(sql[i]),
+            labels={
+                name: Labels.of(df, name)
+                for name in ("database", "user", "source_file", "query_id")
+            },
+            stamps=(ts.array if ts_ns is not None else ts) if ts is not None else None,
+            ts_ns=ts_ns,
+            rows=rows,
+            params=(
+                None
+                if param_texts is None
+                else lambda i: None if pd.isna(param_texts[i]) else str(param_texts[i])
+            ),
+        )
+
+
 def _first_last(ts: pd.Series, idx: np.ndarray) -> tuple[Any, Any]:
     """Earliest and latest value at rows ``idx`` of a time column that is not a datetime column
-    (those are reduced for every group at once in :meth:`ProfilePartial.from_events`)."""
+    (those are reduced for every group at once in :meth:`ProfilePartial.from_columns`)."""
     seg = ts.iloc[idx]
     lo, hi = seg.min(), seg.max()
     return (None if pd.isna(lo) else lo), (None if pd.isna(hi) else hi)

@@ -1,7 +1,8 @@
 """The native stderr reader (:mod:`auditkit.loaders._pg_native`) against the reference parser.
 
-For every block it takes, the native reader must give exactly the reference's digest frames
-(query and server events, column for column), parse report and pending records; the blocks it
+For every block it takes, the native reader must give exactly what the reference gives a digest:
+the same server events (column for column), parse report and pending records, and the profile
+of its statements equal to the profile of the reference's query events; the blocks it
 does not take go to the reference. Checked on every PostgreSQL stderr log of the peer corpus
 and of the fixtures (cut in blocks of several sizes, so that some blocks avoid their
 multi-line entries), and on logs written by a real server with three ``log_line_prefix``
@@ -15,6 +16,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -24,6 +26,7 @@ from auditkit.loaders.detect import detect
 from auditkit.loaders.postgres_log import StderrParser
 from auditkit.loaders.registry import get_loader
 from auditkit.loaders.stream import iter_blocks
+from auditkit.profile import ProfilePartial, executions
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "postgres"
@@ -58,19 +61,46 @@ def _parser(path: Path, **options: object) -> StderrParser:
     return parser
 
 
+def _facts(part: ProfilePartial) -> dict[str, object]:
+    """Everything a profile partial holds, comparable with ``==`` (durations in file order)."""
+    out: dict[str, object] = {"events": part.events, "groups": list(part.accs)}
+    for fid, acc in part.accs.items():
+        facts = dict(vars(acc))
+        facts["exact"] = np.concatenate(acc.exact).tolist() if acc.exact else []
+        out[fid] = facts
+    return out
+
+
 def _compare(parser: StderrParser, block: object) -> bool:
-    """Whether the native reader took ``block``; when it did, its result is the reference's."""
+    """Whether the native reader took ``block``; when it did, its result is the reference's:
+    the same server events, parse report and pending records, and the profile of its
+    statements the same as the profile of the reference's query events."""
     assert parser._plan is not None
     reference = parser._parse(block)  # type: ignore[arg-type]
     try:
-        native = parse_native(parser._plan, block, parser.fmt, parser.tz, parser._parse)  # type: ignore[arg-type]
+        native = parse_native(
+            parser._plan,
+            block,
+            parser.fmt,
+            parser.tz,
+            parser._parse,
+            parser.bind_samples,  # type: ignore[arg-type]
+        )
     except Unsupported:
         return False
-    assert native.frames.keys() == reference.frames.keys()
-    for name, frame in reference.frames.items():
-        pd.testing.assert_frame_equal(native.frames[name], frame, check_exact=True)
+    assert native.frames.keys() == reference.frames.keys() - {"query_events"}
+    for name, frame in native.frames.items():
+        pd.testing.assert_frame_equal(frame, reference.frames[name], check_exact=True)
     assert native.report.to_dict() == reference.report.to_dict()
     assert repr(native.pending) == repr(reference.pending)
+    events = reference.frames.get("query_events")
+    expected = (
+        ProfilePartial.from_events(executions(events), "postgres", parser.bind_samples)
+        if events is not None
+        else ProfilePartial()
+    )
+    assert native.profile is not None
+    assert _facts(native.profile) == _facts(expected)
     return True
 
 

@@ -49,19 +49,13 @@ import pyarrow.compute as pc
 
 from auditkit.lazy_re import compile_later
 from auditkit.loaders._pg_events import MESSAGE, Stats, to_utc
-from auditkit.loaders._pg_frames import (
-    PHASE_DTYPE,
-    PHASES,
-    _fingerprints,
-    _ints,
-    _repeat,
-    _strings,
-    _times,
-)
+from auditkit.loaders._pg_frames import _ints, _times
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
 from auditkit.loaders.base import BlockResult
 from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block
+from auditkit.profile import Labels, ProfileColumns, ProfilePartial
+from auditkit.sql.fingerprint import fingerprint_codes
 
 __all__ = ["NativePlan", "Unsupported", "native_plan", "parse_native", "pieces"]
 
@@ -71,8 +65,6 @@ _DURATION = b"duration: "
 _DUR_CLASS = r"^-?[0-9]+(?:\.[0-9]+)?$"
 #: the statement keywords, in the order of their codes here
 _KINDS = ("statement", "execute", "parse", "bind")
-#: the ``phase`` category code of each keyword (PHASES order)
-_PHASE_CODE = np.array([PHASES.index(k) for k in _KINDS], dtype=np.int8)
 _ESCAPE = compile_later(r"%(-?\d+)?([A-Za-z%#*])")
 #: escapes whose text changes from line to line (besides a leading timestamp): not for us
 _PER_LINE = frozenset("nlxv")
@@ -473,10 +465,14 @@ def parse_native(
     fmt: str,
     default_tz: str | None,
     reference: Callable[[Block], BlockResult],
+    bind: Callable[[list[str], list[str]], list[str]] | None = None,
 ) -> BlockResult:
-    """The lean digest frames of ``block``, or :class:`Unsupported` when the block is not for us.
+    """What a digest reads of ``block``, or :class:`Unsupported` when the block is not for us:
+    the profile of its statements (no query-events frame: the profile is built straight from
+    the parsed columns), the server events, the parse report and the pending records.
 
-    ``reference`` parses a block the reference way (the block's other entries go there).
+    ``reference`` parses a block the reference way (the block's other entries go there);
+    ``bind`` binds the kept samples' parameters (the parser's ``bind_samples``).
     """
     data = block.data
     if not data or data[-1] != _NL or b"\r" in data or b"\x00" in data:
@@ -557,7 +553,6 @@ def parse_native(
     report.lines = physical
     stats = Stats()
     stats.entries = n
-    lines = block.first_line + entry_line
 
     # the other entries (server events and their secondary lines), the reference's way
     others = np.flatnonzero(~query & ~owned_by_query)
@@ -597,14 +592,24 @@ def parse_native(
     ts_all = _times_of(b, pre, start, mine, default_tz, stats)
     keep = qidx[run]
     ts = ts_all[np.searchsorted(mine, keep)]
-    frames = {
-        "query_events": _query_frame(
-            b, pre, keep, kinds[run], _statements(b, msg.body[keep], end[keep]), ts, msg, detail_of,
-            end, lines, block.source, fmt,
-        ),
-        "server_events": server,
-    }  # fmt: skip
-    return BlockResult(frames, report, [("block", firsts, []), ("stats", stats)])
+    cols = _profile_columns(
+        b,
+        pre,
+        keep,
+        _statements(b, msg.body[keep], end[keep]),
+        ts,
+        msg,
+        detail_of,
+        end,
+        block.source,
+    )
+    frames = {"server_events": server}
+    return BlockResult(
+        frames,
+        report,
+        [("block", firsts, []), ("stats", stats)],
+        profile=ProfilePartial.from_columns(cols, bind),
+    )
 
 
 #: bytes after which Arrow's ``utf8_rtrim_whitespace`` might trim a character this reader
@@ -737,79 +742,75 @@ def _times_of(
         raise Unsupported from None  # not a date: the reference reads it apart
 
 
-def _per_text(pre: _Prefix, name: str, rows: np.ndarray) -> pa.Array | list[str] | None:
-    """The prefix field ``name`` of the lines ``rows`` (None when the prefix does not write it;
-    a list when it is one value throughout, which the frame builder repeats cheaply)."""
+def _label(pre: _Prefix, name: str, rows: np.ndarray, null_too: str = "") -> Labels | None:
+    """The prefix field ``name`` of the lines ``rows`` as profile labels ('' and ``null_too``
+    are no value, as in the reference's frame); None when the prefix does not write it."""
     if name not in pre.has:
         return None
-    values = pre.fields[name]
-    used = np.flatnonzero(np.bincount(pre.codes[rows], minlength=len(values)))
-    if len({values[k] for k in used.tolist()}) == 1:
-        return [values[int(used[0])]] * len(rows)
-    return pa.array(values, pa.large_string()).take(pa.array(pre.codes[rows]))
+    values: dict[str, int] = {}
+    per_text = np.array(
+        [
+            -1 if v in ("", null_too) else values.setdefault(v, len(values))
+            for v in pre.fields[name]
+        ],
+        dtype=np.intp,
+    )
+    return Labels(per_text[pre.codes[rows]], list(values))
 
 
-def _query_frame(
+def _profile_columns(
     b: _Bytes,
     pre: _Prefix,
     keep: np.ndarray,
-    kinds: np.ndarray,
     sql: pa.Array,
     ts: np.ndarray,
     msg: _Messages,
     detail_of: np.ndarray,
     end: np.ndarray,
-    lines: np.ndarray,
     source: str,
-    fmt: str,
-) -> pd.DataFrame:
-    """The lean query events of the statements ``keep``: the frame the reference's
-    :func:`~auditkit.loaders._pg_frames.query_frame` builds for a digest, column for column."""
-    n = len(keep)
-    fps, ids = _fingerprints(sql)
-    dur_text = b.spans(msg.dur_start[keep], msg.dur_end[keep])
-    cols: dict[str, Any] = {
-        "ts": _times(ts),
-        "duration_ms": pc.cast(dur_text, pa.float64()).to_numpy(zero_copy_only=False),
-        "sql": pd.arrays.ArrowStringArray(sql),
-        "fingerprint": fps,
-        "fingerprint_id": ids,
+) -> ProfileColumns:
+    """What a profile reads of the statements ``keep``: the columns the reference's lean
+    query-events frame holds for them (:func:`~auditkit.loaders._pg_frames.query_frame`),
+    without the frame — per-row texts are read only for the samples a profile keeps."""
+    fp_values, id_values, codes = fingerprint_codes(sql)
+    group, used = pd.factorize(codes)  # groups numbered in order of first appearance
+    taken = pa.array(used)
+    durations = b.spans(msg.dur_start[keep], msg.dur_end[keep])
+    labels = {
+        name: label
+        for name, label in (
+            ("database", _label(pre, "db", keep)),
+            ("user", _label(pre, "user", keep)),
+            ("query_id", _label(pre, "query_id", keep, "0")),
+        )
+        if label is not None
     }
-    params = _params(b, keep, detail_of, pre.msg_start, end)
-    if params is not None:
-        cols["params"] = _strings(params)
-    for name, column in (("db", "database"), ("user", "user"), ("query_id", "query_id")):
-        values = _per_text(pre, name, keep)
-        if values is not None:
-            # a query id of 0: compute_query_id is off, no id (as the reference)
-            cols[column] = _strings(values, "0" if name == "query_id" else "")
-    cols["source_line"] = _ints(lines[keep], n)
-    cols["source_file"] = _repeat(source, n)
-    cols["source_format"] = _repeat(fmt, n)
-    cols["phase"] = pd.Categorical.from_codes(_PHASE_CODE[kinds], dtype=PHASE_DTYPE)
-    return pd.DataFrame(cols)
+    labels["source_file"] = Labels(np.zeros(len(keep), dtype=np.intp), [source])
+    timed = ts.view(np.int64) != np.iinfo(np.int64).min
+    data = b.data
+    detail = detail_of[keep]
 
+    def params(row: int) -> str | None:
+        """The ``DETAIL:  parameters: …`` text of statement ``row`` (None without)."""
+        d = int(detail[row])
+        if d < 0:
+            return None
+        at = int(pre.msg_start[d])
+        if not data.startswith(_PARAMS, at):
+            return None
+        return data[at + len(_PARAMS) : int(end[d])].decode("utf-8")
 
-def _params(
-    b: _Bytes, keep: np.ndarray, detail_of: np.ndarray, msg_start: np.ndarray, end: np.ndarray
-) -> pa.Array | None:
-    """The ``DETAIL:  parameters: …`` text of each statement (``''`` without), or None when no
-    statement has any — as the reference leaves the column out then."""
-    det = detail_of[keep]
-    with_detail = det >= 0
-    if not with_detail.any():
-        return None
-    didx = det[with_detail]
-    dstart = msg_start[didx]
-    is_params = b.equal(dstart, _PARAMS)
-    pstart = end[keep].copy()  # an empty text at the statement's own line end
-    pend = end[keep].copy()
-    wd = np.flatnonzero(with_detail)
-    pstart[wd] = np.where(is_params, dstart + len(_PARAMS), end[didx])
-    pend[wd] = end[didx]
-    if not (pend > pstart).any():
-        return None
-    return b.spans(pstart, pend)
+    return ProfileColumns(
+        group=group,
+        ids=id_values.take(taken).to_pylist(),
+        fingerprints=fp_values.take(taken).to_pylist(),
+        dur=pc.cast(durations, pa.float64()).to_numpy(zero_copy_only=False),
+        sql=lambda row: sql[row].as_py(),
+        labels=labels,
+        stamps=_times(ts) if timed.any() else None,
+        ts_ns=ts.view(np.int64) if timed.any() else None,
+        params=params,
+    )
 
 
 def _others(

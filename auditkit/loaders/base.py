@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
@@ -42,6 +42,9 @@ from auditkit.loaders.stream import (
 )
 from auditkit.schemas import FRAMES, QUERY_EVENTS, conform, empty, out_of_range_counts
 from auditkit.sql.fingerprint import Dialect, fingerprint_many
+
+if TYPE_CHECKING:
+    from auditkit.profile import ProfilePartial
 
 __all__ = ["BlockLoader", "BlockParser", "BlockResult", "Loader", "add_fingerprints", "finalise"]
 
@@ -143,6 +146,9 @@ class BlockResult:
     frames: dict[str, pd.DataFrame]
     report: ParseReport
     pending: list[Any] = field(default_factory=list)
+    #: the profile of the block's statements, when the parser built it itself rather than
+    #: a query-events frame (a digest's native stderr reader; see :mod:`auditkit.digest`)
+    profile: ProfilePartial | None = None
 
 
 class BlockParser:

@@ -277,7 +277,9 @@ class StderrParser(_PgParser):
         with gc_paused():
             if self.digest and self._plan is not None:
                 try:
-                    return parse_native(self._plan, block, self.fmt, self.tz, self._parse)
+                    return parse_native(
+                        self._plan, block, self.fmt, self.tz, self._parse, self.bind_samples
+                    )
                 except Unsupported:
                     pass
             return self._parse(block)
@@ -294,7 +296,9 @@ class StderrParser(_PgParser):
     def _native_parts(self, block: Block, depth: int) -> list[BlockResult]:
         assert self._plan is not None
         try:
-            return [parse_native(self._plan, block, self.fmt, self.tz, self._parse)]
+            return [
+                parse_native(self._plan, block, self.fmt, self.tz, self._parse, self.bind_samples)
+            ]
         except Unsupported as exc:
             spans = exc.spans
         if not spans or depth >= 2:
