@@ -390,6 +390,7 @@ class _Messages:
     has_dur: np.ndarray  # "duration: X ms" read
     dur_start: np.ndarray
     dur_end: np.ndarray
+    dur_ms: np.ndarray  # X (NaN without)
     kind: np.ndarray  # index into _KINDS, -1 none
     body: np.ndarray  # where the text after the keyword (or the message) starts
 
@@ -408,6 +409,7 @@ def _read_messages(
     has_dur = b.equal(msg_start, _DURATION)
     dur_start = msg_start + len(_DURATION)
     dur_end = dur_start.copy()
+    dur_ms = np.full(n, np.nan)
     d = np.flatnonzero(has_dur)
     if len(d):
         num_end, found = b.scan(dur_start[d], (_SP,), 24)
@@ -415,10 +417,10 @@ def _read_messages(
         if not found.all():
             raise Unsupported
         texts = b.spans(dur_start[d], num_end)
-        number = _ascii_class(texts, _DUR_CLASS)
-        if not number.all():
+        if not _ascii_class(texts, _DUR_CLASS).all():
             raise Unsupported  # not a plain number (or digits of another script)
         dur_end[d] = num_end
+        dur_ms[d] = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
     # the text from where the keyword may start to the first ": " (or ":" ending the line),
     # that ": " included: a handful of distinct texts
     key_start = np.where(has_dur, dur_end, msg_start)
@@ -456,7 +458,7 @@ def _read_messages(
     body = key_start + text_body[codes]
     if (body > end).any():
         raise Unsupported
-    return _Messages(has_dur, dur_start, dur_end, kind, body)
+    return _Messages(has_dur, dur_start, dur_end, dur_ms, kind, body)
 
 
 def parse_native(
@@ -775,7 +777,6 @@ def _profile_columns(
     fp_values, id_values, codes = fingerprint_codes(sql)
     group, used = pd.factorize(codes)  # groups numbered in order of first appearance
     taken = pa.array(used)
-    durations = b.spans(msg.dur_start[keep], msg.dur_end[keep])
     labels = {
         name: label
         for name, label in (
@@ -804,7 +805,7 @@ def _profile_columns(
         group=group,
         ids=id_values.take(taken).to_pylist(),
         fingerprints=fp_values.take(taken).to_pylist(),
-        dur=pc.cast(durations, pa.float64()).to_numpy(zero_copy_only=False),
+        dur=msg.dur_ms[keep],
         sql=lambda row: sql[row].as_py(),
         labels=labels,
         stamps=_times(ts) if timed.any() else None,
