@@ -58,6 +58,7 @@ __all__ = [
     "build_frames",
     "finish_pending",
     "to_utc",
+    "zoned_to_utc",
 ]
 
 
@@ -247,28 +248,43 @@ def to_utc(
     that, UTC — unknown abbreviations are recorded in ``stats`` for a warning. Both may be
     Python sequences or Arrow string arrays (the native reader's columns).
     """
-    n = len(ts)
-    if n == 0:
+    if len(ts) == 0:
         return np.empty(0, dtype="datetime64[ns]")
     arr = ts if isinstance(ts, pa.Array) else pa.array(ts, pa.string())
-    zones = None if tz is None else tz if isinstance(tz, pa.Array) else pa.array(tz, pa.string())
     arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    if tz is None:
+        return zoned_to_utc(arr, None, None, default_tz, stats)
+    zones = tz if isinstance(tz, pa.Array) else pa.array(tz, pa.string())
+    enc = pc.fill_null(zones, "").dictionary_encode()
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    return zoned_to_utc(arr, enc.dictionary.to_pylist(), codes, default_tz, stats)
+
+
+def zoned_to_utc(
+    ts: pa.Array,
+    zones: Sequence[str] | None,
+    codes: np.ndarray | None,
+    default_tz: str | None,
+    stats: Stats | None = None,
+) -> np.ndarray:
+    """:func:`to_utc` of timestamp texts ``ts`` (no empty ones; nulls are NaT) whose zone
+    texts are ``zones[codes[i]]`` ('' for none; ``zones`` None: no zone written at all) — the
+    form the native reader has them in, a zone per distinct prefix text."""
+    n = len(ts)
     try:
-        naive = pc.cast(arr, pa.timestamp("ns")).to_numpy(zero_copy_only=False)
+        naive = pc.cast(ts, pa.timestamp("ns")).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         naive = pd.to_datetime(
-            pd.Series(arr.to_pylist(), dtype=object), errors="coerce", format="mixed"
+            pd.Series(ts.to_pylist(), dtype=object), errors="coerce", format="mixed"
         ).to_numpy(dtype="datetime64[ns]")
     naive = naive.astype("datetime64[ns]", copy=False)
     unresolved = np.ones(n, dtype=bool)
-    if zones is not None:
-        enc = zones.dictionary_encode()
-        texts = enc.dictionary.to_pylist()
+    if zones is not None and codes is not None:
         offsets = np.array(
-            [np.nan if (o := tz_offset_minutes(t or "")) is None else o for t in texts],
+            [np.nan if (o := tz_offset_minutes(t)) is None else o for t in zones],
             dtype=np.float64,
         )
-        per_row = offsets[enc.indices.to_numpy(zero_copy_only=False)]
+        per_row = offsets[codes]
         known = ~np.isnan(per_row)
         if known.any():
             naive = naive.copy()
@@ -276,13 +292,19 @@ def to_utc(
             naive[known] = naive[known] - shift
         unresolved = ~known
         if stats is not None:
+            used = np.zeros(len(zones), dtype=bool)
+            used[codes] = True
             stats.unknown_tz.update(
-                t for t, o in zip(texts, offsets, strict=True) if t and np.isnan(o)
+                t
+                for t, o, u in zip(zones, offsets, used.tolist(), strict=True)
+                if t and u and np.isnan(o)
             )
     if stats is not None:
         zoneless = unresolved & ~np.isnat(naive)
-        if zones is not None:  # a zone text that was printed but unknown is warned about apart
-            zoneless &= pc.equal(pc.fill_null(zones, ""), "").to_numpy(zero_copy_only=False)
+        if zones is not None and codes is not None:
+            # a zone text that was printed but unknown is warned about apart
+            empty = np.array([not t for t in zones], dtype=bool)
+            zoneless &= empty[codes]
         if zoneless.any():
             stats.naive += int(zoneless.sum())
             stats.naive_tz = default_tz

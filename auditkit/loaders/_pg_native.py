@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditkit.lazy_re import compile_later
-from auditkit.loaders._pg_events import MESSAGE, Stats, to_utc
+from auditkit.loaders._pg_events import MESSAGE, Stats, zoned_to_utc
 from auditkit.loaders._pg_frames import _ints, _times
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
 from auditkit.loaders.base import BlockResult
@@ -735,11 +735,10 @@ def _times_of(
     if not pre.stamp_len:
         return np.full(len(rows), np.datetime64("NaT"), dtype="datetime64[ns]")
     texts = b.spans(start[rows], start[rows] + pre.stamp_len)
-    zone = None
-    if "tz" in pre.has:
-        zone = pa.array(pre.fields["tz"], pa.large_string()).take(pa.array(pre.codes[rows]))
+    # the zone of a line is its prefix text's: the texts' zones, and each line's text
+    zones, codes = (pre.fields["tz"], pre.codes[rows]) if "tz" in pre.has else (None, None)
     try:
-        return to_utc(texts, zone, default_tz, stats)
+        return zoned_to_utc(texts, zones, codes, default_tz, stats)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise Unsupported from None  # not a date: the reference reads it apart
 
