@@ -20,9 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 PEER_DATA = ROOT.parent / "shared" / "peer-data"
 
-REQUIRE_SERVICES = (
-    os.environ.get("CI") == "true" or os.environ.get("AUDITKIT_REQUIRE_SERVICES") == "1"
-)
+REQUIRE_SERVICES = os.environ.get("CI") == "true" or os.environ.get("AUDITKIT_REQUIRE_SERVICES") == "1"
 
 
 def _port_open(host: str, port: int) -> bool:

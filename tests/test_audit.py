@@ -54,13 +54,7 @@ def test_registry_is_ordered_and_documented() -> None:
     assert names[0] == "data_quality"
     emitted = {c for s in REGISTRY for c in s.emits}
     assert emitted <= set(CHECKS)
-    assert {s.chapter for s in REGISTRY} <= {
-        "overview",
-        "queries",
-        "indexing",
-        "caching",
-        "scaling",
-    }
+    assert {s.chapter for s in REGISTRY} <= {"overview", "queries", "indexing", "caching", "scaling"}
     for s in REGISTRY:
         assert s.needs or s.always, s.name  # a check that lacks data can say what it needs
 
@@ -78,18 +72,12 @@ def test_missing_data_is_said_once_not_guessed(tmp_path: Path) -> None:
 # -- identity ------------------------------------------------------------------------------------------
 def test_finding_id_is_its_check_and_subject_not_its_wording() -> None:
     a = Finding("unused_index", Severity.LOW, "Unused index x", "s", Subject(table="t", index="x"))
-    b = Finding(
-        "unused_index", Severity.HIGH, "Other words", "other", Subject(table="t", index="x")
-    )
+    b = Finding("unused_index", Severity.HIGH, "Other words", "other", Subject(table="t", index="x"))
     c = Finding("unused_index", Severity.LOW, "Unused index x", "s", Subject(table="t", index="y"))
     assert a.id == b.id != c.id and re.fullmatch(r"unused_index:[0-9a-f]{16}", a.id)
     # the fingerprint's text may change between versions; its id identifies
-    d = Finding(
-        "slow_query", Severity.LOW, "t", "s", Subject(fingerprint="select 1", fingerprint_id="f1")
-    )
-    e = Finding(
-        "slow_query", Severity.LOW, "t", "s", Subject(fingerprint="SELECT ?", fingerprint_id="f1")
-    )
+    d = Finding("slow_query", Severity.LOW, "t", "s", Subject(fingerprint="select 1", fingerprint_id="f1"))
+    e = Finding("slow_query", Severity.LOW, "t", "s", Subject(fingerprint="SELECT ?", fingerprint_id="f1"))
     assert d.id == e.id
     assert Finding.from_dict(a.to_dict()) == a and a.to_dict()["id"] == a.id
 
@@ -199,20 +187,17 @@ def test_no_index_on_primary_keys_or_unique_columns_without_a_catalog(tmp_path: 
             [
                 (f'SELECT "auth_user"."id" FROM "auth_user" WHERE "auth_user"."id" = {r}', 2.0),
                 (
-                    f'SELECT "auth_user"."id" FROM "auth_user" WHERE "auth_user"."username" = \'u{r}\'',
+                    f"SELECT \"auth_user\".\"id\" FROM \"auth_user\" WHERE \"auth_user\".\"username\" = 'u{r}'",
                     2.0,
                 ),
+                (f'SELECT "django_site"."id" FROM "django_site" WHERE "django_site"."id" = {r}', 1.0),
                 (
-                    f'SELECT "django_site"."id" FROM "django_site" WHERE "django_site"."id" = {r}',
-                    1.0,
-                ),
-                (
-                    f'SELECT "django_session"."session_key" FROM "django_session" WHERE "django_session"."session_key" = \'k{r}\'',
+                    f"SELECT \"django_session\".\"session_key\" FROM \"django_session\" WHERE \"django_session\".\"session_key\" = 'k{r}'",
                     1.0,
                 ),
                 (f'SELECT "shop_order"."id" FROM "shop_order" WHERE "shop_order"."id" = {r}', 2.0),
                 (
-                    f'SELECT "shop_order"."id" FROM "shop_order" WHERE "shop_order"."status" = \'s{r % 3}\'',
+                    f"SELECT \"shop_order\".\"id\" FROM \"shop_order\" WHERE \"shop_order\".\"status\" = 's{r % 3}'",
                     20.0,
                 ),
             ]
@@ -228,22 +213,12 @@ def test_an_fk_followed_to_the_same_parent_is_an_n_plus_one_and_counts_are_annot
 ) -> None:
     requests = []
     for _r in range(12):
-        stmts = [
-            ('SELECT "blog_post"."id", "blog_post"."author_id" FROM "blog_post" LIMIT 10', 3.0)
-        ]
+        stmts = [('SELECT "blog_post"."id", "blog_post"."author_id" FROM "blog_post" LIMIT 10', 3.0)]
         # every post of the page has the same author: same statement, same parameters, per row
-        stmts += [
-            (
-                'SELECT "blog_author"."id" FROM "blog_author" WHERE "blog_author"."id" = 7 LIMIT 21',
-                1.0,
-            )
-        ] * 10
+        stmts += [('SELECT "blog_author"."id" FROM "blog_author" WHERE "blog_author"."id" = 7 LIMIT 21', 1.0)] * 10
         # and a comment count per post
         stmts += [
-            (
-                f'SELECT COUNT(*) AS "__count" FROM "blog_comment" WHERE "blog_comment"."post_id" = {p}',
-                1.0,
-            )
+            (f'SELECT COUNT(*) AS "__count" FROM "blog_comment" WHERE "blog_comment"."post_id" = {p}', 1.0)
             for p in range(10)
         ]
         requests.append(stmts)
@@ -263,11 +238,7 @@ def test_django_contrib_indexes_are_never_to_drop() -> None:
     rows = pd.DataFrame(
         {
             "table": ["auth_user_groups", "auth_user_groups", "shop_order"],
-            "index": [
-                "auth_user_groups_user_id_6a12ed8b",
-                "auth_user_groups_pkey",
-                "shop_order_x_idx",
-            ],
+            "index": ["auth_user_groups_user_id_6a12ed8b", "auth_user_groups_pkey", "shop_order_x_idx"],
             "definition": [
                 "CREATE INDEX auth_user_groups_user_id_6a12ed8b ON public.auth_user_groups USING btree (user_id)",
                 "CREATE UNIQUE INDEX auth_user_groups_pkey ON public.auth_user_groups USING btree (id)",
@@ -313,10 +284,7 @@ def test_an_audit_saves_and_loads_without_pickle(tmp_path: Path) -> None:
     )
     result = auditkit.audit(client)
     result.save(tmp_path / "w")
-    assert sorted(p.suffix for p in (tmp_path / "w").rglob("*") if p.is_file()) <= [
-        ".json",
-        *[".parquet"] * 20,
-    ]
+    assert sorted(p.suffix for p in (tmp_path / "w").rglob("*") if p.is_file()) <= [".json", *[".parquet"] * 20]
     back = Audit.load(tmp_path / "w")
     assert [f.to_dict() for f in back.findings] == [f.to_dict() for f in result.findings]
     assert back.workload == {k: v for k, v in result.workload.items() if v is not None}

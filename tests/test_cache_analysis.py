@@ -718,9 +718,7 @@ def test_memcached_restart_evictions_and_key_families(tmp_path: Path) -> None:
     found = low_cache_hit_ratio(stats, key_family_stats=data.frame("cache_key_families"))
     by = {str(f.subject.expression): f for f in found}
     page = by["key family page"]
-    assert page.metrics["reads"] == 70 and page.metrics["hit_ratio"] == pytest.approx(
-        30 / 70, abs=1e-4
-    )
+    assert page.metrics["reads"] == 70 and page.metrics["hit_ratio"] == pytest.approx(30 / 70, abs=1e-4)
     ev = next(f for k, f in by.items() if k.startswith("evictions"))
     assert ev.metrics["evictions"] == evicted and ev.metrics["evicted_unfetched"] == evicted
     assert "had never been read" in ev.summary

@@ -22,9 +22,7 @@ REDIS = "netdata/src/go/plugin/go.d/collector/redis/testdata"
         ("netdata/src/go/plugin/go.d/collector/pika/testdata/redis/info_all.txt", 11, 143, "redis"),
     ],
 )
-def test_redis_info(
-    peer_data: Path, path: str, sections: int | None, pairs: int | None, engine: str
-) -> None:
+def test_redis_info(peer_data: Path, path: str, sections: int | None, pairs: int | None, engine: str) -> None:
     result = auditkit.load(peer_data / path)
     result.report.check()
     assert result.format == "redis_info"
@@ -62,9 +60,7 @@ def test_locust(peer_data: Path) -> None:
     agg = stats[stats["endpoint"] == "Aggregated"].iloc[0]
     assert len(stats) == 9 and agg["requests"] == 2210 and agg["failures"] == 1607
     history = auditkit.load(peer_data / "bitcoin-api/results_stats_history.csv").frame
-    assert (
-        len(history) == 56 and history["ts"].notna().all() and history["p95_ms"].isna().iloc[0]
-    )  # N/A → NaN
+    assert len(history) == 56 and history["ts"].notna().all() and history["p95_ms"].isna().iloc[0]  # N/A → NaN
     failures = auditkit.load(peer_data / "bitcoin-api/results_failures.csv").frames["load_failures"]
     assert len(failures) == 7 and failures["occurrences"].sum() == 1607
     empty = auditkit.load(peer_data / "bitcoin-api/results_exceptions.csv")

@@ -92,9 +92,7 @@ def test_specsdm91_matches_the_r_usl_package() -> None:
     assert fit.ceiling_rps == pytest.approx(3246, rel=1e-3)
     assert fit.n_opt == pytest.approx(36.06, rel=1e-3)  # usl's "opt" load
     # R's fitted values (tests/fitted.Rout.save)
-    assert fit.predict(SPECSDM91[0]) == pytest.approx(
-        [90, 1078, 1541, 1850, 1879, 1822, 1646], abs=1
-    )
+    assert fit.predict(SPECSDM91[0]) == pytest.approx([90, 1078, 1541, 1850, 1879, 1822, 1646], abs=1)
     assert fit.dominant == "contention"  # σ(N*−1) = 2.6 against κN*(N*−1) = 0.96
 
 
@@ -157,19 +155,10 @@ def _history(levels: list[tuple[int, int, float]], think_s: float = 1.0) -> pd.D
             total += max(rps + rng.normal(0, rps * 0.05), 0)
             r = users / rps - think_s
             rows.append(
-                {
-                    "ts": t,
-                    "users": float(users),
-                    "rps": rps,
-                    "failures_per_s": 0.0,
-                    "p50_ms": r * 800,
-                    "p95_ms": r * 2000,
-                    "p99_ms": r * 3000,
-                    "endpoint": "Aggregated",
-                    "requests": int(total),
-                    "failures": 0,
-                    "total_mean_ms": r * 1000,
-                }
+                {"ts": t, "users": float(users), "rps": rps, "failures_per_s": 0.0,
+                 "p50_ms": r * 800, "p95_ms": r * 2000, "p99_ms": r * 3000,
+                 "endpoint": "Aggregated", "requests": int(total), "failures": 0,
+                 "total_mean_ms": r * 1000}
             )
             t += pd.Timedelta(seconds=1)
     return pd.DataFrame(rows)
@@ -204,17 +193,8 @@ def test_capacity_limit_on_a_ramp_without_cumulative_counts() -> None:
     plan = [(10, 20, 50, 0), (20, 40, 55, 0), (40, 70, 80, 0), (80, 76, 400, 3), (160, 74, 900, 6)]
     for step, (users, rps, p95, fail) in enumerate(plan):
         for s in range(10):
-            rows.append(
-                {
-                    "ts": t0 + pd.Timedelta(seconds=step * 10 + s),
-                    "users": users,
-                    "rps": rps,
-                    "p95_ms": p95,
-                    "p50_ms": p95 / 2,
-                    "failures_per_s": fail,
-                    "endpoint": "Aggregated",
-                }
-            )
+            rows.append({"ts": t0 + pd.Timedelta(seconds=step * 10 + s), "users": users, "rps": rps,
+                         "p95_ms": p95, "p50_ms": p95 / 2, "failures_per_s": fail, "endpoint": "Aggregated"})
     a = Analysis({"load_samples": pd.DataFrame(rows)})
     (f,) = capacity_limit(a.load_steps, a.capacity_fit, None, {}, a.capacity_plan)
     assert f.severity == Severity.HIGH  # 4 % failing at 80 users
@@ -252,7 +232,8 @@ def test_sample_saturation_model_and_a_consistent_plan(sample_analysis: Analysis
     assert steps["trusted"].all() and steps["users"].tolist() == [4, 8, 16, 32, 64, 128]
     fit = a.capacity_fit
     assert fit is not None and fit.usable and fit.r_squared > 0.95
-    (f,) = capacity_limit(steps, fit, a.traffic, a.deployment, a.capacity_plan, config=a.config)
+    (f,) = capacity_limit(steps, fit, a.traffic, a.deployment, a.capacity_plan,
+                          config=a.config)
     m = f.metrics
     assert f.severity == Severity.MEDIUM and "Saturation" in f.title
     assert 32 <= m["limit_users"] <= 64  # PLANTED.md: around 32–64 users
@@ -270,9 +251,7 @@ def test_sample_saturation_model_and_a_consistent_plan(sample_analysis: Analysis
     assert plan.scale.startswith("worker-bound")
     assert plan.connections is not None and not plan.pooler
     table = plan.to_frame()
-    assert {"target throughput", "per instance", "instances", "database connections"} <= set(
-        table["item"]
-    )
+    assert {"target throughput", "per instance", "instances", "database connections"} <= set(table["item"])
     assert not table.astype(str).apply(lambda c: c.str.contains(r"\bnan\b", case=False)).any().any()
 
 
@@ -291,19 +270,12 @@ def test_sample_connection_churn_p10(sample_analysis: Analysis) -> None:
 def _requests(endpoint: str, view: str, n: int = 40) -> pd.DataFrame:
     rng = np.random.default_rng(3)
     mail = 350 + rng.normal(0, 10, n)
-    return pd.DataFrame(
-        {
-            "ts": pd.date_range("2025-03-01", periods=n, freq="2s", tz="UTC"),
-            "request_id": [f"r{i}" for i in range(n)],
-            "endpoint": endpoint,
-            "view": view,
-            "method": "POST",
-            "duration_ms": mail + 20,
-            "db_ms": 9.0,
-            "cpu_ms": 8.0,
-            "mail_ms": mail,
-        }
-    )
+    return pd.DataFrame({
+        "ts": pd.date_range("2025-03-01", periods=n, freq="2s", tz="UTC"),
+        "request_id": [f"r{i}" for i in range(n)],
+        "endpoint": endpoint, "view": view, "method": "POST",
+        "duration_ms": mail + 20, "db_ms": 9.0, "cpu_ms": 8.0, "mail_ms": mail,
+    })
 
 
 def test_p9_slow_email_in_the_sample_confirm_view() -> None:
@@ -316,67 +288,36 @@ def test_p9_slow_email_in_the_sample_confirm_view() -> None:
 
 
 def test_work_to_move_names_only_the_other_application() -> None:
-    req = pd.concat(
-        [
-            _requests("/appointments/<slug>/book/", "clinic.views.book_appointment"),
-            _requests("/patients/", "clinic.views.patient_list").assign(
-                mail_ms=0.0, duration_ms=30.0
-            ),
-        ]
-    )
+    req = pd.concat([
+        _requests("/appointments/<slug>/book/", "clinic.views.book_appointment"),
+        _requests("/patients/", "clinic.views.patient_list").assign(mail_ms=0.0, duration_ms=30.0),
+    ])
     found = background_task_candidates(req, AuditConfig())
     assert [f.subject.endpoint for f in found] == ["/appointments/<slug>/book/"]
-    text = " ".join(
-        [
-            found[0].title,
-            found[0].summary,
-            found[0].action or "",
-            found[0].recommendation.summary if found[0].recommendation else "",
-        ]
-    )
+    text = " ".join([found[0].title, found[0].summary, found[0].action or "",
+                     found[0].recommendation.summary if found[0].recommendation else ""])
     assert "clinic.views.book_appointment" in text
     for sample_name in ("orders", "confirm_order", "bookshop", "/books/"):
         assert sample_name not in text
 
 
 # -- connection churn from counters, and the budget from an application server's log -------------
-def _status(
-    name: str, view: str | None, values: list[float], database: str | None = None
-) -> pd.DataFrame:
+def _status(name: str, view: str | None, values: list[float], database: str | None = None) -> pd.DataFrame:
     ts = pd.date_range("2025-03-01 10:00", periods=len(values), freq="5min", tz="UTC")
-    return pd.DataFrame(
-        {
-            "ts": ts,
-            "server": "db1",
-            "kind": "status",
-            "name": name,
-            "value": values,
-            "view": view,
-            "database": database,
-            "source_file": "status.txt",
-        }
-    )
+    return pd.DataFrame({"ts": ts, "server": "db1", "kind": "status", "name": name,
+                         "value": values, "view": view, "database": database,
+                         "source_file": "status.txt"})
 
 
 def _http(n: int, start: str = "2025-03-01 10:00", seconds: float = 600.0) -> pd.DataFrame:
     ts = pd.Timestamp(start, tz="UTC") + pd.to_timedelta(np.linspace(0, seconds, n), unit="s")
-    return pd.DataFrame(
-        {
-            "ts": ts,
-            "request_id": [str(i) for i in range(n)],
-            "endpoint": "/api/items/",
-            "duration_ms": 40.0,
-        }
-    )
+    return pd.DataFrame({"ts": ts, "request_id": [str(i) for i in range(n)],
+                         "endpoint": "/api/items/", "duration_ms": 40.0})
 
 
 def test_churn_from_mysql_connections_counter() -> None:
-    status = pd.concat(
-        [
-            _status("Connections", None, [1000, 2500, 4000]),
-            _status("Threads_created", None, [10, 900, 1800]),
-        ]
-    )
+    status = pd.concat([_status("Connections", None, [1000, 2500, 4000]),
+                        _status("Threads_created", None, [10, 900, 1800])])
     churn = connection_churn(None, status, _http(3000))
     assert churn is not None and churn.sessions == 3000 and churn.threads_created == 1790
     (f,) = churn_check(churn, {"conn_max_age": 0, "sources": {"conn_max_age": "audit.yaml"}})
@@ -385,45 +326,29 @@ def test_churn_from_mysql_connections_counter() -> None:
 
 
 def test_churn_from_pg_stat_database_sessions_and_none_when_pooled() -> None:
-    status = pd.concat(
-        [
-            _status("sessions", "pg_stat_database", [100, 700, 1300], "clinic"),
-            _status("sessions", "pg_stat_database", [5, 5, 5], "postgres"),
-        ]
-    )
+    status = pd.concat([_status("sessions", "pg_stat_database", [100, 700, 1300], "clinic"),
+                        _status("sessions", "pg_stat_database", [5, 5, 5], "postgres")])
     churn = connection_churn(None, status, _http(1200))
     assert churn is not None and churn.sessions == 1200 and churn.databases == ("clinic",)
     (f,) = churn_check(churn, {})
     assert f.metrics["sessions_per_request"] == pytest.approx(1.0, abs=0.01)
     code = f.recommendation.django if f.recommendation else ""
     assert '"clinic"' in (code or "") and "bookshop" not in (code or "") + f.summary
-    pooled = connection_churn(
-        None, _status("sessions", "pg_stat_database", [100, 102, 104], "clinic"), _http(1200)
-    )
+    pooled = connection_churn(None, _status("sessions", "pg_stat_database", [100, 102, 104], "clinic"),
+                              _http(1200))
     assert churn_check(pooled, {}) == []
 
 
 def test_deployment_from_gunicorn_start_up_lines() -> None:
-    settings = pd.DataFrame(
-        {
-            "name": ["workers", "threads", "worker_class", "max_connections"],
-            "setting": ["5", "4", "gthread", "100"],
-            "value": [5.0, 4.0, np.nan, 100.0],
-            "server": ["gunicorn", "gunicorn", "gunicorn", "postgres"],
-            "source_file": [
-                "web1/gunicorn.log",
-                "web1/gunicorn.log",
-                "web1/gunicorn.log",
-                "pg_settings.csv",
-            ],
-        }
-    )
+    settings = pd.DataFrame({
+        "name": ["workers", "threads", "worker_class", "max_connections"],
+        "setting": ["5", "4", "gthread", "100"],
+        "value": [5.0, 4.0, np.nan, 100.0],
+        "server": ["gunicorn", "gunicorn", "gunicorn", "postgres"],
+        "source_file": ["web1/gunicorn.log", "web1/gunicorn.log", "web1/gunicorn.log", "pg_settings.csv"],
+    })
     facts = deployment_facts({}, settings)
-    assert (facts["web_workers"], facts["threads_per_worker"], facts["max_connections"]) == (
-        5,
-        4,
-        100,
-    )
+    assert (facts["web_workers"], facts["threads_per_worker"], facts["max_connections"]) == (5, 4, 100)
     assert facts["sources"]["web_workers"] == "gunicorn start-up log"
     assert facts["sources"]["max_connections"] == "pg_settings"
     facts["instances"] = 5  # audit.yaml says five instances
@@ -435,9 +360,7 @@ def test_deployment_from_gunicorn_start_up_lines() -> None:
 # -- no load test: what production traffic alone supports ----------------------------------------
 def test_production_traffic_alone() -> None:
     req = _http(7200, seconds=3 * 86400.0)
-    a = Analysis(
-        {"requests": req}, AuditConfig(deployment={"web_workers": 3, "threads_per_worker": 2})
-    )
+    a = Analysis({"requests": req}, AuditConfig(deployment={"web_workers": 3, "threads_per_worker": 2}))
     shape = traffic_shape(req)
     assert shape is not None and shape.bucket_s == 60 and len(shape.hours) == 24
     (f,) = capacity_limit(a.load_steps, a.capacity_fit, a.traffic, a.deployment, a.capacity_plan)
@@ -469,25 +392,14 @@ def test_sample_chapter_shows_saturation_model_and_plan(sample_audit: auditkit.A
     labels = " ".join(a.text for a in fig.layout.annotations)
     assert "saturation ≈" in labels and "peak" in labels
     model = ch.capacity_model().html
-    for text in (
-        "contention (σ)",
-        "coherency (κ)",
-        "saturation point",
-        "peak throughput",
-        "95% interval",
-    ):
+    for text in ("contention (σ)", "coherency (κ)", "saturation point", "peak throughput", "95% interval"):
         assert text in model
     plan = ch.capacity_plan_table().html
     assert "instances" in plan and "database connections" in plan
     what_if = ch.what_if().text
     assert "the model&#x27;s peak moves from" in what_if or "the model's peak moves from" in what_if
-    for block in (
-        ch.load_steps_table(),
-        ch.capacity_model(),
-        ch.capacity_plan_table(),
-        ch.traffic_table(),
-        ch.what_if(),
-    ):
+    for block in (ch.load_steps_table(), ch.capacity_model(), ch.capacity_plan_table(),
+                  ch.traffic_table(), ch.what_if()):
         assert " nan" not in block.html.lower() and "none" not in block.html.lower()
     cap = next(f for f in sample_audit.findings if f.check == "capacity_limit")
     # the page and the finding tell one story
@@ -507,9 +419,7 @@ def test_chapter_without_a_load_test_says_what_production_supports(tmp_path: Pat
         stamp = ts.strftime("%d/%b/%Y:%H:%M:%S +0000")
         path = "/appointments/" if i % 3 else "/patients/42/"
         rt = 0.05 + (0.2 if path == "/patients/42/" else 0.0)
-        lines.append(
-            f'10.0.0.1 - - [{stamp}] "GET {path} HTTP/1.1" 200 512 "-" "Mozilla/5.0" rt={rt:.3f}'
-        )
+        lines.append(f'10.0.0.1 - - [{stamp}] "GET {path} HTTP/1.1" 200 512 "-" "Mozilla/5.0" rt={rt:.3f}')
     (root / "access.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (root / "audit.yaml").write_text(
         "client: Clinic\ndeployment:\n  web_workers: 3\n  threads_per_worker: 2\n", encoding="utf-8"
@@ -535,19 +445,13 @@ def test_plan_sizes_threads_from_cores_and_the_cpu_share() -> None:
     samples = _stepped_samples()
     t0 = samples["ts"].min()
     n = 400
-    req = pd.DataFrame(
-        {
-            "ts": t0 - pd.Timedelta(days=2) + pd.to_timedelta(np.arange(n) * 30.0, unit="s"),
-            "request_id": [str(i) for i in range(n)],
-            "endpoint": "/api/slots/",
-            "duration_ms": 100.0,
-            "cpu_ms": 25.0,
-            "db_ms": 60.0,
-        }
-    )
-    cfg = AuditConfig(
-        deployment={"cpus": 4, "web_workers": 2, "threads_per_worker": 1, "max_connections": 40}
-    )
+    req = pd.DataFrame({
+        "ts": t0 - pd.Timedelta(days=2) + pd.to_timedelta(np.arange(n) * 30.0, unit="s"),
+        "request_id": [str(i) for i in range(n)], "endpoint": "/api/slots/",
+        "duration_ms": 100.0, "cpu_ms": 25.0, "db_ms": 60.0,
+    })
+    cfg = AuditConfig(deployment={"cpus": 4, "web_workers": 2, "threads_per_worker": 1,
+                                  "max_connections": 40})
     a = Analysis({"load_samples": samples, "requests": req}, cfg)
     plan = a.capacity_plan
     assert (plan.workers, plan.threads) == (4, 4)  # one per core; 1 / 25 % CPU
@@ -566,16 +470,12 @@ def test_async_views_and_cdn_on_evidence_only() -> None:
 
     n = 600
     ts = pd.Timestamp("2025-03-01", tz="UTC") + pd.to_timedelta(np.arange(n) * 0.2, unit="s")
-    req = pd.DataFrame(
-        {
-            "ts": ts,
-            "request_id": [str(i) for i in range(n)],
-            "endpoint": ["/quotes/<id>/"] * 300 + ["/static/app.css"] * 150 + ["/home/"] * 150,
-            "http_ms": [450.0] * 300 + [np.nan] * 300,
-            "duration_ms": 480.0,
-            "response_bytes": 20_000,
-        }
-    )
+    req = pd.DataFrame({
+        "ts": ts, "request_id": [str(i) for i in range(n)],
+        "endpoint": ["/quotes/<id>/"] * 300 + ["/static/app.css"] * 150 + ["/home/"] * 150,
+        "http_ms": [450.0] * 300 + [np.nan] * 300,
+        "duration_ms": 480.0, "response_bytes": 20_000,
+    })
     work = work_to_move(req).set_index("what")
     assert work.loc["async view", "where"] == "/quotes/<id>/"
     assert "overlap" in work.loc["async view", "evidence"]

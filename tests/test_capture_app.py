@@ -309,9 +309,7 @@ def test_cache_file_shape(capture_dir: Path) -> None:
 
 def lines_ok(record: dict[str, object]) -> bool:
     keys = {"ts", "op", "key", "hit", "ttl_s", "duration_ms", "request_id", "endpoint", "cache"}
-    return (
-        keys <= set(record) and str(record["ts"]).endswith("Z") and record["request_id"] is not None
-    )
+    return keys <= set(record) and str(record["ts"]).endswith("Z") and record["request_id"] is not None
 
 
 @pytest.fixture(scope="module")
@@ -340,11 +338,7 @@ def test_cache_events_load(client: auditkit.ClientData, capture_dir: Path) -> No
     assert list(events["request_id"]) == [r["request_id"] for r in written]
     detail = events[events["key"] == "book:1"]
     outcomes = [None if h is pd.NA else bool(h) for h in detail["hit"].astype(object)]
-    assert list(zip(detail["op"], outcomes, strict=True)) == [
-        ("get", False),
-        ("set", None),
-        ("get", True),
-    ]
+    assert list(zip(detail["op"], outcomes, strict=True)) == [("get", False), ("set", None), ("get", True)]
     assert set(events.loc[events["key"].str.startswith("book:"), "key_prefix"]) == {"book:{int}"}
     many = events[events["op"] == "get_many"]
     assert many["key_count"].eq(2).all() and many["cache"].eq("local").all()
@@ -361,11 +355,7 @@ def test_request_ids_join(client: auditkit.ClientData, capture_dir: Path) -> Non
     ids = set(requests["request_id"])
     assert len(requests) == 15  # 14 requests (one 404) and one task
     assert events["request_id"].notna().all() and set(events["request_id"]) <= ids
-    cache_ids = {
-        r["request_id"]
-        for r in _lines(next(capture_dir.glob("cache-*.jsonl")))
-        if r["type"] == "cache"
-    }
+    cache_ids = {r["request_id"] for r in _lines(next(capture_dir.glob("cache-*.jsonl"))) if r["type"] == "cache"}
     assert cache_ids <= ids
     assert "client-req-0001" in ids
     traced = requests[requests["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"]
@@ -379,11 +369,7 @@ def test_request_ids_join(client: auditkit.ClientData, capture_dir: Path) -> Non
 def test_request_records(client: auditkit.ClientData) -> None:
     r = client.frame("requests").set_index("url_name", drop=False)
     lst = r[r["endpoint"] == "/books/"].iloc[0]
-    assert (
-        lst["route"] == "books/"
-        and lst["view"] == "shop.views.book_list"
-        and lst["method"] == "GET"
-    )
+    assert lst["route"] == "books/" and lst["view"] == "shop.views.book_list" and lst["method"] == "GET"
     assert lst["status"] == 200 and lst["kind"] == "http" and lst["db_calls"] >= 11
     signup, contact, weather = r.loc["signup"], r.loc["contact"], r.loc["weather"]
     # CPU time, unlike wall-clock shares, does not depend on how busy the machine is: hashing
@@ -391,10 +377,7 @@ def test_request_records(client: auditkit.ClientData) -> None:
     assert signup["cpu_ms"] >= 40 and signup["mail_ms"] == signup["http_ms"] == 0  # computing
     assert contact["mail_ms"] >= 80 and contact["cpu_ms"] < 30  # waiting on mail
     assert weather["http_ms"] >= 80 and weather["cpu_ms"] < 30  # waiting on an API
-    assert (
-        contact["mail_ms"] <= contact["duration_ms"]
-        and weather["http_ms"] <= weather["duration_ms"]
-    )
+    assert contact["mail_ms"] <= contact["duration_ms"] and weather["http_ms"] <= weather["duration_ms"]
     missing = r[r["status"] == 404].iloc[0]
     assert pd.isna(missing["endpoint"]) and missing["db_calls"] == 0
     details = r[r["url_name"] == "book-detail"]
@@ -416,10 +399,7 @@ def test_n_plus_one_found_on_its_endpoint(client: auditkit.ClientData) -> None:
 
 @pytest.mark.slow
 def test_auditkit_run_reads_it(capture_dir: Path, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
         [sys.executable, "-m", "auditkit", "run", str(capture_dir), "--out", str(tmp_path)],
         env=env,
@@ -430,7 +410,5 @@ def test_auditkit_run_reads_it(capture_dir: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     findings = json.loads((tmp_path / capture_dir.name / "findings.json").read_text())
     items = findings["findings"] if isinstance(findings, dict) else findings
-    n1 = [
-        f for f in items if f["check"] == "n_plus_one" and f["subject"].get("endpoint") == "/books/"
-    ]
+    n1 = [f for f in items if f["check"] == "n_plus_one" and f["subject"].get("endpoint") == "/books/"]
     assert n1 and n1[0]["recommendation"]["django"] == 'Book.objects.select_related("author")'

@@ -64,18 +64,10 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 def test_request_ids() -> None:
     assert request_ids({"HTTP_X_REQUEST_ID": "abc-123"}) == ("abc-123", None)
-    assert (
-        request_ids(
-            {"HTTP_X_CORRELATION_ID": "c-1", "HTTP_X_REQUEST_ID": "r-1"}, "X-Correlation-ID"
-        )[0]
-        == "c-1"
-    )
+    assert request_ids({"HTTP_X_CORRELATION_ID": "c-1", "HTTP_X_REQUEST_ID": "r-1"}, "X-Correlation-ID")[0] == "c-1"
     rid, trace = request_ids({"HTTP_TRACEPARENT": TRACEPARENT})
     assert trace == "4bf92f3577b34da6a3ce929d0e0e4736" and rid == f"{trace}-00f067aa0ba902b7"
-    assert request_ids({"HTTP_X_REQUEST_ID": "r-1", "HTTP_TRACEPARENT": TRACEPARENT}) == (
-        "r-1",
-        trace,
-    )
+    assert request_ids({"HTTP_X_REQUEST_ID": "r-1", "HTTP_TRACEPARENT": TRACEPARENT}) == ("r-1", trace)
     insane, _ = request_ids({"HTTP_X_REQUEST_ID": "<script>alert(1)</script>"})
     assert len(insane) == 32 and insane.isalnum()
     zero = "00-" + "0" * 32 + "-00f067aa0ba902b7-01"
@@ -100,9 +92,7 @@ def test_param_redaction() -> None:
 def _capture(statements: int = 3, rid: str = "r") -> Capture:
     c = Capture(rid, method="GET", endpoint="/x/")
     for i in range(statements):
-        c.statements.append(
-            (time.time(), 0.5, "SELECT %s", (i,), None, "default", "sqlite", "db", 1, None, None)
-        )
+        c.statements.append((time.time(), 0.5, "SELECT %s", (i,), None, "default", "sqlite", "db", 1, None, None))
         c.db_calls += 1
     c.finish()
     c.status = 200
@@ -257,9 +247,7 @@ def test_options_in_a_project(tmp_path: Path) -> None:
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    subprocess.run(
-        [sys.executable, str(project / "drive.py")], cwd=project, env=env, check=True, timeout=120
-    )
+    subprocess.run([sys.executable, str(project / "drive.py")], cwd=project, env=env, check=True, timeout=120)
     records = [
         json.loads(line)
         for f in sorted(out.glob("queries-*.jsonl"))

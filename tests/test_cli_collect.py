@@ -35,18 +35,7 @@ def test_collect_postgres(database: str, tmp_path: Path) -> None:
     out = tmp_path / "pg"
     result = CliRunner().invoke(
         cli,
-        [
-            "collect",
-            "postgres",
-            "--dsn-env",
-            "AK_CLI_DSN",
-            "--out",
-            str(out),
-            "--every",
-            "200ms",
-            "--count",
-            "2",
-        ],
+        ["collect", "postgres", "--dsn-env", "AK_CLI_DSN", "--out", str(out), "--every", "200ms", "--count", "2"],
         env={"AK_CLI_DSN": database},
     )
     assert result.exit_code == 0, result.output
@@ -59,18 +48,7 @@ def test_collect_redis(redis_url: str, tmp_path: Path) -> None:
     out = tmp_path / "redis"
     result = CliRunner().invoke(
         cli,
-        [
-            "collect",
-            "redis",
-            "--url-env",
-            "AK_CLI_REDIS",
-            "--out",
-            str(out),
-            "--every",
-            "100ms",
-            "--count",
-            "2",
-        ],
+        ["collect", "redis", "--url-env", "AK_CLI_REDIS", "--out", str(out), "--every", "100ms", "--count", "2"],
         env={"AK_CLI_REDIS": redis_url},
     )
     assert result.exit_code == 0, result.output
@@ -79,17 +57,11 @@ def test_collect_redis(redis_url: str, tmp_path: Path) -> None:
 
 def test_usage_errors(tmp_path: Path) -> None:
     runner = CliRunner()
-    bad = runner.invoke(
-        cli, ["collect", "redis", "--url-env", "X", "--out", str(tmp_path), "--every", "soon"]
-    )
+    bad = runner.invoke(cli, ["collect", "redis", "--url-env", "X", "--out", str(tmp_path), "--every", "soon"])
     assert bad.exit_code == 2 and "not an interval" in bad.output
     both = runner.invoke(
         cli, ["collect", "memcached", "--url-env", "X", "--server", "h:1", "--out", str(tmp_path)]
     )
     assert both.exit_code == 2 and "exactly one" in both.output
-    unset = runner.invoke(
-        cli,
-        ["collect", "postgres", "--dsn-env", "AK_UNSET_VAR", "--out", str(tmp_path)],
-        env={"AK_UNSET_VAR": ""},
-    )
+    unset = runner.invoke(cli, ["collect", "postgres", "--dsn-env", "AK_UNSET_VAR", "--out", str(tmp_path)], env={"AK_UNSET_VAR": ""})
     assert unset.exit_code == 1 and "AK_UNSET_VAR is not set" in unset.output

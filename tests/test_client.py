@@ -16,10 +16,7 @@ from auditkit.errors import AuditkitError
 def client_dir(fixtures: Path, tmp_path: Path) -> Path:
     (tmp_path / "logs/nested").mkdir(parents=True)
     shutil.copy(fixtures / "django/prefixed.log", tmp_path / "logs/django.log")
-    with (
-        open(fixtures / "postgres/stmt_type.log", "rb") as src,
-        gzip.open(tmp_path / "logs/nested/pg.log.gz", "wb") as dst,
-    ):
+    with open(fixtures / "postgres/stmt_type.log", "rb") as src, gzip.open(tmp_path / "logs/nested/pg.log.gz", "wb") as dst:
         dst.write(src.read())
     shutil.copy(fixtures / "pgss/pg15-before.csv", tmp_path / "pgss_before.csv")
     shutil.copy(fixtures / "pgss/pg15-after.csv", tmp_path / "pgss_after.csv")
@@ -49,12 +46,8 @@ def test_inventory(client_dir: Path) -> None:
 
 def test_one_source_family_per_purpose(client_dir: Path) -> None:
     client = auditkit.load_client(client_dir)
-    assert set(client.query_events("profile")["source_format"]) == {
-        "postgres_stderr"
-    }  # the server's view
-    assert set(client.query_events("requests")["source_format"]) == {
-        "django_log"
-    }  # tied to requests
+    assert set(client.query_events("profile")["source_format"]) == {"postgres_stderr"}  # the server's view
+    assert set(client.query_events("requests")["source_format"]) == {"django_log"}  # tied to requests
     profile, source = client.query_profile()
     assert source == "postgres_stderr" and len(profile)
 
@@ -67,9 +60,7 @@ def test_pgss_snapshots_give_a_delta(fixtures: Path, tmp_path: Path) -> None:
     after = auditkit.load(tmp_path / "pgss_after.csv").frame
     before = auditkit.load(tmp_path / "pgss_before.csv").frame
     assert source == "pg_stat_statements"
-    assert int(profile["calls"].sum()) <= int(after["calls"].sum()) - int(
-        before["calls"].sum()
-    ) + len(after)
+    assert int(profile["calls"].sum()) <= int(after["calls"].sum()) - int(before["calls"].sum()) + len(after)
     assert int(profile["calls"].sum()) < int(after["calls"].sum()) + int(before["calls"].sum())
 
 
@@ -85,26 +76,17 @@ def test_cache_by_content_hash(client_dir: Path, tmp_path: Path) -> None:
 def test_audit_yaml_hints_and_ignore(client_dir: Path) -> None:
     (client_dir / "odd.txt").write_text((client_dir / "logs/django.log").read_text())
     (client_dir / "audit.yaml").write_text(
-        "client: Acme\nformats:\n  - match: 'odd.txt'\n    format: django_log\nignore: ['notes.*']\n"
-    )
+        "client: Acme\nformats:\n  - match: 'odd.txt'\n    format: django_log\nignore: ['notes.*']\n")
     client = auditkit.load_client(client_dir)
     status = {f.path: f.status for f in client.files}
     assert client.name == "Acme"
-    assert (
-        status["odd.txt"] == "loaded"
-        and status["notes.docx"] == "ignored"
-        and status["audit.yaml"] == "ignored"
-    )
+    assert status["odd.txt"] == "loaded" and status["notes.docx"] == "ignored" and status["audit.yaml"] == "ignored"
 
 
 def test_a_broken_file_is_listed_not_fatal(client_dir: Path) -> None:
-    (client_dir / "audit.yaml").write_text(
-        "formats:\n  - match: 'README.md'\n    format: postgres_stderr\n"
-    )
+    (client_dir / "audit.yaml").write_text("formats:\n  - match: 'README.md'\n    format: postgres_stderr\n")
     (client_dir / "bad.log").write_text("(0.001) SELECT 1; args=()\n" + "garbage\n" * 3)
-    (client_dir / "audit.yaml").write_text(
-        "formats:\n  - match: 'notes.docx'\n    format: django_log\n"
-    )
+    (client_dir / "audit.yaml").write_text("formats:\n  - match: 'notes.docx'\n    format: django_log\n")
     client = auditkit.load_client(client_dir)
     status = {f.path: (f.status, f.error) for f in client.files}
     assert status["notes.docx"][0] == "error" and "notes.docx" in status["notes.docx"][1]

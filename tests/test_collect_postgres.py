@@ -129,9 +129,7 @@ def test_collect_reads_everything_and_changes_nothing(
         lingering = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'auditkit-collector'"
         ).fetchone()
-        advisory = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-        ).fetchone()
+        advisory = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
         others = conn.execute(
             "SELECT count(*) FROM pg_locks WHERE pid <> pg_backend_pid() AND relation IS NOT NULL"
         ).fetchone()
@@ -205,9 +203,7 @@ def test_snapshots_give_the_window_of_a_live_workload(
     worker = threading.Thread(target=traffic)
     worker.start()
     try:
-        result = collect_postgres(
-            "AUDITKIT_TEST_PG_LIVE", tmp_path, every_s=2.5, count=2, explain_top=0
-        )
+        result = collect_postgres("AUDITKIT_TEST_PG_LIVE", tmp_path, every_s=2.5, count=2, explain_top=0)
     finally:
         worker.join()
     assert result.snapshots == 2
@@ -233,12 +229,7 @@ def test_monitor_role_collects_what_it_may(
     if (tmp_path / "pg_explain.json").exists():
         plans = (tmp_path / "pg_explain.json").read_text()
         assert "FROM orders" not in plans and "FROM customer" not in plans
-    for name in (
-        "pg_stat_statements.csv",
-        "pg_stat_user_tables.csv",
-        "pg_settings.csv",
-        "pg_indexes.csv",
-    ):
+    for name in ("pg_stat_statements.csv", "pg_stat_user_tables.csv", "pg_settings.csv", "pg_indexes.csv"):
         assert (tmp_path / name).is_file(), name
     notes = (tmp_path / "collect_postgres.md").read_text()
     assert "pg_stats.csv" in notes and "auditor" in notes
@@ -254,9 +245,7 @@ def test_missing_pg_stat_statements_is_noted_not_installed(
     result = collect_postgres("AUDITKIT_TEST_PG_PLAIN", tmp_path)
     assert "not installed" in result.skipped["pg_stat_statements.csv"]
     with psycopg.connect(dsn) as conn:
-        assert conn.execute(
-            "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"
-        ).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone() == (0,)
 
 
 @pytest.mark.parametrize(

@@ -75,10 +75,7 @@ def test_slowlog_loads(tmp_path: Path) -> None:
     assert result.report.read == 3 and result.report.parsed == 2
     assert dict(result.report.skipped) == {"entry without a duration": 1}
     events = result.frame
-    assert list(events["message"]) == ["KEYS", "HGETALL"] and list(events["duration_ms"]) == [
-        25.0,
-        12.0,
-    ]
+    assert list(events["message"]) == ["KEYS", "HGETALL"] and list(events["duration_ms"]) == [25.0, 12.0]
     assert set(events["kind"]) == {"slow_command"} and list(events["source_line"]) == [4, 6]
 
 
@@ -88,14 +85,7 @@ def test_guard_refuses_writes() -> None:
             raise AssertionError("a write reached the server")
 
     guard = _Guarded(Fake())
-    for command in (
-        ("SET", "k", "v"),
-        ("FLUSHALL",),
-        ("CONFIG", "SET", "maxmemory", "1"),
-        ("DEL", "k"),
-        ("SLOWLOG", "RESET"),
-        ("CONFIG", "RESETSTAT"),
-    ):
+    for command in (("SET", "k", "v"), ("FLUSHALL",), ("CONFIG", "SET", "maxmemory", "1"), ("DEL", "k"), ("SLOWLOG", "RESET"), ("CONFIG", "RESETSTAT")):
         with pytest.raises(CollectorError, match="only reads"):
             guard(*command)
 
@@ -128,9 +118,7 @@ def acl_user(redis_url: str) -> Iterator[str]:
         admin.close()
 
 
-def test_acl_user_without_config_get(
-    acl_user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_acl_user_without_config_get(acl_user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUDIT_REDIS_ACL", acl_user)
     result = collect_redis("AUDIT_REDIS_ACL", tmp_path, every_s=0.2, count=2)
     assert result.snapshots == 2
@@ -158,22 +146,8 @@ def managed_redis(redis_url: str, tmp_path: Path) -> Iterator[str]:
         pytest.skip("redis-server is not installed")
     port = _free_port()
     proc = subprocess.Popen(
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-            "--rename-command",
-            "CONFIG",
-            "",
-        ],
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path), "--rename-command", "CONFIG", ""],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -190,9 +164,7 @@ def managed_redis(redis_url: str, tmp_path: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-def test_config_renamed_away(
-    managed_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_config_renamed_away(managed_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUDIT_REDIS_MANAGED", managed_redis)
     out = tmp_path / "out"
     result = collect_redis("AUDIT_REDIS_MANAGED", out, every_s=0.1, count=2)

@@ -18,9 +18,7 @@ def test_every_preset_only_overrides_known_keys() -> None:
 
 
 def test_preset_then_override() -> None:
-    cfg = AuditConfig(
-        presets={"n_plus_one": "sentry"}, overrides={"n_plus_one": {"min_repeats": 7}}
-    )
+    cfg = AuditConfig(presets={"n_plus_one": "sentry"}, overrides={"n_plus_one": {"min_repeats": 7}})
     t = cfg.thresholds("n_plus_one")
     assert t["min_total_ms"] == 100.0 and t["min_repeats"] == 7
     assert cfg.preset("n_plus_one") == "sentry"
@@ -46,11 +44,7 @@ def test_audit_yaml(tmp_path: Path) -> None:
     cfg = load_config(tmp_path)
     assert cfg.client == "Acme" and cfg.deployment["web_workers"] == 4
     hint = cfg.format_for("logs/pg.log")
-    assert (
-        hint is not None
-        and hint.format == "postgres_stderr"
-        and hint.options["prefix"] == "%m [%p] "
-    )
+    assert hint is not None and hint.format == "postgres_stderr" and hint.options["prefix"] == "%m [%p] "
     assert cfg.ignored("x.tmp") and cfg.thresholds("index")["min_calls"] == 100
 
 

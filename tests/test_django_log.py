@@ -37,7 +37,7 @@ def test_bare_messages(fixtures: Path) -> None:
     assert len(df) == 4
     assert df["duration_ms"].tolist() == [1.0, 12.0, 0.0, 3.0]  # seconds -> ms
     assert df.loc[1, "sql"].startswith('SELECT "shop_author"."id", "shop_author"."name"\nFROM')
-    assert df.loc[1, "fingerprint"].endswith("in (...)")
+    assert df.loc[1, "fingerprint"].endswith('in (...)')
     assert df.loc[2, "rows"] == 2  # executemany: two parameter sets
     assert df.loc[3, "database"] == "replica"
     assert df.loc[3, "params"] == "('x; args=(y)', 5)"  # split at the last '; args='
@@ -63,16 +63,11 @@ def test_prefix_fields_and_other_messages(fixtures: Path) -> None:
     assert df.loc[0, "request_id"] == "4f1c2b8e-8a6b-4c1e-9f00-0d1e2f3a4b5c"
     assert df.loc[0, "ts"] == pd.Timestamp("2024-05-06 05:08:09.123", tz="UTC")  # offset honoured
     # both savepoints fall in one group each, whatever Django named them
-    assert (
-        df.loc[1, "fingerprint"] == "savepoint ?"
-        and df.loc[2, "fingerprint"] == "release savepoint ?"
-    )
+    assert df.loc[1, "fingerprint"] == "savepoint ?" and df.loc[2, "fingerprint"] == "release savepoint ?"
     assert pd.isna(df.loc[3, "duration_ms"]) and df.loc[3, "params"] == "None"
 
 
-@pytest.mark.parametrize(
-    "compress", [gzip.compress, bz2.compress, zstandard.ZstdCompressor().compress]
-)
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, zstandard.ZstdCompressor().compress])
 def test_compressed(fixtures: Path, tmp_path: Path, compress: object) -> None:
     target = tmp_path / "queries.log.x"  # compression is sniffed, not taken from the name
     target.write_bytes(compress((fixtures / "django/bare.log").read_bytes()))  # type: ignore[operator]
@@ -96,9 +91,7 @@ def test_invalid_utf8_is_kept_and_reported(fixtures: Path, tmp_path: Path) -> No
     assert any("invalid UTF-8" in w and "line 6" in w for w in result.report.warnings)
 
 
-def test_junk_and_binary_lines_are_skipped_with_line_numbers(
-    fixtures: Path, tmp_path: Path
-) -> None:
+def test_junk_and_binary_lines_are_skipped_with_line_numbers(fixtures: Path, tmp_path: Path) -> None:
     lines = (fixtures / "django/old_no_alias.log").read_text().splitlines()
     lines.insert(1, "DEBUG 2019-03-02 10:01:02,130 utils 4242 140001 \x00\x00garbage\x00")
     lines.append("DEBUG 2019-03-02 10:01:04,000 utils 4242 140001 (0.003) SELECT 1")  # truncated
@@ -111,7 +104,7 @@ def test_junk_and_binary_lines_are_skipped_with_line_numbers(
 
 def test_truncated_file_mid_entry(fixtures: Path, tmp_path: Path) -> None:
     data = (fixtures / "django/bare.log").read_bytes()
-    (tmp_path / "q.log").write_bytes(data[: data.index(b'WHERE "shop_author"')])
+    (tmp_path / "q.log").write_bytes(data[: data.index(b"WHERE \"shop_author\"")])
     result = load(tmp_path / "q.log")
     assert len(result.frame) == 1 and result.report.skipped == {"truncated entry": 1}
 

@@ -349,18 +349,7 @@ def test_the_whole_audit_of_another_app_names_only_its_code(shop: Shop) -> None:
     migrations test below creates the indexes for real.)"""
     result = auditkit.audit(shop.client, dsn=shop.dsn)
     models = {"Customer", "Order", "Tag"}
-    fields = {
-        "customer",
-        "reference",
-        "status",
-        "created_at",
-        "email",
-        "name",
-        "slug",
-        "tags",
-        "orders",
-        "total",
-    }
+    fields = {"customer", "reference", "status", "created_at", "email", "name", "slug", "tags", "orders", "total"}
     texts = []
     for f in result.findings:
         rec = f.recommendation
@@ -391,9 +380,7 @@ def _write_extra_indexes(project: Path, findings: list[Finding]) -> None:
     for f in findings:
         lines = (f.recommendation.django if f.recommendation else "").splitlines()  # type: ignore[union-attr]
         imports |= {ln for ln in lines if ln.startswith("from ")}
-        entry = next(
-            ln.strip().rstrip(",") for ln in lines if ln.strip().startswith("models.Index")
-        )
+        entry = next(ln.strip().rstrip(",") for ln in lines if ln.strip().startswith("models.Index"))
         per_model.setdefault(str(f.metrics["model"]).lower(), []).append(entry)
     body = "\n".join(sorted(imports)) + "\n\nADDED = {\n"
     for model, entries in per_model.items():
@@ -442,3 +429,4 @@ def test_generated_migrations_apply(shop: Shop, candidates: list[Finding]) -> No
     _manage(shop.env, shop.project, "makemigrations", "shop", "--check", "--dry-run")
     with psycopg.connect(shop.dsn) as conn:
         assert conn.execute("SELECT to_regclass('shop_order_customer_dup')").fetchone()[0] is None
+

@@ -30,8 +30,6 @@ ENDPOINT = "shop/<script>window.__pwned=4</script>/"
 ENDPOINT_IMG = 'api/"><img src=x onerror=window.__pwned=5>/'
 FILE_NAME = "<img src=x onerror=window.__pwned=6>.dat"
 PAYLOADS = (SCRIPT, IMG, SVG, ENDPOINT, ENDPOINT_IMG)
-
-
 # -- builders (no browser) ---------------------------------------------------------------------------
 def _finding() -> Finding:
     return Finding(

@@ -62,10 +62,7 @@ def _stat_lines(path: Path) -> int:
     return sum(1 for ln in path.read_text().splitlines() if ln.startswith("STAT "))
 
 
-@pytest.mark.parametrize(
-    ("name", "section"),
-    [("series", "stats"), ("items", "items"), ("slabs", "slabs"), ("settings", "settings")],
-)
+@pytest.mark.parametrize(("name", "section"), [("series", "stats"), ("items", "items"), ("slabs", "slabs"), ("settings", "settings")])
 def test_stats_replies(replies: dict[str, Path], name: str, section: str) -> None:
     assert detect(replies[name]).format == "memcached_stats"
     result = auditkit.load(replies[name])
@@ -82,9 +79,7 @@ def test_series_gives_rates(replies: dict[str, Path]) -> None:
     assert last["get_hits"] == 3 * 30 + 3 and last["get_misses"] == 3 * 2
     assert last["cmd_set"] == 31 and last["delete_hits"] == 1
     flags = df.drop_duplicates("metric").set_index("metric")["counter"]
-    assert (
-        flags["get_hits"] and flags["evictions"] and not flags["curr_items"] and not flags["uptime"]
-    )
+    assert flags["get_hits"] and flags["evictions"] and not flags["curr_items"] and not flags["uptime"]
 
 
 def test_detail_dump_is_key_families(replies: dict[str, Path]) -> None:
@@ -109,14 +104,9 @@ def test_metadump_is_keys_and_families(replies: dict[str, Path]) -> None:
     assert set(keys["key_prefix"]) == {"user:{n}:profile", "config:site"}
     assert keys["fetched"].all()  # every key left was read at least once
     user = keys[keys["key_prefix"] == "user:{n}:profile"]
-    assert (
-        user["expires_at"].notna().all()
-        and keys.loc[keys["key"] == "config:site", "expires_at"].isna().all()
-    )
+    assert user["expires_at"].notna().all() and keys.loc[keys["key"] == "config:site", "expires_at"].isna().all()
     fam = result.frames["cache_key_families"].set_index("key_prefix")
-    assert (
-        fam.loc["user:{n}:profile", "keys"] == 29 and fam.loc["config:site", "no_expiry_keys"] == 1
-    )
+    assert fam.loc["user:{n}:profile", "keys"] == 29 and fam.loc["config:site", "no_expiry_keys"] == 1
     assert fam.loc["user:{n}:profile", "size_bytes"] == user["size_bytes"].sum()
 
 

@@ -187,22 +187,11 @@ def collect(folder: Path) -> dict[str, Any]:
     (app / "shop" / "models.py").write_text(MODELS)
     (app / "shop" / "views.py").write_text(VIEWS)
     (app / "shop" / "cache_keys.py").write_text(CACHE_KEYS)
-    for sub in (
-        "django",
-        "slow",
-        "performance_schema",
-        "sys",
-        "information_schema",
-        "status",
-        "memcached",
-        "explain",
-    ):
+    for sub in ("django", "slow", "performance_schema", "sys", "information_schema", "status", "memcached", "explain"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     with ThrowawayMariaDB({"character-set-server": "utf8mb4"}) as db, ThrowawayMemcached() as mc:
         (app / "shop" / "settings.py").write_text(
-            SETTINGS.format(
-                port=db.port, mc_port=mc.port, log=str(folder / "django" / "django.log")
-            )
+            SETTINGS.format(port=db.port, mc_port=mc.port, log=str(folder / "django" / "django.log"))
         )
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "shop.settings", "PYTHONPATH": str(app)}
 
@@ -210,13 +199,9 @@ def collect(folder: Path) -> dict[str, Any]:
             subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=app, timeout=300)
 
         db.run("CREATE DATABASE shop;")
-        django(
-            "import django; django.setup(); from django.core.management import call_command; "
-            "call_command('makemigrations', 'shop', verbosity=0); call_command('migrate', verbosity=0)"
-        )
-        (folder / "django" / "django.log").write_text(
-            ""
-        )  # the migration's statements are not the workload
+        django("import django; django.setup(); from django.core.management import call_command; "
+               "call_command('makemigrations', 'shop', verbosity=0); call_command('migrate', verbosity=0)")
+        (folder / "django" / "django.log").write_text("")  # the migration's statements are not the workload
         db.run(
             "TRUNCATE performance_schema.events_statements_summary_by_digest;"
             " TRUNCATE performance_schema.table_io_waits_summary_by_index_usage;"
@@ -228,9 +213,7 @@ def collect(folder: Path) -> dict[str, Any]:
         (folder / "status" / "status_before.txt").write_text(
             "-- 2030-01-01T10:00:00Z\n" + db.run(STATUS, "-t", "-vvv")
         )
-        (folder / "memcached" / "stats_series.txt").write_text(
-            "2030-01-01T10:00:00Z\n" + mc.command("stats")
-        )
+        (folder / "memcached" / "stats_series.txt").write_text("2030-01-01T10:00:00Z\n" + mc.command("stats"))
         django(WORKLOAD)
         db.run("SET GLOBAL slow_query_log = 0;")
         (folder / "status" / "status_after.txt").write_text(
@@ -262,9 +245,7 @@ def collect(folder: Path) -> dict[str, Any]:
             db.run(f"ANALYZE FORMAT=JSON {lookup};", "-N", "-B", "-r", database="shop")
         )
         shutil.copy(db.slow_log, folder / "slow" / "mariadb-slow.log")
-        facts["status_rows"] = int(
-            db.run("SELECT COUNT(*) FROM information_schema.GLOBAL_STATUS;", "-N", "-B")
-        )
+        facts["status_rows"] = int(db.run("SELECT COUNT(*) FROM information_schema.GLOBAL_STATUS;", "-N", "-B"))
     shutil.rmtree(app)
     (folder / "README.md").write_text(README)
     return facts

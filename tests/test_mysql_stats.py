@@ -31,8 +31,7 @@ def _author(i: int) -> str:
     return f"('n{i}', 'a{i}@x.org', {city})"
 
 
-WORKLOAD = (
-    f"""
+WORKLOAD = f"""
 CREATE DATABASE {DB};
 USE {DB};
 CREATE TABLE author (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(40), email VARCHAR(80),
@@ -42,9 +41,8 @@ CREATE TABLE book (id INT PRIMARY KEY AUTO_INCREMENT, author_id INT, title VARCH
 INSERT INTO author (name, email, city) VALUES {", ".join(_author(i) for i in range(200))};
 INSERT INTO book (author_id, title) SELECT id, CONCAT('t', id) FROM author;
 ANALYZE TABLE author, book;
-"""
-    + "".join(f"SELECT `id` FROM `author` WHERE `email` = 'a{i}@x.org';\n" for i in range(20))
-    + "".join(f"SELECT * FROM author WHERE name = 'n{i}';\n" for i in range(10))
+""" + "".join(f"SELECT `id` FROM `author` WHERE `email` = 'a{i}@x.org';\n" for i in range(20)) + "".join(
+    f"SELECT * FROM author WHERE name = 'n{i}';\n" for i in range(10)
 )
 #: view → (query, filter for the server's own count)
 VIEWS = {
@@ -52,10 +50,7 @@ VIEWS = {
         "SELECT * FROM performance_schema.table_io_waits_summary_by_index_usage",
         f"OBJECT_SCHEMA = '{DB}'",
     ),
-    "table_io": (
-        "SELECT * FROM performance_schema.table_io_waits_summary_by_table",
-        f"OBJECT_SCHEMA = '{DB}'",
-    ),
+    "table_io": ("SELECT * FROM performance_schema.table_io_waits_summary_by_table", f"OBJECT_SCHEMA = '{DB}'"),
     "digest": (
         "SELECT * FROM performance_schema.events_statements_summary_by_digest",
         f"SCHEMA_NAME = '{DB}'",
@@ -105,12 +100,7 @@ def exports(server: object, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         ).split()
         pairs = ", ".join(f"'{c}', `{c}`" for c in cols)
         (folder / f"{view}.jsonl").write_text(
-            db.run(
-                f"SELECT JSON_OBJECT({pairs}) FROM {query.split()[-1]} WHERE {where};",
-                "-N",
-                "-B",
-                "-r",
-            )  # type: ignore[attr-defined]
+            db.run(f"SELECT JSON_OBJECT({pairs}) FROM {query.split()[-1]} WHERE {where};", "-N", "-B", "-r")  # type: ignore[attr-defined]
         )
         csv_path = folder / f"{view}.csv"
         header = ", ".join(f"'{c}'" for c in cols)
@@ -166,11 +156,7 @@ def test_every_view_in_every_shape(exports: dict[str, object], view: str, shape:
     count = exports["counts"][view]  # type: ignore[index]
     assert count > 0, f"the workload left {view} empty"
     fmt = detect(path).format
-    assert fmt == (
-        "mysql_indexes"
-        if view == "statistics" and shape in ("batch", "jsonl", "csv")
-        else "mysql_stats"
-    )
+    assert fmt == ("mysql_indexes" if view == "statistics" and shape in ("batch", "jsonl", "csv") else "mysql_stats")
     result = _load(path)
     assert result.report.read == result.report.parsed == count, result.report.summary()
     frame = EXPECTED_FRAME[view]
@@ -182,9 +168,7 @@ def test_every_view_in_every_shape(exports: dict[str, object], view: str, shape:
             assert len(result.frame) == count
 
 
-def _frames(
-    exports: dict[str, object], view: str, shape: str = "tabular"
-) -> dict[str, pd.DataFrame]:
+def _frames(exports: dict[str, object], view: str, shape: str = "tabular") -> dict[str, pd.DataFrame]:
     folder: Path = exports["folder"]  # type: ignore[assignment]
     return _load(folder / f"{view}.{shape}.txt").frames
 
@@ -193,10 +177,7 @@ def test_index_usage_shows_reads_and_full_scans(exports: dict[str, object]) -> N
     frames = _frames(exports, "index_usage")
     ix = frames["schema_indexes"].set_index("index")
     # never read: the composite twin of author_name; inserts are counted on the no-index row
-    assert (
-        ix.loc["author_name_city", "index_reads"] == 0
-        and ix.loc["author_name_city", "index_writes"] == 0
-    )
+    assert ix.loc["author_name_city", "index_reads"] == 0 and ix.loc["author_name_city", "index_writes"] == 0
     # 10 lookups by name read one row each through author_name
     assert ix.loc["author_name", "index_reads"] == 10
     # INSERT … SELECT id FROM author scanned the smallest covering index: 200 reads
@@ -213,9 +194,7 @@ def test_digest_statistics(exports: dict[str, object]) -> None:
     assert by_email["calls"] == 20 and by_email["rows"] == 20
     assert by_email["rows_examined"] == 20 * 200
     assert by_email["no_index_used"] == 20 and by_email["full_scans"] == 20
-    assert by_email["total_ms"] > 0 and by_email["mean_ms"] == pytest.approx(
-        by_email["total_ms"] / 20, rel=1e-3
-    )
+    assert by_email["total_ms"] > 0 and by_email["mean_ms"] == pytest.approx(by_email["total_ms"] / 20, rel=1e-3)
     assert len(by_email["query_id"]) == 32 and by_email["database"] == DB
     # the digest fingerprints like the statement as Django writes it (identifiers quoted)
     from auditkit.sql.fingerprint import fingerprint
@@ -285,17 +264,12 @@ def test_digest_and_status_deltas_between_snapshots(server: object, tmp_path: Pa
     (tmp_path / "before.txt").write_text(
         "-- 2030-01-01T10:00:00Z\n" + db.run(q + "SHOW GLOBAL STATUS;", "-t", "-vvv")  # type: ignore[attr-defined]
     )
-    db.run(
-        "".join(f"SELECT id FROM author WHERE email = 'a{i}@x.org';\n" for i in range(7)),
-        database=DB,
-    )  # type: ignore[attr-defined]
+    db.run("".join(f"SELECT id FROM author WHERE email = 'a{i}@x.org';\n" for i in range(7)), database=DB)  # type: ignore[attr-defined]
     (tmp_path / "after.txt").write_text(
         "-- 2030-01-01T10:01:00Z\n" + db.run(q + "SHOW GLOBAL STATUS;", "-t", "-vvv")  # type: ignore[attr-defined]
     )
     before, after = _load(tmp_path / "before.txt"), _load(tmp_path / "after.txt")
-    delta, messages = digest_delta(
-        before.frames["statement_stats"], after.frames["statement_stats"]
-    )
+    delta, messages = digest_delta(before.frames["statement_stats"], after.frames["statement_stats"])
     assert messages == []
     row = delta[delta["fingerprint"].str.contains("`email` = ?", regex=False)].iloc[0]
     assert row["calls"] == 7 and row["rows_examined"] == 7 * 200 and row["no_index_used"] == 7
@@ -306,20 +280,12 @@ def test_digest_and_status_deltas_between_snapshots(server: object, tmp_path: Pa
     r = rates.set_index("name")
     assert r.loc["Com_select", "delta"] >= 7 and r.loc["Com_select", "interval_s"] == 60.0
     assert r.loc["Com_select", "rate_per_s"] == pytest.approx(r.loc["Com_select", "delta"] / 60)
-    assert not r.loc["Threads_connected", "counter"] and pd.isna(
-        r.loc["Threads_connected", "delta"]
-    )
+    assert not r.loc["Threads_connected", "counter"] and pd.isna(r.loc["Threads_connected", "delta"])
 
 
 def test_digest_text_as_sql() -> None:
-    assert (
-        digest_sql("SELECT `a` . `b` FROM `t` WHERE `c` IN (...) ")
-        == "SELECT `a`.`b` FROM `t` WHERE `c` IN (...)"
-    )
-    assert (
-        digest_sql("INSERT INTO `t` ( `a` , `b` ) VALUES (...) /* , ... */ ")
-        == "INSERT INTO `t` (`a`, `b`) VALUES (?)"
-    )
+    assert digest_sql("SELECT `a` . `b` FROM `t` WHERE `c` IN (...) ") == "SELECT `a`.`b` FROM `t` WHERE `c` IN (...)"
+    assert digest_sql("INSERT INTO `t` ( `a` , `b` ) VALUES (...) /* , ... */ ") == "INSERT INTO `t` (`a`, `b`) VALUES (?)"
 
 
 # -- robustness: no traceback, a parse report that says what happened ---------------------------
@@ -344,13 +310,7 @@ def test_underflow_nulls_and_backslash_n(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [
-        b"",
-        b"\x00\x01\x02\xff" * 100,
-        ROWS.encode()[:60],
-        b"+----+\n| Variable_name |\n",
-        "Variable_name\tValue\nUptime\t\xe9".encode("latin-1"),
-    ],
+    [b"", b"\x00\x01\x02\xff" * 100, ROWS.encode()[:60], b"+----+\n| Variable_name |\n", "Variable_name\tValue\nUptime\t\xe9".encode("latin-1")],
 )
 def test_bad_input_raises_a_clear_error_or_reads(tmp_path: Path, content: bytes) -> None:
     from auditkit.loaders.registry import get_loader

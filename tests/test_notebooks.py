@@ -145,9 +145,7 @@ def test_chapter_with_missing_inputs_says_so_and_no_heading_stands_empty(tmp_pat
     assert "No cache statistics" in ch.cache_servers_table().text
     for empty in (ch.key_family_table(), ch.buffer_cache_table(), ch.cdn_table()):
         assert empty.text.startswith("No "), empty.text
-    assert "funnel" in ch.cache_funnel_table().text or ch.cache_funnel_table().html.startswith(
-        "<table"
-    )
+    assert "funnel" in ch.cache_funnel_table().text or ch.cache_funnel_table().html.startswith("<table")
     assert ch.cache_candidates_table().text.startswith(("Not measured", "Nothing to report"))
     assert ch.key_family_figure() is None and ch.cache_commands_table() is None
     assert ch.show("low_cache_hit_ratio").text.startswith(("Not measured", "Nothing to report"))
@@ -183,10 +181,7 @@ def test_a_chapter_displays_the_saved_audit(tmp_path: Path) -> None:
     audit.save(tmp_path / "work")
     ch = chapter("queries", None, audit_dir=tmp_path / "work")
     assert [f.id for f in ch.findings()] == [f.id for f in audit.chapter("queries")]
-    assert (
-        ch.frame("profile")["fingerprint_id"].tolist()
-        == audit.frames["profile"]["fingerprint_id"].tolist()
-    )
+    assert ch.frame("profile")["fingerprint_id"].tolist() == audit.frames["profile"]["fingerprint_id"].tolist()
     assert isinstance(ch, Chapter)
 
 

@@ -14,14 +14,12 @@ from auditkit.profile import ProfilePartial, query_profile
 
 
 def _events(durations: list[float], sql: str = "SELECT * FROM t WHERE id = {i}") -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "sql": [sql.format(i=i) for i in range(len(durations))],
-            "duration_ms": durations,
-            "ts": pd.date_range("2024-01-01", periods=len(durations), freq="s", tz="UTC"),
-            "source_file": "a.log",
-        }
-    )
+    return pd.DataFrame({
+        "sql": [sql.format(i=i) for i in range(len(durations))],
+        "duration_ms": durations,
+        "ts": pd.date_range("2024-01-01", periods=len(durations), freq="s", tz="UTC"),
+        "source_file": "a.log",
+    })
 
 
 def test_statistics_are_exact() -> None:
@@ -38,12 +36,7 @@ def test_statistics_are_exact() -> None:
 
 
 def test_ranking_and_share() -> None:
-    events = pd.concat(
-        [
-            _events([1.0] * 10, "SELECT a FROM x WHERE b = {i}"),
-            _events([50.0], "UPDATE y SET c = {i}"),
-        ]
-    )
+    events = pd.concat([_events([1.0] * 10, "SELECT a FROM x WHERE b = {i}"), _events([50.0], "UPDATE y SET c = {i}")])
     prof = query_profile(events)
     assert prof["fingerprint"].tolist() == ["update y set c = ?", "select a from x where b = ?"]
     assert prof["rank"].tolist() == [1, 2]

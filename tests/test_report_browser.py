@@ -19,7 +19,6 @@ from auditkit.runner import RunResult, run_audit
 
 pytestmark = pytest.mark.browser
 
-
 @dataclass
 class Visit:
     """A page opened offline, with what it tried to fetch and what went wrong."""

@@ -54,9 +54,7 @@ class _Cards(HTMLParser):
         elif tag == "tr":
             self._row = ["", "", ""]
         elif self._row is not None and tag == "span" and "ak-badge" in cls:
-            self._row[1] = next(
-                c.removeprefix("ak-sev-") for c in cls.split() if c.startswith("ak-sev-")
-            )
+            self._row[1] = next(c.removeprefix("ak-sev-") for c in cls.split() if c.startswith("ak-sev-"))
         elif self._row is not None and tag == "a" and "#finding-" in (a.get("href") or ""):
             self._row[0] = str(a["href"]).split("#", 1)[1]
             self._grab = "row"

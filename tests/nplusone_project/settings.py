@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-_dsn = urlsplit(
-    os.environ.get("AUDITKIT_NPLUSONE_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-)
+_dsn = urlsplit(os.environ.get("AUDITKIT_NPLUSONE_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"))
 LOG_DIR = os.environ.get("AUDITKIT_NPLUSONE_LOGS", ".")
 
 SECRET_KEY = "test-only-not-secret"
@@ -38,19 +36,9 @@ LOGGING = {
         "jsonl": {"()": "shop.middleware.JsonLinesFormatter"},
     },
     "handlers": {
-        "plain": {
-            "class": "logging.FileHandler",
-            "filename": os.path.join(LOG_DIR, "queries.log"),
-            "formatter": "plain",
-        },
-        "jsonl": {
-            "class": "logging.FileHandler",
-            "filename": os.path.join(LOG_DIR, "queries.jsonl"),
-            "formatter": "jsonl",
-            "filters": ["request"],
-        },
+        "plain": {"class": "logging.FileHandler", "filename": os.path.join(LOG_DIR, "queries.log"), "formatter": "plain"},
+        "jsonl": {"class": "logging.FileHandler", "filename": os.path.join(LOG_DIR, "queries.jsonl"),
+                  "formatter": "jsonl", "filters": ["request"]},
     },
-    "loggers": {
-        "django.db.backends": {"level": "DEBUG", "handlers": ["plain", "jsonl"], "propagate": False}
-    },
+    "loggers": {"django.db.backends": {"level": "DEBUG", "handlers": ["plain", "jsonl"], "propagate": False}},
 }

@@ -12,9 +12,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
-    "request", default=None
-)
+_request: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("request", default=None)
 
 
 class RequestIdMiddleware:
@@ -23,14 +21,8 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         match = getattr(request, "resolver_match", None)
-        token = _request.set(
-            {
-                "request_id": uuid.uuid4().hex,
-                "method": request.method,
-                "path": request.path,
-                "endpoint": match.route if match else request.path,
-            }
-        )
+        token = _request.set({"request_id": uuid.uuid4().hex, "method": request.method, "path": request.path,
+                              "endpoint": match.route if match else request.path})
         try:
             return self.get_response(request)
         finally:
@@ -51,18 +43,16 @@ class JsonLinesFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         params = getattr(record, "params", None)
-        return json.dumps(
-            {
-                "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
-                "duration_ms": round(float(getattr(record, "duration", 0.0)) * 1000.0, 3),
-                "sql": getattr(record, "sql", record.getMessage()),
-                "params": list(params) if isinstance(params, list | tuple) else params,
-                "alias": getattr(record, "alias", None),
-                "request_id": getattr(record, "request_id", None),
-                "endpoint": getattr(record, "endpoint", None),
-                "method": getattr(record, "method", None),
-                "pid": record.process,
-                "thread": record.threadName,
-            },
-            default=str,
-        )
+        return json.dumps({
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "duration_ms": round(float(getattr(record, "duration", 0.0)) * 1000.0, 3),
+            "sql": getattr(record, "sql", record.getMessage()),
+            "params": list(params) if isinstance(params, list | tuple) else params,
+            "alias": getattr(record, "alias", None),
+            "request_id": getattr(record, "request_id", None),
+            "endpoint": getattr(record, "endpoint", None),
+            "method": getattr(record, "method", None),
+            "pid": record.process,
+            "thread": record.threadName,
+        }, default=str)
+
