@@ -10,7 +10,10 @@ block was parsed — that merge exactly: counts, sums and sums of squares add; m
 first/last timestamps combine; percentiles come from the kept durations while a fingerprint has
 at most :data:`EXACT_SAMPLES` executions (exact), else from a mergeable logarithmic sketch with
 ±1 % relative accuracy (``percentiles_exact`` says which). So a 1 GB log never has to be held in
-memory as events, and the same code runs in one process, on local workers or on Dask.
+memory as events, and the same code runs in one process, on local workers or on Dask. A partial
+is made from a query-events frame (:meth:`ProfilePartial.from_events`) or, by a parser that
+profiles its own blocks, from the columns a profile reads (:class:`ProfileColumns`), without
+building the frame; both go through :meth:`ProfilePartial.from_columns`.
 
 Statements without a duration (DDL from Django's schema editor, ``statement:`` lines without
 ``duration:``) count as calls but not in the time statistics.

@@ -154,7 +154,8 @@ class BlockResult:
 class BlockParser:
     """Parses blocks of one file. Holds only settings detected up front (prefix, timezone…).
 
-    Must be picklable: it travels to worker processes.
+    Must be picklable: it travels to worker processes. Must not change while it parses: a
+    digest's threads share one parser (:class:`~auditkit.executors.ThreadExecutor`).
     """
 
     #: bytes regex matching at the start of a line that begins a record; None = every line
