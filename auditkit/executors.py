@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ __all__ = [
     "gc_paused",
     "local_executor",
     "quiet_imports",
+    "retain_freed_memory",
     "workers_for",
     "DaskExecutor",
     "Executor",
@@ -260,6 +262,34 @@ def quiet_imports() -> Iterator[None]:
     with gc_paused():
         yield
     gc.freeze()
+
+
+#: glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def retain_freed_memory() -> bool:
+    """Ask the C allocator (glibc) to keep the memory a block frees for the next block.
+
+    By default a block's large arrays (several MiB each) are mapped fresh and handed back
+    when freed, so every block pays for its pages again — on a virtual machine a fresh page
+    costs several times a reused one. With allocations under 64 MiB served from the heap and
+    up to 512 MiB of freed memory kept, the next block reuses them: on the 100 MiB benchmark
+    log, 0.92–0.98× the wall time (three paired runs of 16) and a fifth less system time;
+    on 1 GiB, about 20 MB more peak PSS. For a command that streams a
+    file and then exits (``auditkit digest``); a library call leaves the allocator alone.
+    Returns whether the allocator took it (glibc only: elsewhere nothing changes).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    ok = mallopt(_M_MMAP_THRESHOLD, 64 << 20) == 1
+    return bool(mallopt(_M_TRIM_THRESHOLD, 512 << 20) == 1 and ok)
 
 
 def executor_for(workers: int = 1, scheduler: str | None = None) -> Executor:

@@ -132,3 +132,32 @@ def test_digest_on_dask(fixtures: Path) -> None:
     finally:
         ex.close()
     assert int(result.profile["calls"].sum()) == 4
+
+
+def test_the_digest_command_keeps_freed_memory_for_the_next_block() -> None:
+    """``auditkit digest`` asks glibc to keep what a block frees; a library call does not."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes, sys\n"
+        "from click.testing import CliRunner\n"
+        "from auditkit.cli import cli\n"
+        "from auditkit.executors import retain_freed_memory\n"
+        "calls = []\n"
+        "import auditkit.executors as ex\n"
+        "real = ex.retain_freed_memory\n"
+        "ex.retain_freed_memory = lambda: calls.append(1) or real()\n"
+        "r = CliRunner().invoke(cli, ['digest', sys.argv[1], '--json'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(len(calls), real())\n"
+    )
+    log = Path(__file__).parent / "fixtures" / "django" / "bare.log"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(log)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == "1"
+    import platform
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert out[1] == ("True" if glibc else "False")
