@@ -21,6 +21,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor as Executor_
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
@@ -93,19 +94,23 @@ def _ordered(
         yield queue.popleft().result()
 
 
-class ProcessExecutor:
-    """Local worker processes (``--workers N``); at most ``2 × workers`` tasks in flight."""
+class _PoolExecutor:
+    """A pool of ``workers`` on this machine, started on first use; at most ``2 × workers``
+    tasks in flight. Subclasses say which pool."""
 
     #: workers run on this machine and read the files themselves
     shares_files = True
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor_ | None = None
+
+    def _start(self) -> Executor_:
+        raise NotImplementedError
 
     def map(self, fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]]) -> Iterator[R]:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._pool = self._start()
         yield from _ordered(self._pool.submit, fn, argsets, 2 * self.workers)
 
     def close(self) -> None:
@@ -114,7 +119,14 @@ class ProcessExecutor:
             self._pool = None
 
 
-class ThreadExecutor:
+class ProcessExecutor(_PoolExecutor):
+    """Local worker processes (``--workers N``); at most ``2 × workers`` tasks in flight."""
+
+    def _start(self) -> Executor_:
+        return ProcessPoolExecutor(max_workers=self.workers)
+
+
+class ThreadExecutor(_PoolExecutor):
     """Threads of this process (``workers`` of them); at most ``2 × workers`` tasks in flight.
 
     Nothing is started or copied, and memory freed by one task is reused by the next — where
@@ -124,21 +136,8 @@ class ThreadExecutor:
     objects: ``fn`` must not change its arguments (block parsers hold settings only).
     """
 
-    shares_files = True
-
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = max(1, workers or os.cpu_count() or 1)
-        self._pool: ThreadPoolExecutor | None = None
-
-    def map(self, fn: Callable[..., R], argsets: Iterable[tuple[Any, ...]]) -> Iterator[R]:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="auditkit")
-        yield from _ordered(self._pool.submit, fn, argsets, 2 * self.workers)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+    def _start(self) -> Executor_:
+        return ThreadPoolExecutor(self.workers, thread_name_prefix="auditkit")
 
 
 class DaskExecutor:

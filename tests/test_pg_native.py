@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditkit.digest import digest
+from auditkit.digest import Digest, digest
 from auditkit.loaders._pg_native import Unsupported, parse_native
 from auditkit.loaders.detect import detect
 from auditkit.loaders.postgres_log import StderrParser
@@ -108,16 +108,21 @@ def _blocks(path: Path, parser: StderrParser, size: int) -> Iterator[object]:
     return iter_blocks(path, parser.boundary, size)
 
 
-def _same_digest(path: Path, **options: object) -> None:
-    """The digest of ``path`` is the same with and without the native reader."""
-    native = digest([path], workers=1, format="postgres_stderr", **options)
-    reference = digest([path], workers=1, format="postgres_stderr", native=False, **options)
-    pd.testing.assert_frame_equal(native.profile, reference.profile, check_exact=True)
-    for a, b in zip(native.reports, reference.reports, strict=True):
+def _assert_same(one: Digest, other: Digest) -> None:
+    """The same profile, exactly, and the same parse reports (their timings aside)."""
+    pd.testing.assert_frame_equal(one.profile, other.profile, check_exact=True)
+    for a, b in zip(one.reports, other.reports, strict=True):
         da, db = a.to_dict(), b.to_dict()
         da.pop("elapsed_s", None)
         db.pop("elapsed_s", None)
         assert da == db
+
+
+def _same_digest(path: Path, **options: object) -> None:
+    """The digest of ``path`` is the same with and without the native reader."""
+    native = digest([path], workers=1, format="postgres_stderr", **options)
+    reference = digest([path], workers=1, format="postgres_stderr", native=False, **options)
+    _assert_same(native, reference)
 
 
 def test_the_corpus_holds_stderr_logs() -> None:
@@ -339,9 +344,4 @@ def test_blocks_side_by_side_give_the_serial_digest(monkeypatch: pytest.MonkeyPa
             other = digest(LOGS, executor=ex)
         finally:
             ex.close()
-        pd.testing.assert_frame_equal(other.profile, serial.profile, check_exact=True)
-        for a, b in zip(other.reports, serial.reports, strict=True):
-            da, db = a.to_dict(), b.to_dict()
-            da.pop("elapsed_s", None)
-            db.pop("elapsed_s", None)
-            assert da == db
+        _assert_same(other, serial)
