@@ -228,7 +228,7 @@ class ProfilePartial:
         }
         query_ids = labels.get("query_id", none).first_per_group(g)
         stamps = cols.stamps
-        unbound: list[tuple[_Acc, int, str]] = []  # samples whose parameters are still to bind
+        unbound: list[tuple[_Acc, str]] = []  # samples whose parameters are still to bind
         for k, (fid, head, calls, nt) in enumerate(
             zip(cols.ids, cols.fingerprints, g.sizes().tolist(), n_timed.tolist(), strict=True)
         ):
@@ -245,7 +245,7 @@ class ProfilePartial:
                 acc._spill()
             params = cols.params(at) if cols.params is not None else None
             if params:
-                unbound.append((acc, at, params))
+                unbound.append((acc, params))
             if rows_sum is not None:
                 acc.rows, acc.rows_seen = int(rows_sum[k]), True
             if stamps is not None:
@@ -261,8 +261,8 @@ class ProfilePartial:
             acc.query_id = query_ids[k]
             part.accs[fid] = acc
         if unbound and bind is not None:
-            texts = bind([cols.sql(at) for _, at, _ in unbound], [p for _, _, p in unbound])
-            for (acc, _, _), text in zip(unbound, texts, strict=True):
+            texts = bind([str(acc.sample_sql) for acc, _ in unbound], [p for _, p in unbound])
+            for (acc, _), text in zip(unbound, texts, strict=True):
                 acc.sample_sql = text
         return part
 

@@ -786,7 +786,8 @@ def _profile_columns(
         if label is not None
     }
     labels["source_file"] = Labels(np.zeros(len(keep), dtype=np.intp), [source])
-    timed = ts.view(np.int64) != np.iinfo(np.int64).min
+    ts_ns = ts.view(np.int64)
+    dated = bool((ts_ns != np.iinfo(np.int64).min).any())  # a prefix without %m/%t: all NaT
     data = b.data
     detail = detail_of[keep]
 
@@ -807,8 +808,8 @@ def _profile_columns(
         dur=msg.dur_ms[keep],
         sql=lambda row: sql[row].as_py(),
         labels=labels,
-        stamps=_times(ts) if timed.any() else None,
-        ts_ns=ts.view(np.int64) if timed.any() else None,
+        stamps=_times(ts) if dated else None,
+        ts_ns=ts_ns if dated else None,
         params=params,
     )
 

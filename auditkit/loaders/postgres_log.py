@@ -23,7 +23,8 @@ Four formats, one loader each, all producing the same two frames.
     ``[12-2]``…, TABs escaped as ``#011``), RFC 3164 or ISO timestamps; and Heroku Postgres
     through logplex (``app[postgres.1234]: [GREEN] [15-1]  sql_error_code = 00000 LOG: …``,
     where ``[GREEN]`` names the database). Classic syslog timestamps have no year: it comes
-    from ``year=`` or the file's modification time, and the report says which.
+    from ``year=`` or the file's modification time, and the report says which. (Read by
+    :mod:`auditkit.loaders.postgres_syslog`; what the four share is in ``_pg_loader``.)
 
 **query_events** — one row per statement the server logged with ``log_min_duration_statement``
 or ``log_statement``. The extra column ``phase`` is ``statement`` (simple protocol),
@@ -75,18 +76,14 @@ Example::
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from auditkit.errors import NothingParsedError
 from auditkit.executors import gc_paused
 from auditkit.lazy_re import compile_later
 from auditkit.loaders import _json
@@ -95,12 +92,24 @@ from auditkit.loaders._pg_events import (
     Entries,
     Stats,
     attach_secondaries,
-    bind_samples,
     build_frames,
     finish_pending,
     to_utc,
 )
-from auditkit.loaders._pg_frames import PROFILE_PHASES, complete
+from auditkit.loaders._pg_frames import PROFILE_PHASES
+from auditkit.loaders._pg_loader import (
+    CAPTURE,
+    SECONDARY_ALT,
+    SEVERITY_BYTES,
+    SYSLOG_LINE,
+    PgParser,
+    PostgresLoader,
+    block_report,
+    detection_notes,
+    junk_reason,
+    looks_binary,
+    prefix_error,
+)
 from auditkit.loaders._pg_native import Unsupported, native_plan, parse_native
 from auditkit.loaders._pg_native import pieces as native_pieces
 from auditkit.loaders._pg_prefix import (
@@ -115,15 +124,11 @@ from auditkit.loaders._pg_prefix import (
 )
 from auditkit.loaders._records import BadRecord, csv_records
 from auditkit.loaders.base import (
-    BlockLoader,
     BlockParser,
     BlockResult,
-    block_executor,
-    finalise,
-    nothing_parsed,
 )
 from auditkit.loaders.registry import register
-from auditkit.loaders.result import LoadResult, ParseReport
+from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block, read_head
 
 __all__ = [
@@ -132,43 +137,10 @@ __all__ = [
     "PostgresCsvLoader",
     "PostgresJsonLoader",
     "PostgresStderrLoader",
-    "PostgresSyslogLoader",
     "PrefixDetection",
     "detect_prefix",
     "prefix_pattern",
 ]
-
-#: prefix fields the loaders keep (others are matched but not captured)
-_CAPTURE = (
-    "ts",
-    "tz",
-    "epoch",
-    "pid",
-    "user",
-    "db",
-    "app",
-    "client",
-    "session",
-    "query_id",
-    "sqlstate",
-)
-_SECONDARY_ALT = "|".join(sorted(SECONDARY_SEVERITIES))
-#: a severity word as bytes, for block boundaries (localised words are non-ASCII bytes)
-_SEVERITY_BYTES = rb"(?:[A-Z]{2,}[1-5]?|[\x80-\xff][^\s:]*)"
-_CONTROL = compile_later(r"[\x00-\x08\x0e-\x1f]")
-
-
-def _junk_reason(text: str, last_unterminated: bool) -> str:
-    """Why a line that starts no entry was skipped: binary, mis-encoded, truncated, a stray continuation, or noise."""
-    if "\x00" in text or len(_CONTROL.findall(text[:200])) > 2:
-        return "binary data"
-    if "\ufffd" in text:
-        return "invalid UTF-8"
-    if last_unterminated:
-        return "truncated entry (file ends mid-line)"
-    if text[:1] in ("\t", " "):
-        return "continuation line without an entry"
-    return "line does not match the log_line_prefix"
 
 
 def _epoch_to_ns(values: Sequence[str]) -> np.ndarray:
@@ -181,46 +153,10 @@ def _epoch_to_ns(values: Sequence[str]) -> np.ndarray:
     return out
 
 
-def _report(block: Block, fmt: str, text: str) -> ParseReport:
-    """A fresh parse report for ``block`` with its byte and physical-line counts."""
-    report = ParseReport(block.source, fmt)
-    report.bytes = len(block.data)
-    report.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
-    return report
-
-
-class _PgParser(BlockParser):
-    """What the PostgreSQL block parsers share: in a digest they leave ``sql`` unbound.
-
-    Only the constructor settings named in ``_settings`` (and the digest flag) travel to
-    worker processes; compiled patterns are rebuilt there by ``__init__``.
-    """
-
-    #: constructor keyword arguments, each stored under the same attribute name
-    _settings: tuple[str, ...] = ()
-
-    def __getstate__(self) -> dict[str, Any]:
-        """The settings, not the compiled patterns (they pickle slowly, or not at all)."""
-        state = {k: getattr(self, k) for k in self._settings}
-        state["digest"] = self.digest
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Rebuild the parser (and its compiled patterns) from its settings."""
-        state = dict(state)
-        digest = state.pop("digest", False)
-        self.__init__(**state)  # type: ignore[misc]
-        self.digest = digest
-
-    def bind_samples(self, sql: list[str], params: list[str]) -> list[str]:
-        """Bind the ``DETAIL: parameters`` of the samples a profile kept (digest frames)."""
-        return bind_samples(sql, params)
-
-
 # ============================================================================ stderr
 
 
-class StderrParser(_PgParser):
+class StderrParser(PgParser):
     """Parses blocks of a stderr log written with one known ``log_line_prefix``."""
 
     _settings = ("prefix", "tz", "source", "fmt", "notes", "native")
@@ -251,8 +187,8 @@ class StderrParser(_PgParser):
         # backtracking state kept per line)
         entry = rf"(?P<sev>{SEVERITY}): {{1,2}}{MESSAGE_FRAGMENT}(?P<msg>[^\n]*+)|(?P<junk>[^\n]+))"
         cont = r"(?P<cont>(?:\n(?:[\t ][^\n]*+)?+)*+)"
-        fast = prefix_pattern(prefix, capture=_CAPTURE, greedy=True)
-        lazy = prefix_pattern(prefix, capture=_CAPTURE)
+        fast = prefix_pattern(prefix, capture=CAPTURE, greedy=True)
+        lazy = prefix_pattern(prefix, capture=CAPTURE)
         self._rx_multi = re.compile(rf"^(?:(?:{fast}){entry}{cont}", re.M)
         self._rx_robust = re.compile(rf"^(?:(?:{lazy}){entry}{cont}", re.M)
         self._plan = native_plan(prefix, self._rx_multi) if native else None
@@ -261,9 +197,9 @@ class StderrParser(_PgParser):
             b"(?:"
             + bare.encode()
             + rb")(?!(?:"
-            + _SECONDARY_ALT.encode()
+            + SECONDARY_ALT.encode()
             + rb"):)"
-            + _SEVERITY_BYTES
+            + SEVERITY_BYTES
             + rb":"
         )
 
@@ -311,7 +247,7 @@ class StderrParser(_PgParser):
     def _parse(self, block: Block) -> BlockResult:
         """Split the block into entries with one regex pass, then build its frames."""
         text, bad = block.text()
-        report = _report(block, self.fmt, text)
+        report = block_report(block, self.fmt, text)
         stats = Stats(bad_utf8=list(bad))
         body = text.lstrip("\n")
         first = block.first_line + (len(text) - len(body))
@@ -344,7 +280,7 @@ class StderrParser(_PgParser):
             keep = []
             for i, j in enumerate(junk):
                 if j:
-                    reason = _junk_reason(j, unterminated and i == n - 1)
+                    reason = junk_reason(j, unterminated and i == n - 1)
                     report.skip(int(lines[i]), reason, j)
                     stats.unprefixed += 1
                 else:
@@ -440,38 +376,6 @@ def _continuation(cont: str) -> str:
     return text.replace("\n\t", "\n") if text else ""
 
 
-def _detection_notes(det: PrefixDetection, given: bool) -> list[str]:
-    """Warnings about a detected prefix: that it was inferred, and which useful escapes it lacks."""
-    notes = []
-    if not given and det.prefix is not None and det.inferred:
-        notes.append(
-            f"log_line_prefix inferred as {det.prefix!r} from {det.matched} of {det.total} lines; "
-            "pass prefix= to set it"
-        )
-    missing = det.missing()
-    if missing:
-        notes.append(
-            f"log_line_prefix {det.prefix!r} has no {', '.join(missing)}: those columns stay empty"
-            + (
-                "; statements logged apart from their duration cannot be paired"
-                if "the process id (%p)" in missing
-                else ""
-            )
-        )
-    return notes
-
-
-def _prefix_error(loader: BlockLoader, path: Path, det: PrefixDetection) -> NothingParsedError:
-    """The error for a log whose prefix could not be worked out, saying what was seen."""
-    return NothingParsedError(
-        "could not work out the log_line_prefix",
-        path=path,
-        expected=loader.expected,
-        hint=det.describe_failure()
-        + "; pass prefix= with the server's log_line_prefix (SHOW log_line_prefix)",
-    )
-
-
 def _detect_in(path: Path, head: str, lines_of: Any = None) -> PrefixDetection:
     """Detect the prefix from the head; read further (up to 4 MiB) when the head is not enough."""
     split = lines_of or (lambda text: text.splitlines())
@@ -482,48 +386,8 @@ def _detect_in(path: Path, head: str, lines_of: Any = None) -> PrefixDetection:
     return det
 
 
-class _PostgresLoader(BlockLoader):
-    """What the four PostgreSQL loaders share: the frames, and a merge that stays cheap."""
-
-    frame: ClassVar[str] = "query_events"
-    dialect = "postgres"
-
-    def load(
-        self, path: str | Path, executor: Any = None, workers: int | None = None, **options: Any
-    ) -> LoadResult:
-        """Read ``path`` into ``query_events`` and ``server_events`` plus a parse report.
-
-        Options: ``prefix`` (stderr, syslog, Cloud SQL: the server's log_line_prefix),
-        ``tz`` (IANA zone for timestamps without one), ``year`` and ``ident`` (syslog),
-        ``native`` (stderr, in a digest: False keeps the reference parser for every block).
-        ``executor`` parses blocks on worker processes or a Dask cluster; without one, a large
-        file is parsed on every core (``workers`` to say how many).
-
-        As :meth:`BlockLoader.load`, except that block frames arrive without their all-null
-        columns (less to ship from workers) and are completed here.
-        """
-        start = time.perf_counter()
-        source = str(path)
-        report = ParseReport(source, self.name)
-        collected: dict[str, list[pd.DataFrame]] = {}
-        with block_executor(path, executor, workers) as ex:
-            for res in self.run(path, ex, **options):
-                report.merge(res.report)
-                for name, df in res.frames.items():
-                    if len(df):
-                        collected.setdefault(name, []).append(complete(df, name, source, self.name))
-        for name in ("query_events", "server_events"):
-            collected.setdefault(name, [])
-        frames = finalise(collected, self, report)
-        report.elapsed_s = time.perf_counter() - start
-        report.check()
-        if report.parsed == 0:
-            raise nothing_parsed(self, path, report)
-        return LoadResult(self.name, frames, report, primary=self.frame)
-
-
 @register
-class PostgresStderrLoader(_PostgresLoader):
+class PostgresStderrLoader(PostgresLoader):
     """PostgreSQL stderr log with any ``log_line_prefix`` (plain, Debian, RDS, …)."""
 
     name = "postgres_stderr"
@@ -539,7 +403,7 @@ class PostgresStderrLoader(_PostgresLoader):
         starts = [line for line in lines if line and line[0] not in "\t "]
         if not starts or starts[0].lstrip().startswith("{"):
             return 0.0
-        if sum(1 for line in starts if _SYSLOG.match(line)) * 2 > len(starts):
+        if sum(1 for line in starts if SYSLOG_LINE.match(line)) * 2 > len(starts):
             return 0.2  # a syslog file: the syslog loader is more specific
         found, _ = severity_lines(lines, limit=400)
         if not found:
@@ -564,11 +428,11 @@ class PostgresStderrLoader(_PostgresLoader):
         if prefix is None:
             det = _detect_in(path, head)
             if det.prefix is None:
-                raise _prefix_error(self, path, det)
-            notes = _detection_notes(det, False)
+                raise prefix_error(self, path, det)
+            notes = detection_notes(det, False)
             return StderrParser(det.prefix, tz, str(path), self.name, notes, native)
         det = PrefixDetection(prefix)
-        return StderrParser(prefix, tz, str(path), self.name, _detection_notes(det, True), native)
+        return StderrParser(prefix, tz, str(path), self.name, detection_notes(det, True), native)
 
 
 # ============================================================================ csvlog
@@ -655,7 +519,7 @@ def _record_values(rec: dict[str, Any]) -> dict[str, str]:
     }  # fmt: skip
 
 
-class CsvParser(_PgParser):
+class CsvParser(PgParser):
     """Parses blocks of a csvlog file with the csv module (quoted newlines and quotes)."""
 
     _settings = ("tz", "source", "fmt")
@@ -670,7 +534,7 @@ class CsvParser(_PgParser):
     def parse(self, block: Block) -> BlockResult:
         """Parse the CSV records of one block (records may span lines)."""
         text, bad = block.text()
-        report = _report(block, self.fmt, text)
+        report = block_report(block, self.fmt, text)
         stats = Stats(bad_utf8=list(bad))
         acc = _FieldEntries()
         last_line = block.first_line + text.count("\n") - (1 if text.endswith("\n") else 0)
@@ -711,7 +575,7 @@ class CsvParser(_PgParser):
 
 
 @register
-class PostgresCsvLoader(_PostgresLoader):
+class PostgresCsvLoader(PostgresLoader):
     """PostgreSQL csvlog (``log_destination = csvlog``), every layout from 8.4 to 18."""
 
     name = "postgres_csvlog"
@@ -742,7 +606,7 @@ class PostgresCsvLoader(_PostgresLoader):
 _CLOUDSQL_CONT = compile_later(r'"textPayload":\s?"\\t')
 
 
-class JsonParser(_PgParser):
+class JsonParser(PgParser):
     """Parses blocks of JSON lines: native jsonlog, Cloud SQL exports, CloudNativePG."""
 
     _settings = ("prefix", "tz", "source", "fmt", "notes")
@@ -767,18 +631,18 @@ class JsonParser(_PgParser):
         self._payload: re.Pattern[str] | None = None
         if prefix is not None:
             self._payload = re.compile(
-                rf"(?:{prefix_pattern(prefix, capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)",
+                rf"(?:{prefix_pattern(prefix, capture=CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)",
                 re.S,
             )
         self._stderr = re.compile(
-            rf"(?:{prefix_pattern('%m [%p] ', capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)",
+            rf"(?:{prefix_pattern('%m [%p] ', capture=CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}(?P<msg>.*)",
             re.S,
         )
 
     def parse(self, block: Block) -> BlockResult:
         """Parse the JSON objects of one block, whichever of the three flavours each one is."""
         text, bad = block.text()
-        report = _report(block, self.fmt, text)
+        report = block_report(block, self.fmt, text)
         stats = Stats(bad_utf8=list(bad))
         acc = _FieldEntries()
         last = -1  # index in acc of the last Cloud SQL entry (for continuation objects)
@@ -791,7 +655,7 @@ class JsonParser(_PgParser):
             try:
                 obj = _json.loads(raw)
             except ValueError:
-                if "\x00" in raw or len(_CONTROL.findall(raw[:200])) > 2:
+                if looks_binary(raw):
                     reason = "binary data"
                 elif unterminated and k == len(lines) - 1:
                     reason = "truncated entry (file ends mid-record)"
@@ -888,7 +752,7 @@ def _json_objects(head: str, limit: int = 50) -> list[dict[str, Any]]:
 
 
 @register
-class PostgresJsonLoader(_PostgresLoader):
+class PostgresJsonLoader(PostgresLoader):
     """PostgreSQL jsonlog (15+), Google Cloud SQL exports and CloudNativePG JSON lines."""
 
     name = "postgres_jsonlog"
@@ -934,234 +798,8 @@ class PostgresJsonLoader(_PostgresLoader):
         if payloads and prefix is None:
             det = detect_prefix(payloads)
             if det.prefix is None:
-                raise _prefix_error(self, path, det)
+                raise prefix_error(self, path, det)
             prefix = det.prefix
-            notes = _detection_notes(det, False)
+            notes = detection_notes(det, False)
             notes = [n for n in notes if "no a timestamp" not in n]
         return JsonParser(prefix, options.get("tz"), str(path), self.name, notes)
-
-
-# ============================================================================ syslog
-
-_SYSLOG = compile_later(
-    r"^(?P<sts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
-    r"(?: (?P<host>\S+))?? (?P<ident>[^\s\[\]:]+)\[(?P<spid>[^\]\s]+)\]:? "
-    r"(?:\[(?P<color>[A-Z][A-Z0-9_]*)\] )?(?:\[(?P<seq>\d+)-(?P<part>\d+)\] ?)?(?P<rest>.*)$"
-)
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
-
-
-def _is_postgres(ident: str, spid: str, idents: Sequence[str]) -> bool:
-    """Whether a syslog line comes from PostgreSQL (its ident, or Heroku's ``app[postgres.N]``)."""
-    return ident in idents or "postgres" in ident.lower() or spid.startswith("postgres.")
-
-
-class SyslogParser(_PgParser):
-    """Parses blocks of PostgreSQL syslog lines (RFC 3164 / ISO stamps, Heroku logplex)."""
-
-    _settings = ("prefix", "year", "tz", "idents", "source", "fmt", "notes", "cut_month")
-
-    def __init__(
-        self, prefix: str, year: int, tz: str | None, idents: Sequence[str], source: str,
-        fmt: str = "postgres_syslog", notes: Sequence[str] = (), cut_month: int = 12,
-    ) -> None:  # fmt: skip
-        """A syslog parser for one prefix; ``year`` and ``cut_month`` place year-less stamps."""
-        self.prefix = prefix
-        self.year = year
-        self.tz = tz
-        self.idents = list(idents)
-        self.source = source
-        self.fmt = fmt
-        self.notes = list(notes)
-        self.cut_month = cut_month
-        self._rx = re.compile(
-            rf"(?:{prefix_pattern(prefix, capture=_CAPTURE)})(?P<sev>{SEVERITY}): {{1,2}}{MESSAGE_FRAGMENT}(?P<msg>.*)"
-        )
-        self.boundary = re.compile(
-            rb"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT)"
-            rb"(?![^\n]*?\] (?:\[\d+-(?!1\])\d+\]|#011|\t))"
-            rb"(?![^\n]*? (?:" + _SECONDARY_ALT.encode() + rb"):  )"
-        )
-
-    def parse(self, block: Block) -> BlockResult:
-        """Parse one block of syslog lines, stitching continuation parts to their entry."""
-        text, bad = block.text()
-        report = _report(block, self.fmt, text)
-        stats = Stats(bad_utf8=list(bad))
-        fields = ("sts", "color", *_CAPTURE, "sev", "dur", "kind", "name", "msg")
-        cols: dict[str, list[str]] = {k: [] for k in fields}
-        lines_out: list[int] = []
-        parts: dict[int, list[str]] = {}
-        by_seq: dict[tuple[str, str], int] = {}
-        last_of_pid: dict[str, int] = {}
-        raw_lines = text.split("\n")
-        unterminated = bool(text) and not text.endswith("\n")
-        for k, line in enumerate(raw_lines):
-            if not line.strip():
-                continue
-            line_no = block.first_line + k
-            m = _SYSLOG.match(line)
-            if not m:
-                report.skip(
-                    line_no,
-                    _junk_reason(line, unterminated and k == len(raw_lines) - 1).replace(
-                        "line does not match the log_line_prefix", "not a syslog line"
-                    ),
-                    line,
-                )
-                continue
-            ident, spid = m.group("ident"), m.group("spid")
-            if not _is_postgres(ident, spid, self.idents):
-                report.skip(line_no, f"not a PostgreSQL message ({ident})", line)
-                continue
-            pid = spid.rsplit(".", 1)[-1] if "." in spid else spid
-            rest = m.group("rest")
-            seq, part = m.group("seq"), m.group("part")
-            e = self._rx.match(rest)
-            # a later part is a raw continuation line, unless it carries its own prefix and
-            # severity (Heroku numbers the DETAIL / STATEMENT lines of a report as parts)
-            is_cont = e is None and (
-                (part is not None and part != "1")
-                or (seq is None and rest.startswith(("#011", "\t", " ")))
-            )
-            if is_cont:
-                target = by_seq.get((pid, seq or "")) if seq is not None else last_of_pid.get(pid)
-                if target is None:
-                    report.skip(line_no, "continuation line without an entry", line)
-                    continue
-                piece = rest.replace("#011", "\t")
-                parts.setdefault(target, []).append(piece[1:] if piece.startswith("\t") else piece)
-                continue
-            if not e:
-                report.skip(line_no, "line does not match the log_line_prefix", line)
-                stats.unprefixed += 1
-                continue
-            idx = len(lines_out)
-            lines_out.append(line_no)
-            gd = e.groupdict()
-            cols["sts"].append(m.group("sts"))
-            cols["color"].append(m.group("color") or "")
-            for key in fields[2:]:
-                if key == "pid":
-                    cols[key].append(gd.get("pid") or pid)
-                else:
-                    cols[key].append(gd.get(key) or "")
-            by_seq[(pid, seq or "")] = idx
-            last_of_pid[pid] = idx
-        msg = cols["msg"]
-        for idx, pieces in parts.items():
-            msg[idx] = msg[idx] + "\n" + "\n".join(pieces)
-        stats.entries = len(lines_out)
-        if any(cols["ts"]):
-            ts = to_utc(cols["ts"], cols["tz"], self.tz, stats)
-        else:
-            ts = self._syslog_times(cols["sts"], stats)
-        db = cols["db"] if any(cols["db"]) else cols["color"]
-        entries = Entries(
-            line=np.asarray(lines_out, dtype=np.int64), ts=ts, sev=cols["sev"], msg=msg,
-            pid=cols["pid"], user=cols["user"], db=db, app=cols["app"], client=cols["client"],
-            session=cols["session"], query_id=cols["query_id"], sqlstate=cols["sqlstate"],
-            dur=cols["dur"], kind=cols["kind"], name=cols["name"],
-        )  # fmt: skip
-        if set(cols["sev"]) & SECONDARY_SEVERITIES:
-            entries = attach_secondaries(entries, report)
-        frames, pending = build_frames(
-            entries, block.source, self.fmt, report, stats, lean=self.digest
-        )
-        pending.append(("stats", stats))
-        return BlockResult(frames, report, pending)
-
-    def _syslog_times(self, stamps: list[str], stats: Stats) -> np.ndarray:
-        """UTC timestamps from syslog stamps (ISO with offset, or RFC 3164 without a year)."""
-        if not stamps:
-            return np.empty(0, dtype="datetime64[ns]")
-        if stamps[0][:1].isdigit():  # ISO 8601 with an offset (rsyslog high precision, logplex)
-            parsed = pd.to_datetime(pd.Series(stamps), utc=True, errors="coerce", format="ISO8601")
-            return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
-        texts = []
-        for s in stamps:
-            month = _MONTHS.get(s[:3], 1)
-            year = self.year - 1 if month > self.cut_month else self.year
-            texts.append(f"{year:04d}-{month:02d}-{int(s[4:6]):02d} {s[7:15]}")
-        return to_utc(texts, None, self.tz, stats)
-
-    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
-        """Resolve statements and durations that met across blocks; add the year and prefix notes."""
-        for note in self.notes:
-            report.warn(note)
-        return finish_pending(pending, self.source, self.fmt, report)
-
-
-@register
-class PostgresSyslogLoader(_PostgresLoader):
-    """PostgreSQL through syslog (with or without sequence numbers) and Heroku logplex."""
-
-    name = "postgres_syslog"
-    description = "PostgreSQL server log via syslog, or Heroku Postgres via logplex"
-    expected = (
-        "syslog lines like 'Feb 11 13:15:39 host postgres[10808]: [1-1] db=shop,user=app LOG:  "
-        "duration: 1.2 ms  statement: …' or logplex lines 'app[postgres.4882]: [GREEN] [15-1] …'"
-    )
-
-    def sniff(self, head: str, path: Path) -> float:
-        """Confident when most lines are syslog lines of a PostgreSQL process."""
-        lines = [line for line in head.splitlines()[:400] if line.strip()]
-        if not lines:
-            return 0.0
-        ours = 0
-        with_sev = 0
-        for line in lines:
-            m = _SYSLOG.match(line)
-            if m and _is_postgres(m.group("ident"), m.group("spid"), ()):
-                ours += 1
-                rest = m.group("rest")
-                if m.group("seq") or severity_lines([rest], indented=True)[0]:
-                    with_sev += 1
-        if not ours or not with_sev:
-            return 0.0
-        return min(0.97, 0.55 + 0.42 * ours / len(lines))
-
-    def parser(self, path: Path, head: str, **options: Any) -> BlockParser:
-        """A syslog block parser: prefix detected from the messages, year from ``year=`` or the file."""
-        notes: list[str] = []
-        rests = []
-        for line in head.splitlines():
-            m = _SYSLOG.match(line)
-            if m and m.group("part") in (None, "1"):
-                rests.append(m.group("rest"))
-        prefix = options.get("prefix")
-        if prefix is None:
-            det = detect_prefix(rests, indented=True)
-            if det.prefix is None:
-                raise _prefix_error(self, path, det)
-            prefix = det.prefix
-            notes += [n for n in _detection_notes(det, False) if "timestamp" not in n]
-        year = options.get("year")
-        cut_month = 12
-        if year is None:
-            mtime = datetime.fromtimestamp(os.path.getmtime(path), tz=UTC)
-            year, cut_month = mtime.year, mtime.month
-            classic = any(re.match(r"^[A-Z][a-z]{2} ", r) for r in head.splitlines()[:50])
-            if classic:
-                notes.append(
-                    f"syslog timestamps carry no year: assumed {year} from the file's modification "
-                    f"time (months after {mtime.strftime('%B')} taken as {year - 1}); pass year= to set it"
-                )
-        idents = options.get("ident") or ()
-        if isinstance(idents, str):
-            idents = (idents,)
-        return SyslogParser(
-            prefix,
-            int(year),
-            options.get("tz"),
-            tuple(idents),
-            str(path),
-            self.name,
-            notes,
-            cut_month,
-        )
