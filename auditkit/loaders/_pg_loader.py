@@ -7,6 +7,7 @@ the notes and errors about a detected ``log_line_prefix``.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,7 +15,7 @@ import pandas as pd
 
 from auditkit.errors import NothingParsedError
 from auditkit.lazy_re import compile_later
-from auditkit.loaders._pg_events import bind_samples
+from auditkit.loaders._pg_events import bind_samples, finish_pending
 from auditkit.loaders._pg_frames import complete
 from auditkit.loaders._pg_prefix import SECONDARY_SEVERITIES, PrefixDetection
 from auditkit.loaders.base import BlockLoader, BlockParser, block_executor, finalise, nothing_parsed
@@ -97,6 +98,10 @@ class PgParser(BlockParser):
 
     #: constructor keyword arguments, each stored under the same attribute name
     _settings: tuple[str, ...] = ()
+    #: set by every constructor: the file, its format, and notes for its report (detection)
+    source: str
+    fmt: str
+    notes: Sequence[str] = ()
 
     def __getstate__(self) -> dict[str, Any]:
         """The settings, not the compiled patterns (they pickle slowly, or not at all)."""
@@ -110,6 +115,13 @@ class PgParser(BlockParser):
         digest = state.pop("digest", False)
         self.__init__(**state)  # type: ignore[misc]
         self.digest = digest
+
+    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
+        """Resolve statements and durations that met across blocks; add the notes (how the
+        prefix, or a syslog year, was worked out)."""
+        for note in self.notes:
+            report.warn(note)
+        return finish_pending(pending, self.source, self.fmt, report)
 
     def bind_samples(self, sql: list[str], params: list[str]) -> list[str]:
         """Bind the ``DETAIL: parameters`` of the samples a profile kept (digest frames)."""

@@ -82,7 +82,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from auditkit.executors import gc_paused
 from auditkit.lazy_re import compile_later
@@ -93,7 +92,6 @@ from auditkit.loaders._pg_events import (
     Stats,
     attach_secondaries,
     build_frames,
-    finish_pending,
     to_utc,
 )
 from auditkit.loaders._pg_frames import PROFILE_PHASES
@@ -128,7 +126,6 @@ from auditkit.loaders.base import (
     BlockResult,
 )
 from auditkit.loaders.registry import register
-from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block, read_head
 
 __all__ = [
@@ -339,12 +336,6 @@ class StderrParser(PgParser):
         )
         pending.append(("stats", stats))
         return BlockResult(frames, report, pending)
-
-    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
-        """Resolve statements and durations that met across blocks; add the detection notes."""
-        for note in self.notes:
-            report.warn(note)
-        return finish_pending(pending, self.source, self.fmt, report)
 
 
 def _columns(rx: re.Pattern[str], text: str) -> list[list[str]]:
@@ -569,10 +560,6 @@ class CsvParser(PgParser):
         pending.append(("stats", stats))
         return BlockResult(frames, report, pending)
 
-    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
-        """Resolve statements and durations that met across blocks."""
-        return finish_pending(pending, self.source, self.fmt, report)
-
 
 @register
 class PostgresCsvLoader(PostgresLoader):
@@ -727,12 +714,6 @@ class JsonParser(PgParser):
         )
         pending.append(("stats", stats))
         return BlockResult(frames, report, pending)
-
-    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
-        """Resolve statements and durations that met across blocks; add the detection notes."""
-        for note in self.notes:
-            report.warn(note)
-        return finish_pending(pending, self.source, self.fmt, report)
 
 
 def _json_objects(head: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -27,7 +27,6 @@ from auditkit.loaders._pg_events import (
     Stats,
     attach_secondaries,
     build_frames,
-    finish_pending,
     to_utc,
 )
 from auditkit.loaders._pg_loader import (
@@ -50,7 +49,6 @@ from auditkit.loaders._pg_prefix import (
 )
 from auditkit.loaders.base import BlockParser, BlockResult
 from auditkit.loaders.registry import register
-from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block
 
 __all__ = ["PostgresSyslogLoader", "SyslogParser"]
@@ -196,12 +194,6 @@ class SyslogParser(PgParser):
             year = self.year - 1 if month > self.cut_month else self.year
             texts.append(f"{year:04d}-{month:02d}-{int(s[4:6]):02d} {s[7:15]}")
         return to_utc(texts, None, self.tz, stats)
-
-    def finish(self, pending: list[Any], report: ParseReport) -> dict[str, pd.DataFrame]:
-        """Resolve statements and durations that met across blocks; add the year and prefix notes."""
-        for note in self.notes:
-            report.warn(note)
-        return finish_pending(pending, self.source, self.fmt, report)
 
 
 @register
