@@ -117,8 +117,14 @@ def digest(
     Like pt-query-digest and pgBadger: calls, total and share of time, mean, p50/p95/p99,
     rows and a sample per normalised statement, from Django, PostgreSQL or MySQL logs.
     """
-    from auditkit.executors import executor_for, quiet_imports, retain_freed_memory
+    from auditkit.executors import (
+        executor_for,
+        no_blas_threads,
+        quiet_imports,
+        retain_freed_memory,
+    )
 
+    no_blas_threads()  # nothing here multiplies matrices: no spinning BLAS threads
     retain_freed_memory()  # blocks reuse what the blocks before them freed
     with quiet_imports():
         from auditkit.digest import digest as run_digest

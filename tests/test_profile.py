@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,32 @@ def test_the_digest_command_keeps_freed_memory_for_the_next_block() -> None:
 
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert out[1] == ("True" if glibc else "False")
+
+
+def test_the_digest_command_starts_no_blas_threads() -> None:
+    """``auditkit digest`` keeps OpenBLAS's spinning thread pool from starting (it multiplies
+    no matrices); a count the user set is kept, and after NumPy's import nothing changes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from click.testing import CliRunner\n"
+        "from auditkit.cli import cli\n"
+        "assert 'numpy' not in sys.modules\n"
+        "r = CliRunner().invoke(cli, ['digest', sys.argv[1], '--json'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "from auditkit.executors import no_blas_threads\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'), no_blas_threads())\n"
+    )
+    log = str(Path(__file__).parent / "fixtures" / "django" / "bare.log")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    run = subprocess.run(
+        [sys.executable, "-c", code, log], capture_output=True, text=True, check=True, env=env
+    )
+    assert run.stdout.split() == ["1", "False"]
+    env["OPENBLAS_NUM_THREADS"] = "3"
+    run = subprocess.run(
+        [sys.executable, "-c", code, log], capture_output=True, text=True, check=True, env=env
+    )
+    assert run.stdout.split() == ["3", "False"]
