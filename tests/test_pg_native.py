@@ -345,3 +345,23 @@ def test_blocks_side_by_side_give_the_serial_digest(monkeypatch: pytest.MonkeyPa
         finally:
             ex.close()
         _assert_same(other, serial)
+
+
+@pytest.mark.parametrize("two_blanks", [True, False])
+def test_a_colon_found_near_its_place_is_the_one_the_block_search_finds(two_blanks: bool) -> None:
+    """The windowed colon search answers what searching all of the block's colons answers:
+    colons of the other kind first, none in the window, lines longer than the window."""
+    from auditkit.loaders._pg_native import _after, _Bytes
+
+    rng = np.random.default_rng(7)
+    alphabet = np.frombuffer(b":: \n" + b"a" * 12, dtype=np.uint8)
+    data = rng.choice(alphabet, size=20_000).tobytes() + b"\n"
+    b = _Bytes(data)
+    pos = np.sort(rng.choice(len(data) - 1, size=3_000, replace=False)).astype(np.int64)
+    nl = b.occurrences(10)
+    limit = nl[np.searchsorted(nl, pos)] + rng.integers(0, 2, size=len(pos))
+    for width in (8, 32, 64):
+        hit, found = b.first_colon(pos, limit, two_blanks, width)
+        want_hit, want_found = _after(b.colons(two_blanks), pos, limit)
+        assert (found == want_found).all()
+        assert (hit[found] == want_hit[want_found]).all()

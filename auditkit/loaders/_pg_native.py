@@ -160,7 +160,9 @@ def native_plan(prefix: str, pattern: re.Pattern[str]) -> NativePlan | None:
 
 
 #: how far a field is looked for byte by byte before its line is searched (most fields are short)
-_WINDOW = 32
+_SCAN = 32
+#: the widest such look: from the end of the timestamp to the severity's colon
+_WINDOW = 64
 
 
 class _Bytes:
@@ -178,6 +180,7 @@ class _Bytes:
             shape=(len(self.buf) + _WINDOW,), dtype="<u8", buffer=self.padded, strides=(1,)
         )
         self._occ: dict[int, np.ndarray] = {}
+        self._colons: tuple[np.ndarray, np.ndarray] | None = None
         self.arrow = pa.py_buffer(data)
 
     def at(self, pos: np.ndarray, k: int = 0) -> np.ndarray:
@@ -200,7 +203,7 @@ class _Bytes:
         return occ[np.minimum(j, len(occ) - 1)], j < len(occ)
 
     def scan(
-        self, pos: np.ndarray, stops: tuple[int, ...], width: int = _WINDOW
+        self, pos: np.ndarray, stops: tuple[int, ...], width: int = _SCAN
     ) -> tuple[np.ndarray, np.ndarray]:
         """The first of ``stops[0]`` at or after ``pos`` — looked for in the window after each
         position, then in the block for the rows whose window lacks it."""
@@ -214,6 +217,43 @@ class _Bytes:
             h, f = self._search(stops[0], pos[far] + width)
             hit[far] = h
             found[far] = f
+        return hit, found
+
+    def colons(self, two_blanks: bool) -> np.ndarray:
+        """Sorted positions of every ``":  "`` in the block (``two_blanks``: the one after a
+        severity), or of every ``": "`` and ``":"`` ending a line."""
+        if self._colons is None:
+            colons = self.occurrences(_COLON)
+            one, two = self.padded[colons + 1], self.padded[colons + 2]
+            spaced = one == _SP
+            self._colons = colons[spaced & (two == _SP)], colons[spaced | (one == _NL)]
+        return self._colons[0 if two_blanks else 1]
+
+    def first_colon(
+        self, pos: np.ndarray, limit: np.ndarray, two_blanks: bool, width: int = _SCAN
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first of :meth:`colons` at or after ``pos``, and whether it is before ``limit``.
+
+        Looked for in the ``width`` bytes after each position: there the first colon is
+        nearly always the one sought. The block's colons are found, and searched, only for
+        the rows that window cannot answer — a colon of the other kind before the limit, or
+        none in a window that ends before the limit does."""
+        win = self.windows[pos, :width]
+        m = win == _COLON
+        first = m.argmax(axis=1)
+        has = m[np.arange(len(pos)), first]
+        hit = pos + first
+        one = self.padded[hit + 1]
+        if two_blanks:
+            kind = (one == _SP) & (self.padded[hit + 2] == _SP)
+        else:
+            kind = (one == _SP) | (one == _NL)
+        found = has & kind & (hit < limit)
+        again = np.flatnonzero(np.where(has, ~kind & (hit < limit), pos + width < limit))
+        if len(again):
+            h, f = _after(self.colons(two_blanks), pos[again], limit[again])
+            hit[again] = h
+            found[again] = f
         return hit, found
 
     def equal(self, pos: np.ndarray, text: bytes) -> np.ndarray:
@@ -302,14 +342,6 @@ def _encode(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
     return codes, enc.dictionary.to_pylist()
 
 
-def _colons(b: _Bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of ``":  "`` (after a severity) and of ``": "`` or ``":"`` at a line's end."""
-    colons = b.occurrences(_COLON)
-    one, two = b.padded[colons + 1], b.padded[colons + 2]
-    spaced = one == _SP
-    return colons[spaced & (two == _SP)], colons[spaced | (one == _NL)]
-
-
 def _after(
     sorted_pos: np.ndarray, pos: np.ndarray, end: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -333,16 +365,14 @@ class _Prefix:
     stamp_len: int
 
 
-def _read_prefix(
-    b: _Bytes, plan: NativePlan, start: np.ndarray, end: np.ndarray, sev_colons: np.ndarray
-) -> _Prefix:
+def _read_prefix(b: _Bytes, plan: NativePlan, start: np.ndarray, end: np.ndarray) -> _Prefix:
     """Prefix fields and severity of every line (see the module's notes), or Unsupported."""
     n = len(start)
     stamp_len = {"m": 23, "t": 19}.get(plan.stamp, 0)
     if stamp_len and not _timestamp_ok(b, start, plan.stamp == "m").all():
         raise Unsupported
     seg = start + stamp_len
-    colon, found = _after(sev_colons, seg, end)
+    colon, found = b.first_colon(seg, end, True, _WINDOW)
     if not found.all():
         raise Unsupported  # a severity written with one space, or no severity at all
     shapes = b.spans(seg, colon)
@@ -398,9 +428,7 @@ class _Messages:
 _ANCHOR = "duration: 0"
 
 
-def _read_messages(
-    b: _Bytes, msg_start: np.ndarray, end: np.ndarray, colon_ends: np.ndarray
-) -> _Messages:
+def _read_messages(b: _Bytes, msg_start: np.ndarray, end: np.ndarray) -> _Messages:
     """``duration: X ms`` and the statement keyword of every message, as the reference's
     :data:`~auditkit.loaders._pg_events.MESSAGE` reads them (matched once per distinct text)."""
     n = len(msg_start)
@@ -424,7 +452,7 @@ def _read_messages(
     # the text from where the keyword may start to the first ": " (or ":" ending the line),
     # that ": " included: a handful of distinct texts
     key_start = np.where(has_dur, dur_end, msg_start)
-    stop, found = _after(colon_ends, key_start, end + 1)
+    stop, found = b.first_colon(key_start, end + 1, False)
     stop = np.where(found, stop + 2, key_start)
     codes, texts = _encode(b.spans(key_start, stop))
     if len(texts) > max(256, _MAX_SHAPES * n):
@@ -510,14 +538,13 @@ def parse_native(
         early = _statement_spans(plan, b, start, end, np.flatnonzero(multi), len(data))
         if early:  # before the block is read: reading it first would be thrown away
             raise Unsupported(early)
-    sev_colons, colon_ends = _colons(b)
-    pre = _read_prefix(b, plan, start, end, sev_colons)
+    pre = _read_prefix(b, plan, start, end)
     codes = pre.codes
     sev_text = np.array(pre.sev, dtype=object)
     is_sec = np.isin(sev_text, list(SECONDARY_SEVERITIES))[codes]
     is_log = (sev_text == "LOG")[codes]
     is_detail = (sev_text == "DETAIL")[codes]
-    msg = _read_messages(b, pre.msg_start, end, colon_ends)
+    msg = _read_messages(b, pre.msg_start, end)
     has_kind = msg.kind >= 0
     primary = ~is_sec
     query = primary & has_kind & msg.has_dur & is_log
