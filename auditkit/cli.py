@@ -12,13 +12,14 @@ Errors print as one line on stderr; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
 import click
 
@@ -123,7 +124,9 @@ def digest(
         quiet_imports,
         retain_freed_memory,
     )
+    from auditkit.lazy_modules import PANDAS_SCALARS, defer
 
+    defer("pandas", PANDAS_SCALARS)  # imported only if a file needs it: most never do
     no_blas_threads()  # nothing here multiplies matrices: no spinning BLAS threads
     retain_freed_memory()  # blocks reuse what the blocks before them freed
     with quiet_imports():
@@ -139,37 +142,16 @@ def digest(
     from auditkit.redact import Redactor
 
     redactor = Redactor(show_literals=show_literals)  # literals when asked, secrets never
-    prof = result.profile.head(top)
-    if not show_literals:
-        prof = prof.assign(sample_sql=prof["fingerprint"])
-    else:
-        prof = prof.assign(sample_sql=prof["sample_sql"].map(redactor.sql))
     _LEAVE_AT_ONCE.append(True)  # the pool is closed; the rest is printing
     if as_json:
-        cols = [
-            "rank",
-            "fingerprint_id",
-            "fingerprint",
-            "calls",
-            "total_ms",
-            "share",
-            "mean_ms",
-            "p50_ms",
-            "p95_ms",
-            "p99_ms",
-            "percentiles_exact",
-            "max_ms",
-            "rows",
-            "first_seen",
-            "last_seen",
-            "sample_sql",
-        ]
-        out = json.loads(prof[cols].to_json(orient="records", date_format="iso"))
         click.echo(
             json.dumps(
                 {
-                    "statements": out,
-                    "groups": len(result.profile),
+                    "statements": [
+                        _digest_json(r, redactor.sql if show_literals else None)
+                        for r in result.records[:top]
+                    ],
+                    "groups": len(result.records),
                     "files": [redactor.value(r.to_dict()) for r in result.reports],
                     "elapsed_s": round(result.elapsed_s, 3),
                 },
@@ -177,28 +159,52 @@ def digest(
             )
         )
         return
-    _print_profile(prof, result)
+    _print_profile(result.records[:top], result)
 
 
-class _ProfileRow(Protocol):
-    """A row of a statement profile from ``itertuples()`` (pandas-stubs types its fields as any scalar)."""
-
-    rank: int
-    calls: int
-    total_ms: float
-    share: float  # NaN when there is no total
-    mean_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    percentiles_exact: object  # True, False, or NA when unknown
-    fingerprint: str
+#: the columns of a statement in ``auditkit digest --json``, in order
+_DIGEST_JSON = (
+    "rank", "fingerprint_id", "fingerprint", "calls", "total_ms", "share", "mean_ms", "p50_ms",
+    "p95_ms", "p99_ms", "percentiles_exact", "max_ms", "rows", "first_seen", "last_seen",
+    "sample_sql",
+)  # fmt: skip
 
 
-def _print_profile(prof: Any, result: Any) -> None:
-    full = result.profile
+def _digest_json(record: dict[str, Any], literals: Callable[[str], str] | None) -> dict[str, Any]:
+    """A statement of ``auditkit digest --json`` from its profile record
+    (:meth:`~auditkit.profile.ProfilePartial.records`), as ``DataFrame.to_json(orient=
+    "records", date_format="iso")`` wrote it: NaN is null, times are ISO 8601 to the
+    millisecond, floats have at most ten decimals. The sample is the fingerprint, or the
+    logged statement passed through ``literals`` (the redactor) when literals are shown."""
+    out: dict[str, Any] = {}
+    for col in _DIGEST_JSON:
+        value = record[col]
+        if col in ("first_seen", "last_seen"):
+            value = _iso_ms(value)
+        elif col == "sample_sql":
+            value = literals(value) if literals is not None else record["fingerprint"]
+        elif isinstance(value, float):
+            value = None if math.isnan(value) else round(value, 10)
+        out[col] = value
+    return out
+
+
+def _iso_ms(ns: int | None) -> str | None:
+    """UTC nanoseconds as ``2024-05-01T10:00:00.123Z`` (None stays None)."""
+    if ns is None:
+        return None
+    ms = ns // 1_000_000
+    stamp = datetime.datetime.fromtimestamp(ms // 1000, datetime.UTC)
+    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def _print_profile(shown: list[dict[str, Any]], result: Any) -> None:
+    """The digest as a table: the ``shown`` statements' records (ranked), after a summary."""
+    every = result.records
     click.echo(
-        f"{int(full['calls'].sum())} executions in {len(full)} statement groups, "
-        f"{_fmt_ms(full['total_ms'].sum())} in total; top {len(prof)} shown; parsed in {result.elapsed_s:.2f}s"
+        f"{sum(r['calls'] for r in every)} executions in {len(every)} statement groups, "
+        f"{_fmt_ms(sum(r['total_ms'] for r in every))} in total; top {len(shown)} shown; "
+        f"parsed in {result.elapsed_s:.2f}s"
     )
     for r in result.reports:
         click.echo(f"  {r}")
@@ -206,15 +212,16 @@ def _print_profile(prof: Any, result: Any) -> None:
     header = f"{'#':>3} {'calls':>8} {'total':>9} {'share':>6} {'mean':>8} {'p95':>8} {'p99':>8}  statement"
     click.echo(header)
     click.echo("-" * min(120, len(header) + 40))
-    for row in cast("Iterable[_ProfileRow]", prof.itertuples()):
-        approx = "" if row.percentiles_exact is not False else "~"
-        fp = str(row.fingerprint).replace("\n", " ")
+    for row in shown:
+        approx = "" if row["percentiles_exact"] is not False else "~"
+        fp = str(row["fingerprint"]).replace("\n", " ")
+        share = row["share"] * 100 if row["share"] == row["share"] else 0  # NaN: no total
         click.echo(
-            f"{row.rank:>3} {row.calls:>8} {_fmt_ms(row.total_ms):>9} {row.share * 100 if row.share == row.share else 0:>5.1f}% "
-            f"{_fmt_ms(row.mean_ms):>8} {approx + _fmt_ms(row.p95_ms):>8} {approx + _fmt_ms(row.p99_ms):>8}  "
-            f"{fp[:110] + ('…' if len(fp) > 110 else '')}"
+            f"{row['rank']:>3} {row['calls']:>8} {_fmt_ms(row['total_ms']):>9} {share:>5.1f}% "
+            f"{_fmt_ms(row['mean_ms']):>8} {approx + _fmt_ms(row['p95_ms']):>8} "
+            f"{approx + _fmt_ms(row['p99_ms']):>8}  {fp[:110] + ('…' if len(fp) > 110 else '')}"
         )
-    if (prof["percentiles_exact"] == False).any():  # noqa: E712 - nullable boolean
+    if any(r["percentiles_exact"] is False for r in shown):
         click.echo("\n~ percentile from the ±1 % sketch (more executions than kept samples)")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,28 @@ from auditkit.loaders.detect import detect
 from auditkit.loaders.registry import get_loader
 from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block, BlockRef
-from auditkit.profile import ProfilePartial, executions
+from auditkit.profile import ProfilePartial, executions, statement_frame
 
 __all__ = ["Digest", "digest"]
 
 
 @dataclass
 class Digest:
-    """The profile of some files and the parse report of each."""
+    """The profile of some files and the parse report of each.
 
-    profile: pd.DataFrame
+    ``records`` are the profile's rows as plain values, ranked
+    (:meth:`~auditkit.profile.ProfilePartial.records`); :attr:`profile` is their
+    statement_stats frame, built when first read — printing the records needs no pandas.
+    """
+
+    records: list[dict[str, Any]]
     reports: list[ParseReport] = field(default_factory=list)
     elapsed_s: float = 0.0
+
+    @cached_property
+    def profile(self) -> pd.DataFrame:
+        """The statement_stats frame, ranked by total time (then calls)."""
+        return statement_frame(self.records)
 
     @property
     def bytes(self) -> int:
@@ -63,6 +74,8 @@ def _profile_block(
         for name, df in res.frames.items():
             if name != "query_events":
                 res.report.events[name] += len(df)
+        for name, n in res.counts.items():
+            res.report.events[name] += n
         if k:
             report.merge(res.report)
         pending.extend(res.pending)
@@ -160,4 +173,4 @@ def digest(
     finally:
         if own:
             ex.close()
-    return Digest(total.frame(top), reports, time.perf_counter() - start)
+    return Digest(total.records(top), reports, time.perf_counter() - start)

@@ -49,6 +49,7 @@ __all__ = [
     "ProfilePartial",
     "executions",
     "query_profile",
+    "statement_frame",
 ]
 
 #: per fingerprint, durations kept for exact percentiles (beyond: the sketch)
@@ -58,6 +59,8 @@ SKETCH_ACCURACY = 0.01
 _GAMMA = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY)
 _LOG_GAMMA = math.log(_GAMMA)
 _MIN_MS = 1e-6
+#: NaT as int64 nanoseconds
+_NAT = np.iinfo(np.int64).min
 
 
 def _buckets(values: np.ndarray) -> np.ndarray:
@@ -89,8 +92,9 @@ class _Acc:
     max: float = -math.inf
     rows: int = 0
     rows_seen: bool = False
-    first: pd.Timestamp | None = None
-    last: pd.Timestamp | None = None
+    #: the first and last execution's time, UTC nanoseconds (None: no time known)
+    first: int | None = None
+    last: int | None = None
     sample_sql: str | None = None
     sample_ms: float = -math.inf
     databases: Counter[str] = field(default_factory=Counter)
@@ -211,15 +215,14 @@ class ProfilePartial:
             if cols.rows is not None
             else None
         )
-        first_row = last_row = None
-        ts_ns = cols.ts_ns
-        if ts_ns is not None:
-            v = ts_ns[order]
-            valid = v != np.iinfo(np.int64).min
-            first_row = g.first_where(
-                valid & (v == g.spread(_reduce(np.minimum, v, valid, starts)))
-            )
-            last_row = g.first_where(valid & (v == g.spread(_reduce(np.maximum, v, valid, starts))))
+        first_ns = last_ns = None
+        if cols.ts_ns is not None:
+            v = cols.ts_ns[order]
+            valid = v != _NAT
+            if valid.any():
+                seen = np.add.reduceat(valid.astype(np.int64), starts) > 0
+                first_ns = np.where(seen, _reduce(np.minimum, v, valid, starts), _NAT).tolist()
+                last_ns = np.where(seen, _reduce(np.maximum, v, valid, starts), _NAT).tolist()
         labels = cols.labels
         none = Labels(np.full(n, -1, dtype=np.intp), [])
         counts = {
@@ -227,7 +230,6 @@ class ProfilePartial:
             for name in ("database", "user", "source_file")
         }
         query_ids = labels.get("query_id", none).first_per_group(g)
-        stamps = cols.stamps
         unbound: list[tuple[_Acc, str]] = []  # samples whose parameters are still to bind
         for k, (fid, head, calls, nt) in enumerate(
             zip(cols.ids, cols.fingerprints, g.sizes().tolist(), n_timed.tolist(), strict=True)
@@ -248,13 +250,8 @@ class ProfilePartial:
                 unbound.append((acc, params))
             if rows_sum is not None:
                 acc.rows, acc.rows_seen = int(rows_sum[k]), True
-            if stamps is not None:
-                if first_row is not None and last_row is not None:
-                    f, la = int(first_row[k]), int(last_row[k])
-                    acc.first = stamps[f] if f >= 0 else None
-                    acc.last = stamps[la] if la >= 0 else None
-                else:
-                    acc.first, acc.last = _first_last(stamps, g.rows(k))
+            if first_ns is not None and last_ns is not None and first_ns[k] != _NAT:
+                acc.first, acc.last = first_ns[k], last_ns[k]
             acc.databases = counts["database"][k]
             acc.users = counts["user"][k]
             acc.sources = set(counts["source_file"][k])
@@ -277,8 +274,13 @@ class ProfilePartial:
                 mine.merge(acc)
         return self
 
-    def frame(self, top: int | None = None) -> pd.DataFrame:
-        """The statement_stats frame, ranked by total time (then calls)."""
+    def records(self, top: int | None = None) -> list[dict[str, Any]]:
+        """The rows of :meth:`frame` as plain Python values, ranked by total time (then
+        calls): for a caller that prints them without pandas (``auditkit digest --json``).
+
+        ``first_seen`` and ``last_seen`` are UTC nanoseconds; None and NaN where the frame
+        has nulls (no rows logged, no duration).
+        """
         rows: list[dict[str, Any]] = []
         for fid, a in self.accs.items():
             mean = a.total / a.timed if a.timed else math.nan
@@ -317,18 +319,27 @@ class ProfilePartial:
                     "sources": ", ".join(sorted(a.sources)),
                 }
             )
-        df = pd.DataFrame(rows)
-        if len(df) == 0:
-            return conform(pd.DataFrame(columns=STATEMENT_STATS.names), STATEMENT_STATS)
-        df = df.sort_values(
-            ["total_ms", "calls"], ascending=[False, False], kind="stable"
-        ).reset_index(drop=True)
-        grand = df["total_ms"].sum()
-        df["share"] = df["total_ms"] / grand if grand > 0 else math.nan
-        df["rank"] = np.arange(1, len(df) + 1)
-        if top:
-            df = df.head(top)
-        return conform(df, STATEMENT_STATS)
+        rows.sort(key=lambda r: (-r["total_ms"], -r["calls"]))  # stable: ties keep their order
+        grand = float(np.array([r["total_ms"] for r in rows], dtype=np.float64).sum())
+        for rank, r in enumerate(rows, start=1):
+            r["share"] = r["total_ms"] / grand if grand > 0 else math.nan
+            r["rank"] = rank
+        return rows[:top] if top else rows
+
+    def frame(self, top: int | None = None) -> pd.DataFrame:
+        """The statement_stats frame, ranked by total time (then calls)."""
+        return statement_frame(self.records(top))
+
+
+def statement_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The statement_stats frame of :meth:`ProfilePartial.records`."""
+    if not rows:
+        return conform(pd.DataFrame(columns=STATEMENT_STATS.names), STATEMENT_STATS)
+    df = pd.DataFrame(rows)
+    for col in ("first_seen", "last_seen"):
+        ns = np.array([_NAT if r[col] is None else r[col] for r in rows], dtype=np.int64)
+        df[col] = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+    return conform(df, STATEMENT_STATS)
 
 
 @dataclass(frozen=True)
@@ -338,10 +349,6 @@ class _Groups:
     order: np.ndarray
     starts: np.ndarray
     n: int
-
-    def rows(self, k: int) -> np.ndarray:
-        end = self.starts[k + 1] if k + 1 < len(self.starts) else self.n
-        return self.order[self.starts[k] : end]  # type: ignore[no-any-return]
 
     def sizes(self) -> np.ndarray:
         """How many rows each group has."""
@@ -424,10 +431,7 @@ class ProfileColumns:
     sql: Callable[[int], str]
     #: ``database``, ``user``, ``source_file``, ``query_id`` (each optional)
     labels: dict[str, Labels] = field(default_factory=dict)
-    #: per row, its time (items are ``pd.Timestamp``), None without times; ``ts_ns``: the
-    #: same as UTC nanoseconds (NaT the smallest int64), None when ``stamps`` is not a
-    #: datetime column (then each group's first and last are found apart)
-    stamps: Any = None
+    #: per row, its time as UTC nanoseconds (NaT: the smallest int64), None without times
     ts_ns: np.ndarray | None = None
     #: per row, rows returned (NaN: not logged), None when no row has any
     rows: np.ndarray | None = None
@@ -466,13 +470,11 @@ class ProfileColumns:
                 dtype=np.float64, na_value=np.nan
             )
         ts = df.get("ts")
-        if ts is not None and not ts.notna().any():
-            ts = None
-        ts_ns = (
-            ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
-            if ts is not None and isinstance(ts.array, pd.arrays.DatetimeArray)
-            else None
-        )
+        ts_ns = None
+        if ts is not None and ts.notna().any():
+            if not isinstance(ts.dtype, pd.DatetimeTZDtype):  # a frame not made by a loader
+                ts = pd.to_datetime(ts, utc=True, errors="coerce", format="mixed")
+            ts_ns = ts.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]").view(np.int64)
         sql = df["sql"].array
         param_texts = df["params"].array if params and "params" in df else None
         return cls(
@@ -485,7 +487,6 @@ class ProfileColumns:
                 name: Labels.of(df, name)
                 for name in ("database", "user", "source_file", "query_id")
             },
-            stamps=(ts.array if ts_ns is not None else ts) if ts is not None else None,
             ts_ns=ts_ns,
             rows=rows,
             params=(
@@ -494,14 +495,6 @@ class ProfileColumns:
                 else lambda i: None if pd.isna(param_texts[i]) else str(param_texts[i])
             ),
         )
-
-
-def _first_last(ts: pd.Series, idx: np.ndarray) -> tuple[Any, Any]:
-    """Earliest and latest value at rows ``idx`` of a time column that is not a datetime column
-    (those are reduced for every group at once in :meth:`ProfilePartial.from_columns`)."""
-    seg = ts.iloc[idx]
-    lo, hi = seg.min(), seg.max()
-    return (None if pd.isna(lo) else lo), (None if pd.isna(hi) else hi)
 
 
 #: the phases of a query event a profile counts: executions, not the extended protocol's

@@ -1150,6 +1150,8 @@ class Redactor:
 
 
 def _isna(value: object) -> bool:
+    if isinstance(value, str):  # the usual case, answered without pandas (a digest defers it)
+        return False
     try:
         return bool(pd.isna(value))  # type: ignore[call-overload]
     except (TypeError, ValueError):

@@ -788,8 +788,6 @@ _OUT_OF_RANGE: contextvars.ContextVar[Counter[str] | None] = contextvars.Context
 )
 
 _INT_MAX = 2**63 - 1
-#: the instants a ``datetime64[ns]`` can hold
-_TS_MIN, _TS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
 
 
 @contextlib.contextmanager
@@ -831,7 +829,9 @@ def _to_ts(series: pd.Series, column: str) -> pd.Series:
             )
     if str(ts.dtype) == TS:
         return ts
-    bad = ts.notna() & ((ts < _TS_MIN) | (ts > _TS_MAX))
+    # the instants a ``datetime64[ns]`` can hold
+    lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    bad = ts.notna() & ((ts < lo) | (ts > hi))
     if bad.any():
         count_out_of_range(column, int(bad.sum()))
         ts = ts.mask(bad)

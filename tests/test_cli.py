@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from auditkit.cli import cli
+from auditkit.digest import digest
+from auditkit.redact import Redactor
 
 
 def test_help_on_every_command() -> None:
@@ -33,6 +36,38 @@ def test_digest_table_and_json(fixtures: Path) -> None:
     assert all("'x; args=(y)'" not in s["sample_sql"] for s in data["statements"])
     shown = json.loads(runner.invoke(cli, ["digest", log, "--json", "--show-literals"]).output)
     assert any("'x; args=(y)'" in s["sample_sql"] for s in shown["statements"])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "postgres/postgresql-9.6-debian-with-slowlog.log",  # server events, untimed statements
+        "postgres/postgresql-query-steps-slowlog.log",  # parse, bind and execute steps
+        "postgres/multiline_param.log",  # statements and parameters over several lines
+        "postgres/pg-timezones.log",  # times in several zones
+        "django/bare.log",  # no times, no rows
+    ],
+)
+@pytest.mark.parametrize("literals", [False, True])
+def test_digest_json_is_the_profile_frame_as_pandas_writes_it(
+    fixtures: Path, name: str, literals: bool
+) -> None:
+    """The command prints the profile's records without pandas; what it prints is what
+    ``DataFrame.to_json(orient="records", date_format="iso")`` writes of the profile frame:
+    nulls, times to the millisecond, floats, booleans."""
+    log = fixtures / name
+    flags = ["--show-literals"] if literals else []
+    printed = json.loads(CliRunner().invoke(cli, ["digest", str(log), "--json", *flags]).output)
+    prof = digest([log]).profile
+    redactor = Redactor(show_literals=literals)
+    prof = prof.assign(
+        sample_sql=prof["sample_sql"].map(redactor.sql) if literals else prof["fingerprint"]
+    )
+    cols = list(printed["statements"][0])
+    assert printed["statements"] == json.loads(
+        prof[cols].to_json(orient="records", date_format="iso")
+    )
+    assert printed["groups"] == len(prof)
 
 
 def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:

@@ -7,8 +7,12 @@ modules loaded, not as seconds, so the test holds on a busy machine.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 HEAVY = ("pandas", "numpy", "pyarrow", "sqlglot", "plotly", "nbformat", "papermill")
 
@@ -111,3 +115,58 @@ def test_a_pattern_compiled_later_is_the_pattern() -> None:
     assert rx.flags == re.compile(rx.pattern, re.I).flags
     for other in (pickle.loads(pickle.dumps(rx)), copy.deepcopy(rx)):
         assert other.findall("x 1 y 2") == [("x", "1"), ("y", "2")]
+
+
+#: modules only a full ``import pandas`` loads (its compiled core alone does not)
+PANDAS_PROPER = ("pandas.core.frame", "pandas.core.api", "pandas.io.api")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "postgresql-9.6-debian-with-slowlog.log",  # server events, untimed statements
+        "postgresql-query-steps-slowlog.log",  # parse, bind and execute steps
+        "multiline_param.log",  # statements and parameters over several lines
+        "pg-timezones.log",  # times in several zones
+    ],
+)
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_digest_of_a_postgres_log_never_imports_pandas(name: str, as_json: bool) -> None:
+    """``auditkit digest LOG`` reads a PostgreSQL log into its profile and prints it with
+    NumPy and Arrow alone: pandas, a fifth of the command on the benchmark's 100 MiB log,
+    is deferred and never needed (:mod:`auditkit.lazy_modules`)."""
+    log = Path(__file__).parent / "fixtures" / "postgres" / name
+    args = ["digest", str(log), *(["--json"] if as_json else [])]
+    loaded = _modules_after(
+        "from auditkit.cli import cli\n"
+        f"cli.main({args!r}, standalone_mode=False)\n"
+        "from auditkit.lazy_modules import is_deferred\n"
+        "assert is_deferred('pandas')\n"
+    )
+    assert "auditkit.loaders._pg_native" in loaded  # the block path did run
+    assert not [m for m in PANDAS_PROPER if m in loaded]
+
+
+def test_a_digest_that_needs_pandas_imports_it_and_gives_the_same_profile(tmp_path: Path) -> None:
+    """A file only pandas reads (a pg_stat_statements export, loaded whole) beside a log:
+    the stand-in imports pandas in the middle of the command, and the output is the one
+    a process that imported pandas first prints."""
+    fixtures = Path(__file__).parent / "fixtures"
+    files = [str(fixtures / "postgres" / "multiline_param.log"), str(fixtures / "pgss" / "pg17.csv")]
+    code = (
+        "from auditkit.cli import cli\n"
+        f"cli.main(['digest', *{files!r}, '--json'], standalone_mode=False)\n"
+    )
+    deferred = subprocess.run(
+        [sys.executable, "-c", code + "import sys; assert 'pandas.core.frame' in sys.modules"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    eager = subprocess.run(
+        [sys.executable, "-c", "import pandas\n" + code], capture_output=True, text=True, check=True
+    ).stdout
+
+    def profile(out: str) -> object:
+        data = json.loads(out)
+        return data["statements"], [{**f, "elapsed_s": 0} for f in data["files"]]
+
+    assert profile(deferred) == profile(eager)

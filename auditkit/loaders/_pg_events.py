@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditkit.arrow import scalar, strings
 from auditkit.lazy_re import compile_later
 from auditkit.loaders._pg_frames import (
     _QUERY_KEYS,
@@ -41,12 +42,15 @@ from auditkit.loaders._pg_frames import (
     Taken,
     _floats,
     _rows_to_columns,
+    profile_columns,
     query_frame,
     server_frame,
 )
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
 from auditkit.loaders._time import naive_warning
+from auditkit.loaders.base import BlockResult
 from auditkit.loaders.result import ParseReport
+from auditkit.profile import ProfilePartial
 
 __all__ = [
     "MESSAGE",
@@ -250,12 +254,12 @@ def to_utc(
     """
     if len(ts) == 0:
         return np.empty(0, dtype="datetime64[ns]")
-    arr = ts if isinstance(ts, pa.Array) else pa.array(ts, pa.string())
-    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    arr = ts if isinstance(ts, pa.Array) else strings(ts)
+    arr = pc.if_else(pc.equal(arr, scalar("", arr.type)), scalar(None, arr.type), arr)
     if tz is None:
         return zoned_to_utc(arr, None, None, default_tz, stats)
-    zones = tz if isinstance(tz, pa.Array) else pa.array(tz, pa.string())
-    enc = pc.fill_null(zones, "").dictionary_encode()
+    zones = tz if isinstance(tz, pa.Array) else strings(tz)
+    enc = pc.fill_null(zones, scalar("", zones.type)).dictionary_encode()
     codes = enc.indices.to_numpy(zero_copy_only=False)
     return zoned_to_utc(arr, enc.dictionary.to_pylist(), codes, default_tz, stats)
 
@@ -477,22 +481,63 @@ def _col(values: Sequence[str] | None, idx: Sequence[int] | None) -> Sequence[st
     return pick(values, idx)
 
 
-def build_frames(
+def block_result(
     e: Entries,
     source: str,
     fmt: str,
     report: ParseReport,
     stats: Stats,
     *,
-    lean: bool = False,
+    digest: bool = False,
+) -> BlockResult:
+    """What a block of entries gives: its query- and server-events frames, the parse report
+    and what must wait for later blocks (the ``stats`` among it).
+
+    In a digest (``digest``) no frame is built: the statements' profile is made from their
+    lean columns (:func:`~auditkit.loaders._pg_frames.profile_columns`), the profile the
+    frame would give, and the server events are counted — a digest shows nothing else.
+    """
+    if not digest:
+        frames, pending = build_frames(e, source, fmt, report, stats)
+        return BlockResult(frames, report, [*pending, ("stats", stats)])
+    qcols, srows, pending = _events(e, report, stats, lean=True)
+    cols = profile_columns(qcols, source)
+    return BlockResult(
+        {},
+        report,
+        [*pending, ("stats", stats)],
+        profile=ProfilePartial.from_columns(cols, bind_samples),
+        counts={"server_events": len(srows)},
+    )
+
+
+def build_frames(
+    e: Entries,
+    source: str,
+    fmt: str,
+    report: ParseReport,
+    stats: Stats,
 ) -> tuple[dict[str, pd.DataFrame], list[Any]]:
     """Query and server events of one block of entries, and what must wait for later blocks.
 
     Every entry is counted in ``report``: parsed (it made or completed an event) or skipped
     (non-English message). Returns the frames and the ``pending`` records for
-    :func:`finish_pending`. ``lean`` (a digest): query events as :func:`_query_columns`
-    makes them for a profile.
+    :func:`finish_pending`.
     """
+    qcols, srows, pending = _events(e, report, stats)
+    frames = {
+        "query_events": query_frame(qcols, source, fmt),
+        "server_events": server_frame(_server_columns(e, srows, stats), source, fmt),
+    }
+    return frames, pending
+
+
+def _events(
+    e: Entries, report: ParseReport, stats: Stats, *, lean: bool = False
+) -> tuple[dict[str, Any], list[int], list[Any]]:
+    """The query-event columns of a block of entries, its server events' entry positions
+    and its ``pending`` records (see :func:`build_frames`). ``lean`` (a digest): query
+    events as :func:`_query_columns` makes them for a profile."""
     n = len(e)
     if e.kind is None or e.dur is None or e.name is None:
         e.split_messages()
@@ -599,7 +644,6 @@ def build_frames(
             firsts[p] = ("timed", msg[i].strip())
     report.ok(n - len(skip))
 
-    frames: dict[str, pd.DataFrame] = {}
     # query events
     qsel: list[int] | None = None
     if qidx is not None:
@@ -621,12 +665,7 @@ def build_frames(
         for k, j in enumerate(withheld):
             opens.append((pid[j], {key: _item(wcols[key], k) for key in _QUERY_KEYS}))
     pending.append(("block", firsts, opens))
-    frames["query_events"] = query_frame(qcols, source, fmt)
-
-    # server events
-    srows = sorted([*sidx, *orphan_server])
-    frames["server_events"] = server_frame(_server_columns(e, srows, stats), source, fmt)
-    return frames, pending
+    return qcols, sorted([*sidx, *orphan_server]), pending
 
 
 #: the extended protocol's steps before execution (not in PROFILE_PHASES)
@@ -744,7 +783,7 @@ def bind_samples(sql: Sequence[str], params: Sequence[str]) -> list[str]:
     :func:`_query_columns` binds them for a load: right-trimmed by the same Arrow kernel, so a
     digest's sample is exactly the ``sql`` a load would show for that execution."""
     bound = [bind_parameters(s, p) if p else s for s, p in zip(sql, params, strict=True)]
-    return pc.utf8_rtrim_whitespace(pa.array(bound, pa.large_string())).to_pylist()  # type: ignore[no-any-return]
+    return pc.utf8_rtrim_whitespace(strings(bound)).to_pylist()  # type: ignore[no-any-return]
 
 
 def _server_row(e: Entries, i: int, stats: Stats) -> dict[str, Any]:

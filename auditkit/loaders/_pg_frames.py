@@ -10,6 +10,8 @@ helpers (``_strings``, ``_ints``, ``_times`` …) are shared with the native rea
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +21,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from auditkit.profile import EXECUTION_PHASES
+from auditkit.arrow import numbers, scalar, strings
+from auditkit.profile import EXECUTION_PHASES, Labels, ProfileColumns
 from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS, cast
 from auditkit.sql.fingerprint import fingerprint_codes, spread
 
 __all__ = [
     "PHASES",
-    "PHASE_DTYPE",
+    "phase_dtype",
     "PROFILE_PHASES",
     "QUERY_EXTRAS",
     "SERVER_EXTRAS",
@@ -68,15 +71,28 @@ class Taken:
 
     def arrow(self, type_: pa.DataType | None = None) -> pa.Array:
         """The selected values as an Arrow array (converted whole, then taken in C++)."""
-        values = self.values if isinstance(self.values, (list, tuple)) else list(self.values)
-        return pc.take(pa.array(values, type_), pa.array(self.sel))
+        return pc.take(_plain(self.values, type_), numbers(self.sel))
 
 
 def _plain(values: Any, type_: pa.DataType | None = None) -> pa.Array:
-    """An Arrow array from a :class:`Taken` or a sequence of plain values."""
+    """An Arrow array from a :class:`Taken` or a sequence of plain values (texts are
+    ``large_string`` unless ``type_`` says otherwise; see :mod:`auditkit.arrow`)."""
     if isinstance(values, Taken):
         return values.arrow(type_)
-    return pa.array(values if isinstance(values, (list, tuple)) else list(values), type_)
+    seq = values if isinstance(values, (list, tuple)) else list(values)
+    texts = (
+        _is_text(type_)
+        if type_ is not None
+        else bool(seq) and isinstance(seq[0], str) and all(type(v) is str for v in seq)
+    )
+    if not texts:
+        return pa.array(seq, type_)
+    arr = strings(seq)
+    return arr if type_ is None or arr.type == type_ else arr.cast(type_)
+
+
+def _is_text(type_: pa.DataType) -> bool:
+    return bool(pa.types.is_string(type_) or pa.types.is_large_string(type_))
 
 
 def _arrow(values: Any) -> pa.Array:
@@ -129,8 +145,8 @@ def _ints(values: Sequence[Any] | None, n: int) -> pd.arrays.IntegerArray:
     if isinstance(values, np.ndarray) and values.dtype.kind == "i":
         return pd.arrays.IntegerArray(values.astype(np.int64, copy=False), np.zeros(n, dtype=bool))
     arr = _plain(values)
-    if pa.types.is_string(arr.type):
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    if _is_text(arr.type):
+        arr = pc.if_else(pc.equal(arr, scalar("", arr.type)), scalar(None, arr.type), arr)
     try:
         arr = pc.cast(arr, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -138,7 +154,7 @@ def _ints(values: Sequence[Any] | None, n: int) -> pd.arrays.IntegerArray:
         raw = pd.Series(arr.to_pylist(), dtype=object)
         return cast(raw, "Int64").array  # type: ignore[return-value]
     mask = arr.is_null().to_numpy(zero_copy_only=False)
-    data = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    data = arr.fill_null(scalar(0)).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     return pd.arrays.IntegerArray(data, mask)
 
 
@@ -149,14 +165,14 @@ def _floats(values: Sequence[Any] | None, n: int) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
         return values
     arr = _plain(values)
-    if pa.types.is_string(arr.type):
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    if _is_text(arr.type):
+        arr = pc.if_else(pc.equal(arr, scalar("", arr.type)), scalar(None, arr.type), arr)
     try:
         arr = pc.cast(arr, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raw = pd.Series(arr.to_pylist(), dtype=object)
         return cast(raw, "float64").to_numpy()
-    return arr.fill_null(np.nan).to_numpy(zero_copy_only=False)
+    return arr.fill_null(scalar(math.nan)).to_numpy(zero_copy_only=False)
 
 
 def _times(ts: np.ndarray) -> pd.arrays.DatetimeArray:
@@ -164,8 +180,27 @@ def _times(ts: np.ndarray) -> pd.arrays.DatetimeArray:
     return pd.DatetimeIndex(ts.astype("datetime64[ns]", copy=False)).tz_localize("UTC").array
 
 
-#: dtype of the ``phase`` extra column (fixed categories, so blocks concatenate cheaply)
-PHASE_DTYPE = pd.CategoricalDtype(list(PHASES))
+def first_appearance(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of small non-negative integer codes (a block's fingerprint codes):
+    per row the number of its code, 0, 1, … in order of first appearance, and the codes in
+    that order. In O(n), without pandas (a digest defers it, :mod:`auditkit.lazy_modules`)."""
+    if not len(codes):
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=codes.dtype)
+    k = int(codes.max()) + 1
+    first = np.full(k, len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes), dtype=np.int64))
+    seen = np.flatnonzero(first < len(codes))
+    used = seen[np.argsort(first[seen], kind="stable")]
+    number = np.empty(k, dtype=np.intp)
+    number[used] = np.arange(len(used), dtype=np.intp)
+    return number[codes], used.astype(codes.dtype, copy=False)
+
+
+@functools.cache
+def phase_dtype() -> pd.CategoricalDtype:
+    """The dtype of the ``phase`` extra column (fixed categories, so blocks concatenate
+    cheaply); made on first use, so importing this module does not import pandas."""
+    return pd.CategoricalDtype(list(PHASES))
 
 
 def _phases(values: Any) -> pd.Categorical:
@@ -176,7 +211,7 @@ def _phases(values: Any) -> pd.Categorical:
     """
     codes = pc.index_in(_plain(values, pa.string()), value_set=pa.array(PHASES, pa.string()))
     codes = codes.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int8)
-    return pd.Categorical.from_codes(codes, dtype=PHASE_DTYPE)
+    return pd.Categorical.from_codes(codes, dtype=phase_dtype())
 
 
 def _fingerprints(texts: pa.Array) -> tuple[pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:
@@ -234,6 +269,49 @@ def query_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+def profile_columns(c: dict[str, Any], source: str) -> ProfileColumns:
+    """What a profile reads of the lean query columns ``c`` (a digest's; see
+    :func:`query_frame`), without the frame: the same right-trimmed statements, fingerprints,
+    durations, times and labels as the frame's, so the profile is the one it would give.
+    Lean columns hold executions only and their ``sql`` unbound, its ``params`` apart."""
+    sql = pc.utf8_rtrim_whitespace(_arrow(c["sql"]))
+    n = len(sql)
+    fp_values, id_values, codes = fingerprint_codes(sql)
+    group, used = first_appearance(codes)
+    taken = numbers(used)
+    labels = {
+        name: _labels(values, null_too)
+        for name, null_too in (("database", ""), ("user", ""), ("query_id", "0"))
+        if (values := c.get(name)) is not None
+    }
+    labels["source_file"] = Labels(np.zeros(n, dtype=np.intp), [source])
+    ts_ns = np.asarray(c["ts"]).astype("datetime64[ns]", copy=False).view(np.int64)
+    params = c.get("params")
+    return ProfileColumns(
+        group=group,
+        ids=id_values.take(taken).to_pylist(),
+        fingerprints=fp_values.take(taken).to_pylist(),
+        dur=_floats(c.get("duration_ms"), n),
+        sql=lambda row: sql[row].as_py(),
+        labels=labels,
+        ts_ns=ts_ns if (ts_ns != np.iinfo(np.int64).min).any() else None,
+        params=None if params is None else lambda row: params[row] or None,
+    )
+
+
+def _labels(values: Sequence[str] | Taken, null_too: str) -> Labels:
+    """A text column as profile labels; ``''`` and ``null_too`` are no value, as in the
+    frame (:func:`_strings`)."""
+    whole = values.values if isinstance(values, Taken) else values
+    found: dict[str, int] = {}
+    codes = np.fromiter(
+        (-1 if v in ("", null_too) else found.setdefault(v, len(found)) for v in whole),
+        dtype=np.intp,
+        count=len(whole),
+    )
+    return Labels(codes[values.sel] if isinstance(values, Taken) else codes, list(found))
+
+
 def server_frame(c: dict[str, Any], source: str, fmt: str) -> pd.DataFrame:
     """A compact server-events frame from columns of plain values (see :func:`complete`)."""
     n = len(c["message"])
@@ -289,7 +367,9 @@ def complete(df: pd.DataFrame, frame: str, source: str, fmt: str) -> pd.DataFram
         if name in df.columns:
             out[name] = df[name].array
         elif name == "phase":
-            out[name] = pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8), dtype=PHASE_DTYPE)
+            out[name] = pd.Categorical.from_codes(
+                np.full(n, -1, dtype=np.int8), dtype=phase_dtype()
+            )
         else:
             out[name] = _null_strings(n)
     for name in df.columns:

@@ -43,13 +43,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditkit.arrow import numbers, strings
 from auditkit.lazy_re import compile_later
 from auditkit.loaders._pg_events import MESSAGE, Stats, zoned_to_utc
-from auditkit.loaders._pg_frames import _ints, _times
+from auditkit.loaders._pg_frames import first_appearance
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
 from auditkit.loaders.base import BlockResult
 from auditkit.loaders.result import ParseReport
@@ -276,13 +276,13 @@ class _Bytes:
         """
         n = len(start)
         if n == 0:
-            return pa.array([], pa.large_string())
+            return strings([])
         offsets = np.empty(2 * n + 1, dtype=np.int64)
         offsets[0:-1:2] = start
         offsets[1::2] = end
         offsets[-1] = end[-1]
         both = pa.LargeStringArray.from_buffers(2 * n, pa.py_buffer(offsets), self.arrow)
-        return both.take(pa.array(np.arange(0, 2 * n, 2, dtype=np.int64)))  # type: ignore[no-any-return]
+        return both.take(numbers(np.arange(0, 2 * n, 2, dtype=np.int64)))  # type: ignore[no-any-return]
 
 
 def _ascii_class(arr: pa.Array, pattern: str) -> np.ndarray:
@@ -586,10 +586,7 @@ def parse_native(
     # the other entries (server events and their secondary lines), the reference's way
     others = np.flatnonzero(~query & ~owned_by_query)
     entry_end = newlines[last_line]  # the end of an entry's last line
-    server = _others(
-        others, b, start, entry_end, block.first_line + np.arange(physical), entry_line,
-        last_line, block, reference, report, stats,
-    )  # fmt: skip
+    server = _others(others, b, start, entry_end, block.source, reference, report, stats)
     report.ok(len(qidx) + len(sec_idx))
 
     # the first statement of each process in the block (pairing across blocks, as the reference)
@@ -632,12 +629,12 @@ def parse_native(
         end,
         block.source,
     )
-    frames = {"server_events": server}
     return BlockResult(
-        frames,
+        {},
         report,
         [("block", firsts, []), ("stats", stats)],
         profile=ProfilePartial.from_columns(cols, bind),
+        counts={"server_events": server},
     )
 
 
@@ -801,8 +798,8 @@ def _profile_columns(
     query-events frame holds for them (:func:`~auditkit.loaders._pg_frames.query_frame`),
     without the frame — per-row texts are read only for the samples a profile keeps."""
     fp_values, id_values, codes = fingerprint_codes(sql)
-    group, used = pd.factorize(codes)  # groups numbered in order of first appearance
-    taken = pa.array(used)
+    group, used = first_appearance(codes)
+    taken = numbers(used)
     labels = {
         name: label
         for name, label in (
@@ -835,7 +832,6 @@ def _profile_columns(
         dur=msg.dur_ms[keep],
         sql=lambda row: sql[row].as_py(),
         labels=labels,
-        stamps=_times(ts) if dated else None,
         ts_ns=ts_ns if dated else None,
         params=params,
     )
@@ -846,67 +842,37 @@ def _others(
     b: _Bytes,
     start: np.ndarray,
     end: np.ndarray,
-    physical_lines: np.ndarray,
-    first_line: np.ndarray,
-    last_line: np.ndarray,
-    block: Block,
+    source: str,
     reference: Callable[[Block], BlockResult],
     report: ParseReport,
     stats: Stats,
-) -> pd.DataFrame:
-    """The server events of the entries ``rows`` (with their secondary and continuation
-    lines), parsed by the reference as a block of their own and put back at their line
-    numbers. ``end``: where each entry's last line ends."""
+) -> int:
+    """How many server events the entries ``rows`` (with their secondary and continuation
+    lines) hold, parsed by the reference as a block of their own (a digest counts them).
+    ``end``: where each entry's last line ends."""
     if not len(rows):
-        return _no_server_events(block, reference)
+        return 0
     data = b.data
     sub = b"".join(
         data[s : e + 1] for s, e in zip(start[rows].tolist(), end[rows].tolist(), strict=True)
     )
-    res = reference(Block(sub, 1, block.source))
+    res = reference(Block(sub, 1, source))
     sub_stats = next((p[1] for p in res.pending if p[0] == "stats"), None)
-    q = res.frames.get("query_events")
     if (
         res.report.skipped
         or res.report.warnings
-        or (q is not None and len(q))
+        or (res.profile is not None and res.profile.events)
+        or res.report.events["query_events"]
         or any(p[1] or p[2] for p in res.pending if p[0] == "block")
         or sub_stats is None
         or res.report.read != len(rows)
     ):
         raise Unsupported  # what the reference reports of them needs the whole block
-    server = res.frames["server_events"]
-    if len(server):
-        at = server["source_line"].to_numpy(dtype=np.int64) - 1
-        # the sub-block's lines are the entries' lines, in order
-        taken = np.concatenate(
-            [
-                np.arange(f, la + 1)
-                for f, la in zip(first_line[rows].tolist(), last_line[rows].tolist(), strict=True)
-            ]
-        )
-        server = server.assign(source_line=_ints(physical_lines[taken][at], len(at)))
     report.ok(len(rows))
     stats.unknown_tz |= sub_stats.unknown_tz
     stats.naive += sub_stats.naive
     stats.naive_tz = stats.naive_tz or sub_stats.naive_tz
-    return server
-
-
-_EMPTY: dict[tuple[str, int], pd.DataFrame] = {}
-
-
-def _no_server_events(block: Block, reference: Callable[[Block], BlockResult]) -> pd.DataFrame:
-    """The reference's server-events frame of a block without any (built once per file)."""
-    key = (block.source, id(reference.__self__) if hasattr(reference, "__self__") else 0)
-    frame = _EMPTY.get(key)
-    if frame is None:
-        if len(_EMPTY) > 64:
-            _EMPTY.clear()
-        frame = _EMPTY[key] = reference(Block(b"", block.first_line, block.source)).frames[
-            "server_events"
-        ]
-    return frame.copy()
+    return res.counts["server_events"]
 
 
 #: a run of readable entries shorter than this between two the native reader cannot read

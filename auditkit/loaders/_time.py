@@ -34,8 +34,10 @@ __all__ = [
 TS = "datetime64[ns, UTC]"
 
 _SECONDS_PER_UNIT = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-#: the range of datetime64[ns] in epoch seconds (with a little margin)
-_LO, _HI = pd.Timestamp.min.timestamp() + 1, pd.Timestamp.max.timestamp() - 1
+#: the range of datetime64[ns] in epoch seconds (with a little margin): ``pd.Timestamp.min``
+#: and ``max`` are the int64 nanoseconds but NaT's, written out so importing this module does
+#: not import pandas (``auditkit digest`` defers it, :mod:`auditkit.lazy_modules`)
+_LO, _HI = (-(2**63) + 1) / 1e9 + 1, (2**63 - 1) / 1e9 - 1
 
 
 def epoch_ts(value: Any, unit: str = "s", column: str = "ts") -> pd.Timestamp:

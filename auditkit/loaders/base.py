@@ -147,8 +147,11 @@ class BlockResult:
     report: ParseReport
     pending: list[Any] = field(default_factory=list)
     #: the profile of the block's statements, when the parser built it itself rather than
-    #: a query-events frame (a digest's native stderr reader; see :mod:`auditkit.digest`)
+    #: a query-events frame (the PostgreSQL log parsers in a digest; see :mod:`auditkit.digest`)
     profile: ProfilePartial | None = None
+    #: rows of frames the parser counted without building them (a digest only counts what
+    #: is not a statement), by frame name
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class BlockParser:

@@ -91,7 +91,7 @@ from auditkit.loaders._pg_events import (
     Entries,
     Stats,
     attach_secondaries,
-    build_frames,
+    block_result,
     to_utc,
 )
 from auditkit.loaders._pg_frames import PROFILE_PHASES
@@ -331,11 +331,7 @@ class StderrParser(PgParser):
         )  # fmt: skip
         if set(sev) & SECONDARY_SEVERITIES:
             entries = attach_secondaries(entries, report)
-        frames, pending = build_frames(
-            entries, block.source, self.fmt, report, stats, lean=self.digest
-        )
-        pending.append(("stats", stats))
-        return BlockResult(frames, report, pending)
+        return block_result(entries, block.source, self.fmt, report, stats, digest=self.digest)
 
 
 def _columns(rx: re.Pattern[str], text: str) -> list[list[str]]:
@@ -554,11 +550,7 @@ class CsvParser(PgParser):
             acc.add(start, _csv_values(row))
         entries = acc.entries(self.tz, stats)
         stats.entries = len(entries)
-        frames, pending = build_frames(
-            entries, block.source, self.fmt, report, stats, lean=self.digest
-        )
-        pending.append(("stats", stats))
-        return BlockResult(frames, report, pending)
+        return block_result(entries, block.source, self.fmt, report, stats, digest=self.digest)
 
 
 @register
@@ -709,11 +701,7 @@ class JsonParser(PgParser):
         # entries are counted by build_frames; continuation objects and skips were counted above
         entries = acc.entries(self.tz, stats)
         stats.entries = len(entries)
-        frames, pending = build_frames(
-            entries, block.source, self.fmt, report, stats, lean=self.digest
-        )
-        pending.append(("stats", stats))
-        return BlockResult(frames, report, pending)
+        return block_result(entries, block.source, self.fmt, report, stats, digest=self.digest)
 
 
 def _json_objects(head: str, limit: int = 50) -> list[dict[str, Any]]:

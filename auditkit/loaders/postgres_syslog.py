@@ -26,7 +26,7 @@ from auditkit.loaders._pg_events import (
     Entries,
     Stats,
     attach_secondaries,
-    build_frames,
+    block_result,
     to_utc,
 )
 from auditkit.loaders._pg_loader import (
@@ -175,11 +175,7 @@ class SyslogParser(PgParser):
         )  # fmt: skip
         if set(cols["sev"]) & SECONDARY_SEVERITIES:
             entries = attach_secondaries(entries, report)
-        frames, pending = build_frames(
-            entries, block.source, self.fmt, report, stats, lean=self.digest
-        )
-        pending.append(("stats", stats))
-        return BlockResult(frames, report, pending)
+        return block_result(entries, block.source, self.fmt, report, stats, digest=self.digest)
 
     def _syslog_times(self, stamps: list[str], stats: Stats) -> np.ndarray:
         """UTC timestamps from syslog stamps (ISO with offset, or RFC 3164 without a year)."""

@@ -46,6 +46,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from auditkit.arrow import numbers, scalar, strings
 from auditkit.lazy_re import compile_later
 
 __all__ = [
@@ -211,7 +212,8 @@ def _normalise_array(arr: pa.Array, dialect: Dialect) -> tuple[pa.Array, np.ndar
 
 def _codes(indices: pa.Array) -> np.ndarray:
     """Dictionary indices as an int64 array, -1 where null."""
-    return indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    filled = indices.fill_null(scalar(-1, indices.type)) if indices.null_count else indices
+    return filled.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
 #: bytes that, written right before a run of digits, make it a number of its own (rule 1's
@@ -323,7 +325,7 @@ def _fingerprint_keys(keys: list[str], dialect: Dialect) -> list[tuple[str, str]
 
 def _fingerprints_of(texts: list[str], dialect: Dialect) -> list[tuple[str, str]]:
     """(fingerprint, id) of each of ``texts`` (distinct), the rules run by Arrow."""
-    normalised, codes = _normalise_array(pa.array(texts, pa.large_string()), dialect)
+    normalised, codes = _normalise_array(strings(texts), dialect)
     finals = [_fold_case(t) for t in normalised.to_pylist()]
     pairs = [(f, fingerprint_id(f)) for f in finals]
     return [pairs[c] for c in codes.tolist()]
@@ -342,7 +344,7 @@ def fingerprint_codes(
     their column (the log loaders) use this to spread results with one ``take`` each.
     """
     if len(distinct) == 0:
-        none = pa.array([], type=pa.large_string())
+        none = strings([])
         return none, none, np.zeros(0, dtype=np.int64)
     blanked = _blank_numbers(distinct).dictionary_encode()
     group = _codes(blanked.indices)
@@ -359,14 +361,10 @@ def fingerprint_codes(
     alone = np.flatnonzero(key_code < 0)
     rows = np.flatnonzero(np.isin(group, alone) & (group >= 0)) if len(alone) else alone
     if len(rows):  # keys with a number in a quoted identifier: their texts one by one
-        texts = distinct.take(pa.array(rows)).to_pylist()
+        texts = distinct.take(numbers(rows)).to_pylist()
         codes[rows] = [code(pair) for pair in _fingerprints_of(texts, dialect)]
     finals = list(index)
-    return (
-        pa.array(finals, pa.large_string()),
-        pa.array([ids[f] for f in finals], pa.large_string()),
-        codes,
-    )
+    return strings(finals), strings([ids[f] for f in finals]), codes
 
 
 def spread(values: pa.Array, codes: np.ndarray) -> pa.Array:
