@@ -191,3 +191,36 @@ def test_the_digest_command_starts_no_blas_threads() -> None:
         [sys.executable, "-c", code, log], capture_output=True, text=True, check=True, env=env
     )
     assert run.stdout.split() == ["3", "False"]
+
+
+def _postgres_logs() -> list[Path]:
+    """Every PostgreSQL log of the fixtures, of each format (stderr, csvlog, jsonlog, syslog)."""
+    from auditkit.loaders.detect import detect
+
+    root = Path(__file__).parent / "fixtures" / "postgres"
+    found = []
+    for path in sorted(root.iterdir()):
+        if path.suffix != ".md" and detect(path).format.startswith("postgres_"):
+            found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("path", _postgres_logs(), ids=lambda p: p.name)
+def test_the_digest_is_the_profile_of_the_loaded_events(path: Path) -> None:
+    """A digest profiles each block's statements from their columns and only counts the
+    server events; what it gives is the profile of the query events a load builds, and as
+    many server events."""
+    from auditkit.digest import digest
+
+    loaded = auditkit.load(path)
+    expected = query_profile(loaded.frames["query_events"])
+    result = digest([path], workers=1)
+    cols = [
+        "fingerprint_id", "fingerprint", "calls", "total_ms", "mean_ms", "min_ms", "max_ms",
+        "p50_ms", "p95_ms", "p99_ms", "rows", "first_seen", "last_seen", "sample_sql",
+        "database", "user", "query_id",
+    ]  # fmt: skip
+    pd.testing.assert_frame_equal(result.profile[cols], expected[cols], check_exact=False)
+    events = result.reports[0].events
+    assert events["server_events"] == len(loaded.frames.get("server_events", ()))
+    assert events["query_events"] == len(loaded.frames["query_events"])
