@@ -19,6 +19,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 PEER_DATA = ROOT.parent / "shared" / "peer-data"
+#: PostgreSQL stderr logs of the fixtures, one for each path a digest takes through a log
+DIGEST_SHAPES = [
+    FIXTURES / "postgres" / "postgresql-9.6-debian-with-slowlog.log",  # server events, untimed
+    FIXTURES / "postgres" / "postgresql-query-steps-slowlog.log",  # parse, bind and execute
+    FIXTURES / "postgres" / "multiline_param.log",  # statements and parameters on several lines
+    FIXTURES / "postgres" / "pg-timezones.log",  # times in several zones
+]
 
 REQUIRE_SERVICES = os.environ.get("CI") == "true" or os.environ.get("AUDITKIT_REQUIRE_SERVICES") == "1"
 

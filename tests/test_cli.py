@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import DIGEST_SHAPES, FIXTURES
 
 from auditkit.cli import cli
 from auditkit.digest import digest
@@ -39,23 +40,15 @@ def test_digest_table_and_json(fixtures: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name",
-    [
-        "postgres/postgresql-9.6-debian-with-slowlog.log",  # server events, untimed statements
-        "postgres/postgresql-query-steps-slowlog.log",  # parse, bind and execute steps
-        "postgres/multiline_param.log",  # statements and parameters over several lines
-        "postgres/pg-timezones.log",  # times in several zones
-        "django/bare.log",  # no times, no rows
-    ],
+    "log",
+    [*DIGEST_SHAPES, FIXTURES / "django" / "bare.log"],  # the last: no times, no rows
+    ids=lambda p: p.name,
 )
 @pytest.mark.parametrize("literals", [False, True])
-def test_digest_json_is_the_profile_frame_as_pandas_writes_it(
-    fixtures: Path, name: str, literals: bool
-) -> None:
+def test_digest_json_is_the_profile_frame_as_pandas_writes_it(log: Path, literals: bool) -> None:
     """The command prints the profile's records without pandas; what it prints is what
     ``DataFrame.to_json(orient="records", date_format="iso")`` writes of the profile frame:
     nulls, times to the millisecond, floats, booleans."""
-    log = fixtures / name
     flags = ["--show-literals"] if literals else []
     printed = json.loads(CliRunner().invoke(cli, ["digest", str(log), "--json", *flags]).output)
     prof = digest([log]).profile

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DIGEST_SHAPES
 
 HEAVY = ("pandas", "numpy", "pyarrow", "sqlglot", "plotly", "nbformat", "papermill")
 
@@ -121,21 +122,12 @@ def test_a_pattern_compiled_later_is_the_pattern() -> None:
 PANDAS_PROPER = ("pandas.core.frame", "pandas.core.api", "pandas.io.api")
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "postgresql-9.6-debian-with-slowlog.log",  # server events, untimed statements
-        "postgresql-query-steps-slowlog.log",  # parse, bind and execute steps
-        "multiline_param.log",  # statements and parameters over several lines
-        "pg-timezones.log",  # times in several zones
-    ],
-)
+@pytest.mark.parametrize("log", DIGEST_SHAPES, ids=lambda p: p.name)
 @pytest.mark.parametrize("as_json", [True, False])
-def test_a_digest_of_a_postgres_log_never_imports_pandas(name: str, as_json: bool) -> None:
+def test_a_digest_of_a_postgres_log_never_imports_pandas(log: Path, as_json: bool) -> None:
     """``auditkit digest LOG`` reads a PostgreSQL log into its profile and prints it with
     NumPy and Arrow alone: pandas, a fifth of the command on the benchmark's 100 MiB log,
     is deferred and never needed (:mod:`auditkit.lazy_modules`)."""
-    log = Path(__file__).parent / "fixtures" / "postgres" / name
     args = ["digest", str(log), *(["--json"] if as_json else [])]
     loaded = _modules_after(
         "from auditkit.cli import cli\n"
