@@ -128,6 +128,18 @@ def test_pandas_scalars_are_what_pandas_exports() -> None:
         assert getattr(importlib.import_module(home), attr) is getattr(pd, attr)
 
 
+@pytest.mark.parametrize("deferred", [True, False])
+def test_texts_from_buffers_are_arrows_own(monkeypatch: pytest.MonkeyPatch, deferred: bool) -> None:
+    """While pandas is deferred, texts are built from buffers; else Arrow converts them."""
+    monkeypatch.setattr("auditkit.arrow.is_deferred", lambda name: deferred)
+    values = ["", None, "naïve", "a\nb", "SELECT 1", None]
+    built = strings(values)
+    assert built.equals(pa.array(values, pa.large_string()))
+    built.validate(full=True)
+    assert strings([]).equals(pa.array([], pa.large_string()))
+    assert strings([None, None]).null_count == 2
+
+
 def test_arrow_values_without_conversion() -> None:
     ints = np.arange(5, dtype=np.int32)
     arr = numbers(ints)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditkit.arrow import numbers, scalar, strings
+from auditkit.lazy_modules import is_deferred
 from auditkit.profile import EXECUTION_PHASES, Labels, ProfileColumns
 from auditkit.schemas import QUERY_EVENTS, SERVER_EVENTS, cast
 from auditkit.sql.fingerprint import fingerprint_codes, spread
@@ -75,11 +76,14 @@ class Taken:
 
 
 def _plain(values: Any, type_: pa.DataType | None = None) -> pa.Array:
-    """An Arrow array from a :class:`Taken` or a sequence of plain values (texts are
-    ``large_string`` unless ``type_`` says otherwise; see :mod:`auditkit.arrow`)."""
+    """An Arrow array from a :class:`Taken` or a sequence of plain values. While pandas is
+    deferred (a digest), texts are built from buffers as ``large_string`` unless ``type_``
+    says otherwise (see :mod:`auditkit.arrow`)."""
     if isinstance(values, Taken):
         return values.arrow(type_)
     seq = values if isinstance(values, (list, tuple)) else list(values)
+    if not is_deferred("pandas"):
+        return pa.array(seq, type_)
     texts = (
         _is_text(type_)
         if type_ is not None
