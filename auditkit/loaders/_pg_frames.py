@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,6 +184,14 @@ def _times(ts: np.ndarray) -> pd.arrays.DatetimeArray:
     return pd.DatetimeIndex(ts.astype("datetime64[ns]", copy=False)).tz_localize("UTC").array
 
 
+def first_rows(codes: np.ndarray, k: int) -> np.ndarray:
+    """The first row holding each of the codes ``0..k-1`` (-1 for a code no row holds)."""
+    first = np.full(k, -1, dtype=np.int64)
+    rows = np.arange(len(codes) - 1, -1, -1, dtype=np.int64)
+    first[codes[::-1]] = rows  # the last write wins: the first row
+    return first
+
+
 def first_appearance(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``pd.factorize`` of small non-negative integer codes (a block's fingerprint codes):
     per row the number of its code, 0, 1, … in order of first appearance, and the codes in
@@ -191,10 +199,9 @@ def first_appearance(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not len(codes):
         return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=codes.dtype)
     k = int(codes.max()) + 1
-    first = np.full(k, len(codes), dtype=np.int64)
-    np.minimum.at(first, codes, np.arange(len(codes), dtype=np.int64))
-    seen = np.flatnonzero(first < len(codes))
-    used = seen[np.argsort(first[seen], kind="stable")]
+    first = first_rows(codes, k)
+    seen = np.flatnonzero(first >= 0)
+    used = seen[np.argsort(first[seen])]  # first rows are distinct: no ties
     number = np.empty(k, dtype=np.intp)
     number[used] = np.arange(len(used), dtype=np.intp)
     return number[codes], used.astype(codes.dtype, copy=False)
@@ -279,31 +286,52 @@ def profile_columns(c: dict[str, Any], source: str) -> ProfileColumns:
     durations, times and labels as the frame's, so the profile is the one it would give.
     Lean columns hold executions only and their ``sql`` unbound, its ``params`` apart."""
     sql = pc.utf8_rtrim_whitespace(_arrow(c["sql"]))
-    n = len(sql)
+    params = c.get("params")
+    return statement_columns(
+        sql,
+        _floats(c.get("duration_ms"), len(sql)),
+        np.asarray(c["ts"]),
+        {
+            name: text_labels(values, null_too)
+            for name, null_too in (("database", ""), ("user", ""), ("query_id", "0"))
+            if (values := c.get(name)) is not None
+        },
+        source,
+        None if params is None else lambda row: params[row] or None,
+    )
+
+
+def statement_columns(
+    sql: pa.Array,
+    dur: np.ndarray,
+    ts: np.ndarray,
+    labels: dict[str, Labels],
+    source: str,
+    params: Callable[[int], str | None] | None,
+) -> ProfileColumns:
+    """The :class:`~auditkit.profile.ProfileColumns` of statements whose columns a parser
+    holds (the reference's lean columns, the native reader's spans): their right-trimmed
+    texts ``sql``, durations, UTC times (``datetime64[ns]``), ``database``/``user``/
+    ``query_id`` labels and parameters; grouped by fingerprint in order of first
+    appearance, the file ``source`` as every row's label."""
     fp_values, id_values, codes = fingerprint_codes(sql)
     group, used = first_appearance(codes)
     taken = numbers(used)
-    labels = {
-        name: _labels(values, null_too)
-        for name, null_too in (("database", ""), ("user", ""), ("query_id", "0"))
-        if (values := c.get(name)) is not None
-    }
-    labels["source_file"] = Labels(np.zeros(n, dtype=np.intp), [source])
-    ts_ns = np.asarray(c["ts"]).astype("datetime64[ns]", copy=False).view(np.int64)
-    params = c.get("params")
+    ts_ns = ts.astype("datetime64[ns]", copy=False).view(np.int64)
+    dated = bool((ts_ns != np.iinfo(np.int64).min).any())  # a prefix without %m/%t: all NaT
     return ProfileColumns(
         group=group,
         ids=id_values.take(taken).to_pylist(),
         fingerprints=fp_values.take(taken).to_pylist(),
-        dur=_floats(c.get("duration_ms"), n),
+        dur=dur,
         sql=lambda row: sql[row].as_py(),
-        labels=labels,
-        ts_ns=ts_ns if (ts_ns != np.iinfo(np.int64).min).any() else None,
-        params=None if params is None else lambda row: params[row] or None,
+        labels={**labels, "source_file": Labels(np.zeros(len(sql), dtype=np.intp), [source])},
+        ts_ns=ts_ns if dated else None,
+        params=params,
     )
 
 
-def _labels(values: Sequence[str] | Taken, null_too: str) -> Labels:
+def text_labels(values: Sequence[str] | Taken, null_too: str = "") -> Labels:
     """A text column as profile labels; ``''`` and ``null_too`` are no value, as in the
     frame (:func:`_strings`)."""
     whole = values.values if isinstance(values, Taken) else values

@@ -49,13 +49,12 @@ import pyarrow.compute as pc
 from auditkit.arrow import numbers, strings
 from auditkit.lazy_re import compile_later
 from auditkit.loaders._pg_events import MESSAGE, Stats, zoned_to_utc
-from auditkit.loaders._pg_frames import first_appearance
+from auditkit.loaders._pg_frames import Taken, first_rows, statement_columns, text_labels
 from auditkit.loaders._pg_prefix import ENGLISH_SEVERITIES, SECONDARY_SEVERITIES
 from auditkit.loaders.base import BlockResult
 from auditkit.loaders.result import ParseReport
 from auditkit.loaders.stream import Block
 from auditkit.profile import Labels, ProfileColumns, ProfilePartial
-from auditkit.sql.fingerprint import fingerprint_codes
 
 __all__ = ["NativePlan", "Unsupported", "native_plan", "parse_native", "pieces"]
 
@@ -327,14 +326,6 @@ def _timestamp_ok(b: _Bytes, pos: np.ndarray, millis: bool) -> np.ndarray:
     return ok
 
 
-def _first_rows(codes: np.ndarray, k: int) -> np.ndarray:
-    """The first row holding each of the codes ``0..k-1`` (-1 for a code no row holds)."""
-    first = np.full(k, -1, dtype=np.int64)
-    rows = np.arange(len(codes) - 1, -1, -1, dtype=np.int64)
-    first[codes[::-1]] = rows  # the last write wins: the first row
-    return first
-
-
 def _encode(arr: pa.Array) -> tuple[np.ndarray, list[str]]:
     """Codes per row and the distinct texts of ``arr``."""
     enc = arr.dictionary_encode()
@@ -385,7 +376,7 @@ def _read_prefix(b: _Bytes, plan: NativePlan, start: np.ndarray, end: np.ndarray
     codes, texts = _encode(shapes)
     if len(texts) > max(64, _MAX_SHAPES * n):
         raise Unsupported
-    first = _first_rows(codes, len(texts))
+    first = first_rows(codes, len(texts))
     rx = plan.pattern
     names = rx.groupindex
     sev: list[str] = []
@@ -461,7 +452,7 @@ def _read_messages(b: _Bytes, msg_start: np.ndarray, end: np.ndarray) -> _Messag
     timed = np.bincount(codes[d], minlength=len(texts))
     if ((timed > 0) & (timed < per_text)).any():
         raise Unsupported  # one text after a duration on some lines, a message on others
-    first = _first_rows(codes, len(texts))
+    first = first_rows(codes, len(texts))
     text_kind = np.full(len(texts), -1, dtype=np.int8)
     text_body = np.zeros(len(texts), dtype=np.int64)
     text_dur = np.zeros(len(texts), dtype=bool)
@@ -599,8 +590,8 @@ def parse_native(
     if pid_code is not None:
         per = pid_code[qidx]
         size = int(per.max()) + 1
-        first_of = _first_rows(per, size)
-        last_of = _first_rows(per[::-1].copy(), size)  # positions from the end
+        first_of = first_rows(per, size)
+        last_of = first_rows(per[::-1].copy(), size)  # positions from the end
         seen = np.flatnonzero(first_of >= 0)
         # keys in the reference's order: by last statement, the latest first
         for p in seen[np.argsort(last_of[seen], kind="stable")].tolist():
@@ -772,15 +763,7 @@ def _label(pre: _Prefix, name: str, rows: np.ndarray, null_too: str = "") -> Lab
     are no value, as in the reference's frame); None when the prefix does not write it."""
     if name not in pre.has:
         return None
-    values: dict[str, int] = {}
-    per_text = np.array(
-        [
-            -1 if v in ("", null_too) else values.setdefault(v, len(values))
-            for v in pre.fields[name]
-        ],
-        dtype=np.intp,
-    )
-    return Labels(per_text[pre.codes[rows]], list(values))
+    return text_labels(Taken(pre.fields[name], pre.codes[rows]), null_too)  # a text per prefix
 
 
 def _profile_columns(
@@ -797,21 +780,6 @@ def _profile_columns(
     """What a profile reads of the statements ``keep``: the columns the reference's lean
     query-events frame holds for them (:func:`~auditkit.loaders._pg_frames.query_frame`),
     without the frame — per-row texts are read only for the samples a profile keeps."""
-    fp_values, id_values, codes = fingerprint_codes(sql)
-    group, used = first_appearance(codes)
-    taken = numbers(used)
-    labels = {
-        name: label
-        for name, label in (
-            ("database", _label(pre, "db", keep)),
-            ("user", _label(pre, "user", keep)),
-            ("query_id", _label(pre, "query_id", keep, "0")),
-        )
-        if label is not None
-    }
-    labels["source_file"] = Labels(np.zeros(len(keep), dtype=np.intp), [source])
-    ts_ns = ts.view(np.int64)
-    dated = bool((ts_ns != np.iinfo(np.int64).min).any())  # a prefix without %m/%t: all NaT
     data = b.data
     detail = detail_of[keep]
 
@@ -825,16 +793,16 @@ def _profile_columns(
             return None
         return data[at + len(_PARAMS) : int(end[d])].decode("utf-8")
 
-    return ProfileColumns(
-        group=group,
-        ids=id_values.take(taken).to_pylist(),
-        fingerprints=fp_values.take(taken).to_pylist(),
-        dur=msg.dur_ms[keep],
-        sql=lambda row: sql[row].as_py(),
-        labels=labels,
-        ts_ns=ts_ns if dated else None,
-        params=params,
-    )
+    found = {
+        name: label
+        for name, label in (
+            ("database", _label(pre, "db", keep)),
+            ("user", _label(pre, "user", keep)),
+            ("query_id", _label(pre, "query_id", keep, "0")),
+        )
+        if label is not None
+    }
+    return statement_columns(sql, msg.dur_ms[keep], ts, found, source, params)
 
 
 def _others(
