@@ -923,7 +923,7 @@ def cast(series: pd.Series, dtype: str, column: str = "") -> pd.Series:
     return series.astype(pd.api.types.pandas_dtype(dtype))
 
 
-def _null_column(dtype: str, n: int) -> pd.Series:
+def null_column(dtype: str, n: int) -> pd.Series:
     """A column of ``n`` nulls built from typed buffers (no Python object per row)."""
     if dtype == FLOAT:
         return pd.Series(np.full(n, np.nan))
@@ -959,10 +959,11 @@ def conform(df: pd.DataFrame | Mapping[str, Iterable[object]], schema: FrameSche
     n = len(frame)
     out: dict[str, pd.Series] = {}
     for col in schema.columns:
-        if col.name in frame.columns:
-            out[col.name] = cast(frame[col.name], col.dtype, col.name).reset_index(drop=True)
+        series = frame[col.name] if col.name in frame.columns else None
+        if series is None or (n and str(series.dtype) != col.dtype and series.isna().all()):
+            out[col.name] = null_column(col.dtype, n)  # nothing to cast (a wide frame's many)
         else:
-            out[col.name] = _null_column(col.dtype, n)
+            out[col.name] = cast(series, col.dtype, col.name).reset_index(drop=True)
     for extra in frame.columns:
         if extra not in out:
             out[str(extra)] = frame[extra].reset_index(drop=True)

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.lazy_re import compile_later
-from auditkit.schemas import PLAN_NODES, cast, conform
+from auditkit.schemas import PLAN_NODES, cast, conform, null_column
 from auditkit.sql.fingerprint import Dialect, fingerprint, fingerprint_id
 
 __all__ = [
@@ -539,12 +539,13 @@ def plans_frame(plans: list[tuple[str, Plan]], source_file: str) -> pd.DataFrame
         frame = frame.join(pd.DataFrame(rows)[unknown])
     frame = frame.astype({"never_executed": "object"})
     out = conform(frame, PLAN_NODES)
-    for name, dtype in _EXTRA_DTYPES.items():
-        out[name] = _cast(out[name], dtype)
-    return out
+    extra = {name: _cast(out[name], dtype) for name, dtype in _EXTRA_DTYPES.items()}
+    return out.assign(**extra)
 
 
 def _cast(series: pd.Series, dtype: str) -> pd.Series:
+    if len(series) and str(series.dtype) != dtype and series.isna().all():
+        return null_column(dtype, len(series))
     if dtype == "float64":
         return pd.to_numeric(series, errors="coerce").astype("float64")
     if dtype == "Int64":

@@ -198,12 +198,24 @@ class JsonlQueriesParser(BlockParser):
             else:
                 partials.append(payload)
         derived = _merge_partials(partials)
+        # the statements' sums by request, as plain values (one lookup per request record)
+        sums: dict[str, tuple[Any, Any]] = (
+            dict(
+                zip(
+                    derived.index.tolist(),
+                    zip(derived["db_ms"].tolist(), derived["db_calls"].tolist(), strict=True),
+                    strict=True,
+                )
+            )
+            if derived is not None
+            else {}
+        )
         rows = []
         recorded: set[str] = set()
         for rec in records:
             rid = str(rec["request_id"])
             recorded.add(rid)
-            agg = derived.loc[rid] if derived is not None and rid in derived.index else None
+            agg = sums.get(rid)
             db_ms = _float(rec.get("db_ms"))
             db_calls = _int(rec.get("db_calls"))
             rows.append(
@@ -215,12 +227,10 @@ class JsonlQueriesParser(BlockParser):
                     "method": _text(rec.get("method")),
                     "status": _int(rec.get("status")),
                     "duration_ms": _float(rec.get("duration_ms")),
-                    "db_ms": db_ms
-                    if db_ms is not None
-                    else (agg["db_ms"] if agg is not None else None),
+                    "db_ms": db_ms if db_ms is not None else (agg[0] if agg is not None else None),
                     "db_calls": db_calls
                     if db_calls is not None
-                    else (_int(agg["db_calls"]) if agg is not None else None),
+                    else (_int(agg[1]) if agg is not None else None),
                     "cache_hits": _int(rec.get("cache_hits")),
                     "cache_misses": _int(rec.get("cache_misses")),
                     "cache_ms": _float(rec.get("cache_ms")),
