@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from auditkit.compare import Comparison, Snapshot
     from auditkit.report.redact import Redactor
 
-__all__ = ["ACTIONS", "Audit", "Gap", "audit"]
+__all__ = ["ACTIONS", "WARM_IMPORTS", "Audit", "Gap", "audit", "warm_imports"]
 
 #: findings the action plan lists at most
 ACTIONS = 7
@@ -256,6 +256,33 @@ def _run_checks(analysis: Analysis, config: AuditConfig) -> tuple[list[Finding],
         for f in spec.run(*args, config=config):
             found.append(f if f.chapter else dataclasses.replace(f, chapter=spec.chapter))
     return found, gaps
+
+
+#: what an audit imports on its first use, beyond the checks themselves: the capacity fit's
+#: SciPy, the figures' plotly, sqlglot's SQL writers, the analyses some checks reach for
+WARM_IMPORTS = (
+    "scipy.optimize",
+    "sqlglot.generators",
+    "auditkit.analysis",
+    "auditkit.analysis.deployment",
+    "auditkit.analysis.load",
+    "auditkit.analysis.scaling",
+    "auditkit.analysis.work",
+    "auditkit.checks.fold",
+    "auditkit.report.figures_indexing",
+)
+
+
+def warm_imports() -> None:
+    """Import :data:`WARM_IMPORTS` ahead of an audit, e.g. in a thread while the client loads
+    on worker processes, so that :func:`audit` does not pay for them (about half a second)."""
+    from importlib import import_module
+
+    for name in WARM_IMPORTS:
+        try:
+            import_module(name)
+        except ImportError:  # an optional part missing: the audit says so when it gets there
+            continue
 
 
 def audit(

@@ -21,16 +21,20 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from auditkit.config import AuditConfig, load_config
 from auditkit.errors import AuditkitError, NothingReadableError, UnknownFormatError
+from auditkit.loaders.base import BlockLoader
 from auditkit.loaders.detect import detect
 from auditkit.loaders.registry import get_loader
 from auditkit.loaders.result import LoadResult, ParseReport
 from auditkit.schemas import FRAMES, conform, empty
+
+if TYPE_CHECKING:
+    from auditkit.executors import Executor
 
 __all__ = ["ClientData", "InputFile", "load_client", "nothing_readable"]
 
@@ -345,6 +349,7 @@ def load_client(
     cache_dir: str | Path | None = None,
     name: str | None = None,
     require_input: bool = False,
+    executor: Executor | None = None,
 ) -> ClientData:
     """Detect and load every file of a client folder. Never raises for a bad file.
 
@@ -354,6 +359,13 @@ def load_client(
     documents) as ``documentation``. With ``require_input``, a folder from which no file
     loads raises :class:`~auditkit.errors.NothingReadableError` naming the folder and what
     was found in it: there is nothing to audit.
+
+    ``executor`` (one of :mod:`auditkit.executors` whose workers read this machine's files)
+    loads the files side by side, largest first: a folder of many small files then uses every
+    worker. A file large enough to be parsed in blocks
+    (:data:`~auditkit.executors.PARALLEL_MIN_BYTES`) is loaded here, its blocks on the same
+    workers. Without one, files load one after another (each large one on every core). The
+    result is the same either way, in the folder's order.
     """
     root = Path(data_dir)
     if not root.is_dir():
@@ -362,60 +374,15 @@ def load_client(
         )
     cfg = config or load_config(root)
     client = ClientData(name or cfg.client or root.name, root, cfg)
-    collected: dict[str, list[pd.DataFrame]] = {}
     cache = Path(cache_dir) if cache_dir else None
-    for path in _walk(root):
-        rel = path.relative_to(root).as_posix()
-        info = InputFile(rel, 0, "")
+    paths = list(_walk(root))
+    loaded = _load_files(root, paths, cfg, cache, executor)
+    collected: dict[str, list[pd.DataFrame]] = {}
+    for info, result in loaded:
         client.files.append(info)
-        try:  # size and hash inside the per-file handling: one unreadable file is one file
-            info.size_bytes = path.stat().st_size
-            info.sha256 = _sha256(path)
-        except OSError as exc:
-            info.status, info.error = "unreadable", _os_reason(exc)
-            continue
-        if path.name in _CONFIG_NAMES:
-            info.status, info.format = "ignored", "audit.yaml"
-            continue
-        if cfg.ignored(rel):
-            info.status = "ignored"
-            continue
-        hint = cfg.format_for(rel)  # a format named in audit.yaml wins over the file's name
-        if hint is None and _is_documentation(path):
-            info.status = "documentation"
-            continue
-        options = dict(hint.options) if hint else {}
-        if cfg.tz and "tz" not in options:
-            options["tz"] = cfg.tz
-        try:
-            fmt = hint.format if hint else detect(path).format
-        except UnknownFormatError as exc:
-            info.status, info.error = "unrecognised", str(exc).replace(str(path), rel)
-            continue
-        except OSError as exc:
-            info.status, info.error = "unreadable", _os_reason(exc)
-            continue
-        info.format = fmt
-        result = _cached(cache, info, fmt, options)
         if result is None:
-            try:
-                start = time.perf_counter()
-                result = get_loader(fmt).load(path, **options)
-                result.report.elapsed_s = time.perf_counter() - start
-            except AuditkitError as exc:
-                info.status, info.error = "error", str(exc).replace(str(path), rel)
-                report = getattr(exc, "report", None)
-                info.report = report if isinstance(report, ParseReport) else None
-                continue
-            except OSError as exc:  # the disk, not the format: say so
-                info.status, info.error = "unreadable", _os_reason(exc)
-                continue
-            except Exception as exc:  # a loader bug must not sink the whole audit
-                info.status, info.error = "error", f"{type(exc).__name__}: {exc}"
-                continue
-            _store(cache, info, fmt, options, result)
-        result.report.path = rel
-        info.status, info.report = "loaded", result.report
+            continue
+        rel = info.path
         client.results[rel] = result
         for frame_name, df in result.frames.items():
             if len(df):
@@ -438,6 +405,117 @@ def load_client(
     if require_input and not client.results:
         raise nothing_readable(client)
     return client
+
+
+def _load_files(
+    root: Path,
+    paths: list[Path],
+    cfg: AuditConfig,
+    cache: Path | None,
+    executor: Executor | None,
+) -> list[tuple[InputFile, LoadResult | None]]:
+    """Every file of ``paths`` through :func:`_load_file`, in ``paths``' order.
+
+    With an executor of several workers that read this machine's files, the files below
+    :data:`~auditkit.executors.PARALLEL_MIN_BYTES` go to the workers, largest first (so no
+    worker is left with a long file at the end); the larger ones are loaded here, their blocks
+    parsed on the same workers.
+    """
+    from auditkit.executors import PARALLEL_MIN_BYTES
+
+    if executor is None or executor.workers < 2 or not executor.shares_files or len(paths) < 2:
+        return [_load_file(root, p, cfg, cache) for p in paths]
+    sizes = [_size(p) for p in paths]
+    large = [i for i, size in enumerate(sizes) if size >= PARALLEL_MIN_BYTES]
+    small = sorted(
+        (i for i, size in enumerate(sizes) if size < PARALLEL_MIN_BYTES), key=lambda i: -sizes[i]
+    )
+    out: dict[int, tuple[InputFile, LoadResult | None]] = {}
+    for i in large:
+        out[i] = _load_file(root, paths[i], cfg, cache, executor)
+    jobs = ((root, paths[i], cfg, cache) for i in small)
+    for i, loaded in zip(small, executor.map(_load_file, jobs), strict=True):
+        out[i] = loaded
+    return [out[i] for i in range(len(paths))]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # said again, with the reason, when the file is loaded
+
+
+def _load_file(
+    root: Path,
+    path: Path,
+    cfg: AuditConfig,
+    cache: Path | None,
+    executor: Executor | None = None,
+) -> tuple[InputFile, LoadResult | None]:
+    """One file of the client folder: what became of it, and what it loaded (None if nothing).
+
+    Never raises for the file: a file that cannot be read, recognised or parsed says why in
+    its :class:`InputFile`. A fresh parse is scrubbed of secrets and kept in the parse cache
+    (:func:`_store`). ``executor`` parses a large block-parsed file's blocks.
+    """
+    rel = path.relative_to(root).as_posix()
+    info = InputFile(rel, 0, "")
+    try:  # size and hash inside the per-file handling: one unreadable file is one file
+        info.size_bytes = path.stat().st_size
+        info.sha256 = _sha256(path)
+    except OSError as exc:
+        info.status, info.error = "unreadable", _os_reason(exc)
+        return info, None
+    if path.name in _CONFIG_NAMES:
+        info.status, info.format = "ignored", "audit.yaml"
+        return info, None
+    if cfg.ignored(rel):
+        info.status = "ignored"
+        return info, None
+    hint = cfg.format_for(rel)  # a format named in audit.yaml wins over the file's name
+    if hint is None and _is_documentation(path):
+        info.status = "documentation"
+        return info, None
+    options = dict(hint.options) if hint else {}
+    if cfg.tz and "tz" not in options:
+        options["tz"] = cfg.tz
+    try:
+        fmt = hint.format if hint else detect(path).format
+    except UnknownFormatError as exc:
+        info.status, info.error = "unrecognised", str(exc).replace(str(path), rel)
+        return info, None
+    except OSError as exc:
+        info.status, info.error = "unreadable", _os_reason(exc)
+        return info, None
+    info.format = fmt
+    result = _cached(cache, info, fmt, options)
+    if result is None:
+        loader = get_loader(fmt)
+        extra = (
+            {"executor": executor}
+            if executor is not None and isinstance(loader, BlockLoader)
+            else {}
+        )
+        try:
+            start = time.perf_counter()
+            result = loader.load(path, **options, **extra)
+            result.report.elapsed_s = time.perf_counter() - start
+        except AuditkitError as exc:
+            info.status, info.error = "error", str(exc).replace(str(path), rel)
+            report = getattr(exc, "report", None)
+            info.report = report if isinstance(report, ParseReport) else None
+            return info, None
+        except OSError as exc:  # the disk, not the format: say so
+            info.status, info.error = "unreadable", _os_reason(exc)
+            return info, None
+        except Exception as exc:  # a loader bug must not sink the whole audit
+            info.status, info.error = "error", f"{type(exc).__name__}: {exc}"
+            return info, None
+        _store(cache, info, fmt, options, result)
+    result.report.path = rel
+    info.status, info.report = "loaded", result.report
+    return info, result
 
 
 def nothing_readable(client: ClientData) -> NothingReadableError:

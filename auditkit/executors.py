@@ -119,12 +119,30 @@ class _PoolExecutor:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
+    def start(self) -> None:
+        """Start the workers now rather than on first use."""
+        if self._pool is None:
+            self._pool = self._start()
+
 
 class ProcessExecutor(_PoolExecutor):
     """Local worker processes (``--workers N``); at most ``2 × workers`` tasks in flight."""
 
     def _start(self) -> Executor_:
         return ProcessPoolExecutor(max_workers=self.workers)
+
+    def start(self) -> None:
+        """Start the worker processes now. Where workers are forked, each is a copy of this
+        process as it is: start them before this process starts threads (a thread holding a
+        lock at the fork leaves it held in the copy) and after the imports they will need."""
+        gc.freeze()  # a copy's collections then leave this process's objects (and pages) alone
+        try:
+            super().start()
+            assert self._pool is not None
+            for future in [self._pool.submit(int) for _ in range(self.workers)]:
+                future.result()
+        finally:
+            gc.unfreeze()
 
 
 class ThreadExecutor(_PoolExecutor):

@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import AuditkitError, ConfigError, NothingReadableError
+from auditkit.executors import ProcessExecutor
 from auditkit.kernels import _USE_IPC, _kernel_manager_class, _Kernels, _WarmKernel
 from auditkit.lazy_re import compile_later
 from auditkit.redact import Redactor, scrub_secrets, scrub_values
@@ -637,6 +638,13 @@ def run_audit(
     work = Path(tempfile.mkdtemp(prefix="auditkit-run-"))  # private (0700): the saved audit
     # the kernels start now, in the run's working folder, while the client is loaded
     lanes = max(1, min(len(nbs), kernels or getattr(executor, "workers", 1) or 1))
+    # the client's files load on as many worker processes: started first, so that each is a
+    # copy of this process made before it runs the kernels' threads
+    loading = _loading_workers(lanes)
+    if loading is not None:  # this process waits for them: meanwhile, what the audit imports
+        from auditkit.auditing import warm_imports
+
+        threading.Thread(target=warm_imports, name="auditkit-imports", daemon=True).start()
     pool = _Kernels(lanes, work, kernel_name, execute_notebook)
     from auditkit.report.render import (
         PLOTLY_ASSET,
@@ -663,9 +671,18 @@ def run_audit(
                 raise AuditkitError(f"the previous audit cannot be used: {previous_error}")
             config = load_config(root).with_presets(**dict(presets or {}))
             t0 = time.perf_counter()
-            client = load_client(
-                root, config, cache_dir=cache, name=client_name, require_input=True
-            )
+            try:
+                client = load_client(
+                    root,
+                    config,
+                    cache_dir=cache,
+                    name=client_name,
+                    require_input=True,
+                    executor=loading,
+                )
+            finally:
+                if loading is not None:
+                    loading.close()
             timings["load_s"] = round(time.perf_counter() - t0, 3)
             result.client = client.name
             manifest["client"] = client.name
@@ -805,6 +822,8 @@ def run_audit(
         timings["notebooks_s"] = round(time.perf_counter() - t0, 3)
     finally:
         pool.close()
+        if loading is not None:
+            loading.close()
         shutil.rmtree(work, ignore_errors=True)
 
     # 3. the summary page (with the run's status), the shared plotly.js, the single file
@@ -870,6 +889,23 @@ def run_audit(
     )
     _write_json(result.manifest_path, _portable(manifest, local), secrets)
     return result
+
+
+def _loading_workers(lanes: int) -> ProcessExecutor | None:
+    """``lanes`` worker processes to load a client's files on, started now; None for one lane
+    (or where no process can be started: the files then load in this process)."""
+    if lanes < 2:
+        return None
+    from auditkit import loaders  # noqa: F401  (every format registered: the workers inherit it)
+    from auditkit.client import load_client  # noqa: F401  (what the workers run)
+
+    workers = ProcessExecutor(lanes)
+    try:
+        workers.start()
+    except (OSError, RuntimeError):
+        workers.close()
+        return None
+    return workers
 
 
 def _run_status(notebooks: Sequence[NotebookRun]) -> str:

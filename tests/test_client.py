@@ -6,6 +6,7 @@ import gzip
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import auditkit
@@ -92,3 +93,56 @@ def test_a_broken_file_is_listed_not_fatal(client_dir: Path) -> None:
     assert status["notes.docx"][0] == "error" and "notes.docx" in status["notes.docx"][1]
     with pytest.raises(AuditkitError, match="not a folder"):
         auditkit.load_client(client_dir / "missing")
+
+
+def _same_clients(a: auditkit.ClientData, b: auditkit.ClientData) -> None:
+    def files(c: auditkit.ClientData) -> list[dict]:
+        out = []
+        for f in c.files:
+            d = f.to_dict()
+            d.pop("cached")
+            if d.get("report"):
+                d["report"].pop("elapsed_s", None)
+            out.append(d)
+        return out
+
+    assert len(a.files) == len(b.files)
+    for x, y in zip(files(a), files(b), strict=True):
+        assert x == y, {k: (x[k], y[k]) for k in x if x[k] != y[k]}
+    assert list(a.frames) == list(b.frames)
+    for name in a.frames:
+        pd.testing.assert_frame_equal(a.frames[name], b.frames[name])
+
+
+@pytest.mark.parametrize("large_from", [None, 4096])
+def test_files_load_side_by_side_as_one_after_another(
+    client_dir: Path,
+    fixtures: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    large_from: int | None,
+) -> None:
+    """On worker processes, largest first, the folder loads to what a serial load gives, in
+    the folder's order: statuses, errors, reports and frames; files from ``large_from`` bytes on
+    load in this process, their blocks on the workers."""
+    from auditkit.executors import ProcessExecutor
+
+    shutil.copy(fixtures / "explain/pg15_join_agg.json", client_dir / "plan.json")
+    (client_dir / "bad.log").write_text("(0.001) SELECT 1; args=()\n" + "garbage\n" * 3)
+    (client_dir / "unknown.bin").write_bytes(bytes(range(256)) * 4)
+    if large_from is not None:
+        monkeypatch.setattr("auditkit.executors.PARALLEL_MIN_BYTES", large_from)
+    caches = tmp_path_factory.mktemp("caches")  # outside the client folder
+    serial = auditkit.load_client(client_dir, cache_dir=caches / "a")
+    workers = ProcessExecutor(2)
+    workers.start()
+    try:
+        parallel = auditkit.load_client(client_dir, cache_dir=caches / "b", executor=workers)
+    finally:
+        workers.close()
+    _same_clients(serial, parallel)
+    assert {f.status for f in parallel.files} >= {"loaded", "documentation", "unrecognised"}
+    # what the workers parsed is in the parse cache, as a serial load leaves it
+    again = auditkit.load_client(client_dir, cache_dir=caches / "b")
+    assert all(f.cached for f in again.files if f.status == "loaded")
+    _same_clients(serial, again)

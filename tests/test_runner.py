@@ -587,3 +587,12 @@ def test_warm_kernels_keep_no_history_on_disk(tmp_path: Path) -> None:
         kernel.close()
     assert outcome["status"] == "complete", outcome
     assert target.read_text() == ":memory:"
+
+
+def test_what_an_audit_imports_ahead_exists() -> None:
+    """The modules a run imports while its client loads (WARM_IMPORTS) are real modules."""
+    import importlib.util
+
+    from auditkit.auditing import WARM_IMPORTS
+
+    assert all(importlib.util.find_spec(name) is not None for name in WARM_IMPORTS)
