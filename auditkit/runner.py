@@ -641,10 +641,15 @@ def run_audit(
     # the client's files load on as many worker processes: started first, so that each is a
     # copy of this process made before it runs the kernels' threads
     loading = _loading_workers(lanes)
-    if loading is not None:  # this process waits for them: meanwhile, what the audit imports
-        from auditkit.auditing import warm_imports
-
-        threading.Thread(target=warm_imports, name="auditkit-imports", daemon=True).start()
+    # this process waits for them: meanwhile, it imports what the audit needs and readies the
+    # page exporter (else done while the kernels execute the first notebooks)
+    warming = (
+        threading.Thread(target=_warm_up, name="auditkit-warm-up", daemon=True)
+        if loading is not None
+        else None
+    )
+    if warming is not None:
+        warming.start()
     pool = _Kernels(lanes, work, kernel_name, execute_notebook)
     from auditkit.report.render import (
         PLOTLY_ASSET,
@@ -811,8 +816,11 @@ def run_audit(
         pool.submit([job(nb) for nb in [*overview, *chapters]], then=render)
         with render_lock:  # while the kernels execute the first notebooks
             t1 = time.perf_counter()
-            with contextlib.suppress(Exception):  # the first page would then pay for it
-                warm_exporter()
+            if warming is not None:
+                warming.join()
+            else:
+                with contextlib.suppress(Exception):  # the first page would then pay for it
+                    warm_exporter()
             render_seconds[0] += time.perf_counter() - t1
         outcomes = pool.wait(nb.stem for nb in nbs)
         for nb in nbs:  # a kernel thread that died leaves its notebooks without an outcome
@@ -889,6 +897,19 @@ def run_audit(
     )
     _write_json(result.manifest_path, _portable(manifest, local), secrets)
     return result
+
+
+def _warm_up() -> None:
+    """What a run does while its client loads on worker processes: import what the audit
+    needs (:func:`auditkit.auditing.warm_imports`) and ready the page exporter
+    (:func:`auditkit.report.render.warm_exporter`). Neither may fail the run: each page would
+    then pay for its part."""
+    from auditkit.auditing import warm_imports
+    from auditkit.report.render import warm_exporter
+
+    for step in (warm_imports, warm_exporter):
+        with contextlib.suppress(Exception):
+            step()
 
 
 def _loading_workers(lanes: int) -> ProcessExecutor | None:
