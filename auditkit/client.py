@@ -16,6 +16,7 @@ picks one source family for a purpose; ``frame("query_events")`` keeps everythin
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -433,7 +434,8 @@ def _load_files(
     out: dict[int, tuple[InputFile, LoadResult | None]] = {}
     for i in large:
         out[i] = _load_file(root, paths[i], cfg, cache, executor)
-    jobs = ((root, paths[i], cfg, cache) for i in small)
+    # the workers keep their parses in the parse cache in the background (see _store)
+    jobs = ((root, paths[i], cfg, cache, None, True) for i in small)
     for i, loaded in zip(small, executor.map(_load_file, jobs), strict=True):
         out[i] = loaded
     return [out[i] for i in range(len(paths))]
@@ -452,12 +454,14 @@ def _load_file(
     cfg: AuditConfig,
     cache: Path | None,
     executor: Executor | None = None,
+    background: bool = False,
 ) -> tuple[InputFile, LoadResult | None]:
     """One file of the client folder: what became of it, and what it loaded (None if nothing).
 
     Never raises for the file: a file that cannot be read, recognised or parsed says why in
     its :class:`InputFile`. A fresh parse is scrubbed of secrets and kept in the parse cache
-    (:func:`_store`). ``executor`` parses a large block-parsed file's blocks.
+    (:func:`_store`; in the background with ``background``). ``executor`` parses a large
+    block-parsed file's blocks.
     """
     rel = path.relative_to(root).as_posix()
     info = InputFile(rel, 0, "")
@@ -512,7 +516,7 @@ def _load_file(
         except Exception as exc:  # a loader bug must not sink the whole audit
             info.status, info.error = "error", f"{type(exc).__name__}: {exc}"
             return info, None
-        _store(cache, info, fmt, options, result)
+        _store(cache, info, fmt, options, result, background=background)
     result.report.path = rel
     info.status, info.report = "loaded", result.report
     return info, result
@@ -621,12 +625,22 @@ def _cached(
 
 
 def _store(
-    cache: Path | None, info: InputFile, fmt: str, options: dict[str, Any], result: LoadResult
+    cache: Path | None,
+    info: InputFile,
+    fmt: str,
+    options: dict[str, Any],
+    result: LoadResult,
+    *,
+    background: bool = False,
 ) -> None:
     """Keep a fresh parse: secrets scrubbed from it (always), then cached when a cache is set.
 
     Scrubbing here, at the boundary, means no frame, cache entry or page of an audit ever holds
     a password, token or session key (:func:`auditkit.redact.scrub_frame`).
+
+    With ``background`` (a worker process of :func:`load_client`) the cache entry is written by
+    a thread of its own while the worker goes on: a worker process ends only once its threads
+    have (:mod:`multiprocessing`), so closing the workers waits for every entry.
     """
     from auditkit.redact import scrub_frame, scrub_secrets
 
@@ -640,4 +654,9 @@ def _store(
     if cache is not None:
         from auditkit.parse_cache import ParseCache
 
-        ParseCache(cache).put(info.sha256, fmt, options, result)
+        put = ParseCache(cache).put
+        if background:
+            args = (info.sha256, fmt, dict(options), result)
+            threading.Thread(target=put, args=args, name="auditkit-cache").start()
+        else:
+            put(info.sha256, fmt, options, result)

@@ -114,10 +114,13 @@ class _PoolExecutor:
             self._pool = self._start()
         yield from _ordered(self._pool.submit, fn, argsets, 2 * self.workers)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers once their tasks are done; ``wait=False`` returns at once (a later
+        ``close()`` waits for them)."""
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            if wait:
+                self._pool = None
 
     def start(self) -> None:
         """Start the workers now rather than on first use."""

@@ -685,9 +685,9 @@ def run_audit(
                     require_input=True,
                     executor=loading,
                 )
-            finally:
+            finally:  # the workers end once the parse cache has what they parsed
                 if loading is not None:
-                    loading.close()
+                    loading.close(wait=False)
             timings["load_s"] = round(time.perf_counter() - t0, 3)
             result.client = client.name
             manifest["client"] = client.name
