@@ -436,8 +436,14 @@ def _load_files(
         out[i] = _load_file(root, paths[i], cfg, cache, executor)
     # the workers keep their parses in the parse cache in the background (see _store)
     jobs = ((root, paths[i], cfg, cache, None, True) for i in small)
-    for i, loaded in zip(small, executor.map(_load_file, jobs), strict=True):
-        out[i] = loaded
+    try:
+        for i, loaded in zip(small, executor.map(_load_file, jobs), strict=False):
+            out[i] = loaded
+    except Exception:  # a worker died, or a parse could not travel back: the rest load here
+        pass
+    for i in small:
+        if i not in out:
+            out[i] = _load_file(root, paths[i], cfg, cache)
     return [out[i] for i in range(len(paths))]
 
 

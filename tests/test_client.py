@@ -146,3 +146,21 @@ def test_files_load_side_by_side_as_one_after_another(
     again = auditkit.load_client(client_dir, cache_dir=caches / "b")
     assert all(f.cached for f in again.files if f.status == "loaded")
     _same_clients(serial, again)
+
+
+def test_files_a_worker_could_not_return_load_here(client_dir: Path) -> None:
+    """A worker that dies (or a parse that cannot travel back) mid-folder: the files it left
+    load in this process, and the client is the one a serial load gives."""
+
+    class DiesAfterOne:
+        workers, shares_files = 2, True
+
+        def map(self, fn, argsets):  # type: ignore[no-untyped-def]
+            for args in argsets:
+                yield fn(*args)
+                raise RuntimeError("the worker died")
+
+        def close(self) -> None:
+            pass
+
+    _same_clients(auditkit.load_client(client_dir), auditkit.load_client(client_dir, executor=DiesAfterOne()))
