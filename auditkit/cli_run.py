@@ -61,7 +61,8 @@ def _presets(values: tuple[str, ...]) -> dict[str, str]:
     "-w",
     default=None,
     type=click.IntRange(min=1),
-    help="Local processes: clients audited in parallel, or one client's chapters  [default: every core].",
+    help="Local processes: clients audited in parallel, or one client's files and chapters  "
+    "[default: every core].",
 )
 @click.option(
     "--scheduler",

@@ -27,6 +27,10 @@ an error ``index.html`` and a manifest saying why. :func:`run_audit` returns a
 on local worker processes (``workers``) or on a Dask cluster (``scheduler``) — and one
 client's failure never stops the others.
 
+**Loading.** A run with more than one lane loads its client's files on as many worker
+processes (:func:`auditkit.client.load_client`), forked before anything else starts threads;
+meanwhile this process imports what the audit needs and readies the page exporter.
+
 **Kernels.** A run starts one kernel per lane (``kernels``; the CLI gives a single client
 every core) before it loads the client, so kernel start-up and imports (about 2 s each) overlap
 the load instead of preceding each notebook. A kernel executes its notebooks one after the
@@ -1127,7 +1131,8 @@ def run_batch(
     ``presets``, ``parameters``…). ``on_result`` is called with each client's result as it
     arrives (in input order) — the CLI's progress display. Folders with the same name get
     ``-2``, ``-3``… report folders. One client's failure never stops the others. A batch of
-    one client with ``workers > 1`` runs that client's chapter notebooks on that many kernels.
+    one client with ``workers > 1`` loads that client's files on that many processes and runs its
+    chapter notebooks on that many kernels.
     ``previous`` (in ``options``) gives each client its previous audit (see
     :func:`previous_reports`); a client without one is audited alone.
     """
