@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -556,8 +557,9 @@ def test_a_kernel_running_several_notebooks_gives_each_a_fresh_namespace(tmp_pat
 
 def test_warm_kernels_keep_no_history_on_disk(tmp_path: Path) -> None:
     """A run's kernels keep IPython's history in memory: the injected parameters (the client's
-    name among them) never reach the user's history database."""
-    from auditkit.kernels import _WarmKernel
+    name among them) never reach the user's history database. They run at a lower priority
+    than the run, whose loading goes first (KERNEL_NICENESS)."""
+    from auditkit.kernels import KERNEL_NICENESS, _WarmKernel
 
     nb = nbformat.v4.new_notebook()
     p = nbformat.v4.new_code_cell("target = ''")
@@ -583,6 +585,10 @@ def test_warm_kernels_keep_no_history_on_disk(tmp_path: Path) -> None:
         outcome = execute_notebook(
             src, tmp_path / "out.ipynb", {"target": str(target)}, _kernel=kernel
         )
+        if hasattr(os, "getpriority"):
+            own = os.getpriority(os.PRIO_PROCESS, 0)
+            pid = kernel.km.provisioner.pid
+            assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, own + KERNEL_NICENESS)
     finally:
         kernel.close()
     assert outcome["status"] == "complete", outcome
