@@ -185,6 +185,9 @@ def run(
         bar.close()
         raise click.UsageError(str(exc)) from None
     bar.close()
+    from auditkit.cli import _LEAVE_AT_ONCE
+
+    _LEAVE_AT_ONCE.append(True)  # every report is written and every process and kernel ended
     if batch.exit_code == 3:  # nothing readable: an input error, one line each, no report
         for r in batch.failed:
             click.echo(f"auditkit: {r.error}", err=True)
