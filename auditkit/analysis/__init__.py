@@ -219,7 +219,7 @@ class Analysis:
     def dialect(self) -> Dialect:
         """The SQL dialect of the workload's database."""
         if self.workload.source == "mysql" or "mysql_slow" in set(
-            self.frame("query_events")["source_format"].dropna().astype(str)
+            self.frame("query_events")["source_format"].dropna().astype(str).tolist()
         ):
             return "mysql"
         # MySQL/MariaDB statistics exports (performance_schema, information_schema, SHOW)

@@ -410,7 +410,7 @@ def duplicates_per_request(
     df = statements[statements["fingerprint"].astype("string").str.match(_READ, na=False)]
     keep = [
         (str(e), str(f)) not in taken
-        for e, f in zip(df["endpoint"], df["fingerprint_id"], strict=True)
+        for e, f in zip(df["endpoint"].tolist(), df["fingerprint_id"].tolist(), strict=True)
     ]
     df = df[keep]
     per = (

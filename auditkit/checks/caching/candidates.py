@@ -131,7 +131,10 @@ def cacheable_reads(
         per_request = g.dropna(subset=["req"]).groupby(["fid", "endpoint", "req"]).size()
         looped = per_request.groupby(level=["fid", "endpoint"]).median() > 1
         bad = {k for k, v in looped.items() if v}
-        keep = [(f, e) not in bad for f, e in zip(g["fid"], g["endpoint"], strict=True)]
+        keep = [
+            (f, e) not in bad
+            for f, e in zip(g["fid"].tolist(), g["endpoint"].tolist(), strict=True)
+        ]
         g = g[keep]
     # endpoints that write, or answer other methods than GET, are not read-only
     not_read_only: set[str] = set()
