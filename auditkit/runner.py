@@ -33,7 +33,9 @@ meanwhile this process imports what the audit needs and readies the page exporte
 
 **Kernels.** A run starts one kernel per lane (``kernels``; the CLI gives a single client
 every core) before it loads the client, so kernel start-up and imports (about 2 s each) overlap
-the load instead of preceding each notebook. A kernel executes its notebooks one after the
+the load instead of preceding each notebook; they run at a lower priority
+(:data:`~auditkit.kernels.KERNEL_NICENESS`), so the loading goes first and they catch up beside
+the audit. A kernel executes its notebooks one after the
 other: before each, its namespace is reset (``%reset``: a new history session, execution
 counts from 1; imported modules stay), and after a failed notebook it is replaced by a fresh
 one, so no chapter sees another's variables or a half-run cell. Kernels are ipykernels
@@ -647,12 +649,9 @@ def run_audit(
     loading = _loading_workers(lanes)
     # this process waits for them: meanwhile, it imports what the audit needs and readies the
     # page exporter (else done while the kernels execute the first notebooks)
-    warming = (
-        threading.Thread(target=_warm_up, name="auditkit-warm-up", daemon=True)
-        if loading is not None
-        else None
-    )
-    if warming is not None:
+    warming: threading.Thread | None = None
+    if loading is not None:
+        warming = threading.Thread(target=_warm_up, name="auditkit-warm-up", daemon=True)
         warming.start()
     pool = _Kernels(lanes, work, kernel_name, execute_notebook)
     from auditkit.report.render import (
