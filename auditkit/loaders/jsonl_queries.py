@@ -302,7 +302,6 @@ def _partial_requests(frame: pd.DataFrame) -> pd.DataFrame | None:
     out = g.agg(
         start_ns=("start_ns", "min"),
         end_ns=("end_ns", "max"),
-        db_ms=("ms", lambda s: s.sum(min_count=1)),
         db_calls=("ms", "size"),
         endpoint=("endpoint", "first"),
         method=("method", "first"),
@@ -311,6 +310,7 @@ def _partial_requests(frame: pd.DataFrame) -> pd.DataFrame | None:
         thread=("thread", "first"),
         source_line=("source_line", "min"),
     )
+    out.insert(2, "db_ms", g["ms"].sum(min_count=1))  # null when no statement was timed
     return out
 
 
@@ -322,10 +322,9 @@ def _merge_partials(parts: list[pd.DataFrame]) -> pd.DataFrame | None:
     if len(parts) == 1:
         return df
     g = df.groupby(level=0, sort=False)
-    return g.agg(
+    out = g.agg(
         start_ns=("start_ns", "min"),
         end_ns=("end_ns", "max"),
-        db_ms=("db_ms", lambda s: s.sum(min_count=1)),
         db_calls=("db_calls", "sum"),
         endpoint=("endpoint", "first"),
         method=("method", "first"),
@@ -334,6 +333,8 @@ def _merge_partials(parts: list[pd.DataFrame]) -> pd.DataFrame | None:
         thread=("thread", "first"),
         source_line=("source_line", "min"),
     )
+    out.insert(2, "db_ms", g["db_ms"].sum(min_count=1))  # null when no block timed one
+    return out
 
 
 @register
