@@ -126,3 +126,31 @@ def test_binary_file_is_not_a_format(tmp_path: Path) -> None:
     junk.write_bytes(bytes(range(256)) * 10)
     with pytest.raises(UnknownFormatError, match="binary"):
         auditkit.load(junk)
+
+
+_PREFIXES = [
+    "2024-05-06 10:00:0{s},123 DEBUG pid=311 thread=Thread-3 request_id=4f1c2b8e ",
+    "2024-05-06T10:00:0{s}.120+02:00 DEBUG [worker 12] 5da6bdb8744943ef9353ad2683bc0147 ",
+    "06/May/2024 10:00:0{s} django.db.backends tid=7 rid=ab-12 ",
+    "  2024/05/06 10:00:0{s} UTC pid: 9 ",
+    "[2024-05-06 10:00:0{s}] thread=Main ",  # the timestamp does not lead: read in full
+    "thread=2024-05-06T10:00:0{s} pid=1 ",  # a field holding a timestamp
+    "2024-05-06 10:00:0{s}pid=3 ",  # no space after the timestamp
+    "host-a 2024-05-06 10:00:0{s} 4f1c2b8e-8a6b-4c1e-9f00-0d1e2f3a4b5c ",
+    "2024-05-06 10:00:0{s} ",
+]
+
+
+@pytest.mark.parametrize("shape", _PREFIXES)
+def test_prefix_fields_remembered_as_read(shape: str) -> None:
+    """A block remembers what a prefix holds besides a leading timestamp: the fields are
+    those a fresh reading of every record gives, whatever the prefix's shape."""
+    from auditkit.loaders.django_log import DjangoLogParser
+
+    parser = DjangoLogParser("", None)
+    known: dict = {}
+    for s in range(8):
+        prefix = shape.format(s=s)
+        fresh = parser._fields(prefix, "SELECT 1", "()", 1.0, None, None)
+        assert parser._fields(prefix, "SELECT 1", "()", 1.0, None, None, known) == fresh
+        assert parser._fields(prefix, "SELECT 1", "()", 1.0, None, None, known) == fresh

@@ -227,13 +227,14 @@ class DjangoLogParser(BlockParser):
                 report.skip(block.first_line, "continuation without an entry", orphan, count=1)
                 del n
         bounds = [*starts, len(text)]
+        known: dict[str, _PrefixFields] = {}  # this block's prefixes, read once each
         for i in range(len(starts)):
             record = text[bounds[i] : bounds[i + 1]].rstrip("\n")
             line_no = line_of(bounds[i])
             if "\x00" in record:
                 report.skip(line_no, "binary data", record)
                 continue
-            parsed = self._parse_record(record)
+            parsed = self._parse_record(record, known)
             if parsed is None:
                 report.skip(line_no, "other message", record)
                 continue
@@ -247,7 +248,9 @@ class DjangoLogParser(BlockParser):
         frame = self._frame(rows, block.source, report)
         return BlockResult({"query_events": add_fingerprints(frame)}, report)
 
-    def _parse_record(self, record: str) -> dict[str, Any] | str | None:
+    def _parse_record(
+        self, record: str, known: dict[str, _PrefixFields] | None = None
+    ) -> dict[str, Any] | str | None:
         first_line = record.split("\n", 1)[0]
         m = _TIMED_LINE.match(first_line)
         if m and not _SCHEMA_TAIL.search(record[m.end() :].split(_ARGS, 1)[0]):
@@ -263,7 +266,8 @@ class DjangoLogParser(BlockParser):
             if g < 0:
                 return "truncated"
             sql, params = body[:g], body[g + len(_ARGS) :].strip()
-            return self._fields(prefix, sql, params, duration_ms, alias, _executemany_count(params))
+            rows = _executemany_count(params)
+            return self._fields(prefix, sql, params, duration_ms, alias, rows, known)
         # the schema editor: "<DDL>; (params None)", untimed
         schema = _SCHEMA_TAIL.search(record)
         if not schema:
@@ -275,7 +279,13 @@ class DjangoLogParser(BlockParser):
         if not sql_at:
             return None
         return self._fields(
-            head[: sql_at.start()], head[sql_at.start() :], schema.group("params"), None, None, None
+            head[: sql_at.start()],
+            head[sql_at.start() :],
+            schema.group("params"),
+            None,
+            None,
+            None,
+            known,
         )
 
     def _fields(
@@ -286,7 +296,11 @@ class DjangoLogParser(BlockParser):
         duration_ms: float | None,
         alias: str | None,
         rows: int | None,
+        known: dict[str, _PrefixFields] | None = None,
     ) -> dict[str, Any]:
+        """A record's fields. ``known`` remembers what prefixes that differ only in a leading
+        timestamp hold (pid, thread, request id, id tokens): a request's statements share
+        them, and the searches cost more than the rest of the record."""
         named = self._fields_re.match(prefix) if self._fields_re else None
         if named is not None:
             got = named.groupdict()
@@ -297,15 +311,18 @@ class DjangoLogParser(BlockParser):
             tokens = None
         else:
             ts = _TS.search(prefix)
-            pid = _PID.search(prefix)
-            th = _THREAD.search(prefix)
-            req = _REQID.search(prefix)
-            pid_value = int(pid.group(1)) if pid else None
-            thread = th.group(1) if th else None
-            request_id = (req.group(1) or req.group(2)) if req else None
-            tokens = None if request_id else _id_tokens(prefix, ts)
+            key = _rest_of_prefix(prefix, ts) if known is not None else None
+            found = known.get(key) if known is not None and key is not None else None
+            if found is None:
+                found = _prefix_fields(prefix, ts)
+                if known is not None and key is not None:
+                    known[key] = found
+            pid_value, thread, request_id, tokens = found
+        ts_text = ts.group(1).replace(",", ".") if ts else None
+        if ts_text is not None and "/" in ts_text:
+            ts_text = _MONTH_DATE_COLON.sub(r"\1 ", ts_text)
         return {
-            "ts_text": _MONTH_DATE_COLON.sub(r"\1 ", ts.group(1).replace(",", ".")) if ts else None,
+            "ts_text": ts_text,
             "duration_ms": duration_ms,
             "sql": sql.strip(),
             "params": params,
@@ -334,6 +351,30 @@ class DjangoLogParser(BlockParser):
         df["source_file"] = source
         df["source_format"] = DjangoLogLoader.name
         return df
+
+
+#: what a prefix says besides its timestamp: pid, thread, request id, id tokens
+_PrefixFields = tuple[int | None, str | None, str | None, str | None]
+
+
+def _prefix_fields(prefix: str, ts: re.Match[str] | None) -> _PrefixFields:
+    pid = _PID.search(prefix)
+    th = _THREAD.search(prefix)
+    req = _REQID.search(prefix)
+    pid_value = int(pid.group(1)) if pid else None
+    thread = th.group(1) if th else None
+    request_id = (req.group(1) or req.group(2)) if req else None
+    tokens = None if request_id else _id_tokens(prefix, ts)
+    return pid_value, thread, request_id, tokens
+
+
+def _rest_of_prefix(prefix: str, ts: re.Match[str] | None) -> str | None:
+    """The prefix without its timestamp when :func:`_prefix_fields` cannot depend on the
+    timestamp's text: it leads the prefix and a space follows it (no field's search can then
+    start or end inside it). None otherwise: such a prefix is read in full."""
+    if ts is None or prefix[: ts.start()].strip() or not prefix[ts.end() : ts.end() + 1].isspace():
+        return None
+    return prefix[ts.end() :]
 
 
 def _id_tokens(prefix: str, ts: re.Match[str] | None) -> str | None:
