@@ -5,7 +5,7 @@ sockets live in the run's own runtime folder (Unix sockets where the platform ha
 parallel runs never race for ports); :class:`_WarmKernel` is one kernel started while the
 runner loads the client, warmed with what a chapter's first cells import and reset before each
 notebook; :class:`_Kernels` is the pool of them that executes a run's notebooks from one queue
-with the function it is given (:func:`auditkit.runner.execute_notebook`).
+with the function it is given (:func:`auditkit.execute.execute_notebook`).
 """
 
 from __future__ import annotations
